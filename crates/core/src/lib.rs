@@ -1,0 +1,20 @@
+//! Platekeeper's domain and policy: plates, patterns, reads, places and
+//! purposes, as values and pure functions.
+//!
+//! Architecture invariant: this crate does no I/O. It never reads a clock
+//! either — every rule that depends on "now" takes the time as an argument,
+//! so tests (and auditors) can replay a rule at any moment.
+
+pub mod geo;
+pub mod pattern;
+pub mod plate;
+pub mod purpose;
+pub mod read;
+pub mod region;
+
+pub use geo::{Area, GeoError, GeoPoint};
+pub use pattern::{PatternError, PlatePattern};
+pub use plate::{Plate, PlateError};
+pub use purpose::{Purpose, PurposeError};
+pub use read::{ImageKind, NewRead, RawRead, ReadError, ReadId};
+pub use region::Region;
