@@ -1,0 +1,50 @@
+use std::path::Path;
+
+/// What can go wrong in the store. Input errors are refused before they
+/// get here (see `platekeeper_core::read`); these are the store's own.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a store lock was poisoned by a panic in another thread")]
+    Poisoned,
+    #[error("camera {0:?} already exists")]
+    CameraExists(String),
+    #[error("camera {0:?} is not registered")]
+    UnknownCamera(String),
+    #[error("{0}")]
+    InvalidCamera(String),
+    #[error("the plate pattern matches {matched} distinct plates; add known characters or use a narrower pattern (at most {limit})")]
+    PatternTooBroad { matched: usize, limit: usize },
+    #[error("{0}")]
+    QueryTooBroad(String),
+    #[error("cursor {0:?} is not one this server issued")]
+    BadCursor(String),
+    #[error("access {0} does not exist")]
+    UnknownAccess(i64),
+    #[error("more than 256 reads in the same millisecond of day {day}; the read was not stored")]
+    MillisecondFull { day: i32 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> StoreError {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

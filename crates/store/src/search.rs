@@ -1,0 +1,386 @@
+//! Searching reads: exact plate, wildcard, substring, misread-tolerant,
+//! and canvass by area and time (SPEC R2.1–R2.3). Every entry point takes
+//! an [`Access`]: no access, no data.
+//!
+//! Results come newest first, a page at a time; a [`Cursor`] names the
+//! last read returned so the next page starts just before it.
+
+use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, ReadId, Region};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Row};
+
+use crate::access::Access;
+use crate::dictionary::PlateSpan;
+use crate::images::ImageRef;
+use crate::partition::{self, DAY_MS};
+use crate::{Store, StoreError};
+
+/// Largest page.
+pub const MAX_LIMIT: usize = 1000;
+/// A pattern matching more distinct plates than this is refused as too
+/// broad: it would be a trawl through the population, not a lead.
+pub const MAX_PATTERN_CANDIDATES: usize = 20_000;
+/// Longest time window for a search that names no plate (a canvass or a
+/// camera's reads). Longer is a dragnet and an unbounded scan.
+pub const MAX_SCAN_WINDOW_MS: i64 = 7 * DAY_MS;
+
+/// What to look for. At least a plate, an area or a camera is needed.
+#[derive(Debug, Clone, Default)]
+pub struct ReadQuery {
+    pub plate: Option<PlatePattern>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub area: Option<Area>,
+    /// A camera id.
+    pub camera: Option<String>,
+    pub region: Option<Region>,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// Where a page ended: the partition day and rowid of its last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub day: i32,
+    pub rowid: i64,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.day, self.rowid)
+    }
+
+    pub fn decode(s: &str) -> Result<Cursor, StoreError> {
+        let bad = || StoreError::BadCursor(s.chars().take(64).collect());
+        let (d, r) = s.split_once('.').ok_or_else(bad)?;
+        let day: i32 = d.parse().map_err(|_| bad())?;
+        let rowid: i64 = r.parse().map_err(|_| bad())?;
+        if !(0..DAY_MS * partition::SEQ_PER_MS).contains(&rowid) {
+            return Err(bad());
+        }
+        Ok(Cursor { day, rowid })
+    }
+}
+
+/// One read as search returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRead {
+    pub id: ReadId,
+    pub plate: Plate,
+    pub region: Option<Region>,
+    pub ts_ms: i64,
+    pub position: Option<GeoPoint>,
+    pub camera: String,
+    pub heading: Option<u16>,
+    pub confidence: Option<u8>,
+    pub plate_image: Option<ImageRef>,
+    pub vehicle_image: Option<ImageRef>,
+    /// Where the read is stored; also the cursor after it.
+    pub locator: Cursor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    pub reads: Vec<StoredRead>,
+    /// Set when the page is full: pass it back for the next page.
+    pub next: Option<Cursor>,
+    /// Distinct plates the plate condition matched (0 without one).
+    pub plates_matched: usize,
+}
+
+const COLUMNS: &str = "r.rowid, r.plate, r.cam, r.lat, r.lon, r.heading, r.conf, r.state, r.id, \
+     i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
+
+/// What the rows of one day need to become [`StoredRead`]s.
+struct RowContext<'a> {
+    day: i32,
+    cameras: &'a std::collections::HashMap<u32, (String, Option<(i32, i32)>)>,
+}
+
+impl RowContext<'_> {
+    fn read(&self, row: &Row<'_>) -> Result<StoredRead, StoreError> {
+        let rowid: i64 = row.get(0)?;
+        let code: i64 = row.get(1)?;
+        let cam: u32 = row.get(2)?;
+        let lat: Option<i32> = row.get(3)?;
+        let lon: Option<i32> = row.get(4)?;
+        let id = row.get_ref(8)?.as_blob()?;
+        let (camera, home) = self
+            .cameras
+            .get(&cam)
+            .cloned()
+            .unwrap_or_else(|| (format!("#{cam}"), None));
+        let position = match (lat, lon) {
+            (Some(a), Some(b)) => Some(GeoPoint::from_micro(a, b)),
+            _ => home.map(|(a, b)| GeoPoint::from_micro(a, b)),
+        };
+        let image = |sha: usize, kind: usize| -> Result<Option<ImageRef>, StoreError> {
+            let sha: Option<Vec<u8>> = row.get(sha)?;
+            let kind: Option<i64> = row.get(kind)?;
+            Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
+        };
+        Ok(StoredRead {
+            id: ReadId(
+                uuid::Uuid::from_slice(id)
+                    .map_err(|_| StoreError::Corrupt(format!("read id at {}.{rowid}", self.day)))?,
+            ),
+            plate: Plate::from_code(code)
+                .ok_or_else(|| StoreError::Corrupt(format!("plate code {code}")))?,
+            region: row.get::<_, Option<u8>>(7)?.and_then(Region::from_code),
+            ts_ms: partition::rowid_time(self.day, rowid),
+            position,
+            camera,
+            heading: row.get(5)?,
+            confidence: row.get(6)?,
+            plate_image: image(9, 10)?,
+            vehicle_image: image(11, 12)?,
+            locator: Cursor {
+                day: self.day,
+                rowid,
+            },
+        })
+    }
+}
+
+/// SQL for the area prefilter: rows with their own position inside the
+/// box, or rows placed at a fixed camera whose position is in the area.
+fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
+    let b = area.bounding_box();
+    let own = format!(
+        "(r.lat BETWEEN {} AND {} AND r.lon BETWEEN {} AND {})",
+        b.min_lat, b.max_lat, b.min_lon, b.max_lon
+    );
+    if fixed_inside.is_empty() {
+        own
+    } else {
+        let list: Vec<String> = fixed_inside.iter().map(|n| n.to_string()).collect();
+        format!("({own} OR (r.lat IS NULL AND r.cam IN ({})))", list.join(","))
+    }
+}
+
+impl Store {
+    /// Runs a search under `access`.
+    pub fn search(&self, _access: &Access, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+        let limit = q.limit.clamp(1, MAX_LIMIT);
+        let from = q.from_ms.unwrap_or(i64::MIN / 4);
+        let to = q.to_ms.unwrap_or(i64::MAX / 4);
+        if from > to {
+            return Err(StoreError::QueryTooBroad(
+                "from is after to; the time window is empty".into(),
+            ));
+        }
+        let (cameras, camera_num) = {
+            let reg = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
+            let all: std::collections::HashMap<u32, (String, Option<(i32, i32)>)> = reg
+                .by_num_iter()
+                .map(|c| (c.num, (c.id.clone(), c.home_micro())))
+                .collect();
+            let num = match &q.camera {
+                Some(id) => Some(
+                    reg.num_of(id)
+                        .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
+                ),
+                None => None,
+            };
+            (all, num)
+        };
+        let fixed_inside: Vec<u32> = match &q.area {
+            Some(area) => cameras
+                .iter()
+                .filter(|(_, (_, home))| {
+                    home.is_some_and(|(a, b)| area.contains(GeoPoint::from_micro(a, b)))
+                })
+                .map(|(n, _)| *n)
+                .collect(),
+            None => Vec::new(),
+        };
+        let candidates: Option<Vec<PlateSpan>> = match &q.plate {
+            Some(pattern) => Some(self.candidates(pattern)?),
+            None => {
+                if q.area.is_none() && camera_num.is_none() {
+                    return Err(StoreError::QueryTooBroad(
+                        "a search needs a plate, an area (near) or a camera".into(),
+                    ));
+                }
+                if q.from_ms.is_none() || q.to_ms.is_none() || to - from > MAX_SCAN_WINDOW_MS {
+                    return Err(StoreError::QueryTooBroad(
+                        "a search without a plate needs from and to at most 7 days apart".into(),
+                    ));
+                }
+                None
+            }
+        };
+        let plates_matched = candidates.as_ref().map_or(0, Vec::len);
+        let mut days: Vec<i32> = self
+            .partition_days()
+            .into_iter()
+            .filter(|d| (partition::day_of(from)..=partition::day_of(to)).contains(d))
+            .filter(|d| q.cursor.is_none_or(|c| *d <= c.day))
+            .collect();
+        days.reverse();
+
+        let mut filters = String::new();
+        let mut extra: Vec<Value> = Vec::new();
+        if let Some(n) = camera_num {
+            filters.push_str(" AND r.cam = ?");
+            extra.push(Value::Integer(n as i64));
+        }
+        if let Some(region) = q.region {
+            filters.push_str(" AND r.state = ?");
+            extra.push(Value::Integer(region.code() as i64));
+        }
+        if let Some(area) = &q.area {
+            filters.push_str(" AND ");
+            filters.push_str(&area_condition(area, &fixed_inside));
+        }
+
+        let conn = self.readers.get()?;
+        let mut reads: Vec<StoredRead> = Vec::new();
+        for day in days {
+            let Some((lo, mut hi)) = partition::rowid_range(day, from, to) else {
+                continue;
+            };
+            if let Some(c) = q.cursor.filter(|c| c.day == day) {
+                hi = hi.min(c.rowid - 1);
+            }
+            if lo > hi {
+                continue;
+            }
+            let ctx = RowContext {
+                day,
+                cameras: &cameras,
+            };
+            let (r, i) = (partition::table(day), partition::image_table(day));
+            let remaining = limit - reads.len();
+            let keep = |read: &StoredRead| match (&q.area, read.position) {
+                (Some(area), Some(p)) => area.contains(p),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            match &candidates {
+                Some(cands) => {
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM {r} r INDEXED BY {r}_plate LEFT JOIN {i} i ON i.rid = r.rowid \
+                         WHERE r.plate = ? AND r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC{}",
+                        if q.area.is_some() { "" } else { " LIMIT ?" }
+                    );
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let mut found: Vec<StoredRead> = Vec::new();
+                    for span in cands.iter().filter(|s| (s.first_day..=s.last_day).contains(&day)) {
+                        let mut args = vec![
+                            Value::Integer(span.plate.code()),
+                            Value::Integer(lo),
+                            Value::Integer(hi),
+                        ];
+                        args.extend(extra.iter().cloned());
+                        if q.area.is_none() {
+                            args.push(Value::Integer(remaining as i64));
+                        }
+                        let mut rows = stmt.query(params_from_iter(args))?;
+                        while let Some(row) = rows.next()? {
+                            let read = ctx.read(row)?;
+                            if keep(&read) {
+                                found.push(read);
+                            }
+                        }
+                    }
+                    found.sort_unstable_by(|a, b| b.locator.rowid.cmp(&a.locator.rowid));
+                    found.truncate(remaining);
+                    reads.extend(found);
+                }
+                None => {
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM {r} r LEFT JOIN {i} i ON i.rid = r.rowid \
+                         WHERE r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC"
+                    );
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let mut args = vec![Value::Integer(lo), Value::Integer(hi)];
+                    args.extend(extra.iter().cloned());
+                    let mut rows = stmt.query(params_from_iter(args))?;
+                    while reads.len() < limit {
+                        let Some(row) = rows.next()? else { break };
+                        let read = ctx.read(row)?;
+                        if keep(&read) {
+                            reads.push(read);
+                        }
+                    }
+                }
+            }
+            if reads.len() >= limit {
+                break;
+            }
+        }
+        let next = (reads.len() >= limit)
+            .then(|| reads.last().map(|r| r.locator))
+            .flatten();
+        Ok(SearchPage {
+            reads,
+            next,
+            plates_matched,
+        })
+    }
+
+    /// The plates a pattern stands for, with the days each was seen.
+    fn candidates(&self, pattern: &PlatePattern) -> Result<Vec<PlateSpan>, StoreError> {
+        let dict = self.dictionary.read().map_err(|_| StoreError::Poisoned)?;
+        if pattern.is_literal() && !pattern.is_fuzzy() {
+            let plate = Plate::parse(pattern.as_str())
+                .map_err(|e| StoreError::QueryTooBroad(format!("plate: {e}")))?;
+            return Ok(dict.get(&plate).into_iter().collect());
+        }
+        let found = dict.matching(pattern, MAX_PATTERN_CANDIDATES);
+        if found.len() > MAX_PATTERN_CANDIDATES {
+            return Err(StoreError::PatternTooBroad {
+                matched: found.len(),
+                limit: MAX_PATTERN_CANDIDATES,
+            });
+        }
+        Ok(found)
+    }
+
+    /// One read, found by its id and time (the time says where it is
+    /// stored, so no index on ids is needed).
+    pub fn find_read(
+        &self,
+        _access: &Access,
+        id: ReadId,
+        ts_ms: i64,
+    ) -> Result<Option<StoredRead>, StoreError> {
+        let day = partition::day_of(ts_ms);
+        if !self.partition_days().contains(&day) {
+            return Ok(None);
+        }
+        let cameras: std::collections::HashMap<u32, (String, Option<(i32, i32)>)> = self
+            .cameras
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .by_num_iter()
+            .map(|c| (c.num, (c.id.clone(), c.home_micro())))
+            .collect();
+        let base = partition::rowid_base(ts_ms);
+        let conn = self.readers.get()?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} r LEFT JOIN {} i ON i.rid = r.rowid WHERE r.rowid BETWEEN ?1 AND ?2",
+            partition::table(day),
+            partition::image_table(day)
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([base, base + partition::SEQ_PER_MS - 1])?;
+        let ctx = RowContext {
+            day,
+            cameras: &cameras,
+        };
+        while let Some(row) = rows.next()? {
+            let read = ctx.read(row)?;
+            if read.id == id {
+                return Ok(Some(read));
+            }
+        }
+        Ok(None)
+    }
+
+    /// An image's bytes, under an access.
+    pub fn image(&self, _access: &Access, image: &ImageRef) -> Result<Vec<u8>, StoreError> {
+        self.images.read(image)
+    }
+}

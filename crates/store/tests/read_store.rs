@@ -1,0 +1,344 @@
+//! The read store against real SQLite files (SPEC R1.1, R1.3, R2.1–R2.3).
+
+use platekeeper_core::{read::TimeInput, Area, GeoPoint, PlatePattern, Purpose, RawRead, Region};
+use platekeeper_store::{
+    AccessKind, AccessRequest, CameraKind, Cursor, IngestItem, IngestStatus, NewCamera, ReadQuery,
+    Store,
+};
+
+const NOW: i64 = 1_795_000_000_000;
+const HOUR: i64 = 3_600_000;
+const OAKLAND: (f64, f64) = (37.8044, -122.2712);
+
+fn access(store: &Store) -> platekeeper_store::Access {
+    store
+        .open_access(
+            AccessRequest {
+                username: "test".into(),
+                affiliation: "Test PD".into(),
+                kind: AccessKind::Search,
+                query: serde_json::json!({"test": true}),
+                purpose: Purpose::new("24-0001", "459 PC", "test of the store").unwrap(),
+                client: None,
+                development: true,
+            },
+            NOW,
+        )
+        .unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    fixed: u32,
+    mobile: u32,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (fixed, _) = store
+        .create_camera(
+            NewCamera {
+                id: "fixed-1".into(),
+                name: "Broadway & 14th".into(),
+                kind: CameraKind::Fixed,
+                position: Some(GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap()),
+            },
+            NOW,
+        )
+        .unwrap();
+    let (mobile, _) = store
+        .create_camera(
+            NewCamera {
+                id: "car-7".into(),
+                name: "Patrol 7".into(),
+                kind: CameraKind::Mobile,
+                position: None,
+            },
+            NOW,
+        )
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        fixed: fixed.num,
+        mobile: mobile.num,
+    }
+}
+
+fn read(id: Option<&str>, plate: &str, ts: i64, pos: Option<(f64, f64)>) -> RawRead {
+    RawRead {
+        id: id.map(String::from),
+        plate: Some(plate.into()),
+        state: Some("CA".into()),
+        ts: Some(TimeInput::EpochMs(ts)),
+        lat: pos.map(|p| p.0),
+        lon: pos.map(|p| p.1),
+        confidence: Some(90.0),
+        ..RawRead::default()
+    }
+}
+
+fn item(camera: u32, raw: RawRead) -> IngestItem {
+    IngestItem {
+        camera,
+        read: raw.validate(NOW, "cam").unwrap(),
+    }
+}
+
+fn plates(store: &Store, q: &ReadQuery) -> Vec<String> {
+    let a = access(store);
+    store
+        .search(&a, q)
+        .unwrap()
+        .reads
+        .iter()
+        .map(|r| r.plate.to_string())
+        .collect()
+}
+
+fn plate_query(p: &str, fuzzy: bool) -> ReadQuery {
+    ReadQuery {
+        plate: Some(PlatePattern::parse(p, fuzzy).unwrap()),
+        limit: 100,
+        ..ReadQuery::default()
+    }
+}
+
+#[test]
+fn resending_a_read_never_duplicates_it() {
+    let f = fixture();
+    let id = "0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10";
+    let batch = vec![
+        item(f.fixed, read(Some(id), "7ABC123", NOW - HOUR, None)),
+        item(f.fixed, read(None, "7ABC124", NOW - HOUR, None)),
+    ];
+    assert_eq!(
+        f.store.ingest(&batch).unwrap(),
+        [IngestStatus::Accepted, IngestStatus::Accepted]
+    );
+    // Offline unit re-sends the same batch, twice in one request.
+    let again = [batch.clone(), batch].concat();
+    assert!(f
+        .store
+        .ingest(&again)
+        .unwrap()
+        .iter()
+        .all(|s| *s == IngestStatus::Duplicate));
+    assert_eq!(f.store.read_count().unwrap(), 2);
+    // Same millisecond, different id: a different read, kept.
+    let other = item(
+        f.fixed,
+        read(Some("1b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10"), "7ABC123", NOW - HOUR, None),
+    );
+    assert_eq!(f.store.ingest(&[other]).unwrap(), [IngestStatus::Accepted]);
+    assert_eq!(f.store.read_count().unwrap(), 3);
+}
+
+#[test]
+fn exact_search_with_time_camera_and_state_filters() {
+    let f = fixture();
+    let mut batch = Vec::new();
+    for h in 0..48 {
+        batch.push(item(f.fixed, read(None, "7ABC123", NOW - h * HOUR, None)));
+    }
+    batch.push(item(f.mobile, read(None, "7ABC123", NOW - 5 * HOUR - 1, Some((37.7, -122.2)))));
+    let mut nv = read(None, "7ABC123", NOW - 6 * HOUR - 1, Some((37.7, -122.2)));
+    nv.state = Some("NV".into());
+    batch.push(item(f.mobile, nv));
+    batch.push(item(f.fixed, read(None, "5XYZ999", NOW, None)));
+    f.store.ingest(&batch).unwrap();
+
+    let all = plates(&f.store, &plate_query("7abc-123", false));
+    assert_eq!(all.len(), 50);
+    assert!(all.iter().all(|p| p == "7ABC123"));
+
+    let a = access(&f.store);
+    let page = f
+        .store
+        .search(
+            &a,
+            &ReadQuery {
+                from_ms: Some(NOW - 10 * HOUR),
+                to_ms: Some(NOW - 2 * HOUR),
+                ..plate_query("7ABC123", false)
+            },
+        )
+        .unwrap();
+    assert_eq!(page.reads.len(), 9 + 2);
+    assert!(page.reads.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms), "newest first");
+    assert!(page.reads.iter().all(|r| (NOW - 10 * HOUR..=NOW - 2 * HOUR).contains(&r.ts_ms)));
+
+    let by_cam = f
+        .store
+        .search(&a, &ReadQuery { camera: Some("car-7".into()), ..plate_query("7ABC123", false) })
+        .unwrap();
+    assert_eq!(by_cam.reads.len(), 2);
+    assert!(by_cam.reads.iter().all(|r| r.camera == "car-7"));
+    let by_state = f
+        .store
+        .search(&a, &ReadQuery { region: Region::parse("NV"), ..plate_query("7ABC123", false) })
+        .unwrap();
+    assert_eq!(by_state.reads.len(), 1);
+    // A fixed camera's read is placed at the camera.
+    let fixed_read = &page.reads.iter().find(|r| r.camera == "fixed-1").unwrap();
+    let pos = fixed_read.position.unwrap();
+    assert!((pos.lat - OAKLAND.0).abs() < 1e-6);
+    assert!(plates(&f.store, &plate_query("7ABC12", false)).is_empty());
+}
+
+#[test]
+fn paging_walks_every_read_once() {
+    let f = fixture();
+    let batch: Vec<IngestItem> = (0..250)
+        .map(|i| item(f.fixed, read(None, "4KXL001", NOW - i * 1_000_000, None)))
+        .collect();
+    f.store.ingest(&batch).unwrap();
+    let a = access(&f.store);
+    let mut q = ReadQuery { limit: 60, ..plate_query("4KXL001", false) };
+    let mut seen = Vec::new();
+    loop {
+        let page = f.store.search(&a, &q).unwrap();
+        seen.extend(page.reads.iter().map(|r| r.ts_ms));
+        match page.next {
+            Some(c) => q.cursor = Some(Cursor::decode(&c.encode()).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 250);
+    let mut dedup = seen.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), 250);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]));
+}
+
+#[test]
+fn wildcard_substring_and_misread_search() {
+    let f = fixture();
+    let batch: Vec<IngestItem> = ["7ABC123", "7ABX129", "8ABC123", "14KX221", "7A8C123", "B0B5000"]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| item(f.fixed, read(None, p, NOW - i as i64 * HOUR, None)))
+        .collect();
+    f.store.ingest(&batch).unwrap();
+    let mut got = plates(&f.store, &plate_query("7AB?12*", false));
+    got.sort();
+    assert_eq!(got, ["7ABC123", "7ABX129"]);
+    assert_eq!(plates(&f.store, &plate_query("*4KX*", false)), ["14KX221"]);
+    let mut fuzzy = plates(&f.store, &plate_query("7ABC123", true));
+    fuzzy.sort();
+    assert_eq!(fuzzy, ["7A8C123", "7ABC123"]);
+    assert_eq!(plates(&f.store, &plate_query("80B5OOO", true)), ["B0B5000"]);
+}
+
+#[test]
+fn canvass_by_radius_and_polygon() {
+    let f = fixture();
+    let near = (OAKLAND.0 + 0.003, OAKLAND.1); // ~330 m north
+    let far = (OAKLAND.0 + 0.02, OAKLAND.1); // ~2.2 km north
+    let batch = vec![
+        item(f.fixed, read(None, "FIXED01", NOW - 10 * 60_000, None)),
+        item(f.mobile, read(None, "NEAR001", NOW - 20 * 60_000, Some(near))),
+        item(f.mobile, read(None, "FAR0001", NOW - 30 * 60_000, Some(far))),
+        item(f.mobile, read(None, "LATE001", NOW - 3 * HOUR, Some(near))),
+    ];
+    f.store.ingest(&batch).unwrap();
+    let center = GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap();
+    let q = ReadQuery {
+        area: Some(Area::circle(center, 500.0).unwrap()),
+        from_ms: Some(NOW - HOUR),
+        to_ms: Some(NOW),
+        limit: 100,
+        ..ReadQuery::default()
+    };
+    assert_eq!(plates(&f.store, &q), ["FIXED01", "NEAR001"]);
+    let poly = Area::polygon(
+        [(37.80, -122.28), (37.80, -122.26), (37.81, -122.26), (37.81, -122.28)]
+            .iter()
+            .map(|&(a, b)| GeoPoint::new(a, b).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    let q = ReadQuery { area: Some(poly), ..q };
+    assert_eq!(plates(&f.store, &q), ["FIXED01", "NEAR001"]);
+    // A canvass needs a bounded window.
+    let a = access(&f.store);
+    let unbounded = ReadQuery { from_ms: None, ..q };
+    assert!(f.store.search(&a, &unbounded).is_err());
+}
+
+#[test]
+fn reopening_restores_the_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let (cam, _) = store
+            .create_camera(
+                NewCamera {
+                    id: "c".into(),
+                    name: "c".into(),
+                    kind: CameraKind::Mobile,
+                    position: None,
+                },
+                NOW,
+            )
+            .unwrap();
+        store
+            .ingest(&[item(cam.num, read(None, "9QRS555", NOW - 3 * 86_400_000, Some((37.0, -122.0))))])
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.distinct_plates(), 1);
+    assert_eq!(plates(&store, &plate_query("*QRS*", false)), ["9QRS555"]);
+    assert!(store.camera("c").is_some());
+}
+
+#[test]
+fn images_are_stored_once_by_content_and_found_by_id_and_time() {
+    let f = fixture();
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7u8; 100]].concat();
+    let mut a = read(None, "IMG0001", NOW - HOUR, None);
+    a.vehicle_image = Some(jpeg.clone());
+    let mut b = read(None, "IMG0002", NOW - HOUR + 1, None);
+    b.vehicle_image = Some(jpeg.clone());
+    let items = vec![item(f.fixed, a), item(f.fixed, b)];
+    f.store.ingest(&items).unwrap();
+    let acc = access(&f.store);
+    let found = f
+        .store
+        .find_read(&acc, items[0].read.id, items[0].read.ts_ms)
+        .unwrap()
+        .unwrap();
+    let img = found.vehicle_image.unwrap();
+    assert_eq!(f.store.image(&acc, &img).unwrap(), jpeg);
+    let files: Vec<_> = walk(&f.store.dir().join("images"));
+    assert_eq!(files.len(), 1, "one file for two reads of the same picture");
+    assert!(f.store.find_read(&acc, items[0].read.id, NOW).unwrap().is_none());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn too_broad_queries_are_refused() {
+    let f = fixture();
+    let a = access(&f.store);
+    let nothing = ReadQuery { limit: 10, ..ReadQuery::default() };
+    assert!(f.store.search(&a, &nothing).is_err());
+    let reversed = ReadQuery { from_ms: Some(NOW), to_ms: Some(NOW - 1), ..plate_query("7ABC123", false) };
+    assert!(f.store.search(&a, &reversed).is_err());
+    assert!(Cursor::decode("12.x").is_err());
+    assert!(Cursor::decode("12").is_err());
+    assert!(Cursor::decode("12.-5").is_err());
+}
