@@ -1,1 +1,106 @@
-fn main(){}
+//! The `platekeeper` command: serve, demo, import, bench.
+
+mod bench;
+mod demo;
+mod import;
+mod synthetic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "platekeeper", version, about = "ALPR read store, search and accountability")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server with its embedded database.
+    Serve {
+        /// Data folder (created on first start).
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Largest request body accepted, in MiB.
+        #[arg(long, default_value_t = 32)]
+        max_body_mb: usize,
+    },
+    /// Start a server on a throw-away data folder filled with sample data.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Sample reads to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        reads: u64,
+    },
+    /// Bulk imports.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// The performance benchmark (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// Import reads from CSV: id,plate,state,ts,lat,lon,camera,confidence
+    Reads {
+        file: PathBuf,
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            max_body_mb,
+        } => {
+            init_logging();
+            let _lock = import::lock_data_dir(&data)?;
+            let config = platekeeper_server::Config {
+                data_dir: data.clone(),
+                listen,
+                max_body_bytes: max_body_mb.saturating_mul(1024 * 1024),
+            };
+            runtime()?.block_on(platekeeper_server::serve(config, |addr| {
+                tracing::info!(data = %data.display(), "listening on http://{addr}");
+                println!("platekeeper listening on http://{addr}");
+            }))
+        }
+        Command::Demo { listen, reads } => {
+            init_logging();
+            demo::run(listen, reads)
+        }
+        Command::Import {
+            what: ImportWhat::Reads { file, data },
+        } => import::reads(&file, &data),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

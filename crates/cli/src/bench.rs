@@ -1,0 +1,346 @@
+//! `platekeeper bench --reads N [--json]`: builds a store of N synthetic
+//! reads through the real ingest path, then times the real searches.
+//!
+//! Ingest goes through `accept_batch`, the function behind
+//! `POST /api/v1/reads` and the CSV import (validation, durable batch
+//! commit, dictionary update); only HTTP and JSON decoding are left out.
+//! Searches go through `Store::search` under a logged access, as the
+//! search endpoint does.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, Purpose};
+use platekeeper_server::ingest::{accept_batch, Candidate};
+use platekeeper_store::{AccessKind, AccessRequest, Camera, ReadQuery, Store};
+use serde_json::json;
+
+use crate::synthetic::{self, ReadGenerator, Rng};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Reads to generate and ingest.
+    #[arg(long, default_value_t = 1_000_000)]
+    reads: u64,
+    /// Print only the JSON figures (the last line is JSON either way).
+    #[arg(long)]
+    json: bool,
+    /// Where to build the store (default: a temporary folder, removed).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Keep the data folder afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Reads per ingest batch (one durable commit each).
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+const DAYS: i64 = 30;
+const SAMPLE: usize = 4_096;
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+/// Peak resident memory of this process, from the kernel.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Registers the synthetic cameras; returns them with their numbers.
+pub fn register_cameras(store: &Store, seed: u64, now: i64) -> anyhow::Result<Vec<Camera>> {
+    synthetic::cameras(seed)
+        .into_iter()
+        .map(|c| Ok(store.create_camera(c, now)?.0))
+        .collect()
+}
+
+/// Generates `n` reads and ingests them in batches; calls `progress` after
+/// each batch with the count so far. Returns seconds spent in ingest and a
+/// frequency-weighted sample of (plate, time, camera) from the reads.
+pub fn fill(
+    store: &Store,
+    cameras: &[Camera],
+    n: u64,
+    seed: u64,
+    batch: usize,
+    end_ms: i64,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<(f64, Vec<(String, i64)>)> {
+    let pairs = cameras
+        .iter()
+        .map(|c| {
+            (
+                c.num,
+                platekeeper_store::NewCamera {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    kind: c.kind,
+                    position: c.position,
+                },
+            )
+        })
+        .collect();
+    let by_num: std::collections::HashMap<u32, &Camera> = cameras.iter().map(|c| (c.num, c)).collect();
+    let mut gen = ReadGenerator::new(seed, n, end_ms, DAYS, pairs);
+    let mut rng = Rng::new(seed ^ 0x5A3F);
+    let mut sample: Vec<(String, i64)> = Vec::with_capacity(SAMPLE);
+    let mut seen = 0u64;
+    let mut ingest_s = 0.0;
+    let mut done = 0u64;
+    loop {
+        let mut candidates = Vec::with_capacity(batch);
+        for (num, raw) in gen.by_ref().take(batch) {
+            seen += 1;
+            // Reservoir sampling keeps every read equally likely.
+            let slot = if sample.len() < SAMPLE {
+                Some(sample.len())
+            } else {
+                let j = rng.below(seen) as usize;
+                (j < SAMPLE).then_some(j)
+            };
+            if let Some(slot) = slot {
+                let ts = match &raw.ts {
+                    Some(platekeeper_core::read::TimeInput::EpochMs(t)) => *t,
+                    _ => 0,
+                };
+                let item = (raw.plate.clone().unwrap_or_default(), ts);
+                if slot == sample.len() {
+                    sample.push(item);
+                } else {
+                    sample[slot] = item;
+                }
+            }
+            let camera = by_num
+                .get(&num)
+                .map(|c| (*c).clone())
+                .context("generator named an unknown camera")?;
+            candidates.push(Candidate {
+                index: candidates.len(),
+                camera,
+                raw: Ok(raw),
+            });
+        }
+        if candidates.is_empty() {
+            break;
+        }
+        let count = candidates.len() as u64;
+        let t = Instant::now();
+        let report = accept_batch(store, candidates, end_ms)?;
+        ingest_s += t.elapsed().as_secs_f64();
+        if !report.rejected.is_empty() {
+            bail!("synthetic reads were rejected: {:?}", &report.rejected[..1]);
+        }
+        done += count;
+        progress(done);
+    }
+    Ok((ingest_s, sample))
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let v = f();
+    (t.elapsed().as_secs_f64() * 1e3, v)
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (dir, temp) = match &args.data {
+        Some(d) => {
+            if d.join("reads.db").exists() {
+                bail!("{} already holds a store; give an empty folder", d.display());
+            }
+            (d.clone(), false)
+        }
+        None => {
+            let d = std::env::temp_dir().join(format!("platekeeper-bench-{}", std::process::id()));
+            (d, !args.keep)
+        }
+    };
+    let say = |s: String| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+    let end = now_ms();
+    let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let cameras = register_cameras(&store, args.seed, end)?;
+    say(format!("ingesting {} synthetic reads into {} …", args.reads, dir.display()));
+    let step = (args.reads / 20).max(1);
+    let started = Instant::now();
+    let (ingest_s, sample) = fill(&store, &cameras, args.reads, args.seed, args.batch, end, |done| {
+        if done % step < args.batch as u64 {
+            say(format!(
+                "  {done} reads, {:.0} s, peak RSS {:.0} MiB",
+                started.elapsed().as_secs_f64(),
+                peak_rss_mb()
+            ));
+        }
+    })?;
+    let wall_s = started.elapsed().as_secs_f64();
+    store.checkpoint()?;
+    let bytes = store.database_bytes();
+    let access = store.open_access(
+        AccessRequest {
+            username: "bench".into(),
+            affiliation: "platekeeper bench".into(),
+            kind: AccessKind::Search,
+            query: json!({"bench": true}),
+            purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
+            client: None,
+            development: true,
+        },
+        end,
+    )?;
+    let mut rng = Rng::new(args.seed ^ 0xBE4C);
+    let pick = |rng: &mut Rng| sample[rng.below(sample.len() as u64) as usize].clone();
+    let q = args.queries.max(1);
+    let base = ReadQuery {
+        limit: 100,
+        ..ReadQuery::default()
+    };
+    let mut run_queries = |make: &mut dyn FnMut(&mut Rng) -> anyhow::Result<ReadQuery>| -> anyhow::Result<(Vec<f64>, usize)> {
+        let mut times = Vec::with_capacity(q);
+        let mut results = 0usize;
+        for _ in 0..q {
+            let query = make(&mut rng)?;
+            let (ms, page) = timed(|| store.search(&access, &query));
+            results += page?.reads.len();
+            times.push(ms);
+        }
+        Ok((times, results))
+    };
+    let (mut exact, exact_n) = run_queries(&mut |r| {
+        let (p, _) = pick(r);
+        Ok(ReadQuery {
+            plate: Some(PlatePattern::exact(&Plate::parse(&p)?, false)),
+            ..base.clone()
+        })
+    })?;
+    let (mut wildcard, wildcard_n) = run_queries(&mut |r| {
+        let (p, _) = pick(r);
+        let pat = format!("{}?{}*", &p[..3], &p[4..6.min(p.len())]);
+        Ok(ReadQuery {
+            plate: Some(PlatePattern::parse(&pat, false)?),
+            ..base.clone()
+        })
+    })?;
+    let (mut substring, substring_n) = run_queries(&mut |r| {
+        let (p, _) = pick(r);
+        let at = r.below((p.len() - 2) as u64) as usize;
+        let pat = format!("*{}*", &p[at..at + 3]);
+        Ok(ReadQuery {
+            plate: Some(PlatePattern::parse(&pat, false)?),
+            ..base.clone()
+        })
+    })?;
+    let (mut fuzzy, fuzzy_n) = run_queries(&mut |r| {
+        let (p, _) = pick(r);
+        Ok(ReadQuery {
+            plate: Some(PlatePattern::exact(&Plate::parse(&p)?, true)),
+            ..base.clone()
+        })
+    })?;
+    let (mut canvass, canvass_n) = run_queries(&mut |r| {
+        // Around where a sampled read happened, in the hour before it.
+        let (_, ts) = pick(r);
+        let cam = &cameras[r.below(cameras.len() as u64) as usize];
+        let center = cam
+            .position
+            .unwrap_or_else(|| synthetic::point_near(r, synthetic::CENTER, 20_000.0));
+        Ok(ReadQuery {
+            area: Some(Area::circle(GeoPoint::new(center.lat, center.lon)?, 500.0)?),
+            from_ms: Some(ts - 3_600_000),
+            to_ms: Some(ts),
+            limit: 1000,
+            ..ReadQuery::default()
+        })
+    })?;
+    let mut access_ms = Vec::with_capacity(q.min(200));
+    for _ in 0..q.min(200) {
+        let (ms, a) = timed(|| {
+            store.open_access(
+                AccessRequest {
+                    username: "bench".into(),
+                    affiliation: "platekeeper bench".into(),
+                    kind: AccessKind::Search,
+                    query: json!({"plate": "7ABC123"}),
+                    purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")
+                        .expect("valid purpose"),
+                    client: None,
+                    development: true,
+                },
+                end,
+            )
+        });
+        a?;
+        access_ms.push(ms);
+    }
+    let reads = store.read_count()?;
+    let figures = json!({
+        "reads": reads,
+        "distinct_plates": store.distinct_plates(),
+        "ingest_reads_per_s": (args.reads as f64 / ingest_s).round(),
+        "ingest_wall_s": (wall_s * 10.0).round() / 10.0,
+        "batch": args.batch,
+        "exact_p50_ms": round3(percentile(&mut exact, 0.50)),
+        "exact_p99_ms": round3(percentile(&mut exact, 0.99)),
+        "wildcard_p50_ms": round3(percentile(&mut wildcard, 0.50)),
+        "wildcard_p99_ms": round3(percentile(&mut wildcard, 0.99)),
+        "substring_p50_ms": round3(percentile(&mut substring, 0.50)),
+        "substring_p99_ms": round3(percentile(&mut substring, 0.99)),
+        "fuzzy_p50_ms": round3(percentile(&mut fuzzy, 0.50)),
+        "fuzzy_p99_ms": round3(percentile(&mut fuzzy, 0.99)),
+        "canvass_p50_ms": round3(percentile(&mut canvass, 0.50)),
+        "canvass_p99_ms": round3(percentile(&mut canvass, 0.99)),
+        "access_log_write_p99_ms": round3(percentile(&mut access_ms, 0.99)),
+        "mean_results": {
+            "exact": exact_n / q, "wildcard": wildcard_n / q, "substring": substring_n / q,
+            "fuzzy": fuzzy_n / q, "canvass": canvass_n / q,
+        },
+        "queries_per_kind": q,
+        "bytes_per_read": round3(bytes as f64 / reads.max(1) as f64),
+        "database_bytes": bytes,
+        "peak_rss_mb": peak_rss_mb().round(),
+    });
+    drop(store);
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if !args.json {
+        eprintln!("{}", serde_json::to_string_pretty(&figures)?);
+    }
+    println!("{figures}");
+    Ok(())
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,288 @@
+//! `POST /api/v1/reads`: batches of reads from cameras (SPEC R1.1, R1.3,
+//! R1.5), and the acceptance path every ingest route shares.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use platekeeper_core::read::{ReadError, TimeInput, MAX_IMAGE_BYTES};
+use platekeeper_core::RawRead;
+use platekeeper_store::{Camera, IngestItem, IngestStatus, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::json::{ApiJson, FieldError, Fields};
+use crate::{blocking, ApiError, AppState};
+
+/// Most reads in one request; cameras batch a few hundred at most.
+pub const MAX_BATCH: usize = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/reads", post(post_reads))
+}
+
+/// The camera named by `Authorization: Bearer <api key>`.
+pub struct CameraAuth(pub Camera);
+
+impl FromRequestParts<AppState> for CameraAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_credentials",
+                    "send the camera's API key as Authorization: Bearer <key>",
+                )
+            })?;
+        let key = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or("");
+        state.store.authenticate_camera(key).map(CameraAuth).ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_camera_key",
+                "the Authorization key does not belong to a registered camera",
+            )
+        })
+    }
+}
+
+/// The body of `POST /api/v1/reads`.
+#[derive(Deserialize, ToSchema)]
+pub struct ReadsBody {
+    /// Each read: `{id, plate, state?, ts, lat, lon, heading?, confidence?,
+    /// plate_image?, vehicle_image?}` (images base64 JPEG or PNG).
+    #[schema(value_type = Vec<Object>)]
+    pub reads: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+/// One read that was refused; the others in its batch are unaffected.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Rejected {
+    /// Position in the batch (for CSV imports: the line number).
+    pub index: usize,
+    pub code: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl Rejected {
+    pub fn new(index: usize, (field, code, message): FieldError) -> Rejected {
+        Rejected {
+            index,
+            code: code.to_string(),
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    fn from_read(index: usize, e: ReadError) -> Rejected {
+        Rejected::new(index, (e.field, e.code, e.message))
+    }
+}
+
+/// A read on its way in: where it was in its batch, which camera sent it,
+/// and the read (or why it could not even be parsed).
+pub struct Candidate {
+    pub index: usize,
+    pub camera: Camera,
+    pub raw: Result<RawRead, Rejected>,
+}
+
+/// Validates every candidate, stores the good ones in one durable batch,
+/// and reports on each. Every ingest route, the CSV import and the
+/// benchmark go through here.
+pub fn accept_batch(
+    store: &Store,
+    candidates: Vec<Candidate>,
+    now_ms: i64,
+) -> Result<IngestResponse, StoreError> {
+    let mut rejected = Vec::new();
+    let mut items = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let raw = match c.raw {
+            Ok(raw) => raw,
+            Err(r) => {
+                rejected.push(r);
+                continue;
+            }
+        };
+        match raw.validate(now_ms, &c.camera.id) {
+            Ok(read) if read.position.is_none() && c.camera.home_micro().is_none() => {
+                rejected.push(Rejected::new(
+                    c.index,
+                    (
+                        "lat",
+                        "missing_field",
+                        format!(
+                            "lat and lon are required: camera {} has no registered position",
+                            c.camera.id
+                        ),
+                    ),
+                ));
+            }
+            Ok(read) => items.push(IngestItem {
+                camera: c.camera.num,
+                read,
+            }),
+            Err(e) => rejected.push(Rejected::from_read(c.index, e)),
+        }
+    }
+    let statuses = store.ingest(&items)?;
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == IngestStatus::Accepted)
+        .count();
+    let duplicates = statuses.len() - accepted;
+    metrics::counter!("platekeeper_reads_accepted_total").increment(accepted as u64);
+    metrics::counter!("platekeeper_reads_duplicate_total").increment(duplicates as u64);
+    for r in &rejected {
+        metrics::counter!("platekeeper_reads_rejected_total", "code" => r.code.clone()).increment(1);
+    }
+    Ok(IngestResponse {
+        accepted,
+        duplicates,
+        rejected,
+    })
+}
+
+/// 200 when anything was stored (or already was); 422 when every read was
+/// refused, carrying the first refusal as the error and the full report.
+pub fn ingest_reply(report: IngestResponse) -> Response {
+    if report.accepted + report.duplicates == 0 {
+        if let Some(first) = report.rejected.first() {
+            let body = serde_json::json!({
+                "error": {
+                    "code": first.code,
+                    "message": format!("reads[{}].{}", first.index, first.message),
+                },
+                "accepted": 0,
+                "duplicates": 0,
+                "rejected": report.rejected,
+            });
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+        }
+    }
+    (StatusCode::OK, Json(report)).into_response()
+}
+
+/// Decodes a base64 image field (plain, or as a `data:` URL).
+pub fn decode_image(field: &'static str, text: &str) -> Result<Vec<u8>, FieldError> {
+    let payload = match text.split_once(";base64,") {
+        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+        _ => text,
+    };
+    // Check the size before decoding: base64 is 4/3 of the bytes.
+    if payload.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
+        return Err((
+            field,
+            "image_too_large",
+            format!("{field} is over {MAX_IMAGE_BYTES} bytes (2 MiB) once decoded"),
+        ));
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine
+        .decode(payload.trim())
+        .map_err(|e| (field, "invalid_image_encoding", format!("{field} is not valid base64: {e}")))
+}
+
+/// Reads one element of `reads` into a [`RawRead`].
+pub fn parse_read(v: &Value) -> Result<RawRead, FieldError> {
+    let f = Fields::of(v)?;
+    let ts = match f.get("ts") {
+        None => None,
+        Some(Value::String(s)) => Some(TimeInput::Text(s.clone())),
+        Some(Value::Number(n)) => Some(TimeInput::EpochMs(n.as_i64().ok_or((
+            "ts",
+            "invalid_timestamp",
+            "ts must be RFC 3339 text or integer epoch milliseconds".to_string(),
+        ))?)),
+        Some(_) => {
+            return Err((
+                "ts",
+                "invalid_timestamp",
+                "ts must be RFC 3339 text such as 2026-11-22T15:04:05Z".to_string(),
+            ))
+        }
+    };
+    let image = |name: &'static str| -> Result<Option<Vec<u8>>, FieldError> {
+        f.string(name)?.map(|s| decode_image(name, &s)).transpose()
+    };
+    Ok(RawRead {
+        id: f.string("id")?,
+        plate: f.string("plate")?,
+        state: f.string("state")?,
+        ts,
+        lat: f.number("lat")?,
+        lon: f.number("lon")?,
+        heading: f.number("heading")?,
+        confidence: f.number("confidence")?,
+        plate_image: image("plate_image")?,
+        vehicle_image: image("vehicle_image")?,
+    })
+}
+
+/// Store a batch of reads from the authenticated camera.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reads",
+    request_body = ReadsBody,
+    responses(
+        (status = 200, description = "The batch is durable; per-read outcome", body = IngestResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong camera key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+        (status = 422, description = "Every read refused, or no `reads` array", body = crate::error::ErrorBody),
+    ),
+    security(("camera_key" = [])),
+    tag = "ingest"
+)]
+pub async fn post_reads(
+    State(state): State<AppState>,
+    CameraAuth(camera): CameraAuth,
+    ApiJson(body): ApiJson<ReadsBody>,
+) -> Result<Response, ApiError> {
+    if body.reads.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "reads holds {} reads; send at most {MAX_BATCH} per request",
+                body.reads.len()
+            ),
+        ));
+    }
+    let candidates: Vec<Candidate> = body
+        .reads
+        .iter()
+        .enumerate()
+        .map(|(index, v)| Candidate {
+            index,
+            camera: camera.clone(),
+            raw: parse_read(v).map_err(|e| Rejected::new(index, e)),
+        })
+        .collect();
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let report = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await?;
+    Ok(ingest_reply(report))
+}

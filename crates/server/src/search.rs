@@ -1,0 +1,349 @@
+//! `POST /api/v1/search` and `GET /api/v1/reads/{id}/image`: every call
+//! is an access, logged with its purpose before any data is returned
+//! (SPEC R2, R4.3).
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use platekeeper_core::read::{format_time_ms, parse_time_ms};
+use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, Purpose, ReadId, Region};
+use platekeeper_store::{AccessKind, Cursor, ReadQuery, StoredRead};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::accountability::{development_identity, open_access};
+use crate::json::ApiJson;
+use crate::{blocking, ApiError, AppState};
+
+/// Results per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/search", post(search))
+        .route("/api/v1/reads/{id}/image", get(read_image))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct PurposeBody {
+    /// The case (or incident) number of the specific investigation.
+    pub case_number: Option<String>,
+    /// The offense under investigation, e.g. `211 PC`.
+    pub offense: Option<String>,
+    /// Why this search serves that investigation.
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Near {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LatLon {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SearchRequest {
+    /// A plate, or a pattern with `?` (one character) and `*` (any run).
+    pub plate: Option<String>,
+    /// Also match common misreads (0/O/D/Q, 1/I/L/T, 8/B, 5/S, 2/Z, 6/G).
+    #[serde(default)]
+    pub fuzzy: bool,
+    /// RFC 3339; inclusive.
+    pub from: Option<String>,
+    /// RFC 3339; inclusive.
+    pub to: Option<String>,
+    /// Canvass: reads within `radius_m` metres of a point.
+    pub near: Option<Near>,
+    /// Canvass: reads inside a polygon (3 to 1000 vertices).
+    pub polygon: Option<Vec<LatLon>>,
+    /// A camera id.
+    pub camera: Option<String>,
+    /// Issuing state, e.g. `CA`.
+    pub state: Option<String>,
+    pub purpose: Option<PurposeBody>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReadResult {
+    pub read_id: String,
+    pub plate: String,
+    pub state: Option<String>,
+    pub ts: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub camera: String,
+    pub confidence: Option<u8>,
+    pub heading: Option<u16>,
+    /// The vehicle image (or the plate crop if that is all there is),
+    /// viewable under this access.
+    pub image_url: Option<String>,
+    pub plate_image_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// The access-log entry this search was recorded under.
+    pub access_id: i64,
+    pub results: Vec<ReadResult>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Distinct plates the plate condition matched.
+    pub plates_matched: usize,
+}
+
+fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
+    let p = body.unwrap_or_default();
+    Purpose::new(
+        p.case_number.as_deref().unwrap_or(""),
+        p.offense.as_deref().unwrap_or(""),
+        p.reason.as_deref().unwrap_or(""),
+    )
+    .map_err(|e| ApiError::unprocessable("purpose_insufficient", e.to_string()))
+}
+
+fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| parse_time_ms(name, s).map_err(|e| ApiError::unprocessable(e.code, e.message)))
+        .transpose()
+}
+
+/// Checks a request and turns it into a store query, before any access is
+/// opened: a malformed request is not an access to data.
+fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
+    let plate = match req.plate.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(p) if p.contains(['?', '*', '_', '%']) => Some(
+            PlatePattern::parse(p, req.fuzzy)
+                .map_err(|e| ApiError::unprocessable("invalid_plate_pattern", format!("plate: {e}")))?,
+        ),
+        Some(p) => {
+            let plate = Plate::parse(p)
+                .map_err(|e| ApiError::unprocessable("invalid_plate", format!("plate: {e}")))?;
+            Some(PlatePattern::exact(&plate, req.fuzzy))
+        }
+    };
+    let geo = |e: platekeeper_core::GeoError| ApiError::unprocessable("invalid_area", e.to_string());
+    let area = match (&req.near, &req.polygon) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "invalid_area",
+                "give either near or polygon, not both",
+            ))
+        }
+        (Some(n), None) => Some(
+            Area::circle(
+                GeoPoint::named(n.lat, n.lon, "near.lat", "near.lon").map_err(geo)?,
+                n.radius_m,
+            )
+            .map_err(geo)?,
+        ),
+        (None, Some(poly)) => {
+            let pts = poly
+                .iter()
+                .map(|p| GeoPoint::named(p.lat, p.lon, "polygon.lat", "polygon.lon"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(geo)?;
+            Some(Area::polygon(pts).map_err(geo)?)
+        }
+        (None, None) => None,
+    };
+    let region = match req.state.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(Region::parse(s).ok_or_else(|| {
+            ApiError::unprocessable("invalid_state", format!("state {s:?} is not a known state code"))
+        })?),
+    };
+    let cursor = req
+        .cursor
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(ApiError::from)?;
+    Ok(ReadQuery {
+        plate,
+        from_ms: time_field("from", &req.from)?,
+        to_ms: time_field("to", &req.to)?,
+        area,
+        camera: req.camera.clone(),
+        region,
+        limit: req.limit.unwrap_or(DEFAULT_LIMIT),
+        cursor,
+    })
+}
+
+fn result_of(r: &StoredRead, access_id: i64) -> ReadResult {
+    let url = |kind: &str| {
+        format!(
+            "/api/v1/reads/{}/image?access_id={access_id}&at={}&kind={kind}",
+            r.id, r.ts_ms
+        )
+    };
+    ReadResult {
+        read_id: r.id.to_string(),
+        plate: r.plate.to_string(),
+        state: r.region.map(|g| g.to_string()),
+        ts: format_time_ms(r.ts_ms),
+        lat: r.position.map(|p| p.lat),
+        lon: r.position.map(|p| p.lon),
+        camera: r.camera.clone(),
+        confidence: r.confidence,
+        heading: r.heading,
+        image_url: if r.vehicle_image.is_some() {
+            Some(url("vehicle"))
+        } else {
+            r.plate_image.map(|_| url("plate"))
+        },
+        plate_image_url: r.plate_image.map(|_| url("plate")),
+    }
+}
+
+/// Search reads by plate (exact, wildcard, substring, misread-tolerant)
+/// and/or canvass an area, within a time window.
+#[utoipa::path(
+    post,
+    path = "/api/v1/search",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 400, description = "Malformed JSON or cursor", body = crate::error::ErrorBody),
+        (status = 422, description = "purpose_insufficient, invalid_plate, pattern_too_broad, query_too_broad, …", body = crate::error::ErrorBody),
+    ),
+    tag = "search"
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<SearchRequest>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let query = build_query(&req)?;
+    let purpose = purpose_of(req.purpose)?;
+    let logged = serde_json::json!({
+        "plate": query.plate.as_ref().map(|p| p.as_str()),
+        "fuzzy": req.fuzzy,
+        "from": req.from, "to": req.to,
+        "near": req.near.as_ref().map(|n| serde_json::json!({"lat": n.lat, "lon": n.lon, "radius_m": n.radius_m})),
+        "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
+        "camera": req.camera, "state": req.state, "cursor": req.cursor,
+    });
+    let who = development_identity();
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::Search,
+        logged,
+        purpose,
+        Some(client.ip().to_string()),
+    )
+    .await?;
+    let store = state.store.clone();
+    let started = std::time::Instant::now();
+    let (access, page) = blocking(move || {
+        let page = store.search(&access, &query)?;
+        store.record_result_count(&access, page.reads.len())?;
+        Ok((access, page))
+    })
+    .await?;
+    metrics::histogram!("platekeeper_search_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("platekeeper_searches_total").increment(1);
+    Ok(Json(SearchResponse {
+        access_id: access.id(),
+        results: page.reads.iter().map(|r| result_of(r, access.id())).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+        plates_matched: page.plates_matched,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ImageParams {
+    /// The search access that returned this read.
+    pub access_id: i64,
+    /// The read's time in epoch milliseconds (from `image_url`).
+    pub at: i64,
+    /// `vehicle` (default) or `plate`.
+    pub kind: Option<String>,
+}
+
+/// A read's image, viewable only under the access that found it; the view
+/// is itself logged as an access with that access's purpose.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reads/{id}/image",
+    params(("id" = String, Path, description = "read id"), ImageParams),
+    responses(
+        (status = 200, description = "The image", content_type = "image/jpeg"),
+        (status = 403, description = "The access belongs to someone else", body = crate::error::ErrorBody),
+        (status = 404, description = "No such access, read or image", body = crate::error::ErrorBody),
+    ),
+    tag = "search"
+)]
+pub async fn read_image(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(params): Query<ImageParams>,
+) -> Result<Response, ApiError> {
+    let id = ReadId::parse(&id).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let want_plate = match params.kind.as_deref() {
+        None | Some("vehicle") => false,
+        Some("plate") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_kind",
+                format!("kind {other:?} must be \"vehicle\" or \"plate\""),
+            ))
+        }
+    };
+    let who = development_identity();
+    let store = state.store.clone();
+    let parent = blocking(move || Ok(store.access_record(params.access_id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_access", format!("access {} does not exist", params.access_id)))?;
+    if parent.username != who.username {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "access_not_yours",
+            "images can be viewed only under an access of your own",
+        ));
+    }
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::ImageView,
+        serde_json::json!({"read_id": id.to_string(), "parent_access": parent.id, "kind": if want_plate {"plate"} else {"vehicle"}}),
+        parent.purpose,
+        Some(client.ip().to_string()),
+    )
+    .await?;
+    let store = state.store.clone();
+    let (bytes, kind) = blocking(move || {
+        let read = store
+            .find_read(&access, id, params.at)?
+            .ok_or_else(|| ApiError::not_found("unknown_read", format!("no read {id} at that time")))?;
+        let image = if want_plate { read.plate_image } else { read.vehicle_image }
+            .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
+        let bytes = store.image(&access, &image)?;
+        store.record_result_count(&access, 1)?;
+        Ok((bytes, image.kind))
+    })
+    .await?;
+    Response::builder()
+        .header(header::CONTENT_TYPE, kind.content_type())
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .body(Body::from(bytes))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
