@@ -114,6 +114,7 @@ pub fn accept_batch(
 ) -> Result<IngestResponse, StoreError> {
     let mut rejected = Vec::new();
     let mut items = Vec::with_capacity(candidates.len());
+    let mut indexes = Vec::with_capacity(candidates.len());
     for c in candidates {
         let raw = match c.raw {
             Ok(raw) => raw,
@@ -136,19 +137,33 @@ pub fn accept_batch(
                     ),
                 ));
             }
-            Ok(read) => items.push(IngestItem {
-                camera: c.camera.num,
-                read,
-            }),
+            Ok(read) => {
+                indexes.push(c.index);
+                items.push(IngestItem {
+                    camera: c.camera.num,
+                    read,
+                })
+            }
             Err(e) => rejected.push(Rejected::from_read(c.index, e)),
         }
     }
     let statuses = store.ingest(&items)?;
-    let accepted = statuses
-        .iter()
-        .filter(|s| **s == IngestStatus::Accepted)
-        .count();
-    let duplicates = statuses.len() - accepted;
+    let (mut accepted, mut duplicates) = (0, 0);
+    for (status, index) in statuses.iter().zip(&indexes) {
+        match status {
+            IngestStatus::Accepted => accepted += 1,
+            IngestStatus::Duplicate => duplicates += 1,
+            IngestStatus::MillisecondFull => rejected.push(Rejected::new(
+                *index,
+                (
+                    "ts",
+                    "millisecond_full",
+                    "16 reads are already stored for this exact millisecond; send this read again".into(),
+                ),
+            )),
+        }
+    }
+    rejected.sort_by_key(|r| r.index);
     metrics::counter!("platekeeper_reads_accepted_total").increment(accepted as u64);
     metrics::counter!("platekeeper_reads_duplicate_total").increment(duplicates as u64);
     for r in &rejected {

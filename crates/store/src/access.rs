@@ -89,7 +89,7 @@ impl Store {
     pub fn open_access(&self, req: AccessRequest, now_ms: i64) -> Result<Access, StoreError> {
         let purpose_json = serde_json::to_string(&req.purpose)
             .map_err(|e| StoreError::Corrupt(format!("purpose: {e}")))?;
-        let conn = self.writer()?;
+        let conn = self.main()?;
         conn.execute(
             "INSERT INTO access_log(ts, username, affiliation, kind, query, purpose, client, development)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -113,7 +113,7 @@ impl Store {
 
     /// Records how many results an access returned.
     pub fn record_result_count(&self, access: &Access, count: usize) -> Result<(), StoreError> {
-        self.writer()?.execute(
+        self.main()?.execute(
             "INSERT OR REPLACE INTO access_results(access_id, result_count) VALUES (?1, ?2)",
             params![access.id, count as i64],
         )?;
@@ -122,7 +122,7 @@ impl Store {
 
     /// A logged access, by id.
     pub fn access_record(&self, id: i64) -> Result<Option<AccessRecord>, StoreError> {
-        let conn = self.readers.get()?;
+        let conn = self.main_readers.get()?;
         let row = conn
             .query_row(
                 "SELECT id, ts, username, kind, purpose FROM access_log WHERE id = ?1",
@@ -154,7 +154,7 @@ impl Store {
 
     /// Number of entries in the access log.
     pub fn access_count(&self) -> Result<u64, StoreError> {
-        let conn = self.readers.get()?;
+        let conn = self.main_readers.get()?;
         Ok(conn.query_row("SELECT count(*) FROM access_log", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }

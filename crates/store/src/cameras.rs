@@ -153,7 +153,7 @@ impl Store {
         let key = format!("pkc_{}", hex::encode(secret));
         let hash = key_hash(&key);
         let micro = new.position.map(GeoPoint::to_micro);
-        let conn = self.writer()?;
+        let conn = self.main()?;
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         if cams.by_id.contains_key(&new.id) {
             return Err(StoreError::CameraExists(new.id));
@@ -170,8 +170,15 @@ impl Store {
                 now_ms
             ],
         )?;
+        let num = conn.last_insert_rowid();
+        if num > crate::partition::MAX_CAMERA_NUM as i64 {
+            return Err(StoreError::InvalidCamera(format!(
+                "this store holds at most {} cameras",
+                crate::partition::MAX_CAMERA_NUM
+            )));
+        }
         let cam = Camera {
-            num: conn.last_insert_rowid() as u32,
+            num: num as u32,
             id: new.id,
             name: name.to_string(),
             kind: new.kind,

@@ -28,8 +28,6 @@ pub enum StoreError {
     BadCursor(String),
     #[error("access {0} does not exist")]
     UnknownAccess(i64),
-    #[error("more than 256 reads in the same millisecond of day {day}; the read was not stored")]
-    MillisecondFull { day: i32 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -1,10 +1,15 @@
 //! Storing a batch of validated reads (SPEC R1.1, R1.3).
 //!
-//! One batch is one transaction: it is acknowledged only after the commit
-//! has reached the disk, and a crash before that leaves none of it
-//! visible. Images are written (and synced) first, so a committed row
-//! never names a missing file; a crash in between leaves at most an
-//! unreferenced image, which retention sweeps.
+//! A batch's reads for one day are one transaction in that day's file,
+//! acknowledged only after the commit has reached the disk; a crash
+//! before that leaves none of them visible. A batch spanning midnight
+//! commits day by day: if the process dies between, the camera gets no
+//! acknowledgement, re-sends, and the reads already stored come back as
+//! duplicates — never twice. Images are written (and synced) first, so a
+//! committed row never names a missing file; a crash in between leaves at
+//! most an unreferenced image, which retention sweeps.
+
+use std::collections::BTreeMap;
 
 use platekeeper_core::NewRead;
 use rusqlite::params;
@@ -25,14 +30,17 @@ pub enum IngestStatus {
     Accepted,
     /// A read with this id (at this time) is already stored.
     Duplicate,
+    /// Every slot of its millisecond is taken (16 reads in one
+    /// millisecond of one day); nothing was stored, send it again.
+    MillisecondFull,
 }
 
-struct Prepared<'a> {
-    item: &'a IngestItem,
+/// A row ready to insert.
+struct Row {
     day: i32,
     base: i64,
-    lat: Option<i32>,
-    lon: Option<i32>,
+    meta: i64,
+    pos: Option<i64>,
     plate_image: Option<ImageRef>,
     vehicle_image: Option<ImageRef>,
 }
@@ -41,98 +49,37 @@ impl Store {
     /// Stores a batch; returns one status per item, in order. Reads must
     /// already have passed `RawRead::validate`; the camera must exist.
     pub fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestStatus>, StoreError> {
-        if items.is_empty() {
-            return Ok(Vec::new());
+        let rows = self.prepare_rows(items)?;
+        let mut by_day: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            by_day.entry(row.day).or_default().push(i);
         }
-        let prepared = self.prepare_batch(items)?;
-        let mut conn = self.writer()?;
-        let known = self.partition_days();
-        let mut new_days: Vec<i32> = Vec::new();
-        let tx = conn.transaction()?;
-        let mut statuses = Vec::with_capacity(items.len());
-        for p in &prepared {
-            if known.binary_search(&p.day).is_err() && !new_days.contains(&p.day) {
-                partition::create(&tx, p.day)?;
-                new_days.push(p.day);
-            }
-            let table = partition::table(p.day);
-            let id = p.item.read.id.as_bytes();
-            // A re-sent read carries the same time, so it can only be
-            // among the rows of the same millisecond.
-            let mut next = p.base;
-            let mut duplicate = false;
+        let mut statuses = vec![IngestStatus::Accepted; items.len()];
+        for (day, indexes) in by_day {
+            let file = self.day_file(day)?;
             {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT rowid, id FROM {table} WHERE rowid BETWEEN ?1 AND ?2"
-                ))?;
-                let mut rows = stmt.query(params![p.base, p.base + SEQ_PER_MS - 1])?;
-                while let Some(row) = rows.next()? {
-                    let rowid: i64 = row.get(0)?;
-                    let existing = row.get_ref(1)?.as_blob()?;
-                    if existing == id {
-                        duplicate = true;
-                        break;
-                    }
-                    next = next.max(rowid + 1);
+                let mut guard = file.writer()?;
+                let conn = guard.as_mut().ok_or(StoreError::Poisoned)?;
+                let tx = conn.transaction()?;
+                for &i in &indexes {
+                    statuses[i] = insert(&tx, &items[i].read, &rows[i])?;
                 }
+                tx.commit()?;
             }
-            if duplicate {
-                statuses.push(IngestStatus::Duplicate);
-                continue;
-            }
-            if next >= p.base + SEQ_PER_MS {
-                return Err(StoreError::MillisecondFull { day: p.day });
-            }
-            let r = &p.item.read;
-            tx.prepare_cached(&format!(
-                "INSERT INTO {table}(rowid, plate, cam, lat, lon, heading, conf, state, id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))?
-            .execute(params![
-                next,
-                r.plate.code(),
-                p.item.camera,
-                p.lat,
-                p.lon,
-                r.heading,
-                r.confidence,
-                r.region.map(|g| g.code()),
-                &id[..]
-            ])?;
-            if p.plate_image.is_some() || p.vehicle_image.is_some() {
-                tx.prepare_cached(&format!(
-                    "INSERT INTO {}(rid, plate_sha, plate_kind, vehicle_sha, vehicle_kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    partition::image_table(p.day)
-                ))?
-                .execute(params![
-                    next,
-                    p.plate_image.map(|i| i.sha256.to_vec()),
-                    p.plate_image.map(|i| i.kind_code()),
-                    p.vehicle_image.map(|i| i.sha256.to_vec()),
-                    p.vehicle_image.map(|i| i.kind_code()),
-                ])?;
-            }
-            statuses.push(IngestStatus::Accepted);
-        }
-        tx.commit()?;
-        // The commit is durable; now make the reads findable.
-        if !new_days.is_empty() {
-            let mut parts = self.partitions.write().map_err(|_| StoreError::Poisoned)?;
-            parts.extend(new_days.iter().copied());
-        }
-        let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
-        for (p, s) in prepared.iter().zip(&statuses) {
-            if *s == IngestStatus::Accepted {
-                dict.observe(&p.item.read.plate, p.day);
+            // The commit is durable; now make the reads findable.
+            let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
+            for &i in &indexes {
+                if statuses[i] == IngestStatus::Accepted {
+                    dict.observe(&items[i].read.plate, day);
+                }
             }
         }
         Ok(statuses)
     }
 
-    /// Works out each row's place and stores the images, outside the
-    /// writer lock.
-    fn prepare_batch<'a>(&self, items: &'a [IngestItem]) -> Result<Vec<Prepared<'a>>, StoreError> {
+    /// Works out each row's place and packed fields, and stores the
+    /// images, before any write lock is taken.
+    fn prepare_rows(&self, items: &[IngestItem]) -> Result<Vec<Row>, StoreError> {
         let cams = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
         items
             .iter()
@@ -145,10 +92,10 @@ impl Store {
                 // NULL: most reads come from fixed cameras, and this keeps
                 // 8 bytes out of each of their rows.
                 let micro = r.position.map(|p| p.to_micro());
-                let (lat, lon) = match (micro, cam.home_micro()) {
-                    (Some(m), Some(home)) if m == home => (None, None),
-                    (Some((a, b)), _) => (Some(a), Some(b)),
-                    (None, Some(_)) => (None, None),
+                let pos = match (micro, cam.home_micro()) {
+                    (Some(m), Some(home)) if m == home => None,
+                    (Some((lat, lon)), _) => Some(partition::pack_pos(lat, lon)),
+                    (None, Some(_)) => None,
                     (None, None) => {
                         return Err(StoreError::InvalidCamera(format!(
                             "read {} has no position and camera {} has none registered",
@@ -156,24 +103,61 @@ impl Store {
                         )))
                     }
                 };
-                let plate_image = match &r.plate_image {
-                    Some((kind, bytes)) => Some(self.images.put(*kind, bytes)?),
-                    None => None,
+                let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
+                    img.as_ref()
+                        .map(|(kind, bytes)| self.images.put(*kind, bytes))
+                        .transpose()
                 };
-                let vehicle_image = match &r.vehicle_image {
-                    Some((kind, bytes)) => Some(self.images.put(*kind, bytes)?),
-                    None => None,
-                };
-                Ok(Prepared {
-                    item,
+                Ok(Row {
                     day: partition::day_of(r.ts_ms),
                     base: partition::rowid_base(r.ts_ms),
-                    lat,
-                    lon,
-                    plate_image,
-                    vehicle_image,
+                    meta: partition::pack_meta(
+                        item.camera,
+                        r.confidence,
+                        r.region.map(|g| g.code()),
+                        r.heading,
+                    ),
+                    pos,
+                    plate_image: image(&r.plate_image)?,
+                    vehicle_image: image(&r.vehicle_image)?,
                 })
             })
             .collect()
     }
+}
+
+/// Inserts one read unless it is already there. A re-sent read carries
+/// the same time, so it can only be among the rows of its millisecond.
+fn insert(tx: &rusqlite::Transaction<'_>, read: &NewRead, row: &Row) -> Result<IngestStatus, StoreError> {
+    let id = read.id.as_bytes();
+    let mut next = row.base;
+    {
+        let mut stmt = tx.prepare_cached("SELECT rowid, id FROM reads WHERE rowid BETWEEN ?1 AND ?2")?;
+        let mut rows = stmt.query(params![row.base, row.base + SEQ_PER_MS - 1])?;
+        while let Some(r) = rows.next()? {
+            if r.get_ref(1)?.as_blob()? == id {
+                return Ok(IngestStatus::Duplicate);
+            }
+            next = next.max(r.get::<_, i64>(0)? + 1);
+        }
+    }
+    if next >= row.base + SEQ_PER_MS {
+        return Ok(IngestStatus::MillisecondFull);
+    }
+    tx.prepare_cached("INSERT INTO reads(rowid, plate, meta, pos, id) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![next, read.plate.code(), row.meta, row.pos, &id[..]])?;
+    if row.plate_image.is_some() || row.vehicle_image.is_some() {
+        tx.prepare_cached(
+            "INSERT INTO images(rid, plate_sha, plate_kind, vehicle_sha, vehicle_kind)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            next,
+            row.plate_image.map(|i| i.sha256.to_vec()),
+            row.plate_image.map(|i| i.kind_code()),
+            row.vehicle_image.map(|i| i.sha256.to_vec()),
+            row.vehicle_image.map(|i| i.kind_code()),
+        ])?;
+    }
+    Ok(IngestStatus::Accepted)
 }

@@ -1,23 +1,38 @@
-//! Day partitions: one table of reads (and one of image references) per
-//! UTC day.
+//! Day partitions: each UTC day's reads live in their own SQLite file,
+//! `reads/YYYY-MM-DD.db`.
 //!
-//! Why days: reads die by age (SPEC R6.1), so retention drops whole tables
-//! instead of deleting millions of rows; and a time window touches only
-//! the days it covers.
+//! Why one file per day: reads die by age (SPEC R6.1), so retention
+//! deletes a file instead of deleting millions of rows while holding the
+//! writer; a time window opens only the days it covers; and once a day is
+//! over its file is compacted ([`DayFile::seal`]) without touching today's
+//! writes, which is what brings a read to under 60 bytes on disk.
 //!
-//! Within a day, a read's rowid is `millisecond_of_day * 256 + seq`: rows
+//! Within a day, a read's rowid is `millisecond_of_day * 16 + seq`: rows
 //! sit in time order even when a camera uploads late, a time window is a
 //! rowid range, and the reads of one millisecond (where a re-sent read
-//! must be) are a range of at most 256 rows.
+//! must be) are a range of at most 16 rows. The largest rowid stays below
+//! 2^31, so it takes 4 bytes in the plate index.
+//!
+//! Row layout (chosen for size; see docs/ARCHITECTURE.md):
+//! `plate` the base-37 plate code (6 bytes); `meta` camera number,
+//! confidence, state and heading packed in one integer; `pos` NULL where a
+//! fixed camera's own position applies, else latitude and longitude in
+//! microdegrees packed in one integer; `id` the 16-byte UUID.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
 use crate::dictionary::PlateDictionary;
-use crate::StoreError;
+use crate::pool::ReaderPool;
+use crate::{schema, StoreError};
 
 pub const DAY_MS: i64 = 86_400_000;
-/// Reads one partition can hold in one millisecond.
-pub const SEQ_PER_MS: i64 = 256;
+/// Reads one day can hold in one millisecond.
+pub const SEQ_PER_MS: i64 = 16;
+/// Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN: i32 = 2_440_588;
 
 /// The UTC day (days since 1970-01-01) of a time in epoch milliseconds.
 pub fn day_of(ts_ms: i64) -> i32 {
@@ -43,73 +58,189 @@ pub fn rowid_range(day: i32, from_ms: i64, to_ms: i64) -> Option<(i64, i64)> {
     (lo <= hi).then(|| (rowid_base(lo), rowid_base(hi) + SEQ_PER_MS - 1))
 }
 
-pub fn table(day: i32) -> String {
-    format!("r{day}")
+/// `YYYY-MM-DD.db` for a day.
+pub fn file_name(day: i32) -> String {
+    match time::Date::from_julian_day(day + UNIX_EPOCH_JULIAN) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02}.db",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        ),
+        Err(_) => format!("day{day}.db"),
+    }
 }
 
-pub fn image_table(day: i32) -> String {
-    format!("i{day}")
+/// The day a file name stands for.
+pub fn parse_file_name(name: &str) -> Option<i32> {
+    let stem = name.strip_suffix(".db")?;
+    let mut parts = stem.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
+    (file_name(date.to_julian_day() - UNIX_EPOCH_JULIAN) == name)
+        .then(|| date.to_julian_day() - UNIX_EPOCH_JULIAN)
 }
 
-/// Creates a day's tables. Columns are chosen for size: the plate as its
-/// base-37 code (6 bytes), the camera as its number, positions in
-/// microdegrees and NULL where a fixed camera's own position applies.
-pub(crate) fn create(conn: &Connection, day: i32) -> Result<(), StoreError> {
-    let (r, i) = (table(day), image_table(day));
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {r}(
-            plate INTEGER NOT NULL,
-            cam INTEGER NOT NULL,
-            lat INTEGER,
-            lon INTEGER,
-            heading INTEGER,
-            conf INTEGER,
-            state INTEGER,
-            id BLOB NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS {r}_plate ON {r}(plate);
-        CREATE TABLE IF NOT EXISTS {i}(
-            rid INTEGER PRIMARY KEY,
-            plate_sha BLOB,
-            plate_kind INTEGER,
-            vehicle_sha BLOB,
-            vehicle_kind INTEGER
-        );"
-    ))?;
-    Ok(())
+const CAM_BITS: u32 = 20;
+/// Bit mask of the camera number in `meta`.
+pub(crate) const CAM_MASK: i64 = (1 << CAM_BITS) - 1;
+pub(crate) const STATE_SHIFT: u32 = 27;
+const CONF_SHIFT: u32 = 20;
+const HEADING_SHIFT: u32 = 34;
+/// Largest camera number a row can hold.
+pub const MAX_CAMERA_NUM: u32 = CAM_MASK as u32;
+
+/// Packs the small fields of a read: camera (20 bits), confidence + 1
+/// (7 bits, 0 = none), state code (7 bits, 0 = none), heading + 1 (9 bits,
+/// 0 = none). A fixed camera's read without heading fits in 4 bytes.
+pub(crate) fn pack_meta(cam: u32, conf: Option<u8>, state: Option<u8>, heading: Option<u16>) -> i64 {
+    (cam as i64 & CAM_MASK)
+        | (conf.map_or(0, |c| c.min(100) as i64 + 1) << CONF_SHIFT)
+        | (state.map_or(0, |s| (s & 0x7F) as i64) << STATE_SHIFT)
+        | (heading.map_or(0, |h| (h % 360) as i64 + 1) << HEADING_SHIFT)
 }
 
-/// The days that have a partition, from the schema.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<i32>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'r[0-9]*'")?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+/// The inverse of [`pack_meta`].
+pub(crate) fn unpack_meta(meta: i64) -> (u32, Option<u8>, Option<u8>, Option<u16>) {
+    let conf = (meta >> CONF_SHIFT) & 0x7F;
+    let state = (meta >> STATE_SHIFT) & 0x7F;
+    let heading = (meta >> HEADING_SHIFT) & 0x1FF;
+    (
+        (meta & CAM_MASK) as u32,
+        (conf > 0).then(|| (conf - 1) as u8),
+        (state > 0).then_some(state as u8),
+        (heading > 0).then(|| (heading - 1) as u16),
+    )
+}
+
+const LON_BITS: u32 = 29;
+/// Bit mask of the longitude in `pos`.
+pub(crate) const LON_MASK: i64 = (1 << LON_BITS) - 1;
+
+/// Packs microdegrees: (lat + 90°) in the high bits, (lon + 180°) in the
+/// low 29.
+pub(crate) fn pack_pos(lat: i32, lon: i32) -> i64 {
+    ((lat as i64 + 90_000_000) << LON_BITS) | (lon as i64 + 180_000_000)
+}
+
+pub(crate) fn unpack_pos(pos: i64) -> (i32, i32) {
+    (
+        ((pos >> LON_BITS) - 90_000_000) as i32,
+        ((pos & LON_MASK) - 180_000_000) as i32,
+    )
+}
+
+/// SQL for a day file. `user_version` is 1 once the day is sealed.
+const DAY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS reads(
+    plate INTEGER NOT NULL,
+    meta INTEGER NOT NULL,
+    pos INTEGER,
+    id BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate);
+CREATE TABLE IF NOT EXISTS images(
+    rid INTEGER PRIMARY KEY,
+    plate_sha BLOB,
+    plate_kind INTEGER,
+    vehicle_sha BLOB,
+    vehicle_kind INTEGER
+);
+";
+
+/// One day's database file.
+pub(crate) struct DayFile {
+    pub(crate) day: i32,
+    path: PathBuf,
+    /// Opened on first write; a day that is only read never opens one.
+    writer: Mutex<Option<Connection>>,
+    readers: ReaderPool,
+}
+
+impl DayFile {
+    /// Opens a day's file, creating it (and its tables) if needed.
+    pub(crate) fn open(dir: &Path, day: i32) -> Result<DayFile, StoreError> {
+        let path = dir.join(file_name(day));
+        let conn = schema::open_connection(&path, schema::Role::Writer)?;
+        conn.execute_batch(DAY_SCHEMA)?;
+        Ok(DayFile {
+            day,
+            readers: ReaderPool::new(path.clone()),
+            path,
+            writer: Mutex::new(Some(conn)),
+        })
+    }
+
+    /// The writing connection, opened if it was closed.
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Option<Connection>>, StoreError> {
+        let mut guard = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        if guard.is_none() {
+            *guard = Some(schema::open_connection(&self.path, schema::Role::Writer)?);
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn reader(&self) -> Result<crate::pool::PooledConnection<'_>, StoreError> {
+        self.readers.get()
+    }
+
+    /// Bytes on disk (database and write-ahead log).
+    pub(crate) fn bytes(&self) -> u64 {
+        let wal = self.path.with_extension("db-wal");
+        [&self.path, &wal]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    pub(crate) fn is_sealed(&self) -> Result<bool, StoreError> {
+        let conn = self.reader()?;
+        Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 1)
+    }
+
+    /// Compacts a finished day: VACUUM rewrites the table in rowid order
+    /// and rebuilds the plate index sorted, so pages are full (reads
+    /// arrive slightly out of order and plates in random order, which
+    /// leaves B-tree pages about 70–85% full). Only writes to this day
+    /// wait meanwhile; today's ingest goes on in its own file.
+    pub(crate) fn seal(&self) -> Result<(), StoreError> {
+        let guard = self.writer()?;
+        let conn = guard.as_ref().ok_or(StoreError::Poisoned)?;
+        conn.execute_batch("VACUUM; PRAGMA user_version = 1;")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Adds the day's distinct plates to the dictionary (an index-only
+    /// scan).
+    pub(crate) fn load_dictionary(&self, dict: &mut PlateDictionary) -> Result<(), StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare("SELECT DISTINCT plate FROM reads")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let code: i64 = row.get(0)?;
+            let plate = platekeeper_core::Plate::from_code(code).ok_or_else(|| {
+                StoreError::Corrupt(format!("plate code {code} in {}", self.path.display()))
+            })?;
+            dict.observe(&plate, self.day);
+        }
+        Ok(())
+    }
+}
+
+/// The days that have a file in `dir`.
+pub(crate) fn list(dir: &Path) -> Result<Vec<i32>, StoreError> {
     let mut days = Vec::new();
-    for name in names {
-        let name = name?;
-        if let Ok(day) = name[1..].parse::<i32>() {
+    for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        if let Some(day) = entry.file_name().to_str().and_then(parse_file_name) {
             days.push(day);
         }
     }
     days.sort_unstable();
     Ok(days)
-}
-
-/// Adds a day's distinct plates to the dictionary (an index-only scan).
-pub(crate) fn load_dictionary(
-    conn: &Connection,
-    day: i32,
-    dict: &mut PlateDictionary,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT DISTINCT plate FROM {}", table(day)))?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let code: i64 = row.get(0)?;
-        let plate = platekeeper_core::Plate::from_code(code)
-            .ok_or_else(|| StoreError::Corrupt(format!("plate code {code} in day {day}")))?;
-        dict.observe(&plate, day);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -121,9 +252,9 @@ mod tests {
         let t = 1_795_000_123_456i64;
         let day = day_of(t);
         assert_eq!(rowid_time(day, rowid_base(t)), t);
-        assert_eq!(rowid_time(day, rowid_base(t) + 255), t);
+        assert_eq!(rowid_time(day, rowid_base(t) + SEQ_PER_MS - 1), t);
         assert!(rowid_base(t) < rowid_base(t + 1));
-        // Before 1970 still lands in the right day.
+        assert!((DAY_MS - 1) * SEQ_PER_MS + SEQ_PER_MS - 1 < 1 << 31);
         assert_eq!(day_of(-1), -1);
     }
 
@@ -131,9 +262,36 @@ mod tests {
     fn ranges_clip_to_the_day() {
         let day = 20_000;
         let start = day as i64 * DAY_MS;
-        assert_eq!(rowid_range(day, start - 10, start + 5), Some((0, 5 * 256 + 255)));
+        assert_eq!(rowid_range(day, start - 10, start + 5), Some((0, 5 * 16 + 15)));
         assert_eq!(rowid_range(day, start + DAY_MS, start + DAY_MS + 9), None);
-        let (_, hi) = rowid_range(day, 0, i64::MAX / 2).unwrap();
-        assert_eq!(hi, (DAY_MS - 1) * 256 + 255);
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(file_name(0), "1970-01-01.db");
+        assert_eq!(file_name(20_414), "2025-11-22.db");
+        for day in [0, 10_957, 20_414, 30_000] {
+            assert_eq!(parse_file_name(&file_name(day)), Some(day));
+        }
+        assert_eq!(parse_file_name("2025-13-01.db"), None);
+        assert_eq!(parse_file_name("2025-1-01.db"), None);
+        assert_eq!(parse_file_name("platekeeper.db"), None);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        for args in [
+            (0u32, None, None, None),
+            (500, Some(93u8), Some(5u8), None),
+            (MAX_CAMERA_NUM, Some(100), Some(127), Some(359u16)),
+            (7, Some(0), None, Some(0)),
+        ] {
+            let m = pack_meta(args.0, args.1, args.2, args.3);
+            assert_eq!(unpack_meta(m), args);
+        }
+        assert!(pack_meta(500, Some(99), Some(5), None) < 1 << 31, "fits 4 bytes");
+        for (lat, lon) in [(0, 0), (-90_000_000, -180_000_000), (90_000_000, 180_000_000), (37_804_400, -122_271_200)] {
+            assert_eq!(unpack_pos(pack_pos(lat, lon)), (lat, lon));
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::{schema, StoreError};
 
 /// Idle connections kept for reuse; more are opened under load and
 /// closed when returned to a full pool.
-const MAX_IDLE: usize = 8;
+const MAX_IDLE: usize = 4;
 
 pub(crate) struct ReaderPool {
     path: PathBuf,
@@ -35,7 +35,7 @@ impl ReaderPool {
         let reused = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop();
         let conn = match reused {
             Some(c) => c,
-            None => schema::open_connection(&self.path)?,
+            None => schema::open_connection(&self.path, schema::Role::Reader)?,
         };
         Ok(PooledConnection {
             pool: self,

@@ -1,5 +1,5 @@
-//! The database's tables (other than the day partitions, see
-//! [`crate::partition`]) and connection settings.
+//! Connection settings, and the main database's tables (cameras, the
+//! access log). Day files have their own schema (see [`crate::partition`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,12 +8,20 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Writer,
+    Reader,
+}
+
 /// Opens a connection with the settings every connection needs.
 ///
 /// `synchronous = FULL` in WAL mode makes each commit wait for the log to
 /// reach the disk, which is what "acknowledged only once durable" (SPEC
-/// R1.3) means; batching keeps the cost to one sync per batch.
-pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+/// R1.3) means; batching keeps the cost to one sync per batch. Readers map
+/// the file into memory instead of each keeping its own page cache, so
+/// many day files cost little memory.
+pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -23,11 +31,19 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    // 64 MiB of page cache per connection (negative = KiB).
-    conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.set_prepared_statement_cache_capacity(256);
+    // After a checkpoint the log file is cut back to this size instead of
+    // keeping its largest size forever (one per day file adds up).
+    conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
+    match role {
+        Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
+        Role::Reader => {
+            conn.pragma_update(None, "cache_size", -2_048)?;
+            conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+            conn.pragma_update(None, "query_only", true)?;
+        }
+    }
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -66,8 +82,9 @@ CREATE TABLE IF NOT EXISTS access_results(
 );
 ";
 
-/// Creates the tables that are not partitions; safe to run on every start.
+/// Creates the main database's tables; safe to run on every start.
 pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')",

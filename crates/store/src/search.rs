@@ -88,32 +88,34 @@ pub struct SearchPage {
     pub plates_matched: usize,
 }
 
-const COLUMNS: &str = "r.rowid, r.plate, r.cam, r.lat, r.lon, r.heading, r.conf, r.state, r.id, \
-     i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
+const COLUMNS: &str =
+    "r.rowid, r.plate, r.meta, r.pos, r.id, i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
+
+/// Camera number → (id, fixed position in microdegrees).
+type CameraMap = std::collections::HashMap<u32, (String, Option<(i32, i32)>)>;
 
 /// What the rows of one day need to become [`StoredRead`]s.
 struct RowContext<'a> {
     day: i32,
-    cameras: &'a std::collections::HashMap<u32, (String, Option<(i32, i32)>)>,
+    cameras: &'a CameraMap,
 }
 
 impl RowContext<'_> {
     fn read(&self, row: &Row<'_>) -> Result<StoredRead, StoreError> {
         let rowid: i64 = row.get(0)?;
         let code: i64 = row.get(1)?;
-        let cam: u32 = row.get(2)?;
-        let lat: Option<i32> = row.get(3)?;
-        let lon: Option<i32> = row.get(4)?;
-        let id = row.get_ref(8)?.as_blob()?;
+        let (cam, confidence, state, heading) = partition::unpack_meta(row.get(2)?);
+        let pos: Option<i64> = row.get(3)?;
+        let id = row.get_ref(4)?.as_blob()?;
         let (camera, home) = self
             .cameras
             .get(&cam)
             .cloned()
             .unwrap_or_else(|| (format!("#{cam}"), None));
-        let position = match (lat, lon) {
-            (Some(a), Some(b)) => Some(GeoPoint::from_micro(a, b)),
-            _ => home.map(|(a, b)| GeoPoint::from_micro(a, b)),
-        };
+        let position = pos
+            .map(partition::unpack_pos)
+            .or(home)
+            .map(|(a, b)| GeoPoint::from_micro(a, b));
         let image = |sha: usize, kind: usize| -> Result<Option<ImageRef>, StoreError> {
             let sha: Option<Vec<u8>> = row.get(sha)?;
             let kind: Option<i64> = row.get(kind)?;
@@ -126,14 +128,14 @@ impl RowContext<'_> {
             ),
             plate: Plate::from_code(code)
                 .ok_or_else(|| StoreError::Corrupt(format!("plate code {code}")))?,
-            region: row.get::<_, Option<u8>>(7)?.and_then(Region::from_code),
+            region: state.and_then(Region::from_code),
             ts_ms: partition::rowid_time(self.day, rowid),
             position,
             camera,
-            heading: row.get(5)?,
-            confidence: row.get(6)?,
-            plate_image: image(9, 10)?,
-            vehicle_image: image(11, 12)?,
+            heading,
+            confidence,
+            plate_image: image(5, 6)?,
+            vehicle_image: image(7, 8)?,
             locator: Cursor {
                 day: self.day,
                 rowid,
@@ -146,15 +148,22 @@ impl RowContext<'_> {
 /// box, or rows placed at a fixed camera whose position is in the area.
 fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
     let b = area.bounding_box();
+    let (lat_lo, lat_hi) = (b.min_lat as i64 + 90_000_000, b.max_lat as i64 + 90_000_000);
+    let (lon_lo, lon_hi) = (b.min_lon as i64 + 180_000_000, b.max_lon as i64 + 180_000_000);
     let own = format!(
-        "(r.lat BETWEEN {} AND {} AND r.lon BETWEEN {} AND {})",
-        b.min_lat, b.max_lat, b.min_lon, b.max_lon
+        "(r.pos IS NOT NULL AND (r.pos >> 29) BETWEEN {lat_lo} AND {lat_hi} \
+         AND (r.pos & {}) BETWEEN {lon_lo} AND {lon_hi})",
+        partition::LON_MASK
     );
     if fixed_inside.is_empty() {
         own
     } else {
         let list: Vec<String> = fixed_inside.iter().map(|n| n.to_string()).collect();
-        format!("({own} OR (r.lat IS NULL AND r.cam IN ({})))", list.join(","))
+        format!(
+            "({own} OR (r.pos IS NULL AND (r.meta & {}) IN ({})))",
+            partition::CAM_MASK,
+            list.join(",")
+        )
     }
 }
 
@@ -171,7 +180,7 @@ impl Store {
         }
         let (cameras, camera_num) = {
             let reg = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
-            let all: std::collections::HashMap<u32, (String, Option<(i32, i32)>)> = reg
+            let all: CameraMap = reg
                 .by_num_iter()
                 .map(|c| (c.num, (c.id.clone(), c.home_micro())))
                 .collect();
@@ -211,22 +220,22 @@ impl Store {
             }
         };
         let plates_matched = candidates.as_ref().map_or(0, Vec::len);
-        let mut days: Vec<i32> = self
-            .partition_days()
+        let mut days: Vec<_> = self
+            .day_files()
             .into_iter()
-            .filter(|d| (partition::day_of(from)..=partition::day_of(to)).contains(d))
-            .filter(|d| q.cursor.is_none_or(|c| *d <= c.day))
+            .filter(|f| (partition::day_of(from)..=partition::day_of(to)).contains(&f.day))
+            .filter(|f| q.cursor.is_none_or(|c| f.day <= c.day))
             .collect();
         days.reverse();
 
         let mut filters = String::new();
         let mut extra: Vec<Value> = Vec::new();
         if let Some(n) = camera_num {
-            filters.push_str(" AND r.cam = ?");
+            filters.push_str(&format!(" AND (r.meta & {}) = ?", partition::CAM_MASK));
             extra.push(Value::Integer(n as i64));
         }
         if let Some(region) = q.region {
-            filters.push_str(" AND r.state = ?");
+            filters.push_str(&format!(" AND ((r.meta >> {}) & 127) = ?", partition::STATE_SHIFT));
             extra.push(Value::Integer(region.code() as i64));
         }
         if let Some(area) = &q.area {
@@ -234,9 +243,10 @@ impl Store {
             filters.push_str(&area_condition(area, &fixed_inside));
         }
 
-        let conn = self.readers.get()?;
         let mut reads: Vec<StoredRead> = Vec::new();
-        for day in days {
+        for file in days {
+            let day = file.day;
+            let conn = file.reader()?;
             let Some((lo, mut hi)) = partition::rowid_range(day, from, to) else {
                 continue;
             };
@@ -250,7 +260,6 @@ impl Store {
                 day,
                 cameras: &cameras,
             };
-            let (r, i) = (partition::table(day), partition::image_table(day));
             let remaining = limit - reads.len();
             let keep = |read: &StoredRead| match (&q.area, read.position) {
                 (Some(area), Some(p)) => area.contains(p),
@@ -260,7 +269,7 @@ impl Store {
             match &candidates {
                 Some(cands) => {
                     let sql = format!(
-                        "SELECT {COLUMNS} FROM {r} r INDEXED BY {r}_plate LEFT JOIN {i} i ON i.rid = r.rowid \
+                        "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rowid \
                          WHERE r.plate = ? AND r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC{}",
                         if q.area.is_some() { "" } else { " LIMIT ?" }
                     );
@@ -290,7 +299,7 @@ impl Store {
                 }
                 None => {
                     let sql = format!(
-                        "SELECT {COLUMNS} FROM {r} r LEFT JOIN {i} i ON i.rid = r.rowid \
+                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rowid \
                          WHERE r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC"
                     );
                     let mut stmt = conn.prepare_cached(&sql)?;
@@ -347,10 +356,10 @@ impl Store {
         ts_ms: i64,
     ) -> Result<Option<StoredRead>, StoreError> {
         let day = partition::day_of(ts_ms);
-        if !self.partition_days().contains(&day) {
+        let Some(file) = self.day_files().into_iter().find(|f| f.day == day) else {
             return Ok(None);
-        }
-        let cameras: std::collections::HashMap<u32, (String, Option<(i32, i32)>)> = self
+        };
+        let cameras: CameraMap = self
             .cameras
             .read()
             .map_err(|_| StoreError::Poisoned)?
@@ -358,11 +367,9 @@ impl Store {
             .map(|c| (c.num, (c.id.clone(), c.home_micro())))
             .collect();
         let base = partition::rowid_base(ts_ms);
-        let conn = self.readers.get()?;
+        let conn = file.reader()?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} r LEFT JOIN {} i ON i.rid = r.rowid WHERE r.rowid BETWEEN ?1 AND ?2",
-            partition::table(day),
-            partition::image_table(day)
+            "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rowid WHERE r.rowid BETWEEN ?1 AND ?2"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([base, base + partition::SEQ_PER_MS - 1])?;
