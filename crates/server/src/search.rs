@@ -231,6 +231,12 @@ pub async fn search(
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let query = build_query(&req)?;
+    query.check()?;
+    if let Some(camera) = &query.camera {
+        if state.store.camera(camera).is_none() {
+            return Err(platekeeper_store::StoreError::UnknownCamera(camera.clone()).into());
+        }
+    }
     let purpose = purpose_of(req.purpose)?;
     let logged = serde_json::json!({
         "plate": query.plate.as_ref().map(|p| p.as_str()),

@@ -10,6 +10,7 @@
 //! most an unreferenced image, which retention sweeps.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use platekeeper_core::NewRead;
 use rusqlite::params;
@@ -57,14 +58,26 @@ impl Store {
         let mut statuses = vec![IngestStatus::Accepted; items.len()];
         for (day, indexes) in by_day {
             let file = self.day_file(day)?;
+            let newest = self.newest_day.fetch_max(day, Ordering::Relaxed).max(day);
             {
                 let mut guard = file.writer()?;
                 let conn = guard.as_mut().ok_or(StoreError::Poisoned)?;
                 let tx = conn.transaction()?;
+                let mut added = Vec::with_capacity(indexes.len());
                 for &i in &indexes {
-                    statuses[i] = insert(&tx, &items[i].read, &rows[i])?;
+                    let (status, rowid) = insert(&tx, &items[i].read, &rows[i])?;
+                    statuses[i] = status;
+                    if let Some(rowid) = rowid {
+                        added.push((items[i].read.plate.code(), rowid));
+                    }
                 }
                 tx.commit()?;
+                file.index_rows(&added)?;
+            }
+            // Late uploads for old days are rare: free their writer's
+            // cache instead of holding one per day.
+            if day < newest - 1 {
+                file.release_writer();
             }
             // The commit is durable; now make the reads findable.
             let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
@@ -128,23 +141,28 @@ impl Store {
 
 /// Inserts one read unless it is already there. A re-sent read carries
 /// the same time, so it can only be among the rows of its millisecond.
-fn insert(tx: &rusqlite::Transaction<'_>, read: &NewRead, row: &Row) -> Result<IngestStatus, StoreError> {
+/// Returns the outcome and, when stored, the row's id.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    read: &NewRead,
+    row: &Row,
+) -> Result<(IngestStatus, Option<i64>), StoreError> {
     let id = read.id.as_bytes();
     let mut next = row.base;
     {
-        let mut stmt = tx.prepare_cached("SELECT rowid, id FROM reads WHERE rowid BETWEEN ?1 AND ?2")?;
+        let mut stmt = tx.prepare_cached("SELECT rid, id FROM reads WHERE rid BETWEEN ?1 AND ?2")?;
         let mut rows = stmt.query(params![row.base, row.base + SEQ_PER_MS - 1])?;
         while let Some(r) = rows.next()? {
             if r.get_ref(1)?.as_blob()? == id {
-                return Ok(IngestStatus::Duplicate);
+                return Ok((IngestStatus::Duplicate, None));
             }
             next = next.max(r.get::<_, i64>(0)? + 1);
         }
     }
     if next >= row.base + SEQ_PER_MS {
-        return Ok(IngestStatus::MillisecondFull);
+        return Ok((IngestStatus::MillisecondFull, None));
     }
-    tx.prepare_cached("INSERT INTO reads(rowid, plate, meta, pos, id) VALUES (?1, ?2, ?3, ?4, ?5)")?
+    tx.prepare_cached("INSERT INTO reads(rid, plate, meta, pos, id) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![next, read.plate.code(), row.meta, row.pos, &id[..]])?;
     if row.plate_image.is_some() || row.vehicle_image.is_some() {
         tx.prepare_cached(
@@ -159,5 +177,5 @@ fn insert(tx: &rusqlite::Transaction<'_>, read: &NewRead, row: &Row) -> Result<I
             row.vehicle_image.map(|i| i.kind_code()),
         ])?;
     }
-    Ok(IngestStatus::Accepted)
+    Ok((IngestStatus::Accepted, Some(next)))
 }

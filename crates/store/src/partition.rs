@@ -20,11 +20,12 @@
 //! microdegrees packed in one integer; `id` the 16-byte UUID.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use rusqlite::Connection;
 
 use crate::dictionary::PlateDictionary;
+use crate::open_index::OpenIndex;
 use crate::pool::ReaderPool;
 use crate::{schema, StoreError};
 
@@ -131,15 +132,17 @@ pub(crate) fn unpack_pos(pos: i64) -> (i32, i32) {
     )
 }
 
-/// SQL for a day file. `user_version` is 1 once the day is sealed.
+/// SQL for a day file. `user_version` is 1 once the day is sealed; the
+/// plate index exists from then on (see [`crate::open_index`] for before).
+/// `rid` is declared so VACUUM keeps it: it encodes the read's time.
 const DAY_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reads(
+    rid INTEGER PRIMARY KEY,
     plate INTEGER NOT NULL,
     meta INTEGER NOT NULL,
     pos INTEGER,
     id BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate);
 CREATE TABLE IF NOT EXISTS images(
     rid INTEGER PRIMARY KEY,
     plate_sha BLOB,
@@ -156,6 +159,8 @@ pub(crate) struct DayFile {
     /// Opened on first write; a day that is only read never opens one.
     writer: Mutex<Option<Connection>>,
     readers: ReaderPool,
+    /// The plate index while the day is open; `None` once sealed.
+    open_index: RwLock<Option<OpenIndex>>,
 }
 
 impl DayFile {
@@ -164,12 +169,54 @@ impl DayFile {
         let path = dir.join(file_name(day));
         let conn = schema::open_connection(&path, schema::Role::Writer)?;
         conn.execute_batch(DAY_SCHEMA)?;
+        let sealed = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 1;
+        let open_index = if sealed {
+            None
+        } else {
+            let mut ix = OpenIndex::default();
+            let mut stmt = conn.prepare("SELECT rid, plate FROM reads")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                ix.add(r.get(1)?, r.get(0)?);
+            }
+            Some(ix)
+        };
         Ok(DayFile {
             day,
             readers: ReaderPool::new(path.clone()),
             path,
             writer: Mutex::new(Some(conn)),
+            open_index: RwLock::new(open_index),
         })
+    }
+
+    /// Closes the writing connection (and frees its page cache); the next
+    /// write opens it again.
+    pub(crate) fn release_writer(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            *w = None;
+        }
+    }
+
+    /// Records rows just committed to an open day. Call while holding the
+    /// writer, so a concurrent seal sees either none or all of them.
+    pub(crate) fn index_rows(&self, rows: &[(i64, i64)]) -> Result<(), StoreError> {
+        let mut ix = self.open_index.write().map_err(|_| StoreError::Poisoned)?;
+        if let Some(ix) = ix.as_mut() {
+            for &(code, rowid) in rows {
+                ix.add(code, rowid);
+            }
+        }
+        Ok(())
+    }
+
+    /// For an open day, the plate's rowids in `[lo, hi]`, newest first;
+    /// `None` when the day is sealed and SQLite's index is to be used.
+    pub(crate) fn open_rowids(&self, code: i64, lo: i64, hi: i64) -> Option<Vec<i64>> {
+        self.open_index
+            .read()
+            .ok()
+            .and_then(|ix| ix.as_ref().map(|ix| ix.rowids(code, lo, hi)))
     }
 
     /// The writing connection, opened if it was closed.
@@ -195,26 +242,31 @@ impl DayFile {
             .sum()
     }
 
-    pub(crate) fn is_sealed(&self) -> Result<bool, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 1)
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.open_index.read().map(|ix| ix.is_none()).unwrap_or(false)
     }
 
-    /// Compacts a finished day: VACUUM rewrites the table in rowid order
-    /// and rebuilds the plate index sorted, so pages are full (reads
-    /// arrive slightly out of order and plates in random order, which
-    /// leaves B-tree pages about 70–85% full). Only writes to this day
-    /// wait meanwhile; today's ingest goes on in its own file.
+    /// Seals a finished day: builds the plate index in one sorted pass,
+    /// then VACUUM rewrites the file so every page is full (reads arrive
+    /// slightly out of order, which leaves pages about 85% full). Only
+    /// writes to this day wait meanwhile; searches keep using the
+    /// in-memory index until the sealed file is ready, and today's ingest
+    /// goes on in its own file.
     pub(crate) fn seal(&self) -> Result<(), StoreError> {
         let guard = self.writer()?;
         let conn = guard.as_ref().ok_or(StoreError::Poisoned)?;
-        conn.execute_batch("VACUUM; PRAGMA user_version = 1;")?;
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate);
+             VACUUM;
+             PRAGMA user_version = 1;",
+        )?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        *self.open_index.write().map_err(|_| StoreError::Poisoned)? = None;
         Ok(())
     }
 
     /// Adds the day's distinct plates to the dictionary (an index-only
-    /// scan).
+    /// scan once sealed).
     pub(crate) fn load_dictionary(&self, dict: &mut PlateDictionary) -> Result<(), StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare("SELECT DISTINCT plate FROM reads")?;

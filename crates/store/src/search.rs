@@ -38,6 +38,36 @@ pub struct ReadQuery {
     pub cursor: Option<Cursor>,
 }
 
+impl ReadQuery {
+    /// Checks the query's shape (no store needed), so a caller can refuse
+    /// it before opening an access: a refused query is not an access.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if let (Some(from), Some(to)) = (self.from_ms, self.to_ms) {
+            if from > to {
+                return Err(StoreError::QueryTooBroad(
+                    "from is after to; the time window is empty".into(),
+                ));
+            }
+        }
+        if self.plate.is_none() {
+            if self.area.is_none() && self.camera.is_none() {
+                return Err(StoreError::QueryTooBroad(
+                    "a search needs a plate, an area (near or polygon) or a camera".into(),
+                ));
+            }
+            match (self.from_ms, self.to_ms) {
+                (Some(from), Some(to)) if to - from <= MAX_SCAN_WINDOW_MS => {}
+                _ => {
+                    return Err(StoreError::QueryTooBroad(
+                        "a search without a plate needs from and to, at most 7 days apart".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where a page ended: the partition day and rowid of its last read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -89,7 +119,7 @@ pub struct SearchPage {
 }
 
 const COLUMNS: &str =
-    "r.rowid, r.plate, r.meta, r.pos, r.id, i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
+    "r.rid, r.plate, r.meta, r.pos, r.id, i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
 
 /// Camera number → (id, fixed position in microdegrees).
 type CameraMap = std::collections::HashMap<u32, (String, Option<(i32, i32)>)>;
@@ -170,14 +200,10 @@ fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
 impl Store {
     /// Runs a search under `access`.
     pub fn search(&self, _access: &Access, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+        q.check()?;
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
-        if from > to {
-            return Err(StoreError::QueryTooBroad(
-                "from is after to; the time window is empty".into(),
-            ));
-        }
         let (cameras, camera_num) = {
             let reg = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
             let all: CameraMap = reg
@@ -205,19 +231,7 @@ impl Store {
         };
         let candidates: Option<Vec<PlateSpan>> = match &q.plate {
             Some(pattern) => Some(self.candidates(pattern)?),
-            None => {
-                if q.area.is_none() && camera_num.is_none() {
-                    return Err(StoreError::QueryTooBroad(
-                        "a search needs a plate, an area (near) or a camera".into(),
-                    ));
-                }
-                if q.from_ms.is_none() || q.to_ms.is_none() || to - from > MAX_SCAN_WINDOW_MS {
-                    return Err(StoreError::QueryTooBroad(
-                        "a search without a plate needs from and to at most 7 days apart".into(),
-                    ));
-                }
-                None
-            }
+            None => None,
         };
         let plates_matched = candidates.as_ref().map_or(0, Vec::len);
         let mut days: Vec<_> = self
@@ -268,19 +282,40 @@ impl Store {
             };
             match &candidates {
                 Some(cands) => {
-                    let sql = format!(
-                        "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rowid \
-                         WHERE r.plate = ? AND r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC{}",
-                        if q.area.is_some() { "" } else { " LIMIT ?" }
+                    let limit_sql = if q.area.is_some() { "" } else { " LIMIT ?" };
+                    let by_index = format!(
+                        "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rid \
+                         WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC{limit_sql}"
                     );
-                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let by_rowid = format!(
+                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ?{filters}"
+                    );
                     let mut found: Vec<StoredRead> = Vec::new();
                     for span in cands.iter().filter(|s| (s.first_day..=s.last_day).contains(&day)) {
-                        let mut args = vec![
-                            Value::Integer(span.plate.code()),
-                            Value::Integer(lo),
-                            Value::Integer(hi),
-                        ];
+                        let code = span.plate.code();
+                        if let Some(rowids) = file.open_rowids(code, lo, hi) {
+                            // An open day: the in-memory index gives the rows.
+                            let mut stmt = conn.prepare_cached(&by_rowid)?;
+                            let mut kept = 0;
+                            for rowid in rowids {
+                                if q.area.is_none() && kept >= remaining {
+                                    break;
+                                }
+                                let mut args = vec![Value::Integer(rowid)];
+                                args.extend(extra.iter().cloned());
+                                let mut rows = stmt.query(params_from_iter(args))?;
+                                if let Some(row) = rows.next()? {
+                                    let read = ctx.read(row)?;
+                                    if keep(&read) {
+                                        found.push(read);
+                                        kept += 1;
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        let mut stmt = conn.prepare_cached(&by_index)?;
+                        let mut args = vec![Value::Integer(code), Value::Integer(lo), Value::Integer(hi)];
                         args.extend(extra.iter().cloned());
                         if q.area.is_none() {
                             args.push(Value::Integer(remaining as i64));
@@ -299,8 +334,8 @@ impl Store {
                 }
                 None => {
                     let sql = format!(
-                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rowid \
-                         WHERE r.rowid BETWEEN ? AND ?{filters} ORDER BY r.rowid DESC"
+                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid \
+                         WHERE r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC"
                     );
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let mut args = vec![Value::Integer(lo), Value::Integer(hi)];
@@ -369,7 +404,7 @@ impl Store {
         let base = partition::rowid_base(ts_ms);
         let conn = file.reader()?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rowid WHERE r.rowid BETWEEN ?1 AND ?2"
+            "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid BETWEEN ?1 AND ?2"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([base, base + partition::SEQ_PER_MS - 1])?;

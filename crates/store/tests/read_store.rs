@@ -342,3 +342,65 @@ fn too_broad_queries_are_refused() {
     assert!(Cursor::decode("12").is_err());
     assert!(Cursor::decode("12.-5").is_err());
 }
+
+#[test]
+fn sealed_days_answer_like_open_ones_and_accept_late_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000;
+    let collect = |store: &Store| -> Vec<Vec<String>> {
+        ["7ABC123", "*BC1*", "7AB?12*"]
+            .iter()
+            .map(|p| {
+                let mut v = plates(store, &plate_query(p, false));
+                v.sort();
+                v
+            })
+            .collect()
+    };
+    let before;
+    {
+        let f = fixture_in(dir.path());
+        let batch: Vec<IngestItem> = (0..300)
+            .map(|i| {
+                let plate = if i % 3 == 0 { "7ABC123".to_string() } else { format!("{}BC1{:02}", i % 10, i % 100) };
+                item(f.1, read(None, &plate, NOW - (i % 4) * day - i * 1000, None))
+            })
+            .collect();
+        f.0.ingest(&batch).unwrap();
+        before = collect(&f.0);
+        let sealed = f.0.seal_finished_days(NOW).unwrap();
+        assert_eq!(sealed.len(), 3, "every day before today: {sealed:?}");
+        assert!(f.0.seal_finished_days(NOW).unwrap().is_empty(), "sealing is done once");
+        assert_eq!(collect(&f.0), before);
+        // A unit that was offline for days uploads into a sealed day.
+        let late = item(f.1, read(None, "LATE123", NOW - 2 * day - 5, None));
+        assert_eq!(f.0.ingest(&[late]).unwrap(), [IngestStatus::Accepted]);
+        assert_eq!(plates(&f.0, &plate_query("LATE123", false)), ["LATE123"]);
+    }
+    let f = fixture_in(dir.path());
+    assert_eq!(collect(&f.0), before);
+    assert_eq!(f.0.read_count().unwrap(), 301);
+}
+
+fn fixture_in(dir: &std::path::Path) -> (Store, u32) {
+    let store = Store::open(dir).unwrap();
+    let num = match store.camera("fixed-9") {
+        Some(c) => c.num,
+        None => {
+            store
+                .create_camera(
+                    NewCamera {
+                        id: "fixed-9".into(),
+                        name: "Fixed 9".into(),
+                        kind: CameraKind::Fixed,
+                        position: Some(GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap()),
+                    },
+                    NOW,
+                )
+                .unwrap()
+                .0
+                .num
+        }
+    };
+    (store, num)
+}
