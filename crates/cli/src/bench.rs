@@ -85,7 +85,12 @@ pub fn register_cameras(store: &Store, seed: u64, now: i64) -> anyhow::Result<Ve
 
 /// Generates `n` reads and ingests them in batches; calls `progress` after
 /// each batch with the count so far. Returns seconds spent in ingest and a
-/// frequency-weighted sample of (plate, time, camera) from the reads.
+/// frequency-weighted sample of (plate, time) from the reads.
+///
+/// As in the server, finished days are sealed by a second thread while
+/// ingest goes on: when the reads move into a new day, the days before it
+/// are sealed. So ingest is measured in its steady state, sharing the
+/// machine with sealing, and memory holds one open day, not thirty.
 pub fn fill(
     store: &Store,
     cameras: &[Camera],
@@ -109,59 +114,89 @@ pub fn fill(
             )
         })
         .collect();
-    let by_num: std::collections::HashMap<u32, &Camera> = cameras.iter().map(|c| (c.num, c)).collect();
+    let by_num: std::collections::HashMap<u32, &Camera> =
+        cameras.iter().map(|c| (c.num, c)).collect();
     let mut gen = ReadGenerator::new(seed, n, end_ms, DAYS, pairs);
     let mut rng = Rng::new(seed ^ 0x5A3F);
     let mut sample: Vec<(String, i64)> = Vec::with_capacity(SAMPLE);
     let mut seen = 0u64;
     let mut ingest_s = 0.0;
     let mut done = 0u64;
-    loop {
-        let mut candidates = Vec::with_capacity(batch);
-        for (num, raw) in gen.by_ref().take(batch) {
-            seen += 1;
-            // Reservoir sampling keeps every read equally likely.
-            let slot = if sample.len() < SAMPLE {
-                Some(sample.len())
-            } else {
-                let j = rng.below(seen) as usize;
-                (j < SAMPLE).then_some(j)
-            };
-            if let Some(slot) = slot {
-                let ts = match &raw.ts {
-                    Some(platekeeper_core::read::TimeInput::EpochMs(t)) => *t,
-                    _ => 0,
-                };
-                let item = (raw.plate.clone().unwrap_or_default(), ts);
-                if slot == sample.len() {
-                    sample.push(item);
-                } else {
-                    sample[slot] = item;
+    let (tx, rx) = std::sync::mpsc::channel::<i64>();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let sealer = scope.spawn(move || -> anyhow::Result<()> {
+            while let Ok(mut now) = rx.recv() {
+                // Catch up to the latest day change only.
+                while let Ok(later) = rx.try_recv() {
+                    now = later;
                 }
+                store.seal_finished_days(now)?;
             }
-            let camera = by_num
-                .get(&num)
-                .map(|c| (*c).clone())
-                .context("generator named an unknown camera")?;
-            candidates.push(Candidate {
-                index: candidates.len(),
-                camera,
-                raw: Ok(raw),
-            });
+            Ok(())
+        });
+        let mut current_day = i64::MIN;
+        loop {
+            let mut candidates = Vec::with_capacity(batch);
+            for (num, raw) in gen.by_ref().take(batch) {
+                seen += 1;
+                // Reservoir sampling keeps every read equally likely.
+                let slot = if sample.len() < SAMPLE {
+                    Some(sample.len())
+                } else {
+                    let j = rng.below(seen) as usize;
+                    (j < SAMPLE).then_some(j)
+                };
+                if let Some(slot) = slot {
+                    let ts = match &raw.ts {
+                        Some(platekeeper_core::read::TimeInput::EpochMs(t)) => *t,
+                        _ => 0,
+                    };
+                    let item = (raw.plate.clone().unwrap_or_default(), ts);
+                    if slot == sample.len() {
+                        sample.push(item);
+                    } else {
+                        sample[slot] = item;
+                    }
+                }
+                if let Some(platekeeper_core::read::TimeInput::EpochMs(t)) = &raw.ts {
+                    let day = t.div_euclid(86_400_000);
+                    // Late reads from offline units do not move the clock back.
+                    if day > current_day {
+                        if current_day != i64::MIN {
+                            let _ = tx.send(day * 86_400_000);
+                        }
+                        current_day = day;
+                    }
+                }
+                let camera = by_num
+                    .get(&num)
+                    .map(|c| (*c).clone())
+                    .context("generator named an unknown camera")?;
+                candidates.push(Candidate {
+                    index: candidates.len(),
+                    camera,
+                    raw: Ok(raw),
+                });
+            }
+            if candidates.is_empty() {
+                break;
+            }
+            let count = candidates.len() as u64;
+            let t = Instant::now();
+            let report = accept_batch(store, candidates, end_ms)?;
+            ingest_s += t.elapsed().as_secs_f64();
+            if !report.rejected.is_empty() {
+                bail!("synthetic reads were rejected: {:?}", &report.rejected[..1]);
+            }
+            done += count;
+            progress(done);
         }
-        if candidates.is_empty() {
-            break;
-        }
-        let count = candidates.len() as u64;
-        let t = Instant::now();
-        let report = accept_batch(store, candidates, end_ms)?;
-        ingest_s += t.elapsed().as_secs_f64();
-        if !report.rejected.is_empty() {
-            bail!("synthetic reads were rejected: {:?}", &report.rejected[..1]);
-        }
-        done += count;
-        progress(done);
-    }
+        drop(tx);
+        sealer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sealing thread panicked"))??;
+        Ok(())
+    })?;
     Ok((ingest_s, sample))
 }
 
@@ -175,7 +210,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (dir, temp) = match &args.data {
         Some(d) => {
             if d.join("reads.db").exists() {
-                bail!("{} already holds a store; give an empty folder", d.display());
+                bail!(
+                    "{} already holds a store; give an empty folder",
+                    d.display()
+                );
             }
             (d.clone(), false)
         }
@@ -192,24 +230,39 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let end = now_ms();
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let cameras = register_cameras(&store, args.seed, end)?;
-    say(format!("ingesting {} synthetic reads into {} …", args.reads, dir.display()));
+    say(format!(
+        "ingesting {} synthetic reads into {} …",
+        args.reads,
+        dir.display()
+    ));
     let step = (args.reads / 20).max(1);
     let started = Instant::now();
-    let (ingest_s, sample) = fill(&store, &cameras, args.reads, args.seed, args.batch, end, |done| {
-        if done % step < args.batch as u64 {
-            say(format!(
-                "  {done} reads, {:.0} s, peak RSS {:.0} MiB",
-                started.elapsed().as_secs_f64(),
-                peak_rss_mb()
-            ));
-        }
-    })?;
+    let (ingest_s, sample) = fill(
+        &store,
+        &cameras,
+        args.reads,
+        args.seed,
+        args.batch,
+        end,
+        |done| {
+            if done % step < args.batch as u64 {
+                say(format!(
+                    "  {done} reads, {:.0} s, peak RSS {:.0} MiB",
+                    started.elapsed().as_secs_f64(),
+                    peak_rss_mb()
+                ));
+            }
+        },
+    )?;
     let wall_s = started.elapsed().as_secs_f64();
     let unsealed_bytes = store.database_bytes();
     // What the server's periodic job does: compact every finished day.
     let (seal_ms, sealed) = timed(|| store.seal_finished_days(end));
     let sealed = sealed?.len();
-    say(format!("sealed {sealed} finished days in {:.1} s", seal_ms / 1e3));
+    say(format!(
+        "sealed {sealed} finished days in {:.1} s",
+        seal_ms / 1e3
+    ));
     let bytes = store.database_bytes();
     let access = store.open_access(
         AccessRequest {

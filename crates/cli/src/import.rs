@@ -16,7 +16,16 @@ use platekeeper_server::ingest::{accept_batch, Candidate, Rejected};
 use platekeeper_store::Store;
 
 const BATCH: usize = 5_000;
-const HEADER: [&str; 8] = ["id", "plate", "state", "ts", "lat", "lon", "camera", "confidence"];
+const HEADER: [&str; 8] = [
+    "id",
+    "plate",
+    "state",
+    "ts",
+    "lat",
+    "lon",
+    "camera",
+    "confidence",
+];
 /// Rejections printed one by one; past this only the count grows.
 const SHOW_REJECTS: usize = 200;
 
@@ -50,21 +59,29 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn number(field: &'static str, s: &str) -> Result<Option<f64>, (&'static str, &'static str, String)> {
+fn number(
+    field: &'static str,
+    s: &str,
+) -> Result<Option<f64>, (&'static str, &'static str, String)> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse::<f64>()
-        .map(Some)
-        .map_err(|_| (field, "invalid_number", format!("{field} {s:?} is not a number")))
+    s.parse::<f64>().map(Some).map_err(|_| {
+        (
+            field,
+            "invalid_number",
+            format!("{field} {s:?} is not a number"),
+        )
+    })
 }
 
 pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
     let _lock = lock_data_dir(data)?;
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let store = Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
+    let store =
+        Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -105,7 +122,10 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
             Err(e) => {
                 // A broken row (bad quoting, invalid UTF-8) is skipped, not fatal.
                 report(
-                    &[Rejected::new(line, ("row", "malformed_row", format!("unreadable CSV row: {e}")))],
+                    &[Rejected::new(
+                        line,
+                        ("row", "malformed_row", format!("unreadable CSV row: {e}")),
+                    )],
                     &bar,
                     &mut rejected,
                 );
@@ -122,7 +142,11 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
                 return Err((
                     "row",
                     "wrong_column_count",
-                    format!("row has {} columns; expected {}", record.len(), HEADER.len()),
+                    format!(
+                        "row has {} columns; expected {}",
+                        record.len(),
+                        HEADER.len()
+                    ),
                 ));
             }
             let camera_id = col(6);
@@ -171,7 +195,10 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
     report(&r.rejected, &bar, &mut rejected);
     bar.finish_and_clear();
     if rejected > SHOW_REJECTS {
-        eprintln!("… {} more rejected lines not shown", rejected - SHOW_REJECTS);
+        eprintln!(
+            "… {} more rejected lines not shown",
+            rejected - SHOW_REJECTS
+        );
     }
     println!(
         "{}",

@@ -12,7 +12,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "platekeeper", version, about = "ALPR read store, search and accountability")]
+#[command(
+    name = "platekeeper",
+    version,
+    about = "ALPR read store, search and accountability"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

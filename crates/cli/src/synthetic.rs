@@ -159,7 +159,8 @@ impl Iterator for ReadGenerator {
             return None;
         }
         let r = &mut self.rng;
-        let mut ts = self.start_ms + (self.i as i128 * self.span_ms as i128 / self.n as i128) as i64;
+        let mut ts =
+            self.start_ms + (self.i as i128 * self.span_ms as i128 / self.n as i128) as i64;
         ts += r.below(5_000) as i64;
         // One read in a hundred comes from a unit that was offline.
         if r.below(100) == 0 {
@@ -212,7 +213,11 @@ mod tests {
             let (p, _) = plate_from(i);
             assert!(platekeeper_core::Plate::parse(&p).is_ok(), "{p}");
         }
-        let cams: Vec<(u32, NewCamera)> = cameras(1).into_iter().enumerate().map(|(i, c)| (i as u32, c)).collect();
+        let cams: Vec<(u32, NewCamera)> = cameras(1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (i as u32, c))
+            .collect();
         let gen = ReadGenerator::new(7, 20_000, 1_795_000_000_000, 30, cams);
         let mut counts = std::collections::HashMap::new();
         for (_, r) in gen {

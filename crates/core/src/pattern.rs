@@ -289,7 +289,9 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         pattern.scan(&words, 0, &mut out);
-        out.iter().map(|&i| plates[i as usize].to_string()).collect()
+        out.iter()
+            .map(|&i| plates[i as usize].to_string())
+            .collect()
     }
 
     const PLATES: &[&str] = &[
@@ -300,7 +302,10 @@ mod tests {
     #[test]
     fn wildcard_one_and_star() {
         let pat = PlatePattern::parse("7AB?12*", false).unwrap();
-        assert_eq!(scan_all(&pat, PLATES), ["7ABC123", "7ABX12", "7ABX129", "7ABX12Z9"]);
+        assert_eq!(
+            scan_all(&pat, PLATES),
+            ["7ABC123", "7ABX12", "7ABX129", "7ABX12Z9"]
+        );
         let pat = PlatePattern::parse("7ab?12", false).unwrap();
         assert_eq!(scan_all(&pat, PLATES), ["7ABX12"]);
     }
@@ -343,17 +348,35 @@ mod tests {
 
     #[test]
     fn refuses_broad_and_bad_patterns() {
-        assert!(matches!(PlatePattern::parse("*", false), Err(PatternError::TooBroad(_))));
-        assert!(matches!(PlatePattern::parse("??*", false), Err(PatternError::TooBroad(_))));
-        assert!(matches!(PlatePattern::parse("*A*", false), Err(PatternError::TooBroad(_))));
+        assert!(matches!(
+            PlatePattern::parse("*", false),
+            Err(PatternError::TooBroad(_))
+        ));
+        assert!(matches!(
+            PlatePattern::parse("??*", false),
+            Err(PatternError::TooBroad(_))
+        ));
+        assert!(matches!(
+            PlatePattern::parse("*A*", false),
+            Err(PatternError::TooBroad(_))
+        ));
         assert_eq!(PlatePattern::parse("", false), Err(PatternError::Empty));
-        assert_eq!(PlatePattern::parse("7A#", false), Err(PatternError::BadCharacter('#')));
-        assert_eq!(PlatePattern::parse("123456789", false), Err(PatternError::TooLong));
+        assert_eq!(
+            PlatePattern::parse("7A#", false),
+            Err(PatternError::BadCharacter('#'))
+        );
+        assert_eq!(
+            PlatePattern::parse("123456789", false),
+            Err(PatternError::TooLong)
+        );
         assert!(PlatePattern::parse("**AB**", false).is_ok());
     }
 
     #[test]
     fn text_is_normalised() {
-        assert_eq!(PlatePattern::parse("7ab-?12 **", false).unwrap().as_str(), "7AB?12*");
+        assert_eq!(
+            PlatePattern::parse("7ab-?12 **", false).unwrap().as_str(),
+            "7AB?12*"
+        );
     }
 }

@@ -237,7 +237,11 @@ mod tests {
     fn misreads_share_a_canonical_form() {
         let a = Plate::parse("8OB5I2G").unwrap();
         let b = Plate::parse("B0856Z6").unwrap();
-        assert_ne!(a.canonical_packed(), b.canonical_packed(), "I and 6 are different classes");
+        assert_ne!(
+            a.canonical_packed(),
+            b.canonical_packed(),
+            "I and 6 are different classes"
+        );
         let c = Plate::parse("BD8S1Z6").unwrap();
         assert_eq!(a.canonical_packed(), c.canonical_packed());
     }

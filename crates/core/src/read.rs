@@ -32,7 +32,9 @@ impl ReadId {
             ReadError::new(
                 "id",
                 "invalid_id",
-                format!("id {raw:?} is not a UUID (for example 0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10)"),
+                format!(
+                    "id {raw:?} is not a UUID (for example 0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10)"
+                ),
             )
         })
     }
@@ -90,7 +92,11 @@ impl ImageKind {
 /// displays it; here the bytes are only kept, by content hash.
 pub fn check_image(field: &'static str, bytes: &[u8]) -> Result<ImageKind, ReadError> {
     if bytes.is_empty() {
-        return Err(ReadError::new(field, "image_empty", format!("{field} is empty")));
+        return Err(ReadError::new(
+            field,
+            "image_empty",
+            format!("{field} is empty"),
+        ));
     }
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(ReadError::new(
@@ -230,7 +236,10 @@ impl RawRead {
             return Err(ReadError::new(
                 "ts",
                 "timestamp_too_old",
-                format!("ts {} is before 2000-01-01; check the camera's clock", format_time_ms(ts_ms)),
+                format!(
+                    "ts {} is before 2000-01-01; check the camera's clock",
+                    format_time_ms(ts_ms)
+                ),
             ));
         }
         if ts_ms > now_ms + MAX_FUTURE_SKEW_MS {
@@ -351,40 +360,141 @@ mod tests {
 
     #[test]
     fn each_rule_has_its_code() {
-        assert_eq!(code(RawRead { plate: None, ..good() }), "missing_field");
-        assert_eq!(code(RawRead { plate: Some("7AB$".into()), ..good() }), "invalid_plate");
-        assert_eq!(code(RawRead { id: Some("nope".into()), ..good() }), "invalid_id");
-        assert_eq!(code(RawRead { state: Some("ZZ".into()), ..good() }), "invalid_state");
-        assert_eq!(code(RawRead { lat: Some(91.0), ..good() }), "invalid_coordinates");
-        assert_eq!(code(RawRead { lon: Some(f64::NAN), ..good() }), "invalid_coordinates");
-        assert_eq!(code(RawRead { lon: None, ..good() }), "missing_field");
-        assert_eq!(code(RawRead { heading: Some(360.0), ..good() }), "invalid_heading");
-        assert_eq!(code(RawRead { confidence: Some(101.0), ..good() }), "invalid_confidence");
+        assert_eq!(
+            code(RawRead {
+                plate: None,
+                ..good()
+            }),
+            "missing_field"
+        );
+        assert_eq!(
+            code(RawRead {
+                plate: Some("7AB$".into()),
+                ..good()
+            }),
+            "invalid_plate"
+        );
+        assert_eq!(
+            code(RawRead {
+                id: Some("nope".into()),
+                ..good()
+            }),
+            "invalid_id"
+        );
+        assert_eq!(
+            code(RawRead {
+                state: Some("ZZ".into()),
+                ..good()
+            }),
+            "invalid_state"
+        );
+        assert_eq!(
+            code(RawRead {
+                lat: Some(91.0),
+                ..good()
+            }),
+            "invalid_coordinates"
+        );
+        assert_eq!(
+            code(RawRead {
+                lon: Some(f64::NAN),
+                ..good()
+            }),
+            "invalid_coordinates"
+        );
+        assert_eq!(
+            code(RawRead {
+                lon: None,
+                ..good()
+            }),
+            "missing_field"
+        );
+        assert_eq!(
+            code(RawRead {
+                heading: Some(360.0),
+                ..good()
+            }),
+            "invalid_heading"
+        );
+        assert_eq!(
+            code(RawRead {
+                confidence: Some(101.0),
+                ..good()
+            }),
+            "invalid_confidence"
+        );
         let future = TimeInput::EpochMs(NOW + MAX_FUTURE_SKEW_MS + 1);
-        assert_eq!(code(RawRead { ts: Some(future), ..good() }), "timestamp_in_future");
+        assert_eq!(
+            code(RawRead {
+                ts: Some(future),
+                ..good()
+            }),
+            "timestamp_in_future"
+        );
         let old = TimeInput::Text("1999-12-31T23:59:59Z".into());
-        assert_eq!(code(RawRead { ts: Some(old), ..good() }), "timestamp_too_old");
+        assert_eq!(
+            code(RawRead {
+                ts: Some(old),
+                ..good()
+            }),
+            "timestamp_too_old"
+        );
         let bad = TimeInput::Text("yesterday".into());
-        assert_eq!(code(RawRead { ts: Some(bad), ..good() }), "invalid_timestamp");
+        assert_eq!(
+            code(RawRead {
+                ts: Some(bad),
+                ..good()
+            }),
+            "invalid_timestamp"
+        );
     }
 
     #[test]
     fn images_are_checked() {
         let big = vec![0xFF; MAX_IMAGE_BYTES + 1];
-        assert_eq!(code(RawRead { plate_image: Some(big), ..good() }), "image_too_large");
+        assert_eq!(
+            code(RawRead {
+                plate_image: Some(big),
+                ..good()
+            }),
+            "image_too_large"
+        );
         let gif = b"GIF89a....".to_vec();
-        assert_eq!(code(RawRead { vehicle_image: Some(gif), ..good() }), "image_not_jpeg_or_png");
-        assert_eq!(code(RawRead { vehicle_image: Some(vec![]), ..good() }), "image_empty");
+        assert_eq!(
+            code(RawRead {
+                vehicle_image: Some(gif),
+                ..good()
+            }),
+            "image_not_jpeg_or_png"
+        );
+        assert_eq!(
+            code(RawRead {
+                vehicle_image: Some(vec![]),
+                ..good()
+            }),
+            "image_empty"
+        );
         let jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2];
-        let r = RawRead { plate_image: Some(jpeg), ..good() }.validate(NOW, "c").unwrap();
+        let r = RawRead {
+            plate_image: Some(jpeg),
+            ..good()
+        }
+        .validate(NOW, "c")
+        .unwrap();
         assert_eq!(r.plate_image.unwrap().0, ImageKind::Jpeg);
     }
 
     #[test]
     fn derived_ids_are_stable_and_distinct() {
-        let a = RawRead { id: None, ..good() }.validate(NOW, "cam-1").unwrap();
-        let b = RawRead { id: None, ..good() }.validate(NOW, "cam-1").unwrap();
-        let c = RawRead { id: None, ..good() }.validate(NOW, "cam-2").unwrap();
+        let a = RawRead { id: None, ..good() }
+            .validate(NOW, "cam-1")
+            .unwrap();
+        let b = RawRead { id: None, ..good() }
+            .validate(NOW, "cam-1")
+            .unwrap();
+        let c = RawRead { id: None, ..good() }
+            .validate(NOW, "cam-2")
+            .unwrap();
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
     }

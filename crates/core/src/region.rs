@@ -36,7 +36,9 @@ impl Region {
     }
 
     pub fn from_code(code: u8) -> Option<Region> {
-        (1..=REGIONS.len() as u8).contains(&code).then_some(Region(code))
+        (1..=REGIONS.len() as u8)
+            .contains(&code)
+            .then_some(Region(code))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -71,12 +71,18 @@ impl From<StoreError> for ApiError {
             StoreError::CameraExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "camera_exists", e.to_string())
             }
-            StoreError::UnknownCamera(_) => ApiError::unprocessable("unknown_camera", e.to_string()),
-            StoreError::InvalidCamera(_) => ApiError::unprocessable("invalid_camera", e.to_string()),
+            StoreError::UnknownCamera(_) => {
+                ApiError::unprocessable("unknown_camera", e.to_string())
+            }
+            StoreError::InvalidCamera(_) => {
+                ApiError::unprocessable("invalid_camera", e.to_string())
+            }
             StoreError::PatternTooBroad { .. } => {
                 ApiError::unprocessable("pattern_too_broad", e.to_string())
             }
-            StoreError::QueryTooBroad(_) => ApiError::unprocessable("query_too_broad", e.to_string()),
+            StoreError::QueryTooBroad(_) => {
+                ApiError::unprocessable("query_too_broad", e.to_string())
+            }
             StoreError::BadCursor(_) => ApiError::bad_request("invalid_cursor", e.to_string()),
             StoreError::UnknownAccess(_) => ApiError::not_found("unknown_access", e.to_string()),
             _ => ApiError::internal(e.to_string()),

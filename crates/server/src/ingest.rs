@@ -46,12 +46,16 @@ impl FromRequestParts<AppState> for CameraAuth {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .unwrap_or("");
-        state.store.authenticate_camera(key).map(CameraAuth).ok_or_else(|| {
-            ApiError::unauthorized(
-                "invalid_camera_key",
-                "the Authorization key does not belong to a registered camera",
-            )
-        })
+        state
+            .store
+            .authenticate_camera(key)
+            .map(CameraAuth)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_camera_key",
+                    "the Authorization key does not belong to a registered camera",
+                )
+            })
     }
 }
 
@@ -158,7 +162,8 @@ pub fn accept_batch(
                 (
                     "ts",
                     "millisecond_full",
-                    "16 reads are already stored for this exact millisecond; send this read again".into(),
+                    "16 reads are already stored for this exact millisecond; send this read again"
+                        .into(),
                 ),
             )),
         }
@@ -167,7 +172,8 @@ pub fn accept_batch(
     metrics::counter!("platekeeper_reads_accepted_total").increment(accepted as u64);
     metrics::counter!("platekeeper_reads_duplicate_total").increment(duplicates as u64);
     for r in &rejected {
-        metrics::counter!("platekeeper_reads_rejected_total", "code" => r.code.clone()).increment(1);
+        metrics::counter!("platekeeper_reads_rejected_total", "code" => r.code.clone())
+            .increment(1);
     }
     Ok(IngestResponse {
         accepted,
@@ -215,9 +221,13 @@ pub fn decode_image(field: &'static str, text: &str) -> Result<Vec<u8>, FieldErr
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    engine
-        .decode(payload.trim())
-        .map_err(|e| (field, "invalid_image_encoding", format!("{field} is not valid base64: {e}")))
+    engine.decode(payload.trim()).map_err(|e| {
+        (
+            field,
+            "invalid_image_encoding",
+            format!("{field} is not valid base64: {e}"),
+        )
+    })
 }
 
 /// Reads one element of `reads` into a [`RawRead`].

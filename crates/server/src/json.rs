@@ -32,9 +32,10 @@ where
 pub fn json_rejection(r: JsonRejection) -> ApiError {
     let detail = r.body_text();
     match r {
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {detail}"))
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {detail}"),
+        ),
         JsonRejection::JsonDataError(_) => ApiError::unprocessable(
             "invalid_body",
             format!("the body does not have the expected fields: {detail}"),
@@ -63,9 +64,11 @@ pub type FieldError = (&'static str, &'static str, String);
 
 impl<'a> Fields<'a> {
     pub fn of(v: &'a Value) -> Result<Fields<'a>, FieldError> {
-        v.as_object()
-            .map(|obj| Fields { obj })
-            .ok_or(("read", "invalid_read", "each read must be a JSON object".to_string()))
+        v.as_object().map(|obj| Fields { obj }).ok_or((
+            "read",
+            "invalid_read",
+            "each read must be a JSON object".to_string(),
+        ))
     }
 
     fn present(&self, name: &str) -> Option<&'a Value> {
@@ -86,7 +89,11 @@ impl<'a> Fields<'a> {
             Some(Value::Number(n)) => Ok(n.as_f64()),
             // Some agents send numbers as strings; accept the unambiguous ones.
             Some(Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| {
-                (name, "invalid_type", format!("{name} must be a number, not {s:?}"))
+                (
+                    name,
+                    "invalid_type",
+                    format!("{name} must be a number, not {s:?}"),
+                )
             }),
             Some(_) => Err((name, "invalid_type", format!("{name} must be a number"))),
         }
@@ -95,10 +102,11 @@ impl<'a> Fields<'a> {
     pub fn integer(&self, name: &'static str) -> Result<Option<i64>, FieldError> {
         match self.present(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or((name, "invalid_type", format!("{name} must be an integer"))),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or((
+                name,
+                "invalid_type",
+                format!("{name} must be an integer"),
+            )),
             Some(_) => Err((name, "invalid_type", format!("{name} must be an integer"))),
         }
     }

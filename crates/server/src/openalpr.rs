@@ -36,9 +36,11 @@ fn region(text: Option<String>) -> Option<String> {
 }
 
 fn epoch_ms(f: &Fields<'_>, name: &'static str) -> Result<TimeInput, FieldError> {
-    f.integer(name)?
-        .map(TimeInput::EpochMs)
-        .ok_or((name, "missing_field", format!("{name} is required")))
+    f.integer(name)?.map(TimeInput::EpochMs).ok_or((
+        name,
+        "missing_field",
+        format!("{name} is required"),
+    ))
 }
 
 /// The reads in an `alpr_results` message: one per plate in the frame.
@@ -138,9 +140,8 @@ pub async fn post_openalpr(
     CameraAuth(camera): CameraAuth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let f = Fields::of(&body).map_err(|_| {
-        ApiError::unprocessable("invalid_body", "the body must be a JSON object")
-    })?;
+    let f = Fields::of(&body)
+        .map_err(|_| ApiError::unprocessable("invalid_body", "the body must be a JSON object"))?;
     let data_type = f
         .string("data_type")
         .map_err(|(_, code, msg)| ApiError::unprocessable(code, msg))?

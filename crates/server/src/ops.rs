@@ -45,17 +45,21 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match ok {
         Ok(_) => (
             StatusCode::OK,
-            Json(serde_json::to_value(Health {
-                status: "ok".into(),
-                database_bytes: state.store.database_bytes(),
-                distinct_plates: state.store.distinct_plates(),
-                cameras: state.store.cameras().len(),
-            })
-            .unwrap_or_default()),
+            Json(
+                serde_json::to_value(Health {
+                    status: "ok".into(),
+                    database_bytes: state.store.database_bytes(),
+                    distinct_plates: state.store.distinct_plates(),
+                    cameras: state.store.cameras().len(),
+                })
+                .unwrap_or_default(),
+            ),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": {"code": "database_unavailable", "message": e.message}})),
+            Json(
+                serde_json::json!({"error": {"code": "database_unavailable", "message": e.message}}),
+            ),
         ),
     }
 }
@@ -67,8 +71,5 @@ pub async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("platekeeper_database_bytes").set(state.store.database_bytes() as f64);
     metrics::gauge!("platekeeper_cameras").set(state.store.cameras().len() as f64);
     let body = register_metrics().map(|h| h.render()).unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -125,19 +125,26 @@ fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, Api
 /// Checks a request and turns it into a store query, before any access is
 /// opened: a malformed request is not an access to data.
 fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
-    let plate = match req.plate.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let plate = match req
+        .plate
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
-        Some(p) if p.contains(['?', '*', '_', '%']) => Some(
-            PlatePattern::parse(p, req.fuzzy)
-                .map_err(|e| ApiError::unprocessable("invalid_plate_pattern", format!("plate: {e}")))?,
-        ),
+        Some(p) if p.contains(['?', '*', '_', '%']) => {
+            Some(PlatePattern::parse(p, req.fuzzy).map_err(|e| {
+                ApiError::unprocessable("invalid_plate_pattern", format!("plate: {e}"))
+            })?)
+        }
         Some(p) => {
             let plate = Plate::parse(p)
                 .map_err(|e| ApiError::unprocessable("invalid_plate", format!("plate: {e}")))?;
             Some(PlatePattern::exact(&plate, req.fuzzy))
         }
     };
-    let geo = |e: platekeeper_core::GeoError| ApiError::unprocessable("invalid_area", e.to_string());
+    let geo =
+        |e: platekeeper_core::GeoError| ApiError::unprocessable("invalid_area", e.to_string());
     let area = match (&req.near, &req.polygon) {
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -162,10 +169,18 @@ fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
         }
         (None, None) => None,
     };
-    let region = match req.state.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let region = match req
+        .state
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(s) => Some(Region::parse(s).ok_or_else(|| {
-            ApiError::unprocessable("invalid_state", format!("state {s:?} is not a known state code"))
+            ApiError::unprocessable(
+                "invalid_state",
+                format!("state {s:?} is not a known state code"),
+            )
         })?),
     };
     let cursor = req
@@ -268,7 +283,11 @@ pub async fn search(
     metrics::counter!("platekeeper_searches_total").increment(1);
     Ok(Json(SearchResponse {
         access_id: access.id(),
-        results: page.reads.iter().map(|r| result_of(r, access.id())).collect(),
+        results: page
+            .reads
+            .iter()
+            .map(|r| result_of(r, access.id()))
+            .collect(),
         next_cursor: page.next.map(|c| c.encode()),
         plates_matched: page.plates_matched,
     }))
@@ -318,7 +337,12 @@ pub async fn read_image(
     let store = state.store.clone();
     let parent = blocking(move || Ok(store.access_record(params.access_id)?))
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_access", format!("access {} does not exist", params.access_id)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_access",
+                format!("access {} does not exist", params.access_id),
+            )
+        })?;
     if parent.username != who.username {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
@@ -337,11 +361,15 @@ pub async fn read_image(
     .await?;
     let store = state.store.clone();
     let (bytes, kind) = blocking(move || {
-        let read = store
-            .find_read(&access, id, params.at)?
-            .ok_or_else(|| ApiError::not_found("unknown_read", format!("no read {id} at that time")))?;
-        let image = if want_plate { read.plate_image } else { read.vehicle_image }
-            .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
+        let read = store.find_read(&access, id, params.at)?.ok_or_else(|| {
+            ApiError::not_found("unknown_read", format!("no read {id} at that time"))
+        })?;
+        let image = if want_plate {
+            read.plate_image
+        } else {
+            read.vehicle_image
+        }
+        .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
         let bytes = store.image(&access, &image)?;
         store.record_result_count(&access, 1)?;
         Ok((bytes, image.kind))

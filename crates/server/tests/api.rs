@@ -51,13 +51,20 @@ impl Api {
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, json, bytes)
     }
 
     async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        self.post_raw(path, key, body.to_string().into_bytes()).await
+        self.post_raw(path, key, body.to_string().into_bytes())
+            .await
     }
 
     async fn post_raw(&self, path: &str, key: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
@@ -70,7 +77,8 @@ impl Api {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value, Vec<u8>) {
-        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
     }
 
     async fn camera(&self, id: &str, kind: &str, pos: Option<(f64, f64)>) -> String {
@@ -113,15 +121,37 @@ async fn cameras_are_registered_once_with_a_key_shown_once() {
     let key = api.camera("cam-1", "fixed", Some((37.8, -122.27))).await;
     assert!(key.starts_with("pkc_") && key.len() > 60);
     let (s, v) = api
-        .post("/api/v1/cameras", None, &json!({"id": "cam-1", "name": "again", "kind": "fixed"}))
+        .post(
+            "/api/v1/cameras",
+            None,
+            &json!({"id": "cam-1", "name": "again", "kind": "fixed"}),
+        )
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("camera_exists")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("camera_exists"))
+    );
     for (body, code) in [
-        (json!({"id": "c2", "name": "x", "kind": "drone"}), "invalid_camera"),
-        (json!({"id": "c 2; DROP TABLE", "name": "x", "kind": "fixed"}), "invalid_camera"),
-        (json!({"id": "c3", "name": "x", "kind": "fixed", "lat": 91, "lon": 0}), "invalid_coordinates"),
-        (json!({"id": "c4", "name": "x", "kind": "fixed", "lat": 37.0}), "invalid_coordinates"),
-        (json!({"id": "c5", "name": "", "kind": "fixed"}), "invalid_camera"),
+        (
+            json!({"id": "c2", "name": "x", "kind": "drone"}),
+            "invalid_camera",
+        ),
+        (
+            json!({"id": "c 2; DROP TABLE", "name": "x", "kind": "fixed"}),
+            "invalid_camera",
+        ),
+        (
+            json!({"id": "c3", "name": "x", "kind": "fixed", "lat": 91, "lon": 0}),
+            "invalid_coordinates",
+        ),
+        (
+            json!({"id": "c4", "name": "x", "kind": "fixed", "lat": 37.0}),
+            "invalid_coordinates",
+        ),
+        (
+            json!({"id": "c5", "name": "", "kind": "fixed"}),
+            "invalid_camera",
+        ),
     ] {
         let (s, v) = api.post("/api/v1/cameras", None, &body).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {v}");
@@ -135,7 +165,9 @@ async fn cameras_are_registered_once_with_a_key_shown_once() {
 #[tokio::test]
 async fn a_batch_is_stored_once_and_resending_never_duplicates() {
     let api = api();
-    let key = api.camera("cam-1", "fixed", Some((37.8044, -122.2712))).await;
+    let key = api
+        .camera("cam-1", "fixed", Some((37.8044, -122.2712)))
+        .await;
     let batch = json!({"reads": [good_read(&uuid(1), "7ABC123"), good_read(&uuid(2), "7abc-124")]});
     let (s, v) = api.post("/api/v1/reads", Some(&key), &batch).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -179,30 +211,55 @@ async fn one_bad_read_never_loses_the_good_ones() {
     bad(json!({"heading": -5}));
     bad(json!({"lat": "north"}));
     bad(json!({"vehicle_image": jpeg(1, 2 * 1024 * 1024 + 10)}));
-    bad(json!({"plate_image": base64::engine::general_purpose::STANDARD.encode(b"GIF89a not a jpeg")}));
+    bad(
+        json!({"plate_image": base64::engine::general_purpose::STANDARD.encode(b"GIF89a not a jpeg")}),
+    );
     bad(json!({"plate_image": "@@@ not base64 @@@"}));
     reads.push(json!("a string, not a read"));
     reads.push(good_read(&uuid(999), "GOOD002"));
     let n = reads.len();
-    let (s, v) = api.post("/api/v1/reads", Some(&key), &json!({"reads": reads})).await;
+    let (s, v) = api
+        .post("/api/v1/reads", Some(&key), &json!({"reads": reads}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["accepted"], 2);
     let rejected = v["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), n - 2);
-    let codes: Vec<&str> = rejected.iter().map(|r| r["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = rejected
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
     assert_eq!(
         codes,
         [
-            "invalid_plate", "invalid_plate", "invalid_plate", "invalid_plate", "missing_field",
-            "invalid_coordinates", "invalid_coordinates", "missing_field", "timestamp_in_future",
-            "timestamp_too_old", "invalid_timestamp", "invalid_id", "invalid_state",
-            "invalid_confidence", "invalid_heading", "invalid_type", "image_too_large",
-            "image_not_jpeg_or_png", "invalid_image_encoding", "invalid_read",
+            "invalid_plate",
+            "invalid_plate",
+            "invalid_plate",
+            "invalid_plate",
+            "missing_field",
+            "invalid_coordinates",
+            "invalid_coordinates",
+            "missing_field",
+            "timestamp_in_future",
+            "timestamp_too_old",
+            "invalid_timestamp",
+            "invalid_id",
+            "invalid_state",
+            "invalid_confidence",
+            "invalid_heading",
+            "invalid_type",
+            "image_too_large",
+            "image_not_jpeg_or_png",
+            "invalid_image_encoding",
+            "invalid_read",
         ]
     );
     for r in rejected {
         let field = r["field"].as_str().unwrap();
-        assert!(r["message"].as_str().unwrap().contains(field) || field == "read", "{r}");
+        assert!(
+            r["message"].as_str().unwrap().contains(field) || field == "read",
+            "{r}"
+        );
     }
     assert_eq!(rejected[0]["index"], 1);
     assert_eq!(api.store.read_count().unwrap(), 2);
@@ -213,11 +270,18 @@ async fn a_batch_of_only_bad_reads_is_a_422_naming_the_first_problem() {
     let api = api();
     let key = api.camera("cam-1", "fixed", Some((37.8, -122.27))).await;
     let (s, v) = api
-        .post("/api/v1/reads", Some(&key), &json!({"reads": [{"id": uuid(1), "plate": "??", "ts": ts(0)}]}))
+        .post(
+            "/api/v1/reads",
+            Some(&key),
+            &json!({"reads": [{"id": uuid(1), "plate": "??", "ts": ts(0)}]}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["code"], "invalid_plate");
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("reads[0]."));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("reads[0]."));
     assert_eq!(v["rejected"].as_array().unwrap().len(), 1);
 }
 
@@ -227,36 +291,70 @@ async fn bad_bodies_and_credentials_get_clear_errors() {
     let key = api.camera("cam-1", "fixed", Some((37.8, -122.27))).await;
     let body = json!({"reads": [good_read(&uuid(1), "7ABC123")]});
     let (s, v) = api.post("/api/v1/reads", None, &body).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_credentials")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_credentials"))
+    );
     let (s, v) = api.post("/api/v1/reads", Some("pkc_wrong"), &body).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_camera_key")));
-    let (s, v) = api.post_raw("/api/v1/reads", Some(&key), b"{\"reads\": [".to_vec()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")));
-    let (s, v) = api.post("/api/v1/reads", Some(&key), &json!({"read": []})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_camera_key"))
+    );
+    let (s, v) = api
+        .post_raw("/api/v1/reads", Some(&key), b"{\"reads\": [".to_vec())
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    let (s, v) = api
+        .post("/api/v1/reads", Some(&key), &json!({"read": []}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let (s, v) = api.post_raw("/api/v1/reads", Some(&key), deep.into_bytes()).await;
+    let (s, v) = api
+        .post_raw("/api/v1/reads", Some(&key), deep.into_bytes())
+        .await;
     assert!(s.is_client_error(), "{s} {v}");
     let huge = vec![b' '; LIMIT + 10];
     let (s, v) = api.post_raw("/api/v1/reads", Some(&key), huge).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
     let many: Vec<Value> = (0..10_001).map(|_| json!({})).collect();
-    let (s, v) = api.post("/api/v1/reads", Some(&key), &json!({"reads": many})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("batch_too_large")));
+    let (s, v) = api
+        .post("/api/v1/reads", Some(&key), &json!({"reads": many}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("batch_too_large"))
+    );
     let req = Request::post("/api/v1/reads")
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from(body.to_string()))
         .unwrap();
     let (s, v, _) = api.send(req).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
     assert_eq!(api.store.read_count().unwrap(), 0);
 }
 
 #[tokio::test]
 async fn openalpr_webhooks_are_ingested_idempotently() {
     let api = api();
-    let key = api.camera("agent-1", "fixed", Some((37.8044, -122.2712))).await;
+    let key = api
+        .camera("agent-1", "fixed", Some((37.8044, -122.2712)))
+        .await;
     let results = json!({
         "version": 2, "data_type": "alpr_results", "epoch_time": NOW - 30_000,
         "img_width": 1920, "img_height": 1080, "processing_time_ms": 80.2,
@@ -267,10 +365,14 @@ async fn openalpr_webhooks_are_ingested_idempotently() {
             {"plate": "8XYZ001", "confidence": 80.0, "region": "us", "plate_index": 1}
         ]
     });
-    let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &results).await;
+    let (s, v) = api
+        .post("/api/v1/ingest/openalpr", Some(&key), &results)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["accepted"], 2);
-    let (_, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &results).await;
+    let (_, v) = api
+        .post("/api/v1/ingest/openalpr", Some(&key), &results)
+        .await;
     assert_eq!(v["duplicates"], 2);
     let group = json!({
         "data_type": "alpr_group", "version": 2, "epoch_start": NOW - 20_000, "epoch_end": NOW - 19_000,
@@ -279,35 +381,83 @@ async fn openalpr_webhooks_are_ingested_idempotently() {
         "gps_latitude": 37.81, "gps_longitude": -122.26, "vehicle_crop_jpeg": jpeg(3, 500),
         "best_plate": {"plate": "6ABC777", "confidence": 94.2, "plate_crop_jpeg": jpeg(4, 200)}
     });
-    let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &group).await;
-    assert_eq!((s, v["accepted"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
-    let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &json!({"data_type": "heartbeat"})).await;
-    assert_eq!((s, v["accepted"].as_u64()), (StatusCode::OK, Some(0)));
-    let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &json!({"data_type": "alpr_alert"})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unsupported_data_type")));
     let (s, v) = api
-        .post("/api/v1/ingest/openalpr", Some(&key), &json!({"data_type": "alpr_results", "results": []}))
+        .post("/api/v1/ingest/openalpr", Some(&key), &group)
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("missing_field")));
+    assert_eq!(
+        (s, v["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    let (s, v) = api
+        .post(
+            "/api/v1/ingest/openalpr",
+            Some(&key),
+            &json!({"data_type": "heartbeat"}),
+        )
+        .await;
+    assert_eq!((s, v["accepted"].as_u64()), (StatusCode::OK, Some(0)));
+    let (s, v) = api
+        .post(
+            "/api/v1/ingest/openalpr",
+            Some(&key),
+            &json!({"data_type": "alpr_alert"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("unsupported_data_type")
+        )
+    );
+    let (s, v) = api
+        .post(
+            "/api/v1/ingest/openalpr",
+            Some(&key),
+            &json!({"data_type": "alpr_results", "results": []}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("missing_field"))
+    );
 
     // The group read kept its own GPS position, heading and images.
-    let (s, v) = api.post("/api/v1/search", None, &json!({"plate": "6ABC777", "purpose": purpose()})).await;
+    let (s, v) = api
+        .post(
+            "/api/v1/search",
+            None,
+            &json!({"plate": "6ABC777", "purpose": purpose()}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let r = &v["results"][0];
-    assert_eq!((r["lat"].as_f64(), r["heading"].as_u64()), (Some(37.81), Some(271)));
+    assert_eq!(
+        (r["lat"].as_f64(), r["heading"].as_u64()),
+        (Some(37.81), Some(271))
+    );
     let (s, _, bytes) = api.get(r["image_url"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(bytes.len(), 500);
     let (s, _, bytes) = api.get(r["plate_image_url"].as_str().unwrap()).await;
     assert_eq!((s, bytes.len()), (StatusCode::OK, 200));
     // An unknown region is dropped, not a reason to lose the read.
-    let (_, v) = api.post("/api/v1/search", None, &json!({"plate": "8XYZ001", "purpose": purpose()})).await;
+    let (_, v) = api
+        .post(
+            "/api/v1/search",
+            None,
+            &json!({"plate": "8XYZ001", "purpose": purpose()}),
+        )
+        .await;
     assert_eq!(v["results"][0]["state"], Value::Null);
 }
 
 async fn seeded() -> (Api, String) {
     let api = api();
-    let key = api.camera("cam-1", "fixed", Some((37.8044, -122.2712))).await;
+    let key = api
+        .camera("cam-1", "fixed", Some((37.8044, -122.2712)))
+        .await;
     let mobile = api.camera("car-7", "mobile", None).await;
     let reads: Vec<Value> = ["7ABC123", "7ABX129", "8ABC123", "14KX221", "7A8C123"]
         .iter()
@@ -318,10 +468,14 @@ async fn seeded() -> (Api, String) {
             r
         })
         .collect();
-    let (s, _) = api.post("/api/v1/reads", Some(&key), &json!({"reads": reads})).await;
+    let (s, _) = api
+        .post("/api/v1/reads", Some(&key), &json!({"reads": reads}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let far = json!({"id": uuid(50), "plate": "FAR0001", "ts": ts(-300_000), "lat": 37.9, "lon": -122.27});
-    let (s, _) = api.post("/api/v1/reads", Some(&mobile), &json!({"reads": [far]})).await;
+    let (s, _) = api
+        .post("/api/v1/reads", Some(&mobile), &json!({"reads": [far]}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     (api, key)
 }
@@ -352,12 +506,27 @@ async fn search_by_plate_pattern_misread_and_area() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(result_plates(&v), ["7ABC123"]);
     let r = &v["results"][0];
-    for field in ["read_id", "plate", "state", "ts", "lat", "lon", "camera", "confidence"] {
+    for field in [
+        "read_id",
+        "plate",
+        "state",
+        "ts",
+        "lat",
+        "lon",
+        "camera",
+        "confidence",
+    ] {
         assert!(!r[field].is_null(), "{field} missing in {r}");
     }
     assert!(v["access_id"].as_i64().unwrap() > 0);
-    assert_eq!(result_plates(&search(json!({"plate": "7AB?12*"})).await.1), ["7ABC123", "7ABX129"]);
-    assert_eq!(result_plates(&search(json!({"plate": "*4KX*"})).await.1), ["14KX221"]);
+    assert_eq!(
+        result_plates(&search(json!({"plate": "7AB?12*"})).await.1),
+        ["7ABC123", "7ABX129"]
+    );
+    assert_eq!(
+        result_plates(&search(json!({"plate": "*4KX*"})).await.1),
+        ["14KX221"]
+    );
     assert_eq!(
         result_plates(&search(json!({"plate": "7ABC123", "fuzzy": true})).await.1),
         ["7A8C123", "7ABC123"]
@@ -394,17 +563,47 @@ async fn searches_are_refused_without_a_purpose_or_with_bad_input() {
     let before = api.store.access_count().unwrap();
     let cases = [
         (json!({"plate": "7ABC123"}), "purpose_insufficient"),
-        (json!({"plate": "7ABC123", "purpose": {"case_number": "", "offense": "211", "reason": "x"}}), "purpose_insufficient"),
-        (json!({"plate": "7A$", "purpose": purpose()}), "invalid_plate"),
-        (json!({"plate": "*A*", "purpose": purpose()}), "invalid_plate_pattern"),
-        (json!({"plate": "7ABC123", "from": "yesterday", "purpose": purpose()}), "invalid_timestamp"),
-        (json!({"near": {"lat": 37.8, "lon": -122.2, "radius_m": 500}, "purpose": purpose()}), "query_too_broad"),
-        (json!({"near": {"lat": 97.8, "lon": -122.2, "radius_m": 500}, "purpose": purpose()}), "invalid_area"),
-        (json!({"near": {"lat": 37.8, "lon": -122.2, "radius_m": -1}, "purpose": purpose()}), "invalid_area"),
-        (json!({"polygon": [{"lat": 1, "lon": 1}], "purpose": purpose()}), "invalid_area"),
+        (
+            json!({"plate": "7ABC123", "purpose": {"case_number": "", "offense": "211", "reason": "x"}}),
+            "purpose_insufficient",
+        ),
+        (
+            json!({"plate": "7A$", "purpose": purpose()}),
+            "invalid_plate",
+        ),
+        (
+            json!({"plate": "*A*", "purpose": purpose()}),
+            "invalid_plate_pattern",
+        ),
+        (
+            json!({"plate": "7ABC123", "from": "yesterday", "purpose": purpose()}),
+            "invalid_timestamp",
+        ),
+        (
+            json!({"near": {"lat": 37.8, "lon": -122.2, "radius_m": 500}, "purpose": purpose()}),
+            "query_too_broad",
+        ),
+        (
+            json!({"near": {"lat": 97.8, "lon": -122.2, "radius_m": 500}, "purpose": purpose()}),
+            "invalid_area",
+        ),
+        (
+            json!({"near": {"lat": 37.8, "lon": -122.2, "radius_m": -1}, "purpose": purpose()}),
+            "invalid_area",
+        ),
+        (
+            json!({"polygon": [{"lat": 1, "lon": 1}], "purpose": purpose()}),
+            "invalid_area",
+        ),
         (json!({"purpose": purpose()}), "query_too_broad"),
-        (json!({"plate": "7ABC123", "camera": "nope", "purpose": purpose()}), "unknown_camera"),
-        (json!({"plate": "7ABC123", "state": "ZZ", "purpose": purpose()}), "invalid_state"),
+        (
+            json!({"plate": "7ABC123", "camera": "nope", "purpose": purpose()}),
+            "unknown_camera",
+        ),
+        (
+            json!({"plate": "7ABC123", "state": "ZZ", "purpose": purpose()}),
+            "invalid_state",
+        ),
     ];
     for (body, code) in cases {
         let (s, v) = api.post("/api/v1/search", None, &body).await;
@@ -412,9 +611,16 @@ async fn searches_are_refused_without_a_purpose_or_with_bad_input() {
         assert_eq!(v["error"]["code"], code, "{body}");
     }
     let (s, v) = api
-        .post("/api/v1/search", None, &json!({"plate": "7ABC123", "cursor": "garbage", "purpose": purpose()}))
+        .post(
+            "/api/v1/search",
+            None,
+            &json!({"plate": "7ABC123", "cursor": "garbage", "purpose": purpose()}),
+        )
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_cursor")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_cursor"))
+    );
     // Refused before any data is touched: none of these opened an access.
     assert_eq!(api.store.access_count().unwrap(), before);
 }
@@ -423,7 +629,13 @@ async fn searches_are_refused_without_a_purpose_or_with_bad_input() {
 async fn every_search_and_image_view_is_logged_first() {
     let (api, _) = seeded().await;
     let before = api.store.access_count().unwrap();
-    let (_, v) = api.post("/api/v1/search", None, &json!({"plate": "7ABC123", "purpose": purpose()})).await;
+    let (_, v) = api
+        .post(
+            "/api/v1/search",
+            None,
+            &json!({"plate": "7ABC123", "purpose": purpose()}),
+        )
+        .await;
     let id = v["access_id"].as_i64().unwrap();
     assert_eq!(api.store.access_count().unwrap(), before + 1);
     let rec = api.store.access_record(id).unwrap().unwrap();
@@ -432,9 +644,14 @@ async fn every_search_and_image_view_is_logged_first() {
     // No image on this read; and an unknown access is refused.
     let read_id = v["results"][0]["read_id"].as_str().unwrap();
     let (s, v, _) = api
-        .get(&format!("/api/v1/reads/{read_id}/image?access_id=999999&at={NOW}"))
+        .get(&format!(
+            "/api/v1/reads/{read_id}/image?access_id=999999&at={NOW}"
+        ))
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_access")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_access"))
+    );
 }
 
 #[tokio::test]
@@ -445,7 +662,13 @@ async fn health_metrics_and_openapi() {
     assert_eq!(v["distinct_plates"], 6);
     platekeeper_server::ops::register_metrics();
     let key = api.camera("cam-m", "fixed", Some((37.8, -122.27))).await;
-    let _ = api.post("/api/v1/reads", Some(&key), &json!({"reads": [good_read(&uuid(77), "MET0001")]})).await;
+    let _ = api
+        .post(
+            "/api/v1/reads",
+            Some(&key),
+            &json!({"reads": [good_read(&uuid(77), "MET0001")]}),
+        )
+        .await;
     let (s, _, body) = api.get("/metrics").await;
     let text = String::from_utf8(body).unwrap();
     assert_eq!(s, StatusCode::OK);
@@ -453,7 +676,15 @@ async fn health_metrics_and_openapi() {
     assert!(text.contains("platekeeper_distinct_plates"));
     let (s, v, _) = api.get("/api/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
-    for path in ["/api/v1/reads", "/api/v1/ingest/openalpr", "/api/v1/cameras", "/api/v1/search", "/api/v1/reads/{id}/image", "/healthz", "/metrics"] {
+    for path in [
+        "/api/v1/reads",
+        "/api/v1/ingest/openalpr",
+        "/api/v1/cameras",
+        "/api/v1/search",
+        "/api/v1/reads/{id}/image",
+        "/healthz",
+        "/metrics",
+    ] {
         assert!(v["paths"][path].is_object(), "{path} missing from OpenAPI");
     }
 }

@@ -155,6 +155,8 @@ impl Store {
     /// Number of entries in the access log.
     pub fn access_count(&self) -> Result<u64, StoreError> {
         let conn = self.main_readers.get()?;
-        Ok(conn.query_row("SELECT count(*) FROM access_log", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(conn.query_row("SELECT count(*) FROM access_log", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64)
     }
 }

@@ -94,7 +94,8 @@ fn check_id(id: &str) -> Result<(), StoreError> {
 impl CameraRegistry {
     pub(crate) fn load(conn: &Connection) -> Result<CameraRegistry, StoreError> {
         let mut reg = CameraRegistry::default();
-        let mut stmt = conn.prepare("SELECT num, id, name, kind, lat, lon, key_hash FROM cameras")?;
+        let mut stmt =
+            conn.prepare("SELECT num, id, name, kind, lat, lon, key_hash FROM cameras")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let kind: String = r.get(3)?;
@@ -139,7 +140,11 @@ impl CameraRegistry {
 impl Store {
     /// Registers a camera and returns it with its API key, which is not
     /// stored and cannot be shown again.
-    pub fn create_camera(&self, new: NewCamera, now_ms: i64) -> Result<(Camera, String), StoreError> {
+    pub fn create_camera(
+        &self,
+        new: NewCamera,
+        now_ms: i64,
+    ) -> Result<(Camera, String), StoreError> {
         check_id(&new.id)?;
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 200 {

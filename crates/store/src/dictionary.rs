@@ -207,7 +207,11 @@ mod tests {
         }
         let texts = |pat: &str, fuzzy: bool| -> Vec<String> {
             let p = PlatePattern::parse(pat, fuzzy).unwrap();
-            let mut v: Vec<String> = d.matching(&p, 100).iter().map(|s| s.plate.to_string()).collect();
+            let mut v: Vec<String> = d
+                .matching(&p, 100)
+                .iter()
+                .map(|s| s.plate.to_string())
+                .collect();
             v.sort();
             v
         };
@@ -215,6 +219,10 @@ mod tests {
         assert_eq!(texts("*4KX*", false), ["X4KX11"]);
         assert_eq!(texts("7ABC123", true), ["7A8C123", "7ABC123"]);
         let broad = PlatePattern::parse("*12*", false).unwrap();
-        assert_eq!(d.matching(&broad, 2).len(), 3, "limit + 1 tells the caller there are more");
+        assert_eq!(
+            d.matching(&broad, 2).len(),
+            3,
+            "limit + 1 tells the caller there are more"
+        );
     }
 }

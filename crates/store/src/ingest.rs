@@ -150,7 +150,8 @@ fn insert(
     let id = read.id.as_bytes();
     let mut next = row.base;
     {
-        let mut stmt = tx.prepare_cached("SELECT rid, id FROM reads WHERE rid BETWEEN ?1 AND ?2")?;
+        let mut stmt =
+            tx.prepare_cached("SELECT rid, id FROM reads WHERE rid BETWEEN ?1 AND ?2")?;
         let mut rows = stmt.query(params![row.base, row.base + SEQ_PER_MS - 1])?;
         while let Some(r) = rows.next()? {
             if r.get_ref(1)?.as_blob()? == id {

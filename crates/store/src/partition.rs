@@ -95,7 +95,12 @@ pub const MAX_CAMERA_NUM: u32 = CAM_MASK as u32;
 /// Packs the small fields of a read: camera (20 bits), confidence + 1
 /// (7 bits, 0 = none), state code (7 bits, 0 = none), heading + 1 (9 bits,
 /// 0 = none). A fixed camera's read without heading fits in 4 bytes.
-pub(crate) fn pack_meta(cam: u32, conf: Option<u8>, state: Option<u8>, heading: Option<u16>) -> i64 {
+pub(crate) fn pack_meta(
+    cam: u32,
+    conf: Option<u8>,
+    state: Option<u8>,
+    heading: Option<u16>,
+) -> i64 {
     (cam as i64 & CAM_MASK)
         | (conf.map_or(0, |c| c.min(100) as i64 + 1) << CONF_SHIFT)
         | (state.map_or(0, |s| (s & 0x7F) as i64) << STATE_SHIFT)
@@ -243,7 +248,10 @@ impl DayFile {
     }
 
     pub(crate) fn is_sealed(&self) -> bool {
-        self.open_index.read().map(|ix| ix.is_none()).unwrap_or(false)
+        self.open_index
+            .read()
+            .map(|ix| ix.is_none())
+            .unwrap_or(false)
     }
 
     /// Seals a finished day: builds the plate index in one sorted pass,
@@ -253,7 +261,7 @@ impl DayFile {
     /// in-memory index until the sealed file is ready, and today's ingest
     /// goes on in its own file.
     pub(crate) fn seal(&self) -> Result<(), StoreError> {
-        let guard = self.writer()?;
+        let mut guard = self.writer()?;
         let conn = guard.as_ref().ok_or(StoreError::Poisoned)?;
         conn.execute_batch(
             "CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate);
@@ -262,6 +270,8 @@ impl DayFile {
         )?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         *self.open_index.write().map_err(|_| StoreError::Poisoned)? = None;
+        // A finished day is rarely written again: free the writer's cache.
+        *guard = None;
         Ok(())
     }
 
@@ -314,7 +324,10 @@ mod tests {
     fn ranges_clip_to_the_day() {
         let day = 20_000;
         let start = day as i64 * DAY_MS;
-        assert_eq!(rowid_range(day, start - 10, start + 5), Some((0, 5 * 16 + 15)));
+        assert_eq!(
+            rowid_range(day, start - 10, start + 5),
+            Some((0, 5 * 16 + 15))
+        );
         assert_eq!(rowid_range(day, start + DAY_MS, start + DAY_MS + 9), None);
     }
 
@@ -341,8 +354,16 @@ mod tests {
             let m = pack_meta(args.0, args.1, args.2, args.3);
             assert_eq!(unpack_meta(m), args);
         }
-        assert!(pack_meta(500, Some(99), Some(5), None) < 1 << 31, "fits 4 bytes");
-        for (lat, lon) in [(0, 0), (-90_000_000, -180_000_000), (90_000_000, 180_000_000), (37_804_400, -122_271_200)] {
+        assert!(
+            pack_meta(500, Some(99), Some(5), None) < 1 << 31,
+            "fits 4 bytes"
+        );
+        for (lat, lon) in [
+            (0, 0),
+            (-90_000_000, -180_000_000),
+            (90_000_000, 180_000_000),
+            (37_804_400, -122_271_200),
+        ] {
             assert_eq!(unpack_pos(pack_pos(lat, lon)), (lat, lon));
         }
     }

@@ -18,9 +18,10 @@ pub(crate) enum Role {
 ///
 /// `synchronous = FULL` in WAL mode makes each commit wait for the log to
 /// reach the disk, which is what "acknowledged only once durable" (SPEC
-/// R1.3) means; batching keeps the cost to one sync per batch. Readers map
-/// the file into memory instead of each keeping its own page cache, so
-/// many day files cost little memory.
+/// R1.3) means; batching keeps the cost to one sync per batch. Readers keep
+/// a small page cache each (the operating system's file cache does the
+/// rest), so many open day files cost little memory; sorting for index
+/// builds and VACUUM spills to temporary files rather than memory.
 pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -31,7 +32,6 @@ pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, Sto
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // After a checkpoint the log file is cut back to this size instead of
     // keeping its largest size forever (one per day file adds up).
     conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
@@ -39,7 +39,6 @@ pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, Sto
         Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
         Role::Reader => {
             conn.pragma_update(None, "cache_size", -2_048)?;
-            conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
             conn.pragma_update(None, "query_only", true)?;
         }
     }

@@ -179,7 +179,10 @@ impl RowContext<'_> {
 fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
     let b = area.bounding_box();
     let (lat_lo, lat_hi) = (b.min_lat as i64 + 90_000_000, b.max_lat as i64 + 90_000_000);
-    let (lon_lo, lon_hi) = (b.min_lon as i64 + 180_000_000, b.max_lon as i64 + 180_000_000);
+    let (lon_lo, lon_hi) = (
+        b.min_lon as i64 + 180_000_000,
+        b.max_lon as i64 + 180_000_000,
+    );
     let own = format!(
         "(r.pos IS NOT NULL AND (r.pos >> 29) BETWEEN {lat_lo} AND {lat_hi} \
          AND (r.pos & {}) BETWEEN {lon_lo} AND {lon_hi})",
@@ -249,7 +252,10 @@ impl Store {
             extra.push(Value::Integer(n as i64));
         }
         if let Some(region) = q.region {
-            filters.push_str(&format!(" AND ((r.meta >> {}) & 127) = ?", partition::STATE_SHIFT));
+            filters.push_str(&format!(
+                " AND ((r.meta >> {}) & 127) = ?",
+                partition::STATE_SHIFT
+            ));
             extra.push(Value::Integer(region.code() as i64));
         }
         if let Some(area) = &q.area {
@@ -291,7 +297,10 @@ impl Store {
                         "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ?{filters}"
                     );
                     let mut found: Vec<StoredRead> = Vec::new();
-                    for span in cands.iter().filter(|s| (s.first_day..=s.last_day).contains(&day)) {
+                    for span in cands
+                        .iter()
+                        .filter(|s| (s.first_day..=s.last_day).contains(&day))
+                    {
                         let code = span.plate.code();
                         if let Some(rowids) = file.open_rowids(code, lo, hi) {
                             // An open day: the in-memory index gives the rows.
@@ -315,7 +324,8 @@ impl Store {
                             continue;
                         }
                         let mut stmt = conn.prepare_cached(&by_index)?;
-                        let mut args = vec![Value::Integer(code), Value::Integer(lo), Value::Integer(hi)];
+                        let mut args =
+                            vec![Value::Integer(code), Value::Integer(lo), Value::Integer(hi)];
                         args.extend(extra.iter().cloned());
                         if q.area.is_none() {
                             args.push(Value::Integer(remaining as i64));

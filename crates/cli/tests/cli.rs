@@ -1,0 +1,267 @@
+//! The `platekeeper` binary end to end: a real server process on
+//! 127.0.0.1, killed mid-ingest (SPEC R1.3), the CSV import (R1.4), the
+//! demo and the benchmark's output contract.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_platekeeper");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `platekeeper <args>` and waits for its "listening on" line.
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start platekeeper");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("http://") {
+                    let _ = tx.send(line[i..].split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server printed its address");
+        Server { child, url }
+    }
+
+    fn serve(data: &Path) -> Server {
+        Server::start(&["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(url: &str, key: Option<&str>, body: &Value) -> Result<Value, (u16, Value)> {
+    let mut req = ureq::post(url).timeout(Duration::from_secs(30));
+    if let Some(k) = key {
+        req = req.set("Authorization", &format!("Bearer {k}"));
+    }
+    match req.send_json(body.clone()) {
+        Ok(r) => Ok(r.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(code, r)) => Err((code, r.into_json().unwrap_or(Value::Null))),
+        Err(e) => Err((0, json!(e.to_string()))),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn ts(ms: i64) -> String {
+    platekeeper_core::read::format_time_ms(ms)
+}
+
+fn create_camera(url: &str, id: &str) -> String {
+    let cam = post(
+        &format!("{url}/api/v1/cameras"),
+        None,
+        &json!({"id": id, "name": "Test camera", "kind": "fixed", "lat": 37.8044, "lon": -122.2712}),
+    )
+    .expect("camera created");
+    cam["api_key"].as_str().unwrap().to_string()
+}
+
+fn purpose() -> Value {
+    json!({"case_number": "26-000999", "offense": "10851 VC", "reason": "durability test"})
+}
+
+/// Every read a camera can see in the last `window_ms`, by paging.
+fn all_reads(url: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
+    let mut body = json!({"camera": camera, "from": ts(from), "to": ts(to), "limit": 1000, "purpose": purpose()});
+    let mut out = Vec::new();
+    loop {
+        let page = post(&format!("{url}/api/v1/search"), None, &body).expect("search");
+        out.extend(page["results"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => body["cursor"] = json!(c),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::serve(dir.path());
+    let url = server.url.clone();
+    let key = create_camera(&url, "cam-kill");
+    let start = now_ms() - 3_600_000;
+    // Every read sent, by id → plate; the ids the server acknowledged.
+    let sent: Arc<Mutex<std::collections::HashMap<String, String>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (sent, acked, stop, url, key) = (sent.clone(), acked.clone(), stop.clone(), url.clone(), key.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let reads: Vec<Value> = (0..200)
+                    .map(|_| {
+                        n += 1;
+                        let id = format!("00000000-0000-4000-8000-{n:012}");
+                        let plate = format!("K{n:06}");
+                        sent.lock().unwrap().insert(id.clone(), plate.clone());
+                        json!({"id": id, "plate": plate, "state": "CA", "ts": ts(start + n as i64 * 7), "lat": 37.8044, "lon": -122.2712})
+                    })
+                    .collect();
+                let ids: Vec<String> = reads.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+                match post(&format!("{url}/api/v1/reads"), Some(&key), &json!({"reads": reads})) {
+                    Ok(v) if v["accepted"] == 200 => acked.lock().unwrap().extend(ids),
+                    Ok(v) => panic!("unexpected answer {v}"),
+                    Err(_) => break, // the server is gone: nothing more is acknowledged
+                }
+            }
+        })
+    };
+    // Let it ingest for a while, then kill -9 in the middle of the stream.
+    let t = Instant::now();
+    while acked.lock().unwrap().len() < 4_000 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 1_000, "the server acknowledged reads before the kill");
+
+    let server = Server::serve(dir.path());
+    let stored = all_reads(&server.url, "cam-kill", start - 1_000, now_ms());
+    let sent = sent.lock().unwrap();
+    let mut stored_ids = std::collections::HashSet::new();
+    for r in &stored {
+        let id = r["read_id"].as_str().unwrap();
+        // Nothing half-written: every stored read is one that was sent,
+        // whole, with its own plate.
+        assert_eq!(sent.get(id).map(String::as_str), r["plate"].as_str(), "{r}");
+        assert_eq!(r["state"], "CA");
+        assert!(stored_ids.insert(id.to_string()), "read {id} appears twice");
+    }
+    let missing: Vec<&String> = acked.iter().filter(|id| !stored_ids.contains(*id)).collect();
+    assert!(missing.is_empty(), "{} acknowledged reads lost, e.g. {:?}", missing.len(), missing.first());
+    // Re-sending everything after the restart stores nothing twice.
+    let again: Vec<Value> = acked
+        .iter()
+        .take(500)
+        .map(|id| {
+            let n: i64 = id[24..].parse().unwrap();
+            json!({"id": id, "plate": sent[id], "state": "CA", "ts": ts(start + n * 7), "lat": 37.8044, "lon": -122.2712})
+        })
+        .collect();
+    let v = post(&format!("{}/api/v1/reads", server.url), Some(&key), &json!({"reads": again})).unwrap();
+    assert_eq!((v["accepted"].as_u64(), v["duplicates"].as_u64()), (Some(0), Some(500)));
+    server.kill();
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run platekeeper");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn csv_import_reports_bad_lines_and_never_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::serve(&data);
+    create_camera(&server.url, "cam-csv");
+    // The data folder belongs to one process at a time.
+    let csv = dir.path().join("reads.csv");
+    std::fs::write(&csv, "id,plate,state,ts,lat,lon,camera,confidence\n").unwrap();
+    let (ok, _, err) = run(&["import", "reads", csv.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert!(!ok && err.contains("in use"), "{err}");
+    server.kill();
+
+    let t = now_ms() - 600_000;
+    let mut f = std::fs::File::create(&csv).unwrap();
+    writeln!(f, "id,plate,state,ts,lat,lon,camera,confidence").unwrap();
+    writeln!(f, "0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10,7ABC123,CA,{},37.8044,-122.2712,cam-csv,90", ts(t)).unwrap(); // line 2
+    writeln!(f, ",7ABC 124,CA,{},37.81,-122.27,cam-csv,", ts(t + 1)).unwrap(); // 3: no id
+    writeln!(f, ",7AB$124,CA,{},37.81,-122.27,cam-csv,", ts(t + 2)).unwrap(); // 4: bad plate
+    writeln!(f, ",7ABC125,CA,not-a-time,37.81,-122.27,cam-csv,").unwrap(); // 5
+    writeln!(f, ",7ABC126,CA,{},137.81,-122.27,cam-csv,", ts(t + 3)).unwrap(); // 6
+    writeln!(f, ",7ABC127,CA,{},37.81,-122.27,nobody,", ts(t + 4)).unwrap(); // 7
+    writeln!(f, ",7ABC128,CA,{}", ts(t + 5)).unwrap(); // 8: short row
+    writeln!(f, ",\"7ABC\"\"129\",CA,{},37.81,-122.27,cam-csv,", ts(t + 6)).unwrap(); // 9: quote in plate
+    writeln!(f, ",8XYZ001,CA,{},37.81,-122.27,cam-csv,eighty", ts(t + 7)).unwrap(); // 10
+    writeln!(f, ",8XYZ002,CA,{},,,cam-csv,75", ts(t + 8)).unwrap(); // 11: camera's position
+    drop(f);
+    let args = ["import", "reads", csv.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last, json!({"accepted": 3, "duplicates": 0, "rejected": 7}), "{err}");
+    for (line, code) in [(4, "invalid_plate"), (5, "invalid_timestamp"), (6, "invalid_coordinates"), (7, "unknown_camera"), (8, "wrong_column_count"), (9, "invalid_plate"), (10, "invalid_number")] {
+        assert!(err.contains(&format!("line {line}: ")) && err.contains(code), "line {line} {code} in {err}");
+    }
+    let (ok, out, _) = run(&args);
+    assert!(ok);
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last, json!({"accepted": 0, "duplicates": 3, "rejected": 7}));
+
+    std::fs::write(&csv, "plate,ts\n7ABC123,2026-01-01T00:00:00Z\n").unwrap();
+    let (ok, _, err) = run(&args);
+    assert!(!ok && err.contains("line 1") && err.contains("header"), "{err}");
+    let (ok, _, err) = run(&["import", "reads", "/nonexistent.csv", "--data", data.to_str().unwrap()]);
+    assert!(!ok && err.contains("/nonexistent.csv"), "{err}");
+}
+
+#[test]
+fn bench_prints_its_figures_as_json_last() {
+    let (ok, out, err) = run(&["bench", "--reads", "20000", "--json", "--queries", "10"]);
+    assert!(ok, "{err}");
+    let figures: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(figures["reads"], 20000);
+    for key in [
+        "ingest_reads_per_s", "exact_p50_ms", "exact_p99_ms", "wildcard_p99_ms", "substring_p99_ms",
+        "fuzzy_p99_ms", "canvass_p99_ms", "bytes_per_read", "peak_rss_mb",
+    ] {
+        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {figures}");
+    }
+}
+
+#[test]
+fn demo_serves_sample_data() {
+    let server = Server::start(&["demo", "--listen", "127.0.0.1:0", "--reads", "5000"]);
+    let health: Value = ureq::get(&format!("{}/healthz", server.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(health["distinct_plates"].as_u64().unwrap() > 1000, "{health}");
+    server.kill();
+}
