@@ -110,7 +110,9 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
         for r in rejects {
             *rejected += 1;
             if *rejected <= SHOW_REJECTS {
-                bar.println(format!("line {}: {} ({})", r.index, r.message, r.code));
+                // Straight to standard error (the bar hides itself when that
+                // is not a terminal, and would swallow these lines).
+                bar.suspend(|| eprintln!("line {}: {} ({})", r.index, r.message, r.code));
             }
         }
     };

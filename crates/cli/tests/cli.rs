@@ -31,8 +31,17 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("http://") {
-                    let _ = tx.send(line[i..].split_whitespace().next().unwrap_or("").to_string());
+                if let Some(i) = line
+                    .find("listening on http://")
+                    .map(|i| i + "listening on ".len())
+                {
+                    let _ = tx.send(
+                        line[i..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    );
                 }
             }
         });
@@ -43,7 +52,13 @@ impl Server {
     }
 
     fn serve(data: &Path) -> Server {
-        Server::start(&["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        Server::start(&[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
     }
 
     fn kill(mut self) {
@@ -122,7 +137,13 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (sent, acked, stop, url, key) = (sent.clone(), acked.clone(), stop.clone(), url.clone(), key.clone());
+        let (sent, acked, stop, url, key) = (
+            sent.clone(),
+            acked.clone(),
+            stop.clone(),
+            url.clone(),
+            key.clone(),
+        );
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -135,8 +156,15 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
                         json!({"id": id, "plate": plate, "state": "CA", "ts": ts(start + n as i64 * 7), "lat": 37.8044, "lon": -122.2712})
                     })
                     .collect();
-                let ids: Vec<String> = reads.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-                match post(&format!("{url}/api/v1/reads"), Some(&key), &json!({"reads": reads})) {
+                let ids: Vec<String> = reads
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_string())
+                    .collect();
+                match post(
+                    &format!("{url}/api/v1/reads"),
+                    Some(&key),
+                    &json!({"reads": reads}),
+                ) {
                     Ok(v) if v["accepted"] == 200 => acked.lock().unwrap().extend(ids),
                     Ok(v) => panic!("unexpected answer {v}"),
                     Err(_) => break, // the server is gone: nothing more is acknowledged
@@ -153,7 +181,10 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 1_000, "the server acknowledged reads before the kill");
+    assert!(
+        acked.len() >= 1_000,
+        "the server acknowledged reads before the kill"
+    );
 
     let server = Server::serve(dir.path());
     let stored = all_reads(&server.url, "cam-kill", start - 1_000, now_ms());
@@ -167,8 +198,16 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
         assert_eq!(r["state"], "CA");
         assert!(stored_ids.insert(id.to_string()), "read {id} appears twice");
     }
-    let missing: Vec<&String> = acked.iter().filter(|id| !stored_ids.contains(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged reads lost, e.g. {:?}", missing.len(), missing.first());
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored_ids.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged reads lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     // Re-sending everything after the restart stores nothing twice.
     let again: Vec<Value> = acked
         .iter()
@@ -178,13 +217,24 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
             json!({"id": id, "plate": sent[id], "state": "CA", "ts": ts(start + n * 7), "lat": 37.8044, "lon": -122.2712})
         })
         .collect();
-    let v = post(&format!("{}/api/v1/reads", server.url), Some(&key), &json!({"reads": again})).unwrap();
-    assert_eq!((v["accepted"].as_u64(), v["duplicates"].as_u64()), (Some(0), Some(500)));
+    let v = post(
+        &format!("{}/api/v1/reads", server.url),
+        Some(&key),
+        &json!({"reads": again}),
+    )
+    .unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(0), Some(500))
+    );
     server.kill();
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run platekeeper");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run platekeeper");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -201,31 +251,68 @@ fn csv_import_reports_bad_lines_and_never_duplicates() {
     // The data folder belongs to one process at a time.
     let csv = dir.path().join("reads.csv");
     std::fs::write(&csv, "id,plate,state,ts,lat,lon,camera,confidence\n").unwrap();
-    let (ok, _, err) = run(&["import", "reads", csv.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    let (ok, _, err) = run(&[
+        "import",
+        "reads",
+        csv.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("in use"), "{err}");
     server.kill();
 
     let t = now_ms() - 600_000;
     let mut f = std::fs::File::create(&csv).unwrap();
     writeln!(f, "id,plate,state,ts,lat,lon,camera,confidence").unwrap();
-    writeln!(f, "0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10,7ABC123,CA,{},37.8044,-122.2712,cam-csv,90", ts(t)).unwrap(); // line 2
+    writeln!(
+        f,
+        "0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10,7ABC123,CA,{},37.8044,-122.2712,cam-csv,90",
+        ts(t)
+    )
+    .unwrap(); // line 2
     writeln!(f, ",7ABC 124,CA,{},37.81,-122.27,cam-csv,", ts(t + 1)).unwrap(); // 3: no id
     writeln!(f, ",7AB$124,CA,{},37.81,-122.27,cam-csv,", ts(t + 2)).unwrap(); // 4: bad plate
     writeln!(f, ",7ABC125,CA,not-a-time,37.81,-122.27,cam-csv,").unwrap(); // 5
     writeln!(f, ",7ABC126,CA,{},137.81,-122.27,cam-csv,", ts(t + 3)).unwrap(); // 6
     writeln!(f, ",7ABC127,CA,{},37.81,-122.27,nobody,", ts(t + 4)).unwrap(); // 7
     writeln!(f, ",7ABC128,CA,{}", ts(t + 5)).unwrap(); // 8: short row
-    writeln!(f, ",\"7ABC\"\"129\",CA,{},37.81,-122.27,cam-csv,", ts(t + 6)).unwrap(); // 9: quote in plate
+    writeln!(
+        f,
+        ",\"7ABC\"\"129\",CA,{},37.81,-122.27,cam-csv,",
+        ts(t + 6)
+    )
+    .unwrap(); // 9: quote in plate
     writeln!(f, ",8XYZ001,CA,{},37.81,-122.27,cam-csv,eighty", ts(t + 7)).unwrap(); // 10
     writeln!(f, ",8XYZ002,CA,{},,,cam-csv,75", ts(t + 8)).unwrap(); // 11: camera's position
     drop(f);
-    let args = ["import", "reads", csv.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    let args = [
+        "import",
+        "reads",
+        csv.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
     let (ok, out, err) = run(&args);
     assert!(ok, "{err}");
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert_eq!(last, json!({"accepted": 3, "duplicates": 0, "rejected": 7}), "{err}");
-    for (line, code) in [(4, "invalid_plate"), (5, "invalid_timestamp"), (6, "invalid_coordinates"), (7, "unknown_camera"), (8, "wrong_column_count"), (9, "invalid_plate"), (10, "invalid_number")] {
-        assert!(err.contains(&format!("line {line}: ")) && err.contains(code), "line {line} {code} in {err}");
+    assert_eq!(
+        last,
+        json!({"accepted": 3, "duplicates": 0, "rejected": 7}),
+        "{err}"
+    );
+    for (line, code) in [
+        (4, "invalid_plate"),
+        (5, "invalid_timestamp"),
+        (6, "invalid_coordinates"),
+        (7, "unknown_camera"),
+        (8, "wrong_column_count"),
+        (9, "invalid_plate"),
+        (10, "invalid_number"),
+    ] {
+        assert!(
+            err.contains(&format!("line {line}: ")) && err.contains(code),
+            "line {line} {code} in {err}"
+        );
     }
     let (ok, out, _) = run(&args);
     assert!(ok);
@@ -234,8 +321,17 @@ fn csv_import_reports_bad_lines_and_never_duplicates() {
 
     std::fs::write(&csv, "plate,ts\n7ABC123,2026-01-01T00:00:00Z\n").unwrap();
     let (ok, _, err) = run(&args);
-    assert!(!ok && err.contains("line 1") && err.contains("header"), "{err}");
-    let (ok, _, err) = run(&["import", "reads", "/nonexistent.csv", "--data", data.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("line 1") && err.contains("header"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "import",
+        "reads",
+        "/nonexistent.csv",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("/nonexistent.csv"), "{err}");
 }
 
@@ -246,10 +342,20 @@ fn bench_prints_its_figures_as_json_last() {
     let figures: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(figures["reads"], 20000);
     for key in [
-        "ingest_reads_per_s", "exact_p50_ms", "exact_p99_ms", "wildcard_p99_ms", "substring_p99_ms",
-        "fuzzy_p99_ms", "canvass_p99_ms", "bytes_per_read", "peak_rss_mb",
+        "ingest_reads_per_s",
+        "exact_p50_ms",
+        "exact_p99_ms",
+        "wildcard_p99_ms",
+        "substring_p99_ms",
+        "fuzzy_p99_ms",
+        "canvass_p99_ms",
+        "bytes_per_read",
+        "peak_rss_mb",
     ] {
-        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {figures}");
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {figures}"
+        );
     }
 }
 
@@ -262,6 +368,9 @@ fn demo_serves_sample_data() {
         .into_json()
         .unwrap();
     assert_eq!(health["status"], "ok");
-    assert!(health["distinct_plates"].as_u64().unwrap() > 1000, "{health}");
+    assert!(
+        health["distinct_plates"].as_u64().unwrap() > 1000,
+        "{health}"
+    );
     server.kill();
 }

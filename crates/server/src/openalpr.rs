@@ -161,6 +161,17 @@ pub async fn post_openalpr(
             ))
         }
     };
+    if raws.len() > crate::ingest::MAX_BATCH {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "results holds {} plates; at most {} are accepted per message",
+                raws.len(),
+                crate::ingest::MAX_BATCH
+            ),
+        ));
+    }
     let candidates: Vec<Candidate> = raws
         .into_iter()
         .enumerate()

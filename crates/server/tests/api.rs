@@ -423,6 +423,52 @@ async fn openalpr_webhooks_are_ingested_idempotently() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("missing_field"))
     );
 
+    for (body, status, code) in [
+        (
+            json!({"data_type": "alpr_results", "epoch_time": "yesterday", "results": []}),
+            422,
+            "invalid_type",
+        ),
+        (json!({"data_type": 5}), 422, "invalid_type"),
+        (json!([1, 2, 3]), 422, "invalid_body"),
+        (
+            json!({"data_type": "alpr_results", "epoch_time": NOW, "results": "none"}),
+            422,
+            "missing_field",
+        ),
+        (
+            json!({"data_type": "alpr_group", "best_plate_number": "7ABC123"}),
+            422,
+            "missing_field",
+        ),
+        (
+            json!({"data_type": "alpr_group", "epoch_start": NOW, "best_plate_number": "7ABC123",
+                "vehicle_crop_jpeg": "!!!"}),
+            422,
+            "invalid_image_encoding",
+        ),
+        (
+            json!({"data_type": "alpr_results", "epoch_time": NOW, "uuid": "u",
+                "results": vec![json!({"plate": "7ABC123"}); 10_001]}),
+            413,
+            "batch_too_large",
+        ),
+    ] {
+        let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &body).await;
+        assert_eq!(
+            (s.as_u16(), v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{v}"
+        );
+    }
+    // A frame whose plates are all unreadable is refused as a whole.
+    let bad = json!({"data_type": "alpr_results", "epoch_time": NOW, "uuid": "u2", "results": [{"plate": "!!"}]});
+    let (s, v) = api.post("/api/v1/ingest/openalpr", Some(&key), &bad).await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (422, Some("invalid_plate"))
+    );
+
     // The group read kept its own GPS position, heading and images.
     let (s, v) = api
         .post(

@@ -43,7 +43,7 @@ impl OpenIndex {
             }
             at = self.next[at as usize];
         }
-        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.sort_unstable_by_key(|r| std::cmp::Reverse(*r));
         out
     }
 }

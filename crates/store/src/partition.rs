@@ -32,6 +32,10 @@ use crate::{schema, StoreError};
 pub const DAY_MS: i64 = 86_400_000;
 /// Reads one day can hold in one millisecond.
 pub const SEQ_PER_MS: i64 = 16;
+// The open-day index keeps rowids in u32, and the plate index stores them
+// in 4 bytes: the largest rowid of a day must stay below 2^31.
+const _: () = assert!((DAY_MS - 1) * SEQ_PER_MS + SEQ_PER_MS - 1 < 1 << 31);
+
 /// Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN: i32 = 2_440_588;
 
@@ -316,7 +320,6 @@ mod tests {
         assert_eq!(rowid_time(day, rowid_base(t)), t);
         assert_eq!(rowid_time(day, rowid_base(t) + SEQ_PER_MS - 1), t);
         assert!(rowid_base(t) < rowid_base(t + 1));
-        assert!((DAY_MS - 1) * SEQ_PER_MS + SEQ_PER_MS - 1 < 1 << 31);
         assert_eq!(day_of(-1), -1);
     }
 

@@ -18,8 +18,10 @@ use crate::{Store, StoreError};
 /// Largest page.
 pub const MAX_LIMIT: usize = 1000;
 /// A pattern matching more distinct plates than this is refused as too
-/// broad: it would be a trawl through the population, not a lead.
-pub const MAX_PATTERN_CANDIDATES: usize = 20_000;
+/// broad: it would be a trawl through the population, not a lead. (A
+/// three-character substring such as `*123*` matches about 1 plate in
+/// 1,000, so at 35M distinct plates it stays under this bound.)
+pub const MAX_PATTERN_CANDIDATES: usize = 100_000;
 /// Longest time window for a search that names no plate (a canvass or a
 /// camera's reads). Longer is a dragnet and an unbounded scan.
 pub const MAX_SCAN_WINDOW_MS: i64 = 7 * DAY_MS;
@@ -338,7 +340,7 @@ impl Store {
                             }
                         }
                     }
-                    found.sort_unstable_by(|a, b| b.locator.rowid.cmp(&a.locator.rowid));
+                    found.sort_unstable_by_key(|r| std::cmp::Reverse(r.locator.rowid));
                     found.truncate(remaining);
                     reads.extend(found);
                 }
