@@ -140,11 +140,16 @@ impl Area {
                 |(a, b, c, d), p| (a.min(p.lat), b.max(p.lat), c.min(p.lon), d.max(p.lon)),
             ),
         };
+        // The box is only a prefilter: widen it (1% and ~1 m) so rounding
+        // and the spherical approximations above can never cut off a
+        // point the exact test would keep.
+        let pad_lat = (max_lat - min_lat) * 0.01 + 1e-5;
+        let pad_lon = (max_lon - min_lon) * 0.01 + 1e-5;
         MicroBox {
-            min_lat: (min_lat * 1e6).floor() as i32,
-            max_lat: (max_lat * 1e6).ceil() as i32,
-            min_lon: (min_lon * 1e6).floor() as i32,
-            max_lon: (max_lon * 1e6).ceil() as i32,
+            min_lat: ((min_lat - pad_lat) * 1e6).floor() as i32,
+            max_lat: ((max_lat + pad_lat) * 1e6).ceil() as i32,
+            min_lon: ((min_lon - pad_lon) * 1e6).floor() as i32,
+            max_lon: ((max_lon + pad_lon) * 1e6).ceil() as i32,
         }
     }
 
@@ -206,6 +211,18 @@ mod tests {
         let b = area.bounding_box();
         let (la, lo) = near.to_micro();
         assert!(b.contains(la, lo));
+        // A point just inside the radius, due north, east and north-east,
+        // is inside the box too.
+        for bearing in [0.0f64, 90.0, 45.0, 180.0, 270.0] {
+            let d: f64 = 499.9 / 6_371_008.8;
+            let (p1, l1, b) = (c.lat.to_radians(), c.lon.to_radians(), bearing.to_radians());
+            let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * b.cos()).asin();
+            let l2 = l1 + (b.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
+            let edge = GeoPoint::new(p2.to_degrees(), l2.to_degrees()).unwrap();
+            assert!(area.contains(edge), "{bearing}");
+            let (la, lo) = edge.to_micro();
+            assert!(area.bounding_box().contains(la, lo), "{bearing}");
+        }
         assert!(Area::circle(c, 0.0).is_err());
         assert!(Area::circle(c, f64::NAN).is_err());
         assert!(Area::circle(c, 60_000.0).is_err());

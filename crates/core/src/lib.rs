@@ -11,10 +11,12 @@ pub mod plate;
 pub mod purpose;
 pub mod read;
 pub mod region;
+pub mod role;
 
 pub use geo::{Area, GeoError, GeoPoint};
 pub use pattern::{PatternError, PlatePattern};
 pub use plate::{Plate, PlateError};
-pub use purpose::{Purpose, PurposeError};
+pub use purpose::{Purpose, PurposeError, PurposePolicy};
 pub use read::{ImageKind, NewRead, RawRead, ReadError, ReadId};
 pub use region::Region;
+pub use role::{Right, Role};

@@ -181,14 +181,18 @@ impl PlatePattern {
         }
     }
 
-    /// Appends to `out` the index of every word in `words` that matches.
-    /// `words` are packed plates, or canonical ones for a fuzzy pattern.
-    pub fn scan(&self, words: &[u64], base: u32, out: &mut Vec<u32>) {
+    /// Appends to `out` the index of every word in `words` that matches,
+    /// stopping once `out` holds more than `max`. `words` are packed
+    /// plates, or canonical ones for a fuzzy pattern.
+    pub fn scan(&self, words: &[u64], base: u32, max: usize, out: &mut Vec<u32>) {
         let filter = self.prefilter();
         let full_check = !self.prefilter_is_exact();
         for (i, &w) in words.iter().enumerate() {
             if filter.keeps(w) && (!full_check || self.matches_word(w)) {
                 out.push(base + i as u32);
+                if out.len() > max {
+                    return;
+                }
             }
         }
     }
@@ -288,7 +292,7 @@ mod tests {
             })
             .collect();
         let mut out = Vec::new();
-        pattern.scan(&words, 0, &mut out);
+        pattern.scan(&words, 0, usize::MAX, &mut out);
         out.iter()
             .map(|&i| plates[i as usize].to_string())
             .collect()

@@ -1,7 +1,8 @@
 //! `POST /api/v1/cameras` and `GET /api/v1/cameras`: registering cameras
 //! and issuing their API keys (administrator).
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -119,8 +120,54 @@ pub async fn create_camera(
     ))
 }
 
-/// The registered cameras (never their keys).
-#[utoipa::path(get, path = "/api/v1/cameras", responses((status = 200, body = Vec<CameraInfo>)), tag = "cameras")]
-pub async fn list_cameras(State(state): State<AppState>) -> Json<Vec<CameraInfo>> {
-    Json(state.store.cameras().iter().map(CameraInfo::from).collect())
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CameraList {
+    pub cameras: Vec<CameraInfo>,
+    pub next_cursor: Option<String>,
+}
+
+/// The registered cameras (never their keys), a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cameras",
+    params(ListParams),
+    responses((status = 200, body = CameraList), (status = 400, body = crate::error::ErrorBody)),
+    tag = "cameras"
+)]
+pub async fn list_cameras(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<CameraList>, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = crate::search::page_limit(params.limit)?;
+    let after: u32 = match params.cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("cursor {c:?} is not one this server issued"),
+            )
+        })?,
+    };
+    let page: Vec<Camera> = state
+        .store
+        .cameras()
+        .into_iter()
+        .filter(|c| c.num > after)
+        .take(limit + 1)
+        .collect();
+    let next_cursor = (page.len() > limit).then(|| page[limit - 1].num.to_string());
+    Ok(Json(CameraList {
+        cameras: page.iter().take(limit).map(CameraInfo::from).collect(),
+        next_cursor,
+    }))
 }

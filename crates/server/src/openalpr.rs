@@ -2,7 +2,8 @@
 //! R1.4), both per-frame `alpr_results` and per-vehicle `alpr_group`.
 //!
 //! The agent's identifiers are not UUIDs, so each read's id is derived
-//! from the agent's own uuid for the frame (and the plate's place in it):
+//! from the camera, the frame's time, the agent's own uuid for the frame
+//! and the plate's place in it:
 //! when the agent re-sends after an outage, the ids come out the same
 //! and nothing is stored twice.
 
@@ -44,8 +45,15 @@ fn epoch_ms(f: &Fields<'_>, name: &'static str) -> Result<TimeInput, FieldError>
 }
 
 /// The reads in an `alpr_results` message: one per plate in the frame.
-fn alpr_results(f: &Fields<'_>) -> Result<Vec<Result<RawRead, FieldError>>, FieldError> {
+fn alpr_results(
+    f: &Fields<'_>,
+    camera: &str,
+) -> Result<Vec<Result<RawRead, FieldError>>, FieldError> {
     let ts = epoch_ms(f, "epoch_time")?;
+    let when = match &ts {
+        TimeInput::EpochMs(ms) => *ms,
+        TimeInput::Text(_) => 0,
+    };
     let uuid = f.string("uuid")?.unwrap_or_default();
     let (lat, lon) = (f.number("gps_latitude")?, f.number("gps_longitude")?);
     let results = match f.get("results") {
@@ -65,7 +73,12 @@ fn alpr_results(f: &Fields<'_>) -> Result<Vec<Result<RawRead, FieldError>>, Fiel
             let rf = Fields::of(r)?;
             let index = rf.integer("plate_index")?.unwrap_or(i as i64);
             Ok(RawRead {
-                id: Some(derived_id(&[uuid.as_bytes(), &index.to_le_bytes()])),
+                id: Some(derived_id(&[
+                    camera.as_bytes(),
+                    &when.to_le_bytes(),
+                    uuid.as_bytes(),
+                    &index.to_le_bytes(),
+                ])),
                 plate: rf.string("plate")?,
                 state: region(rf.string("region")?),
                 ts: Some(ts.clone()),
@@ -81,7 +94,7 @@ fn alpr_results(f: &Fields<'_>) -> Result<Vec<Result<RawRead, FieldError>>, Fiel
 }
 
 /// The read in an `alpr_group` message: the best plate of one vehicle.
-fn alpr_group(f: &Fields<'_>) -> Result<RawRead, FieldError> {
+fn alpr_group(f: &Fields<'_>, camera: &str) -> Result<RawRead, FieldError> {
     let ts = epoch_ms(f, "epoch_start")?;
     let plate = f.string("best_plate_number")?;
     let key = f
@@ -105,6 +118,7 @@ fn alpr_group(f: &Fields<'_>) -> Result<RawRead, FieldError> {
     };
     Ok(RawRead {
         id: Some(derived_id(&[
+            camera.as_bytes(),
             key.as_bytes(),
             &when.to_le_bytes(),
             plate.as_deref().unwrap_or("").as_bytes(),
@@ -147,10 +161,9 @@ pub async fn post_openalpr(
         .map_err(|(_, code, msg)| ApiError::unprocessable(code, msg))?
         .unwrap_or_default();
     let raws: Vec<Result<RawRead, FieldError>> = match data_type.as_str() {
-        "alpr_results" => {
-            alpr_results(&f).map_err(|(_, code, msg)| ApiError::unprocessable(code, msg))?
-        }
-        "alpr_group" => vec![alpr_group(&f)],
+        "alpr_results" => alpr_results(&f, &camera.id)
+            .map_err(|(_, code, msg)| ApiError::unprocessable(code, msg))?,
+        "alpr_group" => vec![alpr_group(&f, &camera.id)],
         // The agent sends heartbeats to the same address; they carry no
         // plates and are acknowledged so the agent does not retry them.
         "heartbeat" => Vec::new(),

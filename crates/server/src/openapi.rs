@@ -30,6 +30,7 @@ use crate::AppState;
         crate::cameras::CameraBody,
         crate::cameras::CameraCreated,
         crate::cameras::CameraInfo,
+        crate::cameras::CameraList,
         crate::search::SearchRequest,
         crate::search::SearchResponse,
         crate::search::ReadResult,

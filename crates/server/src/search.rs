@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
@@ -106,6 +107,18 @@ pub struct SearchResponse {
     pub plates_matched: usize,
 }
 
+/// A page size from a request: 1–1000, 100 when absent.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=platekeeper_store::search::MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit is {n}; it must be between 1 and 1000"),
+        )),
+    }
+}
+
 fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
     let p = body.unwrap_or_default();
     Purpose::new(
@@ -196,7 +209,7 @@ fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
         area,
         camera: req.camera.clone(),
         region,
-        limit: req.limit.unwrap_or(DEFAULT_LIMIT),
+        limit: page_limit(req.limit)?,
         cursor,
     })
 }
@@ -204,8 +217,8 @@ fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
 fn result_of(r: &StoredRead, access_id: i64) -> ReadResult {
     let url = |kind: &str| {
         format!(
-            "/api/v1/reads/{}/image?access_id={access_id}&at={}&kind={kind}",
-            r.id, r.ts_ms
+            "/api/v1/reads/{}/image?access_id={access_id}&kind={kind}",
+            r.id
         )
     };
     ReadResult {
@@ -246,15 +259,13 @@ pub async fn search(
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let query = build_query(&req)?;
-    query.check()?;
-    if let Some(camera) = &query.camera {
-        if state.store.camera(camera).is_none() {
-            return Err(platekeeper_store::StoreError::UnknownCamera(camera.clone()).into());
-        }
-    }
     let purpose = purpose_of(req.purpose)?;
+    // Everything that can refuse the query runs before the access is
+    // opened: a refused query is not an access.
+    let store = state.store.clone();
+    let plan = blocking(move || Ok(store.plan(query)?)).await?;
     let logged = serde_json::json!({
-        "plate": query.plate.as_ref().map(|p| p.as_str()),
+        "plate": plan.query().plate.as_ref().map(|p| p.as_str()),
         "fuzzy": req.fuzzy,
         "from": req.from, "to": req.to,
         "near": req.near.as_ref().map(|n| serde_json::json!({"lat": n.lat, "lon": n.lon, "radius_m": n.radius_m})),
@@ -274,8 +285,9 @@ pub async fn search(
     let store = state.store.clone();
     let started = std::time::Instant::now();
     let (access, page) = blocking(move || {
-        let page = store.search(&access, &query)?;
-        store.record_result_count(&access, page.reads.len())?;
+        let page = store.run(&access, &plan)?;
+        let returned: Vec<(ReadId, i64)> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        store.record_results(&access, &returned)?;
         Ok((access, page))
     })
     .await?;
@@ -296,33 +308,45 @@ pub async fn search(
 #[derive(Deserialize, IntoParams)]
 pub struct ImageParams {
     /// The search access that returned this read.
-    pub access_id: i64,
-    /// The read's time in epoch milliseconds (from `image_url`).
-    pub at: i64,
+    pub access_id: Option<i64>,
     /// `vehicle` (default) or `plate`.
     pub kind: Option<String>,
 }
 
-/// A read's image, viewable only under the access that found it; the view
-/// is itself logged as an access with that access's purpose.
+/// How long a search's access lets its results' images be opened.
+pub const IMAGE_ACCESS_VALID_MS: i64 = 12 * 3_600_000;
+
+/// A read's image, viewable only under the search access that returned
+/// the read (within 12 hours, by the same person); the view is itself
+/// logged as an access with that search's purpose.
 #[utoipa::path(
     get,
     path = "/api/v1/reads/{id}/image",
     params(("id" = String, Path, description = "read id"), ImageParams),
     responses(
         (status = 200, description = "The image", content_type = "image/jpeg"),
-        (status = 403, description = "The access belongs to someone else", body = crate::error::ErrorBody),
-        (status = 404, description = "No such access, read or image", body = crate::error::ErrorBody),
+        (status = 400, description = "Missing or malformed access_id, id or kind", body = crate::error::ErrorBody),
+        (status = 403, description = "The access belongs to someone else, or has expired", body = crate::error::ErrorBody),
+        (status = 404, description = "No such access, the access did not return this read, or no image", body = crate::error::ErrorBody),
     ),
     tag = "search"
 )]
 pub async fn read_image(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    Query(params): Query<ImageParams>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ImageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let id = ReadId::parse(&id).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let access_id = params.access_id.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_access",
+            "access_id is required: images are opened under the search that found the read",
+        )
+    })?;
     let want_plate = match params.kind.as_deref() {
         None | Some("vehicle") => false,
         Some("plate") => true,
@@ -335,21 +359,42 @@ pub async fn read_image(
     };
     let who = development_identity();
     let store = state.store.clone();
-    let parent = blocking(move || Ok(store.access_record(params.access_id)?))
-        .await?
+    let (parent, at) = blocking(move || {
+        let parent = store.access_record(access_id)?;
+        let at = store.access_returned(access_id, id)?;
+        Ok((parent, at))
+    })
+    .await?;
+    let parent = parent
+        .filter(|p| p.kind == AccessKind::Search.as_str())
         .ok_or_else(|| {
             ApiError::not_found(
                 "unknown_access",
-                format!("access {} does not exist", params.access_id),
+                format!("search access {access_id} does not exist"),
             )
         })?;
     if parent.username != who.username {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "access_not_yours",
-            "images can be viewed only under an access of your own",
+            "images can be viewed only under a search access of your own",
         ));
     }
+    if state.now_ms() - parent.ts_ms > IMAGE_ACCESS_VALID_MS {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "access_expired",
+            format!(
+                "search access {access_id} is more than 12 hours old; search again with a purpose"
+            ),
+        ));
+    }
+    let at = at.ok_or_else(|| {
+        ApiError::not_found(
+            "not_in_access",
+            format!("search access {access_id} did not return read {id}"),
+        )
+    })?;
     let access = open_access(
         &state,
         &who,
@@ -361,8 +406,8 @@ pub async fn read_image(
     .await?;
     let store = state.store.clone();
     let (bytes, kind) = blocking(move || {
-        let read = store.find_read(&access, id, params.at)?.ok_or_else(|| {
-            ApiError::not_found("unknown_read", format!("no read {id} at that time"))
+        let read = store.find_read(&access, id, at)?.ok_or_else(|| {
+            ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
         })?;
         let image = if want_plate {
             read.plate_image
@@ -371,7 +416,7 @@ pub async fn read_image(
         }
         .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
         let bytes = store.image(&access, &image)?;
-        store.record_result_count(&access, 1)?;
+        store.record_results(&access, &[(id, at)])?;
         Ok((bytes, image.kind))
     })
     .await?;

@@ -157,9 +157,24 @@ async fn cameras_are_registered_once_with_a_key_shown_once() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {v}");
         assert_eq!(v["error"]["code"], code, "{body}");
     }
-    let (_, list, _) = api.get("/api/v1/cameras").await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    api.camera("cam-2", "mobile", None).await;
+    api.camera("cam-3", "mobile", None).await;
+    let (_, list, _) = api.get("/api/v1/cameras?limit=2").await;
+    assert_eq!(list["cameras"].as_array().unwrap().len(), 2);
     assert!(!list.to_string().contains("pkc_"), "keys are never listed");
+    let cursor = list["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest, _) = api
+        .get(&format!("/api/v1/cameras?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["cameras"][0]["id"], "cam-3");
+    assert!(rest["next_cursor"].is_null());
+    for bad in ["limit=0", "limit=5000", "cursor=x", "limit=-1"] {
+        let (s, v, _) = api.get(&format!("/api/v1/cameras?{bad}")).await;
+        assert!(
+            s.is_client_error() && v["error"]["code"].is_string(),
+            "{bad}: {s} {v}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -584,7 +599,9 @@ async fn search_by_plate_pattern_misread_and_area() {
     assert_eq!(result_plates(&search(poly).await.1), ["FAR0001"]);
     let (_, v) = search(json!({"plate": "7ABC123", "from": ts(-60_000), "to": ts(0)})).await;
     assert!(result_plates(&v).is_empty(), "outside the window");
-    let (_, v) = search(json!({"plate": "*AB*", "camera": "car-7"})).await;
+    let (_, v) =
+        search(json!({"plate": "*AB*", "camera": "car-7", "from": ts(-86_400_000), "to": ts(0)}))
+            .await;
     assert!(result_plates(&v).is_empty());
     let (_, v) = search(json!({"plate": "*AB*", "state": "NV"})).await;
     assert!(result_plates(&v).is_empty());
@@ -650,6 +667,18 @@ async fn searches_are_refused_without_a_purpose_or_with_bad_input() {
             json!({"plate": "7ABC123", "state": "ZZ", "purpose": purpose()}),
             "invalid_state",
         ),
+        (
+            json!({"plate": "*AB*", "camera": "cam-1", "purpose": purpose()}),
+            "query_too_broad",
+        ),
+        (
+            json!({"plate": "7ABC123", "limit": 0, "purpose": purpose()}),
+            "invalid_limit",
+        ),
+        (
+            json!({"plate": "7ABC123", "limit": 1001, "purpose": purpose()}),
+            "invalid_limit",
+        ),
     ];
     for (body, code) in cases {
         let (s, v) = api.post("/api/v1/search", None, &body).await;
@@ -687,16 +716,57 @@ async fn every_search_and_image_view_is_logged_first() {
     let rec = api.store.access_record(id).unwrap().unwrap();
     assert_eq!(rec.kind, "search");
     assert_eq!(rec.purpose.case_number, "26-004211");
-    // No image on this read; and an unknown access is refused.
-    let read_id = v["results"][0]["read_id"].as_str().unwrap();
-    let (s, v, _) = api
+    // No image on this read; an unknown access, an access that did not
+    // return the read, and a missing access are refused.
+    let read_id = v["results"][0]["read_id"].as_str().unwrap().to_string();
+    let code = |v: &Value| v["error"]["code"].as_str().map(str::to_string);
+    let (s, v2, _) = api
+        .get(&format!("/api/v1/reads/{read_id}/image?access_id={id}"))
+        .await;
+    assert_eq!(
+        (s, code(&v2)),
+        (StatusCode::NOT_FOUND, Some("no_image".into()))
+    );
+    let (s, v2, _) = api
+        .get(&format!("/api/v1/reads/{read_id}/image?access_id=999999"))
+        .await;
+    assert_eq!(
+        (s, code(&v2)),
+        (StatusCode::NOT_FOUND, Some("unknown_access".into()))
+    );
+    let (_, other) = api
+        .post(
+            "/api/v1/search",
+            None,
+            &json!({"plate": "8ABC123", "purpose": purpose()}),
+        )
+        .await;
+    let other_id = other["access_id"].as_i64().unwrap();
+    let (s, v2, _) = api
         .get(&format!(
-            "/api/v1/reads/{read_id}/image?access_id=999999&at={NOW}"
+            "/api/v1/reads/{read_id}/image?access_id={other_id}"
         ))
         .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("unknown_access"))
+        (s, code(&v2)),
+        (StatusCode::NOT_FOUND, Some("not_in_access".into()))
+    );
+    let (s, v2, _) = api.get(&format!("/api/v1/reads/{read_id}/image")).await;
+    assert_eq!(
+        (s, code(&v2)),
+        (StatusCode::BAD_REQUEST, Some("missing_access".into()))
+    );
+    let (s, v2, _) = api
+        .get(&format!("/api/v1/reads/{read_id}/image?access_id=abc"))
+        .await;
+    assert_eq!(
+        (s, code(&v2)),
+        (StatusCode::BAD_REQUEST, Some("invalid_query".into()))
+    );
+    let (s, v2, _) = api.get("/api/v1/reads/not-a-uuid/image?access_id=1").await;
+    assert_eq!(
+        (s, code(&v2)),
+        (StatusCode::BAD_REQUEST, Some("invalid_id".into()))
     );
 }
 

@@ -9,7 +9,7 @@
 //! Deciding *whether* someone may open an access (role, training,
 //! approval, purpose policy) belongs to the server's accountability layer.
 
-use platekeeper_core::Purpose;
+use platekeeper_core::{Purpose, ReadId};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -111,13 +111,42 @@ impl Store {
         })
     }
 
-    /// Records how many results an access returned.
-    pub fn record_result_count(&self, access: &Access, count: usize) -> Result<(), StoreError> {
-        self.main()?.execute(
+    /// Records what an access returned: how many reads, and which (so an
+    /// image can later be opened only under the access that found its
+    /// read, and an auditor can see what was seen).
+    pub fn record_results(
+        &self,
+        access: &Access,
+        reads: &[(ReadId, i64)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.main()?;
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT OR REPLACE INTO access_results(access_id, result_count) VALUES (?1, ?2)",
-            params![access.id, count as i64],
+            params![access.id, reads.len() as i64],
         )?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)",
+            )?;
+            for (id, ts) in reads {
+                stmt.execute(params![access.id, &id.as_bytes()[..], ts])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// The time of a read that `access_id` returned, if it returned it.
+    pub fn access_returned(&self, access_id: i64, read: ReadId) -> Result<Option<i64>, StoreError> {
+        let conn = self.main_readers.get()?;
+        Ok(conn
+            .query_row(
+                "SELECT ts FROM access_reads WHERE access_id = ?1 AND read_id = ?2",
+                params![access_id, &read.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// A logged access, by id.

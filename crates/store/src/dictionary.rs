@@ -155,7 +155,7 @@ impl PlateDictionary {
                     .map(|(n, part)| {
                         s.spawn(move || {
                             let mut out = Vec::new();
-                            pattern.scan(part, (n * chunk) as u32, &mut out);
+                            pattern.scan(part, (n * chunk) as u32, limit, &mut out);
                             out
                         })
                     })
@@ -167,7 +167,7 @@ impl PlateDictionary {
             });
             hits = parts.concat();
         } else {
-            pattern.scan(words, 0, &mut hits);
+            pattern.scan(words, 0, limit, &mut hits);
         }
         hits.into_iter()
             .take(limit.saturating_add(1))

@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use platekeeper_core::ImageKind;
 use sha2::{Digest, Sha256};
@@ -70,9 +71,17 @@ impl ImageStore {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let tmp = dir.join(format!(".{}.tmp", hex::encode(&r.sha256[..8])));
+        // A name no other writer uses: two requests carrying the same
+        // picture must not truncate each other's temporary file.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let tmp = dir.join(format!(
+            ".{}.{}.{}.tmp",
+            hex::encode(&r.sha256[..8]),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            let mut f = File::options().write(true).create_new(true).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;

@@ -190,11 +190,14 @@ impl DayFile {
             }
             Some(ix)
         };
+        // A sealed day is rarely written: keep no connection open for it
+        // (a store may hold hundreds of days, each costing descriptors).
+        let writer = if sealed { None } else { Some(conn) };
         Ok(DayFile {
             day,
             readers: ReaderPool::new(path.clone()),
             path,
-            writer: Mutex::new(Some(conn)),
+            writer: Mutex::new(writer),
             open_index: RwLock::new(open_index),
         })
     }

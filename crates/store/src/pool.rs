@@ -3,15 +3,22 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::Connection;
 
 use crate::{schema, StoreError};
 
-/// Idle connections kept for reuse; more are opened under load and
-/// closed when returned to a full pool.
+/// Idle connections kept for reuse per database file; more are opened
+/// under load and closed when returned to a full pool.
 const MAX_IDLE: usize = 4;
+/// Idle connections kept across all files. A store can hold hundreds of
+/// day files; keeping a few connections to each would exhaust the
+/// process's file descriptors (three per connection: db, wal, shm).
+const MAX_IDLE_TOTAL: usize = 64;
+
+static IDLE_TOTAL: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) struct ReaderPool {
     path: PathBuf,
@@ -33,6 +40,9 @@ impl ReaderPool {
 
     pub(crate) fn get(&self) -> Result<PooledConnection<'_>, StoreError> {
         let reused = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        if reused.is_some() {
+            IDLE_TOTAL.fetch_sub(1, Ordering::Relaxed);
+        }
         let conn = match reused {
             Some(c) => c,
             None => schema::open_connection(&self.path, schema::Role::Reader)?,
@@ -41,6 +51,14 @@ impl ReaderPool {
             pool: self,
             conn: Some(conn),
         })
+    }
+}
+
+impl Drop for ReaderPool {
+    fn drop(&mut self) {
+        if let Ok(idle) = self.idle.lock() {
+            IDLE_TOTAL.fetch_sub(idle.len(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -61,7 +79,8 @@ impl DerefMut for PooledConnection<'_> {
 impl Drop for PooledConnection<'_> {
     fn drop(&mut self) {
         if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
-            if idle.len() < MAX_IDLE {
+            if idle.len() < MAX_IDLE && IDLE_TOTAL.load(Ordering::Relaxed) < MAX_IDLE_TOTAL {
+                IDLE_TOTAL.fetch_add(1, Ordering::Relaxed);
                 idle.push(conn);
             }
         }

@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS access_results(
     access_id INTEGER PRIMARY KEY REFERENCES access_log(id),
     result_count INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS access_reads(
+    access_id INTEGER NOT NULL REFERENCES access_log(id),
+    read_id BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (access_id, read_id)
+) WITHOUT ROWID;
 ";
 
 /// Creates the main database's tables; safe to run on every start.

@@ -25,6 +25,10 @@ pub const MAX_PATTERN_CANDIDATES: usize = 100_000;
 /// Longest time window for a search that names no plate (a canvass or a
 /// camera's reads). Longer is a dragnet and an unbounded scan.
 pub const MAX_SCAN_WINDOW_MS: i64 = 7 * DAY_MS;
+/// Longest time window for a partial-plate pattern combined with an area
+/// or a camera: those filters are applied per read, so without a window
+/// the work would grow with every day retained.
+pub const MAX_FILTERED_PATTERN_WINDOW_MS: i64 = 31 * DAY_MS;
 
 /// What to look for. At least a plate, an area or a camera is needed.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +55,20 @@ impl ReadQuery {
                 ));
             }
         }
+        let filtered = self.area.is_some() || self.camera.is_some();
+        if self.plate.as_ref().is_some_and(|p| !p.is_literal()) && filtered {
+            match (self.from_ms, self.to_ms) {
+                (Some(from), Some(to)) if to - from <= MAX_FILTERED_PATTERN_WINDOW_MS => {}
+                _ => {
+                    return Err(StoreError::QueryTooBroad(
+                        "a partial plate with an area or camera needs from and to, at most 31 days apart"
+                            .into(),
+                    ))
+                }
+            }
+        }
         if self.plate.is_none() {
-            if self.area.is_none() && self.camera.is_none() {
+            if !filtered {
                 return Err(StoreError::QueryTooBroad(
                     "a search needs a plate, an area (near or polygon) or a camera".into(),
                 ));
@@ -202,10 +218,49 @@ fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
     }
 }
 
+/// A query that passed every check and whose plate pattern has been
+/// resolved to the plates it matches. Planning comes before the access is
+/// opened, so a query refused here (say, too broad) is never an access.
+#[derive(Debug, Clone)]
+pub struct SearchPlan {
+    query: ReadQuery,
+    candidates: Option<Vec<PlateSpan>>,
+}
+
+impl SearchPlan {
+    pub fn query(&self) -> &ReadQuery {
+        &self.query
+    }
+}
+
 impl Store {
-    /// Runs a search under `access`.
-    pub fn search(&self, _access: &Access, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+    /// Checks a query and resolves its plate pattern (see [`SearchPlan`]).
+    pub fn plan(&self, q: ReadQuery) -> Result<SearchPlan, StoreError> {
         q.check()?;
+        if let Some(id) = &q.camera {
+            if self.camera(id).is_none() {
+                return Err(StoreError::UnknownCamera(id.clone()));
+            }
+        }
+        let candidates = match &q.plate {
+            Some(pattern) => Some(self.candidates(pattern)?),
+            None => None,
+        };
+        Ok(SearchPlan {
+            query: q,
+            candidates,
+        })
+    }
+
+    /// Plans and runs a query under `access`.
+    pub fn search(&self, access: &Access, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+        let plan = self.plan(q.clone())?;
+        self.run(access, &plan)
+    }
+
+    /// Runs a planned query under `access`.
+    pub fn run(&self, _access: &Access, plan: &SearchPlan) -> Result<SearchPage, StoreError> {
+        let q = &plan.query;
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
@@ -234,10 +289,7 @@ impl Store {
                 .collect(),
             None => Vec::new(),
         };
-        let candidates: Option<Vec<PlateSpan>> = match &q.plate {
-            Some(pattern) => Some(self.candidates(pattern)?),
-            None => None,
-        };
+        let candidates = &plan.candidates;
         let plates_matched = candidates.as_ref().map_or(0, Vec::len);
         let mut days: Vec<_> = self
             .day_files()
@@ -288,7 +340,7 @@ impl Store {
                 (Some(_), None) => false,
                 (None, _) => true,
             };
-            match &candidates {
+            match candidates {
                 Some(cands) => {
                     let limit_sql = if q.area.is_some() { "" } else { " LIMIT ?" };
                     let by_index = format!(
@@ -338,6 +390,11 @@ impl Store {
                             if keep(&read) {
                                 found.push(read);
                             }
+                        }
+                        // Keep memory bounded by the page, not the matches.
+                        if found.len() > 4 * remaining + 64 {
+                            found.sort_unstable_by_key(|r| std::cmp::Reverse(r.locator.rowid));
+                            found.truncate(remaining);
                         }
                     }
                     found.sort_unstable_by_key(|r| std::cmp::Reverse(r.locator.rowid));
