@@ -28,7 +28,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
             now,
         )?;
         eprintln!("generating {reads} sample reads in {} …", dir.display());
-        let (_, sample) = fill(&store, &cameras, reads, 7, 5_000, now, |done| {
+        let (_, sample) = fill(&store, &cameras, reads, 7, 5_000, now, 30, |done| {
             if done % 200_000 == 0 {
                 eprintln!("  {done} reads");
             }

@@ -199,7 +199,7 @@ impl PlatePattern {
 
     /// True when the prefilter alone decides (no `*` and no `?`, or only
     /// a tail `*`). Then the per-word check is skipped.
-    fn prefilter_is_exact(&self) -> bool {
+    pub fn prefilter_is_exact(&self) -> bool {
         let star = self.tokens.iter().position(|t| *t == Token::Star);
         let no_one = !self.tokens.contains(&Token::One);
         match star {
@@ -208,7 +208,8 @@ impl PlatePattern {
         }
     }
 
-    fn matches_word(&self, word: u64) -> bool {
+    /// Whether a packed word (canonical for a fuzzy pattern) matches.
+    pub fn matches_word(&self, word: u64) -> bool {
         let bytes = word.to_le_bytes();
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(MAX_PLATE_LEN);
         glob(&self.tokens, &bytes[..len])

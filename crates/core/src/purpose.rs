@@ -273,7 +273,6 @@ pub struct PurposePolicy {
     pub offenses: Vec<String>,
 }
 
-
 fn normalise(s: &str) -> String {
     s.to_lowercase()
         .split_whitespace()

@@ -2,20 +2,29 @@
 //!
 //! Reads are many; distinct plates are far fewer (about a third, with a
 //! long tail). Substring, wildcard and misread-tolerant searches scan this
-//! dictionary — two 8-byte words per plate, compared a word at a time —
-//! and then fetch reads through each day's plate index. Each entry also
-//! keeps the first and last day the plate was seen, so a fetch only
-//! touches days that can hold the plate.
+//! dictionary and then fetch reads through each day's plate index. Each
+//! entry also keeps the first and last day the plate was seen, so a fetch
+//! only touches days that can hold the plate.
 //!
-//! Memory: 8 (packed) + 8 (canonical) + 4 (days) + about 6 (hash slots)
-//! bytes per distinct plate.
+//! Layout: column by character position — `cols[p][i]` is character `p`
+//! of plate `i` (0 past its end), and `canon` the same for the misread
+//! classes. A scan then compares one position of 16 or 32 plates per
+//! vector instruction (plain SSE2 suffices), which is what keeps a
+//! substring scan of 30M plates within tens of milliseconds on two cores.
+//!
+//! Memory: 8 + 8 (columns) + 4 (days) + about 6 (hash slots) bytes per
+//! distinct plate.
 
+use platekeeper_core::pattern::Prefilter;
+use platekeeper_core::plate::MAX_PLATE_LEN;
 use platekeeper_core::{Plate, PlatePattern};
 
 /// Days are kept as u16 offsets from 2000-01-01 (day 10957 since 1970),
 /// the earliest time a read may carry.
 const DAY_ORIGIN: i32 = 10_957;
 const EMPTY: u32 = u32::MAX;
+/// Plates compared per step of a scan.
+const CHUNK: usize = 64;
 
 /// One plate's entry as a search sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +36,12 @@ pub struct PlateSpan {
 
 #[derive(Default)]
 pub struct PlateDictionary {
-    packed: Vec<u64>,
-    canonical: Vec<u64>,
+    cols: [Vec<u8>; MAX_PLATE_LEN],
+    canon: [Vec<u8>; MAX_PLATE_LEN],
     first_day: Vec<u16>,
     last_day: Vec<u16>,
-    /// Open-addressing table of indexes into the vectors, keyed by the
-    /// packed word; sized to a power of two, at most 70% full.
+    /// Open-addressing table of indexes into the columns, keyed by the
+    /// packed plate; sized to a power of two, at most 70% full.
     slots: Vec<u32>,
 }
 
@@ -48,22 +57,83 @@ fn day_offset(day: i32) -> u16 {
     (day - DAY_ORIGIN).clamp(0, u16::MAX as i32) as u16
 }
 
+/// What a scan compares, per plate, as byte tests on columns.
+enum Program {
+    /// Every (position, byte) must match.
+    All(Vec<(usize, u8)>),
+    /// The needle must appear at some position.
+    Any(Vec<u8>),
+}
+
+impl Program {
+    fn of(filter: Prefilter) -> Program {
+        match filter {
+            Prefilter::Masked { mask, value } => Program::All(
+                (0..MAX_PLATE_LEN)
+                    .filter(|p| (mask >> (8 * p)) & 0xFF == 0xFF)
+                    .map(|p| (p, (value >> (8 * p)) as u8))
+                    .collect(),
+            ),
+            Prefilter::Substring { needle, len } => {
+                Program::Any((0..len).map(|j| (needle >> (8 * j)) as u8).collect())
+            }
+        }
+    }
+
+    /// Marks (non-zero) the plates of `cols[..][start..start + CHUNK]`
+    /// that pass. Written as plain loops over fixed-size arrays so the
+    /// compiler turns each into vector compares.
+    fn run(&self, cols: &[Vec<u8>; MAX_PLATE_LEN], start: usize, hit: &mut [u8; CHUNK]) {
+        let col = |p: usize| -> &[u8; CHUNK] {
+            cols[p][start..start + CHUNK]
+                .try_into()
+                .expect("chunk in range")
+        };
+        match self {
+            Program::All(tests) => {
+                *hit = [1; CHUNK];
+                for &(p, b) in tests {
+                    let c = col(p);
+                    for i in 0..CHUNK {
+                        hit[i] &= (c[i] == b) as u8;
+                    }
+                }
+            }
+            Program::Any(needle) => {
+                *hit = [0; CHUNK];
+                for p in 0..=(MAX_PLATE_LEN - needle.len()) {
+                    let mut m = [1u8; CHUNK];
+                    for (j, &b) in needle.iter().enumerate() {
+                        let c = col(p + j);
+                        for i in 0..CHUNK {
+                            m[i] &= (c[i] == b) as u8;
+                        }
+                    }
+                    for i in 0..CHUNK {
+                        hit[i] |= m[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl PlateDictionary {
     pub fn len(&self) -> usize {
-        self.packed.len()
+        self.first_day.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packed.is_empty()
+        self.first_day.is_empty()
     }
 
-    /// Heap bytes held, for metrics.
-    pub fn heap_bytes(&self) -> usize {
-        self.packed.capacity() * 8
-            + self.canonical.capacity() * 8
-            + self.first_day.capacity() * 2
-            + self.last_day.capacity() * 2
-            + self.slots.capacity() * 4
+    /// The packed word (see [`Plate::packed`]) of entry `idx`.
+    fn word(cols: &[Vec<u8>; MAX_PLATE_LEN], idx: usize) -> u64 {
+        let mut bytes = [0u8; MAX_PLATE_LEN];
+        for (p, b) in bytes.iter_mut().enumerate() {
+            *b = cols[p][idx];
+        }
+        u64::from_le_bytes(bytes)
     }
 
     fn find_slot(&self, word: u64) -> Option<usize> {
@@ -72,10 +142,17 @@ impl PlateDictionary {
         }
         let mask = self.slots.len() - 1;
         let mut i = hash(word) as usize & mask;
+        let first = word as u8;
         loop {
             match self.slots[i] {
                 EMPTY => return None,
-                idx if self.packed[idx as usize] == word => return Some(idx as usize),
+                // The first character rejects almost every other plate
+                // with one load; only then assemble the whole word.
+                idx if self.cols[0][idx as usize] == first
+                    && Self::word(&self.cols, idx as usize) == word =>
+                {
+                    return Some(idx as usize)
+                }
                 _ => i = (i + 1) & mask,
             }
         }
@@ -85,8 +162,8 @@ impl PlateDictionary {
         let size = (self.slots.len() * 2).max(1024);
         let mut slots = vec![EMPTY; size];
         let mask = size - 1;
-        for (idx, &word) in self.packed.iter().enumerate() {
-            let mut i = hash(word) as usize & mask;
+        for idx in 0..self.len() {
+            let mut i = hash(Self::word(&self.cols, idx)) as usize & mask;
             while slots[i] != EMPTY {
                 i = (i + 1) & mask;
             }
@@ -104,12 +181,15 @@ impl PlateDictionary {
             self.last_day[idx] = self.last_day[idx].max(d);
             return;
         }
-        if (self.packed.len() + 1) * 10 > self.slots.len() * 7 {
+        if (self.len() + 1) * 10 > self.slots.len() * 7 {
             self.grow();
         }
-        let idx = self.packed.len() as u32;
-        self.packed.push(word);
-        self.canonical.push(plate.canonical_packed());
+        let idx = self.len() as u32;
+        let (bytes, canon) = (word.to_le_bytes(), plate.canonical_packed().to_le_bytes());
+        for p in 0..MAX_PLATE_LEN {
+            self.cols[p].push(bytes[p]);
+            self.canon[p].push(canon[p]);
+        }
         self.first_day.push(d);
         self.last_day.push(d);
         let mask = self.slots.len() - 1;
@@ -122,7 +202,7 @@ impl PlateDictionary {
 
     fn span(&self, idx: usize) -> Option<PlateSpan> {
         Some(PlateSpan {
-            plate: Plate::from_packed(self.packed[idx])?,
+            plate: Plate::from_packed(Self::word(&self.cols, idx))?,
             first_day: self.first_day[idx] as i32 + DAY_ORIGIN,
             last_day: self.last_day[idx] as i32 + DAY_ORIGIN,
         })
@@ -133,29 +213,69 @@ impl PlateDictionary {
         self.find_slot(plate.packed()).and_then(|i| self.span(i))
     }
 
+    /// Scans entries `[from, to)`, appending matches to `out` and stopping
+    /// once it holds more than `max`.
+    fn scan_range(
+        &self,
+        pattern: &PlatePattern,
+        from: usize,
+        to: usize,
+        max: usize,
+        out: &mut Vec<u32>,
+    ) {
+        let cols = if pattern.is_fuzzy() {
+            &self.canon
+        } else {
+            &self.cols
+        };
+        let program = Program::of(pattern.prefilter());
+        let exact = pattern.prefilter_is_exact();
+        let check = |idx: usize| pattern.matches_word(Self::word(cols, idx));
+        let verify = |idx: usize| if exact { true } else { check(idx) };
+        // The ragged end has no prefilter run, so it is always checked.
+        let mut hit = [0u8; CHUNK];
+        let mut start = from;
+        while start < to {
+            if start + CHUNK <= to && start + CHUNK <= self.len() {
+                program.run(cols, start, &mut hit);
+                for (i, h) in hit.iter().enumerate() {
+                    if *h != 0 && verify(start + i) {
+                        out.push((start + i) as u32);
+                    }
+                }
+                start += CHUNK;
+            } else {
+                // The ragged end: one plate at a time.
+                if check(start) {
+                    out.push(start as u32);
+                }
+                start += 1;
+            }
+            if out.len() > max {
+                return;
+            }
+        }
+    }
+
     /// Every plate matching `pattern`, up to `limit + 1` of them (so the
     /// caller can tell "more than limit"). Large dictionaries are scanned
     /// on all cores.
     pub fn matching(&self, pattern: &PlatePattern, limit: usize) -> Vec<PlateSpan> {
-        let words = if pattern.is_fuzzy() {
-            &self.canonical
-        } else {
-            &self.packed
-        };
+        let n = self.len();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let mut hits: Vec<u32> = Vec::new();
-        if threads > 1 && words.len() > 1 << 20 {
-            let chunk = words.len().div_ceil(threads);
+        if threads > 1 && n > 1 << 20 {
+            // Chunk-aligned shares, one per core.
+            let share = n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
             let parts: Vec<Vec<u32>> = std::thread::scope(|s| {
-                let handles: Vec<_> = words
-                    .chunks(chunk)
-                    .enumerate()
-                    .map(|(n, part)| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (from, to) = ((t * share).min(n), ((t + 1) * share).min(n));
                         s.spawn(move || {
                             let mut out = Vec::new();
-                            pattern.scan(part, (n * chunk) as u32, limit, &mut out);
+                            self.scan_range(pattern, from, to, limit, &mut out);
                             out
                         })
                     })
@@ -167,7 +287,7 @@ impl PlateDictionary {
             });
             hits = parts.concat();
         } else {
-            pattern.scan(words, 0, limit, &mut hits);
+            self.scan_range(pattern, 0, n, limit, &mut hits);
         }
         hits.into_iter()
             .take(limit.saturating_add(1))
@@ -197,6 +317,42 @@ mod tests {
         assert_eq!((s.first_day, s.last_day), (19_990, 20_100));
         assert!(d.get(&plate("Q1")).is_none());
         assert_eq!(d.get(&plate("P4999")).unwrap().first_day, 20_000 + 4999 % 7);
+    }
+
+    #[test]
+    fn column_scan_agrees_with_the_pattern_on_many_plates() {
+        let mut d = PlateDictionary::default();
+        let mut all = Vec::new();
+        let mut x = 12345u64;
+        for i in 0..5_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = 5 + (x >> 60) as usize % 4;
+            let text: String = (0..len)
+                .map(|k| b"0O8B5S1IAB7KX24"[((x >> (k * 5)) % 15) as usize] as char)
+                .collect();
+            let p = plate(&text);
+            d.observe(&p, 20_000 + i % 3);
+            all.push(p);
+        }
+        all.sort();
+        all.dedup();
+        for pat in [
+            "7K*", "*KX*", "*0B*", "?O8*", "B?5*", "*S1", "O8B5S", "*AB?2*", "*B*5*",
+        ] {
+            for fuzzy in [false, true] {
+                let p = PlatePattern::parse(pat, fuzzy).unwrap();
+                let mut got: Vec<Plate> = d
+                    .matching(&p, usize::MAX - 1)
+                    .iter()
+                    .map(|s| s.plate)
+                    .collect();
+                got.sort();
+                let want: Vec<Plate> = all.iter().copied().filter(|q| p.matches(q)).collect();
+                assert_eq!(got, want, "{pat} fuzzy={fuzzy}");
+            }
+        }
     }
 
     #[test]
