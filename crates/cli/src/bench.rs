@@ -83,7 +83,11 @@ fn now_ms() -> i64 {
 pub fn register_cameras(store: &Store, seed: u64, now: i64) -> anyhow::Result<Vec<Camera>> {
     synthetic::cameras(seed)
         .into_iter()
-        .map(|c| Ok(store.create_camera(c, now)?.0))
+        .map(|c| {
+            Ok(store
+                .create_camera(c, &platekeeper_store::Actor::system("synthetic-data"), now)?
+                .0)
+        })
         .collect()
 }
 
@@ -279,7 +283,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             query: json!({"bench": true}),
             purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
             client: None,
-            development: true,
+            role: None,
         },
         end,
     )?;
@@ -412,7 +416,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")
                         .expect("valid purpose"),
                     client: None,
-                    development: true,
+                    role: None,
                 },
                 end,
             )

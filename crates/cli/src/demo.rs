@@ -5,7 +5,92 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
+use platekeeper_core::account::{Training, DAY_MS};
+use platekeeper_core::Role;
+use platekeeper_store::{Actor, NewUser, Store};
+
 use crate::bench::{fill, register_cameras};
+
+/// What the demo prints about its accounts.
+struct Logins {
+    text: String,
+    officer_password: String,
+    officer_secret: String,
+}
+
+/// A ready administrator, officer and auditor: enrolled, trained,
+/// approved. Their passwords are printed; this is a throw-away demo.
+fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
+    let mut policy = store.policy();
+    policy.agency_name = "Demo Police Department".into();
+    policy.administrator_name = "Dana Reyes".into();
+    policy.administrator_title = "Captain".into();
+    store.set_policy(policy, &Actor::system("demo"), now)?;
+    let (admin_otp, admin_secret) = store.create_administrator(
+        NewUser {
+            username: "admin".into(),
+            name: "Dana Reyes".into(),
+            role: Role::Administrator,
+            title: Some("Captain".into()),
+        },
+        365,
+        now,
+    )?;
+    let admin = Actor {
+        username: "admin".into(),
+        affiliation: "Demo Police Department — Captain".into(),
+        role: Some("administrator".into()),
+        client: None,
+    };
+    let mut text = format!(
+        "  admin    (administrator)  one-time password {admin_otp}  TOTP secret {admin_secret}\n"
+    );
+    let mut officer = (String::new(), String::new());
+    for (username, name, role) in [
+        ("officer", "Sam Ortiz", Role::Officer),
+        ("auditor", "Lee Park", Role::Auditor),
+    ] {
+        store.create_user(
+            NewUser {
+                username: username.into(),
+                name: name.into(),
+                role,
+                title: None,
+            },
+            &admin,
+            now,
+        )?;
+        let password = format!("demo-{username}-password");
+        store.change_password(username, &password, &admin, now)?;
+        let secret = store.begin_totp(username, now)?;
+        let code = platekeeper_store::credentials::totp_code(&secret, (now / 1000) as u64)
+            .unwrap_or_default();
+        store.confirm_totp(username, &code, now)?;
+        store.record_training(
+            username,
+            Training {
+                course: "ALPR use and privacy (demo)".into(),
+                completed_ms: now - DAY_MS,
+                expires_ms: now + 365 * DAY_MS,
+            },
+            &admin,
+            now,
+        )?;
+        store.record_approval(username, now + 365 * DAY_MS, &admin, now)?;
+        text.push_str(&format!(
+            "  {username:<8} ({})  password {password}  TOTP secret {secret}\n",
+            role.as_str()
+        ));
+        if role == Role::Officer {
+            officer = (password, secret);
+        }
+    }
+    Ok(Logins {
+        text,
+        officer_password: officer.0,
+        officer_secret: officer.1,
+    })
+}
 
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("platekeeper-demo-{}", std::process::id()));
@@ -13,9 +98,10 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let (sample, camera_key) = {
+    let (sample, camera_key, logins) = {
         let store = platekeeper_store::Store::open(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;
+        let logins = demo_accounts(&store, now)?;
         let cameras = register_cameras(&store, 7, now)?;
         // One more camera whose key is printed, for trying ingest by hand.
         let (_, key) = store.create_camera(
@@ -25,6 +111,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
                 kind: platekeeper_store::CameraKind::Fixed,
                 position: Some(platekeeper_core::GeoPoint::new(37.8044, -122.2712)?),
             },
+            &Actor::system("demo"),
             now,
         )?;
         eprintln!("generating {reads} sample reads in {} …", dir.display());
@@ -33,7 +120,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
                 eprintln!("  {done} reads");
             }
         })?;
-        (sample, key)
+        (sample, key, logins)
     };
     let dir_text = dir.display().to_string();
     let plate = sample
@@ -48,16 +135,23 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
             "\nPlatekeeper demo: {reads} reads from 500 cameras around Oakland over 30 days.\n\
              Data folder (deleted on exit): {dir}\n\
              The API is described at {url}/api/openapi.json\n\n\
-             Try (every search is logged with its purpose):\n\
-             curl -s {url}/api/v1/search -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", {purpose}}}'\n\
-             curl -s {url}/api/v1/search -H 'content-type: application/json' -d '{{\"plate\": \"*{sub}*\", {purpose}}}'\n\
-             curl -s {url}/api/v1/search -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", \"fuzzy\": true, {purpose}}}'\n\
+             Demo logins (password, then the TOTP secret for an authenticator app;\n\
+             `platekeeper totp --secret SECRET` prints the current code):\n{logins}\n\
+             Sign in as the officer and search (every search is logged with its purpose):\n\
+             TOKEN=$(curl -s {url}/api/v1/session -H 'content-type: application/json' \\\n  \
+               -d \"{{\\\"username\\\": \\\"officer\\\", \\\"password\\\": \\\"{officer_pw}\\\", \\\"totp\\\": \\\"$(platekeeper totp --secret {officer_secret})\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+             curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", {purpose}}}'\n\
+             curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"*{sub}*\", {purpose}}}'\n\
+             curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", \"fuzzy\": true, {purpose}}}'\n\
              Send a read as a camera (key of camera demo-camera):\n\
              curl -s {url}/api/v1/reads -H 'authorization: Bearer {camera_key}' -H 'content-type: application/json' \\\n  \
                -d '{{\"reads\": [{{\"id\": \"6f1c2b9e-0d4a-4b8e-9c57-2f3d2b1c9e10\", \"plate\": \"8DEF456\", \"state\": \"CA\", \"ts\": \"{ts}\", \"lat\": 37.8044, \"lon\": -122.2712}}]}}'\n\
              Health and metrics: {url}/healthz  {url}/metrics\n\n\
              Demo server listening on {url} (Ctrl-C to stop)",
             dir = dir_text,
+            logins = logins.text,
+            officer_pw = logins.officer_password,
+            officer_secret = logins.officer_secret,
             sub = &plate[..3.min(plate.len())],
             ts = platekeeper_core::read::format_time_ms(now - 60_000),
         );

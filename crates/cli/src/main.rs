@@ -1,5 +1,6 @@
 //! The `platekeeper` command: serve, demo, import, bench.
 
+mod admin;
 mod bench;
 mod demo;
 mod import;
@@ -50,6 +51,50 @@ enum Command {
     },
     /// The performance benchmark (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        what: AdminWhat,
+    },
+    /// Print the current two-factor code for a TOTP secret (for the demo
+    /// and scripts; an authenticator app does the same).
+    Totp {
+        #[arg(long)]
+        secret: String,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminWhat {
+    /// Create the first ALPR Administrator (run with the server stopped).
+    /// The last line of output is JSON: {username, one_time_password, totp_secret}.
+    Create {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Title, e.g. "Captain".
+        #[arg(long)]
+        title: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditWhat {
+    /// Check the whole access log's hash chain (read-only; safe while the
+    /// server runs). Exit 0 if intact, 1 naming the first bad entry.
+    Verify {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +144,31 @@ fn main() -> anyhow::Result<()> {
             what: ImportWhat::Reads { file, data },
         } => import::reads(&file, &data),
         Command::Bench(args) => bench::run(args),
+        Command::Admin {
+            what:
+                AdminWhat::Create {
+                    data,
+                    username,
+                    name,
+                    title,
+                },
+        } => admin::create(&data, &username, &name, &title),
+        Command::Audit {
+            what: AuditWhat::Verify { data },
+        } => admin::verify(&data),
+        Command::Totp { secret } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match platekeeper_store::credentials::totp_code(secret.trim(), now) {
+                Some(code) => {
+                    println!("{code}");
+                    Ok(())
+                }
+                None => anyhow::bail!("--secret is not a base32 TOTP secret of at least 128 bits"),
+            }
+        }
     }
 }
 

@@ -97,10 +97,79 @@ fn ts(ms: i64) -> String {
     platekeeper_core::read::format_time_ms(ms)
 }
 
-fn create_camera(url: &str, id: &str) -> String {
+const PASSWORD: &str = "a long admin password";
+
+/// `platekeeper admin create` on a stopped data folder; returns
+/// (username, one-time password, TOTP secret).
+fn admin_create(data: &Path) -> (String, String, String) {
+    let (ok, out, err) = run(&[
+        "admin",
+        "create",
+        "--data",
+        data.to_str().unwrap(),
+        "--username",
+        "capt",
+        "--name",
+        "Dana Reyes",
+        "--title",
+        "Captain",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    (
+        v["username"].as_str().unwrap().into(),
+        v["one_time_password"].as_str().unwrap().into(),
+        v["totp_secret"].as_str().unwrap().into(),
+    )
+}
+
+fn code(secret: &str, ahead_s: u64) -> String {
+    platekeeper_store::credentials::totp_code(secret, (now_ms() / 1000) as u64 + ahead_s).unwrap()
+}
+
+/// Signs the administrator in for the first time, changes the one-time
+/// password, signs in again, and records the administrator's own training
+/// so searches are allowed. Returns the session token.
+fn admin_session(url: &str, admin: &(String, String, String)) -> String {
+    let (user, otp, secret) = admin;
+    let first = post(
+        &format!("{url}/api/v1/session"),
+        None,
+        &json!({"username": user, "password": otp, "totp": code(secret, 0)}),
+    )
+    .expect("first sign-in");
+    assert_eq!(first["next"], json!(["change_password"]));
+    let t = first["token"].as_str().unwrap();
+    post(
+        &format!("{url}/api/v1/me/password"),
+        Some(t),
+        &json!({"current": otp, "new": PASSWORD}),
+    )
+    .expect("password changed");
+    // The next time step's code: the one above cannot be used twice.
+    let second = post(
+        &format!("{url}/api/v1/session"),
+        None,
+        &json!({"username": user, "password": PASSWORD, "totp": code(secret, 30)}),
+    )
+    .expect("second sign-in");
+    assert_eq!(second["next"], json!([]));
+    let token = second["token"].as_str().unwrap().to_string();
+    let today = ts(now_ms())[..10].to_string();
+    let next_year = ts(now_ms() + 365 * 86_400_000)[..10].to_string();
+    post(
+        &format!("{url}/api/v1/users/{user}/training"),
+        Some(&token),
+        &json!({"course": "ALPR use and privacy", "completed_on": today, "expires_on": next_year}),
+    )
+    .expect("training recorded");
+    token
+}
+
+fn create_camera(url: &str, token: &str, id: &str) -> String {
     let cam = post(
         &format!("{url}/api/v1/cameras"),
-        None,
+        Some(token),
         &json!({"id": id, "name": "Test camera", "kind": "fixed", "lat": 37.8044, "lon": -122.2712}),
     )
     .expect("camera created");
@@ -112,11 +181,11 @@ fn purpose() -> Value {
 }
 
 /// Every read a camera can see in the last `window_ms`, by paging.
-fn all_reads(url: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
+fn all_reads(url: &str, token: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
     let mut body = json!({"camera": camera, "from": ts(from), "to": ts(to), "limit": 1000, "purpose": purpose()});
     let mut out = Vec::new();
     loop {
-        let page = post(&format!("{url}/api/v1/search"), None, &body).expect("search");
+        let page = post(&format!("{url}/api/v1/search"), Some(token), &body).expect("search");
         out.extend(page["results"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => body["cursor"] = json!(c),
@@ -128,9 +197,11 @@ fn all_reads(url: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
 #[test]
 fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
     let dir = tempfile::tempdir().unwrap();
+    let admin = admin_create(dir.path());
     let server = Server::serve(dir.path());
     let url = server.url.clone();
-    let key = create_camera(&url, "cam-kill");
+    let token = admin_session(&url, &admin);
+    let key = create_camera(&url, &token, "cam-kill");
     let start = now_ms() - 3_600_000;
     // Every read sent, by id → plate; the ids the server acknowledged.
     let sent: Arc<Mutex<std::collections::HashMap<String, String>>> = Arc::default();
@@ -187,7 +258,8 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
     );
 
     let server = Server::serve(dir.path());
-    let stored = all_reads(&server.url, "cam-kill", start - 1_000, now_ms());
+    // Sessions survive a restart; the kill did not end this one.
+    let stored = all_reads(&server.url, &token, "cam-kill", start - 1_000, now_ms());
     let sent = sent.lock().unwrap();
     let mut stored_ids = std::collections::HashSet::new();
     for r in &stored {
@@ -246,8 +318,10 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn csv_import_reports_bad_lines_and_never_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let admin = admin_create(&data);
     let server = Server::serve(&data);
-    create_camera(&server.url, "cam-csv");
+    let token = admin_session(&server.url, &admin);
+    create_camera(&server.url, &token, "cam-csv");
     // The data folder belongs to one process at a time.
     let csv = dir.path().join("reads.csv");
     std::fs::write(&csv, "id,plate,state,ts,lat,lon,camera,confidence\n").unwrap();
@@ -336,6 +410,31 @@ fn csv_import_reports_bad_lines_and_never_duplicates() {
 }
 
 #[test]
+fn audit_verify_checks_the_chain_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = admin_create(dir.path());
+    let server = Server::serve(dir.path());
+    let token = admin_session(&server.url, &admin);
+    create_camera(&server.url, &token, "cam-a");
+    let _ = all_reads(&server.url, &token, "cam-a", now_ms() - 3_600_000, now_ms());
+    // Read-only: it runs while the server holds the folder.
+    let data = dir.path().to_str().unwrap();
+    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("audit log intact"), "{out}");
+    server.kill();
+    let conn = rusqlite::Connection::open(dir.path().join("platekeeper.db")).unwrap();
+    conn.execute("UPDATE log SET username = 'someone-else' WHERE seq = 3", [])
+        .unwrap();
+    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("entry 3") && err.contains("altered"), "{err}");
+    // Without a store there is nothing to verify.
+    let (ok, _, err) = run(&["audit", "verify", "--data", "/nonexistent"]);
+    assert!(!ok && err.contains("/nonexistent"), "{err}");
+}
+
+#[test]
 fn bench_prints_its_figures_as_json_last() {
     let (ok, out, err) = run(&["bench", "--reads", "20000", "--json", "--queries", "10"]);
     assert!(ok, "{err}");
@@ -362,6 +461,13 @@ fn bench_prints_its_figures_as_json_last() {
 #[test]
 fn demo_serves_sample_data() {
     let server = Server::start(&["demo", "--listen", "127.0.0.1:0", "--reads", "5000"]);
+    // The demo's officer can sign in and search with the printed password.
+    let officer = post(
+        &format!("{}/api/v1/session", server.url),
+        None,
+        &json!({"username": "officer", "password": "demo-officer-password"}),
+    );
+    assert_eq!(officer.unwrap_err().0, 401, "two factors are required");
     let health: Value = ureq::get(&format!("{}/healthz", server.url))
         .call()
         .unwrap()

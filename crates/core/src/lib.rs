@@ -5,9 +5,11 @@
 //! either — every rule that depends on "now" takes the time as an argument,
 //! so tests (and auditors) can replay a rule at any moment.
 
+pub mod account;
 pub mod geo;
 pub mod pattern;
 pub mod plate;
+pub mod policy;
 pub mod purpose;
 pub mod read;
 pub mod region;

@@ -1,61 +1,217 @@
-//! Who is asking, and the access that lets them see plate data.
+//! Who is asking, what they may do, and the access that lets them see
+//! plate data (SPEC R4, R5).
 //!
-//! DEVELOPMENT IDENTITY — TEMPORARY. Until accounts, two-factor sign-in,
-//! roles, training and the purpose policy exist (the accountability
-//! issue), every request is served as one fixed identity, `development`,
-//! with administrator rights, and every access it opens is marked
-//! `development = 1` in the access log. It exists so the read store can be
-//! used and tested end to end; it must be removed, together with this
-//! paragraph, when accounts land. Nothing else in the server makes
-//! accesses: `Access` values come only from [`open_access`].
+//! Every request that is not a camera's or public carries a session token.
+//! [`Person`] resolves it and applies the account rules on every request
+//! (not only at sign-in): deleted → 401, suspended or unused for 12 months
+//! → 403, locked → 423, enrolment unfinished → 403. Rights come from the
+//! role table in `platekeeper_core::role`; plate data additionally needs
+//! current training and approval ([`Person::require_plate_data`]) and a
+//! purpose that passes the agency's rules. Only [`open_access`] makes an
+//! `Access`, after its log entry is durable.
 
-use platekeeper_core::Purpose;
-use platekeeper_store::{Access, AccessKind, AccessRequest};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use platekeeper_core::account::Denial;
+use platekeeper_core::{Purpose, Right};
+use platekeeper_store::{Access, AccessKind, AccessRequest, Account, Actor};
 
 use crate::{blocking, ApiError, AppState};
 
-/// The person behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub username: String,
-    pub affiliation: String,
-    pub development: bool,
-}
-
-/// The stand-in identity described above.
-pub fn development_identity() -> Identity {
-    Identity {
-        username: "development".into(),
-        affiliation: "DEVELOPMENT IDENTITY (no accounts yet)".into(),
-        development: true,
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> ApiError {
+        ApiError::new(
+            StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
+            d.code(),
+            d.to_string(),
+        )
     }
 }
 
-pub fn warn_development_identity() {
-    tracing::warn!(
-        "accounts are not implemented yet: every request is served as the DEVELOPMENT identity \
-         with administrator rights, and its accesses are marked as such in the access log. \
-         Do not expose this server to a network."
-    );
+/// The bearer token of a request.
+pub fn bearer(parts: &Parts) -> Result<String, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_credentials",
+                "sign in and send Authorization: Bearer <token>",
+            )
+        })?;
+    Ok(value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or("")
+        .trim()
+        .to_string())
+}
+
+fn client_of(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The client's address, where the server knows it.
+pub struct ClientAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_of(parts)))
+    }
+}
+
+/// A live session, whatever the state of enrolment: enough to sign out,
+/// change the one-time password and enrol two factors.
+pub struct SessionUser {
+    pub token: String,
+    pub account: Account,
+    pub client: Option<String>,
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let client = client_of(parts);
+        let store = state.store.clone();
+        let now = state.now_ms();
+        let policy = store.policy();
+        let (account, token) = blocking(move || {
+            let invalid = || {
+                ApiError::unauthorized(
+                    "invalid_session",
+                    "the session has ended or never existed; sign in again",
+                )
+            };
+            let session = store.session(&token, now)?.ok_or_else(invalid)?;
+            let account = store.account(&session.username)?.ok_or_else(invalid)?;
+            let state = account.state();
+            if state.is_inactive(&policy.accounts, now)
+                && !account.suspended
+                && account.deleted_at_ms.is_none()
+            {
+                store.suspend(
+                    &account.username,
+                    "unused for 12 months",
+                    &Actor::system("inactivity"),
+                    now,
+                )?;
+            }
+            state.check_usable(&policy.accounts, now)?;
+            store.touch(&account, now)?;
+            Ok((account, token))
+        })
+        .await?;
+        Ok(SessionUser {
+            token,
+            account,
+            client,
+        })
+    }
+}
+
+/// A signed-in person who has finished enrolment.
+pub struct Person {
+    pub account: Account,
+    pub client: Option<String>,
+    pub affiliation: String,
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let s = SessionUser::from_request_parts(parts, state).await?;
+        if !s.account.state().next_steps().is_empty() {
+            return Err(Denial::EnrolmentIncomplete.into());
+        }
+        let policy = state.store.policy();
+        Ok(Person {
+            affiliation: affiliation(&policy.agency_name, s.account.title.as_deref()),
+            account: s.account,
+            client: s.client,
+        })
+    }
+}
+
+/// "Oakland Police Department — Sergeant": agency and title, as logged.
+pub fn affiliation(agency: &str, title: Option<&str>) -> String {
+    match title.filter(|t| !t.trim().is_empty()) {
+        Some(t) => format!("{agency} — {t}"),
+        None => agency.to_string(),
+    }
+}
+
+impl Person {
+    /// Refuses unless the role table grants `right`.
+    pub fn require(&self, right: Right) -> Result<(), ApiError> {
+        if self.account.role.may(right) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "role_forbidden",
+                format!("the {} role may not do this", self.account.role.as_str()),
+            ))
+        }
+    }
+
+    /// Refuses unless `right` is granted and the account may reach plate
+    /// data now (enrolled, trained, approved).
+    pub fn require_plate_data(&self, state: &AppState, right: Right) -> Result<(), ApiError> {
+        self.require(right)?;
+        self.account
+            .state()
+            .check_plate_data(&state.store.policy().accounts, state.now_ms())?;
+        Ok(())
+    }
+
+    /// The actor of administrative changes, for the log.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            username: self.account.username.clone(),
+            affiliation: self.affiliation.clone(),
+            role: Some(self.account.role.as_str().to_string()),
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// Applies the agency's purpose rules (SPEC R4.4).
+pub fn check_purpose(state: &AppState, purpose: &Purpose) -> Result<(), ApiError> {
+    state.store.policy().purpose.check(purpose).map_err(|e| {
+        let mut err = ApiError::unprocessable(e.code(), e.to_string());
+        err.detail = Some(e.detail());
+        err
+    })
 }
 
 /// Logs an access durably and returns it; only then may data flow.
 pub async fn open_access(
     state: &AppState,
-    who: &Identity,
+    who: &Person,
     kind: AccessKind,
     query: serde_json::Value,
     purpose: Purpose,
-    client: Option<String>,
 ) -> Result<Access, ApiError> {
     let req = AccessRequest {
-        username: who.username.clone(),
+        username: who.account.username.clone(),
         affiliation: who.affiliation.clone(),
         kind,
         query,
         purpose,
-        client,
-        development: who.development,
+        client: who.client.clone(),
+        role: Some(who.account.role.as_str().to_string()),
     };
     let store = state.store.clone();
     let now = state.now_ms();

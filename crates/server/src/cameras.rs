@@ -11,8 +11,10 @@ use platekeeper_store::{Camera, CameraKind, NewCamera};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::accountability::Person;
 use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
+use platekeeper_core::Right;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/cameras", post(create_camera).get(list_cameras))
@@ -76,8 +78,10 @@ impl From<&Camera> for CameraInfo {
 )]
 pub async fn create_camera(
     State(state): State<AppState>,
+    who: Person,
     ApiJson(body): ApiJson<CameraBody>,
 ) -> Result<(StatusCode, Json<CameraCreated>), ApiError> {
+    who.require(Right::ManageCameras)?;
     let kind = CameraKind::parse(&body.kind).ok_or_else(|| {
         ApiError::unprocessable(
             "invalid_camera",
@@ -105,7 +109,8 @@ pub async fn create_camera(
     };
     let store = state.store.clone();
     let now = state.now_ms();
-    let (cam, key) = blocking(move || Ok(store.create_camera(new, now)?)).await?;
+    let actor = who.actor();
+    let (cam, key) = blocking(move || Ok(store.create_camera(new, &actor, now)?)).await?;
     let info = CameraInfo::from(&cam);
     Ok((
         StatusCode::CREATED,
@@ -144,8 +149,12 @@ pub struct CameraList {
 )]
 pub async fn list_cameras(
     State(state): State<AppState>,
+    who: Person,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<CameraList>, ApiError> {
+    if !who.account.role.may(Right::ManageCameras) {
+        who.require(Right::ViewCameraHealth)?;
+    }
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = crate::search::page_limit(params.limit)?;

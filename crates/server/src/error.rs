@@ -14,6 +14,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// A finer reason, where one code covers several (e.g. the purpose
+    /// rules: `generic_reason`, `missing_case_number`).
+    pub detail: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -27,6 +30,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence naming the field and the problem.
     pub message: String,
+    /// A finer reason, where one code covers several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -35,6 +41,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -85,6 +92,14 @@ impl From<StoreError> for ApiError {
             }
             StoreError::BadCursor(_) => ApiError::bad_request("invalid_cursor", e.to_string()),
             StoreError::UnknownAccess(_) => ApiError::not_found("unknown_access", e.to_string()),
+            StoreError::UnknownUser(_) => ApiError::not_found("unknown_user", e.to_string()),
+            StoreError::UserExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string())
+            }
+            StoreError::InvalidUser(_) => ApiError::unprocessable("invalid_user", e.to_string()),
+            StoreError::InvalidPolicy(_) => {
+                ApiError::unprocessable("invalid_policy", e.to_string())
+            }
             _ => ApiError::internal(e.to_string()),
         }
     }
@@ -96,6 +111,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                detail: self.detail.map(str::to_string),
             },
         };
         (self.status, Json(body)).into_response()

@@ -54,6 +54,35 @@ pub fn json_rejection(r: JsonRejection) -> ApiError {
     }
 }
 
+/// An optional JSON body: absent or empty gives `T::default()`; present
+/// but malformed is refused like [`ApiJson`].
+pub struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request("unreadable_body", e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON of the expected shape: {e}"),
+                )
+            })
+    }
+}
+
 /// Reads typed fields out of one JSON object, naming the field (with a
 /// prefix such as `reads[3].`) in every error.
 pub struct Fields<'a> {

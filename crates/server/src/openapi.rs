@@ -20,6 +20,27 @@ use crate::AppState;
         crate::search::read_image,
         crate::ops::healthz,
         crate::ops::metrics_text,
+        crate::sessions::sign_in,
+        crate::sessions::sign_out,
+        crate::sessions::me,
+        crate::sessions::change_password,
+        crate::sessions::begin_totp,
+        crate::sessions::confirm_totp,
+        crate::users::create,
+        crate::users::list,
+        crate::users::show,
+        crate::users::training,
+        crate::users::approval,
+        crate::users::role,
+        crate::users::suspend,
+        crate::users::reactivate,
+        crate::users::unlock,
+        crate::users::reset,
+        crate::users::delete,
+        crate::audit::log,
+        crate::audit::verify,
+        crate::audit::get_policy,
+        crate::audit::put_policy,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -38,6 +59,23 @@ use crate::AppState;
         crate::search::Near,
         crate::search::LatLon,
         crate::ops::Health,
+        crate::sessions::SignInBody,
+        crate::sessions::SessionCreated,
+        crate::sessions::Me,
+        crate::sessions::PasswordBody,
+        crate::sessions::TotpEnrolment,
+        crate::sessions::CodeBody,
+        crate::users::NewUserBody,
+        crate::users::OneTimePassword,
+        crate::users::UserView,
+        crate::users::UserList,
+        crate::users::TrainingBody,
+        crate::users::ApprovalBody,
+        crate::users::RoleBody,
+        crate::users::ReasonBody,
+        crate::audit::LogEntryView,
+        crate::audit::LogPage,
+        crate::audit::VerifyResult,
     )),
     modifiers(&CameraKey)
 )]
@@ -50,6 +88,10 @@ impl Modify for CameraKey {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "camera_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

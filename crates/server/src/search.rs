@@ -2,22 +2,20 @@
 //! is an access, logged with its purpose before any data is returned
 //! (SPEC R2, R4.3).
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use platekeeper_core::read::{format_time_ms, parse_time_ms};
-use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, Purpose, ReadId, Region};
+use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, Purpose, ReadId, Region, Right};
 use platekeeper_store::{AccessKind, Cursor, ReadQuery, StoredRead};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{development_identity, open_access};
+use crate::accountability::{check_purpose, open_access, Person};
 use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
 
@@ -30,7 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reads/{id}/image", get(read_image))
 }
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, Serialize, ToSchema, Default)]
 pub struct PurposeBody {
     /// The case (or incident) number of the specific investigation.
     pub case_number: Option<String>,
@@ -126,7 +124,11 @@ fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
         p.offense.as_deref().unwrap_or(""),
         p.reason.as_deref().unwrap_or(""),
     )
-    .map_err(|e| ApiError::unprocessable("purpose_insufficient", e.to_string()))
+    .map_err(|e| {
+        let mut err = ApiError::unprocessable(e.code(), e.to_string());
+        err.detail = Some(e.detail());
+        err
+    })
 }
 
 fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
@@ -255,11 +257,34 @@ fn result_of(r: &StoredRead, access_id: i64) -> ReadResult {
 )]
 pub async fn search(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    who: Person,
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    who.require_plate_data(&state, Right::SearchReads)?;
     let query = build_query(&req)?;
-    let purpose = purpose_of(req.purpose)?;
+    let raw_purpose = serde_json::to_value(&req.purpose).ok();
+    let checked = purpose_of(req.purpose).and_then(|p| check_purpose(&state, &p).map(|()| p));
+    let purpose = match checked {
+        Ok(p) => p,
+        Err(e) => {
+            // A refused purpose is recorded (for the audit of purposes
+            // that fall short) but is not an access: no data is touched.
+            let store = state.store.clone();
+            let entry = platekeeper_store::NewEntry {
+                ts_ms: state.now_ms(),
+                category: "refused",
+                kind: e.code.to_string(),
+                username: who.account.username.clone(),
+                affiliation: who.affiliation.clone(),
+                role: Some(who.account.role.as_str().into()),
+                client: who.client.clone(),
+                details: serde_json::json!({"endpoint": "search", "detail": e.detail, "plate": req.plate}),
+                purpose: raw_purpose,
+            };
+            blocking(move || Ok(store.log_event(entry)?)).await?;
+            return Err(e);
+        }
+    };
     // Everything that can refuse the query runs before the access is
     // opened: a refused query is not an access.
     let store = state.store.clone();
@@ -272,22 +297,14 @@ pub async fn search(
         "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
         "camera": req.camera, "state": req.state, "cursor": req.cursor,
     });
-    let who = development_identity();
-    let access = open_access(
-        &state,
-        &who,
-        AccessKind::Search,
-        logged,
-        purpose,
-        Some(client.ip().to_string()),
-    )
-    .await?;
+    let access = open_access(&state, &who, AccessKind::Search, logged, purpose).await?;
     let store = state.store.clone();
     let started = std::time::Instant::now();
+    let now = state.now_ms();
     let (access, page) = blocking(move || {
         let page = store.run(&access, &plan)?;
         let returned: Vec<(ReadId, i64)> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned)?;
+        store.record_results(&access, &returned, now)?;
         Ok((access, page))
     })
     .await?;
@@ -333,7 +350,7 @@ pub const IMAGE_ACCESS_VALID_MS: i64 = 12 * 3_600_000;
 )]
 pub async fn read_image(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    who: Person,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<ImageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -357,7 +374,7 @@ pub async fn read_image(
             ))
         }
     };
-    let who = development_identity();
+    who.require_plate_data(&state, Right::ViewImages)?;
     let store = state.store.clone();
     let (parent, at) = blocking(move || {
         let parent = store.access_record(access_id)?;
@@ -373,7 +390,7 @@ pub async fn read_image(
                 format!("search access {access_id} does not exist"),
             )
         })?;
-    if parent.username != who.username {
+    if parent.username != who.account.username {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "access_not_yours",
@@ -401,10 +418,10 @@ pub async fn read_image(
         AccessKind::ImageView,
         serde_json::json!({"read_id": id.to_string(), "parent_access": parent.id, "kind": if want_plate {"plate"} else {"vehicle"}}),
         parent.purpose,
-        Some(client.ip().to_string()),
     )
     .await?;
     let store = state.store.clone();
+    let now = state.now_ms();
     let (bytes, kind) = blocking(move || {
         let read = store.find_read(&access, id, at)?.ok_or_else(|| {
             ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
@@ -416,7 +433,7 @@ pub async fn read_image(
         }
         .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
         let bytes = store.image(&access, &image)?;
-        store.record_results(&access, &[(id, at)])?;
+        store.record_results(&access, &[(id, at)], now)?;
         Ok((bytes, image.kind))
     })
     .await?;

@@ -13,6 +13,7 @@ use platekeeper_core::{Purpose, ReadId};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use crate::log::{self, LogEntry, NewEntry};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,9 +46,8 @@ pub struct AccessRequest {
     pub query: serde_json::Value,
     pub purpose: Purpose,
     pub client: Option<String>,
-    /// True for accesses made by the development identity that stands in
-    /// until accounts exist; marked so they can never pass for a person's.
-    pub development: bool,
+    /// The person's role, as logged.
+    pub role: Option<String>,
 }
 
 /// Proof that an access was logged. Deliberately not `Clone`: each data
@@ -84,56 +84,93 @@ pub struct AccessRecord {
 }
 
 impl Store {
+    /// Appends an entry to the audit log in its own transaction and
+    /// returns it once durable.
+    pub fn log_event(&self, new: NewEntry) -> Result<LogEntry, StoreError> {
+        self.with_log(|tx, head| log::append(tx, head, new))
+    }
+
+    /// Runs `f` in a transaction on the main database with the log's head
+    /// held, commits, and records the new head: the way every change that
+    /// must be logged is written, so the change and its entry commit
+    /// together or not at all.
+    pub(crate) fn with_log<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, log::Head) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>
+    where
+        T: HasHead,
+    {
+        let mut conn = self.main()?;
+        let mut head = self.head.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let out = f(&tx, *head)?;
+        tx.commit()?;
+        if let Some(h) = out.head() {
+            *head = h;
+            log::write_head(&self.dir, h)?;
+        }
+        Ok(out)
+    }
+
     /// Writes the access-log entry and, once it is durable, returns the
     /// [`Access`] that unlocks the data.
     pub fn open_access(&self, req: AccessRequest, now_ms: i64) -> Result<Access, StoreError> {
-        let purpose_json = serde_json::to_string(&req.purpose)
+        let purpose = serde_json::to_value(&req.purpose)
             .map_err(|e| StoreError::Corrupt(format!("purpose: {e}")))?;
-        let conn = self.main()?;
-        conn.execute(
-            "INSERT INTO access_log(ts, username, affiliation, kind, query, purpose, client, development)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                now_ms,
-                req.username,
-                req.affiliation,
-                req.kind.as_str(),
-                req.query.to_string(),
-                purpose_json,
-                req.client,
-                req.development
-            ],
-        )?;
+        let details = req.query;
+        let entry = self.log_event(NewEntry {
+            ts_ms: now_ms,
+            category: "access",
+            kind: req.kind.as_str().to_string(),
+            username: req.username.clone(),
+            affiliation: req.affiliation,
+            role: req.role,
+            client: req.client,
+            details,
+            purpose: Some(purpose),
+        })?;
         Ok(Access {
-            id: conn.last_insert_rowid(),
+            id: entry.seq,
             username: req.username,
             purpose: req.purpose,
         })
     }
 
-    /// Records what an access returned: how many reads, and which (so an
-    /// image can later be opened only under the access that found its
-    /// read, and an auditor can see what was seen).
+    /// Records what an access returned — how many reads, and which — in
+    /// the log (so an auditor sees what was seen) and in an index (so an
+    /// image can be opened only under the access that found its read).
     pub fn record_results(
         &self,
         access: &Access,
         reads: &[(ReadId, i64)],
+        now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.main()?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO access_results(access_id, result_count) VALUES (?1, ?2)",
-            params![access.id, reads.len() as i64],
-        )?;
-        {
+        let ids: Vec<String> = reads.iter().map(|(id, _)| id.to_string()).collect();
+        self.with_log(|tx, head| {
+            let entry = log::append(
+                tx,
+                head,
+                NewEntry {
+                    ts_ms: now_ms,
+                    category: "access",
+                    kind: "result".into(),
+                    username: access.username.clone(),
+                    affiliation: String::new(),
+                    role: None,
+                    client: None,
+                    details: serde_json::json!({"access": access.id, "result_count": reads.len(), "reads": ids}),
+                    purpose: None,
+                },
+            )?;
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)",
             )?;
             for (id, ts) in reads {
                 stmt.execute(params![access.id, &id.as_bytes()[..], ts])?;
             }
-        }
-        tx.commit()?;
+            Ok(entry)
+        })?;
         Ok(())
     }
 
@@ -154,7 +191,8 @@ impl Store {
         let conn = self.main_readers.get()?;
         let row = conn
             .query_row(
-                "SELECT id, ts, username, kind, purpose FROM access_log WHERE id = ?1",
+                "SELECT seq, ts, username, kind, purpose FROM log
+                 WHERE seq = ?1 AND category = 'access' AND kind != 'result'",
                 [id],
                 |r| {
                     Ok((
@@ -162,13 +200,13 @@ impl Store {
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 },
             )
             .optional()?;
         row.map(|(id, ts_ms, username, kind, purpose)| {
-            let purpose = serde_json::from_str(&purpose)
+            let purpose = serde_json::from_str(purpose.as_deref().unwrap_or("null"))
                 .map_err(|e| StoreError::Corrupt(format!("access {id} purpose: {e}")))?;
             Ok(AccessRecord {
                 id,
@@ -181,11 +219,59 @@ impl Store {
         .transpose()
     }
 
-    /// Number of entries in the access log.
+    /// Number of accesses to plate data in the log.
     pub fn access_count(&self) -> Result<u64, StoreError> {
         let conn = self.main_readers.get()?;
-        Ok(conn.query_row("SELECT count(*) FROM access_log", [], |r| {
-            r.get::<_, i64>(0)
-        })? as u64)
+        Ok(conn.query_row(
+            "SELECT count(*) FROM log WHERE category = 'access' AND kind != 'result'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Log entries, newest first, optionally only one person's, before
+    /// entry `before` (for paging).
+    pub fn log_entries(
+        &self,
+        username: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM log WHERE (?1 IS NULL OR username = ?1) AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            log::COLUMNS
+        ))?;
+        let rows = stmt.query_map(
+            params![username, before.unwrap_or(i64::MAX), limit as i64],
+            log::row_entry,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Walks the whole log (see [`log::verify_conn`]).
+    pub fn verify_log(&self) -> Result<log::Verification, StoreError> {
+        let conn = self.main_readers.get()?;
+        log::verify_conn(&conn, &self.dir)
+    }
+}
+
+/// Results of a logged change that carry the log's new head.
+pub(crate) trait HasHead {
+    fn head(&self) -> Option<log::Head>;
+}
+
+impl HasHead for LogEntry {
+    fn head(&self) -> Option<log::Head> {
+        Some(log::Head {
+            seq: self.seq,
+            hash: self.hash,
+        })
+    }
+}
+
+impl<T> HasHead for (T, LogEntry) {
+    fn head(&self) -> Option<log::Head> {
+        self.1.head()
     }
 }

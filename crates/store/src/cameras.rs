@@ -143,6 +143,7 @@ impl Store {
     pub fn create_camera(
         &self,
         new: NewCamera,
+        actor: &crate::Actor,
         now_ms: i64,
     ) -> Result<(Camera, String), StoreError> {
         check_id(&new.id)?;
@@ -158,24 +159,41 @@ impl Store {
         let key = format!("pkc_{}", hex::encode(secret));
         let hash = key_hash(&key);
         let micro = new.position.map(GeoPoint::to_micro);
-        let conn = self.main()?;
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         if cams.by_id.contains_key(&new.id) {
             return Err(StoreError::CameraExists(new.id));
         }
-        conn.execute(
-            "INSERT INTO cameras(id, name, kind, lat, lon, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                new.id,
-                name,
-                new.kind.as_str(),
-                micro.map(|m| m.0),
-                micro.map(|m| m.1),
-                &hash[..],
-                now_ms
-            ],
-        )?;
-        let num = conn.last_insert_rowid();
+        let (num, _) = self.with_log(|tx, head| {
+            tx.execute(
+                "INSERT INTO cameras(id, name, kind, lat, lon, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    new.id,
+                    name,
+                    new.kind.as_str(),
+                    micro.map(|m| m.0),
+                    micro.map(|m| m.1),
+                    &hash[..],
+                    now_ms
+                ],
+            )?;
+            let num = tx.last_insert_rowid();
+            let e = crate::log::append(
+                tx,
+                head,
+                crate::log::NewEntry {
+                    ts_ms: now_ms,
+                    category: "admin",
+                    kind: "camera_registered".into(),
+                    username: actor.username.clone(),
+                    affiliation: actor.affiliation.clone(),
+                    role: actor.role.clone(),
+                    client: actor.client.clone(),
+                    details: serde_json::json!({"camera": new.id, "name": name, "kind": new.kind.as_str()}),
+                    purpose: None,
+                },
+            )?;
+            Ok((num, e))
+        })?;
         if num > crate::partition::MAX_CAMERA_NUM as i64 {
             return Err(StoreError::InvalidCamera(format!(
                 "this store holds at most {} cameras",

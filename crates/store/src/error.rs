@@ -28,6 +28,14 @@ pub enum StoreError {
     BadCursor(String),
     #[error("access {0} does not exist")]
     UnknownAccess(i64),
+    #[error("user {0:?} does not exist")]
+    UnknownUser(String),
+    #[error("user {0:?} already exists (usernames are never reused)")]
+    UserExists(String),
+    #[error("{0}")]
+    InvalidUser(String),
+    #[error("{0}")]
+    InvalidPolicy(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -63,25 +63,8 @@ CREATE TABLE IF NOT EXISTS cameras(
     created_at INTEGER NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS access_log(
-    id INTEGER PRIMARY KEY,
-    ts INTEGER NOT NULL,
-    username TEXT NOT NULL,
-    affiliation TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    query TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    client TEXT,
-    development INTEGER NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS access_results(
-    access_id INTEGER PRIMARY KEY REFERENCES access_log(id),
-    result_count INTEGER NOT NULL
-);
-
 CREATE TABLE IF NOT EXISTS access_reads(
-    access_id INTEGER NOT NULL REFERENCES access_log(id),
+    access_id INTEGER NOT NULL,
     read_id BLOB NOT NULL,
     ts INTEGER NOT NULL,
     PRIMARY KEY (access_id, read_id)
@@ -92,8 +75,10 @@ CREATE TABLE IF NOT EXISTS access_reads(
 pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::log::SCHEMA)?;
+    conn.execute_batch(crate::accounts::SCHEMA)?;
     conn.execute(
-        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')",
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",
         [],
     )?;
     Ok(())

@@ -20,7 +20,7 @@ fn access(store: &Store) -> platekeeper_store::Access {
                 query: serde_json::json!({"test": true}),
                 purpose: Purpose::new("24-0001", "459 PC", "test of the store").unwrap(),
                 client: None,
-                development: true,
+                role: None,
             },
             NOW,
         )
@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
                 kind: CameraKind::Fixed,
                 position: Some(GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap()),
             },
+            &platekeeper_store::Actor::system("test"),
             NOW,
         )
         .unwrap();
@@ -56,6 +57,7 @@ fn fixture() -> Fixture {
                 kind: CameraKind::Mobile,
                 position: None,
             },
+            &platekeeper_store::Actor::system("test"),
             NOW,
         )
         .unwrap();
@@ -326,6 +328,7 @@ fn reopening_restores_the_dictionary() {
                     kind: CameraKind::Mobile,
                     position: None,
                 },
+                &platekeeper_store::Actor::system("test"),
                 NOW,
             )
             .unwrap();
@@ -464,6 +467,7 @@ fn fixture_in(dir: &std::path::Path) -> (Store, u32) {
                         kind: CameraKind::Fixed,
                         position: Some(GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap()),
                     },
+                    &platekeeper_store::Actor::system("test"),
                     NOW,
                 )
                 .unwrap()

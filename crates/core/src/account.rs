@@ -1,0 +1,355 @@
+//! The lifecycle of an authorized user (SPEC R4.1, R4.6, R5.2–R5.4), as
+//! pure rules over an account's state and the time.
+//!
+//! The server evaluates these on every request, not only at sign-in: a
+//! session opened before training lapsed, an approval expired or the
+//! account was suspended stops working at once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::role::Role;
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The agency's account rules (part of its policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountPolicy {
+    /// How long a session lasts.
+    pub session_hours: u32,
+    /// Failed sign-ins in a row that lock the account.
+    pub lockout_attempts: u32,
+    /// Unused this long, an account is suspended (policy: 12 months).
+    pub inactivity_days: u32,
+    /// An approval lapses this long after it was given unless renewed.
+    pub approval_days: u32,
+    /// Shortest password accepted.
+    pub min_password_len: usize,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        AccountPolicy {
+            session_hours: 12,
+            lockout_attempts: 5,
+            inactivity_days: 365,
+            approval_days: 365,
+            min_password_len: 12,
+        }
+    }
+}
+
+/// A training record: a course completed, valid until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Training {
+    pub course: String,
+    /// Epoch ms of the day completed (00:00 UTC).
+    pub completed_ms: i64,
+    /// Epoch ms of the end of the last valid day.
+    pub expires_ms: i64,
+}
+
+/// An administrator's approval of an account, valid until it lapses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approved_by: String,
+    pub approved_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// What the rules need to know about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub role: Role,
+    pub deleted: bool,
+    pub suspended: bool,
+    pub locked: bool,
+    pub created_ms: i64,
+    /// Last sign-in or request.
+    pub last_active_ms: Option<i64>,
+    pub must_change_password: bool,
+    pub totp_enrolled: bool,
+    pub training: Vec<Training>,
+    pub approvals: Vec<Approval>,
+    /// Training and approval given before this time do not count: set
+    /// when the role changes or a suspended account is reactivated.
+    pub requalify_after_ms: Option<i64>,
+}
+
+/// Why an account may not proceed. Each has its API code and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("this account no longer exists")]
+    Deleted,
+    #[error("this account is suspended; the ALPR Administrator can reactivate it (new training is then required)")]
+    Suspended,
+    #[error("this account has not been used for 12 months and is now suspended")]
+    Inactive,
+    #[error("this account is locked after repeated failed sign-ins; the ALPR Administrator can unlock it")]
+    Locked,
+    #[error(
+        "finish enrolment first: change the one-time password and enrol two-factor authentication"
+    )]
+    EnrolmentIncomplete,
+    #[error("no current ALPR training is recorded for this account")]
+    TrainingRequired,
+    #[error("this account's approval by the ALPR Administrator has lapsed or was never given")]
+    ApprovalLapsed,
+    #[error("this account's role does not allow this")]
+    RoleForbidden,
+}
+
+impl Denial {
+    pub fn code(self) -> &'static str {
+        match self {
+            Denial::Deleted => "invalid_session",
+            Denial::Suspended | Denial::Inactive => "account_suspended",
+            Denial::Locked => "account_locked",
+            Denial::EnrolmentIncomplete => "enrolment_required",
+            Denial::TrainingRequired => "training_required",
+            Denial::ApprovalLapsed => "approval_lapsed",
+            Denial::RoleForbidden => "role_forbidden",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            Denial::Deleted => 401,
+            Denial::Locked => 423,
+            _ => 403,
+        }
+    }
+}
+
+impl AccountState {
+    /// Whether the account has gone unused past the policy's limit.
+    pub fn is_inactive(&self, policy: &AccountPolicy, now_ms: i64) -> bool {
+        let last = self.last_active_ms.unwrap_or(self.created_ms);
+        now_ms - last > policy.inactivity_days as i64 * DAY_MS
+    }
+
+    /// Rules for any use of the account (sign-in, any request).
+    pub fn check_usable(&self, policy: &AccountPolicy, now_ms: i64) -> Result<(), Denial> {
+        if self.deleted {
+            return Err(Denial::Deleted);
+        }
+        if self.suspended {
+            return Err(Denial::Suspended);
+        }
+        if self.is_inactive(policy, now_ms) {
+            return Err(Denial::Inactive);
+        }
+        if self.locked {
+            return Err(Denial::Locked);
+        }
+        Ok(())
+    }
+
+    /// What the person still has to do before using the system.
+    pub fn next_steps(&self) -> Vec<&'static str> {
+        let mut next = Vec::new();
+        if self.must_change_password {
+            next.push("change_password");
+        }
+        if !self.totp_enrolled {
+            next.push("enroll_totp");
+        }
+        next
+    }
+
+    fn counts(&self, t: i64) -> bool {
+        self.requalify_after_ms.is_none_or(|after| t >= after)
+    }
+
+    pub fn training_current(&self, now_ms: i64) -> bool {
+        self.training.iter().any(|t| {
+            self.counts(t.completed_ms) && t.completed_ms <= now_ms && now_ms <= t.expires_ms
+        })
+    }
+
+    pub fn approval_current(&self, now_ms: i64) -> bool {
+        self.approvals
+            .iter()
+            .any(|a| self.counts(a.approved_ms) && a.approved_ms <= now_ms && now_ms < a.expires_ms)
+    }
+
+    /// Rules for reaching plate data: usable, enrolled, a role that may,
+    /// current training and current approval (SPEC R4.2, R5.2, R5.3).
+    pub fn check_plate_data(&self, policy: &AccountPolicy, now_ms: i64) -> Result<(), Denial> {
+        self.check_usable(policy, now_ms)?;
+        if !self.next_steps().is_empty() {
+            return Err(Denial::EnrolmentIncomplete);
+        }
+        if !self.role.reaches_plate_data() {
+            return Err(Denial::RoleForbidden);
+        }
+        if !self.training_current(now_ms) {
+            return Err(Denial::TrainingRequired);
+        }
+        if !self.approval_current(now_ms) {
+            return Err(Denial::ApprovalLapsed);
+        }
+        Ok(())
+    }
+}
+
+/// Checks a new password against the policy.
+pub fn check_new_password(
+    policy: &AccountPolicy,
+    username: &str,
+    current: &str,
+    new: &str,
+) -> Result<(), String> {
+    if new.chars().count() < policy.min_password_len {
+        return Err(format!(
+            "the new password needs at least {} characters",
+            policy.min_password_len
+        ));
+    }
+    if new.chars().count() > 256 {
+        return Err("the new password is longer than 256 characters".into());
+    }
+    if new == current {
+        return Err("the new password must differ from the current one".into());
+    }
+    if new.to_lowercase().contains(&username.to_lowercase()) {
+        return Err("the new password must not contain the username".into());
+    }
+    Ok(())
+}
+
+/// Usernames: 3–32 of a–z, 0–9, `.`, `_`, `-`, starting with a letter.
+pub fn check_username(u: &str) -> Result<(), String> {
+    let ok = (3..=32).contains(&u.len())
+        && u.starts_with(|c: char| c.is_ascii_lowercase())
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "username {u:?} must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-', starting with a letter"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000;
+
+    fn officer() -> AccountState {
+        AccountState {
+            role: Role::Officer,
+            deleted: false,
+            suspended: false,
+            locked: false,
+            created_ms: NOW - 100 * DAY_MS,
+            last_active_ms: Some(NOW - DAY_MS),
+            must_change_password: false,
+            totp_enrolled: true,
+            training: vec![Training {
+                course: "ALPR 101".into(),
+                completed_ms: NOW - 30 * DAY_MS,
+                expires_ms: NOW + 300 * DAY_MS,
+            }],
+            approvals: vec![Approval {
+                approved_by: "capt".into(),
+                approved_ms: NOW - 20 * DAY_MS,
+                expires_ms: NOW + 345 * DAY_MS,
+            }],
+            requalify_after_ms: None,
+        }
+    }
+
+    fn check(s: &AccountState, at: i64) -> Result<(), Denial> {
+        s.check_plate_data(&AccountPolicy::default(), at)
+    }
+
+    #[test]
+    fn a_qualified_officer_may_reach_plate_data() {
+        assert_eq!(check(&officer(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn training_and_approval_expire() {
+        assert_eq!(
+            check(&officer(), NOW + 301 * DAY_MS),
+            Err(Denial::TrainingRequired)
+        );
+        let mut s = officer();
+        s.training[0].expires_ms = NOW + 400 * DAY_MS;
+        assert_eq!(check(&s, NOW + 346 * DAY_MS), Err(Denial::ApprovalLapsed));
+        s.training.clear();
+        assert_eq!(check(&s, NOW), Err(Denial::TrainingRequired));
+    }
+
+    #[test]
+    fn twelve_months_unused_suspends() {
+        let s = officer();
+        let year = 365 * DAY_MS;
+        assert_eq!(
+            s.check_usable(&AccountPolicy::default(), NOW - DAY_MS + year),
+            Ok(())
+        );
+        assert_eq!(
+            s.check_usable(&AccountPolicy::default(), NOW + year),
+            Err(Denial::Inactive)
+        );
+    }
+
+    #[test]
+    fn requalification_voids_earlier_training_and_approval() {
+        let mut s = officer();
+        s.requalify_after_ms = Some(NOW - DAY_MS);
+        assert_eq!(check(&s, NOW), Err(Denial::TrainingRequired));
+        s.training.push(Training {
+            course: "ALPR refresher".into(),
+            completed_ms: NOW,
+            expires_ms: NOW + 365 * DAY_MS,
+        });
+        assert_eq!(check(&s, NOW), Err(Denial::ApprovalLapsed));
+        s.approvals.push(Approval {
+            approved_by: "capt".into(),
+            approved_ms: NOW,
+            expires_ms: NOW + 365 * DAY_MS,
+        });
+        assert_eq!(check(&s, NOW), Ok(()));
+    }
+
+    #[test]
+    fn state_flags_and_roles() {
+        let mut s = officer();
+        s.role = Role::Vendor;
+        assert_eq!(check(&s, NOW), Err(Denial::RoleForbidden));
+        s = officer();
+        s.totp_enrolled = false;
+        assert_eq!(check(&s, NOW), Err(Denial::EnrolmentIncomplete));
+        assert_eq!(s.next_steps(), ["enroll_totp"]);
+        s = officer();
+        s.locked = true;
+        assert_eq!(check(&s, NOW).unwrap_err().status(), 423);
+        s = officer();
+        s.suspended = true;
+        assert_eq!(check(&s, NOW).unwrap_err().code(), "account_suspended");
+        s = officer();
+        s.deleted = true;
+        assert_eq!(check(&s, NOW).unwrap_err().status(), 401);
+    }
+
+    #[test]
+    fn passwords_and_usernames() {
+        let p = AccountPolicy::default();
+        assert!(check_new_password(&p, "jdoe", "old", "short").is_err());
+        assert!(check_new_password(&p, "jdoe", "old", "my-jdoe-password!").is_err());
+        assert!(check_new_password(&p, "jdoe", "same-password-1", "same-password-1").is_err());
+        assert!(check_new_password(&p, "jdoe", "old", "correct horse battery").is_ok());
+        assert!(check_username("jdoe").is_ok());
+        assert!(check_username("j").is_err());
+        assert!(check_username("JDoe").is_err());
+        assert!(check_username("1abc").is_err());
+        assert!(check_username("a'; drop").is_err());
+    }
+}

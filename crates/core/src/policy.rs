@@ -1,0 +1,73 @@
+//! The agency's policy settings, as one value the administrator edits
+//! (`GET|PUT /api/v1/policy`) and every rule reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::AccountPolicy;
+use crate::purpose::PurposePolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgencyPolicy {
+    /// The agency's name, recorded as the affiliation of its users.
+    pub agency_name: String,
+    /// The ALPR Administrator's name and title (SPEC R5.5).
+    pub administrator_name: String,
+    pub administrator_title: String,
+    pub accounts: AccountPolicy,
+    pub purpose: PurposePolicy,
+}
+
+impl Default for AgencyPolicy {
+    fn default() -> Self {
+        AgencyPolicy {
+            agency_name: "Agency".into(),
+            administrator_name: String::new(),
+            administrator_title: String::new(),
+            accounts: AccountPolicy::default(),
+            purpose: PurposePolicy::default(),
+        }
+    }
+}
+
+impl AgencyPolicy {
+    /// Refuses settings that would switch a rule off.
+    pub fn check(&self) -> Result<(), String> {
+        let a = &self.accounts;
+        if !(1..=24).contains(&a.session_hours) {
+            return Err("accounts.session_hours must be 1 to 24".into());
+        }
+        if !(3..=10).contains(&a.lockout_attempts) {
+            return Err("accounts.lockout_attempts must be 3 to 10".into());
+        }
+        if !(30..=365).contains(&a.inactivity_days) {
+            return Err("accounts.inactivity_days must be 30 to 365 (policy: suspend after 12 months unused)".into());
+        }
+        if !(30..=365).contains(&a.approval_days) {
+            return Err("accounts.approval_days must be 30 to 365 (policy: approvals are reviewed annually)".into());
+        }
+        if !(12..=128).contains(&a.min_password_len) {
+            return Err("accounts.min_password_len must be 12 to 128".into());
+        }
+        if self.agency_name.trim().is_empty() || self.agency_name.chars().count() > 200 {
+            return Err("agency_name must be 1 to 200 characters".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_weakening_is_refused() {
+        assert!(AgencyPolicy::default().check().is_ok());
+        let mut p = AgencyPolicy::default();
+        p.accounts.inactivity_days = 1000;
+        assert!(p.check().is_err());
+        let mut p = AgencyPolicy::default();
+        p.accounts.lockout_attempts = 100;
+        assert!(p.check().is_err());
+    }
+}

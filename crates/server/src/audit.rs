@@ -1,0 +1,159 @@
+//! The audit log for auditors and the administrator (SPEC R4.5, R8.1):
+//! the entries, and a verification of the whole chain.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use platekeeper_core::read::format_time_ms;
+use platekeeper_core::Right;
+use platekeeper_store::Verification;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::accountability::Person;
+use crate::{blocking, ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/audit/log", get(log))
+        .route("/api/v1/audit/verify", get(verify))
+        .route("/api/v1/policy", get(get_policy).put(put_policy))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LogParams {
+    /// Only this person's entries.
+    pub username: Option<String>,
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogEntryView {
+    pub seq: i64,
+    pub ts: String,
+    /// access, auth, admin, system
+    pub category: String,
+    pub kind: String,
+    pub username: String,
+    pub affiliation: String,
+    pub role: Option<String>,
+    pub client: Option<String>,
+    /// The data elements queried, or the change made.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub purpose: Option<serde_json::Value>,
+    pub hash: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogPage {
+    pub entries: Vec<LogEntryView>,
+    pub next_cursor: Option<i64>,
+}
+
+/// Log entries, newest first: who, when, what was queried, why, results,
+/// and each entry's hash.
+#[utoipa::path(get, path = "/api/v1/audit/log", params(LogParams), responses((status = 200, body = LogPage)), tag = "audit")]
+pub async fn log(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<LogParams>, QueryRejection>,
+) -> Result<Json<LogPage>, ApiError> {
+    who.require(Right::ReadAuditLog)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = crate::search::page_limit(p.limit)?;
+    let store = state.store.clone();
+    let entries =
+        blocking(move || Ok(store.log_entries(p.username.as_deref(), p.cursor, limit)?)).await?;
+    let next_cursor = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    let parse =
+        |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.to_string()));
+    Ok(Json(LogPage {
+        entries: entries
+            .iter()
+            .map(|e| LogEntryView {
+                seq: e.seq,
+                ts: format_time_ms(e.ts_ms),
+                category: e.category.clone(),
+                kind: e.kind.clone(),
+                username: e.username.clone(),
+                affiliation: e.affiliation.clone(),
+                role: e.role.clone(),
+                client: e.client.clone(),
+                details: parse(&e.details),
+                purpose: e.purpose.as_deref().map(parse),
+                hash: hex_of(&e.hash),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResult {
+    pub ok: bool,
+    pub entries: i64,
+    pub head: String,
+    pub first_bad: Option<i64>,
+    pub problem: Option<String>,
+}
+
+impl From<Verification> for VerifyResult {
+    fn from(v: Verification) -> VerifyResult {
+        VerifyResult {
+            ok: v.ok,
+            entries: v.entries,
+            head: v.head,
+            first_bad: v.first_bad,
+            problem: v.problem,
+        }
+    }
+}
+
+/// Re-walk the whole hash chain and compare its end with the recorded head.
+#[utoipa::path(get, path = "/api/v1/audit/verify", responses((status = 200, body = VerifyResult)), tag = "audit")]
+pub async fn verify(
+    State(state): State<AppState>,
+    who: Person,
+) -> Result<Json<VerifyResult>, ApiError> {
+    who.require(Right::ReadAuditLog)?;
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || Ok(store.verify_log()?)).await?.into(),
+    ))
+}
+
+/// The agency's policy settings.
+#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = Object)), tag = "policy")]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    _who: Person,
+) -> Json<platekeeper_core::policy::AgencyPolicy> {
+    Json(state.store.policy())
+}
+
+/// Replace the policy settings (administrator); logged in full.
+#[utoipa::path(put, path = "/api/v1/policy", request_body = Object, responses((status = 200, body = Object), (status = 422, body = crate::error::ErrorBody)), tag = "policy")]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    who: Person,
+    crate::json::ApiJson(policy): crate::json::ApiJson<platekeeper_core::policy::AgencyPolicy>,
+) -> Result<Json<platekeeper_core::policy::AgencyPolicy>, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let actor = who.actor();
+    let p = policy.clone();
+    blocking(move || Ok(store.set_policy(p, &actor, now)?)).await?;
+    Ok(Json(policy))
+}

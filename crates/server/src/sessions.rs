@@ -1,0 +1,281 @@
+//! Signing in and out, and a person's own account: the first-login
+//! enrolment flow (SPEC R4.1, R4.2, R4.6; API.md "Sessions").
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use platekeeper_core::account::{check_new_password, Denial};
+use platekeeper_core::read::format_time_ms;
+use platekeeper_core::Role;
+use platekeeper_store::credentials::otpauth_uri;
+use platekeeper_store::{Actor, SignIn};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::accountability::{affiliation, ClientAddr, SessionUser};
+use crate::json::ApiJson;
+use crate::{blocking, ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/session", post(sign_in).delete(sign_out))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/me/password", post(change_password))
+        .route("/api/v1/me/totp", post(begin_totp))
+        .route("/api/v1/me/totp/confirm", post(confirm_totp))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignInBody {
+    pub username: String,
+    pub password: String,
+    /// The current 6-digit code, once two factors are enrolled.
+    pub totp: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub token: String,
+    pub expires_at: String,
+    /// What remains before plate data is reachable: `change_password`,
+    /// `enroll_totp`. Empty when done.
+    pub next: Vec<String>,
+}
+
+/// Sign in. A new account signs in with its one-time password and no code;
+/// its session is good only for finishing enrolment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    request_body = SignInBody,
+    responses(
+        (status = 200, body = SessionCreated),
+        (status = 401, description = "invalid_credentials", body = crate::error::ErrorBody),
+        (status = 403, description = "account_suspended, training_required, approval_lapsed", body = crate::error::ErrorBody),
+        (status = 423, description = "account_locked", body = crate::error::ErrorBody),
+    ),
+    tag = "sessions"
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<SignInBody>,
+) -> Result<Json<SessionCreated>, ApiError> {
+    if body.username.len() > 64
+        || body.password.len() > 1024
+        || body.totp.as_ref().is_some_and(|t| t.len() > 16)
+    {
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "the username, password or code is wrong",
+        ));
+    }
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let policy = store.policy();
+    let (token, expires, next) = blocking(move || {
+        let outcome = store.sign_in(
+            &body.username,
+            &body.password,
+            body.totp.as_deref(),
+            policy.accounts.lockout_attempts,
+            client.clone(),
+            now,
+        )?;
+        let account = match outcome {
+            SignIn::Locked | SignIn::BadCredentials { locked_now: true } => {
+                return Err(Denial::Locked.into())
+            }
+            SignIn::BadCredentials { .. } => {
+                return Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "the username, password or code is wrong",
+                ))
+            }
+            SignIn::Ok(a) => a,
+        };
+        let st = account.state();
+        if st.is_inactive(&policy.accounts, now) && !account.suspended {
+            store.suspend(
+                &account.username,
+                "unused for 12 months",
+                &Actor::system("inactivity"),
+                now,
+            )?;
+        }
+        st.check_usable(&policy.accounts, now)?;
+        let next = st.next_steps();
+        // People whose work is only plate data have nothing to do here
+        // without current training and approval.
+        let data_only = matches!(
+            account.role,
+            Role::Officer | Role::Dispatcher | Role::Cso | Role::Analyst
+        );
+        if next.is_empty() && data_only {
+            st.check_plate_data(&policy.accounts, now)?;
+        }
+        let expires = now + policy.accounts.session_hours as i64 * 3_600_000;
+        let token = store.create_session(&account.username, expires, client, now)?;
+        Ok((token, expires, next))
+    })
+    .await?;
+    Ok(Json(SessionCreated {
+        token,
+        expires_at: format_time_ms(expires),
+        next: next.into_iter().map(String::from).collect(),
+    }))
+}
+
+/// Sign out: the token stops working at once.
+#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204)), tag = "sessions")]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    who: SessionUser,
+) -> Result<StatusCode, ApiError> {
+    let store = state.store.clone();
+    let now = state.now_ms();
+    blocking(move || Ok(store.end_session(&who.token, now)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub username: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub role: String,
+    pub affiliation: String,
+    pub next: Vec<String>,
+    pub training_current: bool,
+    pub approval_current: bool,
+    /// The rights of the role, from the role table.
+    #[schema(value_type = Vec<String>)]
+    pub rights: Vec<platekeeper_core::Right>,
+}
+
+/// The signed-in person's own account (no credentials).
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me)), tag = "sessions")]
+pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
+    let now = state.now_ms();
+    let a = &who.account;
+    let st = a.state();
+    Json(Me {
+        username: a.username.clone(),
+        name: a.name.clone(),
+        title: a.title.clone(),
+        role: a.role.as_str().into(),
+        affiliation: affiliation(&state.store.policy().agency_name, a.title.as_deref()),
+        next: st.next_steps().into_iter().map(String::from).collect(),
+        training_current: st.training_current(now),
+        approval_current: st.approval_current(now),
+        rights: a.role.rights().to_vec(),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordBody {
+    pub current: String,
+    pub new: String,
+}
+
+/// Change one's own password (at once, if it may be compromised).
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    request_body = PasswordBody,
+    responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    tag = "sessions"
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    who: SessionUser,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let policy = state.store.policy();
+    let username = who.account.username.clone();
+    if body.current.len() > 1024 {
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "the current password is wrong",
+        ));
+    }
+    check_new_password(&policy.accounts, &username, &body.current, &body.new)
+        .map_err(|m| ApiError::unprocessable("weak_password", m))?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let actor = Actor {
+        username: username.clone(),
+        affiliation: affiliation(&policy.agency_name, who.account.title.as_deref()),
+        role: Some(who.account.role.as_str().into()),
+        client: who.client.clone(),
+    };
+    blocking(move || {
+        if !store.password_matches(&username, &body.current)? {
+            return Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "the current password is wrong",
+            ));
+        }
+        Ok(store.change_password(&username, &body.new, &actor, now)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// For a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Start two-factor enrolment: a new secret, active once confirmed.
+#[utoipa::path(post, path = "/api/v1/me/totp", responses((status = 200, body = TotpEnrolment), (status = 422, body = crate::error::ErrorBody)), tag = "sessions")]
+pub async fn begin_totp(
+    State(state): State<AppState>,
+    who: SessionUser,
+) -> Result<Json<TotpEnrolment>, ApiError> {
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let username = who.account.username.clone();
+    let secret = blocking(move || Ok(store.begin_totp(&username, now)?)).await?;
+    let issuer = format!("Platekeeper {}", state.store.policy().agency_name);
+    Ok(Json(TotpEnrolment {
+        otpauth_uri: otpauth_uri(&secret, &who.account.username, &issuer),
+        secret,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CodeBody {
+    pub code: String,
+}
+
+/// Confirm two-factor enrolment with a current code.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/totp/confirm",
+    request_body = CodeBody,
+    responses((status = 204), (status = 422, description = "invalid_code", body = crate::error::ErrorBody)),
+    tag = "sessions"
+)]
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    who: SessionUser,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<StatusCode, ApiError> {
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let username = who.account.username.clone();
+    let ok = blocking(move || Ok(store.confirm_totp(&username, &body.code, now)?)).await?;
+    if ok {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_code",
+            "the code does not match; check the authenticator's clock and try the current code",
+        ))
+    }
+}

@@ -1,0 +1,215 @@
+//! A router on a real store in a temporary folder, with a movable clock
+//! and ready-made people: an administrator and an officer who are enrolled,
+//! trained and approved, signed in through the API.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use platekeeper_core::account::{Training, DAY_MS};
+use platekeeper_core::Role;
+use platekeeper_server::{router, AppState, Clock};
+use platekeeper_store::credentials::totp_code;
+use platekeeper_store::{Actor, NewUser, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// 2026-11-18T00:53:20Z, where the clock starts.
+pub const NOW: i64 = 1_795_000_000_000;
+pub const LIMIT: usize = 8 * 1024 * 1024;
+pub const PASSWORD: &str = "a long test password";
+
+pub struct Api {
+    pub _dir: tempfile::TempDir,
+    pub app: Router,
+    pub store: Arc<Store>,
+    pub clock: Arc<AtomicI64>,
+    /// Session tokens of the ready-made administrator and officer.
+    pub admin: String,
+    pub officer: String,
+    pub secrets: std::collections::HashMap<String, String>,
+}
+
+pub async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let now = Arc::new(AtomicI64::new(NOW));
+    let c = now.clone();
+    let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+    let app = router(
+        AppState {
+            store: store.clone(),
+            clock,
+        },
+        LIMIT,
+    );
+    let mut api = Api {
+        _dir: dir,
+        app,
+        store,
+        clock: now,
+        admin: String::new(),
+        officer: String::new(),
+        secrets: Default::default(),
+    };
+    let (_, secret) = api
+        .store
+        .create_administrator(
+            NewUser {
+                username: "capt".into(),
+                name: "Dana Reyes".into(),
+                role: Role::Administrator,
+                title: Some("Captain".into()),
+            },
+            365,
+            NOW - 10 * DAY_MS,
+        )
+        .unwrap();
+    let admin_actor = Actor {
+        username: "capt".into(),
+        affiliation: "Test PD".into(),
+        role: Some("administrator".into()),
+        client: None,
+    };
+    api.store
+        .change_password("capt", PASSWORD, &admin_actor, NOW - 10 * DAY_MS)
+        .unwrap();
+    api.store
+        .record_training(
+            "capt",
+            Training {
+                course: "ALPR".into(),
+                completed_ms: NOW - 9 * DAY_MS,
+                expires_ms: NOW + 300 * DAY_MS,
+            },
+            &admin_actor,
+            NOW - 9 * DAY_MS,
+        )
+        .unwrap();
+    api.secrets.insert("capt".into(), secret);
+    api.ready_user("officer1", Role::Officer).await;
+    api.admin = api.sign_in_ok("capt").await;
+    api.officer = api.sign_in_ok("officer1").await;
+    api
+}
+
+impl Api {
+    pub fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock (forward past a TOTP step too, so a code can be
+    /// used again).
+    pub fn advance(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// A user created, enrolled, trained and approved through the store.
+    pub async fn ready_user(&mut self, username: &str, role: Role) {
+        let t = self.now() - 5 * DAY_MS;
+        let admin = Actor {
+            username: "capt".into(),
+            affiliation: "Test PD".into(),
+            role: Some("administrator".into()),
+            client: None,
+        };
+        self.store
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    name: format!("Test {username}"),
+                    role,
+                    title: None,
+                },
+                &admin,
+                t,
+            )
+            .unwrap();
+        self.store
+            .change_password(username, PASSWORD, &admin, t)
+            .unwrap();
+        let secret = self.store.begin_totp(username, t).unwrap();
+        let code = totp_code(&secret, (t / 1000) as u64).unwrap();
+        assert!(self.store.confirm_totp(username, &code, t).unwrap());
+        self.store
+            .record_training(
+                username,
+                Training {
+                    course: "ALPR".into(),
+                    completed_ms: t,
+                    expires_ms: t + 365 * DAY_MS,
+                },
+                &admin,
+                t,
+            )
+            .unwrap();
+        self.store
+            .record_approval(username, t + 365 * DAY_MS, &admin, t)
+            .unwrap();
+        self.secrets.insert(username.into(), secret);
+    }
+
+    pub fn code(&self, username: &str) -> String {
+        totp_code(&self.secrets[username], (self.now() / 1000) as u64).unwrap()
+    }
+
+    /// Signs in with the right password and code; returns the response.
+    pub async fn sign_in(&self, username: &str) -> (StatusCode, Value) {
+        // A code is good once: step the clock past the last one used.
+        self.advance(30_000);
+        let body = json!({"username": username, "password": PASSWORD, "totp": self.code(username)});
+        self.call("POST", "/api/v1/session", None, Some(body)).await
+    }
+
+    pub async fn sign_in_ok(&self, username: &str) -> String {
+        let (s, v) = self.sign_in(username).await;
+        assert_eq!(s, StatusCode::OK, "sign-in of {username}: {v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
+        let mut req = req;
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, bytes)
+    }
+
+    /// One request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        }
+        .unwrap();
+        let (s, v, _) = self.send(req).await;
+        (s, v)
+    }
+}

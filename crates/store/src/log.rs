@@ -1,0 +1,351 @@
+//! The audit log: append-only and tamper-evident (SPEC R4.5).
+//!
+//! Every access to plate data, every sign-in and every administrative
+//! change is one entry. Entries are numbered 1, 2, 3 … and chained: each
+//! holds the SHA-256 of the previous entry's hash and its own canonical
+//! encoding. Anyone who can read the database can re-walk the chain
+//! ([`verify`]) and find the first entry that was edited, deleted, inserted
+//! or moved. Deleting the newest entries leaves a shorter but valid chain,
+//! so after each append the head (entry count and hash) is also written
+//! outside the database, to `log-head.json`; a log that ends before the
+//! recorded head, or differs from it, fails verification too.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// The file, beside `platekeeper.db`, that records the log's head.
+pub const HEAD_FILE: &str = "log-head.json";
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log(
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    username TEXT NOT NULL,
+    affiliation TEXT NOT NULL,
+    role TEXT,
+    client TEXT,
+    details TEXT NOT NULL,
+    purpose TEXT,
+    prev BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_user ON log(username, seq);
+";
+
+/// What a new entry says. `details` and `purpose` are JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    pub ts_ms: i64,
+    /// `access` (plate data), `auth` (sign-in), `admin` (accounts,
+    /// cameras, policy) or `system` (scheduled jobs).
+    pub category: &'static str,
+    pub kind: String,
+    pub username: String,
+    pub affiliation: String,
+    pub role: Option<String>,
+    pub client: Option<String>,
+    pub details: serde_json::Value,
+    pub purpose: Option<serde_json::Value>,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub category: String,
+    pub kind: String,
+    pub username: String,
+    pub affiliation: String,
+    pub role: Option<String>,
+    pub client: Option<String>,
+    pub details: String,
+    pub purpose: Option<String>,
+    #[serde(serialize_with = "as_hex")]
+    pub prev: [u8; 32],
+    #[serde(serialize_with = "as_hex")]
+    pub hash: [u8; 32],
+}
+
+fn as_hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+/// The newest entry's number and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+impl Head {
+    pub const GENESIS: Head = Head {
+        seq: 0,
+        hash: [0; 32],
+    };
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeadFile {
+    entries: i64,
+    head: String,
+}
+
+/// The hash of an entry: SHA-256 over a label, the previous hash, and each
+/// field length-prefixed (so no two different entries encode alike).
+pub fn entry_hash(e: &LogEntry) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"platekeeper-log-v1");
+    h.update(e.prev);
+    let mut field = |b: Option<&[u8]>| match b {
+        Some(b) => {
+            h.update([1u8]);
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
+        None => h.update([0u8]),
+    };
+    field(Some(e.seq.to_string().as_bytes()));
+    field(Some(e.ts_ms.to_string().as_bytes()));
+    field(Some(e.category.as_bytes()));
+    field(Some(e.kind.as_bytes()));
+    field(Some(e.username.as_bytes()));
+    field(Some(e.affiliation.as_bytes()));
+    field(e.role.as_deref().map(str::as_bytes));
+    field(e.client.as_deref().map(str::as_bytes));
+    field(Some(e.details.as_bytes()));
+    field(e.purpose.as_deref().map(str::as_bytes));
+    h.finalize().into()
+}
+
+/// Appends an entry inside `tx`, chaining it to `head`, and returns it.
+/// The caller commits, then calls [`write_head`] and advances its head.
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    head: Head,
+    new: NewEntry,
+) -> Result<LogEntry, StoreError> {
+    let mut e = LogEntry {
+        seq: head.seq + 1,
+        ts_ms: new.ts_ms,
+        category: new.category.to_string(),
+        kind: new.kind,
+        username: new.username,
+        affiliation: new.affiliation,
+        role: new.role,
+        client: new.client,
+        details: new.details.to_string(),
+        purpose: new.purpose.map(|p| p.to_string()),
+        prev: head.hash,
+        hash: [0; 32],
+    };
+    e.hash = entry_hash(&e);
+    tx.prepare_cached(
+        "INSERT INTO log(seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        e.seq,
+        e.ts_ms,
+        e.category,
+        e.kind,
+        e.username,
+        e.affiliation,
+        e.role,
+        e.client,
+        e.details,
+        e.purpose,
+        &e.prev[..],
+        &e.hash[..]
+    ])?;
+    Ok(e)
+}
+
+/// Records the head outside the database (write, then rename: a reader
+/// sees the old head or the new one, never half of either).
+pub(crate) fn write_head(dir: &Path, head: Head) -> Result<(), StoreError> {
+    let path = dir.join(HEAD_FILE);
+    let tmp = dir.join(format!(".{HEAD_FILE}.tmp"));
+    let body = serde_json::to_vec(&HeadFile {
+        entries: head.seq,
+        head: hex::encode(head.hash),
+    })
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    std::fs::write(&tmp, body).map_err(|e| StoreError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))
+}
+
+/// The head as stored in the database (the last entry).
+pub(crate) fn load_head(conn: &Connection) -> Result<Head, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| {
+                let hash: Vec<u8> = r.get(1)?;
+                Ok((r.get::<_, i64>(0)?, hash))
+            },
+        )
+        .optional()?
+        .map(|(seq, hash)| Head {
+            seq,
+            hash: hash.try_into().unwrap_or([0; 32]),
+        })
+        .unwrap_or(Head::GENESIS))
+}
+
+pub(crate) fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    let blob = |i: usize| -> rusqlite::Result<[u8; 32]> {
+        let v: Vec<u8> = r.get(i)?;
+        Ok(v.try_into().unwrap_or([0xFF; 32]))
+    };
+    Ok(LogEntry {
+        seq: r.get(0)?,
+        ts_ms: r.get(1)?,
+        category: r.get(2)?,
+        kind: r.get(3)?,
+        username: r.get(4)?,
+        affiliation: r.get(5)?,
+        role: r.get(6)?,
+        client: r.get(7)?,
+        details: r.get(8)?,
+        purpose: r.get(9)?,
+        prev: blob(10)?,
+        hash: blob(11)?,
+    })
+}
+
+pub(crate) const COLUMNS: &str =
+    "seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash";
+
+/// The outcome of walking the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    /// Entries walked.
+    pub entries: i64,
+    /// Hex hash of the last entry.
+    pub head: String,
+    /// The first entry found wrong, and why.
+    pub first_bad: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// Walks the whole chain in `conn` and compares its end with the head file
+/// in `dir`.
+pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    let mut head = Head::GENESIS;
+    let bad = |seq: i64, head: Head, problem: String| Verification {
+        ok: false,
+        entries: head.seq,
+        head: hex::encode(head.hash),
+        first_bad: Some(seq),
+        problem: Some(problem),
+    };
+    while let Some(row) = rows.next()? {
+        let e = row_entry(row)?;
+        let expected = head.seq + 1;
+        if e.seq != expected {
+            return Ok(bad(
+                expected,
+                head,
+                format!(
+                    "entry {expected} is missing (the next entry present is {})",
+                    e.seq
+                ),
+            ));
+        }
+        if e.prev != head.hash {
+            return Ok(bad(
+                e.seq,
+                head,
+                format!(
+                    "entry {} does not follow entry {}: entries were inserted, removed or reordered",
+                    e.seq, head.seq
+                ),
+            ));
+        }
+        if entry_hash(&e) != e.hash {
+            return Ok(bad(
+                e.seq,
+                head,
+                format!("entry {} was altered after it was written", e.seq),
+            ));
+        }
+        head = Head {
+            seq: e.seq,
+            hash: e.hash,
+        };
+    }
+    let path = dir.join(HEAD_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let recorded: HeadFile = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        if recorded.entries > head.seq {
+            return Ok(bad(
+                head.seq + 1,
+                head,
+                format!(
+                    "the log ends at entry {} but entry {} was recorded: entries were removed from the end",
+                    head.seq, recorded.entries
+                ),
+            ));
+        }
+        let at: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT hash FROM log WHERE seq = ?1",
+                [recorded.entries],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let matches = match at {
+            Some(h) => hex::encode(h) == recorded.head,
+            None => recorded.entries == 0,
+        };
+        if !matches {
+            return Ok(bad(
+                recorded.entries,
+                head,
+                format!(
+                    "entry {} differs from the head recorded in {HEAD_FILE}",
+                    recorded.entries
+                ),
+            ));
+        }
+    } else if head.seq > 0 {
+        return Ok(bad(
+            head.seq,
+            head,
+            format!("{HEAD_FILE} is missing: the end of the log cannot be checked"),
+        ));
+    }
+    Ok(Verification {
+        ok: true,
+        entries: head.seq,
+        head: hex::encode(head.hash),
+        first_bad: None,
+        problem: None,
+    })
+}
+
+/// Verifies the log of a data folder, read-only (safe while a server runs).
+pub fn verify_dir(dir: &Path) -> Result<Verification, StoreError> {
+    let path: PathBuf = dir.join("platekeeper.db");
+    if !path.exists() {
+        return Err(StoreError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store in this folder"),
+        });
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    verify_conn(&conn, dir)
+}
