@@ -266,7 +266,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
     )?;
     let wall_s = started.elapsed().as_secs_f64();
-    let unsealed_bytes = store.database_bytes();
     // What the server's periodic job does: compact every finished day.
     let (seal_ms, sealed) = timed(|| store.seal_finished_days(end));
     let sealed = sealed?.len();
@@ -452,8 +451,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "days": args.days,
         "refused_queries": errors,
         "bytes_per_read": round3(bytes as f64 / reads.max(1) as f64),
-        "bytes_per_read_unsealed": round3(unsealed_bytes as f64 / reads.max(1) as f64),
-        "seal_s_per_day": round3(seal_ms / 1e3 / sealed.max(1) as f64),
         "database_bytes": bytes,
         "peak_rss_mb": peak_rss_mb().round(),
     });

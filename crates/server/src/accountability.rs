@@ -31,18 +31,13 @@ impl From<Denial> for ApiError {
     }
 }
 
-/// The bearer token of a request.
-pub fn bearer(parts: &Parts) -> Result<String, ApiError> {
+/// The bearer token of a request; `missing` says what to send.
+pub fn bearer(parts: &Parts, missing: &str) -> Result<String, ApiError> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_credentials",
-                "sign in and send Authorization: Bearer <token>",
-            )
-        })?;
+        .ok_or_else(|| ApiError::unauthorized("missing_credentials", missing))?;
     Ok(value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -81,7 +76,7 @@ impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        let token = bearer(parts, "sign in and send Authorization: Bearer <token>")?;
         let client = client_of(parts);
         let store = state.store.clone();
         let now = state.now_ms();
@@ -95,19 +90,8 @@ impl FromRequestParts<AppState> for SessionUser {
             };
             let session = store.session(&token, now)?.ok_or_else(invalid)?;
             let account = store.account(&session.username)?.ok_or_else(invalid)?;
-            let state = account.state();
-            if state.is_inactive(&policy.accounts, now)
-                && !account.suspended
-                && account.deleted_at_ms.is_none()
-            {
-                store.suspend(
-                    &account.username,
-                    "unused for 12 months",
-                    &Actor::system("inactivity"),
-                    now,
-                )?;
-            }
-            state.check_usable(&policy.accounts, now)?;
+            suspend_if_inactive(&store, &account, &policy.accounts, now)?;
+            account.state().check_usable(&policy.accounts, now)?;
             store.touch(&account, now)?;
             Ok((account, token))
         })
@@ -118,6 +102,28 @@ impl FromRequestParts<AppState> for SessionUser {
             client,
         })
     }
+}
+
+/// Suspends an account found unused past the policy's limit (the same
+/// rule the hourly job applies), so the suspension is on record.
+pub fn suspend_if_inactive(
+    store: &platekeeper_store::Store,
+    account: &Account,
+    policy: &platekeeper_core::account::AccountPolicy,
+    now: i64,
+) -> Result<(), ApiError> {
+    if account.state().is_inactive(policy, now)
+        && !account.suspended
+        && account.deleted_at_ms.is_none()
+    {
+        store.suspend(
+            &account.username,
+            "unused for 12 months",
+            &Actor::system("inactivity"),
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 /// A signed-in person who has finished enrolment.

@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -32,23 +32,13 @@ impl FromRequestParts<AppState> for CameraAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing_credentials",
-                    "send the camera's API key as Authorization: Bearer <key>",
-                )
-            })?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or("");
+        let key = crate::accountability::bearer(
+            parts,
+            "send the camera's API key as Authorization: Bearer <key>",
+        )?;
         state
             .store
-            .authenticate_camera(key)
+            .authenticate_camera(&key)
             .map(CameraAuth)
             .ok_or_else(|| {
                 ApiError::unauthorized(
@@ -286,24 +276,36 @@ pub async fn post_reads(
     CameraAuth(camera): CameraAuth,
     ApiJson(body): ApiJson<ReadsBody>,
 ) -> Result<Response, ApiError> {
-    if body.reads.len() > MAX_BATCH {
+    let raws: Vec<Result<RawRead, FieldError>> = body.reads.iter().map(parse_read).collect();
+    ingest_raws(&state, camera, raws, "reads").await
+}
+
+/// Stores what one request from `camera` carried: refuses batches over
+/// [`MAX_BATCH`], then validates, stores and reports (see
+/// [`accept_batch`]). Shared by every camera-facing route.
+pub async fn ingest_raws(
+    state: &AppState,
+    camera: Camera,
+    raws: Vec<Result<RawRead, FieldError>>,
+    field: &str,
+) -> Result<Response, ApiError> {
+    if raws.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
             format!(
-                "reads holds {} reads; send at most {MAX_BATCH} per request",
-                body.reads.len()
+                "{field} holds {} reads; send at most {MAX_BATCH} per request",
+                raws.len()
             ),
         ));
     }
-    let candidates: Vec<Candidate> = body
-        .reads
-        .iter()
+    let candidates: Vec<Candidate> = raws
+        .into_iter()
         .enumerate()
-        .map(|(index, v)| Candidate {
+        .map(|(index, raw)| Candidate {
             index,
             camera: camera.clone(),
-            raw: parse_read(v).map_err(|e| Rejected::new(index, e)),
+            raw: raw.map_err(|e| Rejected::new(index, e)),
         })
         .collect();
     let store = state.store.clone();

@@ -15,9 +15,9 @@ use platekeeper_core::read::TimeInput;
 use platekeeper_core::{RawRead, ReadId, Region};
 use serde_json::Value;
 
-use crate::ingest::{accept_batch, decode_image, ingest_reply, CameraAuth, Candidate, Rejected};
+use crate::ingest::{decode_image, ingest_raws, CameraAuth};
 use crate::json::{ApiJson, FieldError, Fields};
-use crate::{blocking, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/ingest/openalpr", post(post_openalpr))
@@ -174,28 +174,5 @@ pub async fn post_openalpr(
             ))
         }
     };
-    if raws.len() > crate::ingest::MAX_BATCH {
-        return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "results holds {} plates; at most {} are accepted per message",
-                raws.len(),
-                crate::ingest::MAX_BATCH
-            ),
-        ));
-    }
-    let candidates: Vec<Candidate> = raws
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| Candidate {
-            index,
-            camera: camera.clone(),
-            raw: raw.map_err(|e| Rejected::new(index, e)),
-        })
-        .collect();
-    let store = state.store.clone();
-    let now = state.now_ms();
-    let report = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await?;
-    Ok(ingest_reply(report))
+    ingest_raws(&state, camera, raws, "results").await
 }

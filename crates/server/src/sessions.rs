@@ -13,7 +13,7 @@ use platekeeper_store::{Actor, SignIn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::accountability::{affiliation, ClientAddr, SessionUser};
+use crate::accountability::{affiliation, suspend_if_inactive, ClientAddr, SessionUser};
 use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
 
@@ -95,15 +95,8 @@ pub async fn sign_in(
             }
             SignIn::Ok(a) => a,
         };
+        suspend_if_inactive(&store, &account, &policy.accounts, now)?;
         let st = account.state();
-        if st.is_inactive(&policy.accounts, now) && !account.suspended {
-            store.suspend(
-                &account.username,
-                "unused for 12 months",
-                &Actor::system("inactivity"),
-                now,
-            )?;
-        }
         st.check_usable(&policy.accounts, now)?;
         let next = st.next_steps();
         // People whose work is only plate data have nothing to do here
