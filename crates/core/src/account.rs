@@ -25,6 +25,8 @@ pub struct AccountPolicy {
     pub approval_days: u32,
     /// Shortest password accepted.
     pub min_password_len: usize,
+    /// How long training counts, at most (policy 003 § 429.5: periodic).
+    pub training_days: u32,
 }
 
 impl Default for AccountPolicy {
@@ -35,6 +37,7 @@ impl Default for AccountPolicy {
             inactivity_days: 365,
             approval_days: 365,
             min_password_len: 12,
+            training_days: 365,
         }
     }
 }

@@ -46,6 +46,12 @@ impl AgencyPolicy {
         if !(30..=365).contains(&a.approval_days) {
             return Err("accounts.approval_days must be 30 to 365 (policy: approvals are reviewed annually)".into());
         }
+        if !(30..=1096).contains(&a.training_days) {
+            return Err(
+                "accounts.training_days must be 30 to 1096 (training is repeated periodically)"
+                    .into(),
+            );
+        }
         if !(12..=128).contains(&a.min_password_len) {
             return Err("accounts.min_password_len must be 12 to 128".into());
         }

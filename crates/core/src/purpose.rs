@@ -163,6 +163,19 @@ pub const GENERIC_WORDS: &[&str] = &[
     "xxx",
     "tbd",
     "asdf",
+    "investigating",
+    "purposes",
+    "reasons",
+    "checks",
+    "searches",
+    "queries",
+    "lookups",
+    "related",
+    "matter",
+    "matters",
+    "use",
+    "duty",
+    "duties",
 ];
 
 /// Words that mark immigration enforcement as the purpose.
@@ -177,15 +190,16 @@ const IMMIGRATION_WORDS: &[&str] = &[
     "visa overstay",
     "removal proceedings",
     "border patrol",
-    "8 usc 1325",
-    "8 u.s.c. 1325",
+    "8 usc",
+    "8 u s c",
+    "title 8",
 ];
 
 /// Words that mark personal identifying information, criminal history or
 /// CLETS data.
 const PII_WORDS: &[(&str, &str)] = &[
     ("dob", "a date of birth"),
-    ("d.o.b", "a date of birth"),
+    ("d o b", "a date of birth"),
     ("date of birth", "a date of birth"),
     ("birthdate", "a date of birth"),
     ("ssn", "a social security number"),
@@ -292,7 +306,7 @@ fn words(s: &str) -> Vec<String> {
 fn has_phrase(text: &str, needle: &str) -> bool {
     let t = format!(
         " {} ",
-        text.replace(|c: char| !(c.is_alphanumeric() || ".'#&/".contains(c)), " ")
+        text.replace(|c: char| !(c.is_alphanumeric() || "'#&/".contains(c)), " ")
     );
     let t = format!(" {} ", t.split_whitespace().collect::<Vec<_>>().join(" "));
     t.contains(&format!(" {needle} "))
@@ -352,13 +366,18 @@ fn looks_like_birth_date(s: &str) -> bool {
             continue;
         }
         let n: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+        if n.len() != 3 {
+            continue;
+        }
         let (year, month, day) = if parts[0].len() == 4 {
             (n[0], n[1], n[2])
         } else {
-            let y = if parts[2].len() == 2 {
-                1900 + n[2]
-            } else {
-                n[2]
+            // Two-digit years pivot at 30: "10/14/25" is 2025 (an incident),
+            // "04/12/88" is 1988.
+            let y = match (parts[2].len(), n[2]) {
+                (2, yy) if yy <= 30 => 2000 + yy,
+                (2, yy) => 1900 + yy,
+                _ => n[2],
             };
             (y, n[0], n[1])
         };
@@ -499,6 +518,16 @@ mod tests {
     #[test]
     fn accepts_specific_purposes() {
         assert_eq!(
+            check("26-004211", "burglary", "burglary 10/14/25 at 500 Main St"),
+            Ok(())
+        );
+        assert_eq!(
+            check("26-1", "211 PC", "seen near 1/1/99999999999"),
+            Ok(()),
+            "no panic on huge numbers"
+        );
+        assert_eq!(check("2005-99999999999-1", "211 PC", "suspect Lee"), Ok(()));
+        assert_eq!(
             check(
                 "26-004211",
                 "211 PC",
@@ -557,6 +586,9 @@ mod tests {
     #[test]
     fn refuses_generic_reasons() {
         for reason in [
+            "Investigating",
+            "law enforcement purposes",
+            "investigative purposes",
             "investigation",
             "Investigation.",
             "inv",
@@ -588,11 +620,17 @@ mod tests {
         assert_eq!(check("26-1", "211 PC", "suspect CII A12345678"), pii);
         assert_eq!(check("26-1", "211 PC", "per CLETS return"), pii);
         assert_eq!(check("26-1", "211 PC", "rap sheet shows priors"), pii);
+        assert_eq!(check("26-1", "211 PC", "see CLETS."), pii);
+        assert_eq!(check("26-1", "211 PC", "suspect D.O.B. unknown"), pii);
+        assert_eq!(check("26-1", "211 PC", "suspect DOB."), pii);
         assert_eq!(check("123-45-6789", "211 PC", "suspect Lee"), pii);
     }
 
     #[test]
     fn refuses_unlisted_offenses_and_immigration() {
+        let imm = Err(("purpose_immigration_enforcement", "immigration_enforcement"));
+        assert_eq!(check("26-1", "8 USC 1326", "re-entry case Lee"), imm);
+        assert_eq!(check("26-1", "211 PC", "assist deportation."), imm);
         assert_eq!(
             check("26-1", "jaywalking", "suspect Lee"),
             Err(("purpose_offense_not_listed", "offense_not_listed"))

@@ -205,6 +205,16 @@ pub async fn change_password(
     };
     blocking(move || {
         if !store.password_matches(&username, &body.current)? {
+            let locked = store.count_failure(
+                &username,
+                "wrong current password",
+                policy.accounts.lockout_attempts,
+                &actor,
+                now,
+            )?;
+            if locked {
+                return Err(platekeeper_core::account::Denial::Locked.into());
+            }
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "the current password is wrong",

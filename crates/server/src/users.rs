@@ -265,10 +265,14 @@ pub async fn training(
             "completed_on is in the future",
         ));
     }
-    if expires <= completed || expires > completed + 5 * 366 * DAY_MS {
+    let longest = state.store.policy().accounts.training_days as i64 * DAY_MS;
+    if expires <= completed || expires > completed + longest {
         return Err(ApiError::unprocessable(
             "invalid_training",
-            "expires_on must be after completed_on and within 5 years",
+            format!(
+                "expires_on must be after completed_on and at most {} days later (the agency's training period)",
+                longest / DAY_MS
+            ),
         ));
     }
     let store = state.store.clone();

@@ -143,7 +143,7 @@ async fn a_new_officer_enrols_from_a_one_time_password() {
             "POST",
             "/api/v1/users/jdoe/training",
             Some(&api.admin),
-            Some(json!({"course": "ALPR 101", "completed_on": today, "expires_on": "2027-12-31"})),
+            Some(json!({"course": "ALPR 101", "completed_on": today, "expires_on": platekeeper_core::read::format_time_ms(api.now() + 300 * DAY_MS)[..10]})),
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
@@ -218,6 +218,35 @@ async fn brute_force_locks_the_account_until_unlocked() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = api.sign_in("officer1").await;
     assert_eq!(s, StatusCode::OK);
+    // Guessing the current password through a stolen session counts too.
+    let token = api.sign_in_ok("officer1").await;
+    for _ in 0..4 {
+        let (s, _) = api
+            .call(
+                "POST",
+                "/api/v1/me/password",
+                Some(&token),
+                Some(json!({"current": "guess", "new": "another long password"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/me/password",
+            Some(&token),
+            Some(json!({"current": "guess", "new": "another long password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::LOCKED);
+    api.call(
+        "POST",
+        "/api/v1/users/officer1/unlock",
+        Some(&api.admin),
+        None,
+    )
+    .await;
     // Unknown users look the same as wrong passwords.
     let (s, v) = api
         .call(
@@ -451,6 +480,26 @@ async fn lifecycle_rules_hold_with_a_moving_clock() {
         (StatusCode::FORBIDDEN, "training_required"),
         "{v}"
     );
+    // Training taken the day of the reactivation counts.
+    let day_start = api.now() - api.now().rem_euclid(DAY_MS);
+    api.store
+        .record_training(
+            "officer1",
+            platekeeper_core::account::Training {
+                course: "refresher".into(),
+                completed_ms: day_start,
+                expires_ms: day_start + 300 * DAY_MS,
+            },
+            &admin,
+            api.now(),
+        )
+        .unwrap();
+    // (The old approval ran out during the year away: renew it.)
+    api.store
+        .record_approval("officer1", api.now() + 300 * DAY_MS, &admin, api.now())
+        .unwrap();
+    let (s, v) = api.sign_in("officer1").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 
     // A role change ends access until re-approved and retrained; the
     // session in use stops at once.

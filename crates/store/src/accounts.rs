@@ -252,6 +252,13 @@ fn logged(
     log::append(tx, head, actor.entry(now, "admin", kind, details))
 }
 
+/// Training is recorded by day (00:00 UTC); requalification counts from
+/// the start of the day it was required, so training taken that same day
+/// counts.
+fn start_of_day(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
+}
+
 /// Fields of a new account.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -417,34 +424,76 @@ impl Store {
             } else {
                 "wrong password"
             };
-            let (locked_now, _) = self.with_log(|tx, head| {
-                let failures: u32 = tx.query_row(
-                    "UPDATE users SET failed_logins = failed_logins + 1 WHERE username = ?1 RETURNING failed_logins",
-                    [username],
-                    |r| r.get(0),
-                )?;
-                let lock = failures >= lockout_attempts;
-                if lock {
-                    tx.execute("UPDATE users SET locked = 1 WHERE username = ?1", [username])?;
-                }
-                let e = log::append(tx, head, actor.entry(now_ms, "auth", if lock { "account_locked" } else { "sign_in_failed" },
-                    json!({"reason": reason, "consecutive_failures": failures})))?;
-                Ok((lock, e))
-            })?;
+            let locked_now =
+                self.count_failure(username, reason, lockout_attempts, &actor, now_ms)?;
             return Ok(SignIn::BadCredentials { locked_now });
         }
-        self.with_log(|tx, head| {
-            tx.execute(
-                "UPDATE users SET failed_logins = 0, totp_last_step = COALESCE(?2, totp_last_step) WHERE username = ?1",
-                params![username, step.filter(|s| *s >= 0)],
-            )?;
-            let e = log::append(tx, head, actor.entry(now_ms, "auth", "signed_in", json!({})))?;
-            Ok(((), e))
+        // Claim the code's time step only if no other sign-in used it (or
+        // a later one) meanwhile: a code works once, even under a race.
+        let (claimed, _) = self.with_log(|tx, head| {
+            let claimed = match step.filter(|s| *s >= 0) {
+                Some(s) => {
+                    tx.execute(
+                        "UPDATE users SET failed_logins = 0, totp_last_step = ?2
+                         WHERE username = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                        params![username, s],
+                    )? == 1
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE users SET failed_logins = 0 WHERE username = ?1",
+                        [username],
+                    )?;
+                    true
+                }
+            };
+            let kind = if claimed {
+                "signed_in"
+            } else {
+                "sign_in_failed"
+            };
+            let e = log::append(tx, head, actor.entry(now_ms, "auth", kind, json!({})))?;
+            Ok((claimed, e))
         })?;
+        if !claimed {
+            return Ok(SignIn::BadCredentials { locked_now: false });
+        }
         let account = self
             .account(username)?
             .ok_or_else(|| StoreError::UnknownUser(username.into()))?;
         Ok(SignIn::Ok(Box::new(account)))
+    }
+
+    /// Counts a failed proof of identity (a wrong password or code, at
+    /// sign-in or when changing the password) and locks the account once
+    /// `lockout_attempts` fail in a row. Returns whether it locked now.
+    pub fn count_failure(
+        &self,
+        username: &str,
+        reason: &str,
+        lockout_attempts: u32,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (lock, _) = self.with_log(|tx, head| {
+            let failures: u32 = tx.query_row(
+                "UPDATE users SET failed_logins = failed_logins + 1 WHERE username = ?1 RETURNING failed_logins",
+                [username],
+                |r| r.get(0),
+            )?;
+            let lock = failures >= lockout_attempts;
+            if lock {
+                tx.execute("UPDATE users SET locked = 1 WHERE username = ?1", [username])?;
+            }
+            let kind = if lock { "account_locked" } else { "sign_in_failed" };
+            let e = log::append(
+                tx,
+                head,
+                actor.entry(now_ms, "auth", kind, json!({"reason": reason, "consecutive_failures": failures})),
+            )?;
+            Ok((lock, e))
+        })?;
+        Ok(lock)
     }
 
     /// Starts a session, ending every other session of the same person
@@ -610,7 +659,7 @@ impl Store {
         let (ok, _) = self.with_log(|tx, head| {
             let secret: Option<String> = tx
                 .query_row(
-                    "SELECT totp_secret FROM users WHERE username = ?1 AND deleted_at IS NULL",
+                    "SELECT totp_secret FROM users WHERE username = ?1 AND deleted_at IS NULL AND totp_enrolled = 0",
                     [username],
                     |r| r.get(0),
                 )
@@ -697,7 +746,7 @@ impl Store {
             let before = live(tx, username)?;
             tx.execute(
                 "UPDATE users SET role = ?2, requalify_after = ?3 WHERE username = ?1",
-                params![username, role.as_str(), now_ms],
+                params![username, role.as_str(), start_of_day(now_ms)],
             )?;
             tx.execute(
                 "UPDATE sessions SET revoked_at = ?2 WHERE username = ?1 AND revoked_at IS NULL",
@@ -758,8 +807,8 @@ impl Store {
         self.with_log(|tx, head| {
             live(tx, username)?;
             tx.execute(
-                "UPDATE users SET suspended = 0, last_active = ?2, requalify_after = ?2 WHERE username = ?1",
-                params![username, now_ms],
+                                "UPDATE users SET suspended = 0, last_active = ?2, requalify_after = ?3 WHERE username = ?1",
+                params![username, now_ms, start_of_day(now_ms)],
             )?;
             // Reactivation voids old training; approvals given before now
             // would be voided too by `requalify_after`, so carry over a

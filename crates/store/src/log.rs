@@ -241,6 +241,16 @@ pub struct Verification {
 /// Walks the whole chain in `conn` and compares its end with the head file
 /// in `dir`.
 pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreError> {
+    // The head file first: entries appended while the walk runs are then
+    // beyond it, not mistaken for a cut-off tail.
+    let path = dir.join(HEAD_FILE);
+    let recorded: Option<HeadFile> = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?,
+        ),
+        Err(_) => None,
+    };
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     let mut head = Head::GENESIS;
@@ -252,8 +262,14 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
         problem: Some(problem),
     };
     while let Some(row) = rows.next()? {
-        let e = row_entry(row)?;
         let expected = head.seq + 1;
+        let Ok(e) = row_entry(row) else {
+            return Ok(bad(
+                expected,
+                head,
+                format!("entry {expected} cannot be read: its columns were changed"),
+            ));
+        };
         if e.seq != expected {
             return Ok(bad(
                 expected,
@@ -286,10 +302,7 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
             hash: e.hash,
         };
     }
-    let path = dir.join(HEAD_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let recorded: HeadFile = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+    if let Some(recorded) = recorded {
         if recorded.entries > head.seq {
             return Ok(bad(
                 head.seq + 1,
