@@ -63,9 +63,12 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
         let password = format!("demo-{username}-password");
         store.change_password(username, &password, &admin, now)?;
         let secret = store.begin_totp(username, now)?;
-        let code = platekeeper_store::credentials::totp_code(&secret, (now / 1000) as u64)
+        // Enrolled with a code from a minute ago, so the printed sign-in works
+        // at once (a code is good only once).
+        let enrolled_at = now - 60_000;
+        let code = platekeeper_store::credentials::totp_code(&secret, (enrolled_at / 1000) as u64)
             .unwrap_or_default();
-        store.confirm_totp(username, &code, now)?;
+        store.confirm_totp(username, &code, enrolled_at)?;
         store.record_training(
             username,
             Training {
@@ -123,6 +126,10 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         (sample, key, logins)
     };
     let dir_text = dir.display().to_string();
+    // The binary's own path, so the printed commands work without an install.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "platekeeper".into());
     let plate = sample
         .iter()
         .map(|(p, _)| p.clone())
@@ -136,10 +143,10 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
              Data folder (deleted on exit): {dir}\n\
              The API is described at {url}/api/openapi.json\n\n\
              Demo logins (password, then the TOTP secret for an authenticator app;\n\
-             `platekeeper totp --secret SECRET` prints the current code):\n{logins}\n\
+             `{exe} totp --secret SECRET` prints the current code):\n{logins}\n\
              Sign in as the officer and search (every search is logged with its purpose):\n\
              TOKEN=$(curl -s {url}/api/v1/session -H 'content-type: application/json' \\\n  \
-               -d \"{{\\\"username\\\": \\\"officer\\\", \\\"password\\\": \\\"{officer_pw}\\\", \\\"totp\\\": \\\"$(platekeeper totp --secret {officer_secret})\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+               -d \"{{\\\"username\\\": \\\"officer\\\", \\\"password\\\": \\\"{officer_pw}\\\", \\\"totp\\\": \\\"$({exe} totp --secret {officer_secret})\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", {purpose}}}'\n\
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"*{sub}*\", {purpose}}}'\n\
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", \"fuzzy\": true, {purpose}}}'\n\
@@ -149,6 +156,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
              Health and metrics: {url}/healthz  {url}/metrics\n\n\
              Demo server listening on {url} (Ctrl-C to stop)",
             dir = dir_text,
+            exe = exe,
             logins = logins.text,
             officer_pw = logins.officer_password,
             officer_secret = logins.officer_secret,
