@@ -193,13 +193,17 @@ impl DayFile {
         // A sealed day is rarely written: keep no connection open for it
         // (a store may hold hundreds of days, each costing descriptors).
         let writer = if sealed { None } else { Some(conn) };
-        Ok(DayFile {
+        let file = DayFile {
             day,
             readers: ReaderPool::new(path.clone()),
             path,
             writer: Mutex::new(writer),
             open_index: RwLock::new(open_index),
-        })
+        };
+        // One reader ready in the pool (within the global cap), so the
+        // first search touching this day does not pay for opening it.
+        drop(file.reader()?);
+        Ok(file)
     }
 
     /// Closes the writing connection (and frees its page cache); the next
