@@ -7,13 +7,7 @@ use platekeeper_store::{Actor, NewUser, Store};
 use serde_json::json;
 
 use crate::import::lock_data_dir;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::now_ms;
 
 /// Creates the first ALPR Administrator and records their name and title
 /// as the agency's administrator (SPEC R5.5).

@@ -16,6 +16,7 @@ use platekeeper_server::ingest::{accept_batch, Candidate};
 use platekeeper_store::{AccessKind, AccessRequest, Camera, ReadQuery, Store};
 use serde_json::json;
 
+use crate::now_ms;
 use crate::synthetic::{self, ReadGenerator, Rng};
 
 #[derive(clap::Args)]
@@ -70,13 +71,6 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Registers the synthetic cameras; returns them with their numbers.

@@ -97,10 +97,7 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
 
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("platekeeper-demo-{}", std::process::id()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::now_ms();
     let (sample, camera_key, logins) = {
         let store = platekeeper_store::Store::open(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;

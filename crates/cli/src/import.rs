@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::now_ms;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use platekeeper_core::read::TimeInput;
@@ -50,13 +51,6 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataLock> {
             dir.display()
         ),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn number(

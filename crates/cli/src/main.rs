@@ -157,10 +157,7 @@ fn main() -> anyhow::Result<()> {
             what: AuditWhat::Verify { data },
         } => admin::verify(&data),
         Command::Totp { secret } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = (now_ms() / 1000).max(0) as u64;
             match platekeeper_store::credentials::totp_code(secret.trim(), now) {
                 Some(code) => {
                     println!("{code}");
@@ -170,6 +167,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The wall clock in epoch milliseconds (the server's own clock).
+pub(crate) fn now_ms() -> i64 {
+    (platekeeper_server::system_clock())()
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -88,15 +88,11 @@ pub async fn log(
                 client: e.client.clone(),
                 details: parse(&e.details),
                 purpose: e.purpose.as_deref().map(parse),
-                hash: hex_of(&e.hash),
+                hash: e.hash_hex(),
             })
             .collect(),
         next_cursor,
     }))
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[derive(Serialize, ToSchema)]

@@ -376,10 +376,10 @@ impl Store {
         let row = {
             let conn = self.main_readers.get()?;
             conn.query_row(
-                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked, deleted_at FROM users WHERE username = ?1",
+                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked FROM users WHERE username = ?1 AND deleted_at IS NULL",
                 [username],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?,
-                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<i64>>(5)?)),
+                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?)),
             )
             .optional()?
         };
@@ -389,9 +389,7 @@ impl Store {
             role: None,
             client,
         };
-        let Some((hash, secret, enrolled, last_step, locked, deleted)) =
-            row.filter(|r| r.5.is_none())
-        else {
+        let Some((hash, secret, enrolled, last_step, locked)) = row else {
             credentials::dummy_verify(password);
             self.log_event(actor.entry(
                 now_ms,
@@ -401,7 +399,7 @@ impl Store {
             ))?;
             return Ok(SignIn::BadCredentials { locked_now: false });
         };
-        let _ = deleted;
+
         if locked {
             self.log_event(actor.entry(
                 now_ms,

@@ -78,6 +78,13 @@ fn as_hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(h))
 }
 
+impl LogEntry {
+    /// The entry's hash in hex, as shown to auditors.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
 /// The newest entry's number and hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {

@@ -264,20 +264,16 @@ impl Store {
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
-        let (cameras, camera_num) = {
-            let reg = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
-            let all: CameraMap = reg
-                .by_num_iter()
-                .map(|c| (c.num, (c.id.clone(), c.home_micro())))
-                .collect();
-            let num = match &q.camera {
-                Some(id) => Some(
-                    reg.num_of(id)
-                        .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
-                ),
-                None => None,
-            };
-            (all, num)
+        let cameras = self.camera_map()?;
+        let camera_num = match &q.camera {
+            Some(id) => Some(
+                self.cameras
+                    .read()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .num_of(id)
+                    .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
+            ),
+            None => None,
         };
         let fixed_inside: Vec<u32> = match &q.area {
             Some(area) => cameras
@@ -433,6 +429,18 @@ impl Store {
         })
     }
 
+    /// Every camera's id and fixed position, by number, for turning rows
+    /// into [`StoredRead`]s.
+    fn camera_map(&self) -> Result<CameraMap, StoreError> {
+        Ok(self
+            .cameras
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .by_num_iter()
+            .map(|c| (c.num, (c.id.clone(), c.home_micro())))
+            .collect())
+    }
+
     /// The plates a pattern stands for, with the days each was seen.
     fn candidates(&self, pattern: &PlatePattern) -> Result<Vec<PlateSpan>, StoreError> {
         let dict = self.dictionary.read().map_err(|_| StoreError::Poisoned)?;
@@ -463,13 +471,7 @@ impl Store {
         let Some(file) = self.day_files().into_iter().find(|f| f.day == day) else {
             return Ok(None);
         };
-        let cameras: CameraMap = self
-            .cameras
-            .read()
-            .map_err(|_| StoreError::Poisoned)?
-            .by_num_iter()
-            .map(|c| (c.num, (c.id.clone(), c.home_micro())))
-            .collect();
+        let cameras = self.camera_map()?;
         let base = partition::rowid_base(ts_ms);
         let conn = file.reader()?;
         let sql = format!(
