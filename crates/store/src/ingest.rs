@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use platekeeper_core::NewRead;
 use rusqlite::params;
 
+use crate::canvass_index;
 use crate::images::ImageRef;
 use crate::partition::{self, SEQ_PER_MS};
 use crate::{Store, StoreError};
@@ -68,9 +69,11 @@ impl Store {
                     let (status, rowid) = insert(&tx, &items[i].read, &rows[i])?;
                     statuses[i] = status;
                     if let Some(rowid) = rowid {
-                        added.push((items[i].read.plate.code(), rowid));
+                        let group = canvass_index::group_of(rows[i].meta, rows[i].pos);
+                        added.push((items[i].read.plate.code(), rowid, group));
                     }
                 }
+                file.index_late_rows(&tx, &added)?;
                 tx.commit()?;
                 file.index_rows(&added)?;
             }

@@ -20,10 +20,12 @@
 //! microdegrees packed in one integer; `id` the 16-byte UUID.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use rusqlite::Connection;
 
+use crate::canvass_index;
 use crate::dictionary::PlateDictionary;
 use crate::open_index::OpenIndex;
 use crate::pool::ReaderPool;
@@ -141,9 +143,12 @@ pub(crate) fn unpack_pos(pos: i64) -> (i32, i32) {
     )
 }
 
-/// SQL for a day file. `user_version` is 1 once the day is sealed; the
-/// plate index exists from then on (see [`crate::open_index`] for before).
+/// SQL for a day file. `user_version` is [`SEALED`] once the day is
+/// sealed; the plate index and the canvass table are filled from then on
+/// (see [`crate::open_index`] for before). Version 1 marks a day sealed by
+/// an older release, without the canvass table: it is sealed again.
 /// `rid` is declared so VACUUM keeps it: it encodes the read's time.
+const SEALED: i64 = 2;
 const DAY_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reads(
     rid INTEGER PRIMARY KEY,
@@ -151,6 +156,11 @@ CREATE TABLE IF NOT EXISTS reads(
     meta INTEGER NOT NULL,
     pos INTEGER,
     id BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS canvass(
+    grp INTEGER PRIMARY KEY,
+    slot_ms INTEGER NOT NULL,
+    slots BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS images(
     rid INTEGER PRIMARY KEY,
@@ -170,6 +180,8 @@ pub(crate) struct DayFile {
     readers: ReaderPool,
     /// The plate index while the day is open; `None` once sealed.
     open_index: RwLock<Option<OpenIndex>>,
+    /// Sealed by this release: the canvass table is complete.
+    canvass_ready: AtomicBool,
 }
 
 impl DayFile {
@@ -178,15 +190,20 @@ impl DayFile {
         let path = dir.join(file_name(day));
         let conn = schema::open_connection(&path, schema::Role::Writer)?;
         conn.execute_batch(DAY_SCHEMA)?;
-        let sealed = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 1;
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        let sealed = version >= 1;
         let open_index = if sealed {
             None
         } else {
             let mut ix = OpenIndex::default();
-            let mut stmt = conn.prepare("SELECT rid, plate FROM reads")?;
+            let mut stmt = conn.prepare("SELECT rid, plate, meta, pos FROM reads")?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                ix.add(r.get(1)?, r.get(0)?);
+                ix.add(
+                    r.get(1)?,
+                    r.get(0)?,
+                    canvass_index::group_of(r.get(2)?, r.get(3)?),
+                );
             }
             Some(ix)
         };
@@ -199,6 +216,7 @@ impl DayFile {
             path,
             writer: Mutex::new(writer),
             open_index: RwLock::new(open_index),
+            canvass_ready: AtomicBool::new(version >= SEALED),
         };
         // One reader ready in the pool (within the global cap), so the
         // first search touching this day does not pay for opening it.
@@ -214,16 +232,56 @@ impl DayFile {
         }
     }
 
-    /// Records rows just committed to an open day. Call while holding the
-    /// writer, so a concurrent seal sees either none or all of them.
-    pub(crate) fn index_rows(&self, rows: &[(i64, i64)]) -> Result<(), StoreError> {
+    /// Records rows just committed to an open day: (plate code, rowid,
+    /// canvass group). Call while holding the writer, so a concurrent
+    /// seal sees either none or all of them.
+    pub(crate) fn index_rows(&self, rows: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         let mut ix = self.open_index.write().map_err(|_| StoreError::Poisoned)?;
         if let Some(ix) = ix.as_mut() {
-            for &(code, rowid) in rows {
-                ix.add(code, rowid);
+            for &(code, rowid, group) in rows {
+                ix.add(code, rowid, group);
             }
         }
         Ok(())
+    }
+
+    /// Adds rows about to be committed to a sealed day to its canvass
+    /// table, in the same transaction (an open day indexes them in memory
+    /// after the commit instead). Call while holding the writer.
+    pub(crate) fn index_late_rows(
+        &self,
+        tx: &Connection,
+        rows: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        let groups: Vec<(i64, i64)> = rows.iter().map(|&(_, rowid, g)| (g, rowid)).collect();
+        canvass_index::add(tx, &groups)
+    }
+
+    /// The rowid ranges within `[lo, hi]` that can hold reads of the
+    /// canvass groups, newest first; `None` when the day must be scanned.
+    pub(crate) fn canvass_ranges(
+        &self,
+        conn: &Connection,
+        groups: &[i64],
+        lo: i64,
+        hi: i64,
+    ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+        if let Some(ix) = self
+            .open_index
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .as_ref()
+        {
+            let spans = ix.group_rowids(groups, lo, hi).into_iter().map(|r| (r, r));
+            return Ok(Some(canvass_index::merge_newest_first(spans.collect())));
+        }
+        if self.canvass_ready.load(Ordering::Acquire) {
+            return canvass_index::ranges(conn, groups, lo, hi).map(Some);
+        }
+        Ok(None)
     }
 
     /// For an open day, the plate's rowids in `[lo, hi]`, newest first;
@@ -265,8 +323,14 @@ impl DayFile {
             .unwrap_or(false)
     }
 
-    /// Seals a finished day: builds the plate index in one sorted pass,
-    /// then VACUUM rewrites the file so every page is full (reads arrive
+    /// Whether [`DayFile::seal`] has work to do: the day is open, or was
+    /// sealed by a release without the canvass table.
+    pub(crate) fn needs_sealing(&self) -> bool {
+        !self.is_sealed() || !self.canvass_ready.load(Ordering::Acquire)
+    }
+
+    /// Seals a finished day: builds the plate index in one sorted pass and
+    /// the canvass table in one scan ([`canvass_index::build`]), then VACUUM rewrites the file so every page is full (reads arrive
     /// slightly out of order, which leaves pages about 85% full). Only
     /// writes to this day wait meanwhile; searches keep using the
     /// in-memory index until the sealed file is ready, and today's ingest
@@ -274,13 +338,12 @@ impl DayFile {
     pub(crate) fn seal(&self) -> Result<(), StoreError> {
         let mut guard = self.writer()?;
         let conn = guard.as_ref().ok_or(StoreError::Poisoned)?;
-        conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate);
-             VACUUM;
-             PRAGMA user_version = 1;",
-        )?;
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS reads_plate ON reads(plate)")?;
+        canvass_index::build(conn)?;
+        conn.execute_batch(&format!("VACUUM; PRAGMA user_version = {SEALED};"))?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         *self.open_index.write().map_err(|_| StoreError::Poisoned)? = None;
+        self.canvass_ready.store(true, Ordering::Release);
         // A finished day is rarely written again: free the writer's cache.
         *guard = None;
         Ok(())

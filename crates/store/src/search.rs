@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row};
 
 use crate::access::Access;
+use crate::canvass_index;
 use crate::dictionary::PlateSpan;
 use crate::images::ImageRef;
 use crate::partition::{self, DAY_MS};
@@ -285,6 +286,10 @@ impl Store {
                 .collect(),
             None => Vec::new(),
         };
+        let canvass_groups = q
+            .area
+            .as_ref()
+            .and_then(|area| canvass_index::groups_for(area, &fixed_inside));
         let candidates = &plan.candidates;
         let plates_matched = candidates.as_ref().map_or(0, Vec::len);
         let mut days: Vec<_> = self
@@ -398,19 +403,30 @@ impl Store {
                     reads.extend(found);
                 }
                 None => {
+                    // A canvass reads only the moments its places have
+                    // reads in; anything else scans the window.
+                    let ranges = match &canvass_groups {
+                        Some(groups) => file.canvass_ranges(&conn, groups, lo, hi)?,
+                        None => None,
+                    };
                     let sql = format!(
                         "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid \
                          WHERE r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC"
                     );
                     let mut stmt = conn.prepare_cached(&sql)?;
-                    let mut args = vec![Value::Integer(lo), Value::Integer(hi)];
-                    args.extend(extra.iter().cloned());
-                    let mut rows = stmt.query(params_from_iter(args))?;
-                    while reads.len() < limit {
-                        let Some(row) = rows.next()? else { break };
-                        let read = ctx.read(row)?;
-                        if keep(&read) {
-                            reads.push(read);
+                    for (a, b) in ranges.unwrap_or_else(|| vec![(lo, hi)]) {
+                        if reads.len() >= limit {
+                            break;
+                        }
+                        let mut args = vec![Value::Integer(a), Value::Integer(b)];
+                        args.extend(extra.iter().cloned());
+                        let mut rows = stmt.query(params_from_iter(args))?;
+                        while reads.len() < limit {
+                            let Some(row) = rows.next()? else { break };
+                            let read = ctx.read(row)?;
+                            if keep(&read) {
+                                reads.push(read);
+                            }
                         }
                     }
                 }

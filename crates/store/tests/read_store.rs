@@ -477,3 +477,199 @@ fn fixture_in(dir: &std::path::Path) -> (Store, u32) {
     };
     (store, num)
 }
+
+/// Every read in the area and window, by brute force over what was sent.
+fn expected_in(sent: &[(String, i64, (f64, f64))], area: &Area, from: i64, to: i64) -> Vec<String> {
+    let mut v: Vec<String> = sent
+        .iter()
+        .filter(|(_, ts, (lat, lon))| {
+            (from..=to).contains(ts) && area.contains(GeoPoint::new(*lat, *lon).unwrap())
+        })
+        .map(|(p, _, _)| p.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A canvass walked page by page, sorted.
+fn canvass_all(store: &Store, area: &Area, from: i64, to: i64, page: usize) -> Vec<String> {
+    let a = access(store);
+    let mut q = ReadQuery {
+        area: Some(area.clone()),
+        from_ms: Some(from),
+        to_ms: Some(to),
+        limit: page,
+        ..ReadQuery::default()
+    };
+    let mut out = Vec::new();
+    loop {
+        let res = store.search(&a, &q).unwrap();
+        out.extend(res.reads.iter().map(|r| r.plate.to_string()));
+        match res.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    let n = out.len();
+    out.sort();
+    out.dedup();
+    assert_eq!(out.len(), n, "paging returned a read twice");
+    out
+}
+
+#[test]
+fn canvasses_find_every_read_in_open_sealed_and_late_days() {
+    // SPEC R2.3: a canvass returns every read in its area and window,
+    // whether the day is open (memory index), sealed (canvass table), was
+    // written late after sealing, or sealed by an older release.
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000;
+    let (store, fixed) = fixture_in(dir.path());
+    let (mobile, _) = store
+        .create_camera(
+            NewCamera {
+                id: "car-1".into(),
+                name: "Patrol 1".into(),
+                kind: CameraKind::Mobile,
+                position: None,
+            },
+            &platekeeper_store::Actor::system("test"),
+            NOW,
+        )
+        .unwrap();
+    // A fixed camera alone in its part of town: a canvass there finds
+    // its reads only through the camera's own list.
+    let lone_at = (37.7700, -122.2200);
+    let (lone, _) = store
+        .create_camera(
+            NewCamera {
+                id: "fixed-lone".into(),
+                name: "Lone".into(),
+                kind: CameraKind::Fixed,
+                position: Some(GeoPoint::new(lone_at.0, lone_at.1).unwrap()),
+            },
+            &platekeeper_store::Actor::system("test"),
+            NOW,
+        )
+        .unwrap();
+    // Positions on both sides of a 0.01° cell edge, inside and outside
+    // 500 m of the fixed camera.
+    let spots = [
+        (37.80, -122.27),
+        (37.7999999, -122.2700001),
+        (37.8044, -122.2712),
+        (37.8070, -122.2690),
+        (37.83, -122.30),
+    ];
+    let mut sent: Vec<(String, i64, (f64, f64))> = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..2_000i64 {
+        let ts = NOW - (i % 4) * day - (i * 37_003) % (20 * HOUR);
+        let plate = format!("C{i:06}");
+        if i % 3 == 0 {
+            batch.push(item(fixed, read(None, &plate, ts, None)));
+            sent.push((plate, ts, OAKLAND));
+        } else if i % 7 == 0 {
+            batch.push(item(lone.num, read(None, &plate, ts, None)));
+            sent.push((plate, ts, lone_at));
+        } else {
+            let p = spots[(i as usize) % spots.len()];
+            batch.push(item(mobile.num, read(None, &plate, ts, Some(p))));
+            sent.push((plate, ts, p));
+        }
+    }
+    assert!(store
+        .ingest(&batch)
+        .unwrap()
+        .iter()
+        .all(|s| *s == IngestStatus::Accepted));
+    let center = GeoPoint::new(OAKLAND.0, OAKLAND.1).unwrap();
+    let areas = [
+        Area::circle(center, 500.0).unwrap(),
+        Area::circle(GeoPoint::new(37.80, -122.27).unwrap(), 50.0).unwrap(),
+        Area::polygon(
+            [(37.79, -122.28), (37.79, -122.26), (37.81, -122.27)]
+                .iter()
+                .map(|&(a, b)| GeoPoint::new(a, b).unwrap())
+                .collect(),
+        )
+        .unwrap(),
+        Area::circle(GeoPoint::new(lone_at.0, lone_at.1).unwrap(), 300.0).unwrap(),
+        // Larger than the canvass table is used for: scanned.
+        Area::circle(center, 50_000.0).unwrap(),
+    ];
+    let check = |store: &Store, sent: &[(String, i64, (f64, f64))], when: &str| {
+        for back in 0..4 {
+            let (from, to) = (NOW - back * day - 6 * HOUR, NOW - back * day);
+            for (n, area) in areas.iter().enumerate() {
+                let want = expected_in(sent, area, from, to);
+                assert!(
+                    n == 1 || !want.is_empty(),
+                    "{when}: area {n} day -{back} is empty"
+                );
+                for page in [7, 1000] {
+                    assert_eq!(
+                        canvass_all(store, area, from, to, page),
+                        want,
+                        "{when}: area {n}, day -{back}, pages of {page}"
+                    );
+                }
+            }
+        }
+    };
+    check(&store, &sent, "open");
+    assert!(store.seal_finished_days(NOW).unwrap().len() >= 2);
+    check(&store, &sent, "sealed");
+    // Late uploads into a sealed day, at moments no read of their place
+    // had, and at a place the day had no read at.
+    let late = [
+        (
+            "LATE001",
+            NOW - 3 * day - 17,
+            mobile.num,
+            Some((37.8045, -122.2711)),
+        ),
+        ("LATE002", NOW - 2 * day - 5 * HOUR, fixed, None),
+        (
+            "LATE003",
+            NOW - 3 * day - 1,
+            mobile.num,
+            Some((37.8012, -122.2755)),
+        ),
+        ("LATE004", NOW - 2 * day - 2 * HOUR - 1, lone.num, None),
+        ("LATE005", NOW - 3 * day - 4 * HOUR, lone.num, None),
+    ];
+    for (plate, ts, cam, pos) in late {
+        let at = match pos {
+            Some(p) => p,
+            None if cam == lone.num => lone_at,
+            None => OAKLAND,
+        };
+        let r = item(cam, read(None, plate, ts, pos));
+        assert_eq!(store.ingest(&[r]).unwrap(), [IngestStatus::Accepted]);
+        sent.push((plate.to_string(), ts, at));
+    }
+    check(&store, &sent, "late");
+    drop(store);
+
+    // A day sealed by the release before the canvass table: reopened, it
+    // is scanned, then sealed again by the next run.
+    let old = dir.path().join("reads").join(
+        std::fs::read_dir(dir.path().join("reads"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".db"))
+            .min()
+            .unwrap(),
+    );
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch("DELETE FROM canvass; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let (store, _) = fixture_in(dir.path());
+    check(&store, &sent, "reopened, old seal");
+    assert_eq!(store.seal_finished_days(NOW).unwrap().len(), 1);
+    check(&store, &sent, "sealed again");
+}
