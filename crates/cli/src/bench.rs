@@ -46,11 +46,15 @@ pub struct BenchArgs {
     /// per-day figures (exact, canvass), not for its dictionary.
     #[arg(long, default_value_t = 30)]
     days: i64,
+    /// `reads` (the read store: ingest, search, size) or `hotlists`
+    /// (import, matching cost, alert delivery over SSE).
+    #[arg(long, default_value = "reads")]
+    suite: String,
 }
 
 const SAMPLE: usize = 4_096;
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -187,7 +191,7 @@ pub fn fill(
             }
             let count = candidates.len() as u64;
             let t = Instant::now();
-            let report = accept_batch(store, candidates, end_ms)?;
+            let report = accept_batch(store, candidates, end_ms)?.report;
             ingest_s += t.elapsed().as_secs_f64();
             if !report.rejected.is_empty() {
                 bail!("synthetic reads were rejected: {:?}", &report.rejected[..1]);
@@ -211,6 +215,11 @@ fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.suite.as_str() {
+        "reads" => {}
+        "hotlists" => return crate::bench_hotlists::run(args.json, args.seed),
+        other => bail!("--suite {other:?} must be reads or hotlists"),
+    }
     let (dir, temp) = match &args.data {
         Some(d) => {
             if d.join("reads.db").exists() {
@@ -506,6 +515,6 @@ fn bench_login(store: &Store, end: i64) -> anyhow::Result<(f64, f64)> {
     Ok((percentile(&mut times, 0.50), percentile(&mut times, 0.99)))
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

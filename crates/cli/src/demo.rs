@@ -50,36 +50,8 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
         ("officer", "Sam Ortiz", Role::Officer),
         ("auditor", "Lee Park", Role::Auditor),
     ] {
-        store.create_user(
-            NewUser {
-                username: username.into(),
-                name: name.into(),
-                role,
-                title: None,
-            },
-            &admin,
-            now,
-        )?;
         let password = format!("demo-{username}-password");
-        store.change_password(username, &password, &admin, now)?;
-        let secret = store.begin_totp(username, now)?;
-        // Enrolled with a code from a minute ago, so the printed sign-in works
-        // at once (a code is good only once).
-        let enrolled_at = now - 60_000;
-        let code = platekeeper_store::credentials::totp_code(&secret, (enrolled_at / 1000) as u64)
-            .unwrap_or_default();
-        store.confirm_totp(username, &code, enrolled_at)?;
-        store.record_training(
-            username,
-            Training {
-                course: "ALPR use and privacy (demo)".into(),
-                completed_ms: now - DAY_MS,
-                expires_ms: now + 365 * DAY_MS,
-            },
-            &admin,
-            now,
-        )?;
-        store.record_approval(username, now + 365 * DAY_MS, &admin, now)?;
+        let secret = ready_user(store, username, name, role, &password, &admin, now)?;
         text.push_str(&format!(
             "  {username:<8} ({})  password {password}  TOTP secret {secret}\n",
             role.as_str()
@@ -93,6 +65,49 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
         officer_password: officer.0,
         officer_secret: officer.1,
     })
+}
+
+/// A person ready to sign in: created, password set, TOTP enrolled,
+/// trained and approved for a year. Returns the TOTP secret.
+pub(crate) fn ready_user(
+    store: &Store,
+    username: &str,
+    name: &str,
+    role: Role,
+    password: &str,
+    admin: &Actor,
+    now: i64,
+) -> anyhow::Result<String> {
+    store.create_user(
+        NewUser {
+            username: username.into(),
+            name: name.into(),
+            role,
+            title: None,
+        },
+        admin,
+        now,
+    )?;
+    store.change_password(username, password, admin, now)?;
+    let secret = store.begin_totp(username, now)?;
+    // Enrolled with a code from a minute ago, so a sign-in works at once
+    // (a code is good only once).
+    let enrolled_at = now - 60_000;
+    let code = platekeeper_store::credentials::totp_code(&secret, (enrolled_at / 1000) as u64)
+        .unwrap_or_default();
+    store.confirm_totp(username, &code, enrolled_at)?;
+    store.record_training(
+        username,
+        Training {
+            course: "ALPR use and privacy".into(),
+            completed_ms: now - DAY_MS,
+            expires_ms: now + 365 * DAY_MS,
+        },
+        admin,
+        now,
+    )?;
+    store.record_approval(username, now + 365 * DAY_MS, admin, now)?;
+    Ok(secret)
 }
 
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {

@@ -177,7 +177,7 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
             Err(e) => report(&[Rejected::new(line, e)], &bar, &mut rejected),
         }
         if batch.len() >= BATCH {
-            let r = accept_batch(&store, std::mem::take(&mut batch), now_ms())?;
+            let r = accept_batch(&store, std::mem::take(&mut batch), now_ms())?.report;
             accepted += r.accepted;
             duplicates += r.duplicates;
             report(&r.rejected, &bar, &mut rejected);
@@ -185,7 +185,7 @@ pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
             bar.set_message(format!("{accepted} stored"));
         }
     }
-    let r = accept_batch(&store, batch, now_ms())?;
+    let r = accept_batch(&store, batch, now_ms())?.report;
     accepted += r.accepted;
     duplicates += r.duplicates;
     report(&r.rejected, &bar, &mut rejected);

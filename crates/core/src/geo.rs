@@ -25,7 +25,7 @@ pub enum GeoError {
 }
 
 /// A WGS-84 position in degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GeoPoint {
     pub lat: f64,
     pub lon: f64,

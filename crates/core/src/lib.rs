@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod geo;
+pub mod hotlist;
 pub mod pattern;
 pub mod plate;
 pub mod policy;

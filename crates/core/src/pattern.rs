@@ -208,6 +208,40 @@ impl PlatePattern {
         }
     }
 
+    /// How many characters the pattern fixes (neither `?` nor `*`).
+    pub fn fixed_chars(&self) -> usize {
+        self.tokens
+            .iter()
+            .filter(|t| matches!(t, Token::Lit(_)))
+            .count()
+    }
+
+    /// Each pair of adjacent fixed characters (misread classes when
+    /// fuzzy) as `first << 8 | second`: keys under which a hot-list index
+    /// files the pattern. Any plate it matches contains one of them.
+    pub fn adjacent_pairs(&self) -> Vec<u16> {
+        self.tokens
+            .windows(2)
+            .filter_map(|w| match (w[0], w[1]) {
+                (Token::Lit(a), Token::Lit(b)) => Some((a as u16) << 8 | b as u16),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one word a literal pattern matches, packed like
+    /// [`Plate::packed`] (canonical when fuzzy); `None` with wildcards.
+    pub fn literal_word(&self) -> Option<u64> {
+        let mut bytes = [0u8; MAX_PLATE_LEN];
+        for (i, t) in self.tokens.iter().enumerate() {
+            match t {
+                Token::Lit(b) => *bytes.get_mut(i)? = *b,
+                _ => return None,
+            }
+        }
+        Some(u64::from_le_bytes(bytes))
+    }
+
     /// Whether a packed word (canonical for a fuzzy pattern) matches.
     pub fn matches_word(&self, word: u64) -> bool {
         let bytes = word.to_le_bytes();

@@ -16,6 +16,27 @@ pub struct AgencyPolicy {
     pub administrator_title: String,
     pub accounts: AccountPolicy,
     pub purpose: PurposePolicy,
+    pub alerts: AlertPolicy,
+}
+
+/// How alerts are pushed (SPEC R3.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertPolicy {
+    /// An alert nobody has acknowledged is sent again after this many
+    /// seconds.
+    pub resend_after_s: i64,
+    /// Sends of one alert at most (the first included).
+    pub max_sends: i64,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy {
+            resend_after_s: 60,
+            max_sends: 10,
+        }
+    }
 }
 
 impl Default for AgencyPolicy {
@@ -26,6 +47,7 @@ impl Default for AgencyPolicy {
             administrator_title: String::new(),
             accounts: AccountPolicy::default(),
             purpose: PurposePolicy::default(),
+            alerts: AlertPolicy::default(),
         }
     }
 }
@@ -54,6 +76,12 @@ impl AgencyPolicy {
         }
         if !(12..=128).contains(&a.min_password_len) {
             return Err("accounts.min_password_len must be 12 to 128".into());
+        }
+        if !(10..=3_600).contains(&self.alerts.resend_after_s) {
+            return Err("alerts.resend_after_s must be 10 to 3600".into());
+        }
+        if !(1..=100).contains(&self.alerts.max_sends) {
+            return Err("alerts.max_sends must be 1 to 100".into());
         }
         if self.agency_name.trim().is_empty() || self.agency_name.chars().count() > 200 {
             return Err("agency_name must be 1 to 200 characters".into());

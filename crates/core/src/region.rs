@@ -16,6 +16,12 @@ const REGIONS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Region(u8);
 
+impl serde::Serialize for Region {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl Region {
     /// Accepts "CA", "ca", and OpenALPR's "us-ca" / "ca-bc" forms.
     pub fn parse(raw: &str) -> Option<Region> {

@@ -33,17 +33,22 @@ impl From<Denial> for ApiError {
 
 /// The bearer token of a request; `missing` says what to send.
 pub fn bearer(parts: &Parts, missing: &str) -> Result<String, ApiError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized("missing_credentials", missing))?;
-    Ok(value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or("")
-        .trim()
-        .to_string())
+    bearer_from_headers(&parts.headers)
+        .ok_or_else(|| ApiError::unauthorized("missing_credentials", missing))
+}
+
+/// The token of an `Authorization: Bearer` header ("" when another
+/// scheme is used: it then matches no session or key).
+pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    )
 }
 
 fn client_of(parts: &Parts) -> Option<String> {

@@ -100,6 +100,19 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidPolicy(_) => {
                 ApiError::unprocessable("invalid_policy", e.to_string())
             }
+            StoreError::InvalidHotList(_) => {
+                ApiError::unprocessable("invalid_hotlist", e.to_string())
+            }
+            StoreError::HotListExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "hotlist_exists", e.to_string())
+            }
+            StoreError::UnknownHotList(_) => ApiError::not_found("unknown_hotlist", e.to_string()),
+            StoreError::UnknownHotEntry(_) => ApiError::not_found("unknown_entry", e.to_string()),
+            StoreError::UnknownAlert(_) => ApiError::not_found("unknown_alert", e.to_string()),
+            StoreError::AlertState(_) => {
+                ApiError::new(StatusCode::CONFLICT, "alert_closed", e.to_string())
+            }
+            StoreError::InvalidAlert(_) => ApiError::unprocessable("invalid_note", e.to_string()),
             _ => ApiError::internal(e.to_string()),
         }
     }

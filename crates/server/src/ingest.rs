@@ -10,7 +10,9 @@ use axum::{Json, Router};
 use base64::Engine;
 use platekeeper_core::read::{ReadError, TimeInput, MAX_IMAGE_BYTES};
 use platekeeper_core::RawRead;
-use platekeeper_store::{Camera, IngestItem, IngestStatus, Store, StoreError};
+use std::collections::HashMap;
+
+use platekeeper_store::{Camera, HotCheck, IngestItem, IngestStatus, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -105,10 +107,14 @@ pub fn accept_batch(
     store: &Store,
     candidates: Vec<Candidate>,
     now_ms: i64,
-) -> Result<IngestResponse, StoreError> {
+) -> Result<Accepted, StoreError> {
     let mut rejected = Vec::new();
     let mut items = Vec::with_capacity(candidates.len());
     let mut indexes = Vec::with_capacity(candidates.len());
+    // The batch's cameras, once each, and each item's camera among them.
+    let mut cameras: Vec<Camera> = Vec::new();
+    let mut camera_slot: HashMap<u32, usize> = HashMap::new();
+    let mut item_camera: Vec<usize> = Vec::with_capacity(candidates.len());
     for c in candidates {
         let raw = match c.raw {
             Ok(raw) => raw,
@@ -133,15 +139,30 @@ pub fn accept_batch(
             }
             Ok(read) => {
                 indexes.push(c.index);
-                items.push(IngestItem {
-                    camera: c.camera.num,
-                    read,
-                })
+                let num = c.camera.num;
+                let slot = *camera_slot.entry(num).or_insert_with(|| {
+                    cameras.push(c.camera);
+                    cameras.len() - 1
+                });
+                item_camera.push(slot);
+                items.push(IngestItem { camera: num, read })
             }
             Err(e) => rejected.push(Rejected::from_read(c.index, e)),
         }
     }
     let statuses = store.ingest(&items)?;
+    // Hot lists are checked before the batch is acknowledged (R3.3).
+    let checks: Vec<HotCheck<'_>> = statuses
+        .iter()
+        .zip(items.iter().zip(&item_camera))
+        .filter(|(s, _)| **s == IngestStatus::Accepted)
+        .map(|(_, (item, &slot))| HotCheck {
+            read: &item.read,
+            camera: &cameras[slot],
+        })
+        .collect();
+    let alerts = store.match_hot(&checks, now_ms)?;
+    metrics::counter!("platekeeper_alerts_total").increment(alerts.len() as u64);
     let (mut accepted, mut duplicates) = (0, 0);
     for (status, index) in statuses.iter().zip(&indexes) {
         match status {
@@ -165,11 +186,21 @@ pub fn accept_batch(
         metrics::counter!("platekeeper_reads_rejected_total", "code" => r.code.clone())
             .increment(1);
     }
-    Ok(IngestResponse {
-        accepted,
-        duplicates,
-        rejected,
+    Ok(Accepted {
+        report: IngestResponse {
+            accepted,
+            duplicates,
+            rejected,
+        },
+        alerts,
     })
+}
+
+/// What [`accept_batch`] did: the report for the sender, and the alerts
+/// its reads raised (stored; the server pushes them to people).
+pub struct Accepted {
+    pub report: IngestResponse,
+    pub alerts: Vec<platekeeper_store::Alert>,
 }
 
 /// 200 when anything was stored (or already was); 422 when every read was
@@ -310,6 +341,7 @@ pub async fn ingest_raws(
         .collect();
     let store = state.store.clone();
     let now = state.now_ms();
-    let report = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await?;
-    Ok(ingest_reply(report))
+    let done = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await?;
+    state.alerts.publish(done.alerts);
+    Ok(ingest_reply(done.report))
 }

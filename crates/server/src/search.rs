@@ -216,7 +216,7 @@ fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
     })
 }
 
-fn result_of(r: &StoredRead, access_id: i64) -> ReadResult {
+pub(crate) fn result_of(r: &StoredRead, access_id: i64) -> ReadResult {
     let url = |kind: &str| {
         format!(
             "/api/v1/reads/{}/image?access_id={access_id}&kind={kind}",
@@ -383,7 +383,9 @@ pub async fn read_image(
     })
     .await?;
     let parent = parent
-        .filter(|p| p.kind == AccessKind::Search.as_str())
+        .filter(|p| {
+            p.kind == AccessKind::Search.as_str() || p.kind == AccessKind::AlertView.as_str()
+        })
         .ok_or_else(|| {
             ApiError::not_found(
                 "unknown_access",

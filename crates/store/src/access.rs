@@ -90,6 +90,27 @@ impl Store {
         self.with_log(|tx, head| log::append(tx, head, new))
     }
 
+    /// Appends several entries in one transaction (one disk sync), in
+    /// order; returns the last.
+    pub fn log_events(&self, entries: Vec<NewEntry>) -> Result<Option<LogEntry>, StoreError> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let last = self.with_log(|tx, mut head| {
+            let mut last = None;
+            for e in entries {
+                let entry = log::append(tx, head, e)?;
+                head = log::Head {
+                    seq: entry.seq,
+                    hash: entry.hash,
+                };
+                last = Some(entry);
+            }
+            last.ok_or(StoreError::Poisoned)
+        })?;
+        Ok(Some(last))
+    }
+
     /// Runs `f` in a transaction on the main database with the log's head
     /// held, commits, and records the new head: the way every change that
     /// must be logged is written, so the change and its entry commit

@@ -125,7 +125,7 @@ impl Actor {
         }
     }
 
-    fn entry(
+    pub(crate) fn entry(
         &self,
         now_ms: i64,
         category: &'static str,

@@ -36,6 +36,20 @@ pub enum StoreError {
     InvalidUser(String),
     #[error("{0}")]
     InvalidPolicy(String),
+    #[error("{0}")]
+    InvalidHotList(String),
+    #[error("a hot list named {0:?} already exists")]
+    HotListExists(String),
+    #[error("hot list {0} does not exist")]
+    UnknownHotList(i64),
+    #[error("hot-list entry {0} does not exist")]
+    UnknownHotEntry(i64),
+    #[error("alert {0} does not exist")]
+    UnknownAlert(i64),
+    #[error("{0}")]
+    AlertState(String),
+    #[error("{0}")]
+    InvalidAlert(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

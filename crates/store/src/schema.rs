@@ -77,6 +77,8 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(crate::log::SCHEMA)?;
     conn.execute_batch(crate::accounts::SCHEMA)?;
+    conn.execute_batch(crate::hotlists::SCHEMA)?;
+    conn.execute_batch(crate::alerts::SCHEMA)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",
         [],

@@ -29,6 +29,7 @@ pub struct Api {
     pub _dir: tempfile::TempDir,
     pub app: Router,
     pub store: Arc<Store>,
+    pub alerts: Arc<platekeeper_server::alerts::AlertHub>,
     pub clock: Arc<AtomicI64>,
     /// Session tokens of the ready-made administrator and officer.
     pub admin: String,
@@ -42,8 +43,13 @@ pub async fn api() -> Api {
     let now = Arc::new(AtomicI64::new(NOW));
     let c = now.clone();
     let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+    let alerts = platekeeper_server::alerts::AlertHub::start_with(
+        store.clone(),
+        std::time::Duration::from_millis(200),
+    );
     let app = router(
         AppState {
+            alerts: alerts.clone(),
             store: store.clone(),
             clock,
         },
@@ -53,6 +59,7 @@ pub async fn api() -> Api {
         _dir: dir,
         app,
         store,
+        alerts,
         clock: now,
         admin: String::new(),
         officer: String::new(),
@@ -211,5 +218,61 @@ impl Api {
         .unwrap();
         let (s, v, _) = self.send(req).await;
         (s, v)
+    }
+}
+
+/// An open Server-Sent Events response body, read event by event.
+pub struct EventStream {
+    body: Body,
+    buf: String,
+}
+
+impl Api {
+    /// Opens `GET path` as an event stream; panics unless it is a 200.
+    pub async fn open_stream(&self, path: &str, token: &str) -> EventStream {
+        let mut req = Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40001))));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        EventStream {
+            body: resp.into_body(),
+            buf: String::new(),
+        }
+    }
+}
+
+impl EventStream {
+    /// The next event's name and data, or `None` if none comes within
+    /// `wait` (or the stream ended).
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() && event == "message" {
+                    continue; // a keep-alive comment
+                }
+                return Some((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
+            if let Ok(bytes) = frame.ok()?.into_data() {
+                self.buf.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
     }
 }

@@ -1,0 +1,374 @@
+//! `platekeeper bench --suite hotlists`: the hot-list figures of issue 4,
+//! measured on the real code paths.
+//!
+//! 1. Import: a generated 1M-line California DOJ file, parsed and stored
+//!    as `POST /api/v1/hotlists/{id}/import` does (parse, replace the
+//!    source's entries in one transaction, update the index).
+//! 2. Matching: with those 1M exact entries and 5,000 partial ones
+//!    loaded, the time `Store::match_hot` (the check every ingest batch
+//!    makes before acknowledging) adds per read, over synthetic traffic.
+//! 3. Delivery: the real server on a loopback port, 50 officers signed in
+//!    and holding `GET /api/v1/alerts/stream` open, a camera posting
+//!    10,000 reads/s of which one in a thousand is on the list; the time
+//!    from the start of the POST carrying a hit to each client's receipt
+//!    of its `alert` event.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use platekeeper_core::hotlist::import::{self, Format};
+use platekeeper_core::hotlist::ListKind;
+use platekeeper_core::read::{format_time_ms, TimeInput};
+use platekeeper_core::{GeoPoint, RawRead, Role};
+use platekeeper_store::{Actor, CameraKind, HotCheck, ImportFile, NewCamera, NewHotList, Store};
+use serde_json::json;
+
+use crate::bench::{peak_rss_mb, percentile, round3};
+use crate::synthetic::{plate_from, Rng};
+
+const ENTRIES: usize = 1_000_000;
+const PARTIAL: usize = 5_000;
+const CLIENTS: usize = 50;
+const READS_PER_S: usize = 10_000;
+const BATCH: usize = 100;
+const SECONDS: u64 = 10;
+const HIT_EVERY: usize = 1_000;
+
+pub fn run(json_only: bool, seed: u64) -> anyhow::Result<()> {
+    let say = |s: String| {
+        if !json_only {
+            eprintln!("{s}");
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("platekeeper-hotbench-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let now = crate::now_ms();
+    let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let admin = Actor::system("bench");
+    let mut rng = Rng::new(seed);
+
+    // 1. A 1M-line DOJ file of distinct plates.
+    let mut listed: Vec<String> = Vec::with_capacity(ENTRIES);
+    let mut seen = std::collections::HashSet::with_capacity(ENTRIES);
+    while listed.len() < ENTRIES {
+        let (p, _) = plate_from(rng.next_u64());
+        if seen.insert(p.clone()) {
+            listed.push(p);
+        }
+    }
+    drop(seen);
+    let mut file = String::with_capacity(ENTRIES * 22);
+    file.push_str("SVS 20261122 CALIFORNIA DOJ STOLEN VEHICLE SYSTEM\n");
+    for p in &listed {
+        file.push_str(&format!("{p:<8}CA{:02}20261101\n", rng.below(58) + 1));
+    }
+    file.push_str(&format!("TOTAL RECORDS: {ENTRIES}\n"));
+    let svs = store.create_hotlist(
+        NewHotList {
+            name: "DOJ SVS".into(),
+            kind: ListKind::StolenVehicle,
+            retention_days: 7,
+            fuzzy: false,
+        },
+        &admin,
+        now,
+    )?;
+    say(format!(
+        "importing a {ENTRIES}-line DOJ file ({} MB) …",
+        file.len() >> 20
+    ));
+    let started = Instant::now();
+    let ctx = import::Context {
+        kind: svs.kind,
+        fuzzy: svs.fuzzy,
+        retention_days: svs.retention_days,
+        now_ms: now,
+    };
+    let parsed = import::parse(Format::Doj, &file, &ctx);
+    let report = store.import_hotlist(svs.id, file_of("svs", Format::Doj), parsed, &admin, now)?;
+    let import_s = started.elapsed().as_secs_f64();
+    if report.added != ENTRIES {
+        bail!(
+            "the import added {} entries, not {ENTRIES}: {:?}",
+            report.added,
+            report.refused
+        );
+    }
+    say(format!("  {import_s:.2} s"));
+    drop(file);
+
+    // 5,000 partial plates as witnesses give them.
+    let mut csv = String::from("plate,reason\n");
+    for i in 0..PARTIAL {
+        let (p, _) = plate_from(rng.next_u64());
+        let pattern = match i % 5 {
+            0 => format!("{}*", &p[..5]),
+            1 => format!("*{}", &p[p.len() - 5..]),
+            _ => {
+                let k = rng.below(p.len() as u64) as usize;
+                format!("{}?{}", &p[..k], &p[k + 1..])
+            }
+        };
+        csv.push_str(&format!("{pattern},partial plate from a witness\n"));
+    }
+    let partial = store.create_hotlist(
+        NewHotList {
+            name: "Partial plates".into(),
+            kind: ListKind::Agency,
+            retention_days: 30,
+            fuzzy: false,
+        },
+        &admin,
+        now,
+    )?;
+    let ctx = import::Context {
+        kind: partial.kind,
+        fuzzy: false,
+        retention_days: 30,
+        now_ms: now,
+    };
+    let parsed = import::parse(Format::Csv, &csv, &ctx);
+    let r = store.import_hotlist(
+        partial.id,
+        file_of("witness", Format::Csv),
+        parsed,
+        &admin,
+        now,
+    )?;
+    say(format!(
+        "{} partial entries ({} refused as too broad or duplicate)",
+        r.added,
+        r.invalid + r.duplicates
+    ));
+
+    // 2. Matching cost per read.
+    let (camera, key) = store.create_camera(
+        NewCamera {
+            id: "bench-cam".into(),
+            name: "Bench camera".into(),
+            kind: CameraKind::Fixed,
+            position: Some(GeoPoint::new(37.8044, -122.2712)?),
+        },
+        &admin,
+        now,
+    )?;
+    let traffic: Vec<platekeeper_core::NewRead> = (0..1_000_000)
+        .map(|i| {
+            let (plate, state) = plate_from(rng.next_u64());
+            synthetic_read(i, &plate, state, now - 60_000).validate(now, "bench-cam")
+        })
+        .collect::<Result<_, _>>()?;
+    let checks: Vec<HotCheck<'_>> = traffic
+        .iter()
+        .map(|read| HotCheck {
+            read,
+            camera: &camera,
+        })
+        .collect();
+    let started = Instant::now();
+    let mut hits = 0;
+    for batch in checks.chunks(1_000) {
+        hits += store.match_hot(batch, now)?.len();
+    }
+    let match_ns = started.elapsed().as_nanos() as f64 / checks.len() as f64;
+    say(format!(
+        "matching: {match_ns:.0} ns per read over {} reads ({hits} hits) against {} entries",
+        checks.len(),
+        store.hot_entry_count()
+    ));
+    drop(checks);
+    drop(traffic);
+
+    // 3. Delivery through the real server.
+    let mut passwords = Vec::new();
+    for i in 0..CLIENTS {
+        let username = format!("officer{i:02}");
+        let password = format!("bench-{username}-password");
+        let secret = crate::demo::ready_user(
+            &store,
+            &username,
+            &username,
+            Role::Officer,
+            &password,
+            &admin,
+            now,
+        )?;
+        passwords.push((username, password, secret));
+    }
+    drop(store);
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let config = platekeeper_server::Config {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        max_body_bytes: platekeeper_server::Config::DEFAULT_MAX_BODY_BYTES,
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _ = rt.block_on(platekeeper_server::serve(config, move |a| {
+            let _ = addr_tx.send(a);
+        }));
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(120))
+        .context("the server did not start")?;
+    let base = format!("http://{addr}");
+    say(format!("server on {base}; signing in {CLIENTS} officers …"));
+    let received: Arc<Mutex<Vec<(String, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for (username, password, secret) in passwords {
+        let now_s = (crate::now_ms() / 1000) as u64;
+        let code = platekeeper_store::credentials::totp_code(&secret, now_s).unwrap_or_default();
+        let resp: serde_json::Value = ureq::post(&format!("{base}/api/v1/session"))
+            .send_json(json!({"username": username, "password": password, "totp": code}))
+            .with_context(|| format!("signing in {username}"))?
+            .into_json()?;
+        let token = resp["token"].as_str().context("no token")?.to_string();
+        let url = format!("{base}/api/v1/alerts/stream");
+        let received = received.clone();
+        let ready_tx = ready_tx.clone();
+        std::thread::spawn(move || {
+            let Ok(resp) = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+            else {
+                return;
+            };
+            let _ = ready_tx.send(());
+            for line in BufReader::new(resp.into_reader()).lines() {
+                let Ok(line) = line else { return };
+                if let Some(data) = line.strip_prefix("data:") {
+                    let at = Instant::now();
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
+                        if let Some(p) = v["plate"].as_str() {
+                            if let Ok(mut r) = received.lock() {
+                                r.push((p.to_string(), at));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+    for _ in 0..CLIENTS {
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("a stream did not open")?;
+    }
+    say(format!(
+        "posting {READS_PER_S} reads/s for {SECONDS} s, one in {HIT_EVERY} on the list …"
+    ));
+    let agent = ureq::agent();
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut n = 0usize;
+    let mut hit_at = 0usize;
+    let start = Instant::now();
+    let batches = READS_PER_S / BATCH * SECONDS as usize;
+    let mut late_batches = 0;
+    for b in 0..batches {
+        let due = start + Duration::from_secs_f64(b as f64 * BATCH as f64 / READS_PER_S as f64);
+        match due.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => late_batches += 1,
+        }
+        let ts = crate::now_ms() - 1_000;
+        let mut reads = Vec::with_capacity(BATCH);
+        let mut hits_here = Vec::new();
+        for _ in 0..BATCH {
+            n += 1;
+            let plate = if n.is_multiple_of(HIT_EVERY) {
+                hit_at += 1;
+                let p = listed[hit_at * 7_919 % listed.len()].clone();
+                hits_here.push(p.clone());
+                p
+            } else {
+                plate_from(rng.next_u64()).0
+            };
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+            id[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+            reads.push(json!({
+                "id": uuid::Builder::from_random_bytes(id).into_uuid().to_string(),
+                "plate": plate,
+                "state": "CA",
+                "ts": format_time_ms(ts),
+            }));
+        }
+        let posted = Instant::now();
+        for p in hits_here {
+            sent.insert(p, posted);
+        }
+        agent
+            .post(&format!("{base}/api/v1/reads"))
+            .set("Authorization", &format!("Bearer {key}"))
+            .send_json(json!({ "reads": reads }))
+            .context("posting reads")?;
+    }
+    let achieved = n as f64 / start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let got = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut latencies: Vec<f64> = got
+        .iter()
+        .filter_map(|(p, at)| {
+            sent.get(p)
+                .map(|s| at.duration_since(*s).as_secs_f64() * 1e3)
+        })
+        .collect();
+    let expected = sent.len() * CLIENTS;
+    say(format!(
+        "{} deliveries of {expected} expected; {achieved:.0} reads/s achieved ({late_batches} batches late)",
+        latencies.len()
+    ));
+    let figures = json!({
+        "suite": "hotlists",
+        "exact_entries": ENTRIES,
+        "partial_entries": r.added,
+        "doj_import_s": round3(import_s),
+        "match_ns_per_read": round3(match_ns),
+        "match_reads": 1_000_000,
+        "clients": CLIENTS,
+        "reads_per_s_target": READS_PER_S,
+        "reads_per_s_achieved": achieved.round(),
+        "alerts_sent": sent.len(),
+        "deliveries": latencies.len(),
+        "deliveries_expected": expected,
+        "sse_p50_ms": round3(percentile(&mut latencies, 0.50)),
+        "sse_p99_ms": round3(percentile(&mut latencies, 0.99)),
+        "sse_max_ms": round3(latencies.iter().cloned().fold(0.0, f64::max)),
+        "peak_rss_mb": peak_rss_mb(),
+    });
+    println!("{figures}");
+    Ok(())
+}
+
+fn file_of(source: &str, format: Format) -> ImportFile<'_> {
+    ImportFile {
+        source,
+        format,
+        sha256: "generated by the benchmark",
+    }
+}
+
+fn synthetic_read(i: u64, plate: &str, state: &str, ts: i64) -> RawRead {
+    RawRead {
+        id: Some(uuid::Uuid::from_u64_pair(0xB3C4, i).to_string()),
+        plate: Some(plate.to_string()),
+        state: Some(state.to_string()),
+        ts: Some(TimeInput::EpochMs(ts)),
+        ..RawRead::default()
+    }
+}
+
+/// Removes the benchmark's data folder however the run ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

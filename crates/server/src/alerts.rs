@@ -1,0 +1,562 @@
+//! Alerts (SPEC R3.3, R3.4): pushed over Server-Sent Events the moment a
+//! read hits a hot list, re-sent until someone acknowledges them, and
+//! closed with a disposition.
+//!
+//! * `GET /api/v1/alerts/stream` — SSE, one `alert` event per hit (and per
+//!   re-send), to every signed-in person allowed to see alerts; optionally
+//!   only hits within `near_m` metres of the person's last position.
+//! * `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` — the alert record.
+//! * `POST /api/v1/alerts/{id}/read` — the read behind the alert, with its
+//!   images: an access, logged (kind `alert_view`).
+//! * `POST /api/v1/alerts/{id}/ack`, `POST /api/v1/alerts/{id}/disposition`.
+//! * `POST /api/v1/me/position` — where the person is, for `near_m`.
+//!
+//! Every delivery of an alert to a person is written to the audit log
+//! (category `access`, kind `alert_delivered`): batched off the delivery
+//! path, so a slow disk never delays an alert.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::Stream;
+use platekeeper_core::hotlist::Disposition;
+use platekeeper_core::{Area, GeoPoint, Purpose, ReadId, Right};
+use platekeeper_store::{AccessKind, Alert, NewEntry, Store};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::accountability::{open_access, Person};
+use crate::json::ApiJson;
+use crate::search::{result_of, ReadResult};
+use crate::{blocking, ApiError, AppState};
+
+/// Alerts buffered for a slow client before it is told it lagged.
+const CHANNEL_CAPACITY: usize = 4_096;
+/// How often a stream re-checks that its session is still valid.
+pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
+/// A position older than this does not place the person anywhere.
+const POSITION_FRESH_MS: i64 = 30 * 60_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/stream", get(stream))
+        .route("/api/v1/alerts/{id}", get(get_alert))
+        .route("/api/v1/alerts/{id}/read", post(alert_read))
+        .route("/api/v1/alerts/{id}/ack", post(acknowledge))
+        .route("/api/v1/alerts/{id}/disposition", post(disposition))
+        .route("/api/v1/me/position", post(set_position))
+}
+
+/// One alert delivered to one person, waiting to be logged.
+struct Delivery {
+    alert_id: i64,
+    plate: String,
+    username: String,
+    affiliation: String,
+    role: String,
+    client: Option<String>,
+    at_ms: i64,
+}
+
+/// Fans alerts out to connected streams.
+pub struct AlertHub {
+    tx: broadcast::Sender<Arc<Alert>>,
+    positions: Mutex<HashMap<String, (GeoPoint, i64)>>,
+    connected: AtomicUsize,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    session_recheck: Duration,
+}
+
+impl AlertHub {
+    /// Creates the hub and starts the task that logs deliveries.
+    pub fn start(store: Arc<Store>) -> Arc<AlertHub> {
+        AlertHub::start_with(store, SESSION_RECHECK)
+    }
+
+    /// As [`AlertHub::start`], re-checking sessions every `session_recheck`.
+    pub fn start_with(store: Arc<Store>, session_recheck: Duration) -> Arc<AlertHub> {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (dtx, drx) = mpsc::unbounded_channel();
+        tokio::spawn(log_deliveries(store, drx));
+        Arc::new(AlertHub {
+            tx,
+            positions: Mutex::new(HashMap::new()),
+            connected: AtomicUsize::new(0),
+            deliveries: dtx,
+            session_recheck,
+        })
+    }
+
+    /// Sends alerts to every connected stream.
+    pub fn publish(&self, alerts: Vec<Alert>) {
+        for a in alerts {
+            // No receiver is not an error: the alert is stored, and is
+            // re-sent until acknowledged.
+            let _ = self.tx.send(Arc::new(a));
+        }
+    }
+
+    /// Streams open now.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn position(&self, username: &str, now_ms: i64) -> Option<GeoPoint> {
+        let map = self.positions.lock().ok()?;
+        map.get(username)
+            .filter(|(_, at)| now_ms - at <= POSITION_FRESH_MS)
+            .map(|(p, _)| *p)
+    }
+}
+
+/// Counts a stream from its start to its drop, however it ends.
+struct Connected(Arc<AlertHub>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes delivery records in batches: whatever arrived within ~200 ms,
+/// in one transaction.
+async fn log_deliveries(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Delivery>) {
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut batch = vec![first];
+        while let Ok(d) = rx.try_recv() {
+            batch.push(d);
+        }
+        let entries: Vec<NewEntry> = batch
+            .into_iter()
+            .map(|d| NewEntry {
+                ts_ms: d.at_ms,
+                category: "access",
+                kind: "alert_delivered".into(),
+                username: d.username,
+                affiliation: d.affiliation,
+                role: Some(d.role),
+                client: d.client,
+                details: serde_json::json!({"alert": d.alert_id, "plate": d.plate}),
+                purpose: None,
+            })
+            .collect();
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.log_events(entries)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "logging alert deliveries failed"),
+            Err(e) => tracing::error!(error = %e, "alert delivery logger failed"),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct StreamParams {
+    /// Only alerts within this many metres of the position last sent to
+    /// `POST /api/v1/me/position` (alerts are all sent while no recent
+    /// position is known).
+    pub near_m: Option<f64>,
+}
+
+/// Alerts as they happen (Server-Sent Events): each `alert` event's data
+/// is the alert as JSON, with its `verify_notice`. A `lagged` event means
+/// the client fell behind and should re-read `GET /api/v1/alerts`; an
+/// `end` event means the session ended.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/stream",
+    params(StreamParams),
+    responses(
+        (status = 200, description = "text/event-stream of `alert` events", content_type = "text/event-stream"),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Role may not see alerts, or training/approval lapsed", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn stream(
+    State(state): State<AppState>,
+    who: Person,
+    headers: axum::http::HeaderMap,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    if let Some(m) = params.near_m {
+        if !(m > 0.0 && m <= platekeeper_core::geo::MAX_RADIUS_M) {
+            return Err(ApiError::unprocessable(
+                "invalid_near",
+                format!("near_m is {m}; it must be above 0 and at most 50000"),
+            ));
+        }
+    }
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    let token = crate::accountability::bearer_from_headers(&headers).unwrap_or_default();
+    let hub = state.alerts.clone();
+    let rx = hub.tx.subscribe();
+    hub.connected.fetch_add(1, Ordering::Relaxed);
+    let guard = Connected(hub.clone());
+    let mut recheck = tokio::time::interval(hub.session_recheck);
+    recheck.reset();
+    let st = StreamState {
+        state,
+        who,
+        hub,
+        rx,
+        recheck,
+        token,
+        near_m: params.near_m,
+        _guard: guard,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        let event = st.next_event().await?;
+        Some((Ok(event), st))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One open stream: what it needs to pick, send and log the next event.
+struct StreamState {
+    state: AppState,
+    who: Person,
+    hub: Arc<AlertHub>,
+    rx: broadcast::Receiver<Arc<Alert>>,
+    recheck: tokio::time::Interval,
+    token: String,
+    near_m: Option<f64>,
+    _guard: Connected,
+    done: bool,
+}
+
+impl StreamState {
+    /// The next event, or `None` to end the stream.
+    async fn next_event(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                got = self.rx.recv() => match got {
+                    Ok(alert) => {
+                        let now = self.state.now_ms();
+                        if !self.wants(&alert, now) {
+                            continue;
+                        }
+                        let data = serde_json::to_string(&*alert).ok()?;
+                        let _ = self.hub.deliveries.send(Delivery {
+                            alert_id: alert.id,
+                            plate: alert.plate.clone(),
+                            username: self.who.account.username.clone(),
+                            affiliation: self.who.affiliation.clone(),
+                            role: self.who.account.role.as_str().to_string(),
+                            client: self.who.client.clone(),
+                            at_ms: now,
+                        });
+                        return Some(Event::default().event("alert").id(alert.id.to_string()).data(data));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        return Some(Event::default().event("lagged").data(format!("{{\"missed\":{n}}}")));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = self.recheck.tick() => {
+                    let store = self.state.store.clone();
+                    let now = self.state.now_ms();
+                    let token = self.token.clone();
+                    let live = tokio::task::spawn_blocking(move || {
+                        store.session(&token, now).ok().flatten().is_some()
+                    })
+                    .await
+                    .unwrap_or(false);
+                    if !live {
+                        self.done = true;
+                        return Some(Event::default().event("end").data("{\"reason\":\"session_ended\"}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether this person gets the alert: all of them, unless they asked
+    /// for alerts near them and a recent position puts this one too far.
+    fn wants(&self, alert: &Alert, now_ms: i64) -> bool {
+        let (Some(m), Some(at)) = (self.near_m, alert.position) else {
+            return true;
+        };
+        match self.hub.position(&self.who.account.username, now_ms) {
+            Some(me) => Area::circle(me, m).map(|a| a.contains(at)).unwrap_or(true),
+            None => true,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Only alerts without a disposition.
+    #[serde(default)]
+    pub open: bool,
+    /// Alerts with an id below this (the last id of the previous page).
+    pub before: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// Recent alerts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    params(ListParams),
+    responses((status = 200, description = "Alerts, newest first", body = Vec<Object>)),
+    tag = "alerts"
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<Alert>>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    let limit = crate::search::page_limit(p.limit)?.min(500);
+    let store = state.store.clone();
+    let alerts =
+        blocking(move || Ok(store.alerts(p.before.unwrap_or(i64::MAX), limit, p.open)?)).await?;
+    Ok(Json(alerts))
+}
+
+fn alert_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+async fn load_alert(state: &AppState, id: i64) -> Result<Alert, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.alert(id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_alert", format!("alert {id} does not exist")))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    params(("id" = i64, Path, description = "alert id")),
+    responses(
+        (status = 200, description = "The alert", body = Object),
+        (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Alert>, ApiError> {
+    let id = alert_id(path)?;
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    Ok(Json(load_alert(&state, id).await?))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct AlertRead {
+    pub access_id: i64,
+    pub alert_id: i64,
+    pub read: Option<ReadResult>,
+    pub verify_notice: &'static str,
+}
+
+/// Opens the read behind an alert, with links to its images. This is an
+/// access (kind `alert_view`), logged before anything is returned; its
+/// purpose is the alert itself (the hot-list entry's case number, or the
+/// alert number, and the list's reason).
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/read",
+    params(("id" = i64, Path, description = "alert id")),
+    responses(
+        (status = 200, description = "The read, under a new access", body = AlertRead),
+        (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn alert_read(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<AlertRead>, ApiError> {
+    let id = alert_id(path)?;
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    let alert = load_alert(&state, id).await?;
+    let read_id = ReadId::parse(&alert.read_id)
+        .map_err(|e| ApiError::internal(format!("alert {id}: {}", e.message)))?;
+    let purpose = Purpose::new(
+        alert
+            .case_number
+            .as_deref()
+            .unwrap_or(&format!("ALERT-{id}")),
+        &alert.reason,
+        &format!("verifying hot-list alert {id} ({})", alert.list_name),
+    )
+    .map_err(|e| ApiError::internal(format!("alert {id}: {e}")))?;
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::AlertView,
+        serde_json::json!({"alert": id, "plate": alert.plate, "read_id": alert.read_id}),
+        purpose,
+    )
+    .await?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let ts = alert.read_ts_ms;
+    let (access, read) = blocking(move || {
+        let read = store.find_read(&access, read_id, ts)?;
+        if let Some(r) = &read {
+            store.record_results(&access, &[(r.id, r.ts_ms)], now)?;
+        }
+        Ok((access, read))
+    })
+    .await?;
+    Ok(Json(AlertRead {
+        access_id: access.id(),
+        alert_id: id,
+        read: read.as_ref().map(|r| result_of(r, access.id())),
+        verify_notice: platekeeper_core::hotlist::VERIFY_NOTICE,
+    }))
+}
+
+/// Marks the alert as seen: it is not re-sent after this.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/ack",
+    params(("id" = i64, Path, description = "alert id")),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = Object),
+        (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+        (status = 409, description = "Already acknowledged", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Alert>, ApiError> {
+    let id = alert_id(path)?;
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.acknowledge_alert(id, &actor, now)?)).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DispositionBody {
+    /// `confirmed`, `misread`, `not_wanted` or `other`.
+    pub disposition: String,
+    /// What was found; required for `other`.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Records what verification found (SPEC R3.4).
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/disposition",
+    params(("id" = i64, Path, description = "alert id")),
+    request_body = DispositionBody,
+    responses(
+        (status = 200, description = "The alert, closed", body = Object),
+        (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+        (status = 409, description = "Already has a disposition", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown disposition, or a missing note", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn disposition(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    ApiJson(body): ApiJson<DispositionBody>,
+) -> Result<Json<Alert>, ApiError> {
+    let id = alert_id(path)?;
+    who.require_plate_data(&state, Right::ViewAlerts)?;
+    let d = Disposition::parse(&body.disposition).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_disposition",
+            format!(
+                "disposition {:?} must be confirmed, misread, not_wanted or other",
+                body.disposition
+            ),
+        )
+    })?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.set_alert_disposition(id, d, &body.note, &actor, now)?)).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PositionBody {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Where the person is now (a patrol car's GPS), for `near_m` alert
+/// filtering. Kept in memory only, for 30 minutes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/position",
+    request_body = PositionBody,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 422, description = "Coordinates out of range", body = crate::error::ErrorBody),
+    ),
+    tag = "alerts"
+)]
+pub async fn set_position(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(body): ApiJson<PositionBody>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    who.require(Right::ViewAlerts)?;
+    let p = GeoPoint::new(body.lat, body.lon)
+        .map_err(|e| ApiError::unprocessable("invalid_position", e.to_string()))?;
+    state
+        .alerts
+        .positions
+        .lock()
+        .map_err(|_| ApiError::internal("position table poisoned"))?
+        .insert(who.account.username.clone(), (p, state.now_ms()));
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Re-sends alerts nobody acknowledged within the policy's time (run
+/// every few seconds by the server).
+pub async fn resend_due(state: &AppState) {
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let policy = store.policy();
+    let after = policy.alerts.resend_after_s * 1_000;
+    let max = policy.alerts.max_sends;
+    match tokio::task::spawn_blocking(move || store.alerts_to_resend(now, after, max)).await {
+        Ok(Ok(due)) if !due.is_empty() => {
+            metrics::counter!("platekeeper_alerts_resent_total").increment(due.len() as u64);
+            state.alerts.publish(due);
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "re-sending alerts failed"),
+        Err(e) => tracing::error!(error = %e, "re-send task failed"),
+    }
+}

@@ -1,0 +1,417 @@
+//! Hot lists (SPEC R3.1, R3.2, R3.5): lists, hand-entered entries and
+//! file imports. Every change goes to the audit trail (category
+//! `hotlist`). Managing lists needs `manage_hot_lists`; seeing which lists
+//! exist (names and counts, no plates) needs `view_alerts`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use platekeeper_core::hotlist::import::{self, Format};
+use platekeeper_core::hotlist::{self, ListKind, RawEntry};
+use platekeeper_core::read::parse_time_ms;
+use platekeeper_core::{Right, Role};
+use platekeeper_store::{HotEntry, HotList, ImportFile, NewHotList};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::accountability::Person;
+use crate::json::ApiJson;
+use crate::{blocking, ApiError, AppState};
+
+/// Largest import file: a 1M-line NCIC extract is about 70 MB.
+pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/hotlists", post(create_list).get(list_lists))
+        .route("/api/v1/hotlists/{id}", get(get_list).delete(delete_list))
+        .route(
+            "/api/v1/hotlists/{id}/entries",
+            post(add_entry).get(list_entries),
+        )
+        .route(
+            "/api/v1/hotlists/{id}/entries/{entry_id}",
+            delete(remove_entry),
+        )
+        .route(
+            "/api/v1/hotlists/{id}/import",
+            post(import_file).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+}
+
+fn path_id<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewListBody {
+    pub name: String,
+    /// `stolen_vehicle`, `stolen_plate`, `wanted`, `missing_person`,
+    /// `amber`, `warrant` or `agency`.
+    pub kind: String,
+    /// Days entries are kept (1–730); the daily job deletes older ones.
+    pub retention_days: i64,
+    /// Entries also match common misreads (0/O/D/Q, 1/I/L/T, 8/B, …).
+    #[serde(default)]
+    pub fuzzy: bool,
+}
+
+/// Creates a hot list.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hotlists",
+    request_body = NewListBody,
+    responses(
+        (status = 201, description = "The new list", body = Object),
+        (status = 409, description = "A list with this name exists", body = crate::error::ErrorBody),
+        (status = 422, description = "Bad kind, name or retention", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn create_list(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(body): ApiJson<NewListBody>,
+) -> Result<(StatusCode, Json<HotList>), ApiError> {
+    who.require(Right::ManageHotLists)?;
+    let kind = ListKind::parse(&body.kind).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_kind",
+            format!(
+                "kind {:?} must be one of stolen_vehicle, stolen_plate, wanted, missing_person, amber, warrant, agency",
+                body.kind
+            ),
+        )
+    })?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let list = blocking(move || {
+        Ok(store.create_hotlist(
+            NewHotList {
+                name: body.name,
+                kind,
+                retention_days: body.retention_days,
+                fuzzy: body.fuzzy,
+            },
+            &actor,
+            now,
+        )?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(list)))
+}
+
+/// Every list, with its entry count.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hotlists",
+    responses((status = 200, description = "Lists by name", body = Vec<Object>)),
+    tag = "hotlists"
+)]
+pub async fn list_lists(
+    State(state): State<AppState>,
+    who: Person,
+) -> Result<Json<Vec<HotList>>, ApiError> {
+    if who.require(Right::ManageHotLists).is_err() {
+        who.require(Right::ViewAlerts)?;
+    }
+    let store = state.store.clone();
+    Ok(Json(blocking(move || Ok(store.hotlists()?)).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/hotlists/{id}",
+    params(("id" = i64, Path, description = "list id")),
+    responses(
+        (status = 200, description = "The list", body = Object),
+        (status = 404, description = "No such list", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn get_list(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<HotList>, ApiError> {
+    let id = path_id(path)?;
+    if who.require(Right::ManageHotLists).is_err() {
+        who.require(Right::ViewAlerts)?;
+    }
+    let store = state.store.clone();
+    blocking(move || Ok(store.hotlist(id)?))
+        .await?
+        .map(Json)
+        .ok_or_else(|| unknown_list(id))
+}
+
+fn unknown_list(id: i64) -> ApiError {
+    ApiError::not_found("unknown_hotlist", format!("hot list {id} does not exist"))
+}
+
+/// Deletes a list and its entries (logged with the count).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/hotlists/{id}",
+    params(("id" = i64, Path, description = "list id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such list", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn delete_list(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(path)?;
+    who.require(Right::ManageHotLists)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    blocking(move || Ok(store.delete_hotlist(id, &actor, now)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EntryBody {
+    /// A plate, or a partial plate with `?` and `*` (at least 3 known
+    /// characters).
+    pub plate: String,
+    pub state: Option<String>,
+    pub reason: String,
+    pub case_number: Option<String>,
+    /// RFC 3339. At most 30 days ahead (and within the list's retention)
+    /// unless the ALPR Administrator enters it; defaults to that limit.
+    pub expires_at: Option<String>,
+}
+
+/// Adds a hand-entered entry. It matches from the next read on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hotlists/{id}/entries",
+    params(("id" = i64, Path, description = "list id")),
+    request_body = EntryBody,
+    responses(
+        (status = 201, description = "The new entry", body = Object),
+        (status = 404, description = "No such list", body = crate::error::ErrorBody),
+        (status = 422, description = "Bad plate (or too broad), state, reason or expiry", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn add_entry(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    ApiJson(body): ApiJson<EntryBody>,
+) -> Result<(StatusCode, Json<HotEntry>), ApiError> {
+    let id = path_id(path)?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
+    let store = state.store.clone();
+    let list = blocking(move || Ok(store.hotlist(id)?))
+        .await?
+        .ok_or_else(|| unknown_list(id))?;
+    let now = state.now_ms();
+    let administrator = who.account.role == Role::Administrator;
+    let limit = hotlist::manual_expiry_limit(now, list.retention_days, administrator);
+    let expires_at_ms = match &body.expires_at {
+        Some(t) => parse_time_ms("expires_at", t)
+            .map_err(|e| ApiError::unprocessable(e.code, e.message))?,
+        None => hotlist::manual_expiry_limit(now, list.retention_days, false),
+    };
+    let raw = RawEntry {
+        plate: &body.plate,
+        state: body.state.as_deref(),
+        reason: &body.reason,
+        case_number: body.case_number.as_deref(),
+        expires_at_ms,
+    };
+    let draft = hotlist::check_entry(&raw, list.fuzzy, now, limit)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let entry = blocking(move || Ok(store.add_hot_entry(id, draft, &actor, now)?)).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct EntryPage {
+    /// The last entry id of the previous page.
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// A list's entries, by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hotlists/{id}/entries",
+    params(("id" = i64, Path, description = "list id"), EntryPage),
+    responses(
+        (status = 200, description = "Entries", body = Vec<Object>),
+        (status = 404, description = "No such list", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn list_entries(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    page: Result<Query<EntryPage>, QueryRejection>,
+) -> Result<Json<Vec<HotEntry>>, ApiError> {
+    let id = path_id(path)?;
+    let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
+    let limit = crate::search::page_limit(page.limit)?;
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || Ok(store.hot_entries(id, page.after.unwrap_or(0), limit)?)).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RemoveParams {
+    /// Why the entry goes (logged), e.g. "vehicle recovered".
+    pub reason: Option<String>,
+}
+
+/// Removes an entry; the reason is logged.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/hotlists/{id}/entries/{entry_id}",
+    params(("id" = i64, Path, description = "list id"), ("entry_id" = i64, Path, description = "entry id"), RemoveParams),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such entry in this list", body = crate::error::ErrorBody),
+    ),
+    tag = "hotlists"
+)]
+pub async fn remove_entry(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<(i64, i64)>, PathRejection>,
+    params: Result<Query<RemoveParams>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (list_id, entry_id) = path_id(path)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    who.require(Right::ManageHotLists)?;
+    let why = hotlist::clean_text(params.reason.as_deref().unwrap_or(""), "reason")
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    if why.chars().count() > hotlist::MAX_REASON_CHARS {
+        return Err(ApiError::unprocessable(
+            "invalid_reason",
+            "reason: at most 500 characters",
+        ));
+    }
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    blocking(move || {
+        match store.hot_entry(entry_id)? {
+            Some(e) if e.list_id == list_id => {}
+            _ => {
+                return Err(ApiError::not_found(
+                    "unknown_entry",
+                    format!("hot list {list_id} has no entry {entry_id}"),
+                ))
+            }
+        }
+        Ok(store.remove_hot_entry(entry_id, &why, &actor, now)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ImportParams {
+    /// `csv`, `doj` (California DOJ fixed-width: svs, sfr, slr) or `ncic`.
+    pub format: String,
+    /// What the file is, e.g. `svs`: a later import of the same source
+    /// replaces this one's entries. Defaults to the format's name.
+    pub source: Option<String>,
+}
+
+/// Imports a file (the request body, as sent). The source's previous
+/// entries are replaced in one transaction; the report lists added,
+/// removed and unchanged entries and every unusable line by number. A
+/// file that looks cut short (a DOJ file without a matching `TOTAL
+/// RECORD` footer) changes nothing and is answered 422 with the report.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hotlists/{id}/import",
+    params(("id" = i64, Path, description = "list id"), ImportParams),
+    request_body(content = String, content_type = "text/plain"),
+    responses(
+        (status = 200, description = "Imported; the report", body = Object),
+        (status = 404, description = "No such list", body = crate::error::ErrorBody),
+        (status = 413, description = "Over 256 MiB", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown format, or the file was refused (report attached)", body = Object),
+    ),
+    tag = "hotlists"
+)]
+pub async fn import_file(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
+    let format = Format::parse(&params.format).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_format",
+            format!("format {:?} must be csv, doj or ncic", params.format),
+        )
+    })?;
+    let source = params
+        .source
+        .unwrap_or_else(|| params.format.to_ascii_lowercase());
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let report = blocking(move || {
+        let list = store.hotlist(id)?.ok_or_else(|| unknown_list(id))?;
+        let sha = hex::encode(Sha256::digest(&body));
+        // Bytes that are not UTF-8 become U+FFFD: their lines are
+        // reported as unreadable instead of failing the file.
+        let text = String::from_utf8_lossy(&body);
+        let ctx = import::Context {
+            kind: list.kind,
+            fuzzy: list.fuzzy,
+            retention_days: list.retention_days,
+            now_ms: now,
+        };
+        let parsed = import::parse(format, &text, &ctx);
+        let file = ImportFile {
+            source: &source,
+            format,
+            sha256: &sha,
+        };
+        Ok(store.import_hotlist(id, file, parsed, &actor, now)?)
+    })
+    .await?;
+    metrics::counter!("platekeeper_hotlist_imports_total").increment(1);
+    if report.applied {
+        Ok((StatusCode::OK, Json(report)).into_response())
+    } else {
+        let body = serde_json::json!({
+            "error": {
+                "code": "import_refused",
+                "message": report.refused.clone().unwrap_or_default(),
+            },
+            "report": report,
+        });
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+    }
+}

@@ -1,0 +1,617 @@
+//! Hot lists and alerts over HTTP against a real store (SPEC R3.1–R3.5,
+//! R4.3): lists, entries, imports, matching at ingest, SSE delivery,
+//! dispositions, re-sending, expiry and the audit trail.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use platekeeper_core::Role;
+use serde_json::{json, Value};
+use support::{api, Api, NOW};
+
+const DAY: i64 = 86_400_000;
+const WAIT: Duration = Duration::from_secs(5);
+
+impl Api {
+    async fn new_list(&self, name: &str, kind: &str, fuzzy: bool) -> i64 {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/hotlists",
+                Some(&self.admin),
+                Some(json!({"name": name, "kind": kind, "retention_days": 60, "fuzzy": fuzzy})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_i64().unwrap()
+    }
+
+    async fn add(&self, list: i64, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            &format!("/api/v1/hotlists/{list}/entries"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn import(&self, list: i64, query: &str, body: &[u8]) -> (StatusCode, Value) {
+        let req = Request::post(format!("/api/v1/hotlists/{list}/import?{query}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        let (s, v, _) = self.send(req).await;
+        (s, v)
+    }
+
+    async fn camera_key(&self, id: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/cameras",
+                Some(&self.admin),
+                Some(json!({"id": id, "name": id, "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["api_key"].as_str().unwrap().to_string()
+    }
+
+    async fn ingest(&self, key: &str, reads: Value) -> Value {
+        let (s, v, _) = self
+            .send(
+                Request::post("/api/v1/reads")
+                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(json!({ "reads": reads }).to_string()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    fn log_kinds(&self) -> Vec<String> {
+        self.store
+            .log_entries(None, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+fn read(n: u32, plate: &str, state: &str) -> Value {
+    json!({
+        "id": format!("00000000-0000-4000-8000-{n:012}"),
+        "plate": plate,
+        "state": state,
+        "ts": platekeeper_core::read::format_time_ms(NOW - 30_000),
+    })
+}
+
+fn expires(days: i64) -> String {
+    platekeeper_core::read::format_time_ms(NOW + days * DAY)
+}
+
+#[tokio::test]
+async fn reads_hitting_a_list_alert_every_connected_officer_at_once() {
+    let api = api().await;
+    let stolen = api.new_list("SVS daily", "stolen_vehicle", false).await;
+    let misread = api.new_list("Homicide 26-114", "agency", true).await;
+    for (list, plate, state) in [
+        (stolen, "7ABC123", Some("CA")),
+        (stolen, "4GH*", None),
+        (misread, "8OB1234", None),
+    ] {
+        let (s, v) = api
+            .add(
+                list,
+                &api.admin,
+                json!({"plate": plate, "state": state, "reason": "stolen 10851 VC",
+                       "case_number": "26-0042", "expires_at": expires(10)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let mut officer = api.open_stream("/api/v1/alerts/stream", &api.officer).await;
+    let mut admin = api.open_stream("/api/v1/alerts/stream", &api.admin).await;
+    assert_eq!(api.alerts.connected(), 2);
+
+    let key = api.camera_key("cam-hot").await;
+    let report = api
+        .ingest(
+            &key,
+            json!([
+                read(1, "7ABC123", "CA"),
+                read(2, "7ABC123", "NV"), // other state: no hit
+                read(3, "4GHJ772", "CA"), // partial entry
+                read(4, "B08I234", "CA"), // a misread of 8OB1234
+                read(5, "1XYZ999", "CA"),
+            ]),
+        )
+        .await;
+    assert_eq!(report["accepted"], 5);
+
+    let mut plates = Vec::new();
+    for _ in 0..3 {
+        let (event, alert) = officer.next(WAIT).await.expect("an alert");
+        assert_eq!(event, "alert");
+        assert!(alert["verify_notice"].as_str().unwrap().contains("CLETS"));
+        assert_eq!(alert["camera"], "cam-hot");
+        plates.push(alert["plate"].as_str().unwrap().to_string());
+        let (_, same) = admin.next(WAIT).await.expect("the administrator too");
+        assert_eq!(same["id"], alert["id"]);
+    }
+    plates.sort();
+    assert_eq!(plates, ["4GHJ772", "7ABC123", "B08I234"]);
+    assert!(officer.next(Duration::from_millis(300)).await.is_none());
+
+    // A re-sent batch raises no second alert.
+    api.ingest(&key, json!([read(1, "7ABC123", "CA")])).await;
+    assert!(officer.next(Duration::from_millis(300)).await.is_none());
+
+    // The record, its read (an access), and closing it.
+    let (s, list) = api
+        .call("GET", "/api/v1/alerts?open=true", Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let id = list[0]["id"].as_i64().unwrap();
+    let (s, opened) = api
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{id}/read"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{opened}");
+    assert_eq!(opened["read"]["plate"], list[0]["plate"]);
+    let access = api
+        .store
+        .access_record(opened["access_id"].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(access.kind, "alert_view");
+    assert_eq!(access.username, "officer1");
+
+    let disp_path = format!("/api/v1/alerts/{id}/disposition");
+    let disp = |body: Value| api.call("POST", &disp_path, Some(&api.officer), Some(body));
+    let (s, v) = disp(json!({"disposition": "arrested"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_disposition")
+        )
+    );
+    let (s, v) = disp(json!({"disposition": "other"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_note"))
+    );
+    let (s, v) = disp(json!({"disposition": "misread", "note": "plate was 7ABC128"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["disposition"], "misread");
+    assert_eq!(v["acknowledged_by"], "officer1");
+    let (s, v) = disp(json!({"disposition": "confirmed"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("alert_closed"))
+    );
+
+    // Deliveries are logged per person, off the delivery path.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let delivered = api
+        .store
+        .log_entries(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "alert_delivered")
+        .map(|e| e.username)
+        .collect::<Vec<_>>();
+    assert_eq!(delivered.iter().filter(|u| *u == "officer1").count(), 3);
+    assert_eq!(delivered.iter().filter(|u| *u == "capt").count(), 3);
+    assert!(api.log_kinds().contains(&"alert_disposition".to_string()));
+    assert!(api.store.verify_log().unwrap().ok);
+}
+
+#[tokio::test]
+async fn who_may_see_and_change_hot_lists() {
+    let mut api = api().await;
+    api.ready_user("dana", Role::Auditor).await;
+    let auditor = api.sign_in_ok("dana").await;
+    // Officers may not create lists; auditors see neither lists nor alerts.
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/hotlists",
+            Some(&api.officer),
+            Some(json!({"name": "x", "kind": "agency", "retention_days": 30})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("role_forbidden"))
+    );
+    let list = api.new_list("Agency list", "agency", false).await;
+    let (s, _) = api
+        .call("GET", "/api/v1/hotlists", Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "officers see which lists exist");
+    let (s, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/hotlists/{list}/entries"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "but not their plates");
+    let (s, _) = api
+        .call("GET", "/api/v1/alerts", Some(&auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = api
+        .send(
+            Request::get("/api/v1/alerts/stream")
+                .header(header::AUTHORIZATION, format!("Bearer {auditor}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = api.call("GET", "/api/v1/alerts/stream", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Bad list definitions.
+    for (body, code) in [
+        (
+            json!({"name": "y", "kind": "gang", "retention_days": 30}),
+            "invalid_kind",
+        ),
+        (
+            json!({"name": "y", "kind": "agency", "retention_days": 0}),
+            "invalid_hotlist",
+        ),
+        (
+            json!({"name": "y", "kind": "agency", "retention_days": 5000}),
+            "invalid_hotlist",
+        ),
+        (
+            json!({"name": "", "kind": "agency", "retention_days": 30}),
+            "invalid_hotlist",
+        ),
+        (
+            json!({"name": "Agency list", "kind": "agency", "retention_days": 30}),
+            "hotlist_exists",
+        ),
+        (json!({"name": "y", "kind": "agency"}), "invalid_body"),
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/api/v1/hotlists",
+                Some(&api.admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert!(s.is_client_error(), "{body}: {s}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn entries_that_match_too_much_or_live_too_long_are_refused() {
+    let mut api = api().await;
+    api.ready_user("ana", Role::Analyst).await;
+    let analyst = api.sign_in_ok("ana").await;
+    let list = api.new_list("Warrants", "warrant", false).await;
+    let entry = |plate: &str, days: i64| json!({"plate": plate, "reason": "felony warrant", "expires_at": expires(days)});
+    for broad in ["*", "??*", "7*", "*AB*", "7?B", "A-?-*"] {
+        let (s, v) = api.add(list, &analyst, entry(broad, 5)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{broad}");
+        assert_eq!(v["error"]["code"], "entry_too_broad", "{broad}: {v}");
+    }
+    for (body, code) in [
+        (entry("7AB;--", 5), "invalid_plate"),
+        (entry("7ABC123", 31), "expiry_too_far"),
+        (entry("7ABC123", -1), "entry_expired"),
+        (
+            json!({"plate": "7ABC123", "reason": " ", "expires_at": expires(5)}),
+            "invalid_reason",
+        ),
+        (
+            json!({"plate": "7ABC123", "reason": "x", "state": "QQ", "expires_at": expires(5)}),
+            "invalid_state",
+        ),
+        (
+            json!({"plate": "7ABC123", "reason": "x", "expires_at": "next week"}),
+            "invalid_timestamp",
+        ),
+        (
+            json!({"plate": "7ABC123", "reason": "x".repeat(501), "expires_at": expires(5)}),
+            "invalid_reason",
+        ),
+    ] {
+        let (s, v) = api.add(list, &analyst, body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+    }
+    // The ALPR Administrator may override the 30-day limit.
+    let (s, v) = api.add(list, &api.admin, entry("7ABC123", 45)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // No expiry given: the longest allowed.
+    let (s, v) = api
+        .add(
+            list,
+            &analyst,
+            json!({"plate": "6TRJ244", "reason": "felony warrant"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["expires_at_ms"], api.now() + 30 * DAY);
+    let (s, _) = api.add(9_999, &analyst, entry("7ABC123", 5)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+const DOJ: &str = "SVS 20261117 CALIFORNIA DOJ STOLEN VEHICLE SYSTEM\n\
+7ABC123 CA0120261101\n\
+6TRJ244 CA1920261030\n\
+?       CA0120261101\n\
+4GHJ772 NV  20261015\n\
+TOTAL RECORDS: 4\n";
+
+#[tokio::test]
+async fn imports_report_every_line_and_replace_their_source_at_once() {
+    let api = api().await;
+    let list = api.new_list("DOJ SVS", "stolen_vehicle", false).await;
+    let (s, v) = api
+        .import(list, "format=doj&source=svs", DOJ.as_bytes())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["added"].as_u64(),
+            v["removed"].as_u64(),
+            v["invalid"].as_u64()
+        ),
+        (Some(3), Some(0), Some(1))
+    );
+    assert_eq!(v["problems"][0]["line"], 4);
+
+    // The next day's file: one recovered, one new; the hand entry stays.
+    api.add(
+        list,
+        &api.admin,
+        json!({"plate": "5XYZ001", "reason": "tip", "expires_at": expires(3)}),
+    )
+    .await;
+    let next = "SVS 20261118\n7ABC123 CA0120261101\n8DEF456 CA0120261117\n4GHJ772 NV  20261015\nTOTAL RECORD 3\n";
+    let (s, v) = api
+        .import(list, "format=doj&source=svs", next.as_bytes())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["added"].as_u64(),
+            v["removed"].as_u64(),
+            v["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
+    let (_, entries) = api
+        .call(
+            "GET",
+            &format!("/api/v1/hotlists/{list}/entries"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    let mut plates: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["plate"].as_str().unwrap())
+        .collect();
+    plates.sort();
+    assert_eq!(plates, ["4GHJ772", "5XYZ001", "7ABC123", "8DEF456"]);
+
+    // A cut-off file changes nothing.
+    let cut = "SVS 20261119\n7ABC123 CA0120261101\n";
+    let (s, v) = api
+        .import(list, "format=doj&source=svs", cut.as_bytes())
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "import_refused");
+    assert_eq!(api.store.hotlist(list).unwrap().unwrap().entries, 4);
+
+    // CSV and NCIC, with hostile lines among good ones.
+    let csv = "plate,state,reason,case_number,make\n1ABC234,CA,armed robbery,26-1,HOND\n\"broken,CA\n\u{0}\u{0},CA,x,,\n2BCD345,CA,,,\n";
+    let (s, v) = api
+        .import(list, "format=csv&source=local", csv.as_bytes())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["added"], 2, "{v}");
+    assert_eq!(v["invalid"], 2, "{v}");
+    let mut junk = vec![0xFFu8, 0xFE, b'\n'];
+    junk.extend(std::iter::repeat_n(b'A', 100_000));
+    let (s, v) = api.import(list, "format=ncic&source=ncic", &junk).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["added"].as_u64(), v["invalid"].as_u64()),
+        (Some(0), Some(2))
+    );
+    for (q, code) in [
+        ("format=xml", "invalid_format"),
+        ("format=csv&source=manual", "invalid_hotlist"),
+        ("format=csv&source=a%20b", "invalid_hotlist"),
+    ] {
+        let (s, v) = api.import(list, q, b"plate\n7ABC123\n").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert_eq!(v["error"]["code"], code, "{q}");
+    }
+    let (s, _) = api.import(9_999, "format=csv", b"plate\n7ABC123\n").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let kinds = api.log_kinds();
+    for k in [
+        "hotlist_created",
+        "hotlist_imported",
+        "hotlist_import_refused",
+        "hotlist_entry_added",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "{k} not logged");
+    }
+}
+
+#[tokio::test]
+async fn expired_entries_stop_matching_and_the_daily_job_removes_them() {
+    let api = api().await;
+    let list = api.new_list("Short", "stolen_plate", false).await;
+    let (_, e) = api
+        .add(
+            list,
+            &api.admin,
+            json!({"plate": "7ABC123", "reason": "stolen plate", "expires_at": expires(2)}),
+        )
+        .await;
+    let entry = e["id"].as_i64().unwrap();
+    api.add(
+        list,
+        &api.admin,
+        json!({"plate": "6TRJ244", "reason": "stolen plate", "expires_at": expires(20)}),
+    )
+    .await;
+    assert_eq!(api.store.hot_entry_count(), 2);
+    let key = api.camera_key("cam-exp").await;
+    api.advance(3 * DAY);
+    let mut r = read(1, "7ABC123", "CA");
+    r["ts"] = json!(platekeeper_core::read::format_time_ms(api.now() - 1_000));
+    api.ingest(&key, json!([r])).await;
+    assert!(
+        api.store.alerts(i64::MAX, 10, false).unwrap().is_empty(),
+        "expired entries never alert"
+    );
+    let purge = api.store.purge_hotlists(api.now()).unwrap();
+    assert_eq!(purge.entries_removed, 1);
+    assert!(api.store.hot_entry(entry).unwrap().is_none());
+    assert_eq!(api.store.hot_entry_count(), 1);
+    // Past the list's retention (60 days) the rest goes, then the list.
+    api.advance(61 * DAY);
+    let purge = api.store.purge_hotlists(api.now()).unwrap();
+    assert_eq!(purge.entries_removed, 1);
+    assert_eq!(purge.lists_removed, ["Short"]);
+    assert!(api.store.hotlist(list).unwrap().is_none());
+    assert_eq!(
+        api.store.purge_hotlists(api.now()).unwrap(),
+        Default::default()
+    );
+    assert!(api.log_kinds().contains(&"hotlist_purged".to_string()));
+}
+
+#[tokio::test]
+async fn unacknowledged_alerts_are_sent_again() {
+    let api = api().await;
+    let list = api.new_list("Amber", "amber", false).await;
+    api.add(
+        list,
+        &api.admin,
+        json!({"plate": "7ABC123", "reason": "AMBER alert", "expires_at": expires(1)}),
+    )
+    .await;
+    let key = api.camera_key("cam-amber").await;
+    api.ingest(&key, json!([read(9, "7ABC123", "CA")])).await;
+    let first = api.store.alerts(i64::MAX, 10, false).unwrap();
+    assert_eq!(first.len(), 1);
+    let id = first[0].id;
+    assert!(api
+        .store
+        .alerts_to_resend(api.now() + 30_000, 60_000, 10)
+        .unwrap()
+        .is_empty());
+    let again = api
+        .store
+        .alerts_to_resend(api.now() + 61_000, 60_000, 10)
+        .unwrap();
+    assert_eq!((again.len(), again[0].sent_count), (1, 2));
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(api
+        .store
+        .alerts_to_resend(api.now() + 600_000, 60_000, 10)
+        .unwrap()
+        .is_empty());
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/alerts/424242/ack",
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn streams_that_disconnect_leave_nothing_behind() {
+    let api = api().await;
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        streams.push(api.open_stream("/api/v1/alerts/stream", &api.officer).await);
+    }
+    assert_eq!(api.alerts.connected(), 200);
+    streams.truncate(50);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(api.alerts.connected(), 50);
+    drop(streams);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(api.alerts.connected(), 0);
+    // A stream ends when its session does.
+    let mut s = api
+        .open_stream("/api/v1/alerts/stream?near_m=500", &api.officer)
+        .await;
+    let (st, _) = api
+        .call("DELETE", "/api/v1/session", Some(&api.officer), None)
+        .await;
+    assert!(st.is_success());
+    // (The test hub re-checks sessions every 200 ms; servers every 30 s.)
+    let (event, data) = s.next(WAIT).await.expect("an end event");
+    assert_eq!(
+        (event.as_str(), data["reason"].as_str()),
+        ("end", Some("session_ended"))
+    );
+    assert!(s.next(Duration::from_millis(200)).await.is_none());
+    let (st, v) = api
+        .call(
+            "GET",
+            "/api/v1/alerts/stream?near_m=-3",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_near"))
+    );
+}
