@@ -110,6 +110,47 @@ pub(crate) fn ready_user(
     Ok(secret)
 }
 
+/// A stolen-vehicle list holding some plates the sample traffic carries,
+/// the plate the printed camera command sends, and a partial plate.
+fn demo_hotlist(store: &Store, sample: &[(String, i64)], now: i64) -> anyhow::Result<()> {
+    use platekeeper_core::hotlist::import::{self, Format};
+    let list = store.create_hotlist(
+        platekeeper_store::NewHotList {
+            name: "Demo stolen vehicles".into(),
+            kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
+            retention_days: 7,
+            fuzzy: false,
+        },
+        &Actor::system("demo"),
+        now,
+    )?;
+    let mut csv = String::from("plate,state,reason,case_number\n");
+    csv.push_str("8DEF456,CA,stolen vehicle (10851 VC),26-000101\n");
+    csv.push_str("7AB?12*,,partial plate from a witness,26-000102\n");
+    for (plate, _) in sample.iter().step_by(97).take(20) {
+        csv.push_str(&format!("{plate},,stolen vehicle (10851 VC),26-000103\n"));
+    }
+    let ctx = import::Context {
+        kind: list.kind,
+        fuzzy: list.fuzzy,
+        retention_days: list.retention_days,
+        now_ms: now,
+    };
+    let parsed = import::parse(Format::Csv, &csv, &ctx);
+    store.import_hotlist(
+        list.id,
+        platekeeper_store::ImportFile {
+            source: "demo",
+            format: Format::Csv,
+            sha256: "demo data",
+        },
+        parsed,
+        &Actor::system("demo"),
+        now,
+    )?;
+    Ok(())
+}
+
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("platekeeper-demo-{}", std::process::id()));
     let now = crate::now_ms();
@@ -135,6 +176,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
                 eprintln!("  {done} reads");
             }
         })?;
+        demo_hotlist(&store, &sample, now)?;
         (sample, key, logins)
     };
     let dir_text = dir.display().to_string();
@@ -162,7 +204,10 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", {purpose}}}'\n\
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"*{sub}*\", {purpose}}}'\n\
              curl -s {url}/api/v1/search -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"plate\": \"{plate}\", \"fuzzy\": true, {purpose}}}'\n\
-             Send a read as a camera (key of camera demo-camera):\n\
+             Watch live alerts (in a second terminal, with the same TOKEN):\n\
+             curl -N {url}/api/v1/alerts/stream -H \"authorization: Bearer $TOKEN\"\n\
+             Send a read as a camera (key of camera demo-camera); 8DEF456 is on the list\n\
+             \"Demo stolen vehicles\", so the stream shows an alert at once:\n\
              curl -s {url}/api/v1/reads -H 'authorization: Bearer {camera_key}' -H 'content-type: application/json' \\\n  \
                -d '{{\"reads\": [{{\"id\": \"6f1c2b9e-0d4a-4b8e-9c57-2f3d2b1c9e10\", \"plate\": \"8DEF456\", \"state\": \"CA\", \"ts\": \"{ts}\", \"lat\": 37.8044, \"lon\": -122.2712}}]}}'\n\
              Health and metrics: {url}/healthz  {url}/metrics\n\n\

@@ -571,6 +571,21 @@ async fn unacknowledged_alerts_are_sent_again() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Hits from long ago are not re-sent (after a restart, say).
+    api.ingest(&key, json!([read(10, "7ABC123", "CA")])).await;
+    let later = api.now() + 11 * 60_000;
+    assert!(api
+        .store
+        .alerts_to_resend(later, 60_000, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        api.store
+            .alerts_to_resend(api.now() + 61_000, 60_000, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]

@@ -320,7 +320,10 @@ impl Store {
     }
 
     /// Unacknowledged alerts last sent at least `after_ms` ago, marked as
-    /// sent again now; at most `max_sends` sends each.
+    /// sent again now; at most `max_sends` sends each, and only within
+    /// `after_ms × max_sends` of the hit: after a restart, hits from long
+    /// ago are not worth an officer's attention again (the vehicle has
+    /// moved on; they stay in `GET /api/v1/alerts`).
     pub fn alerts_to_resend(
         &self,
         now_ms: i64,
@@ -334,9 +337,11 @@ impl Store {
             let mut stmt = tx.prepare_cached(&format!(
                 "UPDATE alerts SET sent_count = sent_count + 1, last_sent_at = ?1
                  WHERE acknowledged_at IS NULL AND last_sent_at <= ?2 AND sent_count < ?3
+                   AND created_at > ?4
                  RETURNING {COLUMNS}"
             ))?;
-            let mut rows = stmt.query(params![now_ms, now_ms - after_ms, max_sends])?;
+            let window = now_ms - after_ms.saturating_mul(max_sends);
+            let mut rows = stmt.query(params![now_ms, now_ms - after_ms, max_sends, window])?;
             while let Some(r) = rows.next()? {
                 out.push(alert_row(r)?);
             }

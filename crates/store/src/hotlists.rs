@@ -175,13 +175,21 @@ fn entry_row(r: &Row<'_>) -> Result<HotEntry, StoreError> {
     })
 }
 
-fn details_json(d: &[(String, String)]) -> Option<String> {
+fn details_json(d: &[(&'static str, String)]) -> Option<String> {
     (!d.is_empty()).then(|| {
-        let map: serde_json::Map<String, serde_json::Value> = d
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        serde_json::Value::Object(map).to_string()
+        let mut out = String::with_capacity(16 * d.len() + 2);
+        out.push('{');
+        for (i, (k, v)) in d.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Keys are fixed names; values are escaped by serde_json.
+            out.push_str(&serde_json::Value::String((*k).to_string()).to_string());
+            out.push(':');
+            out.push_str(&serde_json::Value::String(v.clone()).to_string());
+        }
+        out.push('}');
+        out
     })
 }
 
@@ -510,6 +518,11 @@ impl Store {
             .entries
             .into_iter()
             .map(|(_, d)| {
+                // Parsed for this list already, unless the caller used
+                // another misread setting.
+                if d.pattern.is_fuzzy() == list.fuzzy {
+                    return Ok(d);
+                }
                 Ok(EntryDraft {
                     pattern: PlatePattern::parse(d.pattern.as_str(), list.fuzzy)
                         .map_err(|e| StoreError::InvalidHotList(format!("plate: {e}")))?,
@@ -522,13 +535,13 @@ impl Store {
             let ((old_ids, new_ids, added, removed, unchanged), _) =
                 self.with_log(|tx, head| {
                     let old = source_keys(tx, list_id, source)?;
-                    let old_ids: Vec<i64> = old.values().copied().collect();
+                    let old_ids: Vec<i64> = old.ids();
                     tx.execute(
                         "DELETE FROM hotlist_entries WHERE list_id = ?1 AND source = ?2",
                         params![list_id, source],
                     )?;
                     let mut new_ids = Vec::with_capacity(entries.len());
-                    let mut kept = HashSet::new();
+                    let mut unchanged = 0;
                     for d in &entries {
                         new_ids.push(insert_entry(
                             tx,
@@ -538,11 +551,13 @@ impl Store {
                             &actor.username,
                             now_ms,
                         )?);
-                        kept.insert((d.pattern.as_str().to_string(), d.state.map(|s| s.code())));
+                        // The parser dropped duplicates: each key once.
+                        if old.contains_key(&(d.pattern.as_str(), d.state.map(|s| s.code()))) {
+                            unchanged += 1;
+                        }
                     }
-                    let unchanged = kept.iter().filter(|k| old.contains_key(*k)).count();
-                    let added = kept.len() - unchanged;
-                    let removed = old.len() - unchanged;
+                    let added = entries.len() - unchanged;
+                    let removed = old.len - unchanged;
                     tx.execute(
                         "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
                         params![list_id, now_ms],
@@ -569,8 +584,14 @@ impl Store {
         };
         let add = new_ids
             .into_iter()
-            .zip(&entries)
-            .map(|(id, d)| match_entry(id, list_id, d))
+            .zip(entries)
+            .map(|(id, d)| MatchEntry {
+                id,
+                list: list_id,
+                pattern: d.pattern,
+                state: d.state,
+                expires_at_ms: d.expires_at_ms,
+            })
             .collect();
         self.apply_hot_changes(old_ids, add)?;
         report.applied = true;
@@ -671,7 +692,7 @@ impl Store {
                 m.insert(e);
             }
             if m.wants_rebuild() {
-                let fresh = rebuilt(m.entries(), &HashSet::new());
+                let fresh = rebuilt(m.entries(), &HashSet::new(), m.len());
                 *m = fresh;
             }
             return Ok(());
@@ -679,7 +700,7 @@ impl Store {
         let gone: HashSet<i64> = remove.into_iter().collect();
         let mut fresh = {
             let m = self.hot.read().map_err(|_| StoreError::Poisoned)?;
-            rebuilt(m.entries(), &gone)
+            rebuilt(m.entries(), &gone, m.len() + add.len())
         };
         for e in add {
             fresh.insert(e);
@@ -699,16 +720,44 @@ fn source_keys(
     tx: &rusqlite::Transaction<'_>,
     list_id: i64,
     source: &str,
-) -> Result<HashMap<(String, Option<u8>), i64>, StoreError> {
+) -> Result<SourceKeys, StoreError> {
     let mut stmt = tx.prepare(
         "SELECT id, plate, state FROM hotlist_entries WHERE list_id = ?1 AND source = ?2",
     )?;
     let mut rows = stmt.query(params![list_id, source])?;
-    let mut out = HashMap::new();
+    let mut out = SourceKeys::default();
     while let Some(r) = rows.next()? {
-        out.insert((r.get(1)?, r.get(2)?), r.get(0)?);
+        let plate: String = r.get(1)?;
+        out.by_plate
+            .entry(plate)
+            .or_default()
+            .push((r.get(2)?, r.get(0)?));
+        out.len += 1;
     }
     Ok(out)
+}
+
+/// A source's stored entries by plate, then state.
+#[derive(Default)]
+struct SourceKeys {
+    by_plate: HashMap<String, Vec<(Option<u8>, i64)>>,
+    len: usize,
+}
+
+impl SourceKeys {
+    fn contains_key(&self, key: &(&str, Option<u8>)) -> bool {
+        self.by_plate
+            .get(key.0)
+            .is_some_and(|v| v.iter().any(|(s, _)| *s == key.1))
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.by_plate
+            .values()
+            .flatten()
+            .map(|(_, id)| *id)
+            .collect()
+    }
 }
 
 fn entry_ids(
@@ -728,8 +777,12 @@ fn entry_ids(
 }
 
 /// A fresh index of `entries` less `gone` (removals leave dead slots).
-fn rebuilt<'a>(entries: impl Iterator<Item = &'a MatchEntry>, gone: &HashSet<i64>) -> Matcher {
-    let mut fresh = Matcher::new();
+fn rebuilt<'a>(
+    entries: impl Iterator<Item = &'a MatchEntry>,
+    gone: &HashSet<i64>,
+    capacity: usize,
+) -> Matcher {
+    let mut fresh = Matcher::with_capacity(capacity);
     for e in entries.filter(|e| !gone.contains(&e.id)) {
         fresh.insert(e.clone());
     }

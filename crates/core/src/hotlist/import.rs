@@ -8,8 +8,6 @@
 //! count disagrees): an import replaces the source's entries, and a cut
 //! file would silently drop stolen vehicles from the list.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::{check_pattern, clean_text, import_expiry, EntryDraft, ListKind};
@@ -93,27 +91,19 @@ struct Record {
     reason: Option<String>,
     case_number: Option<String>,
     expires_at_ms: Option<i64>,
-    details: Vec<(String, String)>,
+    details: Vec<(&'static str, String)>,
 }
 
 /// Parses a file's text in `format`.
 pub fn parse(format: Format, text: &str, ctx: &Context) -> Parsed {
     let mut out = Parsed::default();
-    let mut seen: HashMap<(String, Option<Region>), usize> = HashMap::new();
     let mut accept = |out: &mut Parsed, line: usize, rec: Result<Record, String>| {
         let rec = match rec {
             Ok(r) => r,
             Err(msg) => return out.problem(line, msg),
         };
         match check_record(rec, ctx) {
-            Ok(draft) => {
-                let key = (draft.pattern.as_str().to_string(), draft.state);
-                if seen.insert(key, line).is_some() {
-                    out.duplicates += 1;
-                } else {
-                    out.entries.push((line, draft));
-                }
-            }
+            Ok(draft) => out.entries.push((line, draft)),
             Err(msg) => out.problem(line, msg),
         }
     };
@@ -129,7 +119,33 @@ pub fn parse(format: Format, text: &str, ctx: &Context) -> Parsed {
             }
         }
     }
+    drop_duplicates(&mut out);
     out
+}
+
+/// Keeps the first line of each plate and state; counts the others.
+/// (Sorting indexes costs no allocation per entry, unlike a set of keys.)
+fn drop_duplicates(out: &mut Parsed) {
+    let mut order: Vec<usize> = (0..out.entries.len()).collect();
+    let key = |i: usize| {
+        let d = &out.entries[i].1;
+        (d.pattern.as_str(), d.state.map(|s| s.code()), i)
+    };
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut dup = vec![false; out.entries.len()];
+    for w in order.windows(2) {
+        let (a, b) = (key(w[0]), key(w[1]));
+        if (a.0, a.1) == (b.0, b.1) {
+            dup[w[1]] = true;
+        }
+    }
+    let before = out.entries.len();
+    let mut i = 0;
+    out.entries.retain(|_| {
+        i += 1;
+        !dup[i - 1]
+    });
+    out.duplicates += before - out.entries.len();
 }
 
 fn check_record(rec: Record, ctx: &Context) -> Result<EntryDraft, String> {
@@ -169,7 +185,15 @@ fn check_record(rec: Record, ctx: &Context) -> Result<EntryDraft, String> {
     };
     let mut details = Vec::new();
     for (k, v) in rec.details {
-        let v = clean_text(&v, "details").map_err(|e| e.to_string())?;
+        // Fixed-width fields are already trimmed and printable.
+        if v.chars().any(char::is_control) {
+            return Err(format!("{k}: contains control characters"));
+        }
+        let v = if v.trim().len() == v.len() {
+            v
+        } else {
+            v.trim().to_string()
+        };
         if v.chars().count() > 64 {
             return Err(format!("{k}: longer than 64 characters"));
         }
@@ -228,7 +252,7 @@ fn parse_csv(text: &str, out: &mut Parsed, accept: &mut Accept<'_>) {
         col("case_number"),
         col("expires_at"),
     );
-    let detail_cols: Vec<(&str, usize)> = [
+    let detail_cols: Vec<(&'static str, usize)> = [
         "year",
         "make",
         "model",
@@ -272,7 +296,7 @@ fn parse_csv(text: &str, out: &mut Parsed, accept: &mut Accept<'_>) {
                 expires_at_ms,
                 details: detail_cols
                     .iter()
-                    .filter_map(|(name, i)| get(Some(*i)).map(|v| (name.to_string(), v)))
+                    .filter_map(|(name, i)| get(Some(*i)).map(|v| (*name, v)))
                     .collect(),
             })
         })();
@@ -385,8 +409,10 @@ fn doj_record(line: &str) -> Result<Record, String> {
             .map(|s| String::from_utf8_lossy(s).trim().to_string())
             .unwrap_or_default()
     };
-    let mut details = vec![("county".to_string(), field(10, Some(12)))];
-    details.push(("date_of_loss".into(), field(12, None)));
+    let details = vec![
+        ("county", field(10, Some(12))),
+        ("date_of_loss", field(12, None)),
+    ];
     Ok(Record {
         plate: field(0, Some(8)),
         state: Some(field(8, Some(10))),
@@ -410,12 +436,12 @@ fn ncic_record(line: &str) -> Result<Record, String> {
         plate: field(27, Some(37)),
         state: Some(field(37, Some(39))),
         details: vec![
-            ("ncic_type".into(), field(0, Some(1))),
-            ("incident_date".into(), field(19, Some(27))),
-            ("year".into(), field(45, Some(49))),
-            ("make".into(), field(49, Some(53))),
-            ("model".into(), field(53, Some(56))),
-            ("color".into(), field(58, None)),
+            ("ncic_type", field(0, Some(1))),
+            ("incident_date", field(19, Some(27))),
+            ("year", field(45, Some(49))),
+            ("make", field(49, Some(53))),
+            ("model", field(53, Some(56))),
+            ("color", field(58, None)),
         ],
         ..Record::default()
     })
@@ -479,7 +505,7 @@ mod tests {
         let p = parse(Format::Csv, text, &ctx());
         assert_eq!(plates(&p), ["7ABC123"]);
         assert_eq!(p.entries[0].0, 2);
-        assert_eq!(p.entries[0].1.details, [("make".into(), "HOND".into())]);
+        assert_eq!(p.entries[0].1.details, [("make", "HOND".to_string())]);
         let lines: Vec<usize> = p.problems.iter().map(|x| x.line).collect();
         assert_eq!(lines, [3, 4, 5], "{:?}", p.problems);
         assert!(p.problems[2].message.contains("not closed"));
@@ -531,8 +557,8 @@ mod tests {
         assert_eq!(d.state, Region::parse("CA"));
         assert!(d
             .details
-            .contains(&("date_of_loss".into(), "20261101".into())));
-        assert!(d.details.contains(&("county".into(), "01".into())));
+            .contains(&("date_of_loss", "20261101".to_string())));
+        assert!(d.details.contains(&("county", "01".to_string())));
 
         let cut = "SVS HEADER\n7ABC123 CA0120261101\n";
         assert!(parse(Format::Doj, cut, &ctx()).refused.is_some());
@@ -568,7 +594,7 @@ mod tests {
             ("model", "CAM"),
             ("color", "BLK"),
         ] {
-            assert!(d.details.contains(&(kv.0.into(), kv.1.into())), "{kv:?}");
+            assert!(d.details.contains(&(kv.0, kv.1.to_string())), "{kv:?}");
         }
         let lines: Vec<usize> = p.problems.iter().map(|x| x.line).collect();
         assert_eq!(lines, [2, 4]);

@@ -184,7 +184,7 @@ pub struct EntryDraft {
     pub expires_at_ms: i64,
     /// Vehicle description and source fields from an import (year, make,
     /// model, color, county, date of loss), as shown in the alert.
-    pub details: Vec<(String, String)>,
+    pub details: Vec<(&'static str, String)>,
 }
 
 /// An entry as submitted, before checking.
