@@ -333,13 +333,53 @@ pub async fn remove_entry(
 #[derive(Deserialize, IntoParams)]
 pub struct ImportParams {
     /// `csv`, `doj` (California DOJ fixed-width: svs, sfr, slr) or `ncic`.
-    pub format: String,
+    /// When absent: told from the uploaded file's name, else its content.
+    pub format: Option<String>,
     /// What the file is, e.g. `svs`: a later import of the same source
     /// replaces this one's entries. Defaults to the format's name.
     pub source: Option<String>,
 }
 
-/// Imports a file (the request body, as sent). The source's previous
+/// The file of a `multipart/form-data` upload (its first part that has a
+/// body) and its file name; `None` if the body is not such an upload.
+fn multipart_file<'a>(content_type: &str, body: &'a [u8]) -> Option<(Option<String>, &'a [u8])> {
+    let ct = content_type.to_ascii_lowercase();
+    if !ct.starts_with("multipart/form-data") {
+        return None;
+    }
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim_matches('"'))?;
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut at = find(body, delimiter.as_bytes(), 0)? + delimiter.len();
+    loop {
+        let head_end = find(body, b"\r\n\r\n", at)?;
+        let head = String::from_utf8_lossy(&body[at..head_end]).to_string();
+        let start = head_end + 4;
+        let next = find(body, format!("\r\n{delimiter}").as_bytes(), start)?;
+        let name = head
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case("filename"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+        if name.is_some() || next > start {
+            return Some((name, &body[start..next]));
+        }
+        at = next + 2 + delimiter.len();
+    }
+}
+
+/// Imports a file: the request body as sent, or the file of a
+/// `multipart/form-data` upload. The format is `format`, or told from the
+/// file's name or content. The source's previous
 /// entries are replaced in one transaction; the report lists added,
 /// removed and unchanged entries and every unusable line by number. A
 /// file that looks cut short (a DOJ file without a matching `TOTAL
@@ -362,30 +402,52 @@ pub async fn import_file(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
     params: Result<Query<ImportParams>, QueryRejection>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(path)?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
-    let format = Format::parse(&params.format).ok_or_else(|| {
-        ApiError::unprocessable(
-            "invalid_format",
-            format!("format {:?} must be csv, doj or ncic", params.format),
-        )
-    })?;
-    let source = params
-        .source
-        .unwrap_or_else(|| params.format.to_ascii_lowercase());
+    let named = match &params.format {
+        None => None,
+        Some(f) => Some(Format::parse(f).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_format",
+                format!("format {f:?} must be csv, doj or ncic"),
+            )
+        })?),
+    };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
     let report = blocking(move || {
         let list = store.hotlist(id)?.ok_or_else(|| unknown_list(id))?;
-        let sha = hex::encode(Sha256::digest(&body));
+        // A browser form upload, or the file as the body.
+        let (file_name, bytes) = match multipart_file(&content_type, &body) {
+            Some((name, bytes)) => (name, bytes),
+            None if content_type.to_ascii_lowercase().starts_with("multipart/") => {
+                return Err(ApiError::bad_request(
+                    "invalid_upload",
+                    "the multipart body holds no file part",
+                ))
+            }
+            None => (None, &body[..]),
+        };
+        let sha = hex::encode(Sha256::digest(bytes));
         // Bytes that are not UTF-8 become U+FFFD: their lines are
         // reported as unreadable instead of failing the file.
-        let text = String::from_utf8_lossy(&body);
+        let text = String::from_utf8_lossy(bytes);
+        let format = named.unwrap_or_else(|| Format::sniff(file_name.as_deref(), &text));
+        let source = params
+            .source
+            .clone()
+            .unwrap_or_else(|| format.as_str().to_string());
         let ctx = import::Context {
             kind: list.kind,
             fuzzy: list.fuzzy,

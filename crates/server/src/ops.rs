@@ -70,6 +70,8 @@ pub async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("platekeeper_distinct_plates").set(state.store.distinct_plates() as f64);
     metrics::gauge!("platekeeper_database_bytes").set(state.store.database_bytes() as f64);
     metrics::gauge!("platekeeper_cameras").set(state.store.cameras().len() as f64);
+    metrics::gauge!("platekeeper_hotlist_entries").set(state.store.hot_entry_count() as f64);
+    metrics::gauge!("platekeeper_alert_streams").set(state.alerts.connected() as f64);
     let body = register_metrics().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -447,6 +447,38 @@ async fn imports_report_every_line_and_replace_their_source_at_once() {
         (v["added"].as_u64(), v["invalid"].as_u64()),
         (Some(0), Some(2))
     );
+    // A form upload, format told from the file name.
+    let form = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"svs_20261120.txt\"\r\nContent-Type: text/plain\r\n\r\nSVS 20261120\n3QRS789 CA0120261119\nTOTAL RECORD 1\n\r\n--XyZ--\r\n";
+    let req = Request::post(format!("/api/v1/hotlists/{list}/import?source=svs2"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body(Body::from(form))
+        .unwrap();
+    let (s, v, _) = api.send(req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["format"].as_str(), v["added"].as_u64()),
+        (Some("doj"), Some(1))
+    );
+    let req = Request::post(format!("/api/v1/hotlists/{list}/import"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body(Body::from("--XyZ--\r\n"))
+        .unwrap();
+    let (s, v, _) = api.send(req).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_upload"))
+    );
+    // No format named: a CSV header tells.
+    let (s, v) = api
+        .import(list, "source=sniffed", b"plate,reason\n9ZZZ999,test\n")
+        .await;
+    assert_eq!(
+        (s, v["format"].as_str()),
+        (StatusCode::OK, Some("csv")),
+        "{v}"
+    );
     for (q, code) in [
         ("format=xml", "invalid_format"),
         ("format=csv&source=manual", "invalid_hotlist"),

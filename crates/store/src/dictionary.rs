@@ -32,6 +32,24 @@ pub struct PlateSpan {
     pub plate: Plate,
     pub first_day: i32,
     pub last_day: i32,
+    /// Bit k: the plate was read on `last_day - k` (k < 32). Days before
+    /// that window are not tracked.
+    pub recent: u32,
+}
+
+/// Days before the last one that [`PlateSpan::recent`] tracks.
+const RECENT_DAYS: i32 = 32;
+
+impl PlateSpan {
+    /// Whether the plate may have reads on `day`: false only where the
+    /// dictionary knows it has none, so a search skips that day's file.
+    pub fn maybe_on(&self, day: i32) -> bool {
+        if !(self.first_day..=self.last_day).contains(&day) {
+            return false;
+        }
+        let k = self.last_day - day;
+        k >= RECENT_DAYS || self.recent & (1 << k) != 0
+    }
 }
 
 #[derive(Default)]
@@ -40,6 +58,7 @@ pub struct PlateDictionary {
     canon: [Vec<u8>; MAX_PLATE_LEN],
     first_day: Vec<u16>,
     last_day: Vec<u16>,
+    recent: Vec<u32>,
     /// Open-addressing table of indexes into the columns, keyed by the
     /// packed plate; sized to a power of two, at most 70% full.
     slots: Vec<u32>,
@@ -178,7 +197,14 @@ impl PlateDictionary {
         let d = day_offset(day);
         if let Some(idx) = self.find_slot(word) {
             self.first_day[idx] = self.first_day[idx].min(d);
-            self.last_day[idx] = self.last_day[idx].max(d);
+            let last = self.last_day[idx];
+            if d > last {
+                let shift = (d - last) as u32;
+                self.recent[idx] = self.recent[idx].checked_shl(shift).unwrap_or(0) | 1;
+                self.last_day[idx] = d;
+            } else if ((last - d) as i32) < RECENT_DAYS {
+                self.recent[idx] |= 1 << (last - d);
+            }
             return;
         }
         if (self.len() + 1) * 10 > self.slots.len() * 7 {
@@ -192,6 +218,7 @@ impl PlateDictionary {
         }
         self.first_day.push(d);
         self.last_day.push(d);
+        self.recent.push(1);
         let mask = self.slots.len() - 1;
         let mut i = hash(word) as usize & mask;
         while self.slots[i] != EMPTY {
@@ -205,6 +232,7 @@ impl PlateDictionary {
             plate: Plate::from_packed(Self::word(&self.cols, idx))?,
             first_day: self.first_day[idx] as i32 + DAY_ORIGIN,
             last_day: self.last_day[idx] as i32 + DAY_ORIGIN,
+            recent: self.recent[idx],
         })
     }
 
@@ -317,6 +345,30 @@ mod tests {
         assert_eq!((s.first_day, s.last_day), (19_990, 20_100));
         assert!(d.get(&plate("Q1")).is_none());
         assert_eq!(d.get(&plate("P4999")).unwrap().first_day, 20_000 + 4999 % 7);
+    }
+
+    #[test]
+    fn days_without_reads_are_skipped() {
+        let mut d = PlateDictionary::default();
+        let p = plate("7ABC123");
+        // Seen out of order, as late uploads arrive.
+        for day in [20_010, 20_003, 20_020, 19_950, 20_019] {
+            d.observe(&p, day);
+        }
+        let s = d.get(&p).unwrap();
+        for day in [20_020, 20_019, 20_010, 20_003, 19_950] {
+            assert!(s.maybe_on(day), "{day}");
+        }
+        for day in [20_021, 20_018, 20_011, 20_004, 19_949] {
+            assert!(!s.maybe_on(day), "{day}");
+        }
+        // Older than the 32 days tracked: not known, so probed.
+        assert!(s.maybe_on(19_960));
+        // A jump of more than 32 days forgets the window.
+        d.observe(&p, 20_100);
+        let s = d.get(&p).unwrap();
+        assert!(s.maybe_on(20_100) && !s.maybe_on(20_099) && !s.maybe_on(20_080));
+        assert!(s.maybe_on(20_020), "beyond the window: probed");
     }
 
     #[test]

@@ -321,6 +321,13 @@ impl Store {
         let mut reads: Vec<StoredRead> = Vec::new();
         for file in days {
             let day = file.day;
+            // A day none of the plates was read on is not opened.
+            if candidates
+                .as_ref()
+                .is_some_and(|c| !c.iter().any(|s| s.maybe_on(day)))
+            {
+                continue;
+            }
             let conn = file.reader()?;
             let Some((lo, mut hi)) = partition::rowid_range(day, from, to) else {
                 continue;
@@ -352,10 +359,7 @@ impl Store {
                         "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ?{filters}"
                     );
                     let mut found: Vec<StoredRead> = Vec::new();
-                    for span in cands
-                        .iter()
-                        .filter(|s| (s.first_day..=s.last_day).contains(&day))
-                    {
+                    for span in cands.iter().filter(|s| s.maybe_on(day)) {
                         let code = span.plate.code();
                         if let Some(rowids) = file.open_rowids(code, lo, hi) {
                             // An open day: the in-memory index gives the rows.

@@ -31,6 +31,51 @@ impl Format {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Doj => "doj",
+            Format::Ncic => "ncic",
+        }
+    }
+
+    /// The format of a file sent without one named: by its name where it
+    /// tells (`.csv`; DOJ's `svs`, `sfr`, `slr`; `ncic`), else by its
+    /// content (a header naming `plate` is CSV, a `TOTAL RECORD` footer is
+    /// DOJ, anything else is read as NCIC).
+    pub fn sniff(file_name: Option<&str>, text: &str) -> Format {
+        if let Some(name) = file_name.map(str::to_ascii_lowercase) {
+            if name.ends_with(".csv") {
+                return Format::Csv;
+            }
+            if name.contains("ncic") {
+                return Format::Ncic;
+            }
+            if ["svs", "sfr", "slr"].iter().any(|k| name.contains(k)) {
+                return Format::Doj;
+            }
+        }
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        if first
+            .to_ascii_lowercase()
+            .split(',')
+            .any(|h| h.trim().trim_matches('"') == "plate")
+        {
+            return Format::Csv;
+        }
+        let footer = text
+            .lines()
+            .rev()
+            .filter(|l| !l.trim().is_empty())
+            .take(2)
+            .any(|l| l.to_ascii_uppercase().contains("TOTAL RECORD"));
+        if footer {
+            Format::Doj
+        } else {
+            Format::Ncic
+        }
+    }
 }
 
 /// Longest line accepted; longer ones are reported, not read.
@@ -598,6 +643,22 @@ mod tests {
         }
         let lines: Vec<usize> = p.problems.iter().map(|x| x.line).collect();
         assert_eq!(lines, [2, 4]);
+    }
+
+    #[test]
+    fn formats_are_told_by_name_or_content() {
+        assert_eq!(Format::sniff(Some("SVS_20261122.TXT"), ""), Format::Doj);
+        assert_eq!(Format::sniff(Some("list.csv"), ""), Format::Csv);
+        assert_eq!(Format::sniff(Some("ncic-extract.dat"), ""), Format::Ncic);
+        assert_eq!(
+            Format::sniff(None, "\nPlate,State\n7ABC123,CA\n"),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::sniff(None, "HDR\n7ABC123 CA01\nTOTAL RECORD 1\n\n"),
+            Format::Doj
+        );
+        assert_eq!(Format::sniff(None, "V   …"), Format::Ncic);
     }
 
     #[test]
