@@ -135,6 +135,7 @@ fn demo_hotlist(store: &Store, sample: &[(String, i64)], now: i64) -> anyhow::Re
         fuzzy: list.fuzzy,
         retention_days: list.retention_days,
         now_ms: now,
+        max_expiry_ms: now + 7 * 86_400_000,
     };
     let parsed = import::parse(Format::Csv, &csv, &ctx);
     store.import_hotlist(
@@ -143,6 +144,7 @@ fn demo_hotlist(store: &Store, sample: &[(String, i64)], now: i64) -> anyhow::Re
             source: "demo",
             format: Format::Csv,
             sha256: "demo data",
+            replace_all: false,
         },
         parsed,
         &Actor::system("demo"),

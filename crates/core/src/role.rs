@@ -39,6 +39,9 @@ pub enum Right {
     ViewAlerts,
     /// Create and edit hot lists.
     ManageHotLists,
+    /// Let a hand-entered hot-list entry last beyond 30 days (up to its
+    /// list's retention): the ALPR Administrator's override.
+    OverrideEntryExpiry,
     /// Create users, record training and approvals, change roles.
     ManageAccounts,
     /// Register cameras and issue their keys.
@@ -96,6 +99,7 @@ pub const RIGHTS: &[(Role, &[Right])] = &[
             ExportReads,
             ViewAlerts,
             ManageHotLists,
+            OverrideEntryExpiry,
             ManageAccounts,
             ManageCameras,
             ManagePolicy,

@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use futures_util::stream::Stream;
 use platekeeper_core::hotlist::Disposition;
 use platekeeper_core::{Area, GeoPoint, Purpose, ReadId, Right};
-use platekeeper_store::{AccessKind, Alert, NewEntry, Store};
+use platekeeper_store::{AccessKind, Alert, AlertStatus, NewEntry, Store};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::{IntoParams, ToSchema};
@@ -151,11 +151,21 @@ async fn log_deliveries(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Deliv
                 purpose: None,
             })
             .collect();
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.log_events(entries)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "logging alert deliveries failed"),
-            Err(e) => tracing::error!(error = %e, "alert delivery logger failed"),
+        // A failed write is tried again (a full disk, a busy database):
+        // deliveries are accesses and must reach the log.
+        let mut wait = Duration::from_millis(200);
+        loop {
+            let store = store.clone();
+            let batch = entries.clone();
+            match tokio::task::spawn_blocking(move || store.log_events(batch)).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "logging alert deliveries failed; retrying")
+                }
+                Err(e) => tracing::error!(error = %e, "alert delivery logger failed; retrying"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
 }
@@ -273,8 +283,19 @@ impl StreamState {
                     let store = self.state.store.clone();
                     let now = self.state.now_ms();
                     let token = self.token.clone();
+                    // Still signed in, and still allowed plate data
+                    // (training, approval, role may have changed).
                     let live = tokio::task::spawn_blocking(move || {
-                        store.session(&token, now).ok().flatten().is_some()
+                        let Some(session) = store.session(&token, now).ok().flatten() else {
+                            return false;
+                        };
+                        let Some(account) = store.account(&session.username).ok().flatten() else {
+                            return false;
+                        };
+                        let policy = store.policy();
+                        account.role.may(Right::ViewAlerts)
+                            && account.state().check_usable(&policy.accounts, now).is_ok()
+                            && account.state().check_plate_data(&policy.accounts, now).is_ok()
                     })
                     .await
                     .unwrap_or(false);
@@ -305,31 +326,91 @@ pub struct ListParams {
     /// Only alerts without a disposition.
     #[serde(default)]
     pub open: bool,
-    /// Alerts with an id below this (the last id of the previous page).
-    pub before: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     pub limit: Option<usize>,
 }
 
-/// Recent alerts, newest first.
+#[derive(serde::Serialize, ToSchema)]
+pub struct AlertList {
+    /// The access this listing was logged under.
+    pub access_id: i64,
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<Alert>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The access an alert view is logged under: its purpose is the alerts
+/// themselves (they were raised by the system, not sought by the person).
+async fn alert_access(
+    state: &AppState,
+    who: &Person,
+    query: serde_json::Value,
+    case_number: &str,
+    offense: &str,
+    reason: &str,
+) -> Result<platekeeper_store::Access, ApiError> {
+    let purpose = Purpose::new(case_number, offense, reason)
+        .map_err(|e| ApiError::internal(format!("alert purpose: {e}")))?;
+    open_access(state, who, AccessKind::AlertView, query, purpose).await
+}
+
+/// Recent alerts, newest first. Listing is an access (kind `alert_view`):
+/// it returns plates, times and places.
 #[utoipa::path(
     get,
     path = "/api/v1/alerts",
     params(ListParams),
-    responses((status = 200, description = "Alerts, newest first", body = Vec<Object>)),
+    responses((status = 200, description = "Alerts, newest first", body = AlertList)),
     tag = "alerts"
 )]
 pub async fn list_alerts(
     State(state): State<AppState>,
     who: Person,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Result<Json<Vec<Alert>>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let limit = crate::search::page_limit(p.limit)?.min(500);
+    let before = match p.cursor.as_deref() {
+        None => i64::MAX,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("cursor {c:?} is not one this server issued"),
+            )
+        })?,
+    };
+    let access = alert_access(
+        &state,
+        &who,
+        serde_json::json!({"alerts": "list", "open": p.open, "cursor": p.cursor, "limit": limit}),
+        "ALERT-REVIEW",
+        "hot-list alerts",
+        "reviewing hot-list alerts raised by the system",
+    )
+    .await?;
     let store = state.store.clone();
-    let alerts =
-        blocking(move || Ok(store.alerts(p.before.unwrap_or(i64::MAX), limit, p.open)?)).await?;
-    Ok(Json(alerts))
+    let now = state.now_ms();
+    let (access, alerts) = blocking(move || {
+        let alerts = store.alerts(&access, before, limit, p.open)?;
+        let returned: Vec<(ReadId, i64)> = alerts
+            .iter()
+            .filter_map(|a| ReadId::parse(&a.read_id).ok().map(|id| (id, a.read_ts_ms)))
+            .collect();
+        store.record_results(&access, &returned, now)?;
+        Ok((access, alerts))
+    })
+    .await?;
+    let next_cursor = (alerts.len() >= limit)
+        .then(|| alerts.last().map(|a| a.id.to_string()))
+        .flatten();
+    Ok(Json(AlertList {
+        access_id: access.id(),
+        alerts,
+        next_cursor,
+    }))
 }
 
 fn alert_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
@@ -337,13 +418,44 @@ fn alert_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
-async fn load_alert(state: &AppState, id: i64) -> Result<Alert, ApiError> {
-    let store = state.store.clone();
-    blocking(move || store.alert(id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_alert", format!("alert {id} does not exist")))
+fn unknown_alert(id: i64) -> ApiError {
+    ApiError::not_found("unknown_alert", format!("alert {id} does not exist"))
 }
 
+/// Opens an access for one alert (its purpose is the alert itself) and
+/// returns the alert under it.
+async fn open_alert(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+    what: &str,
+) -> Result<(platekeeper_store::Access, Alert), ApiError> {
+    let store = state.store.clone();
+    let (case, reason, list) = blocking(move || Ok(store.alert_purpose(id)?))
+        .await?
+        .ok_or_else(|| unknown_alert(id))?;
+    let access = alert_access(
+        state,
+        who,
+        serde_json::json!({"alert": id, "view": what}),
+        case.as_deref().unwrap_or(&format!("ALERT-{id}")),
+        &reason,
+        &format!("verifying hot-list alert {id} ({list})"),
+    )
+    .await?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    blocking(move || {
+        let alert = store.alert(&access, id)?.ok_or_else(|| unknown_alert(id))?;
+        if let Ok(read_id) = ReadId::parse(&alert.read_id) {
+            store.record_results(&access, &[(read_id, alert.read_ts_ms)], now)?;
+        }
+        Ok((access, alert))
+    })
+    .await
+}
+
+/// One alert. Opening it is an access (kind `alert_view`).
 #[utoipa::path(
     get,
     path = "/api/v1/alerts/{id}",
@@ -361,7 +473,8 @@ pub async fn get_alert(
 ) -> Result<Json<Alert>, ApiError> {
     let id = alert_id(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
-    Ok(Json(load_alert(&state, id).await?))
+    let (_, alert) = open_alert(&state, &who, id, "alert").await?;
+    Ok(Json(alert))
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -393,34 +506,13 @@ pub async fn alert_read(
 ) -> Result<Json<AlertRead>, ApiError> {
     let id = alert_id(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
-    let alert = load_alert(&state, id).await?;
+    let (access, alert) = open_alert(&state, &who, id, "read").await?;
     let read_id = ReadId::parse(&alert.read_id)
         .map_err(|e| ApiError::internal(format!("alert {id}: {}", e.message)))?;
-    let purpose = Purpose::new(
-        alert
-            .case_number
-            .as_deref()
-            .unwrap_or(&format!("ALERT-{id}")),
-        &alert.reason,
-        &format!("verifying hot-list alert {id} ({})", alert.list_name),
-    )
-    .map_err(|e| ApiError::internal(format!("alert {id}: {e}")))?;
-    let access = open_access(
-        &state,
-        &who,
-        AccessKind::AlertView,
-        serde_json::json!({"alert": id, "plate": alert.plate, "read_id": alert.read_id}),
-        purpose,
-    )
-    .await?;
     let store = state.store.clone();
-    let now = state.now_ms();
     let ts = alert.read_ts_ms;
     let (access, read) = blocking(move || {
         let read = store.find_read(&access, read_id, ts)?;
-        if let Some(r) = &read {
-            store.record_results(&access, &[(r.id, r.ts_ms)], now)?;
-        }
         Ok((access, read))
     })
     .await?;
@@ -448,7 +540,7 @@ pub async fn acknowledge(
     State(state): State<AppState>,
     who: Person,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Alert>, ApiError> {
+) -> Result<Json<AlertStatus>, ApiError> {
     let id = alert_id(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let store = state.store.clone();
@@ -487,7 +579,7 @@ pub async fn disposition(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
     ApiJson(body): ApiJson<DispositionBody>,
-) -> Result<Json<Alert>, ApiError> {
+) -> Result<Json<AlertStatus>, ApiError> {
     let id = alert_id(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let d = Disposition::parse(&body.disposition).ok_or_else(|| {

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use platekeeper_core::hotlist::import::{self, Format};
 use platekeeper_core::hotlist::{self, ListKind, RawEntry};
 use platekeeper_core::read::parse_time_ms;
-use platekeeper_core::{Right, Role};
+use platekeeper_core::Right;
 use platekeeper_store::{HotEntry, HotList, ImportFile, NewHotList};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -79,7 +79,7 @@ pub async fn create_list(
     who: Person,
     ApiJson(body): ApiJson<NewListBody>,
 ) -> Result<(StatusCode, Json<HotList>), ApiError> {
-    who.require(Right::ManageHotLists)?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
     let kind = ListKind::parse(&body.kind).ok_or_else(|| {
         ApiError::unprocessable(
             "invalid_kind",
@@ -108,22 +108,33 @@ pub async fn create_list(
     Ok((StatusCode::CREATED, Json(list)))
 }
 
-/// Every list, with its entry count.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ListOfLists {
+    #[schema(value_type = Vec<Object>)]
+    pub hotlists: Vec<HotList>,
+    /// Always absent: every list is on one page.
+    pub next_cursor: Option<String>,
+}
+
+/// Every list, with its entry count (lists are few: one page).
 #[utoipa::path(
     get,
     path = "/api/v1/hotlists",
-    responses((status = 200, description = "Lists by name", body = Vec<Object>)),
+    responses((status = 200, description = "Lists by name", body = ListOfLists)),
     tag = "hotlists"
 )]
 pub async fn list_lists(
     State(state): State<AppState>,
     who: Person,
-) -> Result<Json<Vec<HotList>>, ApiError> {
+) -> Result<Json<ListOfLists>, ApiError> {
     if who.require(Right::ManageHotLists).is_err() {
         who.require(Right::ViewAlerts)?;
     }
     let store = state.store.clone();
-    Ok(Json(blocking(move || Ok(store.hotlists()?)).await?))
+    Ok(Json(ListOfLists {
+        hotlists: blocking(move || Ok(store.hotlists()?)).await?,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(
@@ -173,7 +184,7 @@ pub async fn delete_list(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(path)?;
-    who.require(Right::ManageHotLists)?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
@@ -220,8 +231,8 @@ pub async fn add_entry(
         .await?
         .ok_or_else(|| unknown_list(id))?;
     let now = state.now_ms();
-    let administrator = who.account.role == Role::Administrator;
-    let limit = hotlist::manual_expiry_limit(now, list.retention_days, administrator);
+    let override_allowed = who.account.role.may(Right::OverrideEntryExpiry);
+    let limit = hotlist::manual_expiry_limit(now, list.retention_days, override_allowed);
     let expires_at_ms = match &body.expires_at {
         Some(t) => parse_time_ms("expires_at", t)
             .map_err(|e| ApiError::unprocessable(e.code, e.message))?,
@@ -244,9 +255,17 @@ pub async fn add_entry(
 
 #[derive(Deserialize, IntoParams)]
 pub struct EntryPage {
-    /// The last entry id of the previous page.
-    pub after: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     pub limit: Option<usize>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct EntryList {
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<HotEntry>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A list's entries, by id.
@@ -255,7 +274,7 @@ pub struct EntryPage {
     path = "/api/v1/hotlists/{id}/entries",
     params(("id" = i64, Path, description = "list id"), EntryPage),
     responses(
-        (status = 200, description = "Entries", body = Vec<Object>),
+        (status = 200, description = "Entries", body = EntryList),
         (status = 404, description = "No such list", body = crate::error::ErrorBody),
     ),
     tag = "hotlists"
@@ -265,15 +284,29 @@ pub async fn list_entries(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
     page: Result<Query<EntryPage>, QueryRejection>,
-) -> Result<Json<Vec<HotEntry>>, ApiError> {
+) -> Result<Json<EntryList>, ApiError> {
     let id = path_id(path)?;
     let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let limit = crate::search::page_limit(page.limit)?;
+    let after = match page.cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("cursor {c:?} is not one this server issued"),
+            )
+        })?,
+    };
     let store = state.store.clone();
-    Ok(Json(
-        blocking(move || Ok(store.hot_entries(id, page.after.unwrap_or(0), limit)?)).await?,
-    ))
+    let entries = blocking(move || Ok(store.hot_entries(id, after, limit)?)).await?;
+    let next_cursor = (entries.len() >= limit)
+        .then(|| entries.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(EntryList {
+        entries,
+        next_cursor,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -302,7 +335,7 @@ pub async fn remove_entry(
     let (list_id, entry_id) = path_id(path)?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    who.require(Right::ManageHotLists)?;
+    who.require_plate_data(&state, Right::ManageHotLists)?;
     let why = hotlist::clean_text(params.reason.as_deref().unwrap_or(""), "reason")
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     if why.chars().count() > hotlist::MAX_REASON_CHARS {
@@ -338,6 +371,10 @@ pub struct ImportParams {
     /// What the file is, e.g. `svs`: a later import of the same source
     /// replaces this one's entries. Defaults to the format's name.
     pub source: Option<String>,
+    /// Accept a file that removes more than half of its source's entries
+    /// (otherwise refused as a probable cut or wrong file).
+    #[serde(default)]
+    pub replace_all: bool,
 }
 
 /// The file of a `multipart/form-data` upload (its first part that has a
@@ -366,10 +403,14 @@ fn multipart_file<'a>(content_type: &str, body: &'a [u8]) -> Option<(Option<Stri
         let start = head_end + 4;
         let next = find(body, format!("\r\n{delimiter}").as_bytes(), start)?;
         let name = head
-            .split(';')
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case("filename"))
-            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+            .split("\r\n")
+            .find(|h| h.to_ascii_lowercase().starts_with("content-disposition:"))
+            .and_then(|h| {
+                h.split(';')
+                    .filter_map(|p| p.trim().split_once('='))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("filename"))
+                    .map(|(_, v)| v.trim().trim_matches('"').to_string())
+            });
         if name.is_some() || next > start {
             return Some((name, &body[start..next]));
         }
@@ -409,6 +450,7 @@ pub async fn import_file(
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
+    let override_allowed = who.account.role.may(Right::OverrideEntryExpiry);
     let named = match &params.format {
         None => None,
         Some(f) => Some(Format::parse(f).ok_or_else(|| {
@@ -453,12 +495,14 @@ pub async fn import_file(
             fuzzy: list.fuzzy,
             retention_days: list.retention_days,
             now_ms: now,
+            max_expiry_ms: hotlist::manual_expiry_limit(now, list.retention_days, override_allowed),
         };
         let parsed = import::parse(format, &text, &ctx);
         let file = ImportFile {
             source: &source,
             format,
             sha256: &sha,
+            replace_all: params.replace_all,
         };
         Ok(store.import_hotlist(id, file, parsed, &actor, now)?)
     })

@@ -152,10 +152,12 @@ pub fn accept_batch(
     }
     let statuses = store.ingest(&items)?;
     // Hot lists are checked before the batch is acknowledged (R3.3).
+    // Duplicates too: a batch re-sent because its answer was lost may
+    // not have been matched; an alert already stored is not repeated.
     let checks: Vec<HotCheck<'_>> = statuses
         .iter()
         .zip(items.iter().zip(&item_camera))
-        .filter(|(s, _)| **s == IngestStatus::Accepted)
+        .filter(|(s, _)| matches!(s, IngestStatus::Accepted | IngestStatus::Duplicate))
         .map(|(_, (item, &slot))| HotCheck {
             read: &item.read,
             camera: &cameras[slot],

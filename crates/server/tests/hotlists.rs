@@ -86,6 +86,24 @@ impl Api {
     }
 }
 
+/// An access for reading alerts straight from the store in a test.
+fn review(api: &Api) -> platekeeper_store::Access {
+    api.store
+        .open_access(
+            platekeeper_store::AccessRequest {
+                username: "test".into(),
+                affiliation: "Test PD".into(),
+                kind: platekeeper_store::AccessKind::AlertView,
+                query: json!({"test": true}),
+                purpose: platekeeper_core::Purpose::new("T-1", "test", "test of alerts").unwrap(),
+                client: None,
+                role: None,
+            },
+            api.now(),
+        )
+        .unwrap()
+}
+
 fn read(n: u32, plate: &str, state: &str) -> Value {
     json!({
         "id": format!("00000000-0000-4000-8000-{n:012}"),
@@ -161,6 +179,13 @@ async fn reads_hitting_a_list_alert_every_connected_officer_at_once() {
         .call("GET", "/api/v1/alerts?open=true", Some(&api.officer), None)
         .await;
     assert_eq!(s, StatusCode::OK);
+    let listing = api
+        .store
+        .access_record(list["access_id"].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(listing.kind, "alert_view", "listing alerts is an access");
+    let list = list["alerts"].clone();
     assert_eq!(list.as_array().unwrap().len(), 3);
     let id = list[0]["id"].as_i64().unwrap();
     let (s, opened) = api
@@ -358,6 +383,48 @@ async fn entries_that_match_too_much_or_live_too_long_are_refused() {
     assert_eq!(v["expires_at_ms"], api.now() + 30 * DAY);
     let (s, _) = api.add(9_999, &analyst, entry("7ABC123", 5)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Entries every read must be checked against are capped.
+    let loose: String = std::iter::once("plate\n".to_string())
+        .chain((0..2_001u32).map(|i| {
+            let letter = char::from(b'A' + (i / 10 % 26) as u8);
+            format!("{}?{letter}?{}?{}\n", i % 10, i / 260 % 10, i / 2_600)
+        }))
+        .collect();
+    let (s, v) = api
+        .import(list, "format=csv&source=loose", loose.as_bytes())
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_hotlist")),
+        "{v}"
+    );
+    // An import cannot get round the 30-day limit either.
+    let req = Request::post(format!(
+        "/api/v1/hotlists/{list}/import?format=csv&source=tips"
+    ))
+    .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+    .body(Body::from(
+        "plate,reason,expires_at\n5LONG99,tip,2099-01-01\n",
+    ))
+    .unwrap();
+    let (s, v, _) = api.send(req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, page) = api
+        .call(
+            "GET",
+            &format!("/api/v1/hotlists/{list}/entries"),
+            Some(&analyst),
+            None,
+        )
+        .await;
+    let long = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["plate"] == "5LONG99")
+        .unwrap()
+        .clone();
+    assert_eq!(long["expires_at_ms"], api.now() + 30 * DAY);
 }
 
 const DOJ: &str = "SVS 20261117 CALIFORNIA DOJ STOLEN VEHICLE SYSTEM\n\
@@ -413,7 +480,7 @@ async fn imports_report_every_line_and_replace_their_source_at_once() {
             None,
         )
         .await;
-    let mut plates: Vec<&str> = entries
+    let mut plates: Vec<&str> = entries["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -442,10 +509,47 @@ async fn imports_report_every_line_and_replace_their_source_at_once() {
     let mut junk = vec![0xFFu8, 0xFE, b'\n'];
     junk.extend(std::iter::repeat_n(b'A', 100_000));
     let (s, v) = api.import(list, "format=ncic&source=ncic", &junk).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
-        (v["added"].as_u64(), v["invalid"].as_u64()),
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "only bad lines: refused, {v}"
+    );
+    assert_eq!(
+        (
+            v["report"]["added"].as_u64(),
+            v["report"]["invalid"].as_u64()
+        ),
         (Some(0), Some(2))
+    );
+    // A file that would remove most of a large source is refused unless
+    // the administrator says so.
+    let big: String = std::iter::once("plate\n".to_string())
+        .chain((0..120).map(|i| format!("9BIG{i:03}\n")))
+        .collect();
+    let (s, v) = api
+        .import(list, "format=csv&source=big", big.as_bytes())
+        .await;
+    assert_eq!((s, v["added"].as_u64()), (StatusCode::OK, Some(120)), "{v}");
+    let small = "plate\n9BIG000\n9BIG001\n";
+    let (s, v) = api
+        .import(list, "format=csv&source=big", small.as_bytes())
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("replace_all"));
+    let (s, v) = api
+        .import(
+            list,
+            "format=csv&source=big&replace_all=true",
+            small.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["removed"].as_u64(), v["unchanged"].as_u64()),
+        (StatusCode::OK, Some(118), Some(2)),
+        "{v}"
     );
     // A form upload, format told from the file name.
     let form = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"svs_20261120.txt\"\r\nContent-Type: text/plain\r\n\r\nSVS 20261120\n3QRS789 CA0120261119\nTOTAL RECORD 1\n\r\n--XyZ--\r\n";
@@ -526,7 +630,10 @@ async fn expired_entries_stop_matching_and_the_daily_job_removes_them() {
     r["ts"] = json!(platekeeper_core::read::format_time_ms(api.now() - 1_000));
     api.ingest(&key, json!([r])).await;
     assert!(
-        api.store.alerts(i64::MAX, 10, false).unwrap().is_empty(),
+        api.store
+            .alerts(&review(&api), i64::MAX, 10, false)
+            .unwrap()
+            .is_empty(),
         "expired entries never alert"
     );
     let purge = api.store.purge_hotlists(api.now()).unwrap();
@@ -558,7 +665,10 @@ async fn unacknowledged_alerts_are_sent_again() {
     .await;
     let key = api.camera_key("cam-amber").await;
     api.ingest(&key, json!([read(9, "7ABC123", "CA")])).await;
-    let first = api.store.alerts(i64::MAX, 10, false).unwrap();
+    let first = api
+        .store
+        .alerts(&review(&api), i64::MAX, 10, false)
+        .unwrap();
     assert_eq!(first.len(), 1);
     let id = first[0].id;
     assert!(api

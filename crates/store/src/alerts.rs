@@ -5,10 +5,11 @@
 use platekeeper_core::hotlist::matcher::MatchEntry;
 use platekeeper_core::hotlist::{self, Disposition};
 use platekeeper_core::{GeoPoint, NewRead, Region};
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::access::Access;
 use crate::accounts::Actor;
 use crate::cameras::Camera;
 use crate::{Store, StoreError};
@@ -80,6 +81,22 @@ pub struct Alert {
     pub disposition_by: Option<String>,
     pub disposition_at_ms: Option<i64>,
 }
+
+/// How an alert was handled: what acknowledging and closing it return.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertStatus {
+    pub id: i64,
+    pub sent_count: i64,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at_ms: Option<i64>,
+    pub disposition: Option<String>,
+    pub disposition_note: Option<String>,
+    pub disposition_by: Option<String>,
+    pub disposition_at_ms: Option<i64>,
+}
+
+/// An alert's case number, reason and list name.
+pub type AlertPurpose = (Option<String>, String, String);
 
 const COLUMNS: &str = "id, created_at, read_id, read_ts, plate, state, camera, lat, lon, \
      list_id, list_name, kind, entry_id, entry_plate, reason, case_number, details, sent_count, \
@@ -197,7 +214,12 @@ impl Store {
         Ok(alerts)
     }
 
-    pub fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+    /// One alert (plate data: under an access).
+    pub fn alert(&self, _access: &Access, id: i64) -> Result<Option<Alert>, StoreError> {
+        self.alert_unlogged(id)
+    }
+
+    fn alert_unlogged(&self, id: i64) -> Result<Option<Alert>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?;
@@ -209,6 +231,7 @@ impl Store {
     /// only those without a disposition when `open_only`.
     pub fn alerts(
         &self,
+        _access: &Access,
         before: i64,
         limit: usize,
         open_only: bool,
@@ -226,13 +249,40 @@ impl Store {
         Ok(out)
     }
 
+    /// What an alert's read is to be opened for: the entry's case number,
+    /// reason and list name (no plate data).
+    pub fn alert_purpose(&self, id: i64) -> Result<Option<AlertPurpose>, StoreError> {
+        let conn = self.main_readers.get()?;
+        Ok(conn
+            .query_row(
+                "SELECT case_number, reason, list_name FROM alerts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// An alert's handling, without its plate data.
+    pub fn alert_status(&self, id: i64) -> Result<Option<AlertStatus>, StoreError> {
+        Ok(self.alert_unlogged(id)?.map(|a| AlertStatus {
+            id: a.id,
+            sent_count: a.sent_count,
+            acknowledged_by: a.acknowledged_by,
+            acknowledged_at_ms: a.acknowledged_at_ms,
+            disposition: a.disposition,
+            disposition_note: a.disposition_note,
+            disposition_by: a.disposition_by,
+            disposition_at_ms: a.disposition_at_ms,
+        }))
+    }
+
     /// Records that a person has seen the alert (stops re-sending).
     pub fn acknowledge_alert(
         &self,
         id: i64,
         actor: &Actor,
         now_ms: i64,
-    ) -> Result<Alert, StoreError> {
+    ) -> Result<AlertStatus, StoreError> {
         self.with_log(|tx, head| {
             let n = tx.execute(
                 "UPDATE alerts SET acknowledged_by = ?2, acknowledged_at = ?3
@@ -257,7 +307,7 @@ impl Store {
             )?;
             Ok(((), e))
         })?;
-        self.alert(id)?.ok_or(StoreError::UnknownAlert(id))
+        self.alert_status(id)?.ok_or(StoreError::UnknownAlert(id))
     }
 
     /// Records what the officer found (R3.4). Once set, a disposition is
@@ -270,7 +320,7 @@ impl Store {
         note: &str,
         actor: &Actor,
         now_ms: i64,
-    ) -> Result<Alert, StoreError> {
+    ) -> Result<AlertStatus, StoreError> {
         let note = hotlist::clean_text(note, "note")
             .map_err(|e| StoreError::InvalidAlert(e.to_string()))?;
         if note.chars().count() > hotlist::MAX_NOTE_CHARS {
@@ -316,7 +366,7 @@ impl Store {
             )?;
             Ok(((), e))
         })?;
-        self.alert(id)?.ok_or(StoreError::UnknownAlert(id))
+        self.alert_status(id)?.ok_or(StoreError::UnknownAlert(id))
     }
 
     /// Unacknowledged alerts last sent at least `after_ms` ago, marked as

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use platekeeper_core::hotlist::import::{Format, LineProblem, Parsed};
-use platekeeper_core::hotlist::matcher::{MatchEntry, Matcher};
+use platekeeper_core::hotlist::matcher::{is_loose, MatchEntry, Matcher};
 use platekeeper_core::hotlist::{self, EntryDraft, ListKind};
 use platekeeper_core::{PlatePattern, Region};
 use rusqlite::{params, OptionalExtension, Row};
@@ -107,6 +107,9 @@ pub struct ImportFile<'a> {
     pub source: &'a str,
     pub format: Format,
     pub sha256: &'a str,
+    /// Accept a file that removes most of the source (see
+    /// [`Store::import_hotlist`]).
+    pub replace_all: bool,
 }
 
 /// What the daily job removed.
@@ -352,6 +355,7 @@ impl Store {
             ..draft
         };
         let _changing = self.hot_changes.lock().map_err(|_| StoreError::Poisoned)?;
+        self.check_loose(usize::from(is_loose(&draft.pattern)))?;
         let (id, _) = self.with_log(|tx, head| {
             let id = insert_entry(tx, list_id, MANUAL_SOURCE, &draft, &actor.username, now_ms)?;
             tx.execute(
@@ -466,10 +470,17 @@ impl Store {
         self.apply_hot_changes(ids.0, Vec::new())
     }
 
-    /// Replaces every entry of `source` in the list with the parsed file,
-    /// in one transaction (SPEC R3.1: the state's daily file). A file the
-    /// parser refused changes nothing. `file_sha256` goes to the log, so
-    /// an auditor can tie the change to the file.
+    /// Replaces the entries of `source` in the list with the parsed file,
+    /// in one transaction (SPEC R3.1: the state's daily file). Entries
+    /// present before and after keep their id (their fields and entry
+    /// time are refreshed), so matching and alerts carry on through the
+    /// reload; only removed plates go and only new ones are added. A file
+    /// the parser refused, one that yields no usable entry where there
+    /// were some (or only bad lines), and one that would remove more than
+    /// half of a source of 100 or more entries (unless `replace_all`)
+    /// change nothing: those are the signs of a cut or wrong file.
+    /// `sha256` goes to the log, so an auditor can tie the change to the
+    /// file.
     pub fn import_hotlist(
         &self,
         list_id: i64,
@@ -481,7 +492,8 @@ impl Store {
         let ImportFile {
             source,
             format,
-            sha256: file_sha256,
+            sha256,
+            replace_all,
         } = file;
         check_source(source)?;
         if source == MANUAL_SOURCE {
@@ -490,30 +502,6 @@ impl Store {
             ));
         }
         let list = self.require_hotlist(list_id)?;
-        let mut report = ImportReport {
-            list_id,
-            source: source.to_string(),
-            format,
-            applied: false,
-            refused: parsed.refused.clone(),
-            added: 0,
-            removed: 0,
-            unchanged: 0,
-            invalid: parsed.invalid,
-            duplicates: parsed.duplicates,
-            problems: parsed.problems.clone(),
-        };
-        if report.refused.is_some() {
-            // Refused files are logged too: a failed daily load matters.
-            self.log_event(actor.entry(
-                now_ms,
-                "hotlist",
-                "hotlist_import_refused",
-                json!({"list": list_id, "source": source, "format": format,
-                       "sha256": file_sha256, "why": report.refused}),
-            ))?;
-            return Ok(report);
-        }
         let entries: Vec<EntryDraft> = parsed
             .entries
             .into_iter()
@@ -531,58 +519,123 @@ impl Store {
             })
             .collect::<Result<_, StoreError>>()?;
         let _changing = self.hot_changes.lock().map_err(|_| StoreError::Poisoned)?;
-        let (old_ids, new_ids) = {
-            let ((old_ids, new_ids, added, removed, unchanged), _) =
-                self.with_log(|tx, head| {
-                    let old = source_keys(tx, list_id, source)?;
-                    let old_ids: Vec<i64> = old.ids();
-                    tx.execute(
-                        "DELETE FROM hotlist_entries WHERE list_id = ?1 AND source = ?2",
-                        params![list_id, source],
-                    )?;
-                    let mut new_ids = Vec::with_capacity(entries.len());
-                    let mut unchanged = 0;
-                    for d in &entries {
-                        new_ids.push(insert_entry(
+        self.check_loose(entries.iter().filter(|d| is_loose(&d.pattern)).count())?;
+        // All hot-list writes hold `hot_changes`: the source cannot change
+        // between this read and the transaction below.
+        let old = {
+            let conn = self.main_readers.get()?;
+            source_keys(&conn, list_id, source)?
+        };
+        let existing: Vec<Option<i64>> = entries
+            .iter()
+            .map(|d| old.get(d.pattern.as_str(), d.state.map(|s| s.code())))
+            .collect();
+        let unchanged = existing.iter().flatten().count();
+        let kept: HashSet<i64> = existing.iter().flatten().copied().collect();
+        let removed_ids: Vec<i64> = old
+            .ids()
+            .into_iter()
+            .filter(|id| !kept.contains(id))
+            .collect();
+        let mut report = ImportReport {
+            list_id,
+            source: source.to_string(),
+            format,
+            applied: false,
+            refused: parsed.refused.clone(),
+            added: entries.len() - unchanged,
+            removed: removed_ids.len(),
+            unchanged,
+            invalid: parsed.invalid,
+            duplicates: parsed.duplicates,
+            problems: parsed.problems.clone(),
+        };
+        if report.refused.is_none() && entries.is_empty() && (parsed.invalid > 0 || old.len > 0) {
+            report.refused = Some(format!(
+                "the file yields no usable entry ({} unusable lines); it would empty source {source:?}, so nothing was replaced",
+                parsed.invalid
+            ));
+        }
+        if report.refused.is_none()
+            && !replace_all
+            && old.len >= 100
+            && report.removed * 2 > old.len
+        {
+            report.refused = Some(format!(
+                "the file would remove {} of the {} entries of source {source:?}; if that is right, import it again with replace_all",
+                report.removed, old.len
+            ));
+        }
+        if report.refused.is_some() {
+            // Refused files are logged too: a failed daily load matters.
+            self.log_event(actor.entry(
+                now_ms,
+                "hotlist",
+                "hotlist_import_refused",
+                json!({"list": list_id, "source": source, "format": format,
+                       "sha256": sha256, "why": report.refused}),
+            ))?;
+            return Ok(report);
+        }
+        let (ids, _) = self.with_log(|tx, head| {
+            let mut ids = Vec::with_capacity(entries.len());
+            {
+                let mut update = tx.prepare_cached(
+                    "UPDATE hotlist_entries SET reason = ?2, case_number = ?3, details = ?4,
+                        entered_by = ?5, entered_at = ?6, expires_at = ?7 WHERE id = ?1",
+                )?;
+                for (d, id) in entries.iter().zip(&existing) {
+                    match id {
+                        Some(id) => {
+                            update.execute(params![
+                                id,
+                                d.reason,
+                                d.case_number,
+                                details_json(&d.details),
+                                actor.username,
+                                now_ms,
+                                d.expires_at_ms
+                            ])?;
+                            ids.push(*id);
+                        }
+                        None => ids.push(insert_entry(
                             tx,
                             list_id,
                             source,
                             d,
                             &actor.username,
                             now_ms,
-                        )?);
-                        // The parser dropped duplicates: each key once.
-                        if old.contains_key(&(d.pattern.as_str(), d.state.map(|s| s.code()))) {
-                            unchanged += 1;
-                        }
+                        )?),
                     }
-                    let added = entries.len() - unchanged;
-                    let removed = old.len - unchanged;
-                    tx.execute(
-                        "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
-                        params![list_id, now_ms],
-                    )?;
-                    let e = crate::log::append(
-                        tx,
-                        head,
-                        actor.entry(
-                            now_ms,
-                            "hotlist",
-                            "hotlist_imported",
-                            json!({"list": list_id, "source": source, "format": format,
-                                   "sha256": file_sha256, "added": added, "removed": removed,
-                                   "unchanged": unchanged, "invalid": report.invalid,
-                                   "duplicates": report.duplicates}),
-                        ),
-                    )?;
-                    Ok(((old_ids, new_ids, added, removed, unchanged), e))
-                })?;
-            report.added = added;
-            report.removed = removed;
-            report.unchanged = unchanged;
-            (old_ids, new_ids)
-        };
-        let add = new_ids
+                }
+                let mut delete = tx.prepare_cached("DELETE FROM hotlist_entries WHERE id = ?1")?;
+                for id in &removed_ids {
+                    delete.execute([id])?;
+                }
+            }
+            tx.execute(
+                "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
+                params![list_id, now_ms],
+            )?;
+            let e = crate::log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "hotlist",
+                    "hotlist_imported",
+                    json!({"list": list_id, "source": source, "format": format,
+                           "sha256": sha256, "added": report.added, "removed": report.removed,
+                           "unchanged": report.unchanged, "invalid": report.invalid,
+                           "duplicates": report.duplicates}),
+                ),
+            )?;
+            Ok((ids, e))
+        })?;
+        // Kept entries are re-filed with their new expiry.
+        let mut gone = removed_ids;
+        gone.extend(kept.iter().copied());
+        let add = ids
             .into_iter()
             .zip(entries)
             .map(|(id, d)| MatchEntry {
@@ -593,7 +646,7 @@ impl Store {
                 expires_at_ms: d.expires_at_ms,
             })
             .collect();
-        self.apply_hot_changes(old_ids, add)?;
+        self.apply_hot_changes(gone, add)?;
         report.applied = true;
         Ok(report)
     }
@@ -621,14 +674,27 @@ impl Store {
         }
         let (purge, _) = self.with_log(|tx, head| {
             let mut ids = Vec::new();
+            // What went, for the auditor: id, list, plate and why (the
+            // first 10,000; beyond that, counts per list).
+            let mut listed = Vec::new();
+            let mut per_list: HashMap<i64, usize> = HashMap::new();
             {
                 let mut stmt = tx.prepare(
-                    "SELECT e.id FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
+                    "SELECT e.id, e.list_id, e.plate, e.source, e.expires_at <= ?1
+                     FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
                      WHERE e.expires_at <= ?1 OR e.entered_at + l.retention_days * 86400000 <= ?1",
                 )?;
                 let mut rows = stmt.query([now_ms])?;
                 while let Some(r) = rows.next()? {
-                    ids.push(r.get::<_, i64>(0)?);
+                    let (id, list): (i64, i64) = (r.get(0)?, r.get(1)?);
+                    ids.push(id);
+                    *per_list.entry(list).or_default() += 1;
+                    if listed.len() < 10_000 {
+                        let expired: bool = r.get(4)?;
+                        listed.push(json!({"entry": id, "list": list, "plate": r.get::<_, String>(2)?,
+                            "source": r.get::<_, String>(3)?,
+                            "why": if expired { "expired" } else { "retention" }}));
+                    }
                 }
             }
             {
@@ -666,7 +732,9 @@ impl Store {
                     now_ms,
                     "system",
                     "hotlist_purged",
-                    json!({"entries_removed": purge.0.len(), "lists_removed": purge.1.lists_removed}),
+                    json!({"entries_removed": purge.0.len(), "lists_removed": purge.1.lists_removed,
+                           "per_list": per_list.iter().map(|(l, n)| json!({"list": l, "entries": n})).collect::<Vec<_>>(),
+                           "entries": listed}),
                 ),
             )?;
             Ok((purge, e))
@@ -709,6 +777,25 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses `more` loose entries beyond [`hotlist::MAX_LOOSE_ENTRIES`].
+    fn check_loose(&self, more: usize) -> Result<(), StoreError> {
+        if more == 0 {
+            return Ok(());
+        }
+        let now = self
+            .hot
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .loose_len();
+        if now + more > hotlist::MAX_LOOSE_ENTRIES {
+            return Err(StoreError::InvalidHotList(format!(
+                "plate: {more} partial plates without two adjacent known characters (like 7?B?1?3) would exceed the {} such entries allowed; give two adjacent characters",
+                hotlist::MAX_LOOSE_ENTRIES
+            )));
+        }
+        Ok(())
+    }
+
     /// Live entries in the matcher (for `/metrics` and tests).
     pub fn hot_entry_count(&self) -> usize {
         self.hot.read().map(|m| m.len()).unwrap_or(0)
@@ -717,11 +804,11 @@ impl Store {
 
 /// (plate, state code) → entry id, for one source of a list.
 fn source_keys(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &rusqlite::Connection,
     list_id: i64,
     source: &str,
 ) -> Result<SourceKeys, StoreError> {
-    let mut stmt = tx.prepare(
+    let mut stmt = conn.prepare(
         "SELECT id, plate, state FROM hotlist_entries WHERE list_id = ?1 AND source = ?2",
     )?;
     let mut rows = stmt.query(params![list_id, source])?;
@@ -745,10 +832,11 @@ struct SourceKeys {
 }
 
 impl SourceKeys {
-    fn contains_key(&self, key: &(&str, Option<u8>)) -> bool {
+    fn get(&self, plate: &str, state: Option<u8>) -> Option<i64> {
         self.by_plate
-            .get(key.0)
-            .is_some_and(|v| v.iter().any(|(s, _)| *s == key.1))
+            .get(plate)
+            .and_then(|v| v.iter().find(|(s, _)| *s == state))
+            .map(|(_, id)| *id)
     }
 
     fn ids(&self) -> Vec<i64> {

@@ -90,6 +90,9 @@ pub struct Context {
     pub fuzzy: bool,
     pub retention_days: i64,
     pub now_ms: i64,
+    /// The latest expiry an entry may get (see
+    /// [`super::manual_expiry_limit`]): a file's own later dates are cut.
+    pub max_expiry_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,10 +226,11 @@ fn check_record(rec: Record, ctx: &Context) -> Result<EntryDraft, String> {
         }
         _ => None,
     };
+    let latest = import_expiry(ctx.now_ms, ctx.retention_days).min(ctx.max_expiry_ms);
     let expires_at_ms = match rec.expires_at_ms {
         Some(t) if t <= ctx.now_ms => return Err("expires_at: already past".into()),
-        Some(t) => t.min(import_expiry(ctx.now_ms, ctx.retention_days)),
-        None => import_expiry(ctx.now_ms, ctx.retention_days),
+        Some(t) => t.min(latest),
+        None => latest,
     };
     let mut details = Vec::new();
     for (k, v) in rec.details {
@@ -533,6 +537,7 @@ mod tests {
             fuzzy: false,
             retention_days: 7,
             now_ms: NOW,
+            max_expiry_ms: NOW + 7 * 86_400_000,
         }
     }
 

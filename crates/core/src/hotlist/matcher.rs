@@ -112,6 +112,12 @@ impl Matcher {
         Matcher::default()
     }
 
+    /// Entries checked against every read (see [`is_loose`]), dead ones
+    /// included until a rebuild.
+    pub fn loose_len(&self) -> usize {
+        self.plain.loose.len() + self.fuzzy.loose.len()
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.live
@@ -246,6 +252,14 @@ impl Matcher {
             .as_ref()
             .is_some_and(|e| e.pattern.matches_word(word))
     }
+}
+
+/// Whether an entry has neither a whole plate nor two adjacent known
+/// characters (`7?B?1?3`, `A*B*C`): the index cannot file it under a key,
+/// so every read checks it. Their number is capped (see
+/// [`super::MAX_LOOSE_ENTRIES`]).
+pub fn is_loose(pattern: &PlatePattern) -> bool {
+    pattern.literal_word().is_none() && pattern.adjacent_pairs().is_empty()
 }
 
 /// Letters are rarer than digits in plates: prefer pairs with more.

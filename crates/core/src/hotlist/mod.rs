@@ -29,6 +29,11 @@ pub const MAX_MANUAL_ENTRY_DAYS: i64 = 30;
 pub const MIN_RETENTION_DAYS: i64 = 1;
 pub const MAX_RETENTION_DAYS: i64 = 730;
 
+/// Entries without two adjacent known characters are checked against
+/// every read (about 30 ns each): this many at most, so matching stays
+/// within its per-read budget.
+pub const MAX_LOOSE_ENTRIES: usize = 2_000;
+
 /// Limits on free-text fields, so a list cannot be used to store files.
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_REASON_CHARS: usize = 500;
@@ -253,11 +258,12 @@ pub fn check_pattern(raw: &str, fuzzy: bool) -> Result<PlatePattern, EntryError>
     Ok(pattern)
 }
 
-/// The latest expiry a hand-entered entry may have: 30 days, or the
-/// list's retention for the ALPR Administrator (the override).
-pub fn manual_expiry_limit(now_ms: i64, retention_days: i64, administrator: bool) -> i64 {
-    let days = if administrator {
-        retention_days.max(MAX_MANUAL_ENTRY_DAYS)
+/// The latest expiry a hand-entered (or imported) entry may have: 30 days
+/// and within the list's retention; up to the whole retention with the
+/// ALPR Administrator's override (`Right::OverrideEntryExpiry`).
+pub fn manual_expiry_limit(now_ms: i64, retention_days: i64, override_allowed: bool) -> i64 {
+    let days = if override_allowed {
+        retention_days
     } else {
         MAX_MANUAL_ENTRY_DAYS.min(retention_days)
     };
