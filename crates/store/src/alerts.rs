@@ -145,6 +145,19 @@ fn alert_row(r: &Row<'_>) -> Result<Alert, StoreError> {
     })
 }
 
+/// Why an update to alert `id` changed nothing: it does not exist, or
+/// it is past the state the update needs (`how`).
+fn not_open(tx: &rusqlite::Transaction<'_>, id: i64, how: &str) -> Result<StoreError, StoreError> {
+    let exists: bool = tx.query_row("SELECT count(*) FROM alerts WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })?;
+    Ok(if exists {
+        StoreError::AlertState(format!("alert {id} {how}"))
+    } else {
+        StoreError::UnknownAlert(id)
+    })
+}
+
 impl Store {
     /// Checks reads against every active hot-list entry and stores an
     /// alert per hit; returns the new alerts. Call after the reads are
@@ -290,15 +303,7 @@ impl Store {
                 params![id, actor.username, now_ms],
             )?;
             if n == 0 {
-                let exists: bool =
-                    tx.query_row("SELECT count(*) FROM alerts WHERE id = ?1", [id], |r| {
-                        r.get(0)
-                    })?;
-                return Err(if exists {
-                    StoreError::AlertState(format!("alert {id} is already acknowledged"))
-                } else {
-                    StoreError::UnknownAlert(id)
-                });
+                return Err(not_open(tx, id, "is already acknowledged")?);
             }
             let e = crate::log::append(
                 tx,
@@ -344,15 +349,7 @@ impl Store {
                 params![id, disposition.as_str(), note, actor.username, now_ms],
             )?;
             if n == 0 {
-                let exists: bool =
-                    tx.query_row("SELECT count(*) FROM alerts WHERE id = ?1", [id], |r| {
-                        r.get(0)
-                    })?;
-                return Err(if exists {
-                    StoreError::AlertState(format!("alert {id} already has a disposition"))
-                } else {
-                    StoreError::UnknownAlert(id)
-                });
+                return Err(not_open(tx, id, "already has a disposition")?);
             }
             let e = crate::log::append(
                 tx,

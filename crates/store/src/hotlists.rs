@@ -358,10 +358,7 @@ impl Store {
         self.check_loose(usize::from(is_loose(&draft.pattern)))?;
         let (id, _) = self.with_log(|tx, head| {
             let id = insert_entry(tx, list_id, MANUAL_SOURCE, &draft, &actor.username, now_ms)?;
-            tx.execute(
-                "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
-                params![list_id, now_ms],
-            )?;
+            touch_list(tx, list_id, now_ms)?;
             let e = crate::log::append(
                 tx,
                 head,
@@ -613,10 +610,7 @@ impl Store {
                     delete.execute([id])?;
                 }
             }
-            tx.execute(
-                "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
-                params![list_id, now_ms],
-            )?;
+            touch_list(tx, list_id, now_ms)?;
             let e = crate::log::append(
                 tx,
                 head,
@@ -800,6 +794,15 @@ impl Store {
     pub fn hot_entry_count(&self) -> usize {
         self.hot.read().map(|m| m.len()).unwrap_or(0)
     }
+}
+
+/// Records that a list changed now (its retention counts from here).
+fn touch_list(tx: &rusqlite::Transaction<'_>, list_id: i64, now_ms: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
+        params![list_id, now_ms],
+    )?;
+    Ok(())
 }
 
 /// (plate, state code) → entry id, for one source of a list.
