@@ -772,3 +772,26 @@ async fn streams_that_disconnect_leave_nothing_behind() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_near"))
     );
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_holder_loses_the_right_to_plate_data() {
+    // R5.2/R5.3: an approval that lapses during a session stops alerts at
+    // once, though the session itself is still valid.
+    let mut api = api().await;
+    let until = api.now() + 60_000;
+    api.ready_user_until("pat", Role::Officer, until).await;
+    let token = api.sign_in_ok("pat").await;
+    let mut s = api.open_stream("/api/v1/alerts/stream", &token).await;
+    assert!(
+        s.next(Duration::from_millis(500)).await.is_none(),
+        "open while approved"
+    );
+    api.advance(120_000);
+    let (event, data) = s.next(WAIT).await.expect("an end event");
+    assert_eq!(
+        (event.as_str(), data["reason"].as_str()),
+        ("end", Some("session_ended"))
+    );
+    let (st, v) = api.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(st, StatusCode::OK, "the session itself lives on: {v}");
+}

@@ -119,6 +119,12 @@ impl Api {
 
     /// A user created, enrolled, trained and approved through the store.
     pub async fn ready_user(&mut self, username: &str, role: Role) {
+        let until = self.now() + 360 * DAY_MS;
+        self.ready_user_until(username, role, until).await;
+    }
+
+    /// As [`Api::ready_user`], with the approval ending at `approved_until`.
+    pub async fn ready_user_until(&mut self, username: &str, role: Role, approved_until: i64) {
         let t = self.now() - 5 * DAY_MS;
         let admin = Actor {
             username: "capt".into(),
@@ -157,7 +163,7 @@ impl Api {
             )
             .unwrap();
         self.store
-            .record_approval(username, t + 365 * DAY_MS, &admin, t)
+            .record_approval(username, approved_until, &admin, t)
             .unwrap();
         self.secrets.insert(username.into(), secret);
     }
