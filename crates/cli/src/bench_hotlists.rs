@@ -266,7 +266,7 @@ pub fn run(json_only: bool, seed: u64) -> anyhow::Result<()> {
         .call()
         .context("reading the stored alerts")?
         .into_json()?;
-    let stored = stored.as_array().map_or(0, Vec::len);
+    let stored = stored["alerts"].as_array().map_or(0, Vec::len);
     let got = received.lock().map(|r| r.clone()).unwrap_or_default();
     let mut latencies: Vec<f64> = got
         .iter()

@@ -36,7 +36,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::accountability::{open_access, Person};
 use crate::json::ApiJson;
-use crate::search::{result_of, ReadResult};
+use crate::search::{path_param, result_of, ReadResult};
 use crate::{blocking, ApiError, AppState};
 
 /// Alerts buffered for a slow client before it is told it lagged.
@@ -373,15 +373,7 @@ pub async fn list_alerts(
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let limit = crate::search::page_limit(p.limit)?.min(500);
-    let before = match p.cursor.as_deref() {
-        None => i64::MAX,
-        Some(c) => c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("cursor {c:?} is not one this server issued"),
-            )
-        })?,
-    };
+    let before = crate::search::id_cursor(p.cursor.as_deref())?.unwrap_or(i64::MAX);
     let access = alert_access(
         &state,
         &who,
@@ -411,11 +403,6 @@ pub async fn list_alerts(
         alerts,
         next_cursor,
     }))
-}
-
-fn alert_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
 fn unknown_alert(id: i64) -> ApiError {
@@ -471,7 +458,7 @@ pub async fn get_alert(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    let id = alert_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let (_, alert) = open_alert(&state, &who, id, "alert").await?;
     Ok(Json(alert))
@@ -504,7 +491,7 @@ pub async fn alert_read(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<AlertRead>, ApiError> {
-    let id = alert_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let (access, alert) = open_alert(&state, &who, id, "read").await?;
     let read_id = ReadId::parse(&alert.read_id)
@@ -541,7 +528,7 @@ pub async fn acknowledge(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<AlertStatus>, ApiError> {
-    let id = alert_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let store = state.store.clone();
     let actor = who.actor();
@@ -580,7 +567,7 @@ pub async fn disposition(
     path: Result<Path<i64>, PathRejection>,
     ApiJson(body): ApiJson<DispositionBody>,
 ) -> Result<Json<AlertStatus>, ApiError> {
-    let id = alert_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let d = Disposition::parse(&body.disposition).ok_or_else(|| {
         ApiError::unprocessable(

@@ -158,20 +158,12 @@ pub async fn list_cameras(
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = crate::search::page_limit(params.limit)?;
-    let after: u32 = match params.cursor.as_deref() {
-        None => 0,
-        Some(c) => c.parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("cursor {c:?} is not one this server issued"),
-            )
-        })?,
-    };
+    let after = crate::search::id_cursor(params.cursor.as_deref())?.unwrap_or(0);
     let page: Vec<Camera> = state
         .store
         .cameras()
         .into_iter()
-        .filter(|c| c.num > after)
+        .filter(|c| i64::from(c.num) > after)
         .take(limit + 1)
         .collect();
     let next_cursor = (page.len() > limit).then(|| page[limit - 1].num.to_string());

@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::accountability::Person;
 use crate::json::ApiJson;
+use crate::search::path_param;
 use crate::{blocking, ApiError, AppState};
 
 /// Largest import file: a 1M-line NCIC extract is about 70 MB.
@@ -42,11 +43,6 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/hotlists/{id}/import",
             post(import_file).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
-}
-
-fn path_id<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    path.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -152,7 +148,7 @@ pub async fn get_list(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<HotList>, ApiError> {
-    let id = path_id(path)?;
+    let id = path_param(path)?;
     if who.require(Right::ManageHotLists).is_err() {
         who.require(Right::ViewAlerts)?;
     }
@@ -164,7 +160,7 @@ pub async fn get_list(
 }
 
 fn unknown_list(id: i64) -> ApiError {
-    ApiError::not_found("unknown_hotlist", format!("hot list {id} does not exist"))
+    platekeeper_store::StoreError::UnknownHotList(id).into()
 }
 
 /// Deletes a list and its entries (logged with the count).
@@ -183,7 +179,7 @@ pub async fn delete_list(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let store = state.store.clone();
     let actor = who.actor();
@@ -224,7 +220,7 @@ pub async fn add_entry(
     path: Result<Path<i64>, PathRejection>,
     ApiJson(body): ApiJson<EntryBody>,
 ) -> Result<(StatusCode, Json<HotEntry>), ApiError> {
-    let id = path_id(path)?;
+    let id = path_param(path)?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let store = state.store.clone();
     let list = blocking(move || Ok(store.hotlist(id)?))
@@ -285,19 +281,11 @@ pub async fn list_entries(
     path: Result<Path<i64>, PathRejection>,
     page: Result<Query<EntryPage>, QueryRejection>,
 ) -> Result<Json<EntryList>, ApiError> {
-    let id = path_id(path)?;
+    let id = path_param(path)?;
     let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let limit = crate::search::page_limit(page.limit)?;
-    let after = match page.cursor.as_deref() {
-        None => 0,
-        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("cursor {c:?} is not one this server issued"),
-            )
-        })?,
-    };
+    let after = crate::search::id_cursor(page.cursor.as_deref())?.unwrap_or(0);
     let store = state.store.clone();
     let entries = blocking(move || Ok(store.hot_entries(id, after, limit)?)).await?;
     let next_cursor = (entries.len() >= limit)
@@ -332,7 +320,7 @@ pub async fn remove_entry(
     path: Result<Path<(i64, i64)>, PathRejection>,
     params: Result<Query<RemoveParams>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (list_id, entry_id) = path_id(path)?;
+    let (list_id, entry_id) = path_param(path)?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
@@ -446,7 +434,7 @@ pub async fn import_file(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(path)?;
+    let id = path_param(path)?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     who.require_plate_data(&state, Right::ManageHotLists)?;

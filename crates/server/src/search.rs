@@ -105,6 +105,26 @@ pub struct SearchResponse {
     pub plates_matched: usize,
 }
 
+/// A numeric paging cursor (the last id of the previous page), if any.
+pub fn id_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!("cursor {c:?} is not one this server issued"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A path parameter, or a 400 naming what is wrong with it.
+pub fn path_param<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
 /// A page size from a request: 1–1000, 100 when absent.
 pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {

@@ -40,9 +40,21 @@ impl Api {
     }
 
     async fn import(&self, list: i64, query: &str, body: &[u8]) -> (StatusCode, Value) {
+        self.upload(list, query, &self.admin, "text/plain", body)
+            .await
+    }
+
+    async fn upload(
+        &self,
+        list: i64,
+        query: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
         let req = Request::post(format!("/api/v1/hotlists/{list}/import?{query}"))
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
-            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, content_type)
             .body(Body::from(body.to_vec()))
             .unwrap();
         let (s, v, _) = self.send(req).await;
@@ -399,15 +411,15 @@ async fn entries_that_match_too_much_or_live_too_long_are_refused() {
         "{v}"
     );
     // An import cannot get round the 30-day limit either.
-    let req = Request::post(format!(
-        "/api/v1/hotlists/{list}/import?format=csv&source=tips"
-    ))
-    .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
-    .body(Body::from(
-        "plate,reason,expires_at\n5LONG99,tip,2099-01-01\n",
-    ))
-    .unwrap();
-    let (s, v, _) = api.send(req).await;
+    let (s, v) = api
+        .upload(
+            list,
+            "format=csv&source=tips",
+            &analyst,
+            "text/csv",
+            b"plate,reason,expires_at\n5LONG99,tip,2099-01-01\n",
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, page) = api
         .call(
@@ -553,23 +565,18 @@ async fn imports_report_every_line_and_replace_their_source_at_once() {
     );
     // A form upload, format told from the file name.
     let form = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"svs_20261120.txt\"\r\nContent-Type: text/plain\r\n\r\nSVS 20261120\n3QRS789 CA0120261119\nTOTAL RECORD 1\n\r\n--XyZ--\r\n";
-    let req = Request::post(format!("/api/v1/hotlists/{list}/import?source=svs2"))
-        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
-        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
-        .body(Body::from(form))
-        .unwrap();
-    let (s, v, _) = api.send(req).await;
+    let multipart = "multipart/form-data; boundary=XyZ";
+    let (s, v) = api
+        .upload(list, "source=svs2", &api.admin, multipart, form.as_bytes())
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         (v["format"].as_str(), v["added"].as_u64()),
         (Some("doj"), Some(1))
     );
-    let req = Request::post(format!("/api/v1/hotlists/{list}/import"))
-        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
-        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
-        .body(Body::from("--XyZ--\r\n"))
-        .unwrap();
-    let (s, v, _) = api.send(req).await;
+    let (s, v) = api
+        .upload(list, "", &api.admin, multipart, b"--XyZ--\r\n")
+        .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_upload"))
