@@ -5,6 +5,7 @@ mod bench;
 mod bench_hotlists;
 mod demo;
 mod import;
+mod retention;
 mod synthetic;
 
 use std::net::SocketAddr;
@@ -68,6 +69,29 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Applies retention now: removes what is past each class's period
+    /// (the server also does this daily).
+    Purge {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        /// Show what would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Shows, or sets, the retention period of each class of data.
+    Retention(retention::RetentionArgs),
+    /// Evidence packages.
+    Evidence {
+        #[command(subcommand)]
+        what: EvidenceWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceWhat {
+    /// Checks every file of a package against its manifest; exit 1 if
+    /// anything is missing, altered or unlisted.
+    Verify { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +181,11 @@ fn main() -> anyhow::Result<()> {
         Command::Audit {
             what: AuditWhat::Verify { data },
         } => admin::verify(&data),
+        Command::Purge { data, dry_run } => retention::purge(&data, dry_run),
+        Command::Retention(args) => retention::retention(&args),
+        Command::Evidence {
+            what: EvidenceWhat::Verify { file },
+        } => retention::verify_evidence(&file),
         Command::Totp { secret } => {
             let now = (now_ms() / 1000).max(0) as u64;
             match platekeeper_store::credentials::totp_code(secret.trim(), now) {

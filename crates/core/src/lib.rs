@@ -6,6 +6,7 @@
 //! so tests (and auditors) can replay a rule at any moment.
 
 pub mod account;
+pub mod audit_report;
 pub mod geo;
 pub mod hotlist;
 pub mod pattern;
@@ -14,7 +15,9 @@ pub mod policy;
 pub mod purpose;
 pub mod read;
 pub mod region;
+pub mod retention;
 pub mod role;
+pub mod sharing;
 
 pub use geo::{Area, GeoError, GeoPoint};
 pub use pattern::{PatternError, PlatePattern};

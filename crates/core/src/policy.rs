@@ -4,7 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountPolicy;
+use crate::audit_report::AuditPolicy;
 use crate::purpose::PurposePolicy;
+use crate::retention::RetentionPolicy;
+
+/// Longest public policy text (SPEC R8.3), in bytes.
+pub const MAX_PUBLIC_POLICY_BYTES: usize = 200_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -17,6 +22,13 @@ pub struct AgencyPolicy {
     pub accounts: AccountPolicy,
     pub purpose: PurposePolicy,
     pub alerts: AlertPolicy,
+    /// How long each class of data is kept (SPEC R6.1).
+    pub retention: RetentionPolicy,
+    /// How the periodic audit reads times and volumes (SPEC R8.1).
+    pub audit: AuditPolicy,
+    /// The usage and privacy policy posted at `/transparency`, in
+    /// Markdown (SPEC R8.3).
+    pub public_policy_markdown: String,
 }
 
 /// How alerts are pushed (SPEC R3.3).
@@ -48,6 +60,9 @@ impl Default for AgencyPolicy {
             accounts: AccountPolicy::default(),
             purpose: PurposePolicy::default(),
             alerts: AlertPolicy::default(),
+            retention: RetentionPolicy::default(),
+            audit: AuditPolicy::default(),
+            public_policy_markdown: String::new(),
         }
     }
 }
@@ -82,6 +97,14 @@ impl AgencyPolicy {
         }
         if !(1..=100).contains(&self.alerts.max_sends) {
             return Err("alerts.max_sends must be 1 to 100".into());
+        }
+        self.retention.check()?;
+        self.audit.check()?;
+        if self.public_policy_markdown.len() > MAX_PUBLIC_POLICY_BYTES {
+            return Err(format!(
+                "public_policy_markdown is {} bytes; at most {MAX_PUBLIC_POLICY_BYTES}",
+                self.public_policy_markdown.len()
+            ));
         }
         if self.agency_name.trim().is_empty() || self.agency_name.chars().count() > 200 {
             return Err("agency_name must be 1 to 200 characters".into());

@@ -454,7 +454,7 @@ impl PurposePolicy {
         Ok(())
     }
 
-    fn check_case_number(&self, case: &str) -> Result<(), PurposeError> {
+    pub fn check_case_number(&self, case: &str) -> Result<(), PurposeError> {
         match &self.case_number_format {
             Some(t) if !matches_template(t, case) => Err(PurposeError::CaseNumberFormat(
                 case.to_string(),

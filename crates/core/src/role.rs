@@ -35,6 +35,10 @@ pub enum Right {
     ViewImages,
     /// Export reads as evidence or files (plate data).
     ExportReads,
+    /// Put reads on legal hold for a case, and lift holds (plate data).
+    HoldReads,
+    /// Correct a misread (plate or state), keeping the original.
+    CorrectReads,
     /// Receive and open hot-list alerts (plate data).
     ViewAlerts,
     /// Create and edit hot lists.
@@ -68,6 +72,7 @@ pub const RIGHTS: &[(Role, &[Right])] = &[
             SearchReads,
             ViewImages,
             ExportReads,
+            HoldReads,
             ViewAlerts,
             ViewCameraHealth,
         ],
@@ -86,6 +91,8 @@ pub const RIGHTS: &[(Role, &[Right])] = &[
             SearchReads,
             ViewImages,
             ExportReads,
+            HoldReads,
+            CorrectReads,
             ViewAlerts,
             ManageHotLists,
             ViewCameraHealth,
@@ -97,6 +104,8 @@ pub const RIGHTS: &[(Role, &[Right])] = &[
             SearchReads,
             ViewImages,
             ExportReads,
+            HoldReads,
+            CorrectReads,
             ViewAlerts,
             ManageHotLists,
             OverrideEntryExpiry,
@@ -114,7 +123,14 @@ pub const RIGHTS: &[(Role, &[Right])] = &[
 ];
 
 /// The rights that reach plate data.
-pub const PLATE_DATA_RIGHTS: &[Right] = &[SearchReads, ViewImages, ExportReads, ViewAlerts];
+pub const PLATE_DATA_RIGHTS: &[Right] = &[
+    SearchReads,
+    ViewImages,
+    ExportReads,
+    HoldReads,
+    CorrectReads,
+    ViewAlerts,
+];
 
 pub const ALL_ROLES: &[Role] = &[
     Role::Officer,

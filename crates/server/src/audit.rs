@@ -19,6 +19,95 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/audit/log", get(log))
         .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/policy", get(get_policy).put(put_policy))
+        .route("/api/v1/audit/report", get(report))
+        .route("/api/v1/audit/reports", get(stored_reports))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ReportParams {
+    /// A quarter (`2026Q3`) or a year (`2026`), agency-local time.
+    pub period: Option<String>,
+    /// `json` (default), `csv` or `html`.
+    pub format: Option<String>,
+}
+
+/// The periodic audit for a period (SPEC R8.1): accesses per user,
+/// purposes that fell short, accesses without current training or
+/// approval, after-hours work, unusual volume, hot-list changes, shares,
+/// purges and purge compliance, corrections. Generating it is logged and
+/// the report kept as an audit document.
+#[utoipa::path(get, path = "/api/v1/audit/report", params(ReportParams),
+    responses((status = 200, description = "The report (JSON, CSV or HTML)"), (status = 422, body = crate::error::ErrorBody)), tag = "audit")]
+pub async fn report(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    who.require(Right::ProduceAuditReports)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let policy = state.store.policy();
+    let period = p.period.as_deref().ok_or_else(|| {
+        ApiError::unprocessable("invalid_period", "period is required, e.g. 2026Q3 or 2026")
+    })?;
+    let period =
+        platekeeper_core::audit_report::Period::parse(period, policy.audit.utc_offset_minutes)
+            .map_err(|m| ApiError::unprocessable("invalid_period", m))?;
+    let format = p.format.unwrap_or_else(|| "json".into());
+    if !["json", "csv", "html"].contains(&format.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_format",
+            format!("format {format:?} must be json, csv or html"),
+        ));
+    }
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let (id, report) = blocking(move || Ok(store.audit_report(period, &actor, now)?)).await?;
+    let name = format!("alpr-audit-{}", report.period.label);
+    let with = |ct: &'static str, ext: &str, body: String| {
+        (
+            [
+                (axum::http::header::CONTENT_TYPE, ct.to_string()),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{name}.{ext}\""),
+                ),
+                (
+                    axum::http::HeaderName::from_static("x-report-id"),
+                    id.to_string(),
+                ),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    Ok(match format.as_str() {
+        "csv" => with("text/csv; charset=utf-8", "csv", report.to_csv()),
+        "html" => with(
+            "text/html; charset=utf-8",
+            "html",
+            report.to_html(&policy.agency_name),
+        ),
+        _ => {
+            let mut v =
+                serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+            v["report_id"] = serde_json::json!(id);
+            Json(v).into_response()
+        }
+    })
+}
+
+/// Reports generated so far (kept for the audit-document retention).
+#[utoipa::path(get, path = "/api/v1/audit/reports", responses((status = 200, body = Object)), tag = "audit")]
+pub async fn stored_reports(
+    State(state): State<AppState>,
+    who: Person,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require(Right::ProduceAuditReports)?;
+    let store = state.store.clone();
+    let reports = blocking(move || Ok(store.stored_reports()?)).await?;
+    Ok(Json(serde_json::json!({ "reports": reports })))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

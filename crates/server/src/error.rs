@@ -113,8 +113,32 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "alert_closed", e.to_string())
             }
             StoreError::InvalidAlert(_) => ApiError::unprocessable("invalid_note", e.to_string()),
+            StoreError::NotFound { what, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, not_found_code(what), e.to_string())
+            }
+            StoreError::Invalid { code, .. } => ApiError::unprocessable(code, e.to_string()),
+            StoreError::Refused { code, .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+            }
+            StoreError::Conflict { code, .. } => {
+                ApiError::new(StatusCode::CONFLICT, code, e.to_string())
+            }
             _ => ApiError::internal(e.to_string()),
         }
+    }
+}
+
+/// `unknown_<what>` for the nouns the store names.
+fn not_found_code(what: &str) -> &'static str {
+    match what {
+        "hold" => "unknown_hold",
+        "read" => "unknown_read",
+        "agency" => "unknown_agency",
+        "sharing_request" => "unknown_sharing_request",
+        "download" => "unknown_download",
+        "records_request" => "unknown_records_request",
+        "report" => "unknown_report",
+        _ => "not_found",
     }
 }
 

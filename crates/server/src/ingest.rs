@@ -179,6 +179,14 @@ pub fn accept_batch(
                         .into(),
                 ),
             )),
+            IngestStatus::PastRetention => rejected.push(Rejected::new(
+                *index,
+                (
+                    "ts",
+                    "past_retention",
+                    "ts is on a day past the agency's retention that was already purged".into(),
+                ),
+            )),
         }
     }
     rejected.sort_by_key(|r| r.index);

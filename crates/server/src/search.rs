@@ -159,7 +159,7 @@ fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, Api
 
 /// Checks a request and turns it into a store query, before any access is
 /// opened: a malformed request is not an access to data.
-fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
+pub(crate) fn build_query(req: &SearchRequest) -> Result<ReadQuery, ApiError> {
     let plate = match req
         .plate
         .as_deref()
@@ -454,7 +454,7 @@ pub async fn read_image(
             read.vehicle_image
         }
         .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
-        let bytes = store.image(&access, &image)?;
+        let bytes = store.image(&access, read.locator.day, &image)?;
         store.record_results(&access, &[(id, at)], now)?;
         Ok((bytes, image.kind))
     })

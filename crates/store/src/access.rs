@@ -23,6 +23,10 @@ pub enum AccessKind {
     ImageView,
     Export,
     AlertView,
+    /// Reads put on legal hold.
+    Hold,
+    /// A read opened to correct a misread.
+    Correction,
 }
 
 impl AccessKind {
@@ -32,6 +36,8 @@ impl AccessKind {
             AccessKind::ImageView => "image_view",
             AccessKind::Export => "export",
             AccessKind::AlertView => "alert_view",
+            AccessKind::Hold => "hold",
+            AccessKind::Correction => "correction",
         }
     }
 }

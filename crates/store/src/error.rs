@@ -50,6 +50,19 @@ pub enum StoreError {
     AlertState(String),
     #[error("{0}")]
     InvalidAlert(String),
+    /// Something named by id that does not exist: `what` is the API's
+    /// noun (`hold`, `agency`, `sharing_request`, …).
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: String },
+    /// Input the store refuses; `code` is the API's error code.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// A rule forbids the action (for example sharing outside California).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// The thing is not in a state that allows the action.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -61,6 +74,27 @@ impl From<rusqlite::types::FromSqlError> for StoreError {
 }
 
 impl StoreError {
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: &'static str, id: impl std::fmt::Display) -> StoreError {
+        StoreError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.display().to_string(),

@@ -635,24 +635,38 @@ impl Store {
 
     /// The daily job (R3.5): deletes entries past their expiry or their
     /// list's retention, and lists left empty past their retention.
+    /// A list keeps entries for its own retention, but never longer than
+    /// the agency's hot-list retention (`retention.hotlists_days`).
     pub fn purge_hotlists(&self, now_ms: i64) -> Result<HotListPurge, StoreError> {
+        let cap = self.policy().retention.hotlists_days;
+        self.purge_hotlists_within(now_ms, cap)
+    }
+
+    /// Entries and lists that [`Store::purge_hotlists_within`] would remove.
+    pub(crate) fn hotlist_purge_due(&self, now_ms: i64, cap_days: i64) -> Result<u64, StoreError> {
+        let conn = self.main_readers.get()?;
+        let due: i64 = conn.query_row(
+            "SELECT (SELECT count(*) FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
+                     WHERE e.expires_at <= ?1 OR e.entered_at + min(l.retention_days, ?2) * 86400000 <= ?1)
+                  + (SELECT count(*) FROM hotlists l
+                     WHERE updated_at + min(retention_days, ?2) * 86400000 <= ?1
+                       AND NOT EXISTS (SELECT 1 FROM hotlist_entries e WHERE e.list_id = l.id))",
+            params![now_ms, cap_days],
+            |r| r.get(0),
+        )?;
+        Ok(due as u64)
+    }
+
+    pub(crate) fn purge_hotlists_within(
+        &self,
+        now_ms: i64,
+        cap_days: i64,
+    ) -> Result<HotListPurge, StoreError> {
         let actor = Actor::system("retention");
         let _changing = self.hot_changes.lock().map_err(|_| StoreError::Poisoned)?;
         // Nothing due: nothing to write (the log records removals).
-        {
-            let conn = self.main_readers.get()?;
-            let due: i64 = conn.query_row(
-                "SELECT (SELECT count(*) FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
-                         WHERE e.expires_at <= ?1 OR e.entered_at + l.retention_days * 86400000 <= ?1)
-                      + (SELECT count(*) FROM hotlists l
-                         WHERE updated_at + retention_days * 86400000 <= ?1
-                           AND NOT EXISTS (SELECT 1 FROM hotlist_entries e WHERE e.list_id = l.id))",
-                [now_ms],
-                |r| r.get(0),
-            )?;
-            if due == 0 {
-                return Ok(HotListPurge::default());
-            }
+        if self.hotlist_purge_due(now_ms, cap_days)? == 0 {
+            return Ok(HotListPurge::default());
         }
         let (purge, _) = self.with_log(|tx, head| {
             let mut ids = Vec::new();
@@ -664,9 +678,9 @@ impl Store {
                 let mut stmt = tx.prepare(
                     "SELECT e.id, e.list_id, e.plate, e.source, e.expires_at <= ?1
                      FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
-                     WHERE e.expires_at <= ?1 OR e.entered_at + l.retention_days * 86400000 <= ?1",
+                     WHERE e.expires_at <= ?1 OR e.entered_at + min(l.retention_days, ?2) * 86400000 <= ?1",
                 )?;
-                let mut rows = stmt.query([now_ms])?;
+                let mut rows = stmt.query(params![now_ms, cap_days])?;
                 while let Some(r) = rows.next()? {
                     let (id, list): (i64, i64) = (r.get(0)?, r.get(1)?);
                     ids.push(id);
@@ -689,10 +703,10 @@ impl Store {
             {
                 let mut stmt = tx.prepare(
                     "SELECT id, name FROM hotlists l
-                     WHERE updated_at + retention_days * 86400000 <= ?1
+                     WHERE updated_at + min(retention_days, ?2) * 86400000 <= ?1
                        AND NOT EXISTS (SELECT 1 FROM hotlist_entries e WHERE e.list_id = l.id)",
                 )?;
-                let mut rows = stmt.query([now_ms])?;
+                let mut rows = stmt.query(params![now_ms, cap_days])?;
                 while let Some(r) = rows.next()? {
                     lists.push((r.get::<_, i64>(0)?, r.get::<_, String>(1)?));
                 }

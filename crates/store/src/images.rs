@@ -1,8 +1,13 @@
-//! Images kept by content: `images/<first two hex digits>/<sha256>.<ext>`.
+//! Images kept by day and content:
+//! `images/YYYY-MM-DD/<first two hex digits>/<sha256>.<ext>`.
 //!
-//! The same picture sent twice is stored once; a row holds only the hash,
-//! so the database stays small and an evidence manifest can name each
-//! file by the digest it is stored under.
+//! The same picture sent twice on one day is stored once; a row holds only
+//! the hash, so the database stays small and an evidence manifest can name
+//! each file by the digest it is stored under. Pictures live under the day
+//! of their read so that retention removes a day's folder whole, without
+//! asking which other day might share a file (SPEC R6.1). Pictures of
+//! reads on legal hold are linked into `images/held/` when the hold is
+//! placed and stay there until the hold is lifted and purged (SPEC R6.2).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -51,21 +56,42 @@ impl ImageStore {
         Ok(ImageStore { root })
     }
 
-    pub fn path(&self, r: &ImageRef) -> PathBuf {
+    fn file_in(dir: PathBuf, r: &ImageRef) -> PathBuf {
         let hex = hex::encode(r.sha256);
-        self.root
-            .join(&hex[..2])
+        dir.join(&hex[..2])
             .join(format!("{hex}.{}", r.kind.extension()))
     }
 
-    /// Stores the bytes (once per content) and makes them durable before
-    /// returning, so a committed row never points at a missing file.
-    pub fn put(&self, kind: ImageKind, bytes: &[u8]) -> Result<ImageRef, StoreError> {
+    /// The folder of a day's pictures.
+    pub fn day_dir(&self, day: i32) -> PathBuf {
+        self.root
+            .join(crate::partition::file_name(day).trim_end_matches(".db"))
+    }
+
+    /// Where a picture of a read on `day` is stored.
+    pub fn path(&self, day: i32, r: &ImageRef) -> PathBuf {
+        Self::file_in(self.day_dir(day), r)
+    }
+
+    /// Where a held picture is kept.
+    pub fn held_path(&self, r: &ImageRef) -> PathBuf {
+        Self::file_in(self.root.join("held"), r)
+    }
+
+    /// Where releases before day folders kept it.
+    fn legacy_path(&self, r: &ImageRef) -> PathBuf {
+        Self::file_in(self.root.clone(), r)
+    }
+
+    /// Stores the bytes (once per content and day) and makes them durable
+    /// before returning, so a committed row never points at a missing
+    /// file.
+    pub fn put(&self, day: i32, kind: ImageKind, bytes: &[u8]) -> Result<ImageRef, StoreError> {
         let r = ImageRef {
             sha256: Sha256::digest(bytes).into(),
             kind,
         };
-        let path = self.path(&r);
+        let path = self.path(day, &r);
         if path.exists() {
             return Ok(r);
         }
@@ -91,8 +117,122 @@ impl ImageStore {
         Ok(r)
     }
 
-    pub fn read(&self, r: &ImageRef) -> Result<Vec<u8>, StoreError> {
-        let path = self.path(r);
-        fs::read(&path).map_err(|e| StoreError::io(&path, e))
+    /// A picture of a read on `day`: from the day's folder, else from the
+    /// held pictures (the day's were purged but the read is on hold).
+    pub fn read(&self, day: i32, r: &ImageRef) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(day, r);
+        match fs::read(&path) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let held = self.held_path(r);
+                fs::read(&held).map_err(|_| StoreError::io(&path, e))
+            }
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
     }
+
+    /// Links a read's picture into the held folder (a hard link: no copy,
+    /// and the picture survives its day's purge).
+    pub(crate) fn hold(&self, day: i32, r: &ImageRef) -> Result<(), StoreError> {
+        let to = self.held_path(r);
+        if to.exists() {
+            return Ok(());
+        }
+        let from = self.path(day, r);
+        let dir = to.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        match fs::hard_link(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // A folder on another file system (or one that refuses links):
+            // copy instead.
+            Err(_) => {
+                fs::copy(&from, &to).map_err(|e| StoreError::io(&from, e))?;
+            }
+        }
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(&dir, e))
+    }
+
+    /// Removes a held picture (its hold was lifted and purged).
+    pub(crate) fn release_held(&self, r: &ImageRef) -> Result<bool, StoreError> {
+        let path = self.held_path(r);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Pictures stored for a day.
+    pub(crate) fn count_day(&self, day: i32) -> u64 {
+        count_files(&self.day_dir(day))
+    }
+
+    /// Removes a day's folder of pictures; returns the files removed.
+    pub(crate) fn remove_day(&self, day: i32) -> Result<u64, StoreError> {
+        let dir = self.day_dir(day);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let files = count_files(&dir);
+        fs::remove_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        Ok(files)
+    }
+
+    /// Moves pictures stored by an earlier release directly under
+    /// `images/xx/` into their day's folder. `refs` yields every (day,
+    /// picture) the day files name. Runs at open; a no-op once done.
+    pub(crate) fn migrate_legacy(
+        &self,
+        refs: impl FnOnce() -> Result<Vec<(i32, ImageRef)>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let legacy: Vec<PathBuf> = fs::read_dir(&self.root)
+            .map_err(|e| StoreError::io(&self.root, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
+            .collect();
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        for (day, r) in refs()? {
+            let from = self.legacy_path(&r);
+            let to = self.path(day, &r);
+            if from.exists() && !to.exists() {
+                let dir = to.parent().unwrap_or(&self.root).to_path_buf();
+                fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+                fs::hard_link(&from, &to)
+                    .or_else(|_| fs::copy(&from, &to).map(|_| ()))
+                    .map_err(|e| StoreError::io(&to, e))?;
+            }
+        }
+        for dir in legacy {
+            fs::remove_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn count_files(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_files(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
 }

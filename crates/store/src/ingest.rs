@@ -35,6 +35,8 @@ pub enum IngestStatus {
     /// Every slot of its millisecond is taken (16 reads in one
     /// millisecond of one day); nothing was stored, send it again.
     MillisecondFull,
+    /// Its day is past retention and was already purged.
+    PastRetention,
 }
 
 /// A row ready to insert.
@@ -57,7 +59,14 @@ impl Store {
             by_day.entry(row.day).or_default().push(i);
         }
         let mut statuses = vec![IngestStatus::Accepted; items.len()];
+        let purged_before = self.purged_before.load(Ordering::SeqCst);
         for (day, indexes) in by_day {
+            if day < purged_before {
+                for i in indexes {
+                    statuses[i] = IngestStatus::PastRetention;
+                }
+                continue;
+            }
             let file = self.day_file(day)?;
             let newest = self.newest_day.fetch_max(day, Ordering::Relaxed).max(day);
             {
@@ -119,13 +128,14 @@ impl Store {
                         )))
                     }
                 };
+                let day = partition::day_of(r.ts_ms);
                 let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
                     img.as_ref()
-                        .map(|(kind, bytes)| self.images.put(*kind, bytes))
+                        .map(|(kind, bytes)| self.images.put(day, *kind, bytes))
                         .transpose()
                 };
                 Ok(Row {
-                    day: partition::day_of(r.ts_ms),
+                    day,
                     base: partition::rowid_base(r.ts_ms),
                     meta: partition::pack_meta(
                         item.camera,

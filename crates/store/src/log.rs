@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS log(
     hash BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_user ON log(username, seq);
+CREATE INDEX IF NOT EXISTS log_ts ON log(ts);
 ";
 
 /// What a new entry says. `details` and `purpose` are JSON.
@@ -260,7 +261,11 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
     };
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
-    let mut head = Head::GENESIS;
+    // Entries purged past retention: the chain starts after the anchor,
+    // which a later `purge` entry must name (checked below).
+    let anchor = crate::retention::load_log_anchor(conn)?;
+    let mut head = anchor.unwrap_or(Head::GENESIS);
+    let mut anchor_named = false;
     let bad = |seq: i64, head: Head, problem: String| Verification {
         ok: false,
         entries: head.seq,
@@ -304,10 +309,26 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
                 format!("entry {} was altered after it was written", e.seq),
             ));
         }
+        if let (Some(a), "purge") = (anchor, e.kind.as_str()) {
+            let through = serde_json::from_str::<serde_json::Value>(&e.details)
+                .ok()
+                .and_then(|d| d.get("log_through").and_then(|v| v.as_i64()));
+            anchor_named |= through == Some(a.seq);
+        }
         head = Head {
             seq: e.seq,
             hash: e.hash,
         };
+    }
+    if let Some(a) = anchor.filter(|_| !anchor_named) {
+        return Ok(bad(
+            a.seq + 1,
+            head,
+            format!(
+                "the log starts after entry {} but no purge entry records removing entries up to it",
+                a.seq
+            ),
+        ));
     }
     if let Some(recorded) = recorded {
         if recorded.entries > head.seq {

@@ -349,6 +349,61 @@ impl DayFile {
         Ok(())
     }
 
+    /// Deletes the day's files (after the day left the store's map).
+    /// Connections still open keep reading the unlinked file until they
+    /// close.
+    pub(crate) fn delete_files(&self) -> Result<(), StoreError> {
+        if let Ok(mut w) = self.writer.lock() {
+            *w = None;
+        }
+        for path in [
+            self.path.clone(),
+            self.path.with_extension("db-wal"),
+            self.path.with_extension("db-shm"),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the day's pictures (their retention ended before the
+    /// reads'); the folder is removed by the caller.
+    pub(crate) fn clear_images(&self) -> Result<(), StoreError> {
+        let mut guard = self.writer()?;
+        let conn = guard.as_mut().ok_or(StoreError::Poisoned)?;
+        conn.execute("DELETE FROM images", [])?;
+        if self.is_sealed() {
+            *guard = None;
+        }
+        Ok(())
+    }
+
+    /// Every picture the day's reads name.
+    pub(crate) fn image_refs(&self) -> Result<Vec<crate::images::ImageRef>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt =
+            conn.prepare("SELECT plate_sha, plate_kind, vehicle_sha, vehicle_kind FROM images")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            for (s, k) in [(0, 1), (2, 3)] {
+                let sha: Option<Vec<u8>> = r.get(s)?;
+                let kind: Option<i64> = r.get(k)?;
+                if let Some(i) = sha
+                    .zip(kind)
+                    .and_then(|(s, k)| crate::images::ImageRef::from_parts(&s, k))
+                {
+                    out.push(i);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds the day's distinct plates to the dictionary (an index-only
     /// scan once sealed).
     pub(crate) fn load_dictionary(&self, dict: &mut PlateDictionary) -> Result<(), StoreError> {

@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS access_reads(
     ts INTEGER NOT NULL,
     PRIMARY KEY (access_id, read_id)
 ) WITHOUT ROWID;
+-- Holds and corrections find a read's time among what its author saw.
+CREATE INDEX IF NOT EXISTS access_reads_read ON access_reads(read_id);
 ";
 
 /// Creates the main database's tables; safe to run on every start.
@@ -79,6 +81,10 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(crate::accounts::SCHEMA)?;
     conn.execute_batch(crate::hotlists::SCHEMA)?;
     conn.execute_batch(crate::alerts::SCHEMA)?;
+    conn.execute_batch(crate::holds::SCHEMA)?;
+    conn.execute_batch(crate::sharing::SCHEMA)?;
+    conn.execute_batch(crate::reports::SCHEMA)?;
+    conn.execute_batch(crate::corrections::SCHEMA)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",
         [],

@@ -232,6 +232,11 @@ impl SearchPlan {
     pub fn query(&self) -> &ReadQuery {
         &self.query
     }
+
+    /// Moves the plan to the page after `cursor` (the candidates stay).
+    pub fn set_cursor(&mut self, cursor: Option<Cursor>) {
+        self.query.cursor = cursor;
+    }
 }
 
 impl Store {
@@ -355,8 +360,10 @@ impl Store {
                         "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rid \
                          WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC{limit_sql}"
                     );
+                    // The plate is checked again: a corrected read stays
+                    // under its old plate in the in-memory index.
                     let by_rowid = format!(
-                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ?{filters}"
+                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ? AND r.plate = ?{filters}"
                     );
                     let mut found: Vec<StoredRead> = Vec::new();
                     for span in cands.iter().filter(|s| s.maybe_on(day)) {
@@ -369,7 +376,7 @@ impl Store {
                                 if q.area.is_none() && kept >= remaining {
                                     break;
                                 }
-                                let mut args = vec![Value::Integer(rowid)];
+                                let mut args = vec![Value::Integer(rowid), Value::Integer(code)];
                                 args.extend(extra.iter().cloned());
                                 let mut rows = stmt.query(params_from_iter(args))?;
                                 if let Some(row) = rows.next()? {
@@ -512,8 +519,13 @@ impl Store {
         Ok(None)
     }
 
-    /// An image's bytes, under an access.
-    pub fn image(&self, _access: &Access, image: &ImageRef) -> Result<Vec<u8>, StoreError> {
-        self.images.read(image)
+    /// An image of a read stored on `day`, under an access.
+    pub fn image(
+        &self,
+        _access: &Access,
+        day: i32,
+        image: &ImageRef,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.images.read(day, image)
     }
 }

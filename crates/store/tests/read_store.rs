@@ -362,7 +362,7 @@ fn images_are_stored_once_by_content_and_found_by_id_and_time() {
         .unwrap()
         .unwrap();
     let img = found.vehicle_image.unwrap();
-    assert_eq!(f.store.image(&acc, &img).unwrap(), jpeg);
+    assert_eq!(f.store.image(&acc, found.locator.day, &img).unwrap(), jpeg);
     let files: Vec<_> = walk(&f.store.dir().join("images"));
     assert_eq!(files.len(), 1, "one file for two reads of the same picture");
     assert!(f

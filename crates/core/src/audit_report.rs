@@ -1,0 +1,720 @@
+//! The periodic audit (SPEC R8.1; policies 000 § 462.8, 003 § 429.8): what
+//! an ALPR Administrator or a state auditor reads to see whether the
+//! system was used as the policy says.
+//!
+//! [`build`] is a pure function of the log entries of a period, the
+//! users' training and approval history, and the retention figures; the
+//! store gathers those and keeps the result. Findings:
+//! * accesses per user (and refusals, after-hours work, busiest day);
+//! * purposes that fell short (refused requests, with the rule that
+//!   refused them);
+//! * accesses by a user without current training or approval at the time;
+//! * accesses outside working hours (agency-local time);
+//! * unusual volume: a day with more than `unusual_volume_factor` times
+//!   the user's own median daily accesses;
+//! * hot-list changes, shares, purges and purge compliance, corrections.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::read::format_time_ms;
+use crate::retention::{Compliance, DAY_MS};
+
+/// How the audit reads times and volumes (part of the agency policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditPolicy {
+    /// The agency's offset from UTC in minutes (Pacific standard time:
+    /// -480). Daylight saving is not applied: an hour's error at the
+    /// edges of the working day, stated in the report.
+    pub utc_offset_minutes: i32,
+    /// Working hours, local: accesses outside `[start, end)` are listed.
+    pub workday_start_hour: u8,
+    pub workday_end_hour: u8,
+    /// A day with more than this many times a user's median daily
+    /// accesses is unusual.
+    pub unusual_volume_factor: u32,
+    /// …and with at least this many accesses (3 × a median of 1 is noise).
+    pub unusual_volume_minimum: u32,
+}
+
+impl Default for AuditPolicy {
+    fn default() -> Self {
+        AuditPolicy {
+            utc_offset_minutes: -480,
+            workday_start_hour: 6,
+            workday_end_hour: 22,
+            unusual_volume_factor: 3,
+            unusual_volume_minimum: 10,
+        }
+    }
+}
+
+impl AuditPolicy {
+    pub fn check(&self) -> Result<(), String> {
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err("audit.utc_offset_minutes must be -720 to 840".into());
+        }
+        if self.workday_start_hour >= self.workday_end_hour || self.workday_end_hour > 24 {
+            return Err(
+                "audit.workday_start_hour must be before audit.workday_end_hour (0 to 24)".into(),
+            );
+        }
+        if !(2..=100).contains(&self.unusual_volume_factor) {
+            return Err("audit.unusual_volume_factor must be 2 to 100".into());
+        }
+        if !(1..=100_000).contains(&self.unusual_volume_minimum) {
+            return Err("audit.unusual_volume_minimum must be 1 to 100000".into());
+        }
+        Ok(())
+    }
+
+    fn local_ms(&self, ts_ms: i64) -> i64 {
+        ts_ms + self.utc_offset_minutes as i64 * 60_000
+    }
+
+    pub fn is_after_hours(&self, ts_ms: i64) -> bool {
+        let hour = (self.local_ms(ts_ms).rem_euclid(DAY_MS) / 3_600_000) as u8;
+        !(self.workday_start_hour..self.workday_end_hour).contains(&hour)
+    }
+
+    fn local_day(&self, ts_ms: i64) -> i64 {
+        self.local_ms(ts_ms).div_euclid(DAY_MS)
+    }
+}
+
+/// A quarter or a year, in agency-local time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub label: String,
+    pub from_ms: i64,
+    /// Exclusive.
+    pub to_ms: i64,
+}
+
+impl Period {
+    /// `2026Q3` (a quarter) or `2026` (a year).
+    pub fn parse(s: &str, utc_offset_minutes: i32) -> Result<Period, String> {
+        let bad = || format!("period {s:?} is not a quarter like 2026Q3 or a year like 2026");
+        let s = s.trim();
+        let (year, months) = match s.split_once(['Q', 'q']) {
+            Some((y, q)) => {
+                let q: u8 = q.parse().map_err(|_| bad())?;
+                if !(1..=4).contains(&q) {
+                    return Err(bad());
+                }
+                (y, (q * 3 - 2, 3u8))
+            }
+            None => (s, (1, 12)),
+        };
+        if year.len() != 4 {
+            return Err(bad());
+        }
+        let year: i32 = year.parse().map_err(|_| bad())?;
+        if !(2000..=2200).contains(&year) {
+            return Err(bad());
+        }
+        let start = month_start_ms(year, months.0).ok_or_else(bad)?;
+        let end_month = months.0 + months.1;
+        let end = if end_month > 12 {
+            month_start_ms(year + 1, end_month - 12)
+        } else {
+            month_start_ms(year, end_month)
+        }
+        .ok_or_else(bad)?;
+        let shift = utc_offset_minutes as i64 * 60_000;
+        Ok(Period {
+            label: if months.1 == 12 {
+                format!("{year}")
+            } else {
+                format!("{year}Q{}", months.0.div_ceil(3))
+            },
+            from_ms: start - shift,
+            to_ms: end - shift,
+        })
+    }
+}
+
+fn month_start_ms(year: i32, month: u8) -> Option<i64> {
+    let m = time::Month::try_from(month).ok()?;
+    let d = time::Date::from_calendar_date(year, m, 1).ok()?;
+    Some(d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// One log entry, as the audit needs it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub category: String,
+    pub kind: String,
+    pub username: String,
+    /// The entry's details (JSON).
+    pub details: serde_json::Value,
+}
+
+/// When a user was trained and approved: `[from, to)` spans.
+#[derive(Debug, Clone, Default)]
+pub struct Qualification {
+    pub trained: Vec<(i64, i64)>,
+    pub approved: Vec<(i64, i64)>,
+}
+
+fn covered(spans: &[(i64, i64)], t: i64) -> bool {
+    spans.iter().any(|&(a, b)| a <= t && t < b)
+}
+
+/// Longest list of individual findings per section; counts stay exact.
+pub const MAX_LISTED: usize = 2_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub seq: i64,
+    pub ts: String,
+    pub username: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Section {
+    /// Findings in the period (all of them, also those not listed).
+    pub count: usize,
+    /// The first [`MAX_LISTED`] findings, oldest first.
+    pub items: Vec<Finding>,
+}
+
+impl Section {
+    fn new() -> Section {
+        Section {
+            count: 0,
+            items: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, e: &Entry, detail: serde_json::Value) {
+        self.count += 1;
+        if self.items.len() < MAX_LISTED {
+            self.items.push(Finding {
+                seq: e.seq,
+                ts: format_time_ms(e.ts_ms),
+                username: e.username.clone(),
+                kind: e.kind.clone(),
+                detail,
+            });
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserSummary {
+    pub username: String,
+    pub accesses: usize,
+    pub refused: usize,
+    pub after_hours: usize,
+    pub unqualified: usize,
+    /// Median accesses on the days the user made any.
+    pub median_daily: f64,
+    pub busiest_day: Option<String>,
+    pub busiest_day_accesses: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnusualDay {
+    pub username: String,
+    /// Agency-local date.
+    pub day: String,
+    pub accesses: usize,
+    pub median_daily: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub period: Period,
+    pub from: String,
+    pub to: String,
+    pub generated_at: String,
+    pub entries_examined: usize,
+    pub accesses: usize,
+    pub users: Vec<UserSummary>,
+    pub purposes_short: Section,
+    pub unqualified_accesses: Section,
+    pub after_hours: Section,
+    pub unusual_volume: Vec<UnusualDay>,
+    pub hotlist_changes: Section,
+    pub shares: Section,
+    pub purges: Section,
+    pub purge_compliance: Compliance,
+    pub corrections: Section,
+    pub notes: Vec<String>,
+}
+
+/// Log kinds that record plate data leaving the agency.
+pub fn is_share(kind: &str) -> bool {
+    kind.starts_with("sharing_") || kind == "transfer_recorded"
+}
+
+/// Builds the report. `entries` are the period's log entries, in order.
+pub fn build(
+    period: Period,
+    entries: &[Entry],
+    qualifications: &HashMap<String, Qualification>,
+    policy: &AuditPolicy,
+    compliance: Compliance,
+    now_ms: i64,
+) -> Report {
+    #[derive(Default)]
+    struct Tally {
+        accesses: usize,
+        refused: usize,
+        after_hours: usize,
+        unqualified: usize,
+        per_day: BTreeMap<i64, usize>,
+    }
+    let mut users: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut purposes_short = Section::new();
+    let mut unqualified = Section::new();
+    let mut after_hours = Section::new();
+    let mut hotlist_changes = Section::new();
+    let mut shares = Section::new();
+    let mut purges = Section::new();
+    let mut corrections = Section::new();
+    let mut accesses = 0;
+    let none = Qualification::default();
+    for e in entries {
+        match e.category.as_str() {
+            "access" => {
+                accesses += 1;
+                let t = users.entry(&e.username).or_default();
+                t.accesses += 1;
+                *t.per_day.entry(policy.local_day(e.ts_ms)).or_default() += 1;
+                if policy.is_after_hours(e.ts_ms) {
+                    t.after_hours += 1;
+                    after_hours.push(e, serde_json::Value::Null);
+                }
+                let q = qualifications.get(&e.username).unwrap_or(&none);
+                let mut missing = Vec::new();
+                if !covered(&q.trained, e.ts_ms) {
+                    missing.push("training");
+                }
+                if !covered(&q.approved, e.ts_ms) {
+                    missing.push("approval");
+                }
+                if !missing.is_empty() {
+                    t.unqualified += 1;
+                    unqualified.push(e, serde_json::json!({ "lacking": missing }));
+                }
+            }
+            "refused" => {
+                users.entry(&e.username).or_default().refused += 1;
+                purposes_short.push(e, e.details.clone());
+            }
+            _ => {}
+        }
+        if e.kind.starts_with("hotlist_") {
+            hotlist_changes.push(e, e.details.clone());
+        } else if is_share(&e.kind) {
+            shares.push(e, e.details.clone());
+        } else if e.kind == "purge" {
+            purges.push(e, e.details.clone());
+        } else if e.kind == "read_corrected" {
+            corrections.push(e, e.details.clone());
+        }
+    }
+    let day_label = |d: i64| {
+        time::Date::from_julian_day(d as i32 + 2_440_588)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    let mut unusual_volume = Vec::new();
+    let summaries = users
+        .into_iter()
+        .map(|(username, t)| {
+            let mut counts: Vec<usize> = t.per_day.values().copied().collect();
+            counts.sort_unstable();
+            let median = match counts.len() {
+                0 => 0.0,
+                n if n % 2 == 1 => counts[n / 2] as f64,
+                n => (counts[n / 2 - 1] + counts[n / 2]) as f64 / 2.0,
+            };
+            for (&day, &n) in &t.per_day {
+                if n as f64 > median * policy.unusual_volume_factor as f64
+                    && n >= policy.unusual_volume_minimum as usize
+                {
+                    unusual_volume.push(UnusualDay {
+                        username: username.to_string(),
+                        day: day_label(day),
+                        accesses: n,
+                        median_daily: median,
+                    });
+                }
+            }
+            let busiest = t.per_day.iter().max_by_key(|(d, n)| (**n, -**d));
+            UserSummary {
+                username: username.to_string(),
+                accesses: t.accesses,
+                refused: t.refused,
+                after_hours: t.after_hours,
+                unqualified: t.unqualified,
+                median_daily: median,
+                busiest_day: busiest.map(|(d, _)| day_label(*d)),
+                busiest_day_accesses: busiest.map_or(0, |(_, n)| *n),
+            }
+        })
+        .collect();
+    let mut notes = vec![format!(
+        "Times are read at UTC{:+03}:{:02} without daylight saving; working hours {:02}:00–{:02}:00.",
+        policy.utc_offset_minutes / 60,
+        (policy.utc_offset_minutes % 60).abs(),
+        policy.workday_start_hour,
+        policy.workday_end_hour
+    )];
+    if !compliance.compliant {
+        notes.push(format!(
+            "Purge compliance fails: the oldest read kept that is not on legal hold is {:.1} days old; the policy keeps reads {} days.",
+            compliance.oldest_age_days.unwrap_or(0.0),
+            compliance.retention_days
+        ));
+    }
+    Report {
+        from: format_time_ms(period.from_ms),
+        to: format_time_ms(period.to_ms),
+        period,
+        generated_at: format_time_ms(now_ms),
+        entries_examined: entries.len(),
+        accesses,
+        users: summaries,
+        purposes_short,
+        unqualified_accesses: unqualified,
+        after_hours,
+        unusual_volume,
+        hotlist_changes,
+        shares,
+        purges,
+        purge_compliance: compliance,
+        corrections,
+        notes,
+    }
+}
+
+impl Report {
+    fn sections(&self) -> [(&'static str, &'static str, &Section); 7] {
+        [
+            (
+                "purposes_short",
+                "Purposes that fell short (refused)",
+                &self.purposes_short,
+            ),
+            (
+                "unqualified_access",
+                "Accesses without current training or approval",
+                &self.unqualified_accesses,
+            ),
+            (
+                "after_hours",
+                "Accesses outside working hours",
+                &self.after_hours,
+            ),
+            ("hotlist_change", "Hot-list changes", &self.hotlist_changes),
+            ("share", "Shares with other agencies", &self.shares),
+            ("purge", "Purges", &self.purges),
+            ("correction", "Corrections of misreads", &self.corrections),
+        ]
+    }
+
+    /// One row per finding: `section,seq,ts,username,kind,detail`, after
+    /// one row per user and one per unusual day.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("section,seq,ts,username,kind,detail\n");
+        let mut row = |cells: [&str; 6]| {
+            let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        };
+        for u in &self.users {
+            let detail = format!(
+                "accesses={} refused={} after_hours={} unqualified={} median_daily={} busiest_day={} ({})",
+                u.accesses,
+                u.refused,
+                u.after_hours,
+                u.unqualified,
+                u.median_daily,
+                u.busiest_day.as_deref().unwrap_or("-"),
+                u.busiest_day_accesses
+            );
+            row(["user", "", "", &u.username, "summary", &detail]);
+        }
+        for d in &self.unusual_volume {
+            let detail = format!("{} accesses; median {}", d.accesses, d.median_daily);
+            row(["unusual_volume", "", &d.day, &d.username, "", &detail]);
+        }
+        for (name, _, s) in self.sections() {
+            for f in &s.items {
+                row([
+                    name,
+                    &f.seq.to_string(),
+                    &f.ts,
+                    &f.username,
+                    &f.kind,
+                    &f.detail.to_string(),
+                ]);
+            }
+        }
+        let c = &self.purge_compliance;
+        let detail = format!(
+            "compliant={} oldest_age_days={} retention_days={}",
+            c.compliant,
+            c.oldest_age_days.map_or("-".into(), |a| format!("{a:.1}")),
+            c.retention_days
+        );
+        row(["purge_compliance", "", "", "", "", &detail]);
+        out
+    }
+
+    /// A readable, self-contained page (no scripts, no outside assets).
+    pub fn to_html(&self, agency: &str) -> String {
+        let mut h = String::new();
+        let title = format!("ALPR audit {} — {}", self.period.label, esc(agency));
+        h.push_str(&format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+             <style>body{{font:15px/1.45 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}}\
+             table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}}th,td{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}}\
+             th{{background:#f1f3f5}}.bad{{color:#a40000;font-weight:600}}.ok{{color:#0a6b2b;font-weight:600}}code{{font-size:90%}}</style></head><body>\
+             <h1>{title}</h1><p>Period {} to {} (exclusive). Generated {}. {} log entries examined; {} accesses to plate data.</p>",
+            esc(&self.from), esc(&self.to), esc(&self.generated_at), self.entries_examined, self.accesses
+        ));
+        let c = &self.purge_compliance;
+        h.push_str(&format!(
+            "<h2>Purge compliance</h2><p class=\"{}\">{}</p>",
+            if c.compliant { "ok" } else { "bad" },
+            match c.oldest_age_days {
+                Some(a) => format!(
+                    "Oldest read not on legal hold: {a:.1} days; retention {} days (allowed up to {} with the daily purge): {}.",
+                    c.retention_days,
+                    c.allowed_days,
+                    if c.compliant { "compliant" } else { "NOT compliant" }
+                ),
+                None => "No reads are kept outside legal holds.".into(),
+            }
+        ));
+        h.push_str("<h2>Accesses by user</h2><table><tr><th>User</th><th>Accesses</th><th>Refused</th><th>After hours</th><th>Without training/approval</th><th>Median per day</th><th>Busiest day</th></tr>");
+        for u in &self.users {
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{} ({})</td></tr>",
+                esc(&u.username), u.accesses, u.refused, u.after_hours,
+                if u.unqualified > 0 { " class=\"bad\"" } else { "" }, u.unqualified,
+                u.median_daily, esc(u.busiest_day.as_deref().unwrap_or("—")), u.busiest_day_accesses
+            ));
+        }
+        h.push_str("</table><h2>Unusual volume</h2>");
+        if self.unusual_volume.is_empty() {
+            h.push_str("<p>None.</p>");
+        } else {
+            h.push_str(
+                "<table><tr><th>User</th><th>Day</th><th>Accesses</th><th>User's median</th></tr>",
+            );
+            for d in &self.unusual_volume {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td class=\"bad\">{}</td><td>{}</td></tr>",
+                    esc(&d.username),
+                    esc(&d.day),
+                    d.accesses,
+                    d.median_daily
+                ));
+            }
+            h.push_str("</table>");
+        }
+        for (_, heading, s) in self.sections() {
+            h.push_str(&format!("<h2>{heading} ({})</h2>", s.count));
+            if s.items.is_empty() {
+                h.push_str("<p>None.</p>");
+                continue;
+            }
+            if s.items.len() < s.count {
+                h.push_str(&format!(
+                    "<p>The first {} are listed; the CSV and JSON carry the same.</p>",
+                    s.items.len()
+                ));
+            }
+            h.push_str(
+                "<table><tr><th>#</th><th>Time</th><th>User</th><th>Kind</th><th>Detail</th></tr>",
+            );
+            for f in &s.items {
+                let detail = if f.detail.is_null() {
+                    String::new()
+                } else {
+                    f.detail.to_string()
+                };
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    f.seq,
+                    esc(&f.ts),
+                    esc(&f.username),
+                    esc(&f.kind),
+                    esc(&detail)
+                ));
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("<h2>Notes</h2><ul>");
+        for n in &self.notes {
+            h.push_str(&format!("<li>{}</li>", esc(n)));
+        }
+        h.push_str("</ul></body></html>\n");
+        h
+    }
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSV cell, quoted when needed; a leading `=`, `+`, `-` or `@` is
+/// prefixed with `'` so a spreadsheet does not run it as a formula.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retention::compliance;
+
+    const H: i64 = 3_600_000;
+
+    fn entry(seq: i64, ts_ms: i64, category: &str, kind: &str, user: &str) -> Entry {
+        Entry {
+            seq,
+            ts_ms,
+            category: category.into(),
+            kind: kind.into(),
+            username: user.into(),
+            details: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn periods_are_quarters_or_years_in_local_time() {
+        let p = Period::parse("2026Q3", 0).unwrap();
+        assert_eq!(format_time_ms(p.from_ms), "2026-07-01T00:00:00Z");
+        assert_eq!(format_time_ms(p.to_ms), "2026-10-01T00:00:00Z");
+        let p = Period::parse("2026Q4", -480).unwrap();
+        assert_eq!(format_time_ms(p.from_ms), "2026-10-01T08:00:00Z");
+        assert_eq!(format_time_ms(p.to_ms), "2027-01-01T08:00:00Z");
+        let p = Period::parse("2025", 0).unwrap();
+        assert_eq!(p.label, "2025");
+        assert_eq!(p.to_ms - p.from_ms, 365 * DAY_MS);
+        for bad in ["2026Q5", "26Q1", "Q3", "", "2026Q", "1999", "2026-07"] {
+            assert!(Period::parse(bad, 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn findings_are_sorted_into_their_sections() {
+        let policy = AuditPolicy {
+            utc_offset_minutes: 0,
+            ..Default::default()
+        };
+        let day = 20_000 * DAY_MS;
+        let mut entries = Vec::new();
+        let mut seq = 0;
+        let mut push = |ts, cat: &str, kind: &str, user: &str| {
+            seq += 1;
+            entries.push(entry(seq, ts, cat, kind, user));
+        };
+        // ann: 2 accesses a day for 5 days, then 30 on one day.
+        for d in 0..5 {
+            push(day + d * DAY_MS + 10 * H, "access", "search", "ann");
+            push(day + d * DAY_MS + 11 * H, "access", "search", "ann");
+        }
+        for i in 0..30 {
+            push(day + 6 * DAY_MS + 12 * H + i, "access", "search", "ann");
+        }
+        push(day + 2 * H, "access", "search", "bob"); // 02:00: after hours
+        push(day + 12 * H, "refused", "purpose_insufficient", "bob");
+        push(day + 13 * H, "admin", "hotlist_entry_added", "ann");
+        push(day + 14 * H, "admin", "sharing_request_approved", "adm");
+        push(day + 15 * H, "system", "purge", "system:retention");
+        push(day + 16 * H, "admin", "read_corrected", "ann");
+        let mut q = HashMap::new();
+        q.insert(
+            "ann".to_string(),
+            Qualification {
+                trained: vec![(0, day + 100 * DAY_MS)],
+                approved: vec![(0, day + 100 * DAY_MS)],
+            },
+        );
+        // bob was trained but never approved.
+        q.insert(
+            "bob".to_string(),
+            Qualification {
+                trained: vec![(0, day + 100 * DAY_MS)],
+                approved: vec![],
+            },
+        );
+        let period = Period {
+            label: "t".into(),
+            from_ms: day,
+            to_ms: day + 10 * DAY_MS,
+        };
+        let r = build(
+            period,
+            &entries,
+            &q,
+            &policy,
+            compliance(60, None, day),
+            day,
+        );
+        assert_eq!(r.accesses, 41);
+        let ann = r.users.iter().find(|u| u.username == "ann").unwrap();
+        assert_eq!(
+            (ann.accesses, ann.median_daily, ann.busiest_day_accesses),
+            (40, 2.0, 30)
+        );
+        assert_eq!(r.unusual_volume.len(), 1);
+        assert_eq!(r.unusual_volume[0].accesses, 30);
+        assert_eq!(r.after_hours.count, 1);
+        assert_eq!(r.unqualified_accesses.count, 1);
+        assert_eq!(r.unqualified_accesses.items[0].username, "bob");
+        assert_eq!(r.purposes_short.count, 1);
+        assert_eq!(r.hotlist_changes.count, 1);
+        assert_eq!(r.shares.count, 1);
+        assert_eq!(r.purges.count, 1);
+        assert_eq!(r.corrections.count, 1);
+        let csv = r.to_csv();
+        assert!(csv.starts_with("section,seq,ts,username,kind,detail\n"));
+        assert!(csv.contains("unqualified_access,"));
+        let html = r.to_html("<Agency>");
+        assert!(html.contains("&lt;Agency&gt;") && !html.contains("<Agency>"));
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_cell("-5"), "-5");
+    }
+}

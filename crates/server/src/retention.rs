@@ -1,0 +1,390 @@
+//! Retention, legal holds, evidence and downloads (SPEC R6): holds on
+//! reads a person has found, evidence packages of a hold, the tracking of
+//! every download until its destruction is recorded, and the purge.
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use platekeeper_core::{Purpose, ReadId, Right};
+use platekeeper_store::{AccessKind, Download, Hold, PurgeReport, MAX_HOLD_READS};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::accountability::{open_access, Person};
+use crate::json::ApiJson;
+use crate::search::{id_cursor, page_limit, path_param};
+use crate::{blocking, ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/holds", post(create_hold).get(list_holds))
+        .route("/api/v1/holds/{id}", get(get_hold).delete(lift_hold))
+        .route("/api/v1/evidence", post(export_evidence))
+        .route("/api/v1/downloads", get(list_downloads))
+        .route("/api/v1/downloads/{id}/destroyed", post(record_destruction))
+        .route("/api/v1/purge", post(purge))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HoldRequest {
+    /// The case the reads are evidence in.
+    pub case_number: String,
+    /// Reads returned to you by a search (or alert); at most 10,000.
+    pub read_ids: Vec<String>,
+    /// Optional: the offense, checked against the agency's list.
+    pub offense: Option<String>,
+    /// Optional: why these reads are evidence.
+    pub reason: Option<String>,
+}
+
+/// The purpose a hold is placed (and later exported) under.
+fn hold_purpose(state: &AppState, req: &HoldRequest) -> Result<Purpose, ApiError> {
+    let policy = state.store.policy().purpose;
+    let case = req.case_number.trim();
+    let refuse = |e: platekeeper_core::PurposeError| {
+        let mut err = ApiError::unprocessable(e.code(), e.to_string());
+        err.detail = Some(e.detail());
+        err
+    };
+    if case.is_empty() {
+        return Err(refuse(platekeeper_core::PurposeError::Missing(
+            "case_number",
+        )));
+    }
+    let purpose = Purpose {
+        case_number: case.to_string(),
+        offense: req
+            .offense
+            .clone()
+            .filter(|o| !o.trim().is_empty())
+            .unwrap_or_else(|| "legal hold".into()),
+        reason: req
+            .reason
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| format!("Legal hold: reads preserved as evidence in case {case}")),
+    };
+    if req.offense.is_some() && req.reason.is_some() {
+        policy.check(&purpose).map_err(refuse)?;
+    } else {
+        policy.check_case_number(case).map_err(refuse)?;
+    }
+    Ok(purpose)
+}
+
+/// Put reads on legal hold for a case (SPEC R6.2). The reads must have
+/// been returned to you; they are copied apart and survive purge until
+/// the hold is lifted.
+#[utoipa::path(post, path = "/api/v1/holds", request_body = HoldRequest,
+    responses((status = 201, body = Object), (status = 422, body = crate::error::ErrorBody)), tag = "retention")]
+pub async fn create_hold(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<HoldRequest>,
+) -> Result<(axum::http::StatusCode, Json<Hold>), ApiError> {
+    who.require_plate_data(&state, Right::HoldReads)?;
+    if req.read_ids.is_empty() || req.read_ids.len() > MAX_HOLD_READS {
+        return Err(ApiError::unprocessable(
+            "invalid_hold",
+            format!(
+                "read_ids has {} ids; a hold takes 1 to {MAX_HOLD_READS}",
+                req.read_ids.len()
+            ),
+        ));
+    }
+    let mut ids = Vec::with_capacity(req.read_ids.len());
+    for s in &req.read_ids {
+        ids.push(ReadId::parse(s).map_err(|e| {
+            ApiError::unprocessable("invalid_read_id", format!("read_ids: {}", e.message))
+        })?);
+    }
+    ids.sort_unstable_by_key(|i| i.0);
+    ids.dedup();
+    let purpose = hold_purpose(&state, &req)?;
+    let store = state.store.clone();
+    let username = who.account.username.clone();
+    let lookup = ids.clone();
+    let times = blocking(move || Ok(store.read_times_seen_by(&username, &lookup)?)).await?;
+    let unseen: Vec<String> = ids
+        .iter()
+        .filter(|i| !times.contains_key(i))
+        .take(20)
+        .map(|i| i.to_string())
+        .collect();
+    if !unseen.is_empty() {
+        return Err(ApiError::unprocessable(
+            "unknown_reads",
+            format!(
+                "read_ids names reads no search returned to you: {}",
+                unseen.join(", ")
+            ),
+        ));
+    }
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::Hold,
+        serde_json::json!({"case_number": purpose.case_number, "read_ids": req.read_ids.len()}),
+        purpose,
+    )
+    .await?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let hold = blocking(move || {
+        let mut reads = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let read = store.find_read(&access, *id, times[id])?.ok_or_else(|| {
+                ApiError::unprocessable(
+                    "unknown_reads",
+                    format!("read {id} is no longer stored (past retention)"),
+                )
+            })?;
+            reads.push(read);
+        }
+        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        store.record_results(&access, &returned, now)?;
+        Ok(store.place_hold(&access, &actor, &reads, now)?)
+    })
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(hold)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct HoldListParams {
+    /// Include lifted holds.
+    pub include_lifted: Option<bool>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HoldPage {
+    #[schema(value_type = Vec<Object>)]
+    pub holds: Vec<Hold>,
+    pub next_cursor: Option<String>,
+}
+
+fn require_holds(who: &Person, state: &AppState) -> Result<(), ApiError> {
+    if who.account.role.may(Right::ManagePolicy) || who.account.role.may(Right::ReadAuditLog) {
+        return Ok(());
+    }
+    who.require_plate_data(state, Right::HoldReads)
+}
+
+/// Holds, newest first (open ones unless `include_lifted`).
+#[utoipa::path(get, path = "/api/v1/holds", params(HoldListParams), responses((status = 200, body = HoldPage)), tag = "retention")]
+pub async fn list_holds(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<HoldListParams>, QueryRejection>,
+) -> Result<Json<HoldPage>, ApiError> {
+    require_holds(&who, &state)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let before = id_cursor(p.cursor.as_deref())?;
+    let store = state.store.clone();
+    let holds =
+        blocking(move || Ok(store.holds(p.include_lifted.unwrap_or(false), before, limit)?))
+            .await?;
+    let next_cursor = (holds.len() == limit)
+        .then(|| holds.last().map(|h| h.id.to_string()))
+        .flatten();
+    Ok(Json(HoldPage { holds, next_cursor }))
+}
+
+/// One hold: its case, who placed it, and how many reads it keeps.
+#[utoipa::path(get, path = "/api/v1/holds/{id}", params(("id" = i64, Path)), responses((status = 200, body = Object)), tag = "retention")]
+pub async fn get_hold(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Hold>, ApiError> {
+    require_holds(&who, &state)?;
+    let id = path_param(path)?;
+    let store = state.store.clone();
+    let hold = blocking(move || Ok(store.hold(id)?)).await?;
+    hold.map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LiftParams {
+    /// Why the hold ends (case closed, released by the court, …).
+    pub reason: Option<String>,
+}
+
+/// Lift a hold: its reads go at the next purge once past retention.
+#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = i64, Path), LiftParams), responses((status = 200, body = Object)), tag = "retention")]
+pub async fn lift_hold(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    params: Result<Query<LiftParams>, QueryRejection>,
+) -> Result<Json<Hold>, ApiError> {
+    who.require_plate_data(&state, Right::HoldReads)?;
+    let id = path_param(path)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let reason = p.reason.unwrap_or_default();
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.lift_hold(id, &reason, &actor, now)?)).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EvidenceRequest {
+    pub hold_id: i64,
+}
+
+/// A zip response with the download's tracking headers.
+pub(crate) fn zip_response(package: platekeeper_store::Package, download: &Download) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", package.file_name),
+        )
+        .header("x-download-id", download.id.to_string())
+        .header("x-destroy-by", download.destroy_by.clone())
+        .header("x-package-sha256", package.sha256.clone())
+        .body(Body::from(package.bytes))
+        .unwrap_or_default()
+}
+
+/// Export a hold's reads as an evidence package: `reads.json`,
+/// `reads.csv`, the images, `custody.json` and `manifest.json` (SHA-256 of
+/// every file). Logged as an access under the hold's case and tracked as a
+/// download with a destroy-by date (`x-download-id`, `x-destroy-by`).
+#[utoipa::path(post, path = "/api/v1/evidence", request_body = EvidenceRequest,
+    responses((status = 200, description = "The zip", content_type = "application/zip"), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
+pub async fn export_evidence(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<EvidenceRequest>,
+) -> Result<Response, ApiError> {
+    who.require_plate_data(&state, Right::ExportReads)?;
+    let store = state.store.clone();
+    let id = req.hold_id;
+    let hold = blocking(move || Ok(store.hold(id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::Export,
+        serde_json::json!({"evidence": {"hold_id": hold.id, "case_number": hold.case_number}}),
+        hold.purpose.clone(),
+    )
+    .await?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let (package, download) = blocking(move || {
+        let (package, download) = store.export_evidence(&access, &hold, &actor, now)?;
+        let reads = store.held_reads(&access, hold.id)?;
+        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        store.record_results(&access, &returned, now)?;
+        Ok((package, download))
+    })
+    .await?;
+    Ok(zip_response(package, &download))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DownloadParams {
+    /// Only downloads past their destroy-by date with no destruction
+    /// recorded.
+    pub overdue: Option<bool>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DownloadPage {
+    #[schema(value_type = Vec<Object>)]
+    pub downloads: Vec<Download>,
+    pub overdue: usize,
+    pub next_cursor: Option<String>,
+}
+
+/// Downloads and exports, newest first, with their destroy-by dates
+/// (administrator; SPEC R6.3).
+#[utoipa::path(get, path = "/api/v1/downloads", params(DownloadParams), responses((status = 200, body = DownloadPage)), tag = "retention")]
+pub async fn list_downloads(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<DownloadParams>, QueryRejection>,
+) -> Result<Json<DownloadPage>, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let before = id_cursor(p.cursor.as_deref())?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let downloads =
+        blocking(move || Ok(store.downloads(p.overdue.unwrap_or(false), now, before, limit)?))
+            .await?;
+    let next_cursor = (downloads.len() == limit)
+        .then(|| downloads.last().map(|d| d.id.to_string()))
+        .flatten();
+    Ok(Json(DownloadPage {
+        overdue: downloads.iter().filter(|d| d.overdue).count(),
+        downloads,
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DestructionRequest {
+    /// How and by whom the copy was destroyed.
+    pub note: String,
+}
+
+/// Record that a downloaded copy was destroyed (administrator).
+#[utoipa::path(post, path = "/api/v1/downloads/{id}/destroyed", params(("id" = i64, Path)), request_body = DestructionRequest,
+    responses((status = 200, body = Object)), tag = "retention")]
+pub async fn record_destruction(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    ApiJson(req): ApiJson<DestructionRequest>,
+) -> Result<Json<Download>, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let id = path_param(path)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.record_destruction(id, &req.note, &actor, now)?)).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PurgeParams {
+    /// Count what would go; change nothing.
+    pub dry_run: Option<bool>,
+}
+
+/// Apply retention now (administrator); the server also runs it daily.
+#[utoipa::path(post, path = "/api/v1/purge", params(PurgeParams), responses((status = 200, body = Object)), tag = "retention")]
+pub async fn purge(
+    State(state): State<AppState>,
+    who: Person,
+    params: Result<Query<PurgeParams>, QueryRejection>,
+) -> Result<Json<PurgeReport>, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let actor = who.actor();
+    Ok(Json(
+        blocking(move || Ok(store.purge(now, p.dry_run.unwrap_or(false), &actor)?)).await?,
+    ))
+}

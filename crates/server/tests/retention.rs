@@ -1,0 +1,945 @@
+//! Retention, legal holds, evidence, sharing, corrections, audit reports
+//! and the public page over HTTP against a real store (SPEC R6, R7, R8).
+
+mod support;
+
+use std::io::{Read, Write};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use base64::Engine;
+use platekeeper_core::Role;
+use serde_json::{json, Value};
+use support::{api, Api, NOW};
+
+const DAY: i64 = 86_400_000;
+
+fn purpose() -> Value {
+    json!({"case_number": "26-004211", "offense": "211 PC", "reason": "vehicle seen leaving the robbery"})
+}
+
+fn jpeg(fill: u8) -> String {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    b.resize(600, fill);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+impl Api {
+    async fn seed(&self, at: i64) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/cameras",
+                Some(&self.admin),
+                Some(json!({"id": "cam-1", "name": "Broadway", "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let key = v["api_key"].as_str().unwrap().to_string();
+        let reads: Vec<Value> = (0..4)
+            .map(|i| {
+                json!({
+                    "id": format!("00000000-0000-4000-8000-{i:012}"),
+                    "plate": format!("7ABC12{i}"),
+                    "state": "CA",
+                    "ts": platekeeper_core::read::format_time_ms(at + i * 60_000),
+                    "vehicle_image": jpeg(i as u8 + 1),
+                })
+            })
+            .collect();
+        let (s, v, _) = self
+            .send(
+                Request::post("/api/v1/reads")
+                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(json!({ "reads": reads }).to_string()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (s, v["accepted"].as_u64()),
+            (StatusCode::OK, Some(4)),
+            "{v}"
+        );
+        key
+    }
+
+    /// Searches one plate as `token` and returns the read ids found.
+    async fn find(&self, token: &str, plate: &str) -> Vec<String> {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/search",
+                Some(token),
+                Some(json!({"plate": plate, "purpose": purpose()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["read_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Vec<u8>) {
+        let (s, _, b) = self
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        (s, b)
+    }
+
+    async fn set_retention(&self, retention: Value) {
+        let mut policy = self
+            .call("GET", "/api/v1/policy", Some(&self.admin), None)
+            .await
+            .1;
+        for (k, v) in retention.as_object().unwrap() {
+            policy["retention"][k] = v.clone();
+        }
+        let (s, v) = self
+            .call("PUT", "/api/v1/policy", Some(&self.admin), Some(policy))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    async fn resign(&mut self) {
+        self.admin = self.sign_in_ok("capt").await;
+        self.officer = self.sign_in_ok("officer1").await;
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.store
+            .log_entries(None, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn verify(bytes: &[u8]) -> platekeeper_store::PackageCheck {
+    platekeeper_store::evidence::verify(std::io::Cursor::new(bytes))
+}
+
+/// Rewrites a package with one file's content changed (and valid CRCs,
+/// as a careful forger would leave them).
+fn tampered(bytes: &[u8], name: &str, change: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let mut content = Vec::new();
+        f.read_to_end(&mut content).unwrap();
+        if f.name() == name {
+            change(&mut content);
+        }
+        out.start_file(f.name(), opts).unwrap();
+        out.write_all(&content).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until_lifted() {
+    let mut api = api().await;
+    api.seed(NOW - 2 * DAY).await;
+    let held = api.find(&api.officer, "7ABC120").await;
+    assert_eq!(held.len(), 1);
+    api.find(&api.officer, "7ABC121").await;
+
+    // A hold names only reads the person was shown (R6.2).
+    let (s, v) = api
+        .call("POST", "/api/v1/holds", Some(&api.officer),
+              Some(json!({"case_number": "26-004211", "read_ids": ["00000000-0000-4000-8000-000000000003"]})))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_reads")),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&api.officer),
+            Some(json!({"case_number": "", "read_ids": held})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, hold) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&api.officer),
+            Some(json!({"case_number": "26-004211", "read_ids": held})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    assert_eq!(hold["reads"], 1);
+    let hold_id = hold["id"].as_i64().unwrap();
+
+    api.set_retention(json!({"reads_days": 30, "images_days": 30}))
+        .await;
+    // Shortening retention below its bounds is refused by name.
+    let mut bad = api
+        .call("GET", "/api/v1/policy", Some(&api.admin), None)
+        .await
+        .1;
+    bad["retention"]["reads_days"] = json!(5);
+    let (s, v) = api
+        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retention.reads_days"),
+        "{v}"
+    );
+
+    let images = api.store.dir().join("images");
+    assert_eq!(
+        files_under(&images)
+            .iter()
+            .filter(|p| !p.starts_with(images.join("held")))
+            .count(),
+        4
+    );
+    api.advance(40 * DAY);
+    api.resign().await;
+
+    // A dry run changes nothing.
+    let (s, dry) = api
+        .call("POST", "/api/v1/purge?dry_run=true", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{dry}");
+    assert_eq!(dry["classes"][0]["count"], 4, "{dry}");
+    assert_eq!(api.store.read_count().unwrap(), 4);
+    // Officers may not purge.
+    let (s, _) = api
+        .call("POST", "/api/v1/purge", Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, report) = api
+        .call("POST", "/api/v1/purge", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["classes"][0]["class"], "reads");
+    assert_eq!(report["classes"][0]["count"], 4, "{report}");
+    assert_eq!(report["classes"][1]["count"], 4, "{report}");
+    assert_eq!(report["held_reads_kept"], 1);
+    // Gone from the database and from the image folder…
+    assert_eq!(api.store.read_count().unwrap(), 0);
+    let day_files = files_under(&api.store.dir().join("reads"));
+    assert!(day_files.is_empty(), "{day_files:?}");
+    let left: Vec<_> = files_under(&images);
+    assert_eq!(left.len(), 1, "only the held picture stays: {left:?}");
+    assert!(left[0].starts_with(images.join("held")));
+    // …the held read stays, and its evidence still exports whole.
+    let (s, zip) = api
+        .bytes(
+            "POST",
+            "/api/v1/evidence",
+            &api.officer,
+            json!({"hold_id": hold_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&zip));
+    let check = verify(&zip);
+    assert!(check.ok, "{check:?}");
+    assert_eq!(check.reads, Some(1));
+    assert_eq!(
+        check.files, 4,
+        "reads.json, reads.csv, one image and custody.json in the manifest"
+    );
+    let kinds = api.kinds();
+    assert!(kinds.iter().any(|k| k == "purge"), "{kinds:?}");
+
+    // Lifting needs a reason; once lifted, the next run lets it go.
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/holds/{hold_id}"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/holds/{hold_id}?reason=case%20closed"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["lifted_at_ms"].is_i64());
+    let (_, report) = api
+        .call("POST", "/api/v1/purge", Some(&api.admin), None)
+        .await;
+    assert_eq!(report["classes"][0]["count"], 1, "{report}");
+    assert_eq!(report["held_reads_kept"], 0);
+    assert!(
+        files_under(&images).is_empty(),
+        "{:?}",
+        files_under(&images)
+    );
+    let (_, v) = api
+        .call(
+            "GET",
+            &format!("/api/v1/holds/{hold_id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["reads"], 0);
+    let (_, v) = api
+        .call("GET", "/api/v1/audit/verify", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[tokio::test]
+async fn a_late_read_for_a_purged_day_is_refused() {
+    let mut api = api().await;
+    let key = api.seed(NOW - 2 * DAY).await;
+    api.set_retention(json!({"reads_days": 30, "images_days": 30}))
+        .await;
+    api.advance(40 * DAY);
+    api.resign().await;
+    let (s, _) = api
+        .call("POST", "/api/v1/purge", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let late = json!({"reads": [{"id": "00000000-0000-4000-8000-0000000000aa", "plate": "5LATE01",
+        "ts": platekeeper_core::read::format_time_ms(NOW - 2 * DAY)}]});
+    let (s, v, _) = api
+        .send(
+            Request::post("/api/v1/reads")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(late.to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["rejected"][0]["code"], "past_retention", "{v}");
+    assert!(files_under(&api.store.dir().join("reads")).is_empty());
+}
+
+#[tokio::test]
+async fn evidence_packages_verify_and_tampering_is_found() {
+    let api = api().await;
+    api.seed(NOW - DAY).await;
+    let ids = [
+        api.find(&api.officer, "7ABC120").await,
+        api.find(&api.officer, "7ABC122").await,
+    ]
+    .concat();
+    let (s, hold) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&api.officer),
+            Some(json!({"case_number": "26-004211", "read_ids": ids})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    let hold_id = hold["id"].as_i64().unwrap();
+
+    // No export without plate-data rights, and none of a hold that is not.
+    let mut api = api;
+    api.ready_user("aud", Role::Auditor).await;
+    let auditor = api.sign_in_ok("aud").await;
+    let (s, _) = api
+        .bytes(
+            "POST",
+            "/api/v1/evidence",
+            &auditor,
+            json!({"hold_id": hold_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = api
+        .bytes(
+            "POST",
+            "/api/v1/evidence",
+            &api.officer,
+            json!({"hold_id": 999}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(!api.kinds().iter().any(|k| k == "evidence_exported"));
+
+    let (s, zip) = api
+        .bytes(
+            "POST",
+            "/api/v1/evidence",
+            &api.officer,
+            json!({"hold_id": hold_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let check = verify(&zip);
+    assert!(check.ok, "{check:?}");
+    assert_eq!(check.reads, Some(2));
+    let custody = check.custody.unwrap();
+    assert_eq!(custody["case_number"], "26-004211");
+    assert_eq!(custody["exported_by"]["username"], "officer1");
+    assert_eq!(custody["hold"]["id"], hold_id);
+    // The export was an access under the hold's case, then a download.
+    let entries = api.store.log_entries(None, None, 10_000).unwrap();
+    let export = entries
+        .iter()
+        .find(|e| e.kind == "export")
+        .expect("an export access");
+    assert!(export.purpose.as_deref().unwrap().contains("26-004211"));
+    let recorded = entries
+        .iter()
+        .find(|e| e.kind == "evidence_exported")
+        .unwrap();
+    assert!(recorded.seq > export.seq);
+
+    // Tampering: an altered image, an altered record, an added file, a
+    // removed one, and bytes that are not a zip at all.
+    let image = zip::ZipArchive::new(std::io::Cursor::new(&zip))
+        .unwrap()
+        .file_names()
+        .find(|n| n.starts_with("images/"))
+        .unwrap()
+        .to_string();
+    let bad = verify(&tampered(&zip, &image, |b| b[10] ^= 1));
+    assert!(
+        !bad.ok && bad.problems[0].contains("was altered"),
+        "{bad:?}"
+    );
+    let bad = verify(&tampered(&zip, "reads.csv", |b| {
+        b.extend_from_slice(b"x,7XYZ999\n")
+    }));
+    assert!(
+        !bad.ok && bad.problems.iter().any(|p| p.contains("reads.csv")),
+        "{bad:?}"
+    );
+    let mut flipped = zip.clone();
+    let at = flipped.windows(7).position(|w| w == b"7ABC120").unwrap();
+    flipped[at] = b'8';
+    assert!(
+        !verify(&flipped).ok,
+        "a byte flipped in place fails (CRC or digest)"
+    );
+    assert!(!verify(b"not a zip").ok);
+    assert!(!verify(&zip[..zip.len() / 2]).ok);
+
+    // The download is tracked with a destroy-by date; overdue ones are
+    // listed until their destruction is recorded.
+    let (_, v) = api
+        .call("GET", "/api/v1/downloads", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["downloads"][0]["kind"], "evidence", "{v}");
+    assert_eq!(v["overdue"], 0);
+    let id = v["downloads"][0]["id"].as_i64().unwrap();
+    api.advance(31 * DAY);
+    api.admin = api.sign_in_ok("capt").await;
+    let (_, v) = api
+        .call(
+            "GET",
+            "/api/v1/downloads?overdue=true",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["downloads"].as_array().unwrap().len(), 1, "{v}");
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/downloads/{id}/destroyed"),
+            Some(&api.admin),
+            Some(json!({"note": ""})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/downloads/{id}/destroyed"),
+            Some(&api.admin),
+            Some(json!({"note": "USB drive wiped by Sgt. Lee"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = api
+        .call(
+            "GET",
+            "/api/v1/downloads?overdue=true",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["downloads"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn sharing_is_refused_outside_california_public_agencies() {
+    let api = api().await;
+    api.seed(NOW - DAY).await;
+    let agency = |name: &str, kind: &str, state: &str| {
+        let api = &api;
+        let body = json!({"name": name, "kind": kind, "state": state});
+        async move {
+            let (s, v) = api
+                .call("POST", "/api/v1/agencies", Some(&api.admin), Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let request = |agency_id: i64| {
+        let api = &api;
+        async move {
+            let (s, v) = api
+                .call("POST", "/api/v1/sharing/requests", Some(&api.admin), Some(json!({
+                    "agency_id": agency_id, "requester_name": "Det. Ana Ruiz",
+                    "purpose": "Carjacking investigation, their case 26-1234",
+                    "query": {"plate": "7ABC120"},
+                    "document": {"name": "request.pdf", "media_type": "application/pdf",
+                                 "content_base64": base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 written request")},
+                })))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    for (name, kind, state) in [
+        ("FBI San Francisco", "federal", "CA"),
+        ("Reno Police Department", "out_of_state", "NV"),
+        ("Acme Repossession LLC", "private", "CA"),
+        ("Las Vegas Metro (misfiled)", "ca_public", "NV"),
+    ] {
+        let id = request(agency(name, kind, state).await).await;
+        let (s, v) = api
+            .call(
+                "POST",
+                &format!("/api/v1/sharing/requests/{id}/approve"),
+                Some(&api.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {v}");
+        assert_eq!(v["error"]["code"], "sharing_refused");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1798.90.55(b)"),
+            "{v}"
+        );
+        let (s, _) = api
+            .call(
+                "GET",
+                &format!("/api/v1/sharing/requests/{id}/export"),
+                Some(&api.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name}: export refused too");
+        let (s, _) = api
+            .call(
+                "POST",
+                "/api/v1/sharing/transfers",
+                Some(&api.admin),
+                Some(json!({"request_id": id, "method": "email", "description": "sent by e-mail"})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{name}: hand-recorded transfer refused"
+        );
+    }
+    assert_eq!(
+        api.kinds()
+            .iter()
+            .filter(|k| *k == "sharing_refused")
+            .count(),
+        12
+    );
+
+    // A California public agency: approved, exported, on the register.
+    let oakland = agency("Oakland Police Department", "ca_public", "CA").await;
+    let id = request(oakland).await;
+    let (s, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/sharing/requests/{id}/export"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "not before approval");
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/sharing/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(json!({"note": "ok per Lt. Chan"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{v}"
+    );
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/sharing/requests/{id}/approve"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, zip) = api
+        .send(
+            Request::get(format!("/api/v1/sharing/requests/{id}/export"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let check = verify(&zip);
+    assert!(check.ok, "{check:?}");
+    assert_eq!(check.reads, Some(1));
+    assert_eq!(
+        check.custody.unwrap()["recipient"]["agency"],
+        "Oakland Police Department"
+    );
+    let (s, _) = api
+        .call("POST", "/api/v1/sharing/transfers", Some(&api.admin),
+              Some(json!({"request_id": id, "method": "email", "description": "follow-up photo to det. ruiz@oaklandca.gov", "reads": 1})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, reg) = api
+        .call("GET", "/api/v1/sharing/register", Some(&api.admin), None)
+        .await;
+    let line = reg["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["agency"]["name"] == "Oakland Police Department")
+        .unwrap();
+    assert_eq!(line["transfers"].as_array().unwrap().len(), 2, "{line}");
+    assert_eq!(line["reads_shared"], 2);
+    let (_, v) = api
+        .call(
+            "GET",
+            &format!("/api/v1/sharing/requests/{id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "fulfilled");
+    // The written request is kept on file.
+    let (s, _, doc) = api
+        .send(
+            Request::get(format!("/api/v1/sharing/requests/{id}/document"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s, doc.as_slice()),
+        (StatusCode::OK, &b"%PDF-1.4 written request"[..])
+    );
+
+    // Bad input is named.
+    for (body, code) in [
+        (
+            json!({"name": "X", "kind": "ngo", "state": "CA"}),
+            "invalid_kind",
+        ),
+        (
+            json!({"name": "X", "kind": "ca_public", "state": "California"}),
+            "invalid_state",
+        ),
+        (
+            json!({"name": "", "kind": "ca_public", "state": "CA"}),
+            "invalid_field",
+        ),
+    ] {
+        let (s, v) = api
+            .call("POST", "/api/v1/agencies", Some(&api.admin), Some(body))
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{v}"
+        );
+    }
+    let (s, v) = api
+        .call("POST", "/api/v1/sharing/requests", Some(&api.admin), Some(json!({
+            "agency_id": oakland, "requester_name": "x", "purpose": "y", "query": {"plate": "7AB*"}})))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "a partial plate is a valid query: {v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/sharing/requests",
+            Some(&api.admin),
+            Some(json!({
+            "agency_id": oakland, "requester_name": "x", "purpose": "y", "query": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/agencies",
+            Some(&api.officer),
+            Some(json!({"name": "Y", "kind": "ca_public", "state": "CA"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A public-records request is logged and routed, never answered.
+    let (s, v) = api
+        .call("POST", "/api/v1/records-requests", Some(&api.admin), Some(json!({
+            "requester": "J. Smith", "organisation": "Daily Planet", "description": "all reads of 7ABC120"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["note"].as_str().unwrap().contains("not released"));
+    assert!(!v.to_string().contains("results"));
+    assert!(api.kinds().iter().any(|k| k == "records_request_routed"));
+}
+
+#[tokio::test]
+async fn a_misread_is_corrected_with_the_original_kept() {
+    let mut api = api().await;
+    api.seed(NOW - 3_600_000).await;
+    api.ready_user("ana", Role::Analyst).await;
+    let analyst = api.sign_in_ok("ana").await;
+    let id = api.find(&analyst, "7ABC121").await.remove(0);
+    // Officers may not correct; a read never shown may not be corrected.
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/reads/{id}/correction"),
+            Some(&api.officer),
+            Some(json!({"plate": "7A8C121", "reason": "image shows 8"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/reads/00000000-0000-4000-8000-000000000003/correction",
+            Some(&analyst),
+            Some(json!({"plate": "7A8C123", "reason": "image shows 8"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/reads/{id}/correction"),
+            Some(&analyst),
+            Some(json!({"plate": "7A8C121", "reason": ""})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/reads/{id}/correction"),
+            Some(&analyst),
+            Some(
+                json!({"plate": "7A8C121", "state": "NV", "reason": "image shows 8, Nevada plate"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["old_plate"].as_str(), v["new_plate"].as_str()),
+        (Some("7ABC121"), Some("7A8C121"))
+    );
+    assert_eq!(api.find(&analyst, "7A8C121").await, vec![id.clone()]);
+    assert!(api.find(&analyst, "7ABC121").await.is_empty());
+    let (_, v) = api
+        .call("GET", "/api/v1/corrections", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["corrections"][0]["old_plate"], "7ABC121");
+    assert_eq!(v["corrections"][0]["corrected_by"], "ana");
+    assert_eq!(v["corrections"][0]["old_state"], "CA");
+    assert!(api.kinds().iter().any(|k| k == "read_corrected"));
+}
+
+#[tokio::test]
+async fn the_audit_report_covers_a_quarter_in_three_formats() {
+    let mut api = api().await;
+    api.seed(NOW - DAY).await;
+    api.find(&api.officer, "7ABC120").await;
+    // A refused purpose is a finding.
+    let (s, _) = api
+        .call("POST", "/api/v1/search", Some(&api.officer),
+              Some(json!({"plate": "7ABC120", "purpose": {"case_number": "26-1", "offense": "211 PC", "reason": "investigation"}})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let quarter = {
+        let t = time::OffsetDateTime::from_unix_timestamp(NOW / 1000).unwrap();
+        format!("{}Q{}", t.year(), (u8::from(t.month()) - 1) / 3 + 1)
+    };
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/api/v1/audit/report?period={quarter}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["accesses"].as_u64().unwrap() >= 1);
+    assert_eq!(v["purposes_short"]["count"], 1, "{v}");
+    let officer = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "officer1")
+        .unwrap();
+    assert_eq!(officer["accesses"], 1);
+    assert_eq!(officer["refused"], 1);
+    assert_eq!(v["purge_compliance"]["compliant"], true);
+    api.ready_user("aud", Role::Auditor).await;
+    let auditor = api.sign_in_ok("aud").await;
+    for (format, needle) in [
+        ("csv", "section,seq,ts,username,kind,detail"),
+        ("html", "<h2>Accesses by user</h2>"),
+    ] {
+        let (s, _, body) = api
+            .send(
+                Request::get(format!(
+                    "/api/v1/audit/report?period={quarter}&format={format}"
+                ))
+                .header(header::AUTHORIZATION, format!("Bearer {auditor}"))
+                .body(Body::empty())
+                .unwrap(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(String::from_utf8_lossy(&body).contains(needle), "{format}");
+    }
+    for bad in ["2026Q5", "last-year", ""] {
+        let (s, v) = api
+            .call(
+                "GET",
+                &format!("/api/v1/audit/report?period={bad}"),
+                Some(&api.admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_period")),
+            "{bad}"
+        );
+    }
+    let (s, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/audit/report?period={quarter}"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = api
+        .call("GET", "/api/v1/audit/reports", Some(&api.admin), None)
+        .await;
+    assert_eq!(
+        v["reports"].as_array().unwrap().len(),
+        3,
+        "each report is kept"
+    );
+    assert_eq!(
+        api.kinds()
+            .iter()
+            .filter(|k| *k == "audit_report_generated")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn the_transparency_page_is_public_and_has_no_plate_data() {
+    let api = api().await;
+    api.seed(NOW - DAY).await;
+    api.find(&api.officer, "7ABC120").await;
+    let mut policy = api
+        .call("GET", "/api/v1/policy", Some(&api.admin), None)
+        .await
+        .1;
+    policy["administrator_name"] = json!("Dana Reyes");
+    policy["administrator_title"] = json!("Captain");
+    policy["public_policy_markdown"] =
+        json!("# ALPR Policy\n\nReads are kept **30 days**.\n\n<script>x()</script>");
+    let (s, v) = api
+        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(policy))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, html) = api
+        .send(Request::get("/transparency").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("Dana Reyes") && html.contains("Captain"));
+    assert!(html.contains("<strong>30 days</strong>"));
+    assert!(!html.contains("<script>"));
+    assert!(!html.contains("7ABC12"), "no plate on the public page");
+    let (s, v) = api
+        .call("GET", "/transparency?format=json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["figures"]["reads_kept"], 4, "{v}");
+    assert_eq!(v["figures"]["searches_this_month"], 1, "{v}");
+    assert!(!v.to_string().contains("7ABC12"));
+}

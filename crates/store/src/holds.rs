@@ -1,0 +1,444 @@
+//! Legal holds (SPEC R6.2; policy 001 § 467.5): reads that are, or will
+//! become, evidence in a case are exempt from purge.
+//!
+//! Placing a hold copies each read (as it stands, corrections included)
+//! into the main database and links its pictures into `images/held/`, so
+//! retention can still delete whole day files and day folders: held data
+//! is kept apart, not picked out of a day at purge time. A lifted hold's
+//! copies go at the next purge once their day is past retention (and no
+//! other open hold names the read).
+
+use std::collections::HashMap;
+
+use platekeeper_core::{GeoPoint, Plate, Purpose, ReadId, Region};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::access::Access;
+use crate::accounts::Actor;
+use crate::images::ImageRef;
+use crate::log;
+use crate::partition;
+use crate::search::{Cursor, StoredRead};
+use crate::{Store, StoreError};
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS holds(
+    id INTEGER PRIMARY KEY,
+    case_number TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    access_id INTEGER NOT NULL,
+    lifted_by TEXT,
+    lifted_at INTEGER,
+    lift_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS held_reads(
+    hold_id INTEGER NOT NULL REFERENCES holds(id),
+    read_id BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    plate TEXT NOT NULL,
+    state TEXT,
+    lat REAL,
+    lon REAL,
+    camera TEXT NOT NULL,
+    heading INTEGER,
+    confidence INTEGER,
+    plate_sha BLOB,
+    plate_kind INTEGER,
+    vehicle_sha BLOB,
+    vehicle_kind INTEGER,
+    PRIMARY KEY (hold_id, read_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_reads_read ON held_reads(read_id);
+";
+
+/// Most reads one hold may name (a case's reads, not a dragnet).
+pub const MAX_HOLD_READS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hold {
+    pub id: i64,
+    pub case_number: String,
+    pub purpose: Purpose,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    /// The access the hold was placed under.
+    pub access_id: i64,
+    pub lifted_by: Option<String>,
+    pub lifted_at_ms: Option<i64>,
+    pub lift_reason: Option<String>,
+    pub reads: i64,
+}
+
+const HOLD_COLUMNS: &str = "h.id, h.case_number, h.purpose, h.created_by, h.created_at, h.access_id, \
+     h.lifted_by, h.lifted_at, h.lift_reason, (SELECT count(*) FROM held_reads r WHERE r.hold_id = h.id)";
+
+fn hold_row(r: &rusqlite::Row<'_>) -> Result<Hold, StoreError> {
+    let purpose: String = r.get(2)?;
+    Ok(Hold {
+        id: r.get(0)?,
+        case_number: r.get(1)?,
+        purpose: serde_json::from_str(&purpose)
+            .map_err(|e| StoreError::Corrupt(format!("hold purpose: {e}")))?,
+        created_by: r.get(3)?,
+        created_at_ms: r.get(4)?,
+        access_id: r.get(5)?,
+        lifted_by: r.get(6)?,
+        lifted_at_ms: r.get(7)?,
+        lift_reason: r.get(8)?,
+        reads: r.get(9)?,
+    })
+}
+
+const READ_COLUMNS: &str = "read_id, ts, plate, state, lat, lon, camera, heading, confidence, \
+     plate_sha, plate_kind, vehicle_sha, vehicle_kind";
+
+pub(crate) fn held_row(r: &rusqlite::Row<'_>) -> Result<StoredRead, StoreError> {
+    let id: Vec<u8> = r.get(0)?;
+    let ts: i64 = r.get(1)?;
+    let plate: String = r.get(2)?;
+    let state: Option<String> = r.get(3)?;
+    let lat: Option<f64> = r.get(4)?;
+    let lon: Option<f64> = r.get(5)?;
+    let image = |s: usize, k: usize| -> Result<Option<ImageRef>, StoreError> {
+        let sha: Option<Vec<u8>> = r.get(s)?;
+        let kind: Option<i64> = r.get(k)?;
+        Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
+    };
+    Ok(StoredRead {
+        id: ReadId(
+            uuid::Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("held read id".into()))?,
+        ),
+        plate: Plate::parse(&plate).map_err(|e| StoreError::Corrupt(format!("held plate: {e}")))?,
+        region: state.as_deref().and_then(Region::parse),
+        ts_ms: ts,
+        position: lat.zip(lon).map(|(a, b)| GeoPoint { lat: a, lon: b }),
+        camera: r.get(6)?,
+        heading: r.get::<_, Option<i64>>(7)?.map(|h| h as u16),
+        confidence: r.get::<_, Option<i64>>(8)?.map(|c| c as u8),
+        plate_image: image(9, 10)?,
+        vehicle_image: image(11, 12)?,
+        locator: Cursor {
+            day: partition::day_of(ts),
+            rowid: partition::rowid_base(ts),
+        },
+    })
+}
+
+impl Store {
+    /// Where the reads `username` was shown are stored: each id's time,
+    /// from the record of what the person's accesses returned. A hold or a
+    /// correction names reads its author has seen; ids never returned to
+    /// them are absent.
+    pub fn read_times_seen_by(
+        &self,
+        username: &str,
+        ids: &[ReadId],
+    ) -> Result<HashMap<ReadId, i64>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT ar.ts FROM access_reads ar JOIN log l ON l.seq = ar.access_id
+             WHERE ar.read_id = ?1 AND l.username = ?2 LIMIT 1",
+        )?;
+        let mut out = HashMap::new();
+        for id in ids {
+            if let Some(ts) = stmt
+                .query_row(params![&id.as_bytes()[..], username], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+            {
+                out.insert(*id, ts);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest access of `username` that returned `read`, and the
+    /// read's time.
+    pub fn latest_access_returning(
+        &self,
+        username: &str,
+        read: ReadId,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let conn = self.main_readers.get()?;
+        Ok(conn
+            .query_row(
+                "SELECT ar.access_id, ar.ts FROM access_reads ar JOIN log l ON l.seq = ar.access_id
+                 WHERE ar.read_id = ?1 AND l.username = ?2 ORDER BY ar.access_id DESC LIMIT 1",
+                params![&read.as_bytes()[..], username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Places a hold on `reads` (found under `access`, whose purpose names
+    /// the case) and keeps copies of them and their pictures apart from
+    /// the day files.
+    pub fn place_hold(
+        &self,
+        access: &Access,
+        actor: &Actor,
+        reads: &[StoredRead],
+        now_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        if reads.is_empty() || reads.len() > MAX_HOLD_READS {
+            return Err(StoreError::invalid(
+                "invalid_hold",
+                format!(
+                    "read_ids names {} reads; a hold takes 1 to {MAX_HOLD_READS}",
+                    reads.len()
+                ),
+            ));
+        }
+        // Pictures first: a committed hold never names a picture that
+        // could be purged with its day.
+        for r in reads {
+            for img in [r.plate_image, r.vehicle_image].into_iter().flatten() {
+                self.images.hold(r.locator.day, &img)?;
+            }
+        }
+        let purpose = access.purpose().clone();
+        let purpose_json = serde_json::to_string(&purpose)
+            .map_err(|e| StoreError::Corrupt(format!("purpose: {e}")))?;
+        let (id, _) = self.with_log(|tx, head| {
+            tx.execute(
+                "INSERT INTO holds(case_number, purpose, created_by, created_at, access_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    purpose.case_number,
+                    purpose_json,
+                    actor.username,
+                    now_ms,
+                    access.id()
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO held_reads(hold_id, {READ_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?;
+            for r in reads {
+                stmt.execute(params![
+                    id,
+                    &r.id.as_bytes()[..],
+                    r.ts_ms,
+                    r.plate.to_string(),
+                    r.region.map(|g| g.to_string()),
+                    r.position.map(|p| p.lat),
+                    r.position.map(|p| p.lon),
+                    r.camera,
+                    r.heading,
+                    r.confidence,
+                    r.plate_image.map(|i| i.sha256.to_vec()),
+                    r.plate_image.map(|i| i.kind_code()),
+                    r.vehicle_image.map(|i| i.sha256.to_vec()),
+                    r.vehicle_image.map(|i| i.kind_code()),
+                ])?;
+            }
+            let entry = log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    "hold_placed",
+                    serde_json::json!({
+                        "hold_id": id, "case_number": purpose.case_number,
+                        "access": access.id(), "reads": reads.len(),
+                    }),
+                ),
+            )?;
+            Ok((id, entry))
+        })?;
+        self.hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))
+    }
+
+    pub fn hold(&self, id: i64) -> Result<Option<Hold>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id = ?1"
+        ))?;
+        let mut rows = stmt.query([id])?;
+        rows.next()?.map(hold_row).transpose()
+    }
+
+    /// Holds, newest first, a page at a time; lifted ones only if asked.
+    pub fn holds(
+        &self,
+        include_lifted: bool,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Hold>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id < ?1 AND (?2 OR h.lifted_at IS NULL)
+             ORDER BY h.id DESC LIMIT ?3"
+        ))?;
+        let mut rows = stmt.query(params![
+            before.unwrap_or(i64::MAX),
+            include_lifted,
+            limit as i64
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(hold_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// The reads kept under a hold, oldest first, under an access.
+    pub fn held_reads(
+        &self,
+        _access: &Access,
+        hold_id: i64,
+    ) -> Result<Vec<StoredRead>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {READ_COLUMNS} FROM held_reads WHERE hold_id = ?1 ORDER BY ts, read_id"
+        ))?;
+        let mut rows = stmt.query([hold_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(held_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Lifts a hold: its reads go at the next purge once past retention.
+    pub fn lift_hold(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(StoreError::invalid(
+                "invalid_reason",
+                "reason must say why the hold is lifted (1 to 500 characters)",
+            ));
+        }
+        let hold = self
+            .hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))?;
+        if hold.lifted_at_ms.is_some() {
+            return Err(StoreError::conflict(
+                "hold_lifted",
+                format!("hold {id} was already lifted"),
+            ));
+        }
+        self.with_log(|tx, head| {
+            tx.execute(
+                "UPDATE holds SET lifted_by = ?2, lifted_at = ?3, lift_reason = ?4 WHERE id = ?1",
+                params![id, actor.username, now_ms, reason],
+            )?;
+            log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    "hold_lifted",
+                    serde_json::json!({"hold_id": id, "case_number": hold.case_number, "reason": reason}),
+                ),
+            )
+        })?;
+        self.hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))
+    }
+}
+
+impl Store {
+    /// The evidence package of a hold (SPEC R6.2), exported under
+    /// `access` and tracked as a download with a destroy-by date.
+    pub fn export_evidence(
+        &self,
+        access: &Access,
+        hold: &Hold,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(crate::evidence::Package, crate::sharing::Download), StoreError> {
+        let reads = self.held_reads(access, hold.id)?;
+        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
+        let t = platekeeper_core::read::format_time_ms;
+        let mut events = vec![serde_json::json!({
+            "at": t(hold.created_at_ms), "who": hold.created_by,
+            "what": format!("placed legal hold {} for case {} on {} reads (access {})", hold.id, hold.case_number, hold.reads, hold.access_id),
+        })];
+        if let (Some(at), Some(by)) = (hold.lifted_at_ms, &hold.lifted_by) {
+            events.push(serde_json::json!({"at": t(at), "who": by, "what": format!("lifted the hold: {}", hold.lift_reason.clone().unwrap_or_default())}));
+        }
+        events.push(serde_json::json!({
+            "at": t(now_ms), "who": actor.username,
+            "what": format!("exported this package under access {}", access.id()),
+        }));
+        let custody = serde_json::json!({
+            "package": "evidence",
+            "agency": self.policy().agency_name,
+            "case_number": hold.case_number,
+            "purpose": hold.purpose,
+            "hold": {"id": hold.id, "placed_by": hold.created_by, "placed_at": t(hold.created_at_ms),
+                     "lifted_at": hold.lifted_at_ms.map(t), "reads": hold.reads},
+            "exported_by": {"username": actor.username, "affiliation": actor.affiliation, "role": actor.role},
+            "exported_at": t(now_ms),
+            "access_id": access.id(),
+            "destroy_by": t(destroy_by),
+            "events": events,
+            "produced_by": format!("Platekeeper {}", env!("CARGO_PKG_VERSION")),
+        });
+        let date = t(now_ms).chars().take(10).collect::<String>();
+        let package = crate::evidence::build(
+            &self.images,
+            &reads,
+            custody,
+            &format!("evidence-hold-{}-{date}", hold.id),
+            now_ms,
+        )?;
+        let download =
+            self.record_evidence_export(hold.id, access.id(), &package, actor, now_ms)?;
+        Ok((package, download))
+    }
+
+    /// The package of an approved sharing request's reads, recorded as a
+    /// download, a transfer and the request's fulfilment.
+    pub fn export_sharing(
+        &self,
+        access: &Access,
+        req: &crate::sharing::SharingRequest,
+        agency: &crate::sharing::Agency,
+        reads: &[StoredRead],
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(crate::evidence::Package, crate::sharing::Download), StoreError> {
+        let t = platekeeper_core::read::format_time_ms;
+        let custody = serde_json::json!({
+            "package": "sharing_export",
+            "agency": self.policy().agency_name,
+            "recipient": {"agency": agency.name, "kind": agency.kind, "state": agency.state,
+                          "requester_name": req.requester_name},
+            "request": {"id": req.id, "received_on": req.received_on, "purpose": req.purpose,
+                        "case_number": req.case_number, "query": req.query,
+                        "approved_by": req.decided_by, "approved_at": req.decided_at,
+                        "document_sha256": req.document_sha256},
+            "exported_by": {"username": actor.username, "affiliation": actor.affiliation, "role": actor.role},
+            "exported_at": t(now_ms),
+            "access_id": access.id(),
+            "produced_by": format!("Platekeeper {}", env!("CARGO_PKG_VERSION")),
+        });
+        let date = t(now_ms).chars().take(10).collect::<String>();
+        let package = crate::evidence::build(
+            &self.images,
+            reads,
+            custody,
+            &format!("sharing-request-{}-{date}", req.id),
+            now_ms,
+        )?;
+        let download = self.record_sharing_export(req, access.id(), &package, actor, now_ms)?;
+        Ok((package, download))
+    }
+}
