@@ -218,7 +218,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.suite.as_str() {
         "reads" => {}
         "hotlists" => return crate::bench_hotlists::run(args.json, args.seed),
-        other => bail!("--suite {other:?} must be reads or hotlists"),
+        "audit" => return crate::bench_audit::run(args.json, args.seed, args.reads),
+        other => bail!("--suite {other:?} must be reads, hotlists or audit"),
     }
     let (dir, temp) = match &args.data {
         Some(d) => {
@@ -457,6 +458,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "database_bytes": bytes,
         "peak_rss_mb": peak_rss_mb().round(),
     });
+    // Retention: the daily purge as it runs a day later, when the oldest
+    // day has just passed a retention of `days` (R6.1). Its writer time is
+    // the time any writer (main database, day map) was held.
+    let purge = {
+        let mut policy = store.policy();
+        policy.retention.reads_days = args.days.max(30);
+        policy.retention.images_days = policy.retention.reads_days;
+        let actor = platekeeper_store::Actor::system("bench");
+        store.set_policy(policy, &actor, end)?;
+        // Two days later: the oldest (partial) day and the first whole day go.
+        let later = end + (args.days.max(30) - args.days + 2) * 86_400_000;
+        let (ms, report) = timed(|| store.purge(later, false, &actor));
+        let report = report?;
+        say(format!(
+            "purged {} reads ({} day files) in {ms:.1} ms, writer held {:.1} ms",
+            report.classes[0].count,
+            report.days_removed.len(),
+            report.writer_ms
+        ));
+        json!({
+            "purge_ms": round3(ms),
+            "purge_writer_ms": round3(report.writer_ms),
+            "purge_reads_removed": report.classes[0].count,
+            "purge_days_removed": report.days_removed.len(),
+        })
+    };
+    if let (Some(obj), Some(p)) = (figures.as_object_mut(), purge.as_object()) {
+        obj.extend(p.clone());
+    }
     // Headline figures from the warm pass; the cold pass under "cold".
     if let (Some(obj), Some(warm), Some(cold)) =
         (figures.as_object_mut(), passes.get(1), passes.first())

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_audit;
 mod bench_hotlists;
 mod demo;
 mod import;
