@@ -24,7 +24,11 @@ use crate::synthetic::Rng;
 const USERS: usize = 200;
 
 pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
-    let entries = if entries == 1_000_000 || entries == 0 { 1_000_000 } else { entries };
+    let entries = if entries == 1_000_000 || entries == 0 {
+        1_000_000
+    } else {
+        entries
+    };
     let say = |s: String| {
         if !json_only {
             eprintln!("{s}");
@@ -49,14 +53,22 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
             NewUser {
                 username: username.clone(),
                 name: format!("User {u}"),
-                role: if u % 10 == 0 { Role::Analyst } else { Role::Officer },
+                role: if u % 10 == 0 {
+                    Role::Analyst
+                } else {
+                    Role::Officer
+                },
                 title: None,
             },
             &admin,
             t,
         )?;
         // A few users' training lapses mid-quarter: findings to report.
-        let expires = if u % 25 == 0 { from + (to - from) / 2 } else { to + 86_400_000 };
+        let expires = if u % 25 == 0 {
+            from + (to - from) / 2
+        } else {
+            to + 86_400_000
+        };
         store.record_training(
             &username,
             Training {
@@ -69,7 +81,9 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
         )?;
         store.record_approval(&username, to + 86_400_000, &admin, t)?;
     }
-    say(format!("writing {entries} log entries over {period_label} …"));
+    say(format!(
+        "writing {entries} log entries over {period_label} …"
+    ));
     let mut rng = Rng::new(seed ^ 0xA0D1);
     let started = Instant::now();
     let batch = 10_000u64;
@@ -89,8 +103,18 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
                 450..=849 => ("access", "result", json!({"result_count": 3}), false),
                 850..=929 => ("access", "image_view", json!({"read_id": "x"}), true),
                 930..=969 => ("access", "alert_delivered", json!({"alert": k}), false),
-                970..=979 => ("refused", "purpose_insufficient", json!({"detail": "generic_reason"}), true),
-                980..=984 => ("admin", "hotlist_entry_added", json!({"plate": "8XYZ000"}), false),
+                970..=979 => (
+                    "refused",
+                    "purpose_insufficient",
+                    json!({"detail": "generic_reason"}),
+                    true,
+                ),
+                980..=984 => (
+                    "admin",
+                    "hotlist_entry_added",
+                    json!({"plate": "8XYZ000"}),
+                    false,
+                ),
                 _ => ("auth", "sign_in", json!({}), false),
             };
             list.push(NewEntry {
@@ -109,7 +133,9 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
         written += n;
     }
     let write_s = started.elapsed().as_secs_f64();
-    say(format!("wrote {written} entries in {write_s:.1} s; building the report …"));
+    say(format!(
+        "wrote {written} entries in {write_s:.1} s; building the report …"
+    ));
     let started = Instant::now();
     let (_, report) = store.audit_report(period, &admin, now)?;
     let report_s = started.elapsed().as_secs_f64();

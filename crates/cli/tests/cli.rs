@@ -480,3 +480,38 @@ fn demo_serves_sample_data() {
     );
     server.kill();
 }
+
+/// R6.1, R6.2: `purge --dry-run` reports each class and changes nothing;
+/// `retention` refuses a period out of bounds by name; `evidence verify`
+/// fails (exit 1) on bytes that are not a package.
+#[test]
+fn purge_retention_and_evidence_verify_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let (ok, out, err) = run(&[
+        "retention",
+        "--data",
+        data_s,
+        "--reads-days",
+        "90",
+        "--images-days",
+        "60",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"reads_days\": 90"), "{out}");
+    let (ok, _, err) = run(&["retention", "--data", data_s, "--reads-days", "5"]);
+    assert!(!ok);
+    assert!(err.contains("retention.reads_days is 5"), "{err}");
+    let (ok, out, err) = run(&["purge", "--data", data_s, "--dry-run"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Would purge (dry run)"), "{out}");
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["classes"][0]["retention_days"], 90);
+    let junk = dir.path().join("junk.zip");
+    std::fs::write(&junk, b"PK\x03\x04 not really a zip").unwrap();
+    let (ok, out, _) = run(&["evidence", "verify", junk.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+}

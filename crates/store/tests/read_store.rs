@@ -673,3 +673,96 @@ fn canvasses_find_every_read_in_open_sealed_and_late_days() {
     assert_eq!(store.seal_finished_days(NOW).unwrap().len(), 1);
     check(&store, &sent, "sealed again");
 }
+
+/// R6.1, R4.5: log entries past the access-log retention are purged, the
+/// rest of the chain still verifies from the recorded anchor, and an
+/// anchor that no purge entry names fails verification.
+#[test]
+fn purged_log_entries_leave_a_chain_that_still_verifies() {
+    let f = fixture();
+    let actor = platekeeper_store::Actor::system("test");
+    const DAY: i64 = 86_400_000;
+    for i in 0..50 {
+        f.store
+            .log_event(actor_entry(&actor, NOW - 800 * DAY + i * HOUR, "old_event"))
+            .unwrap();
+    }
+    for i in 0..5 {
+        f.store
+            .log_event(actor_entry(&actor, NOW - DAY + i * HOUR, "recent_event"))
+            .unwrap();
+    }
+    let before = f.store.log_entries(None, None, 10_000).unwrap().len();
+    let dry = f.store.purge(NOW, true, &actor).unwrap();
+    let log_class = dry
+        .classes
+        .iter()
+        .find(|c| c.class == "access_log")
+        .unwrap();
+    assert!(log_class.count >= 50, "{dry:?}");
+    assert_eq!(
+        f.store.log_entries(None, None, 10_000).unwrap().len(),
+        before
+    );
+    let report = f.store.purge(NOW, false, &actor).unwrap();
+    assert!(report.log_seq.is_some());
+    let kinds: Vec<String> = f
+        .store
+        .log_entries(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "old_event"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "recent_event").count(), 5);
+    let v = f.store.verify_log().unwrap();
+    assert!(v.ok, "{v:?}");
+    // Forging the anchor (to hide more removed entries) is found.
+    let dir = f.store.dir().to_path_buf();
+    drop(f.store);
+    let conn = rusqlite::Connection::open(dir.join("platekeeper.db")).unwrap();
+    let anchor: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'log_anchor'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let (seq, hash) = anchor.split_once(':').unwrap();
+    let next: i64 = seq.parse::<i64>().unwrap() + 1;
+    let next_hash: Vec<u8> = conn
+        .query_row("SELECT hash FROM log WHERE seq = ?1", [next], |r| r.get(0))
+        .unwrap();
+    conn.execute("DELETE FROM log WHERE seq = ?1", [next])
+        .unwrap();
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'log_anchor'",
+        [format!("{next}:{}", hex_of(&next_hash))],
+    )
+    .unwrap();
+    let _ = hash;
+    drop(conn);
+    let v = platekeeper_store::log::verify_dir(&dir).unwrap();
+    assert!(!v.ok, "a moved anchor must fail: {v:?}");
+    assert!(v.problem.unwrap().contains("no purge entry"));
+}
+
+fn actor_entry(
+    actor: &platekeeper_store::Actor,
+    ts: i64,
+    kind: &str,
+) -> platekeeper_store::NewEntry {
+    platekeeper_store::NewEntry {
+        ts_ms: ts,
+        category: "admin",
+        kind: kind.into(),
+        username: actor.username.clone(),
+        affiliation: actor.affiliation.clone(),
+        role: None,
+        client: None,
+        details: serde_json::json!({}),
+        purpose: None,
+    }
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
