@@ -278,16 +278,11 @@ impl Store {
             "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id < ?1 AND (?2 OR h.lifted_at IS NULL)
              ORDER BY h.id DESC LIMIT ?3"
         ))?;
-        let mut rows = stmt.query(params![
-            before.unwrap_or(i64::MAX),
-            include_lifted,
-            limit as i64
-        ])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(hold_row(r)?);
-        }
-        Ok(out)
+        crate::collect_rows(
+            &mut stmt,
+            params![before.unwrap_or(i64::MAX), include_lifted, limit as i64],
+            hold_row,
+        )
     }
 
     /// The reads kept under a hold, oldest first, under an access.
@@ -300,12 +295,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {READ_COLUMNS} FROM held_reads WHERE hold_id = ?1 ORDER BY ts, read_id"
         ))?;
-        let mut rows = stmt.query([hold_id])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(held_row(r)?);
-        }
-        Ok(out)
+        crate::collect_rows(&mut stmt, [hold_id], held_row)
     }
 
     /// Lifts a hold: its reads go at the next purge once past retention.

@@ -143,16 +143,13 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, period, generated_by, generated_at FROM audit_reports ORDER BY id DESC LIMIT 1000",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(StoredReport {
+        crate::collect_rows(&mut stmt, [], |r| {
+            Ok(StoredReport {
                 id: r.get(0)?,
                 period: r.get(1)?,
                 generated_by: r.get(2)?,
                 generated_at: format_time_ms(r.get(3)?),
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 }

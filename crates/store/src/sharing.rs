@@ -385,12 +385,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, name, kind, state, contact, created_by, created_at FROM agencies ORDER BY name",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(agency_row(r)?);
-        }
-        Ok(out)
+        crate::collect_rows(&mut stmt, [], agency_row)
     }
 
     /// Records a written request. It waits for the administrator.
@@ -505,12 +500,11 @@ impl Store {
             "SELECT {REQUEST_COLUMNS} FROM sharing_requests s JOIN agencies a ON a.id = s.agency_id
              WHERE s.id < ?1 AND (?2 IS NULL OR s.status = ?2) ORDER BY s.id DESC LIMIT ?3"
         ))?;
-        let mut rows = stmt.query(params![before.unwrap_or(i64::MAX), status, limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(request_row(r)?);
-        }
-        Ok(out)
+        crate::collect_rows(
+            &mut stmt,
+            params![before.unwrap_or(i64::MAX), status, limit as i64],
+            request_row,
+        )
     }
 
     /// Checks the request's agency may receive data; a refusal is
@@ -750,10 +744,8 @@ impl Store {
              FROM transfers t JOIN agencies a ON a.id = t.agency_id
              WHERE ?1 IS NULL OR t.agency_id = ?1 ORDER BY t.id",
         )?;
-        let mut rows = stmt.query([agency_id])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(Transfer {
+        crate::collect_rows(&mut stmt, [agency_id], |r| {
+            Ok(Transfer {
                 id: r.get(0)?,
                 agency_id: r.get(1)?,
                 agency_name: r.get(2)?,
@@ -764,9 +756,8 @@ impl Store {
                 download_id: r.get(7)?,
                 sent_at: format_time_ms(r.get(8)?),
                 recorded_by: r.get(9)?,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// The register: every agency, its requests and every transfer.
@@ -832,17 +823,16 @@ impl Store {
              WHERE id < ?1 AND (NOT ?2 OR (destroyed_at IS NULL AND destroy_by <= ?3))
              ORDER BY id DESC LIMIT ?4"
         ))?;
-        let mut rows = stmt.query(params![
-            before.unwrap_or(i64::MAX),
-            overdue_only,
-            now_ms,
-            limit as i64
-        ])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(download_row(r, now_ms)?);
-        }
-        Ok(out)
+        crate::collect_rows(
+            &mut stmt,
+            params![
+                before.unwrap_or(i64::MAX),
+                overdue_only,
+                now_ms,
+                limit as i64
+            ],
+            |r| download_row(r, now_ms),
+        )
     }
 
     /// Records that a downloaded copy was destroyed.
@@ -921,10 +911,8 @@ impl Store {
             "SELECT id, requester, organisation, received_on, description, routed_to, recorded_by, recorded_at
              FROM records_requests ORDER BY id DESC",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(RecordsRequest {
+        crate::collect_rows(&mut stmt, [], |r| {
+            Ok(RecordsRequest {
                 id: r.get(0)?,
                 requester: r.get(1)?,
                 organisation: r.get(2)?,
@@ -933,9 +921,8 @@ impl Store {
                 routed_to: r.get(5)?,
                 recorded_by: r.get(6)?,
                 recorded_at: format_time_ms(r.get(7)?),
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 }
 
