@@ -25,6 +25,11 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
     policy.agency_name = "Demo Police Department".into();
     policy.administrator_name = "Dana Reyes".into();
     policy.administrator_title = "Captain".into();
+    policy.public_policy_markdown = "# ALPR usage and privacy policy (demo)\n\n\
+        Plate reads are kept **365 days** and then purged, unless they are evidence in a case.\n\n\
+        * Only trained, approved staff may search, and every search names its case and purpose.\n\
+        * Data is shared only with California public agencies (Civil Code § 1798.90.55(b)).\n"
+        .into();
     store.set_policy(policy, &Actor::system("demo"), now)?;
     let (admin_otp, admin_secret) = store.create_administrator(
         NewUser {
@@ -212,6 +217,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
              \"Demo stolen vehicles\", so the stream shows an alert at once:\n\
              curl -s {url}/api/v1/reads -H 'authorization: Bearer {camera_key}' -H 'content-type: application/json' \\\n  \
                -d '{{\"reads\": [{{\"id\": \"6f1c2b9e-0d4a-4b8e-9c57-2f3d2b1c9e10\", \"plate\": \"8DEF456\", \"state\": \"CA\", \"ts\": \"{ts}\", \"lat\": 37.8044, \"lon\": -122.2712}}]}}'\n\
+             The public transparency page (no login): {url}/transparency\n\
              Health and metrics: {url}/healthz  {url}/metrics\n\n\
              Demo server listening on {url} (Ctrl-C to stop)",
             dir = dir_text,
