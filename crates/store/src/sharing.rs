@@ -698,7 +698,7 @@ impl Store {
             })))?;
             Ok((download, e))
         })?;
-        self.download(download)?
+        self.download(download, now_ms)?
             .ok_or_else(|| StoreError::not_found("download", download))
     }
 
@@ -732,7 +732,7 @@ impl Store {
             )?;
             Ok((download, e))
         })?;
-        self.download(download)?
+        self.download(download, now_ms)?
             .ok_or_else(|| StoreError::not_found("download", download))
     }
 
@@ -790,22 +790,14 @@ impl Store {
         Ok(out)
     }
 
-    pub fn download(&self, id: i64) -> Result<Option<Download>, StoreError> {
+    /// One download, with `overdue` judged at `now_ms`.
+    pub fn download(&self, id: i64, now_ms: i64) -> Result<Option<Download>, StoreError> {
         let conn = self.main_readers.get()?;
-        let now = i64::MAX;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE id = ?1"
         ))?;
         let mut rows = stmt.query([id])?;
-        rows.next()?
-            .map(|r| download_row(r, now))
-            .transpose()
-            .map(|d| {
-                d.map(|mut d| {
-                    d.overdue = false;
-                    d
-                })
-            })
+        rows.next()?.map(|r| download_row(r, now_ms)).transpose()
     }
 
     /// Downloads, newest first; only those overdue for destruction if
@@ -845,7 +837,7 @@ impl Store {
     ) -> Result<Download, StoreError> {
         let note = text("note", note, 1000)?;
         let d = self
-            .download(id)?
+            .download(id, now_ms)?
             .ok_or_else(|| StoreError::not_found("download", id))?;
         if d.destroyed_at.is_some() {
             return Err(StoreError::conflict(
@@ -862,11 +854,8 @@ impl Store {
                 "download_id": id, "kind": d.kind, "ref_id": d.ref_id, "file_name": d.file_name, "note": note,
             })))
         })?;
-        let mut d = self
-            .download(id)?
-            .ok_or_else(|| StoreError::not_found("download", id))?;
-        d.overdue = false;
-        Ok(d)
+        self.download(id, now_ms)?
+            .ok_or_else(|| StoreError::not_found("download", id))
     }
 
     /// Records a public-records request and routes it to the records
