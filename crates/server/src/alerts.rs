@@ -199,8 +199,7 @@ pub async fn stream(
     headers: axum::http::HeaderMap,
     params: Result<Query<StreamParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     if let Some(m) = params.near_m {
         if !(m > 0.0 && m <= platekeeper_core::geo::MAX_RADIUS_M) {
             return Err(ApiError::unprocessable(
@@ -370,7 +369,7 @@ pub async fn list_alerts(
     who: Person,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let limit = crate::search::page_limit(p.limit)?.min(500);
     let before = crate::search::id_cursor(p.cursor.as_deref())?.unwrap_or(i64::MAX);

@@ -45,7 +45,7 @@ pub async fn report(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     who.require(Right::ProduceAuditReports)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let policy = state.store.policy();
     let period = p.period.as_deref().ok_or_else(|| {
         ApiError::unprocessable("invalid_period", "period is required, e.g. 2026Q3 or 2026")
@@ -153,7 +153,7 @@ pub async fn log(
     params: Result<Query<LogParams>, QueryRejection>,
 ) -> Result<Json<LogPage>, ApiError> {
     who.require(Right::ReadAuditLog)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let limit = crate::search::page_limit(p.limit)?;
     let store = state.store.clone();
     let entries =

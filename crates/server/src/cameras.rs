@@ -155,8 +155,7 @@ pub async fn list_cameras(
     if !who.account.role.may(Right::ManageCameras) {
         who.require(Right::ViewCameraHealth)?;
     }
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     let limit = crate::search::page_limit(params.limit)?;
     let after = crate::search::id_cursor(params.cursor.as_deref())?.unwrap_or(0);
     let page: Vec<Camera> = state

@@ -126,7 +126,7 @@ pub async fn list(
     params: Result<Query<CorrectionParams>, QueryRejection>,
 ) -> Result<Json<CorrectionList>, ApiError> {
     who.require(Right::ReadAuditLog)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let read = p
         .read_id
         .as_deref()

@@ -282,7 +282,7 @@ pub async fn list_entries(
     page: Result<Query<EntryPage>, QueryRejection>,
 ) -> Result<Json<EntryList>, ApiError> {
     let id = path_param(path)?;
-    let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let page = crate::search::query_param(page)?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let limit = crate::search::page_limit(page.limit)?;
     let after = crate::search::id_cursor(page.cursor.as_deref())?.unwrap_or(0);
@@ -321,8 +321,7 @@ pub async fn remove_entry(
     params: Result<Query<RemoveParams>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let (list_id, entry_id) = path_param(path)?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let why = hotlist::clean_text(params.reason.as_deref().unwrap_or(""), "reason")
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
@@ -435,8 +434,7 @@ pub async fn import_file(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_param(path)?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     who.require_plate_data(&state, Right::ManageHotLists)?;
     let override_allowed = who.account.role.may(Right::OverrideEntryExpiry);
     let named = match &params.format {

@@ -184,7 +184,7 @@ pub async fn list_holds(
     params: Result<Query<HoldListParams>, QueryRejection>,
 ) -> Result<Json<HoldPage>, ApiError> {
     require_holds(&who, &state)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let limit = page_limit(p.limit)?;
     let before = id_cursor(p.cursor.as_deref())?;
     let store = state.store.clone();
@@ -228,7 +228,7 @@ pub async fn lift_hold(
 ) -> Result<Json<Hold>, ApiError> {
     who.require_plate_data(&state, Right::HoldReads)?;
     let id = path_param(path)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let reason = p.reason.unwrap_or_default();
     let store = state.store.clone();
     let actor = who.actor();
@@ -323,7 +323,7 @@ pub async fn list_downloads(
     params: Result<Query<DownloadParams>, QueryRejection>,
 ) -> Result<Json<DownloadPage>, ApiError> {
     who.require(Right::ManagePolicy)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let limit = page_limit(p.limit)?;
     let before = id_cursor(p.cursor.as_deref())?;
     let store = state.store.clone();
@@ -380,7 +380,7 @@ pub async fn purge(
     params: Result<Query<PurgeParams>, QueryRejection>,
 ) -> Result<Json<PurgeReport>, ApiError> {
     who.require(Right::ManagePolicy)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = who.actor();

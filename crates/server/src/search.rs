@@ -125,6 +125,13 @@ pub fn path_param<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
+/// Query-string parameters, or a 400 naming what is wrong with them.
+pub fn query_param<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
 /// A page size from a request: 1–1000, 100 when absent.
 pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
@@ -375,8 +382,7 @@ pub async fn read_image(
     params: Result<Query<ImageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     let id = ReadId::parse(&id).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let access_id = params.access_id.ok_or_else(|| {
         ApiError::bad_request(

@@ -140,6 +140,15 @@ pub struct NewRequest {
     pub document: Option<DocumentBody>,
 }
 
+/// The UTC date of `now_ms`, `YYYY-MM-DD`: the default for a date
+/// received.
+fn today(now_ms: i64) -> String {
+    platekeeper_core::read::format_time_ms(now_ms)
+        .chars()
+        .take(10)
+        .collect()
+}
+
 fn parse_query(v: &serde_json::Value) -> Result<SearchRequest, ApiError> {
     let req: SearchRequest = serde_json::from_value(v.clone()).map_err(|e| {
         ApiError::unprocessable(
@@ -180,9 +189,7 @@ pub async fn create_request(
         })
         .transpose()?;
     let now = state.now_ms();
-    let received_on = req
-        .received_on
-        .unwrap_or_else(|| platekeeper_core::read::format_time_ms(now)[..10].to_string());
+    let received_on = req.received_on.unwrap_or_else(|| today(now));
     let new = NewSharingRequest {
         agency_id: req.agency_id,
         requester_name: req.requester_name,
@@ -220,7 +227,7 @@ pub async fn list_requests(
     params: Result<Query<RequestListParams>, QueryRejection>,
 ) -> Result<Json<RequestPage>, ApiError> {
     who.require(Right::ManageSharing)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let p = crate::search::query_param(params)?;
     if let Some(s) = p.status.as_deref() {
         if !["pending", "approved", "denied", "fulfilled"].contains(&s) {
             return Err(ApiError::unprocessable(
@@ -525,9 +532,7 @@ pub async fn create_records_request(
 ) -> Result<(StatusCode, Json<RecordsRequestReceipt>), ApiError> {
     who.require(Right::ManageSharing)?;
     let now = state.now_ms();
-    let received_on = r
-        .received_on
-        .unwrap_or_else(|| platekeeper_core::read::format_time_ms(now)[..10].to_string());
+    let received_on = r.received_on.unwrap_or_else(|| today(now));
     let store = state.store.clone();
     let actor = who.actor();
     let request = blocking(move || {

@@ -183,8 +183,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<UserList>, ApiError> {
     who.require(Right::ManageAccounts)?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = crate::search::query_param(params)?;
     let limit = crate::search::page_limit(params.limit)?;
     let store = state.store.clone();
     let all = blocking(move || Ok(store.accounts()?)).await?;

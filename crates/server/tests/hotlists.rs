@@ -87,15 +87,6 @@ impl Api {
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
-
-    fn log_kinds(&self) -> Vec<String> {
-        self.store
-            .log_entries(None, None, 10_000)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect()
-    }
 }
 
 /// An access for reading alerts straight from the store in a test.

@@ -122,15 +122,6 @@ impl Api {
         self.admin = self.sign_in_ok("capt").await;
         self.officer = self.sign_in_ok("officer1").await;
     }
-
-    fn kinds(&self) -> Vec<String> {
-        self.store
-            .log_entries(None, None, 10_000)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect()
-    }
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -287,7 +278,7 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
         check.files, 4,
         "reads.json, reads.csv, one image and custody.json in the manifest"
     );
-    let kinds = api.kinds();
+    let kinds = api.log_kinds();
     assert!(kinds.iter().any(|k| k == "purge"), "{kinds:?}");
 
     // Lifting needs a reason; once lifted, the next run lets it go.
@@ -405,7 +396,7 @@ async fn evidence_packages_verify_and_tampering_is_found() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(!api.kinds().iter().any(|k| k == "evidence_exported"));
+    assert!(!api.log_kinds().iter().any(|k| k == "evidence_exported"));
 
     let (s, zip) = api
         .bytes(
@@ -593,7 +584,7 @@ async fn sharing_is_refused_outside_california_public_agencies() {
         );
     }
     assert_eq!(
-        api.kinds()
+        api.log_kinds()
             .iter()
             .filter(|k| *k == "sharing_refused")
             .count(),
@@ -750,7 +741,10 @@ async fn sharing_is_refused_outside_california_public_agencies() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert!(v["note"].as_str().unwrap().contains("not released"));
     assert!(!v.to_string().contains("results"));
-    assert!(api.kinds().iter().any(|k| k == "records_request_routed"));
+    assert!(api
+        .log_kinds()
+        .iter()
+        .any(|k| k == "records_request_routed"));
 }
 
 #[tokio::test]
@@ -811,7 +805,7 @@ async fn a_misread_is_corrected_with_the_original_kept() {
     assert_eq!(v["corrections"][0]["old_plate"], "7ABC121");
     assert_eq!(v["corrections"][0]["corrected_by"], "ana");
     assert_eq!(v["corrections"][0]["old_state"], "CA");
-    assert!(api.kinds().iter().any(|k| k == "read_corrected"));
+    assert!(api.log_kinds().iter().any(|k| k == "read_corrected"));
 }
 
 #[tokio::test]
@@ -901,7 +895,7 @@ async fn the_audit_report_covers_a_quarter_in_three_formats() {
         "each report is kept"
     );
     assert_eq!(
-        api.kinds()
+        api.log_kinds()
             .iter()
             .filter(|k| *k == "audit_report_generated")
             .count(),

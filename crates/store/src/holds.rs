@@ -102,11 +102,7 @@ pub(crate) fn held_row(r: &rusqlite::Row<'_>) -> Result<StoredRead, StoreError> 
     let state: Option<String> = r.get(3)?;
     let lat: Option<f64> = r.get(4)?;
     let lon: Option<f64> = r.get(5)?;
-    let image = |s: usize, k: usize| -> Result<Option<ImageRef>, StoreError> {
-        let sha: Option<Vec<u8>> = r.get(s)?;
-        let kind: Option<i64> = r.get(k)?;
-        Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
-    };
+    let [plate_image, vehicle_image] = ImageRef::pair_in_row(r, 9)?;
     Ok(StoredRead {
         id: ReadId(
             uuid::Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("held read id".into()))?,
@@ -118,8 +114,8 @@ pub(crate) fn held_row(r: &rusqlite::Row<'_>) -> Result<StoredRead, StoreError> 
         camera: r.get(6)?,
         heading: r.get::<_, Option<i64>>(7)?.map(|h| h as u16),
         confidence: r.get::<_, Option<i64>>(8)?.map(|c| c as u8),
-        plate_image: image(9, 10)?,
-        vehicle_image: image(11, 12)?,
+        plate_image,
+        vehicle_image,
         locator: Cursor {
             day: partition::day_of(ts),
             rowid: partition::rowid_base(ts),
@@ -137,19 +133,9 @@ impl Store {
         username: &str,
         ids: &[ReadId],
     ) -> Result<HashMap<ReadId, i64>, StoreError> {
-        let conn = self.main_readers.get()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT ar.ts FROM access_reads ar JOIN log l ON l.seq = ar.access_id
-             WHERE ar.read_id = ?1 AND l.username = ?2 LIMIT 1",
-        )?;
         let mut out = HashMap::new();
         for id in ids {
-            if let Some(ts) = stmt
-                .query_row(params![&id.as_bytes()[..], username], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?
-            {
+            if let Some((_, ts)) = self.latest_access_returning(username, *id)? {
                 out.insert(*id, ts);
             }
         }

@@ -33,6 +33,29 @@ impl ImageRef {
         }
     }
 
+    /// The picture named by two columns of a row (hash, kind), if any.
+    pub(crate) fn in_row(
+        row: &rusqlite::Row<'_>,
+        sha: usize,
+        kind: usize,
+    ) -> rusqlite::Result<Option<ImageRef>> {
+        let sha: Option<Vec<u8>> = row.get(sha)?;
+        let kind: Option<i64> = row.get(kind)?;
+        Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
+    }
+
+    /// The plate and vehicle pictures of a row whose columns from `at`
+    /// are plate hash, plate kind, vehicle hash, vehicle kind.
+    pub(crate) fn pair_in_row(
+        row: &rusqlite::Row<'_>,
+        at: usize,
+    ) -> rusqlite::Result<[Option<ImageRef>; 2]> {
+        Ok([
+            Self::in_row(row, at, at + 1)?,
+            Self::in_row(row, at + 2, at + 3)?,
+        ])
+    }
+
     pub fn from_parts(sha: &[u8], kind: i64) -> Option<ImageRef> {
         let kind = match kind {
             1 => ImageKind::Jpeg,

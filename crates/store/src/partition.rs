@@ -387,21 +387,10 @@ impl DayFile {
         let conn = self.reader()?;
         let mut stmt =
             conn.prepare("SELECT plate_sha, plate_kind, vehicle_sha, vehicle_kind FROM images")?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            for (s, k) in [(0, 1), (2, 3)] {
-                let sha: Option<Vec<u8>> = r.get(s)?;
-                let kind: Option<i64> = r.get(k)?;
-                if let Some(i) = sha
-                    .zip(kind)
-                    .and_then(|(s, k)| crate::images::ImageRef::from_parts(&s, k))
-                {
-                    out.push(i);
-                }
-            }
-        }
-        Ok(out)
+        let pairs = crate::collect_rows(&mut stmt, [], |r| {
+            Ok(crate::images::ImageRef::pair_in_row(r, 0)?)
+        })?;
+        Ok(pairs.into_iter().flatten().flatten().collect())
     }
 
     /// Adds the day's distinct plates to the dictionary (an index-only

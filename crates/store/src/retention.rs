@@ -249,16 +249,10 @@ impl Store {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT r.plate_sha, r.plate_kind, r.vehicle_sha, r.vehicle_kind {RELEASABLE}"
                 ))?;
-                let mut rows = stmt.query([reads_cut])?;
-                while let Some(r) = rows.next()? {
-                    for (s, k) in [(0, 1), (2, 3)] {
-                        let sha: Option<Vec<u8>> = r.get(s)?;
-                        let kind: Option<i64> = r.get(k)?;
-                        if let Some(i) = sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)) {
-                            released_images.push(i);
-                        }
-                    }
-                }
+                let pairs = crate::collect_rows(&mut stmt, [reads_cut], |r| {
+                    Ok(ImageRef::pair_in_row(r, 0)?)
+                })?;
+                released_images.extend(pairs.into_iter().flatten().flatten());
             }
             tx.execute(
                 &format!(

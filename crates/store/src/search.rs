@@ -165,11 +165,7 @@ impl RowContext<'_> {
             .map(partition::unpack_pos)
             .or(home)
             .map(|(a, b)| GeoPoint::from_micro(a, b));
-        let image = |sha: usize, kind: usize| -> Result<Option<ImageRef>, StoreError> {
-            let sha: Option<Vec<u8>> = row.get(sha)?;
-            let kind: Option<i64> = row.get(kind)?;
-            Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
-        };
+        let [plate_image, vehicle_image] = ImageRef::pair_in_row(row, 5)?;
         Ok(StoredRead {
             id: ReadId(
                 uuid::Uuid::from_slice(id)
@@ -183,8 +179,8 @@ impl RowContext<'_> {
             camera,
             heading,
             confidence,
-            plate_image: image(5, 6)?,
-            vehicle_image: image(7, 8)?,
+            plate_image,
+            vehicle_image,
             locator: Cursor {
                 day: self.day,
                 rowid,

@@ -107,6 +107,16 @@ pub async fn api() -> Api {
 }
 
 impl Api {
+    /// The kinds of the newest 10,000 log entries, newest first.
+    pub fn log_kinds(&self) -> Vec<String> {
+        self.store
+            .log_entries(None, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.load(Ordering::SeqCst)
     }
