@@ -1,0 +1,164 @@
+//! Plate recognition on still images, in-process (SPEC R9): a detector
+//! finds plates anywhere in a picture, a character model reads each one,
+//! and US layouts re-rank the readings. Both networks were trained by the
+//! project (see `training/`) and are compiled into the binary; nothing is
+//! fetched at run time.
+//!
+//! Entry points: [`Recognizer::embedded`] once, then
+//! [`Recognizer::recognize_bytes`] (a camera's JPEG/PNG) or
+//! [`Recognizer::read_crop`] (a picture that is already one plate).
+
+pub mod candidates;
+pub mod decode;
+pub mod detect;
+pub mod eval;
+pub mod formats;
+mod model;
+pub mod ocr;
+pub mod resample;
+
+use image::RgbImage;
+use serde::Serialize;
+
+pub use candidates::Candidate;
+pub use decode::{decode, MAX_PIXELS};
+pub use resample::Rect;
+
+const DETECTOR_ONNX: &[u8] = include_bytes!("../models/detector.onnx");
+const OCR_ONNX: &[u8] = include_bytes!("../models/ocr.onnx");
+
+/// Readings returned per plate.
+pub const TOP_N: usize = 10;
+/// A detected box is widened by these fractions before reading, since the
+/// character model was trained on slightly loose crops.
+const CROP_MARGIN_X: f32 = 0.04;
+const CROP_MARGIN_Y: f32 = 0.08;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    #[error("{0}")]
+    Image(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("model error: {0}")]
+    Model(String),
+}
+
+impl VisionError {
+    /// A stable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VisionError::Image(_) => "invalid_image",
+            VisionError::TooLarge(_) => "image_too_large",
+            VisionError::Model(_) => "recognizer_failed",
+        }
+    }
+}
+
+/// One character of a reading.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CharConfidence {
+    pub char: char,
+    pub confidence: f32,
+}
+
+/// One plate in a picture: where, what it says, how sure.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlateReading {
+    /// `[x, y, w, h]` in the picture's pixels.
+    #[serde(rename = "box")]
+    pub bbox: [u32; 4],
+    pub text: String,
+    /// The best reading's confidence times the detector's score.
+    pub confidence: f32,
+    /// A two-letter state when the layout tells it (see `formats`).
+    pub state: Option<&'static str>,
+    pub chars: Vec<CharConfidence>,
+    pub candidates: Vec<Candidate>,
+    /// The detector's score for the box (1 for a whole-picture crop).
+    pub detection: f32,
+}
+
+pub struct Recognizer {
+    detector: detect::Detector,
+    ocr: ocr::Ocr,
+}
+
+impl Recognizer {
+    /// The models compiled into this binary.
+    pub fn embedded() -> Result<Recognizer, VisionError> {
+        Recognizer::from_onnx(DETECTOR_ONNX, OCR_ONNX)
+    }
+
+    pub fn from_onnx(detector: &[u8], ocr: &[u8]) -> Result<Recognizer, VisionError> {
+        Ok(Recognizer { detector: detect::Detector::load(detector)?, ocr: ocr::Ocr::load(ocr)? })
+    }
+
+    /// Decodes untrusted bytes and reads every plate in them, best first.
+    pub fn recognize_bytes(&self, bytes: &[u8]) -> Result<Vec<PlateReading>, VisionError> {
+        self.recognize(&decode(bytes)?)
+    }
+
+    pub fn recognize(&self, img: &RgbImage) -> Result<Vec<PlateReading>, VisionError> {
+        let mut out = Vec::new();
+        for d in self.detector.detect(img)? {
+            let r = d.rect;
+            let crop = Rect {
+                x: r.x - r.w * CROP_MARGIN_X,
+                y: r.y - r.h * CROP_MARGIN_Y,
+                w: r.w * (1.0 + 2.0 * CROP_MARGIN_X),
+                h: r.h * (1.0 + 2.0 * CROP_MARGIN_Y),
+            };
+            if let Some(reading) = self.read_rect(img, crop, r, d.score)? {
+                out.push(reading);
+            }
+        }
+        out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        Ok(out)
+    }
+
+    /// Reads a picture that is already one plate (a camera's plate crop).
+    pub fn read_crop(&self, img: &RgbImage) -> Result<Option<PlateReading>, VisionError> {
+        let whole = Rect { x: 0.0, y: 0.0, w: img.width() as f32, h: img.height() as f32 };
+        self.read_rect(img, whole, whole, 1.0)
+    }
+
+    fn read_rect(&self, img: &RgbImage, crop: Rect, shown: Rect, score: f32) -> Result<Option<PlateReading>, VisionError> {
+        let chars = self.ocr.read(img, crop)?;
+        let candidates = candidates::rank(&chars, TOP_N);
+        let Some(best) = candidates.first() else { return Ok(None) };
+        let (iw, ih) = (img.width() as f32, img.height() as f32);
+        let x0 = shown.x.clamp(0.0, iw);
+        let y0 = shown.y.clamp(0.0, ih);
+        let x1 = (shown.x + shown.w).clamp(0.0, iw);
+        let y1 = (shown.y + shown.h).clamp(0.0, ih);
+        // Per-character confidences describe the best-path reading; when
+        // re-ranking chose another reading, they are given for that one
+        // only where its characters line up with the best path's.
+        let chars_out = if best.text.len() == chars.len() {
+            best.text
+                .chars()
+                .zip(&chars)
+                .map(|(c, g)| CharConfidence {
+                    char: c,
+                    confidence: if c == g.char {
+                        g.confidence
+                    } else {
+                        g.alternatives.iter().find(|a| a.0 == c).map_or(0.0, |a| a.1)
+                    },
+                })
+                .collect()
+        } else {
+            chars.iter().map(|g| CharConfidence { char: g.char, confidence: g.confidence }).collect()
+        };
+        Ok(Some(PlateReading {
+            bbox: [x0.round() as u32, y0.round() as u32, (x1 - x0).round() as u32, (y1 - y0).round() as u32],
+            text: best.text.clone(),
+            confidence: best.confidence * score,
+            state: formats::state_from_layout(&best.text),
+            chars: chars_out,
+            candidates,
+            detection: score,
+        }))
+    }
+}

@@ -1,0 +1,49 @@
+//! Loading an ONNX graph with tract and running it on one fixed-shape input.
+
+use tract_onnx::prelude::*;
+
+use crate::VisionError;
+
+type Plan = SimplePlan<TypedFact, Box<dyn TypedOp>, Graph<TypedFact, Box<dyn TypedOp>>>;
+
+/// An optimised, runnable network whose input shape is fixed at load time
+/// (fixed shapes let tract plan every buffer once).
+pub struct Net {
+    plan: Plan,
+    shape: Vec<usize>,
+}
+
+impl Net {
+    pub fn load(bytes: &[u8], shape: &[usize]) -> Result<Net, VisionError> {
+        let err = |e: TractError| VisionError::Model(format!("{e:#}"));
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(err)?
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(err)?
+            .into_optimized()
+            .map_err(err)?
+            .into_runnable()
+            .map_err(err)?;
+        Ok(Net { plan, shape: shape.to_vec() })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Runs the network on `input` (row-major, `shape()` elements) and
+    /// returns every output as (shape, values).
+    pub fn run(&self, input: Vec<f32>) -> Result<Vec<(Vec<usize>, Vec<f32>)>, VisionError> {
+        let err = |e: TractError| VisionError::Model(format!("{e:#}"));
+        let tensor = Tensor::from_shape(&self.shape, &input).map_err(err)?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(err)?;
+        outputs
+            .iter()
+            .map(|t| {
+                let view = t.to_array_view::<f32>().map_err(err)?;
+                Ok((view.shape().to_vec(), view.iter().copied().collect()))
+            })
+            .collect()
+    }
+}
