@@ -8,6 +8,7 @@ mod demo;
 mod import;
 mod retention;
 mod synthetic;
+mod vision;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +82,27 @@ enum Command {
     },
     /// Shows, or sets, the retention period of each class of data.
     Retention(retention::RetentionArgs),
+    /// Reads the plates in pictures (JPEG or PNG); one JSON line per image.
+    Recognize {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Each picture is already one plate (skip detection).
+        #[arg(long)]
+        crop: bool,
+    },
+    /// Scores the recognizer on a labelled folder (plate crops with
+    /// groundtruth.csv, or road photos with NAME.txt boxes); the last line
+    /// is one JSON object.
+    Eval {
+        #[arg(long)]
+        dataset: PathBuf,
+        /// all, held (images the models never trained on) or train.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// One line per image on stderr.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Evidence packages.
     Evidence {
         #[command(subcommand)]
@@ -187,6 +209,12 @@ fn main() -> anyhow::Result<()> {
         Command::Evidence {
             what: EvidenceWhat::Verify { file },
         } => retention::verify_evidence(&file),
+        Command::Recognize { images, crop } => vision::recognize(&images, crop),
+        Command::Eval {
+            dataset,
+            split,
+            verbose,
+        } => vision::evaluate(&dataset, &split, verbose),
         Command::Totp { secret } => {
             let now = (now_ms() / 1000).max(0) as u64;
             match platekeeper_store::credentials::totp_code(secret.trim(), now) {

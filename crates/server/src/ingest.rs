@@ -351,7 +351,31 @@ pub async fn ingest_raws(
         .collect();
     let store = state.store.clone();
     let now = state.now_ms();
-    let done = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await?;
+    let recognition = state.recognition.clone();
+    let done = blocking(move || {
+        let candidates = candidates
+            .into_iter()
+            .map(|c| recognize_if_needed(&recognition, c))
+            .collect();
+        Ok(accept_batch(&store, candidates, now)?)
+    })
+    .await?;
     state.alerts.publish(done.alerts);
     Ok(ingest_reply(done.report))
+}
+
+/// Reads the plate of a picture-only read (see [`crate::recognition`]);
+/// a read that cannot be read becomes a rejection, as any other bad field.
+fn recognize_if_needed(
+    recognition: &crate::recognition::Recognition,
+    mut c: Candidate,
+) -> Candidate {
+    if let Ok(raw) = &mut c.raw {
+        if crate::recognition::needs_reading(raw) {
+            if let Err(e) = crate::recognition::read_plate(recognition, raw) {
+                c.raw = Err(Rejected::new(c.index, e));
+            }
+        }
+    }
+    c
 }

@@ -775,3 +775,78 @@ async fn health_metrics_and_openapi() {
         assert!(v["paths"][path].is_object(), "{path} missing from OpenAPI");
     }
 }
+
+/// A picture from the vision crate's own generated test set.
+fn vision_picture(name: &str) -> String {
+    let path = format!("{}/../vision/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(&path).unwrap())
+}
+
+#[tokio::test]
+async fn picture_only_reads_are_read_by_the_server() {
+    // R9.1, R1.2 (issue 6): no plate text, a picture → the server reads it;
+    // the recognizer's confidence is stored; unreadable pictures are refused
+    // one by one, the good reads in the batch kept.
+    let api = api().await;
+    let key = api
+        .camera("cam-pic", "fixed", Some((37.8044, -122.2712)))
+        .await;
+    let picture_only = |n: u32, field: &str, picture: String| {
+        let mut r = good_read(&uuid(n), "");
+        let o = r.as_object_mut().unwrap();
+        o.remove("plate");
+        o.remove("state");
+        o.remove("confidence");
+        o.insert(field.to_string(), json!(picture));
+        r
+    };
+    let mut grey = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]))
+        .write_to(&mut grey, image::ImageFormat::Png)
+        .unwrap();
+    let grey = base64::engine::general_purpose::STANDARD.encode(grey.into_inner());
+    let reads = json!({"reads": [
+        picture_only(1, "vehicle_image", vision_picture("scene_6TRW918.jpg")),
+        picture_only(2, "plate_image", vision_picture("crop_7ABC123.png")),
+        picture_only(3, "vehicle_image", grey),
+        picture_only(4, "vehicle_image", jpeg(7, 4000)),
+        good_read(&uuid(5), "GOOD005"),
+    ]});
+    let (s, v) = api.post("/api/v1/reads", Some(&key), &reads).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 3, "{v}");
+    let rejected: Vec<(u64, &str, &str)> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["code"].as_str().unwrap(),
+                r["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (2, "no_plate_found", "vehicle_image"),
+            (3, "invalid_image", "vehicle_image")
+        ]
+    );
+    for (plate, state) in [("6TRW918", "CA"), ("7ABC123", "CA")] {
+        let (s, v) = api
+            .post(
+                "/api/v1/search",
+                None,
+                &json!({"plate": plate, "purpose": purpose()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(result_plates(&v), [plate], "{v}");
+        let r = &v["results"][0];
+        assert_eq!(r["state"], state, "the layout's state guess is kept");
+        let c = r["confidence"].as_f64().unwrap();
+        assert!(c > 0.0 && c <= 100.0, "recognizer confidence stored: {c}");
+    }
+}

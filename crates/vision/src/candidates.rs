@@ -53,14 +53,17 @@ fn option(g: &CharGuess, k: usize) -> Option<(Option<char>, f32)> {
 /// Up to `n` readings, most likely first: substitutions from each
 /// position's alternatives, weak characters dropped, readings that fit no
 /// US layout discounted. Confidence is the geometric mean of the chosen
-/// characters' probabilities (times the layout factor).
+/// options' probabilities (times the layout factor).
 pub fn rank(chars: &[CharGuess], n: usize) -> Vec<Candidate> {
     if chars.is_empty() || n == 0 {
         return Vec::new();
     }
     let best: f32 = chars.iter().map(|g| g.confidence.max(1e-6).ln()).sum();
     let mut heap = BinaryHeap::new();
-    heap.push(Partial { score: best, choice: vec![0; chars.len()] });
+    heap.push(Partial {
+        score: best,
+        choice: vec![0; chars.len()],
+    });
     let mut seen_choice = HashSet::new();
     let mut seen_text = HashSet::new();
     let mut out = Vec::new();
@@ -78,12 +81,17 @@ pub fn rank(chars: &[CharGuess], n: usize) -> Vec<Candidate> {
             .filter_map(|(g, &k)| option(g, k).and_then(|(c, _)| c))
             .collect();
         if text.len() >= 2 && seen_text.insert(text.clone()) {
-            let kept = p.choice.iter().filter(|&&k| k != DROPPED).count().max(1);
-            let mut conf = (p.score / kept as f32).exp();
+            // Averaged over every column the model emitted, dropped ones
+            // included (at their probability of being absent), so dropping
+            // a weak character is not a free gain.
+            let mut conf = (p.score / chars.len() as f32).exp();
             if !fits_us_layout(&text) {
                 conf *= OFF_LAYOUT_FACTOR;
             }
-            out.push(Candidate { text, confidence: conf });
+            out.push(Candidate {
+                text,
+                confidence: conf,
+            });
         }
         for (i, g) in chars.iter().enumerate() {
             if p.choice[i] != 0 {
@@ -109,7 +117,11 @@ mod tests {
     use super::*;
 
     fn g(c: char, p: f32, alts: &[(char, f32)]) -> CharGuess {
-        CharGuess { char: c, confidence: p, alternatives: alts.to_vec() }
+        CharGuess {
+            char: c,
+            confidence: p,
+            alternatives: alts.to_vec(),
+        }
     }
 
     #[test]
@@ -127,7 +139,9 @@ mod tests {
         let ranked = rank(&chars, 5);
         assert_eq!(ranked[0].text, "7ABC123");
         assert!(ranked.iter().any(|c| c.text == "7ABC1Z3"));
-        assert!(ranked.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+        assert!(ranked
+            .windows(2)
+            .all(|w| w[0].confidence >= w[1].confidence));
     }
 
     #[test]
@@ -143,6 +157,9 @@ mod tests {
     #[test]
     fn nothing_in_nothing_out() {
         assert!(rank(&[], 10).is_empty());
-        assert!(rank(&[g('A', 0.9, &[])], 10).is_empty(), "one character is not a plate");
+        assert!(
+            rank(&[g('A', 0.9, &[])], 10).is_empty(),
+            "one character is not a plate"
+        );
     }
 }

@@ -31,16 +31,26 @@ pub struct Detector {
 
 impl Detector {
     pub fn load(onnx: &[u8]) -> Result<Detector, VisionError> {
-        Ok(Detector { net: Net::load(onnx, &[1, 3, INPUT_H, INPUT_W])? })
+        Ok(Detector {
+            net: Net::load(onnx, &[1, 3, INPUT_H, INPUT_W])?,
+        })
     }
 
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, VisionError> {
         let (w, h) = (img.width() as f32, img.height() as f32);
         let scale = (INPUT_W as f32 / w).min(INPUT_H as f32 / h);
-        let (cw, ch) = (((w * scale).round() as usize).max(1), ((h * scale).round() as usize).max(1));
+        let (cw, ch) = (
+            ((w * scale).round() as usize).max(1),
+            ((h * scale).round() as usize).max(1),
+        );
         let plane = INPUT_W * INPUT_H;
         let mut input = vec![0f32; 3 * plane];
-        let src = Rect { x: 0.0, y: 0.0, w, h };
+        let src = Rect {
+            x: 0.0,
+            y: 0.0,
+            w,
+            h,
+        };
         sample(img, src, cw.min(INPUT_W), ch.min(INPUT_H), |x, y, p| {
             let i = y * INPUT_W + x;
             input[i] = p[0] / 255.0;
@@ -49,10 +59,14 @@ impl Detector {
         });
         let outputs = self.net.run(input)?;
         let (gw, gh) = (INPUT_W / STRIDE, INPUT_H / STRIDE);
-        let [(hs, heat), (gs, geom)] = <[(Vec<usize>, Vec<f32>); 2]>::try_from(outputs)
-            .map_err(|o| VisionError::Model(format!("the detector returned {} outputs, not 2", o.len())))?;
+        let [(hs, heat), (gs, geom)] =
+            <[crate::model::Output; 2]>::try_from(outputs).map_err(|o| {
+                VisionError::Model(format!("the detector returned {} outputs, not 2", o.len()))
+            })?;
         if hs != [1, 1, gh, gw] || gs != [1, 4, gh, gw] {
-            return Err(VisionError::Model(format!("unexpected detector outputs {hs:?} {gs:?}")));
+            return Err(VisionError::Model(format!(
+                "unexpected detector outputs {hs:?} {gs:?}"
+            )));
         }
         Ok(decode(&heat, &geom, gw, gh, scale))
     }
@@ -79,7 +93,12 @@ pub fn decode(heat: &[f32], geom: &[f32], gw: usize, gh: usize, scale: f32) -> V
             let cy = (gy as f32 + geom[plane + i]) * STRIDE as f32;
             let bw = geom[2 * plane + i].clamp(-4.0, 6.0).exp() * STRIDE as f32;
             let bh = geom[3 * plane + i].clamp(-4.0, 6.0).exp() * STRIDE as f32;
-            let rect = Rect { x: (cx - bw / 2.0) / scale, y: (cy - bh / 2.0) / scale, w: bw / scale, h: bh / scale };
+            let rect = Rect {
+                x: (cx - bw / 2.0) / scale,
+                y: (cy - bh / 2.0) / scale,
+                w: bw / scale,
+                h: bh / scale,
+            };
             found.push(Detection { rect, score: s });
         }
     }
@@ -140,9 +159,30 @@ mod tests {
 
     #[test]
     fn iou_of_boxes() {
-        let a = Rect { x: 0.0, y: 0.0, w: 10.0, h: 10.0 };
-        let b = Rect { x: 5.0, y: 0.0, w: 10.0, h: 10.0 };
+        let a = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
+        let b = Rect {
+            x: 5.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
         assert!((iou(&a, &b) - 50.0 / 150.0).abs() < 1e-6);
-        assert_eq!(iou(&a, &Rect { x: 20.0, y: 20.0, w: 1.0, h: 1.0 }), 0.0);
+        assert_eq!(
+            iou(
+                &a,
+                &Rect {
+                    x: 20.0,
+                    y: 20.0,
+                    w: 1.0,
+                    h: 1.0
+                }
+            ),
+            0.0
+        );
     }
 }

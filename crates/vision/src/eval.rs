@@ -56,7 +56,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -65,15 +69,25 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} line {line}: {message}")]
-    Format { path: String, line: usize, message: String },
+    Format {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{0} holds neither groundtruth.csv nor NAME.txt label files")]
     Empty(String),
 }
 
 fn read(path: &Path) -> Result<String, DatasetError> {
-    std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Lists the labelled images of `dir`, filtered by `split`.
@@ -101,11 +115,18 @@ pub fn load(dir: &Path, split: Split) -> Result<Vec<Sample>, DatasetError> {
                 .into_iter()
                 .find(|p| p.is_file())
                 .unwrap_or_else(|| dir.join(file));
-            out.push(Sample { image, plate: plate.to_ascii_uppercase(), truth: None });
+            out.push(Sample {
+                image,
+                plate: plate.to_ascii_uppercase(),
+                truth: None,
+            });
         }
         return Ok(out);
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| DatasetError::Io { path: dir.display().to_string(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| DatasetError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let mut labels: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
@@ -123,11 +144,20 @@ pub fn load(dir: &Path, split: Split) -> Result<Vec<Sample>, DatasetError> {
             return Err(bad("expected `file x y w h plate`"));
         }
         let num = |s: &str| s.parse::<f32>().map_err(|_| bad("x y w h must be numbers"));
-        let truth = Rect { x: num(f[1])?, y: num(f[2])?, w: num(f[3])?, h: num(f[4])? };
+        let truth = Rect {
+            x: num(f[1])?,
+            y: num(f[2])?,
+            w: num(f[3])?,
+            h: num(f[4])?,
+        };
         if !split.keeps(f[0], false) {
             continue;
         }
-        out.push(Sample { image: dir.join(f[0]), plate: f[5].to_ascii_uppercase(), truth: Some(truth) });
+        out.push(Sample {
+            image: dir.join(f[0]),
+            plate: f[5].to_ascii_uppercase(),
+            truth: Some(truth),
+        });
     }
     if out.is_empty() && split == Split::All {
         return Err(DatasetError::Empty(dir.display().to_string()));
@@ -152,11 +182,21 @@ pub fn judge(sample: &Sample, readings: &[PlateReading], ms: f64) -> Outcome {
     let matched = match sample.truth {
         None => readings.first(),
         Some(t) => readings.iter().find(|r| {
-            let b = Rect { x: r.bbox[0] as f32, y: r.bbox[1] as f32, w: r.bbox[2] as f32, h: r.bbox[3] as f32 };
+            let b = Rect {
+                x: r.bbox[0] as f32,
+                y: r.bbox[1] as f32,
+                w: r.bbox[2] as f32,
+                h: r.bbox[3] as f32,
+            };
             iou(&b, &t) >= FOUND_IOU
         }),
     };
-    let Some(r) = matched else { return Outcome { ms, ..Outcome::default() } };
+    let Some(r) = matched else {
+        return Outcome {
+            ms,
+            ..Outcome::default()
+        };
+    };
     let dist = levenshtein(&r.text, &sample.plate) as f64;
     Outcome {
         found: true,
@@ -183,7 +223,13 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
     let rate = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as f64 / n;
     let mut ms: Vec<f64> = outcomes.iter().map(|o| o.ms).collect();
     ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| if ms.is_empty() { 0.0 } else { ms[((ms.len() - 1) as f64 * p).round() as usize] };
+    let pct = |p: f64| {
+        if ms.is_empty() {
+            0.0
+        } else {
+            ms[((ms.len() - 1) as f64 * p).round() as usize]
+        }
+    };
     Summary {
         images: outcomes.len(),
         found_rate: rate(|o| o.found),
@@ -201,7 +247,9 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -214,7 +262,7 @@ mod tests {
 
     #[test]
     fn crc_matches_zlib() {
-        // zlib.crc32(b"ak1165.png") in Python.
+        // The standard CRC-32 check value, as Python's zlib.crc32 gives.
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
@@ -234,14 +282,32 @@ mod tests {
             confidence: 0.9,
             state: None,
             chars: vec![],
-            candidates: vec![crate::Candidate { text: "X".into(), confidence: 0.5 }, crate::Candidate { text: text.into(), confidence: 0.4 }],
+            candidates: vec![
+                crate::Candidate {
+                    text: "X".into(),
+                    confidence: 0.5,
+                },
+                crate::Candidate {
+                    text: text.into(),
+                    confidence: 0.4,
+                },
+            ],
             detection: 1.0,
         }
     }
 
     #[test]
     fn a_reading_elsewhere_in_the_photo_does_not_count() {
-        let s = Sample { image: "a.jpg".into(), plate: "ABC123".into(), truth: Some(Rect { x: 100.0, y: 100.0, w: 100.0, h: 50.0 }) };
+        let s = Sample {
+            image: "a.jpg".into(),
+            plate: "ABC123".into(),
+            truth: Some(Rect {
+                x: 100.0,
+                y: 100.0,
+                w: 100.0,
+                h: 50.0,
+            }),
+        };
         let far = judge(&s, &[reading("ABC123", [0, 0, 50, 20])], 5.0);
         assert!(!far.found && !far.top1);
         let near = judge(&s, &[reading("ABC128", [105, 102, 100, 50])], 5.0);
@@ -257,7 +323,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pk-eval-{}", std::process::id()));
         let crops = dir.join("crops");
         std::fs::create_dir_all(crops.join("usimages")).unwrap();
-        std::fs::write(crops.join("groundtruth.csv"), "a.png,ca,7abc123\nb.png,nv,XYZ999\n").unwrap();
+        std::fs::write(
+            crops.join("groundtruth.csv"),
+            "a.png,ca,7abc123\nb.png,nv,XYZ999\n",
+        )
+        .unwrap();
         let s = load(&crops, Split::All).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].plate, "7ABC123");
@@ -266,12 +336,26 @@ mod tests {
         std::fs::create_dir_all(&photos).unwrap();
         std::fs::write(photos.join("p1.txt"), "p1.jpg\t10\t20\t100\t30\tab123cd\n").unwrap();
         let s = load(&photos, Split::All).unwrap();
-        assert_eq!(s[0].truth, Some(Rect { x: 10.0, y: 20.0, w: 100.0, h: 30.0 }));
+        assert_eq!(
+            s[0].truth,
+            Some(Rect {
+                x: 10.0,
+                y: 20.0,
+                w: 100.0,
+                h: 30.0
+            })
+        );
         std::fs::write(photos.join("p2.txt"), "p2.jpg 10 twenty 100 30 X\n").unwrap();
-        assert!(matches!(load(&photos, Split::All), Err(DatasetError::Format { .. })));
+        assert!(matches!(
+            load(&photos, Split::All),
+            Err(DatasetError::Format { .. })
+        ));
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty).unwrap();
-        assert!(matches!(load(&empty, Split::All), Err(DatasetError::Empty(_))));
+        assert!(matches!(
+            load(&empty, Split::All),
+            Err(DatasetError::Empty(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,8 +7,8 @@
 /// fit none and are still returned, only ranked lower.
 pub const US_LAYOUTS: &[&str] = &[
     "#@@@###", "@@@####", "@@@###", "###@@@", "#@@####", "@@#####", "###@###", "@@@@###", "##@@##",
-    "@#####", "#####@", "###@@", "@@@@##", "#@#####", "######", "@@@@@##", "####@@", "@##@@@", "#@@@##",
-    "@@###@",
+    "@#####", "#####@", "###@@", "@@@@##", "#@#####", "######", "@@@@@##", "####@@", "@##@@@",
+    "#@@@##", "@@###@",
 ];
 
 /// Layouts that point to one state. California's standard passenger serial
@@ -17,7 +17,7 @@ pub const US_LAYOUTS: &[&str] = &[
 pub const STATE_LAYOUTS: &[(&str, &str)] = &[("CA", "#@@@###"), ("CA", "#@#####")];
 
 /// How much a reading that fits no layout is discounted.
-pub const OFF_LAYOUT_FACTOR: f32 = 0.5;
+pub const OFF_LAYOUT_FACTOR: f32 = 0.85;
 
 /// How sure a state guess from layout alone is: California's layout is
 /// also issued elsewhere, so the guess is never certain.
@@ -38,7 +38,10 @@ pub fn fits_us_layout(text: &str) -> bool {
 
 /// The state a reading's layout points to, if any.
 pub fn state_from_layout(text: &str) -> Option<&'static str> {
-    STATE_LAYOUTS.iter().find(|(_, l)| fits(text, l)).map(|(s, _)| *s)
+    STATE_LAYOUTS
+        .iter()
+        .find(|(_, l)| fits(text, l))
+        .map(|(s, _)| *s)
 }
 
 #[cfg(test)]

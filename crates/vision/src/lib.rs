@@ -91,7 +91,10 @@ impl Recognizer {
     }
 
     pub fn from_onnx(detector: &[u8], ocr: &[u8]) -> Result<Recognizer, VisionError> {
-        Ok(Recognizer { detector: detect::Detector::load(detector)?, ocr: ocr::Ocr::load(ocr)? })
+        Ok(Recognizer {
+            detector: detect::Detector::load(detector)?,
+            ocr: ocr::Ocr::load(ocr)?,
+        })
     }
 
     /// Decodes untrusted bytes and reads every plate in them, best first.
@@ -119,14 +122,27 @@ impl Recognizer {
 
     /// Reads a picture that is already one plate (a camera's plate crop).
     pub fn read_crop(&self, img: &RgbImage) -> Result<Option<PlateReading>, VisionError> {
-        let whole = Rect { x: 0.0, y: 0.0, w: img.width() as f32, h: img.height() as f32 };
+        let whole = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width() as f32,
+            h: img.height() as f32,
+        };
         self.read_rect(img, whole, whole, 1.0)
     }
 
-    fn read_rect(&self, img: &RgbImage, crop: Rect, shown: Rect, score: f32) -> Result<Option<PlateReading>, VisionError> {
+    fn read_rect(
+        &self,
+        img: &RgbImage,
+        crop: Rect,
+        shown: Rect,
+        score: f32,
+    ) -> Result<Option<PlateReading>, VisionError> {
         let chars = self.ocr.read(img, crop)?;
         let candidates = candidates::rank(&chars, TOP_N);
-        let Some(best) = candidates.first() else { return Ok(None) };
+        let Some(best) = candidates.first() else {
+            return Ok(None);
+        };
         let (iw, ih) = (img.width() as f32, img.height() as f32);
         let x0 = shown.x.clamp(0.0, iw);
         let y0 = shown.y.clamp(0.0, ih);
@@ -144,15 +160,29 @@ impl Recognizer {
                     confidence: if c == g.char {
                         g.confidence
                     } else {
-                        g.alternatives.iter().find(|a| a.0 == c).map_or(0.0, |a| a.1)
+                        g.alternatives
+                            .iter()
+                            .find(|a| a.0 == c)
+                            .map_or(0.0, |a| a.1)
                     },
                 })
                 .collect()
         } else {
-            chars.iter().map(|g| CharConfidence { char: g.char, confidence: g.confidence }).collect()
+            chars
+                .iter()
+                .map(|g| CharConfidence {
+                    char: g.char,
+                    confidence: g.confidence,
+                })
+                .collect()
         };
         Ok(Some(PlateReading {
-            bbox: [x0.round() as u32, y0.round() as u32, (x1 - x0).round() as u32, (y1 - y0).round() as u32],
+            bbox: [
+                x0.round() as u32,
+                y0.round() as u32,
+                (x1 - x0).round() as u32,
+                (y1 - y0).round() as u32,
+            ],
             text: best.text.clone(),
             confidence: best.confidence * score,
             state: formats::state_from_layout(&best.text),

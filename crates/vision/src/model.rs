@@ -6,6 +6,9 @@ use crate::VisionError;
 
 type Plan = SimplePlan<TypedFact, Box<dyn TypedOp>, Graph<TypedFact, Box<dyn TypedOp>>>;
 
+/// One output tensor: its shape and its values, row-major.
+pub type Output = (Vec<usize>, Vec<f32>);
+
 /// An optimised, runnable network whose input shape is fixed at load time
 /// (fixed shapes let tract plan every buffer once).
 pub struct Net {
@@ -25,16 +28,15 @@ impl Net {
             .map_err(err)?
             .into_runnable()
             .map_err(err)?;
-        Ok(Net { plan, shape: shape.to_vec() })
-    }
-
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
+        Ok(Net {
+            plan,
+            shape: shape.to_vec(),
+        })
     }
 
     /// Runs the network on `input` (row-major, `shape()` elements) and
     /// returns every output as (shape, values).
-    pub fn run(&self, input: Vec<f32>) -> Result<Vec<(Vec<usize>, Vec<f32>)>, VisionError> {
+    pub fn run(&self, input: Vec<f32>) -> Result<Vec<Output>, VisionError> {
         let err = |e: TractError| VisionError::Model(format!("{e:#}"));
         let tensor = Tensor::from_shape(&self.shape, &input).map_err(err)?;
         let outputs = self.plan.run(tvec!(tensor.into())).map_err(err)?;

@@ -28,13 +28,17 @@ pub struct Ocr {
 
 impl Ocr {
     pub fn load(onnx: &[u8]) -> Result<Ocr, VisionError> {
-        Ok(Ocr { net: Net::load(onnx, &[1, 1, INPUT_H, INPUT_W])? })
+        Ok(Ocr {
+            net: Net::load(onnx, &[1, 1, INPUT_H, INPUT_W])?,
+        })
     }
 
     /// Reads the characters inside `rect` of `img`.
     pub fn read(&self, img: &RgbImage, rect: Rect) -> Result<Vec<CharGuess>, VisionError> {
         let mut input = vec![0f32; INPUT_H * INPUT_W];
-        sample(img, rect, INPUT_W, INPUT_H, |x, y, p| input[y * INPUT_W + x] = luma(p) / 255.0);
+        sample(img, rect, INPUT_W, INPUT_H, |x, y, p| {
+            input[y * INPUT_W + x] = luma(p) / 255.0
+        });
         let out = self.net.run(input)?;
         let (shape, logits) = out
             .into_iter()
@@ -42,7 +46,9 @@ impl Ocr {
             .ok_or_else(|| VisionError::Model("the character model returned nothing".into()))?;
         let classes = ALPHABET.len() + 1;
         if shape.len() != 3 || shape[2] != classes {
-            return Err(VisionError::Model(format!("unexpected character-model output {shape:?}")));
+            return Err(VisionError::Model(format!(
+                "unexpected character-model output {shape:?}"
+            )));
         }
         let probs: Vec<Vec<f32>> = logits.chunks(classes).map(softmax).collect();
         Ok(ctc_best_path(&probs))
@@ -71,7 +77,11 @@ pub fn ctc_best_path(probs: &[Vec<f32>]) -> Vec<CharGuess> {
             .collect();
         alts.sort_by(|a, b| b.1.total_cmp(&a.1));
         alts.truncate(3);
-        out.push(CharGuess { char: ALPHABET[cls - 1] as char, confidence: row[cls], alternatives: alts });
+        out.push(CharGuess {
+            char: ALPHABET[cls - 1] as char,
+            confidence: row[cls],
+            alternatives: alts,
+        });
     };
     for (col, row) in probs.iter().enumerate() {
         let (cls, p) = row
@@ -112,11 +122,21 @@ mod tests {
         // "7", "7" (same run), blank, "7", "A", blank.
         let seven = 1 + 7;
         let a = 1 + 10;
-        let probs = vec![col(seven, 0.6), col(seven, 0.9), col(0, 0.9), col(seven, 0.8), col(a, 0.7), col(0, 0.99)];
+        let probs = vec![
+            col(seven, 0.6),
+            col(seven, 0.9),
+            col(0, 0.9),
+            col(seven, 0.8),
+            col(a, 0.7),
+            col(0, 0.99),
+        ];
         let got = ctc_best_path(&probs);
         let text: String = got.iter().map(|g| g.char).collect();
         assert_eq!(text, "77A");
-        assert!((got[0].confidence - 0.9).abs() < 1e-6, "a run's confidence is its best column");
+        assert!(
+            (got[0].confidence - 0.9).abs() < 1e-6,
+            "a run's confidence is its best column"
+        );
         assert_eq!(got[0].alternatives.len(), 3);
     }
 

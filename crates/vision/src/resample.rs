@@ -1,8 +1,10 @@
 //! Resampling a region of an RGB picture into a model's input tensor.
 //!
 //! Shrinking averages every source pixel under an output pixel (a box
-//! filter, as the training scripts' `Image.BOX`), so small text does not
-//! alias; enlarging interpolates bilinearly.
+//! filter: the detector's training scenes were shrunk with PIL's `BOX`;
+//! the character model's crops with PIL's antialiased bilinear, which this
+//! approximates), so small text does not alias; enlarging interpolates
+//! bilinearly.
 
 use image::RgbImage;
 
@@ -18,7 +20,13 @@ pub struct Rect {
 /// Samples `rect` of `img` to `out_w x out_h`, calling `put(ox, oy, rgb)`
 /// with channel values 0..=255. Parts of `rect` outside the picture read
 /// as the nearest edge pixel.
-pub fn sample(img: &RgbImage, rect: Rect, out_w: usize, out_h: usize, mut put: impl FnMut(usize, usize, [f32; 3])) {
+pub fn sample(
+    img: &RgbImage,
+    rect: Rect,
+    out_w: usize,
+    out_h: usize,
+    mut put: impl FnMut(usize, usize, [f32; 3]),
+) {
     let (iw, ih) = (img.width() as i64, img.height() as i64);
     let raw = img.as_raw();
     let px = |x: i64, y: i64| -> [f32; 3] {
@@ -54,7 +62,12 @@ pub fn sample(img: &RgbImage, rect: Rect, out_w: usize, out_h: usize, mut put: i
                 let (x0, y0) = (fx.floor(), fy.floor());
                 let (ax, ay) = (fx - x0, fy - y0);
                 let (x0, y0) = (x0 as i64, y0 as i64);
-                let (a, b, c, d) = (px(x0, y0), px(x0 + 1, y0), px(x0, y0 + 1), px(x0 + 1, y0 + 1));
+                let (a, b, c, d) = (
+                    px(x0, y0),
+                    px(x0 + 1, y0),
+                    px(x0, y0 + 1),
+                    px(x0 + 1, y0 + 1),
+                );
                 let mut o = [0f32; 3];
                 for k in 0..3 {
                     let top = a[k] + (b[k] - a[k]) * ax;

@@ -11,7 +11,9 @@ fn rec() -> &'static Recognizer {
 }
 
 fn data(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -24,7 +26,10 @@ fn reads_plate_crops() {
         assert_eq!(r.chars.len(), serial.len());
         assert!(r.chars.iter().all(|c| (0.0..=1.0).contains(&c.confidence)));
         assert!(r.candidates.len() > 1, "alternatives are offered");
-        assert!(r.candidates.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+        assert!(r
+            .candidates
+            .windows(2)
+            .all(|w| w[0].confidence >= w[1].confidence));
     }
 }
 
@@ -40,8 +45,15 @@ fn california_layout_gives_a_state_guess() {
 #[test]
 fn finds_and_reads_the_plate_in_a_scene() {
     for serial in ["6TRW918", "4PLN730"] {
-        let plates = rec().recognize_bytes(&data(&format!("scene_{serial}.jpg"))).unwrap();
-        let truth = platekeeper_vision::Rect { x: 540.0, y: 450.0, w: 200.0, h: 100.0 };
+        let plates = rec()
+            .recognize_bytes(&data(&format!("scene_{serial}.jpg")))
+            .unwrap();
+        let truth = platekeeper_vision::Rect {
+            x: 540.0,
+            y: 450.0,
+            w: 200.0,
+            h: 100.0,
+        };
         let hit = plates
             .iter()
             .find(|p| {
@@ -104,7 +116,10 @@ fn decompression_bombs_are_refused_from_the_header() {
         Err(VisionError::TooLarge(msg)) => assert!(msg.contains("100000x100000"), "{msg}"),
         other => panic!("expected too large, got {other:?}"),
     }
-    assert!(matches!(decode(&vec![0u8; platekeeper_vision::decode::MAX_FILE_BYTES + 1]), Err(VisionError::TooLarge(_))));
+    assert!(matches!(
+        decode(&vec![0u8; platekeeper_vision::decode::MAX_FILE_BYTES + 1]),
+        Err(VisionError::TooLarge(_))
+    ));
 }
 
 #[test]

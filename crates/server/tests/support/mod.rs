@@ -52,6 +52,7 @@ pub async fn api() -> Api {
             alerts: alerts.clone(),
             store: store.clone(),
             clock,
+            recognition: Default::default(),
         },
         LIMIT,
     );
