@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 import plates
+import schedule
 
 IN_W, IN_H = 640, 384
 PATCH_W, PATCH_H = 320, 256
@@ -245,12 +246,7 @@ def main():
             lh = focal(ph, heat)
             lg = (F.l1_loss(pg, geom, reduction="none") * mask).sum() / mask.sum().clamp(min=1)
             loss = lh + lg
-            frac = min(1.0, (time.time() - t1) / (deadline - t1))
-            for grp in opt.param_groups:
-                grp["lr"] = 2e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            schedule.step(opt, loss, 2e-3, t1, deadline)
             step += 1
             if step % 100 == 0:
                 print(f"step {step} heat {lh.item():.3f} geom {lg.item():.3f} {time.time() - t1:.0f}s", flush=True)

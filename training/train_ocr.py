@@ -23,6 +23,7 @@ import torch.nn as nn
 from PIL import Image
 
 import plates
+import schedule
 
 H, W, T = 48, 96, 24
 CLASSES = 1 + len(plates.ALPHABET)
@@ -166,13 +167,7 @@ def main():
             lens = torch.tensor([len(t) for t in by], dtype=torch.long)
             logp = model(x).log_softmax(-1).permute(1, 0, 2)
             loss = ctc(logp, targets, torch.full((len(by),), T, dtype=torch.long), lens)
-            # Cosine decay over the time budget.
-            frac = min(1.0, (time.time() - t1) / (deadline - t1))
-            for g in opt.param_groups:
-                g["lr"] = 2e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac)))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            schedule.step(opt, loss, 2e-3, t1, deadline)
             step += 1
             if step % 200 == 0:
                 print(f"step {step} epoch {epoch} loss {loss.item():.3f} lr {opt.param_groups[0]['lr']:.5f} "
