@@ -65,15 +65,9 @@ pub fn recognize(images: &[PathBuf], crop: bool) -> anyhow::Result<()> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, platekeeper_vision::VisionError> {
-    use platekeeper_vision::decode::MAX_FILE_BYTES;
     let meta = std::fs::metadata(path)
         .map_err(|e| platekeeper_vision::VisionError::Image(format!("cannot open: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(platekeeper_vision::VisionError::TooLarge(format!(
-            "the file is {} bytes; at most {MAX_FILE_BYTES} are read",
-            meta.len()
-        )));
-    }
+    platekeeper_vision::decode::check_file_len(meta.len())?;
     std::fs::read(path)
         .map_err(|e| platekeeper_vision::VisionError::Image(format!("cannot read: {e}")))
 }
@@ -84,8 +78,7 @@ fn run(
     crop: bool,
 ) -> Result<Vec<PlateReading>, platekeeper_vision::VisionError> {
     if crop {
-        let img = platekeeper_vision::decode(bytes)?;
-        Ok(rec.read_crop(&img)?.into_iter().collect())
+        Ok(rec.read_crop_bytes(bytes)?.into_iter().collect())
     } else {
         rec.recognize_bytes(bytes)
     }

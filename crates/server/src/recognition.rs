@@ -44,20 +44,16 @@ pub fn read_plate(rec: &Recognition, raw: &mut RawRead) -> Result<(), FieldError
         )
     })?;
     let (field, reading) = if let Some(bytes) = &raw.plate_image {
-        let img = platekeeper_vision::decode(bytes)
-            .map_err(|e| ("plate_image", e.code(), format!("plate_image: {e}")))?;
-        let r = recognizer
-            .read_crop(&img)
-            .map_err(|e| ("plate_image", e.code(), format!("plate_image: {e}")))?;
-        ("plate_image", r)
+        ("plate_image", recognizer.read_crop_bytes(bytes))
     } else if let Some(bytes) = &raw.vehicle_image {
-        let r = recognizer
+        let best = recognizer
             .recognize_bytes(bytes)
-            .map_err(|e| ("vehicle_image", e.code(), format!("vehicle_image: {e}")))?;
-        ("vehicle_image", r.into_iter().next())
+            .map(|r| r.into_iter().next());
+        ("vehicle_image", best)
     } else {
         return Ok(());
     };
+    let reading = reading.map_err(|e| (field, e.code(), format!("{field}: {e}")))?;
     let Some(best) = reading else {
         return Err((
             field,

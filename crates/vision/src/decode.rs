@@ -18,12 +18,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, VisionError> {
     if bytes.is_empty() {
         return Err(VisionError::Image("the file is empty".into()));
     }
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(VisionError::TooLarge(format!(
-            "the file is {} bytes; at most {MAX_FILE_BYTES} are read",
-            bytes.len()
-        )));
-    }
+    check_file_len(bytes.len() as u64)?;
     let format = match image::guess_format(bytes) {
         Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
         _ => {
@@ -55,6 +50,17 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, VisionError> {
         .decode()
         .map_err(|e| VisionError::Image(format!("the image could not be decoded: {e}")))?;
     Ok(img.into_rgb8())
+}
+
+/// Refuses a file over [`MAX_FILE_BYTES`] (callers reading from disk check
+/// its length before reading it).
+pub fn check_file_len(len: u64) -> Result<(), VisionError> {
+    if len > MAX_FILE_BYTES as u64 {
+        return Err(VisionError::TooLarge(format!(
+            "the file is {len} bytes; at most {MAX_FILE_BYTES} are read"
+        )));
+    }
+    Ok(())
 }
 
 fn check_size(w: u32, h: u32) -> Result<(), VisionError> {

@@ -181,15 +181,7 @@ pub struct Outcome {
 pub fn judge(sample: &Sample, readings: &[PlateReading], ms: f64) -> Outcome {
     let matched = match sample.truth {
         None => readings.first(),
-        Some(t) => readings.iter().find(|r| {
-            let b = Rect {
-                x: r.bbox[0] as f32,
-                y: r.bbox[1] as f32,
-                w: r.bbox[2] as f32,
-                h: r.bbox[3] as f32,
-            };
-            iou(&b, &t) >= FOUND_IOU
-        }),
+        Some(t) => readings.iter().find(|r| iou(&r.rect(), &t) >= FOUND_IOU),
     };
     let Some(r) = matched else {
         return Outcome {

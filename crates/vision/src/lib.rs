@@ -79,6 +79,14 @@ pub struct PlateReading {
     pub detection: f32,
 }
 
+impl PlateReading {
+    /// The box as a [`Rect`], for overlap tests.
+    pub fn rect(&self) -> Rect {
+        let [x, y, w, h] = self.bbox.map(|v| v as f32);
+        Rect { x, y, w, h }
+    }
+}
+
 pub struct Recognizer {
     detector: detect::Detector,
     ocr: ocr::Ocr,
@@ -118,6 +126,11 @@ impl Recognizer {
         }
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         Ok(out)
+    }
+
+    /// Decodes untrusted bytes that are already one plate and reads them.
+    pub fn read_crop_bytes(&self, bytes: &[u8]) -> Result<Option<PlateReading>, VisionError> {
+        self.read_crop(&decode(bytes)?)
     }
 
     /// Reads a picture that is already one plate (a camera's plate crop).

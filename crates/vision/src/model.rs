@@ -38,7 +38,10 @@ impl Net {
     /// returns every output as (shape, values).
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<Output>, VisionError> {
         let err = |e: TractError| VisionError::Model(format!("{e:#}"));
-        let tensor = Tensor::from_shape(&self.shape, &input).map_err(err)?;
+        // Moves the buffer into the tensor (the detector's is 3 MB).
+        let array = tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&self.shape), input)
+            .map_err(|e| VisionError::Model(format!("input does not fit {:?}: {e}", self.shape)))?;
+        let tensor = Tensor::from(array);
         let outputs = self.plan.run(tvec!(tensor.into())).map_err(err)?;
         outputs
             .iter()

@@ -56,15 +56,7 @@ fn finds_and_reads_the_plate_in_a_scene() {
         };
         let hit = plates
             .iter()
-            .find(|p| {
-                let b = platekeeper_vision::Rect {
-                    x: p.bbox[0] as f32,
-                    y: p.bbox[1] as f32,
-                    w: p.bbox[2] as f32,
-                    h: p.bbox[3] as f32,
-                };
-                platekeeper_vision::detect::iou(&b, &truth) >= 0.4
-            })
+            .find(|p| platekeeper_vision::detect::iou(&p.rect(), &truth) >= 0.4)
             .unwrap_or_else(|| panic!("scene_{serial}: no box over the plate in {plates:?}"));
         assert_eq!(hit.text, serial);
         assert!(hit.confidence > 0.0 && hit.confidence <= 1.0);
