@@ -25,6 +25,10 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
     policy.agency_name = "Demo Police Department".into();
     policy.administrator_name = "Dana Reyes".into();
     policy.administrator_title = "Captain".into();
+    // The sample cameras are around Oakland; the web map opens there.
+    policy.map.center_lat = 37.8044;
+    policy.map.center_lon = -122.2712;
+    policy.map.zoom = 12;
     policy.public_policy_markdown = "# ALPR usage and privacy policy (demo)\n\n\
         Plate reads are kept **365 days** and then purged, unless they are evidence in a case.\n\n\
         * Only trained, approved staff may search, and every search names its case and purpose.\n\
@@ -201,7 +205,9 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         let url = format!("http://{addr}");
         println!(
             "\nPlatekeeper demo: {reads} reads from 500 cameras around Oakland over 30 days.\n\
-             Data folder (deleted on exit): {dir}\n\
+             Data folder (deleted on exit): {dir}\n\n\
+             Open {url}/ in a browser and sign in with a login below (the authenticator code\n\
+             comes from the TOTP secret: add it to an authenticator app, or run the totp command).\n\
              The API is described at {url}/api/openapi.json\n\n\
              Demo logins (password, then the TOTP secret for an authenticator app;\n\
              `{exe} totp --secret SECRET` prints the current code):\n{logins}\n\

@@ -197,6 +197,126 @@ impl AccountState {
     }
 }
 
+/// How far ahead the administrator's review list looks (SPEC R5.3, R5.4).
+pub const REVIEW_NOTICE_DAYS: i64 = 30;
+
+/// Something about an account the ALPR Administrator should act on soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewKind {
+    /// First sign-in not finished (password change, two-factor).
+    EnrolmentPending,
+    /// Approval ends within the notice period.
+    ApprovalLapsing,
+    /// No current approval: plate data is closed to the person.
+    ApprovalLapsed,
+    /// Training ends within the notice period.
+    TrainingExpiring,
+    /// No current training: plate data is closed to the person.
+    TrainingExpired,
+    /// Unused: suspended at `due_ms` (or already past it).
+    Inactive,
+}
+
+impl ReviewKind {
+    /// What the administrator reads in the review list.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReviewKind::EnrolmentPending => {
+                "has not finished first sign-in (password change, two-factor)"
+            }
+            ReviewKind::ApprovalLapsing => {
+                "approval lapses soon; renew it if the person still needs access"
+            }
+            ReviewKind::ApprovalLapsed => {
+                "approval has lapsed or was never given; plate data is closed"
+            }
+            ReviewKind::TrainingExpiring => {
+                "training expires soon; record the refresher when it is done"
+            }
+            ReviewKind::TrainingExpired => "no current training is recorded; plate data is closed",
+            ReviewKind::Inactive => "unused; the account is suspended for inactivity on this date",
+        }
+    }
+}
+
+/// One item of the review list, due at `due_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Review {
+    pub kind: ReviewKind,
+    pub due_ms: i64,
+}
+
+impl AccountState {
+    /// What needs the administrator's attention within
+    /// [`REVIEW_NOTICE_DAYS`]. Deleted and suspended accounts have
+    /// nothing due: they reach nothing until reactivated.
+    pub fn reviews(&self, policy: &AccountPolicy, now_ms: i64) -> Vec<Review> {
+        let mut due = Vec::new();
+        if self.deleted || self.suspended {
+            return due;
+        }
+        let soon = now_ms + REVIEW_NOTICE_DAYS * DAY_MS;
+        if !self.next_steps().is_empty() {
+            due.push(Review {
+                kind: ReviewKind::EnrolmentPending,
+                due_ms: self.created_ms,
+            });
+        }
+        if self.role.reaches_plate_data() {
+            let approval_end = self
+                .approvals
+                .iter()
+                .filter(|a| self.counts(a.approved_ms))
+                .map(|a| a.expires_ms)
+                .max();
+            match approval_end {
+                Some(end) if self.approval_current(now_ms) => {
+                    if end <= soon {
+                        due.push(Review {
+                            kind: ReviewKind::ApprovalLapsing,
+                            due_ms: end,
+                        });
+                    }
+                }
+                end => due.push(Review {
+                    kind: ReviewKind::ApprovalLapsed,
+                    due_ms: end.unwrap_or(self.created_ms),
+                }),
+            }
+            let training_end = self
+                .training
+                .iter()
+                .filter(|t| self.counts(t.completed_ms))
+                .map(|t| t.expires_ms)
+                .max();
+            match training_end {
+                Some(end) if self.training_current(now_ms) => {
+                    if end <= soon {
+                        due.push(Review {
+                            kind: ReviewKind::TrainingExpiring,
+                            due_ms: end,
+                        });
+                    }
+                }
+                end => due.push(Review {
+                    kind: ReviewKind::TrainingExpired,
+                    due_ms: end.unwrap_or(self.created_ms),
+                }),
+            }
+        }
+        let last = self.last_active_ms.unwrap_or(self.created_ms);
+        let suspend_at = last + policy.inactivity_days as i64 * DAY_MS;
+        if suspend_at <= soon {
+            due.push(Review {
+                kind: ReviewKind::Inactive,
+                due_ms: suspend_at,
+            });
+        }
+        due
+    }
+}
+
 /// Checks a new password against the policy.
 pub fn check_new_password(
     policy: &AccountPolicy,
@@ -354,5 +474,64 @@ mod tests {
         assert!(check_username("JDoe").is_err());
         assert!(check_username("1abc").is_err());
         assert!(check_username("a'; drop").is_err());
+    }
+
+    #[test]
+    fn a_current_account_has_nothing_to_review() {
+        // R5.3, R5.4: nothing due for a trained, approved, active officer.
+        assert!(officer().reviews(&AccountPolicy::default(), NOW).is_empty());
+    }
+
+    #[test]
+    fn reviews_name_what_lapses_soon_and_what_has_lapsed() {
+        let policy = AccountPolicy::default();
+        let mut a = officer();
+        a.approvals[0].expires_ms = NOW + 10 * DAY_MS;
+        a.training[0].expires_ms = NOW - DAY_MS;
+        a.last_active_ms = Some(NOW - 350 * DAY_MS);
+        let due = a.reviews(&policy, NOW);
+        let kinds: Vec<ReviewKind> = due.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ReviewKind::ApprovalLapsing,
+                ReviewKind::TrainingExpired,
+                ReviewKind::Inactive
+            ]
+        );
+        assert_eq!(due[0].due_ms, NOW + 10 * DAY_MS);
+        assert_eq!(due[2].due_ms, NOW + 15 * DAY_MS);
+        // Outside the notice period: not listed yet.
+        a.approvals[0].expires_ms = NOW + 31 * DAY_MS;
+        assert!(!a
+            .reviews(&policy, NOW)
+            .iter()
+            .any(|r| r.kind == ReviewKind::ApprovalLapsing));
+    }
+
+    #[test]
+    fn reviews_ignore_training_given_before_a_role_change_and_skip_suspended_accounts() {
+        let policy = AccountPolicy::default();
+        let mut a = officer();
+        a.requalify_after_ms = Some(NOW - DAY_MS);
+        let kinds: Vec<ReviewKind> = a.reviews(&policy, NOW).iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [ReviewKind::ApprovalLapsed, ReviewKind::TrainingExpired]
+        );
+        a.suspended = true;
+        assert!(a.reviews(&policy, NOW).is_empty());
+        // An auditor never reaches plate data: no training or approval due.
+        let mut auditor = officer();
+        auditor.role = Role::Auditor;
+        auditor.training.clear();
+        auditor.approvals.clear();
+        auditor.totp_enrolled = false;
+        let kinds: Vec<ReviewKind> = auditor
+            .reviews(&policy, NOW)
+            .iter()
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(kinds, [ReviewKind::EnrolmentPending]);
     }
 }

@@ -29,6 +29,88 @@ pub struct AgencyPolicy {
     /// The usage and privacy policy posted at `/transparency`, in
     /// Markdown (SPEC R8.3).
     pub public_policy_markdown: String,
+    /// How the web interface draws its map (no internet needed).
+    pub map: MapPolicy,
+}
+
+/// The web interface's map: where it opens, and an optional tile server
+/// the agency runs. Without one, the map is drawn from local data only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MapPolicy {
+    pub center_lat: f64,
+    pub center_lon: f64,
+    /// Web-Mercator zoom level, 3 to 18.
+    pub zoom: u8,
+    /// `http(s)://host/…/{z}/{x}/{y}.png`; empty for none.
+    pub tile_url: String,
+}
+
+impl Default for MapPolicy {
+    fn default() -> Self {
+        // California.
+        MapPolicy {
+            center_lat: 37.0,
+            center_lon: -119.5,
+            zoom: 6,
+            tile_url: String::new(),
+        }
+    }
+}
+
+impl Eq for MapPolicy {}
+
+impl MapPolicy {
+    /// The scheme, host and port the tile URL points at, which the web
+    /// pages' Content-Security-Policy then allows images from.
+    pub fn tile_origin(&self) -> Option<&str> {
+        if self.tile_url.is_empty() {
+            return None;
+        }
+        let rest = self
+            .tile_url
+            .strip_prefix("https://")
+            .or_else(|| self.tile_url.strip_prefix("http://"))?;
+        let host_len = rest.find('/').unwrap_or(rest.len());
+        let scheme_len = self.tile_url.len() - rest.len();
+        Some(&self.tile_url[..scheme_len + host_len])
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(-85.0..=85.0).contains(&self.center_lat)
+            || !(-180.0..=180.0).contains(&self.center_lon)
+        {
+            return Err("map.center_lat must be -85 to 85 and map.center_lon -180 to 180".into());
+        }
+        if !(3..=18).contains(&self.zoom) {
+            return Err("map.zoom must be 3 to 18".into());
+        }
+        if self.tile_url.is_empty() {
+            return Ok(());
+        }
+        let safe = self.tile_url.len() <= 300
+            && self
+                .tile_url
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%{}".contains(&b))
+            && ["{z}", "{x}", "{y}"]
+                .iter()
+                .all(|p| self.tile_url.contains(p));
+        match self.tile_origin() {
+            // The origin goes into a CSP header: host and port only.
+            Some(origin)
+                if safe
+                    && origin.len() > "https://".len()
+                    && origin
+                        .split("//")
+                        .nth(1)
+                        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))) =>
+            {
+                Ok(())
+            }
+            _ => Err("map.tile_url must be an http(s) URL with {z}, {x} and {y}, like https://tiles.example.gov/{z}/{x}/{y}.png".into()),
+        }
+    }
 }
 
 /// How alerts are pushed (SPEC R3.3).
@@ -63,6 +145,7 @@ impl Default for AgencyPolicy {
             retention: RetentionPolicy::default(),
             audit: AuditPolicy::default(),
             public_policy_markdown: String::new(),
+            map: MapPolicy::default(),
         }
     }
 }
@@ -100,6 +183,7 @@ impl AgencyPolicy {
         }
         self.retention.check()?;
         self.audit.check()?;
+        self.map.check()?;
         if self.public_policy_markdown.len() > MAX_PUBLIC_POLICY_BYTES {
             return Err(format!(
                 "public_policy_markdown is {} bytes; at most {MAX_PUBLIC_POLICY_BYTES}",
@@ -126,5 +210,31 @@ mod tests {
         let mut p = AgencyPolicy::default();
         p.accounts.lockout_attempts = 100;
         assert!(p.check().is_err());
+    }
+
+    #[test]
+    fn a_tile_server_must_be_a_plain_http_url_with_placeholders() {
+        let mut m = MapPolicy::default();
+        assert_eq!(m.tile_origin(), None);
+        m.tile_url = "https://tiles.city.gov:8443/osm/{z}/{x}/{y}.png".into();
+        assert!(m.check().is_ok());
+        assert_eq!(m.tile_origin(), Some("https://tiles.city.gov:8443"));
+        for bad in [
+            "ftp://tiles/{z}/{x}/{y}.png",
+            "https://tiles.city.gov/{z}/{x}.png",
+            "https://tiles.city.gov/{z}/{x}/{y}.png' data:",
+            "https:///{z}/{x}/{y}",
+            "javascript:alert(1)//{z}{x}{y}",
+            "https://a;script-src:*/{z}/{x}/{y}",
+        ] {
+            m.tile_url = bad.into();
+            assert!(m.check().is_err(), "{bad} accepted");
+        }
+        let mut m = MapPolicy::default();
+        m.zoom = 30;
+        assert!(m.check().is_err());
+        m.zoom = 6;
+        m.center_lat = f64::NAN;
+        assert!(m.check().is_err());
     }
 }

@@ -232,6 +232,9 @@ pub struct TotpEnrolment {
     pub secret: String,
     /// For a QR code.
     pub otpauth_uri: String,
+    /// The `otpauth_uri` as a QR code (SVG), drawn here so the secret
+    /// never goes to an outside QR service.
+    pub qr_svg: String,
 }
 
 /// Start two-factor enrolment: a new secret, active once confirmed.
@@ -245,10 +248,24 @@ pub async fn begin_totp(
     let username = who.account.username.clone();
     let secret = blocking(move || Ok(store.begin_totp(&username, now)?)).await?;
     let issuer = format!("Platekeeper {}", state.store.policy().agency_name);
+    let uri = otpauth_uri(&secret, &who.account.username, &issuer);
+    let qr_svg = qr_svg(&uri)?;
     Ok(Json(TotpEnrolment {
-        otpauth_uri: otpauth_uri(&secret, &who.account.username, &issuer),
+        otpauth_uri: uri,
+        qr_svg,
         secret,
     }))
+}
+
+/// A QR code for an authenticator app, as a standalone SVG document.
+fn qr_svg(text: &str) -> Result<String, ApiError> {
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M)
+        .map_err(|e| ApiError::internal(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
 }
 
 #[derive(Deserialize, ToSchema)]

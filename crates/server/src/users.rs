@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/users/{username}/reactivate", post(reactivate))
         .route("/api/v1/users/{username}/unlock", post(unlock))
         .route("/api/v1/users/{username}/reset", post(reset))
+        .route("/api/v1/reviews", get(reviews))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -173,6 +174,67 @@ pub struct ListParams {
 pub struct UserList {
     pub users: Vec<UserView>,
     pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewItem {
+    pub username: String,
+    pub name: String,
+    pub role: String,
+    /// enrolment_pending, approval_lapsing, approval_lapsed,
+    /// training_expiring, training_expired, inactive
+    pub kind: String,
+    /// When it falls (or fell) due.
+    pub due_at: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewList {
+    /// Soonest first.
+    pub reviews: Vec<ReviewItem>,
+    pub notice_days: i64,
+}
+
+/// What the administrator should act on within the notice period:
+/// approvals lapsing, training expiring, accounts about to be suspended
+/// for inactivity, enrolments not finished (R5.3, R5.4).
+#[utoipa::path(get, path = "/api/v1/reviews", responses((status = 200, body = ReviewList)), tag = "accounts")]
+pub async fn reviews(
+    State(state): State<AppState>,
+    who: Person,
+) -> Result<Json<ReviewList>, ApiError> {
+    who.require(Right::ManageAccounts)?;
+    let store = state.store.clone();
+    let all = blocking(move || Ok(store.accounts()?)).await?;
+    let now = state.now_ms();
+    let policy = state.store.policy().accounts;
+    let mut due: Vec<(i64, ReviewItem)> = all
+        .iter()
+        .flat_map(|a| {
+            a.state().reviews(&policy, now).into_iter().map(move |r| {
+                (
+                    r.due_ms,
+                    ReviewItem {
+                        username: a.username.clone(),
+                        name: a.name.clone(),
+                        role: a.role.as_str().into(),
+                        kind: serde_json::to_value(r.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        due_at: format_time_ms(r.due_ms),
+                        message: r.kind.describe().into(),
+                    },
+                )
+            })
+        })
+        .collect();
+    due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.username.cmp(&b.1.username)));
+    Ok(Json(ReviewList {
+        reviews: due.into_iter().map(|(_, r)| r).collect(),
+        notice_days: platekeeper_core::account::REVIEW_NOTICE_DAYS,
+    }))
 }
 
 /// Every account with its status, training and approval dates.

@@ -1,0 +1,169 @@
+//! The web interface (issue 7): a page and its scripts, compiled into the
+//! binary and served from it, so an agency runs one file and no page
+//! loads anything from another host.
+//!
+//! The pages are a thin client over the JSON API. They hold no rules of
+//! their own: every refusal a person sees (purpose, role, training,
+//! sharing) comes from the same handlers any other client calls, so the
+//! interface cannot open a path to plate data that the API does not.
+//! The session token lives in `sessionStorage` and goes out in the
+//! `Authorization` header, never in a cookie, so a forged cross-site
+//! request carries no credentials; a strict Content-Security-Policy (no
+//! inline script, no other hosts) guards the token against injected
+//! script.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+/// One embedded file.
+struct Asset {
+    path: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($path:literal, $mime:expr) => {
+        Asset {
+            path: $path,
+            mime: $mime,
+            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $path)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Everything the interface is made of. A file not listed here is not
+/// served: there is no directory to walk.
+const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
+    asset!("js/app.js", JS),
+    asset!("js/api.js", JS),
+    asset!("js/dom.js", JS),
+    asset!("js/map.js", JS),
+    asset!("js/signin.js", JS),
+    asset!("js/search.js", JS),
+    asset!("js/alerts.js", JS),
+    asset!("js/hotlists.js", JS),
+    asset!("js/admin.js", JS),
+    asset!("js/sharing.js", JS),
+    asset!("js/audit.js", JS),
+];
+
+/// Total bytes of the interface's own files (the page-weight budget is
+/// 300 KB; a test holds it).
+pub fn assets_total_bytes() -> usize {
+    ASSETS.iter().map(|a| a.body.len()).sum()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{*path}", get(asset))
+        .route("/api/v1/ui/settings", get(settings))
+}
+
+/// The Content-Security-Policy of every page: this host only, plus the
+/// agency's tile server for map images when one is configured.
+fn content_security_policy(tile_origin: Option<&str>) -> String {
+    let tiles = tile_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data: blob:{tiles}; connect-src 'self'; media-src 'self' blob:; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{}\"", hex::encode(&digest[..12]))
+}
+
+fn serve_asset(state: &AppState, a: &Asset, headers: &HeaderMap) -> Response {
+    let tag = etag(a.body);
+    let policy = state.store.policy();
+    let csp = content_security_policy(policy.map.tile_origin());
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == tag);
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, a.mime)], a.body).into_response()
+    };
+    let h = resp.headers_mut();
+    // Revalidate every time: an upgraded binary's files are seen at once.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().find(|a| a.path == "index.html") {
+        Some(a) => serve_asset(&state, a, &headers),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn asset(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match ASSETS.iter().find(|a| a.path == path && a.path != "index.html") {
+        Some(a) => serve_asset(&state, a, &headers),
+        None => crate::ApiError::not_found("not_found", format!("no file {path:?} in the web interface"))
+            .into_response(),
+    }
+}
+
+/// What the sign-in page and the map need before anyone signs in.
+#[derive(Serialize, ToSchema)]
+pub struct UiSettings {
+    pub agency_name: String,
+    pub map: MapSettings,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapSettings {
+    pub center_lat: f64,
+    pub center_lon: f64,
+    pub zoom: u8,
+    /// Empty when the agency runs no tile server.
+    pub tile_url: String,
+}
+
+/// The agency's name and map settings (public: no plate data).
+#[utoipa::path(get, path = "/api/v1/ui/settings", responses((status = 200, body = UiSettings)), tag = "public")]
+pub async fn settings(State(state): State<AppState>) -> Json<UiSettings> {
+    let p = state.store.policy();
+    Json(UiSettings {
+        agency_name: p.agency_name.clone(),
+        map: MapSettings {
+            center_lat: p.map.center_lat,
+            center_lon: p.map.center_lon,
+            zoom: p.map.zoom,
+            tile_url: p.map.tile_url.clone(),
+        },
+    })
+}

@@ -1,0 +1,191 @@
+// The ALPR Administrator's pages (R5, R6.1): users and what is due for
+// review, cameras and their keys, and the agency's policy.
+
+import { api } from './api.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash } from './dom.js';
+
+const ROLES = ['officer', 'dispatcher', 'cso', 'analyst', 'administrator', 'auditor', 'vendor'].map((r) => [r, r]);
+const today = () => new Date().toISOString().slice(0, 10);
+const inDays = (n) => new Date(Date.now() + n * 86_400_000).toISOString().slice(0, 10);
+
+async function act(promise, done) {
+  try { await promise; flash(done); return true; } catch (err) { flash(`${err.message} (${err.code})`, 'error'); return false; }
+}
+
+export async function usersPage(main, { signal }) {
+  const reviews = h('section', { 'aria-labelledby': 'reviews-h' });
+  const users = h('section', { 'aria-labelledby': 'users-h' });
+  const detail = h('section', { class: 'user-detail', 'aria-live': 'polite' });
+
+  async function load() {
+    const [rv, us] = await Promise.all([
+      api('GET', '/api/v1/reviews', undefined, { signal }),
+      api('GET', '/api/v1/users?limit=500', undefined, { signal }),
+    ]);
+    put(reviews, h('h2', { id: 'reviews-h' }, `Due for review (next ${rv.notice_days} days)`),
+      table([
+        ['Due', (r) => when(r.due_at)],
+        ['User', (r) => h('button', { type: 'button', class: 'link', onclick: () => open(r.username) }, `${r.name} (${r.username})`)],
+        ['Role', (r) => r.role],
+        ['What', (r) => h('span', { class: `tag ${r.kind}` }, r.kind.replace(/_/g, ' '))],
+        ['Action', (r) => r.message],
+      ], rv.reviews, 'Nothing is due: every approval and training record is current.'));
+    put(users, h('h2', { id: 'users-h' }, 'Accounts'),
+      table([
+        ['User', (u) => h('button', { type: 'button', class: 'link', onclick: () => open(u.username) }, u.username)],
+        ['Name', (u) => `${u.name}${u.title ? `, ${u.title}` : ''}`],
+        ['Role', (u) => u.role],
+        ['Status', (u) => h('span', { class: `tag ${u.status}` }, u.status)],
+        ['Training until', (u) => (u.training_expires_on ? when(u.training_expires_on).slice(0, 10) : '—')],
+        ['Approved until', (u) => (u.approval_expires_on ? when(u.approval_expires_on).slice(0, 10) : '—')],
+        ['Last active', (u) => when(u.last_active) || 'never'],
+      ], us.users.filter((u) => u.status !== 'deleted'), 'No accounts.'));
+  }
+
+  async function open(username) {
+    const u = await api('GET', `/api/v1/users/${encodeURIComponent(username)}`);
+    const path = `/api/v1/users/${encodeURIComponent(username)}`;
+    const reload = async () => { await load(); await open(username); };
+    const training = h('form', { class: 'inline' },
+      field('Course', input('course', { value: 'ALPR use and privacy', required: true })),
+      field('Completed', input('completed_on', { type: 'date', value: today(), required: true })),
+      field('Expires', input('expires_on', { type: 'date', value: inDays(365), required: true })),
+      h('button', { type: 'submit' }, 'Record training'));
+    training.addEventListener('submit', (e) => { e.preventDefault(); busy(training, async () => { if (await act(api('POST', `${path}/training`, values(training)), `Training recorded for ${username}.`)) reload(); }); });
+    const approval = h('form', { class: 'inline' },
+      field('Approved until', input('expires_on', { type: 'date', value: inDays(365) })),
+      h('button', { type: 'submit' }, 'Approve'));
+    approval.addEventListener('submit', (e) => { e.preventDefault(); busy(approval, async () => { if (await act(api('POST', `${path}/approval`, values(approval)), `${username} approved.`)) reload(); }); });
+    const role = h('form', { class: 'inline' },
+      field('Role', select('role', ROLES, u.role)),
+      h('button', { type: 'submit' }, 'Change role'));
+    role.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!confirm(`Change ${username}'s role? Training and approval must then be given again.`)) return;
+      busy(role, async () => { if (await act(api('POST', `${path}/role`, values(role)), `${username}'s role changed.`)) reload(); });
+    });
+    const reasoned = (verb, label, warn) => h('button', { type: 'button', onclick: async () => {
+      const reason = prompt(warn);
+      if (reason === null) return;
+      if (await act(api('POST', `${path}/${verb}`, { reason: reason || undefined }), `${username}: ${label.toLowerCase()} done.`)) reload();
+    } }, label);
+    const otp = h('div', { class: 'out' });
+    put(detail, h('div', { class: 'card' },
+      h('h2', {}, `${u.name} (${u.username})`),
+      h('p', {}, `${u.role} · ${u.status} · created ${when(u.created_at)} by ${u.created_by}`),
+      u.next.length ? h('p', { class: 'notice' }, `Enrolment not finished: ${u.next.join(', ').replace(/_/g, ' ')}.`) : null,
+      h('h3', {}, 'Training'), training,
+      h('h3', {}, 'Approval'), approval,
+      h('h3', {}, 'Role'), role,
+      h('h3', {}, 'Account'),
+      h('div', { class: 'actions' },
+        u.status === 'suspended' ? reasoned('reactivate', 'Reactivate', 'Why is the account reactivated? New training and approval are then needed.')
+          : reasoned('suspend', 'Suspend', 'Why is the account suspended?'),
+        u.status === 'locked' ? reasoned('unlock', 'Unlock', 'Why is the account unlocked?') : null,
+        h('button', { type: 'button', onclick: async () => {
+          if (!confirm(`Give ${username} a new one-time password? Their sessions end and they enrol again.`)) return;
+          try { const r = await api('POST', `${path}/reset`); put(otp, h('p', { class: 'notice' }, `New one-time password for ${username} (shown once): `, h('code', {}, r.one_time_password))); } catch (err) { put(otp, problem(err)); }
+        } }, 'Reset password'),
+        h('button', { type: 'button', class: 'danger', onclick: async () => {
+          if (!confirm(`Delete ${username}? The account stops working at once; its log entries stay.`)) return;
+          if (await act(api('DELETE', path), `${username} deleted.`)) { detail.replaceChildren(); load(); }
+        } }, 'Delete')),
+      otp));
+    detail.scrollIntoView({ block: 'nearest' });
+  }
+
+  const out = h('div', { class: 'out' });
+  const create = h('form', { class: 'card' },
+    h('h2', {}, 'New account'),
+    h('div', { class: 'row' },
+      field('Username', input('username', { required: true, autocapitalize: 'none', placeholder: 'jdoe' })),
+      field('Full name', input('name', { required: true })),
+      field('Title', input('title', { placeholder: 'Officer' })),
+      field('Role', select('role', ROLES, 'officer'))),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Create account')), out);
+  create.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(create);
+    busy(create, async () => {
+      try {
+        const r = await api('POST', '/api/v1/users', { username: v.username, name: v.name, role: v.role, title: v.title || undefined });
+        put(out, h('p', { class: 'notice' }, `Account ${r.username} created. One-time password (shown once; give it in person): `, h('code', {}, r.one_time_password),
+          '. Record training and approval before the person can reach plate data.'));
+        create.reset();
+        await load();
+      } catch (err) { put(out, problem(err, 'Not created.')); }
+    });
+  });
+
+  put(main, ...heading('Users', 'Accounts, training, approvals and roles. Every change is logged with your name.'), reviews, users, detail, create);
+  await load();
+}
+
+export async function camerasPage(main, { signal }) {
+  const list = h('div', {});
+  async function load() {
+    const res = await api('GET', '/api/v1/cameras?limit=1000', undefined, { signal });
+    put(list, table([
+      ['Id', (c) => c.id], ['Name', (c) => c.name], ['Kind', (c) => c.kind],
+      ['Place', (c) => (c.lat !== null ? `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}` : 'mobile')],
+    ], res.cameras, 'No cameras registered.'));
+  }
+  const out = h('div', { class: 'out' });
+  const form = h('form', { class: 'card' },
+    h('h2', {}, 'Register a camera'),
+    h('div', { class: 'row' },
+      field('Id', input('id', { required: true, placeholder: 'cam-broadway-14th' })),
+      field('Name', input('name', { required: true })),
+      field('Kind', select('kind', [['fixed', 'fixed'], ['mobile', 'mobile']], 'fixed'))),
+    h('div', { class: 'row' }, field('Latitude', input('lat', { inputmode: 'decimal' })), field('Longitude', input('lon', { inputmode: 'decimal' }))),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Register')), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(form);
+    busy(form, async () => {
+      try {
+        const c = await api('POST', '/api/v1/cameras', { id: v.id, name: v.name, kind: v.kind, lat: v.lat ? Number(v.lat) : undefined, lon: v.lon ? Number(v.lon) : undefined });
+        put(out, h('p', { class: 'notice' }, `Camera ${c.id} registered. Its API key is shown once — put it in the camera now: `, h('code', {}, c.api_key)));
+        form.reset();
+        load();
+      } catch (err) { put(out, problem(err, 'Not registered.')); }
+    });
+  });
+  put(main, ...heading('Cameras', 'Each camera sends reads with its own key. Keys are stored only as hashes.'), list, form);
+  await load();
+}
+
+// The policy fields people change most, as a form; the rest stays as it is.
+const POLICY_FIELDS = [
+  ['Agency', [['agency_name', 'Agency name'], ['administrator_name', 'ALPR Administrator'], ['administrator_title', 'Administrator\'s title']]],
+  ['Retention (days)', [['retention.reads_days', 'Reads'], ['retention.images_days', 'Images'], ['retention.hotlists_days', 'Hot-list entries'], ['retention.access_log_days', 'Access log'], ['retention.audit_documents_days', 'Audit documents'], ['retention.downloads_days', 'Downloads']]],
+  ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
+  ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)']]],
+];
+
+const getPath = (o, p) => p.split('.').reduce((x, k) => (x == null ? x : x[k]), o);
+function setPath(o, p, v) { const ks = p.split('.'); const last = ks.pop(); ks.reduce((x, k) => x[k], o)[last] = v; }
+
+export async function policyPage(main, { signal }) {
+  const policy = await api('GET', '/api/v1/policy', undefined, { signal });
+  const out = h('div', { class: 'out' });
+  const form = h('form', { class: 'card' },
+    POLICY_FIELDS.map(([legend, fields]) => h('fieldset', {}, h('legend', {}, legend),
+      h('div', { class: 'row wrap' }, fields.map(([p, label]) => {
+        const v = getPath(policy, p);
+        return field(label, input(p, { value: v ?? '', type: typeof v === 'number' ? 'number' : 'text', step: 'any' }));
+      })))),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Save policy')), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(form);
+    const next = structuredClone(policy);
+    for (const [, fields] of POLICY_FIELDS) {
+      for (const [p] of fields) setPath(next, p, typeof getPath(policy, p) === 'number' ? Number(v[p]) : v[p]);
+    }
+    busy(form, async () => {
+      try { Object.assign(policy, await api('PUT', '/api/v1/policy', next)); put(out, h('p', { class: 'notice' }, 'Policy saved and logged.')); } catch (err) { put(out, problem(err, 'Not saved.')); }
+    });
+  });
+  put(main, ...heading('Policy', 'Retention, account rules and the map. Settings that would switch a rule off are refused; each change is logged.'), form);
+}

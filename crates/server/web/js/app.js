@@ -1,0 +1,144 @@
+// The shell: who is signed in, the menu their role allows, and which
+// page is open (the part of the address after #/).
+
+import { api, session } from './api.js';
+import { h, put, flash } from './dom.js';
+import { signIn, enrol } from './signin.js';
+import { searchPage, holdsPage } from './search.js';
+import { alertsPage } from './alerts.js';
+import { hotlistsPage } from './hotlists.js';
+import { usersPage, camerasPage, policyPage } from './admin.js';
+import { sharingPage } from './sharing.js';
+import { auditPage } from './audit.js';
+
+// Each page, the right that opens it (from the role table, via /me) and
+// its menu label. The server checks the right again on every call.
+const PAGES = [
+  { id: 'search', label: 'Search', right: 'search_reads', view: searchPage },
+  { id: 'alerts', label: 'Alerts', right: 'view_alerts', view: alertsPage },
+  { id: 'hotlists', label: 'Hot lists', right: 'view_alerts', view: hotlistsPage },
+  { id: 'holds', label: 'Holds & evidence', right: 'hold_reads', view: holdsPage },
+  { id: 'users', label: 'Users', right: 'manage_accounts', view: usersPage },
+  { id: 'cameras', label: 'Cameras', right: 'manage_cameras', view: camerasPage },
+  { id: 'sharing', label: 'Sharing', right: 'manage_sharing', view: sharingPage },
+  { id: 'policy', label: 'Policy', right: 'manage_policy', view: policyPage },
+  { id: 'audit', label: 'Audit', right: 'read_audit_log', view: auditPage },
+];
+
+const state = { me: null, settings: null, controller: null, expiryTimers: [] };
+const main = document.getElementById('main');
+
+function allowed() {
+  return PAGES.filter((p) => state.me && state.me.rights.includes(p.right));
+}
+
+function route() {
+  const [id, ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  return { id, rest };
+}
+
+function drawChrome() {
+  const nav = document.getElementById('nav');
+  const who = document.getElementById('who');
+  if (!state.me || state.me.next.length) {
+    nav.replaceChildren();
+    put(who, h('a', { href: '/transparency' }, 'Transparency'));
+    return;
+  }
+  const current = route().id;
+  put(nav, h('ul', {}, allowed().map((p) => h('li', {},
+    h('a', { href: `#/${p.id}`, 'aria-current': p.id === current ? 'page' : null }, p.label)))));
+  const s = session.get();
+  put(who,
+    h('span', { class: 'me' }, `${state.me.name} · ${state.me.role}`),
+    s && s.expires_at ? h('span', { class: 'expires', title: 'Your session ends then; you will be asked to sign in again.' },
+      `until ${new Date(s.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`) : null,
+    h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
+}
+
+async function signOut() {
+  try { await api('DELETE', '/api/v1/session'); } catch { /* already ended */ }
+  session.clear();
+  state.me = null;
+  flash('Signed out.');
+  show();
+}
+
+/** Warns before the session ends, and ends it cleanly when it does. */
+function watchExpiry() {
+  state.expiryTimers.forEach(clearTimeout);
+  state.expiryTimers = [];
+  const s = session.get();
+  if (!s || !s.expires_at) return;
+  const left = new Date(s.expires_at).getTime() - Date.now();
+  if (left > 5 * 60_000) {
+    state.expiryTimers.push(setTimeout(() => flash('Your session ends in 5 minutes. Finish what you are doing; you will then be asked to sign in again.', 'warn'), left - 5 * 60_000));
+  }
+  state.expiryTimers.push(setTimeout(() => ended('Your session has ended. Sign in again to go on where you were.'), Math.max(0, left)));
+}
+
+function ended(message) {
+  session.clear();
+  state.me = null;
+  if (state.controller) state.controller.abort();
+  show(message);
+}
+
+window.addEventListener('session-ended', (e) => {
+  if (state.me) ended(`Your session has ended (${e.detail.message}). Sign in again to go on where you were.`);
+});
+
+/** Draws the page the address names, or sign-in. */
+async function show(message) {
+  if (state.controller) state.controller.abort();
+  state.controller = new AbortController();
+  const signal = state.controller.signal;
+  if (!state.settings) {
+    try { state.settings = await api('GET', '/api/v1/ui/settings'); } catch { state.settings = { agency_name: 'Platekeeper', map: { center_lat: 37, center_lon: -119.5, zoom: 6, tile_url: '' } }; }
+    document.getElementById('agency').textContent = state.settings.agency_name;
+  }
+  if (session.get() && !state.me) {
+    try { state.me = await api('GET', '/api/v1/me'); } catch { state.me = null; session.clear(); }
+  }
+  drawChrome();
+  if (!state.me) {
+    signIn(main, { settings: state.settings, message, onSignedIn: afterSignIn });
+    return;
+  }
+  if (state.me.next.length) {
+    enrol(main, { me: state.me, onDone: afterSignIn });
+    return;
+  }
+  const pages = allowed();
+  let { id, rest } = route();
+  let page = pages.find((p) => p.id === id);
+  if (!page) {
+    if (!pages.length) {
+      put(main, h('h1', {}, 'Nothing to open here'),
+        h('p', {}, 'Your role has no pages in this interface.'));
+      return;
+    }
+    page = pages[0];
+    history.replaceState(null, '', `#/${page.id}`);
+    rest = [];
+    drawChrome();
+  }
+  document.title = `${page.label} — Platekeeper`;
+  main.replaceChildren();
+  try {
+    await page.view(main, { me: state.me, settings: state.settings, rest, signal });
+  } catch (e) {
+    if (e.name !== 'AbortError') put(main, h('h1', {}, page.label), h('div', { class: 'problem', role: 'alert' }, e.message));
+  }
+  main.focus({ preventScroll: true });
+}
+
+async function afterSignIn() {
+  state.me = await api('GET', '/api/v1/me');
+  watchExpiry();
+  show();
+}
+
+window.addEventListener('hashchange', () => show());
+watchExpiry();
+show();

@@ -1,0 +1,76 @@
+// The access log and audits (R4.3, R8.1): who looked up what, when and
+// why; whether the hash chain is intact; period reports to download.
+
+import { api } from './api.js';
+import { h, put, heading, field, input, values, table, when, problem, busy, download } from './dom.js';
+
+function quarter(d = new Date()) { return `${d.getUTCFullYear()}Q${Math.floor(d.getUTCMonth() / 3) + 1}`; }
+
+export async function auditPage(main, { signal }) {
+  const verify = h('div', { class: 'verify-box', 'aria-live': 'polite' }, 'Checking the hash chain…');
+  const log = h('div', {});
+  let cursor = null;
+  let filter = {};
+
+  async function load(more) {
+    const q = new URLSearchParams({ limit: '100' });
+    if (filter.username) q.set('username', filter.username);
+    if (more && cursor) q.set('cursor', String(cursor));
+    const res = await api('GET', `/api/v1/audit/log?${q}`, undefined, { signal });
+    cursor = res.next_cursor;
+    const rows = filter.kind ? res.entries.filter((e) => `${e.category} ${e.kind}`.includes(filter.kind)) : res.entries;
+    put(log, table([
+      ['#', (e) => String(e.seq)],
+      ['When', (e) => when(e.ts)],
+      ['Who', (e) => `${e.username}${e.role ? ` (${e.role})` : ''}`],
+      ['What', (e) => `${e.category} · ${e.kind}`],
+      ['Purpose', (e) => (e.purpose ? [e.purpose.case_number, e.purpose.offense, e.purpose.reason].filter(Boolean).join(' · ') : '')],
+      ['Details', (e) => h('code', { class: 'details' }, JSON.stringify(e.details))],
+      ['Hash', (e) => h('code', { title: e.hash }, e.hash.slice(0, 12))],
+    ], rows, 'No entries match.'),
+    cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Older entries') : null);
+  }
+
+  const filterForm = h('form', { class: 'inline', 'aria-label': 'Filter the log' },
+    field('Username', input('username', { autocapitalize: 'none' })),
+    field('Kind contains', input('kind', { placeholder: 'search, sign_in, export…' })),
+    h('button', { type: 'submit' }, 'Filter'));
+  filterForm.addEventListener('submit', (e) => { e.preventDefault(); filter = values(filterForm); busy(filterForm, () => load(false).catch((err) => put(log, problem(err)))); });
+
+  const reportOut = h('div', { class: 'out' });
+  const reportForm = h('form', { class: 'inline', 'aria-label': 'Period report' },
+    field('Period', input('period', { value: quarter(), pattern: '[0-9]{4}(Q[1-4]|-[0-9]{2})?', required: true }), 'A quarter like 2026Q3, a month like 2026-08, or a year.'),
+    h('button', { type: 'submit', value: 'html' }, 'View'),
+    h('button', { type: 'button', onclick: () => fetchReport('csv') }, 'Download CSV'),
+    h('button', { type: 'button', onclick: () => fetchReport('html') }, 'Download HTML'));
+  reportForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api('GET', `/api/v1/audit/report?period=${encodeURIComponent(values(reportForm).period)}&format=json`);
+      put(reportOut, summary(r));
+    } catch (err) { put(reportOut, problem(err, 'No report.')); }
+  });
+  async function fetchReport(format) {
+    const period = values(reportForm).period;
+    try {
+      const { blob, filename } = await api('GET', `/api/v1/audit/report?period=${encodeURIComponent(period)}&format=${format}`, undefined, { blob: true, filename: `audit-${period}.${format}` });
+      download(blob, filename);
+    } catch (err) { put(reportOut, problem(err, 'No report.')); }
+  }
+
+  put(main, ...heading('Audit', 'The access log: every search, view, export and administrative change, each entry chained to the one before by SHA-256.'),
+    verify, h('h2', {}, 'Period report'), reportForm, reportOut, h('h2', {}, 'Access log'), filterForm, log);
+  const [v] = await Promise.all([api('GET', '/api/v1/audit/verify', undefined, { signal }), load(false)]);
+  put(verify, v.ok
+    ? h('p', { class: 'notice' }, `Hash chain intact: ${v.entries} entries, head ${v.head.slice(0, 16)}…`)
+    : h('div', { class: 'refusal', role: 'alert' }, h('h2', {}, 'The access log has been altered'), h('p', {}, `First bad entry: ${v.first_bad}. ${v.problem || ''}`)));
+}
+
+/** The JSON report's headline figures, whatever its exact shape. */
+function summary(r) {
+  const rows = Object.entries(r).filter(([, v]) => v === null || typeof v !== 'object');
+  const lists = Object.entries(r).filter(([, v]) => Array.isArray(v));
+  return h('div', { class: 'card' },
+    h('dl', { class: 'figures' }, rows.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, String(v))])),
+    lists.map(([k, v]) => h('p', {}, `${k.replace(/_/g, ' ')}: ${v.length} item${v.length === 1 ? '' : 's'}`)));
+}

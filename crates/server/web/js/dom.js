@@ -1,0 +1,141 @@
+// Small DOM helpers. Everything a server or a person typed goes in as
+// text (textContent), never as markup, so data cannot become script.
+
+/** h('button', {class: 'primary', onclick: f}, 'Search') → an element. */
+export function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked') el.checked = !!v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, kids);
+  return el;
+}
+
+function append(el, kids) {
+  for (const k of kids.flat(Infinity)) {
+    if (k === undefined || k === null || k === false) continue;
+    el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+}
+
+/** Replaces an element's children. */
+export function put(el, ...kids) {
+  el.replaceChildren();
+  append(el, kids);
+  return el;
+}
+
+/** A page heading and its one-line explanation. */
+export function heading(title, lead) {
+  return [h('h1', {}, title), lead ? h('p', { class: 'lead' }, lead) : null];
+}
+
+let flashTimer;
+/** A short message at the top of the page, read out by screen readers. */
+export function flash(message, kind = 'ok') {
+  const el = document.getElementById('flash');
+  if (!el) return;
+  put(el, h('div', { class: `flash ${kind}` }, message));
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => el.replaceChildren(), 8000);
+}
+
+/** An error from the API, explained: its sentence and its code. */
+export function problem(err, intro) {
+  return h('div', { class: 'problem', role: 'alert' },
+    intro ? h('strong', {}, intro + ' ') : null,
+    err.message || String(err),
+    err.code ? h('span', { class: 'code' }, ` (${err.code})`) : null);
+}
+
+/** A labelled form control; `hint` is announced with it. */
+let fieldSeq = 0;
+export function field(label, control, hint) {
+  const id = control.id || `f${++fieldSeq}`;
+  control.id = id;
+  const hintEl = hint ? h('small', { id: `${id}-hint` }, hint) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl);
+}
+
+export function input(name, attrs = {}) {
+  return h('input', { name, type: 'text', autocomplete: 'off', ...attrs });
+}
+
+export function select(name, options, value) {
+  return h('select', { name }, options.map(([v, label]) =>
+    h('option', { value: v, selected: v === value ? 'selected' : null }, label)));
+}
+
+/** The values of a form's named controls (checkboxes as booleans). */
+export function values(form) {
+  const out = {};
+  for (const el of form.elements) {
+    if (!el.name) continue;
+    out[el.name] = el.type === 'checkbox' ? el.checked : el.value.trim();
+  }
+  return out;
+}
+
+/**
+ * A table. `columns` are [label, row => cell] pairs; an empty list shows
+ * `empty` instead.
+ */
+export function table(columns, rows, empty = 'Nothing to show.', rowAttrs) {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', { scope: 'col' }, label)))),
+    h('tbody', {}, rows.map((r) => h('tr', rowAttrs ? rowAttrs(r) : {},
+      columns.map(([, cell]) => h('td', {}, cell(r))))))));
+}
+
+/** `2026-11-22T18:04:05Z` → local `2026-11-22 10:04:05`. */
+export function when(iso) {
+  if (iso === null || iso === undefined || iso === '') return '';
+  const d = typeof iso === 'number' ? new Date(iso) : new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** Local `datetime-local` input value → RFC 3339 UTC, or undefined. */
+export function toUtc(local) {
+  if (!local) return undefined;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A Date → the `datetime-local` value for it. */
+export function localValue(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** Saves a blob as a file. */
+export function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Disables a form's button while `work` runs, so nothing is sent twice. */
+export async function busy(form, work) {
+  const buttons = [...form.querySelectorAll('button')];
+  buttons.forEach((b) => { b.disabled = true; });
+  form.setAttribute('aria-busy', 'true');
+  try {
+    return await work();
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+    form.removeAttribute('aria-busy');
+  }
+}

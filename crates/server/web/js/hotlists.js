@@ -1,0 +1,136 @@
+// Hot lists (R3): the lists, their entries, a hand-entered (possibly
+// partial) plate, and a file import with its report.
+
+import { api } from './api.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash } from './dom.js';
+
+const KINDS = [['stolen_vehicle', 'Stolen vehicle'], ['stolen_plate', 'Stolen plate'], ['wanted', 'Wanted'], ['missing_person', 'Missing person'], ['amber', 'AMBER alert'], ['warrant', 'Warrant'], ['agency', 'Agency list']];
+
+export async function hotlistsPage(main, { me, rest, signal }) {
+  const manage = me.rights.includes('manage_hotlists');
+  const id = rest[0];
+  if (id) return listPage(main, id, manage, signal);
+  const res = await api('GET', '/api/v1/hotlists', undefined, { signal });
+  const out = h('div', { class: 'out' });
+  const form = h('form', { class: 'card' },
+    h('h2', {}, 'New list'),
+    h('div', { class: 'row' },
+      field('Name', input('name', { required: true })),
+      field('Kind', select('kind', KINDS, 'stolen_vehicle')),
+      field('Keep entries (days)', input('retention_days', { type: 'number', min: '1', max: '365', value: '30', required: true }))),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'fuzzy' }), ' Alert on common misreads too'),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Create list')), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(form);
+    busy(form, async () => {
+      try {
+        const list = await api('POST', '/api/v1/hotlists', { name: v.name, kind: v.kind, retention_days: Number(v.retention_days), fuzzy: v.fuzzy });
+        location.hash = `#/hotlists/${list.id}`;
+      } catch (err) { put(out, problem(err, 'Not created.')); }
+    });
+  });
+  put(main, ...heading('Hot lists', 'Reads are checked against every list as they arrive; a hit raises an alert.'),
+    table([
+      ['List', (l) => h('a', { href: `#/hotlists/${l.id}` }, l.name)],
+      ['Kind', (l) => l.kind.replace(/_/g, ' ')],
+      ['Entries', (l) => String(l.entries)],
+      ['Kept', (l) => `${l.retention_days} days`],
+      ['Misreads', (l) => (l.fuzzy ? 'yes' : 'no')],
+      ['Updated', (l) => when(l.updated_at_ms)],
+    ], res.hotlists, 'No hot lists yet.'),
+    manage ? form : null);
+}
+
+async function listPage(main, id, manage, signal) {
+  const list = await api('GET', `/api/v1/hotlists/${encodeURIComponent(id)}`, undefined, { signal });
+  const entries = h('div', {});
+  let cursor = null;
+  async function load(more) {
+    const q = new URLSearchParams({ limit: '200' });
+    if (more && cursor) q.set('cursor', cursor);
+    const res = await api('GET', `/api/v1/hotlists/${list.id}/entries?${q}`, undefined, { signal });
+    cursor = res.next_cursor;
+    put(entries, table([
+      ['Plate', (x) => h('span', { class: 'plate' }, x.plate)],
+      ['State', (x) => x.state || ''],
+      ['Reason', (x) => x.reason],
+      ['Case', (x) => x.case_number || ''],
+      ['Source', (x) => x.source],
+      ['Entered', (x) => `${when(x.entered_at_ms)} by ${x.entered_by}`],
+      ['Expires', (x) => when(x.expires_at_ms)],
+      ['', (x) => (manage ? h('button', { type: 'button', onclick: () => remove(x) }, 'Remove') : '')],
+    ], res.entries, 'This list has no entries.'),
+    cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Next page') : null);
+  }
+  async function remove(x) {
+    const reason = prompt(`Why is ${x.plate} removed from ${list.name}? (kept in the log)`);
+    if (!reason) return;
+    try { await api('DELETE', `/api/v1/hotlists/${list.id}/entries/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`${x.plate} removed.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
+  }
+
+  const addOut = h('div', { class: 'out' });
+  const add = h('form', { class: 'card' },
+    h('h2', {}, 'Add a plate'),
+    h('div', { class: 'row' },
+      field('Plate', input('plate', { required: true, autocapitalize: 'characters', placeholder: '8DEF456 or 7AB?12*' }), 'A partial plate takes ? (one character) and * (any run).'),
+      field('State', input('state', { maxlength: '2', placeholder: 'CA' })),
+      field('Case number', input('case_number', { placeholder: '26-000101' }))),
+    h('div', { class: 'row' },
+      field('Reason', input('reason', { required: true, placeholder: 'stolen vehicle (10851 VC)' })),
+      field('Expires', input('expires_at', { type: 'date' }), 'Hand-entered plates last at most 30 days unless the administrator allows longer.')),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Add plate')), addOut);
+  add.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(add);
+    busy(add, async () => {
+      try {
+        const entry = await api('POST', `/api/v1/hotlists/${list.id}/entries`, {
+          plate: v.plate, state: v.state || undefined, reason: v.reason, case_number: v.case_number || undefined,
+          expires_at: v.expires_at ? `${v.expires_at}T23:59:59Z` : undefined,
+        });
+        put(addOut, h('p', { class: 'notice' }, `${entry.plate} added; it expires ${when(entry.expires_at_ms)}.`));
+        add.reset();
+        load();
+      } catch (err) { put(addOut, problem(err, 'Not added.')); }
+    });
+  });
+
+  const importOut = h('div', { class: 'out' });
+  const imp = h('form', { class: 'card' },
+    h('h2', {}, 'Import a file'),
+    h('div', { class: 'row' },
+      field('File', h('input', { type: 'file', name: 'file', required: true, accept: '.csv,.txt,text/plain,text/csv' })),
+      field('Format', select('format', [['csv', 'CSV (plate,state,reason,case_number,expires_at)'], ['doj', 'California DOJ fixed-width'], ['ncic', 'NCIC fixed-width']], 'csv')),
+      field('Source', input('source', { placeholder: 'CA DOJ SVS daily' }))),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'replace_all' }), ' Replace this source\'s entries (entries not in the file are removed)'),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Import')), importOut);
+  imp.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(imp);
+    const file = imp.elements.file.files[0];
+    if (!file) return;
+    busy(imp, async () => {
+      try {
+        const q = new URLSearchParams({ format: v.format, replace_all: String(v.replace_all) });
+        if (v.source) q.set('source', v.source);
+        const r = await api('POST', `/api/v1/hotlists/${list.id}/import?${q}`, file, { type: 'text/plain' });
+        put(importOut, report(r));
+        load();
+      } catch (err) { put(importOut, problem(err, 'Not imported.')); }
+    });
+  });
+
+  put(main, h('p', {}, h('a', { href: '#/hotlists' }, '← All hot lists')),
+    ...heading(list.name, `${list.kind.replace(/_/g, ' ')} · ${list.entries} entries · entries kept ${list.retention_days} days${list.fuzzy ? ' · alerts on misreads' : ''}`),
+    manage ? h('div', { class: 'two' }, add, imp) : null, h('h2', {}, 'Entries'), entries);
+  await load();
+}
+
+function report(r) {
+  return h('div', { class: r.applied ? 'notice' : 'problem', role: 'status' },
+    h('p', {}, r.applied ? `Imported from ${r.source}: ${r.added} added, ${r.removed} removed, ${r.unchanged} unchanged, ${r.duplicates} duplicate lines, ${r.invalid} invalid lines.`
+      : `Nothing was changed: ${r.refused || 'the file was refused'}.`),
+    r.problems && r.problems.length ? h('ul', { class: 'problems' }, r.problems.slice(0, 50).map((p) => h('li', {}, `line ${p.line}: ${p.message}`)),
+      r.problems.length > 50 ? h('li', {}, `… and ${r.problems.length - 50} more`) : null) : null);
+}

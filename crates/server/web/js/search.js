@@ -1,0 +1,237 @@
+// Search and canvass (R2), legal holds and evidence (R6.2). The purpose
+// comes first: the server logs it before it returns anything, and a
+// refusal is explained here in plain words before any result is shown.
+
+import { api, imageUrl } from './api.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, problem, busy, download, flash } from './dom.js';
+import { MapView } from './map.js';
+
+/** Why a purpose was refused, by the server's `detail`, for people. */
+const PURPOSE_HELP = {
+  missing_case_number: 'Every search must name the case or incident number it is for. Policy requires a documented purpose for each access to ALPR data.',
+  case_number_format: 'The case number is not in your agency\'s format. Copy it from the report or CAD incident.',
+  generic_reason: 'A word like "investigation" alone does not say why this search is needed. Describe what you are trying to find out in this case, e.g. "vehicle seen leaving the robbery".',
+  personal_information: 'The purpose is kept in the audit log, which auditors and the public records process read. Describe the case, not the person: leave out names, dates of birth, addresses, licence and social security numbers.',
+  offense_not_listed: 'The offense must be one your agency\'s policy lists. Use the code section or the listed name.',
+  immigration_enforcement: 'California law (Government Code § 7284.6) forbids using ALPR data for immigration enforcement. This search cannot be made.',
+  missing_field: 'Fill in the case number, the offense and the reason.',
+  field_too_long: 'One of the purpose fields is too long.',
+};
+
+function explainRefusal(err) {
+  const help = PURPOSE_HELP[err.detail] || (err.code === 'role_forbidden'
+    ? 'Your role does not allow this search. Ask the ALPR Administrator if you believe it should.'
+    : err.code === 'training_required' ? 'Your ALPR training is not current. Searches open again once the administrator records your refresher.'
+      : err.code === 'approval_lapsed' ? 'Your approval by the ALPR Administrator has lapsed. Ask for it to be renewed.' : null);
+  return h('div', { class: 'refusal', role: 'alert' },
+    h('h2', {}, 'Search refused — nothing was returned'),
+    h('p', {}, err.message, h('span', { class: 'code' }, ` (${err.detail || err.code})`)),
+    help ? h('p', {}, help) : null);
+}
+
+export async function searchPage(main, ctx) {
+  const { me, settings, signal } = ctx;
+  const may = (r) => me.rights.includes(r);
+  let lastQuery = null;
+  let results = [];
+  let accessId = null;
+  const selected = new Set();
+  const thumbs = [];
+
+  const out = h('div', { class: 'results', 'aria-live': 'polite' },
+    h('p', { class: 'empty' }, 'Results appear here after a search. Each search is logged with its purpose.'));
+  const shapeText = h('p', { class: 'shape-text' }, 'No area: draw a radius or a polygon on the map to canvass.');
+  let shape = null;
+  const map = new MapView(settings.map, {
+    label: 'Search map',
+    onShape: (s) => { shape = s; describeShape(); },
+    onPick: (r) => { map.select(r.id); const row = document.getElementById(`read-${r.id}`); if (row) { row.scrollIntoView({ block: 'nearest' }); row.classList.add('picked'); setTimeout(() => row.classList.remove('picked'), 1500); } },
+  });
+
+  const area = {
+    lat: input('lat', { inputmode: 'decimal', placeholder: '37.8044' }),
+    lon: input('lon', { inputmode: 'decimal', placeholder: '-122.2712' }),
+    radius: input('radius_m', { inputmode: 'numeric', placeholder: '500' }),
+  };
+  function describeShape() {
+    if (!shape) { shapeText.textContent = 'No area: draw a radius or a polygon on the map to canvass.'; return; }
+    if (shape.kind === 'circle') {
+      area.lat.value = shape.center.lat.toFixed(5);
+      area.lon.value = shape.center.lon.toFixed(5);
+      area.radius.value = String(shape.radius_m);
+      shapeText.textContent = `Canvass: ${shape.radius_m} m around ${shape.center.lat.toFixed(5)}, ${shape.center.lon.toFixed(5)}`;
+    } else {
+      area.lat.value = ''; area.lon.value = ''; area.radius.value = '';
+      shapeText.textContent = `Canvass: inside a polygon of ${shape.points.length} corners`;
+    }
+  }
+  const typedArea = () => {
+    const lat = parseFloat(area.lat.value); const lon = parseFloat(area.lon.value); const r = parseFloat(area.radius.value);
+    if ([lat, lon, r].every(Number.isFinite)) {
+      shape = { kind: 'circle', center: { lat, lon }, radius_m: r };
+      map.setShape(shape, true);
+      describeShape();
+    }
+  };
+  Object.values(area).forEach((el) => el.addEventListener('change', typedArea));
+
+  let cameras = [];
+  try { cameras = (await api('GET', '/api/v1/cameras?limit=1000', undefined, { signal })).cameras; } catch { /* role without camera list */ }
+  map.setLayer('cameras', cameras.filter((c) => c.lat !== null).map((c) => ({ lat: c.lat, lon: c.lon })));
+
+  const form = h('form', { class: 'search-form', 'aria-label': 'Search reads' },
+    h('fieldset', { class: 'purpose' },
+      h('legend', {}, 'Purpose (required, logged before any result)'),
+      field('Case or incident number', input('case_number', { required: true, placeholder: '26-004211' })),
+      field('Offense', input('offense', { placeholder: '211 PC robbery' })),
+      field('Reason', input('reason', { placeholder: 'vehicle seen leaving the robbery' }),
+        'Why this search is needed in this case. No names or other personal details.')),
+    h('fieldset', {},
+      h('legend', {}, 'What to look for'),
+      field('Plate', input('plate', { placeholder: '7ABC123, 7AB?12*, *4KX*', autocapitalize: 'characters', spellcheck: 'false' }),
+        '? is one character, * any run. Leave empty to canvass an area.'),
+      h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'fuzzy' }), ' Also match common misreads (0/O/D/Q, 1/I/L/T, 8/B, 5/S, 2/Z, 6/G)'),
+      h('div', { class: 'row' },
+        field('From', input('from', { type: 'datetime-local' })),
+        field('To', input('to', { type: 'datetime-local' }))),
+      h('div', { class: 'row' },
+        field('Camera', select('camera', [['', 'Any camera'], ...cameras.map((c) => [c.id, `${c.name} (${c.id})`])])),
+        field('State', input('state', { maxlength: '2', placeholder: 'CA', autocapitalize: 'characters' })))),
+    h('fieldset', {},
+      h('legend', {}, 'Area (canvass)'),
+      shapeText,
+      h('div', { class: 'row' }, field('Latitude', area.lat), field('Longitude', area.lon), field('Radius (m)', area.radius))),
+    h('div', { class: 'actions' },
+      h('button', { class: 'primary', type: 'submit' }, 'Search'),
+      h('button', { type: 'reset' }, 'Clear')));
+
+  form.addEventListener('reset', () => { map.clearShape(); shape = null; describeShape(); });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(form);
+    const q = {
+      plate: v.plate || undefined,
+      fuzzy: v.fuzzy,
+      from: toUtc(v.from),
+      to: toUtc(v.to),
+      camera: v.camera || undefined,
+      state: v.state || undefined,
+      purpose: { case_number: v.case_number, offense: v.offense, reason: v.reason },
+      limit: 200,
+    };
+    if (shape && shape.kind === 'circle') q.near = { lat: shape.center.lat, lon: shape.center.lon, radius_m: shape.radius_m };
+    if (shape && shape.kind === 'polygon') q.polygon = shape.points.map((p) => ({ lat: p.lat, lon: p.lon }));
+    busy(form, () => run(q, false));
+  });
+
+  async function run(q, more) {
+    try {
+      const res = await api('POST', '/api/v1/search', q, { signal });
+      lastQuery = { ...q, cursor: res.next_cursor };
+      accessId = res.access_id;
+      if (!more) { results = []; selected.clear(); thumbs.splice(0).forEach(URL.revokeObjectURL); }
+      results = results.concat(res.results);
+      draw(res);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      put(out, err.status === 422 || err.status === 403 ? explainRefusal(err) : problem(err, 'Search failed.'));
+    }
+  }
+
+  function draw(res) {
+    const pts = results.map((r) => ({ id: r.read_id, lat: r.lat, lon: r.lon }));
+    map.setLayer('results', pts);
+    if (!shape && pts.length) map.fit(pts);
+    const holdOut = h('div', { class: 'out' });
+    const actions = h('div', { class: 'actions' },
+      may('hold_reads') ? h('button', { type: 'button', onclick: (e) => hold(e.target, holdOut) }, 'Put selected on legal hold') : null,
+      res.next_cursor ? h('button', { type: 'button', onclick: () => run(lastQuery, true) }, 'More results') : null);
+    put(out,
+      h('p', { class: 'summary' }, `${results.length} read${results.length === 1 ? '' : 's'}`,
+        res.plates_matched ? ` of ${res.plates_matched} matching plate${res.plates_matched === 1 ? '' : 's'}` : '',
+        ` · logged as access ${accessId}`),
+      table([
+        ['', (r) => h('input', { type: 'checkbox', 'aria-label': `Select read of ${r.plate} at ${when(r.ts)}`, checked: selected.has(r.read_id),
+          onchange: (e) => { if (e.target.checked) selected.add(r.read_id); else selected.delete(r.read_id); } })],
+        ['Picture', (r) => thumb(r)],
+        ['Plate', (r) => h('span', { class: 'plate' }, r.plate)],
+        ['State', (r) => r.state || ''],
+        ['Time', (r) => when(r.ts)],
+        ['Camera', (r) => r.camera],
+        ['Confidence', (r) => (r.confidence ?? '')],
+        ['Place', (r) => (r.lat !== null ? h('button', { type: 'button', class: 'link', onclick: () => { map.select(r.read_id); map.el.scrollIntoView({ block: 'nearest' }); } }, `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}`) : '')],
+      ], results, 'No reads match. The search was still logged.', (r) => ({ id: `read-${r.read_id}` })),
+      actions, holdOut);
+  }
+
+  function thumb(r) {
+    const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the pictures of ${r.plate}`, onclick: () => openRead(r) });
+    if (!r.image_url || !may('view_images')) { box.disabled = true; box.textContent = '—'; return box; }
+    imageUrl(r.image_url, signal).then((url) => { thumbs.push(url); box.append(h('img', { src: url, alt: '' })); }).catch(() => { box.textContent = '!'; });
+    return box;
+  }
+
+  async function openRead(r) {
+    const body = h('div', { class: 'pictures' });
+    const dlg = h('dialog', { class: 'read-dialog', 'aria-label': `Read of ${r.plate}` },
+      h('h2', {}, h('span', { class: 'plate' }, r.plate), ` ${r.state || ''}`),
+      h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
+      body,
+      h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
+    dlg.addEventListener('close', () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+    for (const [url, label] of [[r.image_url, 'Vehicle'], [r.plate_image_url, 'Plate']]) {
+      if (!url || (label === 'Plate' && url === r.image_url)) continue;
+      try { body.append(h('figure', {}, h('img', { src: await imageUrl(url), alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label))); } catch (err) { body.append(problem(err)); }
+    }
+  }
+
+  async function hold(button, holdOut) {
+    const v = values(form);
+    if (!selected.size) { put(holdOut, problem({ message: 'Select the reads to hold first (the boxes in the first column).' })); return; }
+    button.disabled = true;
+    try {
+      const held = await api('POST', '/api/v1/holds', { case_number: v.case_number, read_ids: [...selected], offense: v.offense || undefined, reason: v.reason || undefined });
+      put(holdOut, h('div', { class: 'notice' }, `Legal hold ${held.id} for case ${held.case_number}: ${held.reads} read${held.reads === 1 ? '' : 's'} kept past retention until the hold is lifted. `,
+        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(held.id, e.target) }, 'Export evidence package') : null));
+    } catch (err) { put(holdOut, problem(err, 'Not held.')); } finally { button.disabled = false; }
+  }
+
+  put(main, ...heading('Search and canvass', 'Find reads by plate, time, camera or area. Every search is an access: it is logged with your name and its purpose before any result is returned.'),
+    h('div', { class: 'search-grid' }, form, map.el), out);
+  map.setMode('pan');
+}
+
+async function exportEvidence(holdId, button) {
+  button.disabled = true;
+  try {
+    const { blob, filename } = await api('POST', '/api/v1/evidence', { hold_id: holdId }, { blob: true, filename: `evidence-hold-${holdId}.zip` });
+    download(blob, filename);
+    flash(`Evidence package for hold ${holdId} downloaded. Its download is recorded with a destroy-by date.`);
+  } catch (err) { flash(`${err.message} (${err.code})`, 'error'); } finally { button.disabled = false; }
+}
+
+export async function holdsPage(main, { me, signal }) {
+  const list = h('div', {});
+  async function load() {
+    const res = await api('GET', '/api/v1/holds?include_lifted=true&limit=200', undefined, { signal });
+    put(list, table([
+      ['Hold', (x) => String(x.id)],
+      ['Case', (x) => x.case_number],
+      ['Reads', (x) => String(x.reads)],
+      ['Placed', (x) => `${when(x.created_at_ms)} by ${x.created_by}`],
+      ['Status', (x) => (x.lifted_at_ms ? `lifted ${when(x.lifted_at_ms)} by ${x.lifted_by}: ${x.lift_reason || ''}` : 'held')],
+      ['', (x) => (x.lifted_at_ms ? '' : h('span', { class: 'actions' },
+        me.rights.includes('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(x.id, e.target) }, 'Export evidence') : null,
+        h('button', { type: 'button', onclick: () => lift(x) }, 'Lift')))],
+    ], res.holds, 'No legal holds. Put reads on hold from the search results.'));
+  }
+  async function lift(x) {
+    const reason = prompt(`Why is hold ${x.id} (case ${x.case_number}) lifted? The reads then age out with the rest.`);
+    if (!reason) return;
+    try { await api('DELETE', `/api/v1/holds/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`Hold ${x.id} lifted.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
+  }
+  put(main, ...heading('Legal holds and evidence', 'Reads on hold are kept past the retention period until the hold is lifted. An evidence package holds the records, the images, a SHA-256 manifest and the chain of custody.'), list);
+  await load();
+}

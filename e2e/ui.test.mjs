@@ -1,0 +1,267 @@
+// The web interface, driven in headless Chromium against a real
+// `platekeeper demo` server (issue 7; SPEC R2, R3.3, R4, R7). Screenshots
+// of each main page go to docs/screenshots/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const SHOTS = new URL('../docs/screenshots/', import.meta.url).pathname;
+const BIN = process.env.PLATEKEEPER_BIN;
+let server; let base; let demo; let browser;
+
+/** RFC 6238: SHA-1, 30 s, 6 digits. */
+function totp(secret, t = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(t / 30_000)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const off = mac[19] & 0xf;
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** A code for the next 30-second step (a code is good only once). */
+async function freshTotp(secret, used) {
+  for (;;) {
+    const code = totp(secret);
+    if (!used.has(code)) { used.add(code); return code; }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = spawn(BIN, ['demo', '--reads', '30000', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 240_000);
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = /Demo server listening on (http:\/\/[\d.:]+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    server.on('exit', (code) => reject(new Error(`demo exited ${code}:\n${out}`)));
+  });
+  const login = (name) => new RegExp(`^\\s+${name}\\s+\\(\\w+\\)\\s+(?:one-time )?password (\\S+)\\s+TOTP secret (\\S+)`, 'm').exec(out);
+  demo = {
+    admin: login('admin'), officer: login('officer'), auditor: login('auditor'),
+    cameraKey: /authorization: Bearer (\S+)' -H 'content-type: application\/json' \\\n\s+-d '\{"reads"/.exec(out)[1],
+    plate: /-d '\{"plate": "([A-Z0-9]+)", "purpose"/.exec(out)[1],
+    used: { admin: new Set(), officer: new Set(), auditor: new Set() },
+  };
+  for (const k of ['admin', 'officer', 'auditor']) assert.ok(demo[k], `demo printed no ${k} login:\n${out}`);
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill('SIGTERM');
+});
+
+/** A fresh browser profile that records every request it makes. */
+async function newPage(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  page.requests = [];
+  page.on('request', (r) => page.requests.push(r.url()));
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  return page;
+}
+
+async function signIn(page, who, password) {
+  await page.goto(`${base}/`);
+  await page.getByLabel('Username').fill(who);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  const code = await freshTotp(demo[who][2], demo.used[who]);
+  await page.getByLabel('Authenticator code').fill(code);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#who .me').waitFor();
+}
+
+const shot = (page, name) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: false });
+
+test('the administrator enrols, then signs in with a TOTP code; pages load nothing from other hosts', async () => {
+  const page = await newPage();
+  await page.goto(`${base}/`);
+  await shot(page, 'sign-in');
+  // Keyboard: the first Tab stop after the skip link is reachable and the
+  // form is usable without a mouse.
+  await page.getByLabel('Username').focus();
+  await page.keyboard.type('admin');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(demo.admin[1]);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
+  const newPassword = 'correct horse battery staple 26';
+  await page.getByLabel('New password', { exact: true }).fill(newPassword);
+  await page.getByLabel('New password again').fill(newPassword);
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await page.locator('#who .me').waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+
+  // A wrong code is refused with the reason.
+  await page.getByLabel('Username').fill('admin');
+  await page.getByLabel('Password', { exact: true }).fill(newPassword);
+  await page.getByLabel('Authenticator code').fill('000000');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'invalid_credentials' }).waitFor();
+
+  await signIn(page, 'admin', newPassword);
+  demo.adminPassword = newPassword;
+  await page.goto(`${base}/#/users`);
+  await page.getByRole('heading', { name: 'Accounts' }).waitFor();
+  await page.getByRole('heading', { name: /Due for review/ }).waitFor();
+  await shot(page, 'users');
+  const foreign = page.requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(foreign, [], 'every request stays on the server');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('approving a sharing request from a federal agency is refused, with the reason shown', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', demo.adminPassword);
+  await page.goto(`${base}/#/sharing`);
+  const agency = page.locator('form', { has: page.getByRole('heading', { name: 'Record an agency' }) });
+  await agency.getByLabel('Name').fill('Federal Bureau (San Francisco field office)');
+  await agency.getByLabel('Kind').selectOption('federal');
+  await agency.getByRole('button', { name: 'Add agency' }).click();
+  await page.getByRole('cell', { name: 'Federal Bureau (San Francisco field office)' }).waitFor();
+  const request = page.locator('form', { has: page.getByRole('heading', { name: 'Record a written request' }) });
+  await request.getByLabel('Agency').selectOption({ label: 'Federal Bureau (San Francisco field office)' });
+  await request.getByLabel('Requested by').fill('Special Agent R. Moss');
+  await request.getByLabel('Purpose').fill('locate a vehicle in a federal fraud case');
+  await request.getByLabel('Plate asked about').fill(demo.plate);
+  await request.getByRole('button', { name: 'Record request' }).click();
+  const row = page.getByRole('row', { name: /Special Agent R\. Moss/ });
+  await row.waitFor();
+  page.once('dialog', (d) => d.accept('reviewed'));
+  await row.getByRole('button', { name: 'Approve' }).click();
+  const refusal = page.getByRole('alert').filter({ hasText: 'cannot be approved' });
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /1798\.90\.55/);
+  await shot(page, 'sharing');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('an officer\'s search is refused for a generic purpose, then accepted, with results on the map', async () => {
+  const page = await newPage();
+  await signIn(page, 'officer', demo.officer[1]);
+  await page.goto(`${base}/#/search`);
+  await page.getByLabel('Case or incident number').fill('26-004211');
+  await page.getByLabel('Offense').fill('211 PC');
+  await page.getByLabel('Reason').fill('investigation');
+  await page.getByLabel('Plate').fill(demo.plate);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  const refusal = page.getByRole('alert').filter({ hasText: 'Search refused' });
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /generic_reason/);
+  await shot(page, 'search-refused');
+  // Layout shift while results stream in stays small.
+  await page.evaluate(() => {
+    window.__cls = 0;
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; }).observe({ type: 'layout-shift', buffered: false });
+  });
+  await page.getByLabel('Reason').fill('vehicle seen leaving the robbery');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByText(/logged as access \d+/).waitFor();
+  const rows = await page.locator('.results tbody tr').count();
+  assert.ok(rows > 0, 'the plate has reads');
+  assert.equal(await page.locator('.results tbody tr').first().locator('.plate').innerText(), demo.plate);
+  await page.waitForTimeout(500);
+  const cls = await page.evaluate(() => window.__cls);
+  assert.ok(cls < 0.1, `cumulative layout shift ${cls}`);
+  await shot(page, 'search-results');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('an officer canvasses by drawing a radius on the map', async () => {
+  const page = await newPage();
+  await signIn(page, 'officer', demo.officer[1]);
+  await page.goto(`${base}/#/search`);
+  await page.getByLabel('Case or incident number').fill('26-004212');
+  await page.getByLabel('Offense').fill('459 PC');
+  await page.getByLabel('Reason').fill('canvass for vehicles near the burglary');
+  await page.getByRole('button', { name: 'Draw radius' }).click();
+  const box = await page.locator('canvas.map-canvas').boundingBox();
+  const cx = box.x + box.width / 2; const cy = box.y + box.height / 2;
+  await page.mouse.move(cx, cy);
+  await page.mouse.down();
+  await page.mouse.move(cx + 60, cy, { steps: 5 });
+  await page.mouse.move(cx + 120, cy, { steps: 5 });
+  await page.mouse.up();
+  const text = await page.locator('.shape-text').innerText();
+  assert.match(text, /Canvass: \d+ m around 37\.\d+, -122\.\d+/);
+  assert.ok(Number(await page.getByLabel('Radius (m)').inputValue()) > 1000);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByText(/logged as access \d+/).waitFor();
+  assert.ok(await page.locator('.results tbody tr').count() > 0, 'reads inside the circle');
+  await shot(page, 'canvass');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('an alert arrives live on a tablet-sized screen, is acknowledged and given a disposition', async () => {
+  const page = await newPage({ width: 1024, height: 768 });
+  await signIn(page, 'officer', demo.officer[1]);
+  await page.goto(`${base}/#/alerts`);
+  await page.getByText('Live: connected').waitFor();
+  const ts = new Date(Date.now() - 5_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const res = await fetch(`${base}/api/v1/reads`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${demo.cameraKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reads: [{ id: randomUUID(), plate: '8DEF456', state: 'CA', ts, lat: 37.8044, lon: -122.2712 }] }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  const card = page.locator('article.alert-card', { hasText: '8DEF456' }).first();
+  await card.waitFor({ timeout: 15_000 });
+  assert.match(await card.innerText(), /CLETS/);
+  await shot(page, 'alerts-tablet');
+  await card.getByRole('button', { name: 'Acknowledge' }).click();
+  await card.getByRole('button', { name: 'Acknowledged' }).waitFor();
+  await card.getByLabel('Disposition').selectOption('misread');
+  await card.getByLabel('Note').fill('plate was 8DEF458 on a different car');
+  await card.getByRole('button', { name: 'Record disposition' }).click();
+  await card.getByText('Disposition "misread" recorded.').waitFor();
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('the auditor sees the access log with the searches and an intact chain; the transparency page is public', async () => {
+  const page = await newPage();
+  await signIn(page, 'auditor', demo.auditor[1]);
+  await page.goto(`${base}/#/audit`);
+  await page.getByText(/Hash chain intact: \d+ entries/).waitFor();
+  await page.getByRole('cell', { name: /26-004211/ }).first().waitFor();
+  await shot(page, 'audit');
+  const nav = await page.locator('#nav').innerText();
+  assert.doesNotMatch(nav, /Search/, 'an auditor has no search page');
+  await page.goto(`${base}/transparency`);
+  await shot(page, 'transparency');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('an ended session returns to sign-in with an explanation', async () => {
+  const page = await newPage();
+  await signIn(page, 'auditor', demo.auditor[1]);
+  // The server ends the session (as at expiry); the next call is refused.
+  await page.evaluate(async () => {
+    const s = JSON.parse(sessionStorage.getItem('platekeeper.session'));
+    await fetch('/api/v1/session', { method: 'DELETE', headers: { authorization: `Bearer ${s.token}` } });
+  });
+  await page.goto(`${base}/#/audit`);
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.context().close();
+});
