@@ -3,7 +3,7 @@
 // refusal is explained here in plain words before any result is shown.
 
 import { api, imageUrl } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, toUtc, problem, busy, download, flash } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash } from './dom.js';
 import { MapView } from './map.js';
 
 /** Why a purpose was refused, by the server's `detail`, for people. */
@@ -18,8 +18,14 @@ const PURPOSE_HELP = {
   field_too_long: 'One of the purpose fields is too long.',
 };
 
+/** Other refusals that people can fix in the form. */
+const QUERY_HELP = {
+  query_too_broad: 'A search without a plate (a canvass) must give From and To, at most 7 days apart.',
+  invalid_pattern: 'Plates are letters and digits; ? stands for one character and * for any run.',
+};
+
 function explainRefusal(err) {
-  const help = PURPOSE_HELP[err.detail] || (err.code === 'role_forbidden'
+  const help = PURPOSE_HELP[err.detail] || QUERY_HELP[err.code] || (err.code === 'role_forbidden'
     ? 'Your role does not allow this search. Ask the ALPR Administrator if you believe it should.'
     : err.code === 'training_required' ? 'Your ALPR training is not current. Searches open again once the administrator records your refresher.'
       : err.code === 'approval_lapsed' ? 'Your approval by the ALPR Administrator has lapsed. Ask for it to be renewed.' : null);
@@ -44,7 +50,7 @@ export async function searchPage(main, ctx) {
   let shape = null;
   const map = new MapView(settings.map, {
     label: 'Search map',
-    onShape: (s) => { shape = s; describeShape(); },
+    onShape: (s) => { shape = s; describeShape(); defaultWindow(); },
     onPick: (r) => { map.select(r.id); const row = document.getElementById(`read-${r.id}`); if (row) { row.scrollIntoView({ block: 'nearest' }); row.classList.add('picked'); setTimeout(() => row.classList.remove('picked'), 1500); } },
   });
 
@@ -64,6 +70,15 @@ export async function searchPage(main, ctx) {
       area.lat.value = ''; area.lon.value = ''; area.radius.value = '';
       shapeText.textContent = `Canvass: inside a polygon of ${shape.points.length} corners`;
     }
+  }
+  // A canvass needs a time window: offer the last 24 hours when none is set.
+  function defaultWindow() {
+    const f = form.elements.from; const t = form.elements.to;
+    if (!shape || f.value || t.value) return;
+    const now = new Date();
+    f.value = localValue(new Date(now.getTime() - 86_400_000));
+    t.value = localValue(now);
+    flash('Time window set to the last 24 hours for the canvass; change it if needed.');
   }
   const typedArea = () => {
     const lat = parseFloat(area.lat.value); const lon = parseFloat(area.lon.value); const r = parseFloat(area.radius.value);
@@ -94,6 +109,7 @@ export async function searchPage(main, ctx) {
       h('div', { class: 'row' },
         field('From', input('from', { type: 'datetime-local' })),
         field('To', input('to', { type: 'datetime-local' }))),
+      h('small', { class: 'hint' }, 'A canvass (no plate) needs From and To, at most 7 days apart.'),
       h('div', { class: 'row' },
         field('Camera', select('camera', [['', 'Any camera'], ...cameras.map((c) => [c.id, `${c.name} (${c.id})`])])),
         field('State', input('state', { maxlength: '2', placeholder: 'CA', autocapitalize: 'characters' })))),

@@ -20,7 +20,7 @@ export function signIn(main, { settings, message, onSignedIn }) {
     field('Password', input('password', { type: 'password', autocomplete: 'current-password', required: true }),
       'A new account signs in with its one-time password.'),
     field('Authenticator code', input('totp', { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: '6' }),
-      'Six digits from your authenticator app. Leave empty at your first sign-in.'),
+      'Six digits from your authenticator app. Leave it empty only if you have not set one up yet.'),
     h('button', { class: 'primary', type: 'submit' }, 'Sign in'),
     out);
   form.addEventListener('submit', (e) => {
