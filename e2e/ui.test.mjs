@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { deflateSync, crc32 } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const SHOTS = new URL('../docs/screenshots/', import.meta.url).pathname;
@@ -101,12 +102,52 @@ async function signIn(page, who, password) {
   await page.locator('#who .me').waitFor();
 }
 
+/** A small real PNG (a grey picture with a dark band), for a read's image. */
+function png(width = 160, height = 90) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; ihdr[9] = 0; // 8-bit greyscale
+  const rows = [];
+  for (let y = 0; y < height; y++) rows.push(Buffer.from([0]), Buffer.alloc(width, y > 35 && y < 55 ? 40 : 200));
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+async function sendRead(read) {
+  const res = await fetch(`${base}/api/v1/reads`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${demo.cameraKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reads: [{ id: randomUUID(), ts: new Date(Date.now() - 5_000).toISOString().replace(/\.\d+Z$/, 'Z'), lat: 37.8044, lon: -122.2712, ...read }] }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.accepted, 1, JSON.stringify(body));
+}
+
+/** Bytes of the interface's own files one page load fetched. */
+async function pageWeight(page) {
+  return page.evaluate(() => performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+    .filter((e) => !e.name.includes('/api/'))
+    .reduce((n, e) => n + (e.decodedBodySize || 0), 0));
+}
+
 const localValue = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
 const shot = (page, name) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: false });
 
 test('the administrator enrols, then signs in with a TOTP code; pages load nothing from other hosts', async () => withPage('admin-enrols', undefined, async (page) => {
   await page.goto(`${base}/`);
+  await page.getByLabel('Username').waitFor();
+  // The first load fetches every file of the interface (the pages are
+  // modules imported by the shell), uncached: the whole page weight.
+  const weight = await pageWeight(page);
+  assert.ok(weight > 10_000 && weight < 300_000, `the interface loaded ${weight} bytes of assets`);
+  console.log(`# page weight (first load, uncached): ${weight} bytes`);
   await shot(page, 'sign-in');
   // Keyboard: the first Tab stop after the skip link is reachable and the
   // form is usable without a mouse.
@@ -141,6 +182,23 @@ test('the administrator enrols, then signs in with a TOTP code; pages load nothi
   await page.getByRole('heading', { name: 'Accounts' }).waitFor();
   await page.getByRole('heading', { name: /Due for review/ }).waitFor();
   await shot(page, 'users');
+  // A new analyst: created, trained and approved from the interface.
+  const create = page.locator('form', { has: page.getByRole('heading', { name: 'New account' }) });
+  await create.getByLabel('Username').fill('analyst1');
+  await create.getByLabel('Full name').fill('Robin Chen');
+  await create.getByLabel('Role').selectOption('analyst');
+  await create.getByRole('button', { name: 'Create account' }).click();
+  await create.getByText(/One-time password \(shown once/).waitFor();
+  demo.analystOtp = await create.locator('code').innerText();
+  await page.getByRole('button', { name: 'analyst1', exact: true }).click();
+  const detail = page.locator('.user-detail');
+  await detail.getByRole('button', { name: 'Record training' }).click();
+  await page.getByText('Training recorded for analyst1.').waitFor();
+  await detail.getByRole('button', { name: 'Approve' }).click();
+  await page.getByText('analyst1 approved.').waitFor();
+  const row = page.getByRole('row', { name: /Robin Chen/ });
+  await row.getByText('2027-').first().waitFor();
+
   const foreign = page.requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
   assert.deepEqual(foreign, [], 'every request stays on the server');
   assert.deepEqual(page.errors, []);
@@ -167,6 +225,8 @@ test('approving a sharing request from a federal agency is refused, with the rea
   const refusal = page.getByRole('alert').filter({ hasText: 'cannot be approved' });
   await refusal.waitFor();
   assert.match(await refusal.innerText(), /1798\.90\.55/);
+  await refusal.scrollIntoViewIfNeeded();
+  assert.match(await row.innerText(), /pending/, 'the request is still pending');
   await shot(page, 'sharing');
   assert.deepEqual(page.errors, []);
 }));
@@ -197,7 +257,25 @@ test('an officer\'s search is refused for a generic purpose, then accepted, with
   await page.waitForTimeout(500);
   const cls = await page.evaluate(() => window.__cls);
   assert.ok(cls < 0.1, `cumulative layout shift ${cls}`);
+  const weight = await pageWeight(page);
+  assert.ok(weight < 300_000, `the search page loaded ${weight} bytes of assets`);
+  console.log(`# page weight (search): ${weight} bytes; layout shift ${cls.toFixed(4)}`);
+  await page.locator('.results').scrollIntoViewIfNeeded();
   await shot(page, 'search-results');
+
+  // Put the first read on legal hold and export the evidence package.
+  await page.locator('.results tbody tr').first().getByRole('checkbox').check();
+  await page.getByRole('button', { name: 'Put selected on legal hold' }).click();
+  await page.getByText(/Legal hold \d+ for case 26-004211: 1 read kept/).waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export evidence package' }).click(),
+  ]);
+  const zip = readFileSync(await download.path());
+  assert.equal(zip.subarray(0, 2).toString(), 'PK', 'the evidence package is a zip');
+  await page.goto(`${base}/#/holds`);
+  await page.getByRole('cell', { name: '26-004211' }).waitFor();
+  await shot(page, 'holds');
   assert.deepEqual(page.errors, []);
 }));
 
@@ -228,20 +306,60 @@ test('an officer canvasses by drawing a radius on the map', async () => withPage
   assert.deepEqual(page.errors, []);
 }));
 
+test('a new analyst enrols two-factor from the QR page, then adds a partial plate and imports a hot-list file', async () => withPage('hotlists', undefined, async (page) => {
+  await page.goto(`${base}/`);
+  await page.getByLabel('Username').fill('analyst1');
+  await page.getByLabel('Password', { exact: true }).fill(demo.analystOtp);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const password = 'analyst one strong passphrase';
+  await page.getByLabel('New password', { exact: true }).fill(password);
+  await page.getByLabel('New password again').fill(password);
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await page.getByRole('heading', { name: 'Set up your authenticator' }).waitFor();
+  const qr = page.getByRole('img', { name: 'QR code for your authenticator app' });
+  assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), 'the QR code is drawn');
+  assert.match(await qr.getAttribute('src'), /^data:image\/svg\+xml;base64,/, 'the QR code is made by the server, not fetched');
+  await shot(page, 'enrol-totp');
+  const secret = await page.locator('code.secret').innerText();
+  await page.getByLabel('Code from the app').fill(totp(secret));
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.locator('#who .me').waitFor();
+  await page.goto(`${base}/#/hotlists`);
+  await page.getByRole('link', { name: 'Demo stolen vehicles' }).click();
+  const add = page.locator('form', { has: page.getByRole('heading', { name: 'Add a plate' }) });
+  await add.getByLabel('Plate').fill('4KX?9*');
+  await add.getByLabel('Reason').fill('partial plate from a witness, grey sedan');
+  await add.getByLabel('Case number').fill('26-004300');
+  await add.getByRole('button', { name: 'Add plate' }).click();
+  await page.getByText(/4KX\?9\* added; it expires/).waitFor();
+  await page.getByRole('cell', { name: '4KX?9*' }).waitFor();
+  const imp = page.locator('form', { has: page.getByRole('heading', { name: 'Import a file' }) });
+  await imp.getByLabel('File', { exact: true }).setInputFiles({
+    name: 'daily.csv', mimeType: 'text/csv',
+    buffer: Buffer.from('plate,state,reason,case_number\n5TRK201,CA,stolen vehicle,26-000201\nNOT A PLATE!!,CA,bad line,26-000202\n6WXY300,CA,stolen plate,26-000203\n'),
+  });
+  await imp.getByLabel('Source', { exact: true }).fill('county-daily');
+  await imp.getByRole('button', { name: 'Import' }).click();
+  const report = page.getByRole('status').filter({ hasText: 'Imported from county-daily' });
+  await report.waitFor();
+  assert.match(await report.innerText(), /2 added/);
+  assert.match(await report.innerText(), /line 3:/);
+  await page.getByRole('cell', { name: '5TRK201' }).waitFor();
+  await shot(page, 'hotlist');
+}));
+
 test('an alert arrives live on a tablet-sized screen, is acknowledged and given a disposition', async () => withPage('alert-live', { width: 1024, height: 768 }, async (page) => {
   await signIn(page, 'officer', demo.officer[1]);
   await page.goto(`${base}/#/alerts`);
   await page.getByText('Live: connected').waitFor();
-  const ts = new Date(Date.now() - 5_000).toISOString().replace(/\.\d+Z$/, 'Z');
-  const res = await fetch(`${base}/api/v1/reads`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${demo.cameraKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ reads: [{ id: randomUUID(), plate: '8DEF456', state: 'CA', ts, lat: 37.8044, lon: -122.2712 }] }),
-  });
-  assert.equal(res.status, 200, await res.text());
+  await sendRead({ plate: '8DEF456', state: 'CA', vehicle_image: png().toString('base64') });
   const card = page.locator('article.alert-card', { hasText: '8DEF456' }).first();
   await card.waitFor({ timeout: 15_000 });
   assert.match(await card.innerText(), /CLETS/);
+  await card.getByRole('button', { name: 'Show pictures' }).click();
+  const picture = card.getByRole('img', { name: 'Picture of 8DEF456' });
+  await picture.waitFor();
+  assert.ok(await picture.evaluate((img) => img.complete && img.naturalWidth === 160), 'the picture is loaded with the session');
   await shot(page, 'alerts-tablet');
   await card.getByRole('button', { name: 'Acknowledge' }).click();
   await card.getByRole('button', { name: 'Acknowledged' }).waitFor();
@@ -249,6 +367,20 @@ test('an alert arrives live on a tablet-sized screen, is acknowledged and given 
   await card.getByLabel('Note').fill('plate was 8DEF458 on a different car');
   await card.getByRole('button', { name: 'Record disposition' }).click();
   await card.getByText('Disposition "misread" recorded.').waitFor();
+
+  // The read's picture shows as a thumbnail in search results, and opens.
+  await page.goto(`${base}/#/search`);
+  await page.getByLabel('Case or incident number').fill('26-000101');
+  await page.getByLabel('Offense').fill('10851 VC');
+  await page.getByLabel('Reason').fill('confirm the stolen vehicle alert location');
+  await page.getByLabel('Plate').fill('8DEF456');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  const thumb = page.locator('.results .thumb img').first();
+  await thumb.waitFor();
+  await page.getByRole('button', { name: 'Open the pictures of 8DEF456' }).first().click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('img', { name: 'Vehicle picture of 8DEF456' }).waitFor();
+  await dialog.getByRole('button', { name: 'Close' }).click();
   assert.deepEqual(page.errors, []);
 }));
 

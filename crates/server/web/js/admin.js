@@ -12,7 +12,15 @@ async function act(promise, done) {
   try { await promise; flash(done); return true; } catch (err) { flash(`${err.message} (${err.code})`, 'error'); return false; }
 }
 
-export async function usersPage(main, { signal }) {
+export async function usersPage(main, { me, signal }) {
+  // Default dates inside the agency's periods (the server checks them).
+  let days = { training: 364, approval: 364 };
+  if (me.rights.includes('manage_policy')) {
+    try {
+      const p = await api('GET', '/api/v1/policy', undefined, { signal });
+      days = { training: p.accounts.training_days - 1, approval: p.accounts.approval_days - 1 };
+    } catch { /* keep the defaults */ }
+  }
   const reviews = h('section', { 'aria-labelledby': 'reviews-h' });
   const users = h('section', { 'aria-labelledby': 'users-h' });
   const detail = h('section', { class: 'user-detail', 'aria-live': 'polite' });
@@ -49,11 +57,11 @@ export async function usersPage(main, { signal }) {
     const training = h('form', { class: 'inline' },
       field('Course', input('course', { value: 'ALPR use and privacy', required: true })),
       field('Completed', input('completed_on', { type: 'date', value: today(), required: true })),
-      field('Expires', input('expires_on', { type: 'date', value: inDays(365), required: true })),
+      field('Expires', input('expires_on', { type: 'date', value: inDays(days.training), required: true })),
       h('button', { type: 'submit' }, 'Record training'));
     training.addEventListener('submit', (e) => { e.preventDefault(); busy(training, async () => { if (await act(api('POST', `${path}/training`, values(training)), `Training recorded for ${username}.`)) reload(); }); });
     const approval = h('form', { class: 'inline' },
-      field('Approved until', input('expires_on', { type: 'date', value: inDays(365) })),
+      field('Approved until', input('expires_on', { type: 'date', value: inDays(days.approval) })),
       h('button', { type: 'submit' }, 'Approve'));
     approval.addEventListener('submit', (e) => { e.preventDefault(); busy(approval, async () => { if (await act(api('POST', `${path}/approval`, values(approval)), `${username} approved.`)) reload(); }); });
     const role = h('form', { class: 'inline' },

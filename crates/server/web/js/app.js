@@ -2,7 +2,7 @@
 // page is open (the part of the address after #/).
 
 import { api, session } from './api.js';
-import { h, put, flash } from './dom.js';
+import { h, put, flash, problem } from './dom.js';
 import { signIn, enrol } from './signin.js';
 import { searchPage, holdsPage } from './search.js';
 import { alertsPage } from './alerts.js';
@@ -124,13 +124,25 @@ async function show(message) {
     drawChrome();
   }
   document.title = `${page.label} — Platekeeper`;
-  main.replaceChildren();
-  try {
-    await page.view(main, { me: state.me, settings: state.settings, rest, signal });
-  } catch (e) {
-    if (e.name !== 'AbortError') put(main, h('h1', {}, page.label), h('div', { class: 'problem', role: 'alert' }, e.message));
-  }
+  // Each page draws into its own element: a page left while it was still
+  // loading then draws into a detached element, never over the next one.
+  const view = h('div', { class: 'view' });
+  main.replaceChildren(view);
   main.focus({ preventScroll: true });
+  try {
+    await page.view(view, { me: state.me, settings: state.settings, rest, signal });
+  } catch (e) {
+    if (e.name !== 'AbortError') put(view, h('h1', {}, page.label), problem(e, explainDenial(e.code)));
+  }
+}
+
+/** What a person can do about a refusal that closes a whole page. */
+function explainDenial(code) {
+  return {
+    training_required: 'This page needs current ALPR training; ask the ALPR Administrator to record it.',
+    approval_lapsed: 'This page needs a current approval by the ALPR Administrator.',
+    role_forbidden: 'Your role does not open this page.',
+  }[code];
 }
 
 async function afterSignIn() {

@@ -66,11 +66,18 @@ export async function auditPage(main, { signal }) {
     : h('div', { class: 'refusal', role: 'alert' }, h('h2', {}, 'The access log has been altered'), h('p', {}, `First bad entry: ${v.first_bad}. ${v.problem || ''}`)));
 }
 
-/** The JSON report's headline figures, whatever its exact shape. */
+/** The JSON report's headline figures: counts of each section. */
 function summary(r) {
-  const rows = Object.entries(r).filter(([, v]) => v === null || typeof v !== 'object');
-  const lists = Object.entries(r).filter(([, v]) => Array.isArray(v));
+  const figure = (v) => {
+    if (v === null || typeof v !== 'object') return String(v);
+    if (Array.isArray(v)) return `${v.length}`;
+    if ('count' in v) return String(v.count);
+    if ('compliant' in v) return v.compliant ? 'compliant' : 'NOT compliant';
+    if ('label' in v) return v.label;
+    return null;
+  };
+  const rows = Object.entries(r).map(([k, v]) => [k, figure(v)]).filter(([, v]) => v !== null);
   return h('div', { class: 'card' },
-    h('dl', { class: 'figures' }, rows.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, String(v))])),
-    lists.map(([k, v]) => h('p', {}, `${k.replace(/_/g, ' ')}: ${v.length} item${v.length === 1 ? '' : 's'}`)));
+    h('dl', { class: 'figures' }, rows.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, v)])),
+    h('p', {}, 'Download the CSV or HTML report for every item.'));
 }

@@ -7,7 +7,7 @@ import { h, put, heading, field, input, select, values, table, when, problem, bu
 const KINDS = [['stolen_vehicle', 'Stolen vehicle'], ['stolen_plate', 'Stolen plate'], ['wanted', 'Wanted'], ['missing_person', 'Missing person'], ['amber', 'AMBER alert'], ['warrant', 'Warrant'], ['agency', 'Agency list']];
 
 export async function hotlistsPage(main, { me, rest, signal }) {
-  const manage = me.rights.includes('manage_hotlists');
+  const manage = me.rights.includes('manage_hot_lists');
   const id = rest[0];
   if (id) return listPage(main, id, manage, signal);
   const res = await api('GET', '/api/v1/hotlists', undefined, { signal });
@@ -102,7 +102,7 @@ async function listPage(main, id, manage, signal) {
     h('div', { class: 'row' },
       field('File', h('input', { type: 'file', name: 'file', required: true, accept: '.csv,.txt,text/plain,text/csv' })),
       field('Format', select('format', [['csv', 'CSV (plate,state,reason,case_number,expires_at)'], ['doj', 'California DOJ fixed-width'], ['ncic', 'NCIC fixed-width']], 'csv')),
-      field('Source', input('source', { placeholder: 'CA DOJ SVS daily' }))),
+      field('Source', input('source', { placeholder: 'ca-doj-svs', pattern: '[A-Za-z0-9._-]{1,40}' }), 'Letters, digits, . _ - (names the feed; replacing works per source).')),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'replace_all' }), ' Replace this source\'s entries (entries not in the file are removed)'),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Import')), importOut);
   imp.addEventListener('submit', (e) => {
