@@ -230,8 +230,10 @@ mod tests {
             m.tile_url = bad.into();
             assert!(m.check().is_err(), "{bad} accepted");
         }
-        let mut m = MapPolicy::default();
-        m.zoom = 30;
+        let mut m = MapPolicy {
+            zoom: 30,
+            ..MapPolicy::default()
+        };
         assert!(m.check().is_err());
         m.zoom = 6;
         m.center_lat = f64::NAN;

@@ -112,8 +112,14 @@ fn serve_asset(state: &AppState, a: &Asset, headers: &HeaderMap) -> Response {
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }
@@ -130,10 +136,16 @@ async fn asset(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match ASSETS.iter().find(|a| a.path == path && a.path != "index.html") {
+    match ASSETS
+        .iter()
+        .find(|a| a.path == path && a.path != "index.html")
+    {
         Some(a) => serve_asset(&state, a, &headers),
-        None => crate::ApiError::not_found("not_found", format!("no file {path:?} in the web interface"))
-            .into_response(),
+        None => crate::ApiError::not_found(
+            "not_found",
+            format!("no file {path:?} in the web interface"),
+        )
+        .into_response(),
     }
 }
 

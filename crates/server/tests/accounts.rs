@@ -100,6 +100,17 @@ async fn a_new_officer_enrols_from_a_one_time_password() {
         .as_str()
         .unwrap()
         .starts_with("otpauth://totp/"));
+    // The QR code is drawn here, so the secret never leaves the server
+    // for a QR service (issue 7).
+    let svg = v["qr_svg"].as_str().unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("<svg") && svg.contains("<path"),
+        "{svg:.80}"
+    );
+    assert!(
+        !svg.contains(&secret),
+        "the secret is drawn, not written, in the code"
+    );
     let (s, v) = api
         .call(
             "POST",

@@ -1,0 +1,184 @@
+//! The embedded web interface as the server delivers it (issue 7): the
+//! files, their security headers, caching, the page-weight budget, the
+//! public settings, the map policy's checks and the administrator's review
+//! list. The pages themselves are driven in Chromium by `e2e/`.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use platekeeper_core::account::DAY_MS;
+use platekeeper_core::Role;
+use serde_json::json;
+use support::api;
+
+async fn get(api: &support::Api, path: &str, etag: Option<&str>) -> axum::http::Response<Body> {
+    use tower::ServiceExt;
+    let mut b = Request::get(path);
+    if let Some(t) = etag {
+        b = b.header(header::IF_NONE_MATCH, t);
+    }
+    let mut req = b.body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    api.app.clone().oneshot(req).await.unwrap()
+}
+
+fn header_of(r: &axum::http::Response<Body>, name: header::HeaderName) -> &str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn the_page_and_its_files_are_served_with_a_strict_policy_and_revalidated() {
+    let api = api().await;
+    let page = get(&api, "/", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(header_of(&page, header::CONTENT_TYPE).starts_with("text/html"));
+    let csp = header_of(&page, header::CONTENT_SECURITY_POLICY).to_string();
+    // No inline script, nothing from another host, not framed.
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header_of(&page, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(header_of(&page, header::CACHE_CONTROL), "no-cache");
+
+    let js = get(&api, "/assets/js/app.js", None).await;
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(header_of(&js, header::CONTENT_TYPE).starts_with("text/javascript"));
+    let tag = header_of(&js, header::ETAG).to_string();
+    assert!(tag.starts_with('"') && tag.len() > 10, "{tag}");
+    let again = get(&api, "/assets/js/app.js", Some(&tag)).await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let stale = get(&api, "/assets/js/app.js", Some("\"old\"")).await;
+    assert_eq!(stale.status(), StatusCode::OK);
+
+    // Only listed files exist: no directory walking, no source files.
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/js/nope.js",
+        "/assets/index.html",
+        "/assets/",
+        "/assets/%2e%2e/src/web.rs",
+    ] {
+        let r = get(&api, path, None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[test]
+fn the_interface_stays_under_its_page_weight_budget() {
+    // Issue 7: no page over 300 KB of assets. Every page is the same shell
+    // and modules, so the sum of all files bounds each page.
+    let total = platekeeper_server::web::assets_total_bytes();
+    assert!(total < 300 * 1024, "{total} bytes");
+    assert!(
+        total > 20 * 1024,
+        "the interface is embedded ({total} bytes)"
+    );
+}
+
+#[tokio::test]
+async fn a_tile_server_is_allowed_by_the_policy_only_when_the_agency_sets_one() {
+    let api = api().await;
+    let (s, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(settings["map"]["tile_url"], "");
+    assert!(settings["agency_name"].is_string());
+
+    let (_, mut policy) = api
+        .call("GET", "/api/v1/policy", Some(&api.admin), None)
+        .await;
+    policy["map"]["tile_url"] = json!("https://tiles.example.gov/{z}/{x}/{y}.png; script-src *");
+    let (s, v) = api
+        .call(
+            "PUT",
+            "/api/v1/policy",
+            Some(&api.admin),
+            Some(policy.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("map.tile_url"),
+        "{v}"
+    );
+
+    policy["map"]["tile_url"] = json!("https://tiles.example.gov/osm/{z}/{x}/{y}.png");
+    policy["map"]["center_lat"] = json!(37.8044);
+    let (s, v) = api
+        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(policy))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let page = get(&api, "/", None).await;
+    let csp = header_of(&page, header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("img-src 'self' data: blob: https://tiles.example.gov;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self';"),
+        "tiles are images only: {csp}"
+    );
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(settings["map"]["center_lat"], 37.8044);
+}
+
+#[tokio::test]
+async fn the_review_list_names_lapsing_approvals_and_unfinished_enrolments() {
+    // R5.3, R5.4: what the administrator must act on soon.
+    let mut api = api().await;
+    let soon = api.now() + 10 * DAY_MS;
+    api.ready_user_until("soon", Role::Officer, soon).await;
+    api.ready_user("fine", Role::Analyst).await;
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&api.admin),
+            Some(json!({"username": "newbie", "name": "New Person", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let (s, v) = api
+        .call("GET", "/api/v1/reviews", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let items = v["reviews"].as_array().unwrap();
+    let kinds = |u: &str| -> Vec<&str> {
+        items
+            .iter()
+            .filter(|r| r["username"] == u)
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(kinds("soon"), ["approval_lapsing"]);
+    assert_eq!(kinds("newbie"), ["enrolment_pending"]);
+    assert!(kinds("fine").is_empty(), "{v}");
+    assert_eq!(v["notice_days"], 30);
+    let soon_item = items.iter().find(|r| r["username"] == "soon").unwrap();
+    assert!(soon_item["message"].as_str().unwrap().contains("renew"));
+
+    // Only the administrator sees it.
+    let officer = api.sign_in_ok("fine").await;
+    let (s, v) = api
+        .call("GET", "/api/v1/reviews", Some(&officer), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = api.call("GET", "/api/v1/reviews", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
