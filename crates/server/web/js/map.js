@@ -280,8 +280,9 @@ export class MapView {
 
   drawGrid(g, w, hgt) {
     const tl = this.toLatLon(0, 0); const br = this.toLatLon(w, hgt);
-    const span = tl.lat - br.lat;
-    const step = [10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001].find((s) => span / s >= 3) || 0.001;
+    // The finest round step whose labels stay at least 90 px apart.
+    const pxPerDegree = w / Math.max(1e-9, br.lon - tl.lon);
+    const step = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20].find((s) => s * pxPerDegree >= 90) || 20;
     g.strokeStyle = 'rgba(60,80,110,0.18)'; g.fillStyle = '#4a5568'; g.lineWidth = 1;
     g.font = '11px system-ui, sans-serif';
     const digits = Math.max(0, -Math.floor(Math.log10(step)));
