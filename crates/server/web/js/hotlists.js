@@ -42,11 +42,18 @@ export async function hotlistsPage(main, { me, rest, signal }) {
     manage ? form : null);
 }
 
+const describe = (l) => `${l.kind.replace(/_/g, ' ')} · ${l.entries} entries · entries kept ${l.retention_days} days${l.fuzzy ? ' · alerts on misreads' : ''}`;
+
 async function listPage(main, id, manage, signal) {
   const list = await api('GET', `/api/v1/hotlists/${encodeURIComponent(id)}`, undefined, { signal });
   const entries = h('div', {});
+  const lead = h('p', { class: 'lead' }, describe(list));
   let cursor = null;
   async function load(more) {
+    if (!more) {
+      // The count in the heading follows additions, removals and imports.
+      api('GET', `/api/v1/hotlists/${list.id}`, undefined, { signal }).then((l) => { lead.textContent = describe(l); }).catch(() => {});
+    }
     const q = new URLSearchParams({ limit: '200' });
     if (more && cursor) q.set('cursor', cursor);
     const res = await api('GET', `/api/v1/hotlists/${list.id}/entries?${q}`, undefined, { signal });
@@ -122,7 +129,7 @@ async function listPage(main, id, manage, signal) {
   });
 
   put(main, h('p', {}, h('a', { href: '#/hotlists' }, '← All hot lists')),
-    ...heading(list.name, `${list.kind.replace(/_/g, ' ')} · ${list.entries} entries · entries kept ${list.retention_days} days${list.fuzzy ? ' · alerts on misreads' : ''}`),
+    h('h1', {}, list.name), lead,
     manage ? h('div', { class: 'two' }, add, imp) : null, h('h2', {}, 'Entries'), entries);
   await load();
 }
