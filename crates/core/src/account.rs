@@ -248,6 +248,46 @@ pub struct Review {
 }
 
 impl AccountState {
+    /// When the latest approval that counts ends.
+    pub fn approval_end(&self) -> Option<i64> {
+        self.approvals
+            .iter()
+            .filter(|a| self.counts(a.approved_ms))
+            .map(|a| a.expires_ms)
+            .max()
+    }
+
+    /// When the latest training that counts ends.
+    pub fn training_end(&self) -> Option<i64> {
+        self.training
+            .iter()
+            .filter(|t| self.counts(t.completed_ms))
+            .map(|t| t.expires_ms)
+            .max()
+    }
+
+    /// An approval or training: current but ending within the notice
+    /// period, or not current at all (due since it ended, or since the
+    /// account was made if it never existed).
+    fn lapse_review(
+        &self,
+        current: bool,
+        end: Option<i64>,
+        soon: i64,
+        (lapsing, lapsed): (ReviewKind, ReviewKind),
+    ) -> Option<Review> {
+        match end {
+            Some(end) if current => (end <= soon).then_some(Review {
+                kind: lapsing,
+                due_ms: end,
+            }),
+            end => Some(Review {
+                kind: lapsed,
+                due_ms: end.unwrap_or(self.created_ms),
+            }),
+        }
+    }
+
     /// What needs the administrator's attention within
     /// [`REVIEW_NOTICE_DAYS`]. Deleted and suspended accounts have
     /// nothing due: they reach nothing until reactivated.
@@ -264,46 +304,18 @@ impl AccountState {
             });
         }
         if self.role.reaches_plate_data() {
-            let approval_end = self
-                .approvals
-                .iter()
-                .filter(|a| self.counts(a.approved_ms))
-                .map(|a| a.expires_ms)
-                .max();
-            match approval_end {
-                Some(end) if self.approval_current(now_ms) => {
-                    if end <= soon {
-                        due.push(Review {
-                            kind: ReviewKind::ApprovalLapsing,
-                            due_ms: end,
-                        });
-                    }
-                }
-                end => due.push(Review {
-                    kind: ReviewKind::ApprovalLapsed,
-                    due_ms: end.unwrap_or(self.created_ms),
-                }),
-            }
-            let training_end = self
-                .training
-                .iter()
-                .filter(|t| self.counts(t.completed_ms))
-                .map(|t| t.expires_ms)
-                .max();
-            match training_end {
-                Some(end) if self.training_current(now_ms) => {
-                    if end <= soon {
-                        due.push(Review {
-                            kind: ReviewKind::TrainingExpiring,
-                            due_ms: end,
-                        });
-                    }
-                }
-                end => due.push(Review {
-                    kind: ReviewKind::TrainingExpired,
-                    due_ms: end.unwrap_or(self.created_ms),
-                }),
-            }
+            due.extend(self.lapse_review(
+                self.approval_current(now_ms),
+                self.approval_end(),
+                soon,
+                (ReviewKind::ApprovalLapsing, ReviewKind::ApprovalLapsed),
+            ));
+            due.extend(self.lapse_review(
+                self.training_current(now_ms),
+                self.training_end(),
+                soon,
+                (ReviewKind::TrainingExpiring, ReviewKind::TrainingExpired),
+            ));
         }
         let last = self.last_active_ms.unwrap_or(self.created_ms);
         let suspend_at = last + policy.inactivity_days as i64 * DAY_MS;

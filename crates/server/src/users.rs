@@ -79,7 +79,6 @@ fn view(a: &Account, now: i64) -> UserView {
     } else {
         "active"
     };
-    let counts = |t: i64| a.requalify_after_ms.is_none_or(|r| t >= r);
     UserView {
         username: a.username.clone(),
         name: a.name.clone(),
@@ -88,21 +87,9 @@ fn view(a: &Account, now: i64) -> UserView {
         status: status.into(),
         next: st.next_steps().into_iter().map(String::from).collect(),
         training_current: st.training_current(now),
-        training_expires_on: a
-            .training
-            .iter()
-            .filter(|t| counts(t.completed_ms))
-            .map(|t| t.expires_ms)
-            .max()
-            .map(format_time_ms),
+        training_expires_on: st.training_end().map(format_time_ms),
         approval_current: st.approval_current(now),
-        approval_expires_on: a
-            .approvals
-            .iter()
-            .filter(|x| counts(x.approved_ms))
-            .map(|x| x.expires_ms)
-            .max()
-            .map(format_time_ms),
+        approval_expires_on: st.approval_end().map(format_time_ms),
         last_active: a.last_active_ms.map(format_time_ms),
         created_at: format_time_ms(a.created_at_ms),
         created_by: a.created_by.clone(),
