@@ -4,7 +4,7 @@
 use image::RgbImage;
 
 use crate::model::Net;
-use crate::resample::{luma, sample, Rect};
+use crate::resample::{sample_grey, Rect};
 use crate::VisionError;
 
 /// Model input: grey, 48 rows by 96 columns, values 0..1.
@@ -35,10 +35,8 @@ impl Ocr {
 
     /// Reads the characters inside `rect` of `img`.
     pub fn read(&self, img: &RgbImage, rect: Rect) -> Result<Vec<CharGuess>, VisionError> {
-        let mut input = vec![0f32; INPUT_H * INPUT_W];
-        sample(img, rect, INPUT_W, INPUT_H, |x, y, p| {
-            input[y * INPUT_W + x] = luma(p) / 255.0
-        });
+        let mut input = sample_grey(img, rect, INPUT_W, INPUT_H);
+        input.iter_mut().for_each(|v| *v /= 255.0);
         let out = self.net.run(input)?;
         let (shape, logits) = out
             .into_iter()

@@ -80,7 +80,144 @@ pub fn sample(
     }
 }
 
-/// ITU-R BT.601 luma, as PIL's `convert("L")`.
-pub fn luma(p: [f32; 3]) -> f32 {
-    p[0] * 0.299 + p[1] * 0.587 + p[2] * 0.114
+/// PIL's `convert("L")`: ITU-R BT.601 luma in 16-bit fixed point,
+/// rounded to a whole grey level.
+pub fn luma8(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// Weights of PIL's antialiased bilinear filter for one axis: for each
+/// output pixel, the first source index and the normalised weights. The
+/// triangle is widened by the shrink factor, so every source pixel under
+/// an output pixel counts.
+fn triangle_weights(start: f32, len: f32, size: i64, out: usize) -> Vec<(i64, Vec<f32>)> {
+    let scale = len / out as f32;
+    let filter_scale = scale.max(1.0);
+    let support = filter_scale;
+    (0..out)
+        .map(|o| {
+            let center = start + (o as f32 + 0.5) * scale;
+            let lo = ((center - support + 0.5).floor() as i64).clamp(0, size - 1);
+            let hi = ((center + support + 0.5).floor() as i64).clamp(lo + 1, size);
+            let mut w: Vec<f32> = (lo..hi)
+                .map(|x| (1.0 - ((x as f32 - center + 0.5) / filter_scale).abs()).max(0.0))
+                .collect();
+            let sum: f32 = w.iter().sum();
+            if sum > 0.0 {
+                w.iter_mut().for_each(|v| *v /= sum);
+            } else {
+                // The region lies outside the picture: use the nearest edge.
+                w = vec![0.0; (hi - lo) as usize];
+                let nearest = (center.floor() as i64).clamp(lo, hi - 1);
+                w[(nearest - lo) as usize] = 1.0;
+            }
+            (lo, w)
+        })
+        .collect()
+}
+
+/// `rect` of `img` as grey levels (0..=255) at `out_w x out_h`, made the
+/// way the character model's training crops were: PIL's `convert("L")`
+/// then `resize(…, BILINEAR)` (a separable triangle filter, horizontal
+/// pass first, each pass rounded to whole levels). Matching the training
+/// pipeline matters: a box filter here cost 3 points of top-1 accuracy.
+pub fn sample_grey(img: &RgbImage, rect: Rect, out_w: usize, out_h: usize) -> Vec<f32> {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    if iw == 0 || ih == 0 || out_w == 0 || out_h == 0 {
+        return vec![0.0; out_w * out_h];
+    }
+    let raw = img.as_raw();
+    let xs = triangle_weights(rect.x, rect.w, iw, out_w);
+    let ys = triangle_weights(rect.y, rect.h, ih, out_h);
+    let y_lo = ys.first().map_or(0, |(lo, _)| *lo);
+    let y_hi = ys
+        .iter()
+        .map(|(lo, w)| lo + w.len() as i64)
+        .max()
+        .unwrap_or(0);
+    // Horizontal pass over the rows the vertical pass will read.
+    let rows = (y_hi - y_lo) as usize;
+    let mut mid = vec![0f32; rows * out_w];
+    for (r, y) in (y_lo..y_hi).enumerate() {
+        let row = &raw[(y * iw * 3) as usize..((y + 1) * iw * 3) as usize];
+        for (ox, (lo, w)) in xs.iter().enumerate() {
+            let mut acc = 0f32;
+            for (k, wk) in w.iter().enumerate() {
+                let i = ((lo + k as i64) * 3) as usize;
+                acc += wk * luma8(row[i], row[i + 1], row[i + 2]) as f32;
+            }
+            mid[r * out_w + ox] = acc.round().clamp(0.0, 255.0);
+        }
+    }
+    let mut out = vec![0f32; out_w * out_h];
+    for (oy, (lo, w)) in ys.iter().enumerate() {
+        for ox in 0..out_w {
+            let mut acc = 0f32;
+            for (k, wk) in w.iter().enumerate() {
+                acc += wk * mid[((lo - y_lo) as usize + k) * out_w + ox];
+            }
+            out[oy * out_w + ox] = acc.round().clamp(0.0, 255.0);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(img: &RgbImage) -> Rect {
+        Rect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width() as f32,
+            h: img.height() as f32,
+        }
+    }
+
+    #[test]
+    fn grey_levels_follow_pil_luma() {
+        assert_eq!(luma8(255, 255, 255), 255);
+        assert_eq!(luma8(0, 0, 0), 0);
+        // PIL: Image.new("RGB", (1, 1), (200, 100, 50)).convert("L") → 124.
+        assert_eq!(luma8(200, 100, 50), 124);
+    }
+
+    #[test]
+    fn shrinking_averages_and_keeps_flat_areas_flat() {
+        let flat = RgbImage::from_pixel(300, 150, image::Rgb([90, 90, 90]));
+        assert!(sample_grey(&flat, whole(&flat), 96, 48)
+            .iter()
+            .all(|&v| v == 90.0));
+        // One-pixel stripes shrunk 4x become an even grey, not aliased bands.
+        let stripes = RgbImage::from_fn(384, 192, |x, _| {
+            let v = if x % 2 == 0 { 0 } else { 255 };
+            image::Rgb([v, v, v])
+        });
+        let out = sample_grey(&stripes, whole(&stripes), 96, 48);
+        // (The edge columns are renormalised over fewer pixels, as in PIL.)
+        let inner = out.chunks(96).flat_map(|row| &row[1..95]);
+        assert!(
+            inner.into_iter().all(|&v| (120.0..=135.0).contains(&v)),
+            "{:?}",
+            &out[..8]
+        );
+    }
+
+    #[test]
+    fn enlarging_interpolates_and_regions_off_the_picture_read_its_edge() {
+        let img = RgbImage::from_fn(2, 1, |x, _| {
+            let v = if x == 0 { 0 } else { 200 };
+            image::Rgb([v, v, v])
+        });
+        let out = sample_grey(&img, whole(&img), 4, 1);
+        assert_eq!(out, [0.0, 50.0, 150.0, 200.0]);
+        let off = Rect {
+            x: -50.0,
+            y: 0.0,
+            w: 10.0,
+            h: 1.0,
+        };
+        assert_eq!(sample_grey(&img, off, 2, 1), [0.0, 0.0]);
+    }
 }
