@@ -1,10 +1,9 @@
-//! Resampling a region of an RGB picture into a model's input tensor.
-//!
-//! Shrinking averages every source pixel under an output pixel (a box
-//! filter: the detector's training scenes were shrunk with PIL's `BOX`;
-//! the character model's crops with PIL's antialiased bilinear, which this
-//! approximates), so small text does not alias; enlarging interpolates
-//! bilinearly.
+//! Resampling a region of an RGB picture into a model's input tensor,
+//! each the way that model's training data was made: [`sample`] for the
+//! detector (its scenes were shrunk with PIL's `BOX`: every source pixel
+//! under an output pixel averaged, bilinear when enlarging) and
+//! [`sample_grey`] for the character model (PIL's `convert("L")` then
+//! antialiased `BILINEAR`).
 
 use image::RgbImage;
 
