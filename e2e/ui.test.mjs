@@ -389,6 +389,12 @@ test('the auditor sees the access log with the searches and an intact chain; the
   await page.goto(`${base}/#/audit`);
   await page.getByText(/Hash chain intact: \d+ entries/).waitFor();
   await page.getByRole('cell', { name: /26-004211/ }).first().waitFor();
+  // Every access for one case, found by the server-side filter.
+  await page.getByLabel('Case number').fill('26-004211');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('.view table tbody tr')].every((r) => r.innerText.includes('26-004211')));
+  const purposes = await page.locator('.view table tbody tr').allInnerTexts();
+  assert.ok(purposes.length >= 2 && purposes.every((t) => t.includes('26-004211')), purposes.join('\n'));
   await shot(page, 'audit');
   const nav = await page.locator('#nav').innerText();
   assert.doesNotMatch(nav, /Search/, 'an auditor has no search page');

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::Right;
-use platekeeper_store::Verification;
+use platekeeper_store::{LogFilter, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -114,6 +114,16 @@ pub async fn stored_reports(
 pub struct LogParams {
     /// Only this person's entries.
     pub username: Option<String>,
+    /// Only this category (`access`, `auth`, `admin`, `alert`, `refused`, …).
+    pub category: Option<String>,
+    /// Only this kind (`search`, `signed_in`, `evidence_export`, …).
+    pub kind: Option<String>,
+    /// Only entries whose purpose names this case number.
+    pub case_number: Option<String>,
+    /// From this time (RFC 3339, inclusive).
+    pub from: Option<String>,
+    /// To this time (RFC 3339, exclusive).
+    pub to: Option<String>,
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<i64>,
@@ -156,8 +166,25 @@ pub async fn log(
     let p = crate::search::query_param(params)?;
     let limit = crate::search::page_limit(p.limit)?;
     let store = state.store.clone();
-    let entries =
-        blocking(move || Ok(store.log_entries(p.username.as_deref(), p.cursor, limit)?)).await?;
+    let text = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
+        match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+            Some(s) if s.len() > 200 => Err(ApiError::unprocessable(
+                "invalid_filter",
+                format!("{name} is longer than 200 characters"),
+            )),
+            s => Ok(s),
+        }
+    };
+    let filter = LogFilter {
+        from_ms: crate::search::time_field("from", &p.from)?,
+        to_ms: crate::search::time_field("to", &p.to)?,
+        username: text("username", p.username)?,
+        category: text("category", p.category)?,
+        kind: text("kind", p.kind)?,
+        case_number: text("case_number", p.case_number)?,
+    };
+    let cursor = p.cursor;
+    let entries = blocking(move || Ok(store.log_entries_matching(&filter, cursor, limit)?)).await?;
     let next_cursor = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();

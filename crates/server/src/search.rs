@@ -158,7 +158,8 @@ fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
     })
 }
 
-fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+/// An optional RFC 3339 field of a request, as epoch ms.
+pub(crate) fn time_field(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     v.as_deref()
         .map(|s| parse_time_ms(name, s).map_err(|e| ApiError::unprocessable(e.code, e.message)))
         .transpose()

@@ -264,13 +264,40 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
+        let filter = LogFilter {
+            username: username.map(String::from),
+            ..LogFilter::default()
+        };
+        self.log_entries_matching(&filter, before, limit)
+    }
+
+    /// Log entries, newest first, that match every field `filter` sets,
+    /// with `seq` below `before`.
+    pub fn log_entries_matching(
+        &self,
+        filter: &LogFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM log WHERE (?1 IS NULL OR username = ?1) AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            "SELECT {} FROM log WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR category = ?2) \
+             AND (?3 IS NULL OR kind = ?3) \
+             AND (?4 IS NULL OR (purpose IS NOT NULL AND json_valid(purpose) AND json_extract(purpose, '$.case_number') = ?4)) \
+             AND ts >= ?5 AND ts < ?6 AND seq < ?7 ORDER BY seq DESC LIMIT ?8",
             log::COLUMNS
         ))?;
         let rows = stmt.query_map(
-            params![username, before.unwrap_or(i64::MAX), limit as i64],
+            params![
+                filter.username,
+                filter.category,
+                filter.kind,
+                filter.case_number,
+                filter.from_ms.unwrap_or(i64::MIN),
+                filter.to_ms.unwrap_or(i64::MAX),
+                before.unwrap_or(i64::MAX),
+                limit as i64
+            ],
             log::row_entry,
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -281,6 +308,22 @@ impl Store {
         let conn = self.main_readers.get()?;
         log::verify_conn(&conn, &self.dir)
     }
+}
+
+/// What an auditor narrows the log to; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub username: Option<String>,
+    /// `access`, `auth`, `admin`, `alert`, `refused`, …
+    pub category: Option<String>,
+    /// `search`, `signed_in`, `evidence_export`, …
+    pub kind: Option<String>,
+    /// The purpose's case number, exactly.
+    pub case_number: Option<String>,
+    /// From this time (epoch ms, inclusive) …
+    pub from_ms: Option<i64>,
+    /// … to this time (exclusive).
+    pub to_ms: Option<i64>,
 }
 
 /// Results of a logged change that carry the log's new head.

@@ -2,7 +2,7 @@
 // why; whether the hash chain is intact; period reports to download.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, values, table, when, problem, busy, download } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, problem, busy, download } from './dom.js';
 
 function quarter(d = new Date()) { return `${d.getUTCFullYear()}Q${Math.floor(d.getUTCMonth() / 3) + 1}`; }
 
@@ -14,11 +14,12 @@ export async function auditPage(main, { signal }) {
 
   async function load(more) {
     const q = new URLSearchParams({ limit: '100' });
-    if (filter.username) q.set('username', filter.username);
+    for (const k of ['username', 'category', 'kind', 'case_number']) if (filter[k]) q.set(k, filter[k]);
+    if (filter.from) q.set('from', toUtc(filter.from));
+    if (filter.to) q.set('to', toUtc(filter.to));
     if (more && cursor) q.set('cursor', String(cursor));
     const res = await api('GET', `/api/v1/audit/log?${q}`, undefined, { signal });
     cursor = res.next_cursor;
-    const rows = filter.kind ? res.entries.filter((e) => `${e.category} ${e.kind}`.includes(filter.kind)) : res.entries;
     put(log, table([
       ['#', (e) => String(e.seq)],
       ['When', (e) => when(e.ts)],
@@ -27,15 +28,20 @@ export async function auditPage(main, { signal }) {
       ['Purpose', (e) => (e.purpose ? [e.purpose.case_number, e.purpose.offense, e.purpose.reason].filter(Boolean).join(' · ') : '')],
       ['Details', (e) => h('code', { class: 'details' }, JSON.stringify(e.details))],
       ['Hash', (e) => h('code', { title: e.hash }, e.hash.slice(0, 12))],
-    ], rows, 'No entries match.'),
+    ], res.entries, 'No entries match.'),
     cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Older entries') : null);
   }
 
+  const CATEGORIES = [['', 'Any'], ['access', 'access (searches, views, exports)'], ['refused', 'refused requests'], ['auth', 'sign-in and sessions'], ['admin', 'administration'], ['alert', 'alerts'], ['hotlist', 'hot lists'], ['evidence', 'evidence'], ['system', 'system (purges, expiries)']];
   const filterForm = h('form', { class: 'inline', 'aria-label': 'Filter the log' },
     field('Username', input('username', { autocapitalize: 'none' })),
-    field('Kind contains', input('kind', { placeholder: 'search, sign_in, export…' })),
+    field('Category', select('category', CATEGORIES, '')),
+    field('Kind', input('kind', { placeholder: 'search, signed_in…' })),
+    field('Case number', input('case_number')),
+    field('From', input('from', { type: 'datetime-local' })),
+    field('To', input('to', { type: 'datetime-local' })),
     h('button', { type: 'submit' }, 'Filter'));
-  filterForm.addEventListener('submit', (e) => { e.preventDefault(); filter = values(filterForm); busy(filterForm, () => load(false).catch((err) => put(log, problem(err)))); });
+  filterForm.addEventListener('submit', (e) => { e.preventDefault(); filter = values(filterForm); busy(filterForm, () => load(false).catch((err) => put(log, problem(err, 'No entries.')))); });
 
   const reportOut = h('div', { class: 'out' });
   const reportForm = h('form', { class: 'inline', 'aria-label': 'Period report' },
