@@ -138,6 +138,12 @@ async function pageWeight(page) {
 
 const localValue = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
+async function fillPurpose(page, caseNumber, offense, reason) {
+  await page.getByLabel('Case or incident number').fill(caseNumber);
+  await page.getByLabel('Offense').fill(offense);
+  await page.getByLabel('Reason').fill(reason);
+}
+
 const shot = (page, name) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: false });
 
 test('the administrator enrols, then signs in with a TOTP code; pages load nothing from other hosts', async () => withPage('admin-enrols', undefined, async (page) => {
@@ -228,15 +234,30 @@ test('approving a sharing request from a federal agency is refused, with the rea
   await refusal.scrollIntoViewIfNeeded();
   assert.match(await row.innerText(), /pending/, 'the request is still pending');
   await shot(page, 'sharing');
+
+  // A camera registered from the interface shows its key once.
+  await page.goto(`${base}/#/cameras`);
+  await page.getByLabel('Id', { exact: true }).fill('cam-e2e-1');
+  await page.getByLabel('Name', { exact: true }).fill('Broadway & 20th, northbound');
+  await page.getByLabel('Latitude').fill('37.8105');
+  await page.getByLabel('Longitude').fill('-122.2680');
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByText(/Camera cam-e2e-1 registered\. Its API key is shown once/).waitFor();
+  await page.getByRole('cell', { name: 'cam-e2e-1' }).waitFor();
+  await shot(page, 'cameras');
+  // The policy page refuses a setting that would switch a rule off.
+  await page.goto(`${base}/#/policy`);
+  await page.getByLabel('Suspend after unused (days)').fill('1000');
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await page.getByRole('alert').filter({ hasText: 'inactivity_days' }).waitFor();
+  await shot(page, 'policy');
   assert.deepEqual(page.errors, []);
 }));
 
 test('an officer\'s search is refused for a generic purpose, then accepted, with results on the map', async () => withPage('search-refused-then-accepted', undefined, async (page) => {
   await signIn(page, 'officer', demo.officer[1]);
   await page.goto(`${base}/#/search`);
-  await page.getByLabel('Case or incident number').fill('26-004211');
-  await page.getByLabel('Offense').fill('211 PC');
-  await page.getByLabel('Reason').fill('investigation');
+  await fillPurpose(page, '26-004211', '211 PC', 'investigation');
   await page.getByLabel('Plate').fill(demo.plate);
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   const refusal = page.getByRole('alert').filter({ hasText: 'Search refused' });
@@ -282,9 +303,7 @@ test('an officer\'s search is refused for a generic purpose, then accepted, with
 test('an officer canvasses by drawing a radius on the map', async () => withPage('canvass', undefined, async (page) => {
   await signIn(page, 'officer', demo.officer[1]);
   await page.goto(`${base}/#/search`);
-  await page.getByLabel('Case or incident number').fill('26-004212');
-  await page.getByLabel('Offense').fill('459 PC');
-  await page.getByLabel('Reason').fill('canvass for vehicles near the burglary');
+  await fillPurpose(page, '26-004212', '459 PC', 'canvass for vehicles near the burglary');
   // A canvass without a plate needs a window of at most 7 days.
   await page.getByLabel('From', { exact: true }).fill(localValue(new Date(Date.now() - 6 * 86_400_000)));
   await page.getByLabel('To', { exact: true }).fill(localValue(new Date()));
@@ -370,9 +389,7 @@ test('an alert arrives live on a tablet-sized screen, is acknowledged and given 
 
   // The read's picture shows as a thumbnail in search results, and opens.
   await page.goto(`${base}/#/search`);
-  await page.getByLabel('Case or incident number').fill('26-000101');
-  await page.getByLabel('Offense').fill('10851 VC');
-  await page.getByLabel('Reason').fill('confirm the stolen vehicle alert location');
+  await fillPurpose(page, '26-000101', '10851 VC', 'confirm the stolen vehicle alert location');
   await page.getByLabel('Plate').fill('8DEF456');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   const thumb = page.locator('.results .thumb img').first();

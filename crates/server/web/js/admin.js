@@ -2,7 +2,7 @@
 // review, cameras and their keys, and the agency's policy.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, problem, busy, flash } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit } from './dom.js';
 
 const ROLES = ['officer', 'dispatcher', 'cso', 'analyst', 'administrator', 'auditor', 'vendor'].map((r) => [r, r]);
 const today = () => new Date().toISOString().slice(0, 10);
@@ -111,18 +111,12 @@ export async function usersPage(main, { me, signal }) {
       field('Title', input('title', { placeholder: 'Officer' })),
       field('Role', select('role', ROLES, 'officer'))),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Create account')), out);
-  create.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const v = values(create);
-    busy(create, async () => {
-      try {
-        const r = await api('POST', '/api/v1/users', { username: v.username, name: v.name, role: v.role, title: v.title || undefined });
-        put(out, h('p', { class: 'notice' }, `Account ${r.username} created. One-time password (shown once; give it in person): `, h('code', {}, r.one_time_password),
-          '. Record training and approval before the person can reach plate data.'));
-        create.reset();
-        await load();
-      } catch (err) { put(out, problem(err, 'Not created.')); }
-    });
+  submit(create, out, 'Not created.', async (v) => {
+    const r = await api('POST', '/api/v1/users', { username: v.username, name: v.name, role: v.role, title: v.title || undefined });
+    put(out, h('p', { class: 'notice' }, `Account ${r.username} created. One-time password (shown once; give it in person): `, h('code', {}, r.one_time_password),
+      '. Record training and approval before the person can reach plate data.'));
+    create.reset();
+    await load();
   });
 
   put(main, ...heading('Users', 'Accounts, training, approvals and roles. Every change is logged with your name.'), reviews, users, detail, create);
@@ -147,17 +141,11 @@ export async function camerasPage(main, { signal }) {
       field('Kind', select('kind', [['fixed', 'fixed'], ['mobile', 'mobile']], 'fixed'))),
     h('div', { class: 'row' }, field('Latitude', input('lat', { inputmode: 'decimal' })), field('Longitude', input('lon', { inputmode: 'decimal' }))),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Register')), out);
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const v = values(form);
-    busy(form, async () => {
-      try {
-        const c = await api('POST', '/api/v1/cameras', { id: v.id, name: v.name, kind: v.kind, lat: v.lat ? Number(v.lat) : undefined, lon: v.lon ? Number(v.lon) : undefined });
-        put(out, h('p', { class: 'notice' }, `Camera ${c.id} registered. Its API key is shown once — put it in the camera now: `, h('code', {}, c.api_key)));
-        form.reset();
-        load();
-      } catch (err) { put(out, problem(err, 'Not registered.')); }
-    });
+  submit(form, out, 'Not registered.', async (v) => {
+    const c = await api('POST', '/api/v1/cameras', { id: v.id, name: v.name, kind: v.kind, lat: v.lat ? Number(v.lat) : undefined, lon: v.lon ? Number(v.lon) : undefined });
+    put(out, h('p', { class: 'notice' }, `Camera ${c.id} registered. Its API key is shown once — put it in the camera now: `, h('code', {}, c.api_key)));
+    form.reset();
+    load();
   });
   put(main, ...heading('Cameras', 'Each camera sends reads with its own key. Keys are stored only as hashes.'), list, form);
   await load();

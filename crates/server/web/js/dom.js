@@ -139,3 +139,21 @@ export async function busy(form, work) {
     form.removeAttribute('aria-busy');
   }
 }
+
+/**
+ * Handles a form's submission: its values go to `work`, its buttons are
+ * disabled meanwhile, and a failure is shown in `out` after `failure`.
+ */
+export function submit(form, out, failure, work) {
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = values(form);
+    busy(form, async () => {
+      try {
+        await work(v);
+      } catch (err) {
+        if (err.name !== 'AbortError') put(out, problem(err, failure));
+      }
+    });
+  });
+}

@@ -2,7 +2,7 @@
 // partial) plate, and a file import with its report.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, problem, busy, flash } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit } from './dom.js';
 
 const KINDS = [['stolen_vehicle', 'Stolen vehicle'], ['stolen_plate', 'Stolen plate'], ['wanted', 'Wanted'], ['missing_person', 'Missing person'], ['amber', 'AMBER alert'], ['warrant', 'Warrant'], ['agency', 'Agency list']];
 
@@ -20,15 +20,9 @@ export async function hotlistsPage(main, { me, rest, signal }) {
       field('Keep entries (days)', input('retention_days', { type: 'number', min: '1', max: '365', value: '30', required: true }))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'fuzzy' }), ' Alert on common misreads too'),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Create list')), out);
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const v = values(form);
-    busy(form, async () => {
-      try {
-        const list = await api('POST', '/api/v1/hotlists', { name: v.name, kind: v.kind, retention_days: Number(v.retention_days), fuzzy: v.fuzzy });
-        location.hash = `#/hotlists/${list.id}`;
-      } catch (err) { put(out, problem(err, 'Not created.')); }
-    });
+  submit(form, out, 'Not created.', async (v) => {
+    const list = await api('POST', '/api/v1/hotlists', { name: v.name, kind: v.kind, retention_days: Number(v.retention_days), fuzzy: v.fuzzy });
+    location.hash = `#/hotlists/${list.id}`;
   });
   put(main, ...heading('Hot lists', 'Reads are checked against every list as they arrive; a hit raises an alert.'),
     table([
@@ -87,20 +81,14 @@ async function listPage(main, id, manage, signal) {
       field('Reason', input('reason', { required: true, placeholder: 'stolen vehicle (10851 VC)' })),
       field('Expires', input('expires_at', { type: 'date' }), 'Hand-entered plates last at most 30 days unless the administrator allows longer.')),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Add plate')), addOut);
-  add.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const v = values(add);
-    busy(add, async () => {
-      try {
-        const entry = await api('POST', `/api/v1/hotlists/${list.id}/entries`, {
-          plate: v.plate, state: v.state || undefined, reason: v.reason, case_number: v.case_number || undefined,
-          expires_at: v.expires_at ? `${v.expires_at}T23:59:59Z` : undefined,
-        });
-        put(addOut, h('p', { class: 'notice' }, `${entry.plate} added; it expires ${when(entry.expires_at_ms)}.`));
-        add.reset();
-        load();
-      } catch (err) { put(addOut, problem(err, 'Not added.')); }
+  submit(add, addOut, 'Not added.', async (v) => {
+    const entry = await api('POST', `/api/v1/hotlists/${list.id}/entries`, {
+      plate: v.plate, state: v.state || undefined, reason: v.reason, case_number: v.case_number || undefined,
+      expires_at: v.expires_at ? `${v.expires_at}T23:59:59Z` : undefined,
     });
+    put(addOut, h('p', { class: 'notice' }, `${entry.plate} added; it expires ${when(entry.expires_at_ms)}.`));
+    add.reset();
+    load();
   });
 
   const importOut = h('div', { class: 'out' });

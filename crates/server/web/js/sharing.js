@@ -4,7 +4,7 @@
 // refusal is shown as it gives it.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, problem, busy, download, flash } from './dom.js';
+import { h, put, heading, field, input, select, table, when, download, flash, submit } from './dom.js';
 
 const KINDS = [['ca_public', 'California public agency'], ['federal', 'Federal agency'], ['out_of_state', 'Out-of-state agency'], ['private', 'Private entity']];
 
@@ -69,11 +69,11 @@ export async function sharingPage(main, { signal }) {
   const agForm = h('form', { class: 'card' }, h('h2', {}, 'Record an agency'),
     h('div', { class: 'row' }, field('Name', input('name', { required: true })), field('Kind', select('kind', KINDS, 'ca_public')), field('State', input('state', { required: true, maxlength: '2', value: 'CA' }))),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Add agency')), agOut);
-  agForm.addEventListener('submit', (e) => {
-    e.preventDefault();
-    busy(agForm, async () => {
-      try { await api('POST', '/api/v1/agencies', values(agForm)); agForm.reset(); put(agOut, ''); await load(); } catch (err) { put(agOut, problem(err, 'Not added.')); }
-    });
+  submit(agForm, agOut, 'Not added.', async (v) => {
+    await api('POST', '/api/v1/agencies', v);
+    agForm.reset();
+    put(agOut, '');
+    await load();
   });
 
   const agencySelect = h('select', { name: 'agency_id', required: true });
@@ -83,19 +83,15 @@ export async function sharingPage(main, { signal }) {
     h('div', { class: 'row' }, field('Purpose', input('purpose', { required: true })), field('Plate asked about', input('plate', { autocapitalize: 'characters' })),
       field('From', input('from', { type: 'date' })), field('To', input('to', { type: 'date' }))),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Record request')), rqOut);
-  rqForm.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const v = values(rqForm);
+  submit(rqForm, rqOut, 'Not recorded.', async (v) => {
     const query = {};
     if (v.plate) query.plate = v.plate;
     if (v.from) query.from = `${v.from}T00:00:00Z`;
     if (v.to) query.to = `${v.to}T23:59:59Z`;
-    busy(rqForm, async () => {
-      try {
-        await api('POST', '/api/v1/sharing/requests', { agency_id: Number(v.agency_id), requester_name: v.requester_name, purpose: v.purpose, case_number: v.case_number || undefined, query });
-        rqForm.reset(); put(rqOut, ''); await load();
-      } catch (err) { put(rqOut, problem(err, 'Not recorded.')); }
-    });
+    await api('POST', '/api/v1/sharing/requests', { agency_id: Number(v.agency_id), requester_name: v.requester_name, purpose: v.purpose, case_number: v.case_number || undefined, query });
+    rqForm.reset();
+    put(rqOut, '');
+    await load();
   });
 
   put(main, ...heading('Sharing', 'Requests from other agencies, decided by the ALPR Administrator. Every decision and transfer is logged.'),
