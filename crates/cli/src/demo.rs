@@ -51,6 +51,18 @@ fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
         role: Some("administrator".into()),
         client: None,
     };
+    // Trained, so the demo administrator can try the search and alert
+    // pages too (an administrator without training is refused plate data).
+    store.record_training(
+        "admin",
+        Training {
+            course: "ALPR use and privacy".into(),
+            completed_ms: now - DAY_MS,
+            expires_ms: now + 364 * DAY_MS,
+        },
+        &Actor::system("demo"),
+        now,
+    )?;
     let mut text = format!(
         "  admin    (administrator)  one-time password {admin_otp}  TOTP secret {admin_secret}\n"
     );
