@@ -212,12 +212,7 @@ def main():
     ap.add_argument("--photos", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--scenes", type=int, default=8000)
-    ap.add_argument("--minutes", type=float, default=25)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    torch.manual_seed(a.seed)
-    torch.set_num_threads(a.threads)
+    a = schedule.parse_args(ap)
     photos = load_photos(a.photos)
     t0 = time.time()
     with Pool(a.threads, initializer=_init, initargs=(photos,)) as pool:

@@ -126,12 +126,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--real")
     ap.add_argument("--samples", type=int, default=60000)
-    ap.add_argument("--minutes", type=float, default=25)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    torch.manual_seed(a.seed)
-    torch.set_num_threads(a.threads)
+    a = schedule.parse_args(ap)
     rng = random.Random(a.seed)
     t0 = time.time()
     with Pool(a.threads) as pool:
