@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use platekeeper_core::account::{Training, DAY_MS};
+use platekeeper_core::account::{ReviewKind, Training, DAY_MS};
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::{Right, Role};
 use platekeeper_store::{Account, NewUser};
@@ -170,7 +170,8 @@ pub struct ReviewItem {
     pub role: String,
     /// enrolment_pending, approval_lapsing, approval_lapsed,
     /// training_expiring, training_expired, inactive
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: ReviewKind,
     /// When it falls (or fell) due.
     pub due_at: String,
     pub message: String,
@@ -206,10 +207,7 @@ pub async fn reviews(
                         username: a.username.clone(),
                         name: a.name.clone(),
                         role: a.role.as_str().into(),
-                        kind: serde_json::to_value(r.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default(),
+                        kind: r.kind,
                         due_at: format_time_ms(r.due_ms),
                         message: r.kind.describe().into(),
                     },

@@ -12,6 +12,8 @@
 //! inline script, no other hosts) guards the token against injected
 //! script.
 
+use std::sync::OnceLock;
+
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,15 +87,25 @@ fn content_security_policy(tile_origin: Option<&str>) -> String {
     )
 }
 
-fn etag(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    format!("\"{}\"", hex::encode(&digest[..12]))
+const PAGE: &str = "index.html";
+
+/// Each file's ETag (a SHA-256 prefix of its bytes), computed once: the
+/// files are fixed for the life of the binary.
+fn etags() -> &'static [String] {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| format!("\"{}\"", hex::encode(&Sha256::digest(a.body)[..12])))
+            .collect()
+    })
 }
 
-fn serve_asset(state: &AppState, a: &Asset, headers: &HeaderMap) -> Response {
-    let tag = etag(a.body);
-    let policy = state.store.policy();
-    let csp = content_security_policy(policy.map.tile_origin());
+/// Serves `ASSETS[i]`. `csp` is given for the page only: a policy
+/// governs the document, not the scripts and styles it loads.
+fn serve_asset(i: usize, csp: Option<String>, headers: &HeaderMap) -> Response {
+    let a = &ASSETS[i];
+    let tag = &etags()[i];
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -106,10 +118,10 @@ fn serve_asset(state: &AppState, a: &Asset, headers: &HeaderMap) -> Response {
     let h = resp.headers_mut();
     // Revalidate every time: an upgraded binary's files are seen at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&csp) {
+    if let Some(v) = csp.and_then(|c| HeaderValue::from_str(&c).ok()) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(
@@ -125,22 +137,18 @@ fn serve_asset(state: &AppState, a: &Asset, headers: &HeaderMap) -> Response {
 }
 
 async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match ASSETS.iter().find(|a| a.path == "index.html") {
-        Some(a) => serve_asset(&state, a, &headers),
+    match ASSETS.iter().position(|a| a.path == PAGE) {
+        Some(i) => {
+            let csp = content_security_policy(state.store.policy().map.tile_origin());
+            serve_asset(i, Some(csp), &headers)
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-async fn asset(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    match ASSETS
-        .iter()
-        .find(|a| a.path == path && a.path != "index.html")
-    {
-        Some(a) => serve_asset(&state, a, &headers),
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().position(|a| a.path == path && a.path != PAGE) {
+        Some(i) => serve_asset(i, None, &headers),
         None => crate::ApiError::not_found(
             "not_found",
             format!("no file {path:?} in the web interface"),

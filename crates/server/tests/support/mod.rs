@@ -197,11 +197,15 @@ impl Api {
         v["token"].as_str().unwrap().to_string()
     }
 
-    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
-        let mut req = req;
+    /// One request as from 127.0.0.1, the whole response back.
+    pub async fn respond(&self, mut req: Request<Body>) -> axum::response::Response {
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        let resp = self.app.clone().oneshot(req).await.unwrap();
+        self.app.clone().oneshot(req).await.unwrap()
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
+        let resp = self.respond(req).await;
         let status = resp.status();
         let bytes = resp
             .into_body()

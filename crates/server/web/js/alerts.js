@@ -40,8 +40,10 @@ export async function alertsPage(main, { signal }) {
       field('Note', input('note', { value: a.disposition_note || '', placeholder: 'what was done' })),
       h('button', { type: 'submit' }, 'Record disposition'));
     const pics = h('div', { class: 'pictures' });
+    // A disposition acknowledges too (the server records both).
+    const acknowledged = () => { ack.disabled = true; ack.textContent = 'Acknowledged'; el.classList.remove('unacked'); };
     const ack = h('button', { type: 'button', class: 'primary', disabled: !!a.acknowledged_by, onclick: async () => {
-      try { await api('POST', `/api/v1/alerts/${a.id}/ack`); ack.disabled = true; ack.textContent = 'Acknowledged'; el.classList.remove('unacked'); } catch (err) { put(out, problem(err)); }
+      try { await api('POST', `/api/v1/alerts/${a.id}/ack`); acknowledged(); } catch (err) { put(out, problem(err)); }
     } }, a.acknowledged_by ? 'Acknowledged' : 'Acknowledge');
     const el = h('article', { class: `alert-card${a.acknowledged_by ? '' : ' unacked'}${fresh ? ' fresh' : ''}`, id: `alert-${a.id}`, 'aria-label': `Alert ${a.id}: ${a.plate}` },
       h('header', {},
@@ -73,7 +75,7 @@ export async function alertsPage(main, { signal }) {
       try {
         await api('POST', `/api/v1/alerts/${a.id}/disposition`, { disposition: v.disposition, note: v.note });
         put(out, h('p', { class: 'notice' }, `Disposition "${v.disposition}" recorded.`));
-        ack.disabled = true; ack.textContent = 'Acknowledged'; el.classList.remove('unacked');
+        acknowledged();
       } catch (err) { put(out, problem(err, 'Not recorded.')); }
     });
     return el;

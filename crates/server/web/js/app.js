@@ -2,7 +2,7 @@
 // page is open (the part of the address after #/).
 
 import { api, session } from './api.js';
-import { h, put, flash, problem } from './dom.js';
+import { h, put, flash, problem, DENIAL_HELP } from './dom.js';
 import { signIn, enrol } from './signin.js';
 import { searchPage, holdsPage } from './search.js';
 import { alertsPage } from './alerts.js';
@@ -132,17 +132,8 @@ async function show(message) {
   try {
     await page.view(view, { me: state.me, settings: state.settings, rest, signal });
   } catch (e) {
-    if (e.name !== 'AbortError') put(view, h('h1', {}, page.label), problem(e, explainDenial(e.code)));
+    if (e.name !== 'AbortError') put(view, h('h1', {}, page.label), problem(e, DENIAL_HELP[e.code]));
   }
-}
-
-/** What a person can do about a refusal that closes a whole page. */
-function explainDenial(code) {
-  return {
-    training_required: 'This page needs current ALPR training; ask the ALPR Administrator to record it.',
-    approval_lapsed: 'This page needs a current approval by the ALPR Administrator.',
-    role_forbidden: 'Your role does not open this page.',
-  }[code];
 }
 
 async function afterSignIn() {

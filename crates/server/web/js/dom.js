@@ -46,6 +46,13 @@ export function flash(message, kind = 'ok') {
   flashTimer = setTimeout(() => el.replaceChildren(), 8000);
 }
 
+/** What a person can do when their account is refused plate data. */
+export const DENIAL_HELP = {
+  training_required: 'Your ALPR training is not current. Plate data opens again once the ALPR Administrator records your refresher.',
+  approval_lapsed: 'Your approval by the ALPR Administrator has lapsed. Ask for it to be renewed.',
+  role_forbidden: 'Your role does not allow this. Ask the ALPR Administrator if you believe it should.',
+};
+
 /** An error from the API, explained: its sentence and its code. */
 export function problem(err, intro) {
   return h('div', { class: 'problem', role: 'alert' },

@@ -3,7 +3,7 @@
 // refusal is explained here in plain words before any result is shown.
 
 import { api, imageUrl } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash, DENIAL_HELP } from './dom.js';
 import { MapView } from './map.js';
 
 /** Why a purpose was refused, by the server's `detail`, for people. */
@@ -25,10 +25,7 @@ const QUERY_HELP = {
 };
 
 function explainRefusal(err) {
-  const help = PURPOSE_HELP[err.detail] || QUERY_HELP[err.code] || (err.code === 'role_forbidden'
-    ? 'Your role does not allow this search. Ask the ALPR Administrator if you believe it should.'
-    : err.code === 'training_required' ? 'Your ALPR training is not current. Searches open again once the administrator records your refresher.'
-      : err.code === 'approval_lapsed' ? 'Your approval by the ALPR Administrator has lapsed. Ask for it to be renewed.' : null);
+  const help = PURPOSE_HELP[err.detail] || QUERY_HELP[err.code] || DENIAL_HELP[err.code];
   return h('div', { class: 'refusal', role: 'alert' },
     h('h2', {}, 'Search refused — nothing was returned'),
     h('p', {}, err.message, h('span', { class: 'code' }, ` (${err.detail || err.code})`)),
@@ -194,12 +191,16 @@ export async function searchPage(main, ctx) {
       h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
       body,
       h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
-    dlg.addEventListener('close', () => dlg.remove());
+    const shown = [];
+    dlg.addEventListener('close', () => { dlg.remove(); shown.forEach(URL.revokeObjectURL); });
     document.body.append(dlg);
     dlg.showModal();
     for (const [url, label] of [[r.image_url, 'Vehicle'], [r.plate_image_url, 'Plate']]) {
       if (!url || (label === 'Plate' && url === r.image_url)) continue;
-      try { body.append(h('figure', {}, h('img', { src: await imageUrl(url), alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label))); } catch (err) { body.append(problem(err)); }
+      try {
+        shown.push(await imageUrl(url));
+        body.append(h('figure', {}, h('img', { src: shown[shown.length - 1], alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label)));
+      } catch (err) { body.append(problem(err)); }
     }
   }
 
