@@ -33,6 +33,13 @@ pub struct BenchArgs {
     /// Keep the data folder afterwards.
     #[arg(long)]
     keep: bool,
+    /// Measure the queries only, on the store an earlier `bench --data DIR`
+    /// built and kept (with the read sample it saved beside it), so a
+    /// query's tail can be studied without a new bulk load. Ingest, size,
+    /// sign-in and purge figures are left out; the store is not changed
+    /// except for the access log.
+    #[arg(long, requires = "data")]
+    reuse: bool,
     /// Reads per ingest batch (one durable commit each).
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
@@ -53,6 +60,62 @@ pub struct BenchArgs {
 }
 
 const SAMPLE: usize = 4_096;
+/// Where a kept store's read sample is saved for `--reuse`.
+const SAMPLE_FILE: &str = "bench-sample.tsv";
+
+/// What the measured queries draw from: a store built now, or one reused.
+enum Ingested {
+    Built {
+        sample: Vec<(String, i64)>,
+        ingest_s: f64,
+        wall_s: f64,
+    },
+    Reused(Vec<(String, i64)>),
+}
+
+impl Ingested {
+    fn sample(&self) -> &[(String, i64)] {
+        match self {
+            Ingested::Built { sample, .. } | Ingested::Reused(sample) => sample,
+        }
+    }
+}
+
+/// Saves the sample a kept store's queries are drawn from: the first line
+/// is the build's end time, then one `PLATE<TAB>TS` line per read.
+fn write_sample(path: &std::path::Path, end: i64, sample: &[(String, i64)]) -> anyhow::Result<()> {
+    let mut text = format!("{end}\n");
+    for (plate, ts) in sample {
+        text.push_str(&format!("{plate}\t{ts}\n"));
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_sample(path: &std::path::Path) -> anyhow::Result<(i64, Vec<(String, i64)>)> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (only a store built by `bench --data DIR` can be reused)",
+            path.display()
+        )
+    })?;
+    let mut lines = text.lines();
+    let end = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .with_context(|| format!("{}: the first line must be the end time", path.display()))?;
+    let mut sample = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let (plate, ts) = line
+            .split_once('\t')
+            .and_then(|(p, t)| Some((p.to_string(), t.parse().ok()?)))
+            .with_context(|| format!("{}: line {} is not PLATE<TAB>TS", path.display(), i + 2))?;
+        sample.push((plate, ts));
+    }
+    if sample.is_empty() {
+        bail!("{} holds no reads", path.display());
+    }
+    Ok((end, sample))
+}
 
 pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     if samples.is_empty() {
@@ -222,6 +285,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         other => bail!("--suite {other:?} must be reads, hotlists or audit"),
     }
     let (dir, temp) = match &args.data {
+        Some(d) if args.reuse => (d.clone(), false),
         Some(d) => {
             if d.join("reads.db").exists() {
                 bail!(
@@ -241,42 +305,68 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             eprintln!("{s}");
         }
     };
-    let end = now_ms();
-    let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    let cameras = register_cameras(&store, args.seed, end)?;
-    say(format!(
-        "ingesting {} synthetic reads into {} …",
-        args.reads,
-        dir.display()
-    ));
-    let step = (args.reads / 20).max(1);
-    let started = Instant::now();
-    let (ingest_s, sample) = fill(
-        &store,
-        &cameras,
-        args.reads,
-        args.seed,
-        args.batch,
-        end,
-        args.days,
-        |done| {
-            if done % step < args.batch as u64 {
-                say(format!(
-                    "  {done} reads, {:.0} s, peak RSS {:.0} MiB",
-                    started.elapsed().as_secs_f64(),
-                    peak_rss_mb()
-                ));
-            }
-        },
-    )?;
-    let wall_s = started.elapsed().as_secs_f64();
-    // What the server's periodic job does: compact every finished day.
-    let (seal_ms, sealed) = timed(|| store.seal_finished_days(end));
-    let sealed = sealed?.len();
-    say(format!(
-        "sealed {sealed} finished days in {:.1} s",
-        seal_ms / 1e3
-    ));
+    let sample_file = dir.join(SAMPLE_FILE);
+    let (store, end, ingest) = if args.reuse {
+        let (end, sample) = read_sample(&sample_file)?;
+        let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        say(format!(
+            "measuring queries on the store in {} ({} reads)",
+            dir.display(),
+            store.read_count()?
+        ));
+        (store, end, Ingested::Reused(sample))
+    } else {
+        let end = now_ms();
+        let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let cameras = register_cameras(&store, args.seed, end)?;
+        say(format!(
+            "ingesting {} synthetic reads into {} …",
+            args.reads,
+            dir.display()
+        ));
+        let step = (args.reads / 20).max(1);
+        let started = Instant::now();
+        let (ingest_s, sample) = fill(
+            &store,
+            &cameras,
+            args.reads,
+            args.seed,
+            args.batch,
+            end,
+            args.days,
+            |done| {
+                if done % step < args.batch as u64 {
+                    say(format!(
+                        "  {done} reads, {:.0} s, peak RSS {:.0} MiB",
+                        started.elapsed().as_secs_f64(),
+                        peak_rss_mb()
+                    ));
+                }
+            },
+        )?;
+        let wall_s = started.elapsed().as_secs_f64();
+        // What the server's periodic job does: compact every finished day.
+        let (seal_ms, sealed) = timed(|| store.seal_finished_days(end));
+        let sealed = sealed?.len();
+        say(format!(
+            "sealed {sealed} finished days in {:.1} s",
+            seal_ms / 1e3
+        ));
+        if !temp {
+            write_sample(&sample_file, end, &sample)?;
+        }
+        (
+            store,
+            end,
+            Ingested::Built {
+                sample,
+                ingest_s,
+                wall_s,
+            },
+        )
+    };
+    let sample = ingest.sample();
+    let cameras = store.cameras();
     let bytes = store.database_bytes();
     let access = store.open_access(
         AccessRequest {
@@ -439,53 +529,66 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         r?;
         logged_ms.push(ms);
     }
-    let (login_p50, login_p99) = bench_login(&store, end)?;
     let reads = store.read_count()?;
     let mut figures = json!({
         "exact_with_log_p50_ms": round3(percentile(&mut logged_ms, 0.50)),
         "exact_with_log_p99_ms": round3(percentile(&mut logged_ms, 0.99)),
-        "login_p50_ms": round3(login_p50),
-        "login_p99_ms": round3(login_p99),
         "reads": reads,
         "distinct_plates": store.distinct_plates(),
-        "ingest_reads_per_s": (args.reads as f64 / ingest_s).round(),
-        "ingest_wall_s": (wall_s * 10.0).round() / 10.0,
-        "batch": args.batch,
         "queries_per_kind": q,
-        "days": args.days,
         "refused_queries": errors,
-        "bytes_per_read": round3(bytes as f64 / reads.max(1) as f64),
-        "database_bytes": bytes,
-        "peak_rss_mb": peak_rss_mb().round(),
     });
-    // Retention: the daily purge as it runs a day later, when the oldest
-    // day has just passed a retention of `days` (R6.1). Its writer time is
-    // the time any writer (main database, day map) was held.
-    let purge = {
-        let mut policy = store.policy();
-        policy.retention.reads_days = args.days.max(30);
-        policy.retention.images_days = policy.retention.reads_days;
-        let actor = platekeeper_store::Actor::system("bench");
-        store.set_policy(policy, &actor, end)?;
-        // Two days later: the oldest (partial) day and the first whole day go.
-        let later = end + (args.days.max(30) - args.days + 2) * 86_400_000;
-        let (ms, report) = timed(|| store.purge(later, false, &actor));
-        let report = report?;
-        say(format!(
-            "purged {} reads ({} day files) in {ms:.1} ms, writer held {:.1} ms",
-            report.classes[0].count,
-            report.days_removed.len(),
-            report.writer_ms
-        ));
-        json!({
-            "purge_ms": round3(ms),
-            "purge_writer_ms": round3(report.writer_ms),
-            "purge_reads_removed": report.classes[0].count,
-            "purge_days_removed": report.days_removed.len(),
-        })
-    };
-    if let (Some(obj), Some(p)) = (figures.as_object_mut(), purge.as_object()) {
-        obj.extend(p.clone());
+    if let Ingested::Built {
+        ingest_s, wall_s, ..
+    } = ingest
+    {
+        let (login_p50, login_p99) = bench_login(&store, end)?;
+        let mut built = json!({
+            "login_p50_ms": round3(login_p50),
+            "login_p99_ms": round3(login_p99),
+            "ingest_reads_per_s": (args.reads as f64 / ingest_s).round(),
+            "ingest_wall_s": (wall_s * 10.0).round() / 10.0,
+            "batch": args.batch,
+            "days": args.days,
+            "bytes_per_read": round3(bytes as f64 / reads.max(1) as f64),
+            "database_bytes": bytes,
+            "peak_rss_mb": peak_rss_mb().round(),
+        });
+        // Retention: the daily purge as it runs a day later, when the oldest
+        // day has just passed a retention of `days` (R6.1). Its writer time is
+        // the time any writer (main database, day map) was held.
+        let purge = if temp {
+            let mut policy = store.policy();
+            policy.retention.reads_days = args.days.max(30);
+            policy.retention.images_days = policy.retention.reads_days;
+            let actor = platekeeper_store::Actor::system("bench");
+            store.set_policy(policy, &actor, end)?;
+            // Two days later: the oldest (partial) day and the first whole day go.
+            let later = end + (args.days.max(30) - args.days + 2) * 86_400_000;
+            let (ms, report) = timed(|| store.purge(later, false, &actor));
+            let report = report?;
+            say(format!(
+                "purged {} reads ({} day files) in {ms:.1} ms, writer held {:.1} ms",
+                report.classes[0].count,
+                report.days_removed.len(),
+                report.writer_ms
+            ));
+            json!({
+                "purge_ms": round3(ms),
+                "purge_writer_ms": round3(report.writer_ms),
+                "purge_reads_removed": report.classes[0].count,
+                "purge_days_removed": report.days_removed.len(),
+            })
+        } else {
+            // A kept store stays whole for later `--reuse` runs.
+            json!({})
+        };
+        if let (Some(obj), Some(p)) = (built.as_object_mut(), purge.as_object()) {
+            obj.extend(p.clone());
+        }
+        if let (Some(obj), Some(b)) = (figures.as_object_mut(), built.as_object()) {
+            obj.extend(b.clone());
+        }
     }
     // Headline figures from the warm pass; the cold pass under "cold".
     if let (Some(obj), Some(warm), Some(cold)) =
