@@ -459,6 +459,49 @@ fn bench_prints_its_figures_as_json_last() {
 }
 
 #[test]
+fn bench_reuses_a_kept_store_for_queries_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let data = data.to_str().unwrap();
+    let (ok, _, err) = run(&[
+        "bench",
+        "--reads",
+        "20000",
+        "--json",
+        "--queries",
+        "10",
+        "--data",
+        data,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&[
+        "bench",
+        "--reuse",
+        "--data",
+        data,
+        "--json",
+        "--queries",
+        "10",
+        "--only",
+        "exact,canvass",
+    ]);
+    assert!(ok, "{err}");
+    let figures: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        figures["reads"], 20000,
+        "the kept store is whole: {figures}"
+    );
+    assert!(figures["exact_p99_ms"].as_f64().is_some_and(|v| v > 0.0));
+    assert!(figures.get("wildcard_p99_ms").is_none(), "{figures}");
+    assert!(figures.get("ingest_reads_per_s").is_none(), "{figures}");
+    // A folder no bench built, and an unknown kind, are refused by name.
+    let (ok, _, err) = run(&["bench", "--reuse", "--data", dir.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("bench-sample.tsv"), "{err}");
+    let (ok, _, err) = run(&["bench", "--reuse", "--data", data, "--only", "slow"]);
+    assert!(!ok && err.contains("\"slow\""), "{err}");
+}
+
+#[test]
 fn demo_serves_sample_data() {
     let server = Server::start(&["demo", "--listen", "127.0.0.1:0", "--reads", "5000"]);
     // The demo's officer can sign in and search with the printed password.

@@ -5,6 +5,7 @@
 //! would cost every ingest request for no gain).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use platekeeper_core::GeoPoint;
 use rusqlite::{params, Connection};
@@ -66,11 +67,18 @@ impl Camera {
     }
 }
 
+/// Camera number → (id, fixed position in microdegrees): what turning a
+/// stored row into a read needs.
+pub(crate) type CameraMap = HashMap<u32, (String, Option<(i32, i32)>)>;
+
 #[derive(Default)]
 pub(crate) struct CameraRegistry {
     by_num: HashMap<u32, Camera>,
     by_id: HashMap<String, u32>,
     by_key: HashMap<[u8; 32], u32>,
+    /// Shared with searches, so a search takes it without copying 500
+    /// cameras; a registration copies it only while a search holds it.
+    rows: Arc<CameraMap>,
 }
 
 fn key_hash(key: &str) -> [u8; 32] {
@@ -119,6 +127,7 @@ impl CameraRegistry {
     }
 
     fn insert(&mut self, cam: Camera, hash: [u8; 32]) {
+        Arc::make_mut(&mut self.rows).insert(cam.num, (cam.id.clone(), cam.home_micro()));
         self.by_id.insert(cam.id.clone(), cam.num);
         self.by_key.insert(hash, cam.num);
         self.by_num.insert(cam.num, cam);
@@ -128,8 +137,8 @@ impl CameraRegistry {
         self.by_num.get(&num)
     }
 
-    pub(crate) fn by_num_iter(&self) -> impl Iterator<Item = &Camera> {
-        self.by_num.values()
+    pub(crate) fn rows(&self) -> Arc<CameraMap> {
+        Arc::clone(&self.rows)
     }
 
     pub(crate) fn num_of(&self, id: &str) -> Option<u32> {

@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row};
 
 use crate::access::Access;
+use crate::cameras::CameraMap;
 use crate::canvass_index;
 use crate::dictionary::PlateSpan;
 use crate::images::ImageRef;
@@ -139,9 +140,6 @@ pub struct SearchPage {
 
 const COLUMNS: &str =
     "r.rid, r.plate, r.meta, r.pos, r.id, i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
-
-/// Camera number → (id, fixed position in microdegrees).
-type CameraMap = std::collections::HashMap<u32, (String, Option<(i32, i32)>)>;
 
 /// What the rows of one day need to become [`StoredRead`]s.
 struct RowContext<'a> {
@@ -319,6 +317,18 @@ impl Store {
             filters.push_str(&area_condition(area, &fixed_inside));
         }
 
+        // The same statements serve every day (each day's connection
+        // caches its own prepared copy).
+        let limit_sql = if q.area.is_some() { "" } else { " LIMIT ?" };
+        let by_index = format!(
+            "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rid \
+             WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC{limit_sql}"
+        );
+        // The plate is checked again: a corrected read stays under its old
+        // plate in the in-memory index.
+        let by_rowid = format!(
+            "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ? AND r.plate = ?{filters}"
+        );
         let mut reads: Vec<StoredRead> = Vec::new();
         for file in days {
             let day = file.day;
@@ -351,16 +361,6 @@ impl Store {
             };
             match candidates {
                 Some(cands) => {
-                    let limit_sql = if q.area.is_some() { "" } else { " LIMIT ?" };
-                    let by_index = format!(
-                        "SELECT {COLUMNS} FROM reads r INDEXED BY reads_plate LEFT JOIN images i ON i.rid = r.rid \
-                         WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters} ORDER BY r.rid DESC{limit_sql}"
-                    );
-                    // The plate is checked again: a corrected read stays
-                    // under its old plate in the in-memory index.
-                    let by_rowid = format!(
-                        "SELECT {COLUMNS} FROM reads r LEFT JOIN images i ON i.rid = r.rid WHERE r.rid = ? AND r.plate = ?{filters}"
-                    );
                     let mut found: Vec<StoredRead> = Vec::new();
                     for span in cands.iter().filter(|s| s.maybe_on(day)) {
                         let code = span.plate.code();
@@ -454,14 +454,12 @@ impl Store {
 
     /// Every camera's id and fixed position, by number, for turning rows
     /// into [`StoredRead`]s.
-    fn camera_map(&self) -> Result<CameraMap, StoreError> {
+    fn camera_map(&self) -> Result<std::sync::Arc<CameraMap>, StoreError> {
         Ok(self
             .cameras
             .read()
             .map_err(|_| StoreError::Poisoned)?
-            .by_num_iter()
-            .map(|c| (c.num, (c.id.clone(), c.home_micro())))
-            .collect())
+            .rows())
     }
 
     /// The plates a pattern stands for, with the days each was seen.

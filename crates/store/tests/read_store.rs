@@ -144,6 +144,45 @@ fn resending_a_read_never_duplicates_it() {
 }
 
 #[test]
+fn a_camera_registered_after_searches_is_named_in_results() {
+    // Searches share one camera table; a camera added while it is shared
+    // must still be named, and earlier results keep theirs.
+    let f = fixture();
+    f.store
+        .ingest(&[item(f.fixed, read(None, "7ABC123", NOW - HOUR, None))])
+        .unwrap();
+    let a = access(&f.store);
+    let before = f.store.search(&a, &plate_query("7ABC123", false)).unwrap();
+    let (late, _) = f
+        .store
+        .create_camera(
+            NewCamera {
+                id: "fixed-2".into(),
+                name: "Market & 7th".into(),
+                kind: CameraKind::Fixed,
+                position: Some(GeoPoint::new(37.80, -122.27).unwrap()),
+            },
+            &platekeeper_store::Actor::system("test"),
+            NOW,
+        )
+        .unwrap();
+    f.store
+        .ingest(&[item(
+            late.num,
+            read(None, "7ABC123", NOW - 30 * 60_000, None),
+        )])
+        .unwrap();
+    let after = f.store.search(&a, &plate_query("7ABC123", false)).unwrap();
+    let cameras: Vec<&str> = after.reads.iter().map(|r| r.camera.as_str()).collect();
+    assert_eq!(cameras, ["fixed-2", "fixed-1"]);
+    assert_eq!(
+        after.reads[0].position,
+        Some(GeoPoint::new(37.80, -122.27).unwrap())
+    );
+    assert_eq!(before.reads[0].camera, "fixed-1");
+}
+
+#[test]
 fn exact_search_with_time_camera_and_state_filters() {
     let f = fixture();
     let mut batch = Vec::new();
