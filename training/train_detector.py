@@ -25,8 +25,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import onnx
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+import expand_upsample
 import plates
 import schedule
 
@@ -250,6 +252,11 @@ def main():
     model.eval()
     torch.onnx.export(model, torch.zeros(1, 3, IN_H, IN_W), a.out, input_names=["image"],
                       output_names=["heat", "geom"], opset_version=13, dynamo=False)
+    # tract runs nearest-neighbour Resize slowly; the same upsampling as
+    # Reshape/Expand/Reshape gives identical outputs (see expand_upsample.py).
+    exported = onnx.load(a.out)
+    expand_upsample.rewrite(exported, IN_H, IN_W)
+    onnx.save(exported, a.out)
     print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes), {step} steps, {time.time() - t0:.0f}s")
 
 
