@@ -5,6 +5,7 @@ layouts and state formats below); no real plate image is used here.
 """
 import math
 import random
+import string
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -201,6 +202,8 @@ def render_plate(rng: random.Random, text: str | None = None):
         # Embossed shadow.
         img.paste((0, 0, 0), (tx + 3, ty + 3), layer.point(lambda v: v // 3))
     img.paste(ink, (tx, ty), layer)
+    if rng.random() < 0.35:
+        _side_mark(d, rng, (tx, ty, tx + tw, ty + th), W, ink, light)
 
     # Stickers in the corners; bolt holes; a border.
     for _ in range(rng.randint(0, 2)):
@@ -224,6 +227,46 @@ def render_plate(rng: random.Random, text: str | None = None):
         if rng.random() < 0.4:
             d.rectangle((0, 0, W, rng.randint(12, 30)), fill=fc)
     return img, serial, state
+
+
+def _side_mark(d, rng, serial_box, W, ink, light):
+    """Something beside the serial that is not part of it: small stacked
+    letters (a plate type or county code), a tiny word, or an emblem.
+    Real crops had such marks read as an extra first or last character."""
+    x0, y0, x1, y1 = serial_box
+    left_room, right_room = x0 - 4, W - 4 - x1
+    side = "left" if left_room >= right_room else "right"
+    room = max(left_room, right_room)
+    if room < 12:
+        return
+    mh = y1 - y0
+    mw = min(room - 2, int(mh * rng.uniform(0.25, 0.6)))
+    mx = rng.randint(4, max(4, x0 - mw - 2)) if side == "left" else rng.randint(x1 + 2, max(x1 + 2, W - 4 - mw))
+    col = ink if rng.random() < 0.7 else _ink(rng, light)
+    kind = rng.random()
+    if kind < 0.5:
+        # Two or three small letters stacked in a column.
+        n = rng.randint(2, 3)
+        size = max(8, int(mh / n * rng.uniform(0.7, 0.95)))
+        f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
+        letters = rng.choices(string.ascii_uppercase + string.digits, k=n)
+        for i, ch in enumerate(letters):
+            d.text((mx, y0 + i * mh / n), ch, font=f, fill=col)
+    elif kind < 0.75:
+        # One small character, well below the serial's height.
+        size = max(8, int(mh * rng.uniform(0.25, 0.5)))
+        f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
+        d.text((mx, y0 + rng.uniform(0, mh - size)), rng.choice(string.ascii_uppercase + string.digits),
+               font=f, fill=col)
+    else:
+        # An emblem: a filled disc or shield the height of the serial.
+        top = y0 + int(mh * rng.uniform(0.0, 0.3))
+        bottom = y1 - int(mh * rng.uniform(0.0, 0.3))
+        if rng.random() < 0.5:
+            d.ellipse((mx, top, mx + mw, bottom), fill=col)
+        else:
+            d.polygon([(mx, top), (mx + mw, top), (mx + mw, bottom - mw // 2), (mx + mw // 2, bottom),
+                       (mx, bottom - mw // 2)], fill=col)
 
 
 def _perspective_coeffs(src, dst):
