@@ -74,6 +74,9 @@ def rewrite(model, height, width):
             helper.make_node("Reshape", [p + "_big", p + "_joined"], [y]),
         ]
         rewritten += 1
+    # The Resize nodes' scale constants are now read by nothing.
+    used = {i for n in out_nodes for i in n.input} | {o.name for o in g.output}
+    out_nodes = [n for n in out_nodes if n.op_type != "Constant" or n.output[0] in used]
     del g.node[:]
     g.node.extend(out_nodes)
     return rewritten
