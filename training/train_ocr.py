@@ -2,12 +2,17 @@
 
     python train_ocr.py --out ../crates/vision/models/ocr.onnx \
         [--real ../../shared/data/openalpr-benchmarks/seg_and_ocr] \
-        [--samples 60000] [--minutes 25]
+        [--samples 60000] [--minutes 25] [--init earlier.onnx --lr 5e-4 --seed 2]
 
 Input: grey 48x96 crop of one plate scaled to [0, 1]. Output: logits
 [batch, 24, 37] (24 columns; class 0 is the CTC blank, then 0-9, A-Z).
 With --real, the crops whose split() is "train" are mixed in with heavy
 augmentation; those marked "held" are never seen and give the reported score.
+With --init, training starts from an exported model's weights (batch norm
+was folded into the convolutions by the export, so it is restored as a
+fixed identity whose shift is the folded bias, and its statistics stay
+frozen); a new --seed then brings fresh synthetic plates and fresh
+augmentations of the real crops.
 """
 import argparse
 import csv
@@ -18,6 +23,7 @@ import zlib
 from multiprocessing import Pool
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 from PIL import Image
@@ -92,6 +98,38 @@ class Ocr(nn.Module):
         return y.squeeze(2).permute(0, 2, 1)  # [B, T, C]
 
 
+def load_onnx_weights(model, path):
+    """Copies an exported model's convolutions back into `model`, in graph
+    order; each one followed by batch norm gets that norm set to the
+    identity plus the folded bias."""
+    graph = onnx.load(path).graph
+    init = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    exported = [(init[n.input[1]], init[n.input[2]]) for n in graph.node if n.op_type == "Conv"]
+    layers = list(model.f)
+    convs = [(k, m) for k, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+    if len(convs) != len(exported):
+        raise SystemExit(f"{path}: {len(exported)} convolutions, the model has {len(convs)}")
+    with torch.no_grad():
+        for (k, conv), (w, b) in zip(convs, exported):
+            if conv.weight.shape != w.shape:
+                raise SystemExit(f"{path}: convolution {k} is {list(w.shape)}, expected {list(conv.weight.shape)}")
+            conv.weight.copy_(w)
+            bn = layers[k + 1] if k + 1 < len(layers) else None
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(b)
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+            else:
+                conv.bias.copy_(b)
+
+
+def freeze_norms(model):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
 def load_real(root):
     rows = list(csv.reader(open(os.path.join(root, "groundtruth.csv"))))
     out = {"train": [], "held": []}
@@ -111,6 +149,9 @@ def tensor(imgs):
     return torch.from_numpy(np.stack(imgs)).float().div(255).unsqueeze(1)
 
 
+frozen_norms = False
+
+
 def score(model, imgs, texts):
     model.eval()
     with torch.no_grad():
@@ -118,6 +159,8 @@ def score(model, imgs, texts):
         for i in range(0, len(imgs), 256):
             pred += greedy(model(tensor(imgs[i:i + 256])))
     model.train()
+    if frozen_norms:
+        freeze_norms(model)
     return sum(p == t for p, t in zip(pred, texts)) / max(1, len(texts))
 
 
@@ -126,6 +169,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--real")
     ap.add_argument("--samples", type=int, default=60000)
+    ap.add_argument("--real-copies", type=int, default=16, help="augmented copies of each real crop")
+    ap.add_argument("--init", help="start from this exported model (fine-tuning)")
+    ap.add_argument("--lr", type=float, default=2e-3)
     a = schedule.parse_args(ap)
     rng = random.Random(a.seed)
     t0 = time.time()
@@ -135,7 +181,9 @@ def main():
         real_train, real_held = [], []
         if a.real:
             r = load_real(a.real)
-            jobs = [(p, t, s) for s in range(16) for (p, t) in r["train"]]
+            # Seed 1 keeps the augmentations the first models were trained on.
+            first = (a.seed - 1) * a.real_copies
+            jobs = [(p, t, s) for s in range(first, first + a.real_copies) for (p, t) in r["train"]]
             real_train = pool.map(_real_aug, jobs, chunksize=32)
             real_held = [(to_input(Image.open(p).convert("RGB")), t) for p, t in r["held"]]
     print(f"data: {len(synth)} synthetic, {len(real_train)} real-augmented, "
@@ -144,7 +192,15 @@ def main():
     ys = [t for _, t in synth] + [t for _, t in real_train]
 
     model = Ocr()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    if a.init:
+        global frozen_norms
+        load_onnx_weights(model, a.init)
+        frozen_norms = True
+        freeze_norms(model)
+        print(f"from {a.init}: synthetic val exact {score(model, [i for i, _ in val], [t for _, t in val]):.3f}"
+              + (f", held-out real exact {score(model, [i for i, _ in real_held], [t for _, t in real_held]):.3f}"
+                 if real_held else ""), flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     t1 = time.time()
     deadline = t1 + a.minutes * 60
@@ -162,7 +218,7 @@ def main():
             lens = torch.tensor([len(t) for t in by], dtype=torch.long)
             logp = model(x).log_softmax(-1).permute(1, 0, 2)
             loss = ctc(logp, targets, torch.full((len(by),), T, dtype=torch.long), lens)
-            schedule.step(opt, loss, 2e-3, t1, deadline)
+            schedule.step(opt, loss, a.lr, t1, deadline)
             step += 1
             if step % 200 == 0:
                 print(f"step {step} epoch {epoch} loss {loss.item():.3f} lr {opt.param_groups[0]['lr']:.5f} "

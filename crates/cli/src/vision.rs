@@ -109,11 +109,12 @@ pub fn evaluate(dataset: &Path, split: &str, verbose: bool) -> anyhow::Result<()
                 if verbose {
                     let got = readings.first().map_or("-", |r| r.text.as_str());
                     eprintln!(
-                        "{} truth={} read={} top1={} {:.1} ms",
+                        "{} truth={} read={} top1={} rank={} {:.1} ms",
                         s.image.display(),
                         s.plate,
                         got,
                         o.top1,
+                        o.rank.map_or("-".to_string(), |k| k.to_string()),
                         ms
                     );
                 }

@@ -1,14 +1,26 @@
 //! From per-character guesses to ranked whole readings (top-N).
+//!
+//! Each place of a reading offers options: the model's character, its
+//! runners-up, a look-alike of the other kind (`0`/`O`, `8`/`B`, …), no
+//! character at all where the model was unsure, and, between characters,
+//! a character the best path left out. Readings are explored best first;
+//! those that fit no US layout are discounted (see `formats`).
 
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 
-use crate::formats::{fits_us_layout, OFF_LAYOUT_FACTOR};
-use crate::ocr::CharGuess;
+use crate::formats::{layout_factor, lookalikes, LOOKALIKE_EVIDENCE};
+use crate::ocr::Decoded;
 
 /// A character below this is also tried as absent (a bolt, a sticker edge).
 const DROP_BELOW: f32 = 0.5;
+/// Runner-up symbols tried at each place.
+const RUNNERS_UP: usize = 3;
+/// Readings looked at per reading asked for, since re-ranking reorders them.
+const EXPLORE_PER_ASKED: usize = 4;
+/// A bound on the search however the options fall.
+const MAX_STEPS: usize = 5_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Candidate {
@@ -16,10 +28,94 @@ pub struct Candidate {
     pub confidence: f32,
 }
 
+/// A candidate with the probability of each of its characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub candidate: Candidate,
+    pub chars: Vec<(char, f32)>,
+}
+
+/// One option at one place of a reading.
+#[derive(Debug, Clone, Copy)]
+struct Opt {
+    char: Option<char>,
+    /// The model's probability for this option; averaged (geometrically)
+    /// over the places, so readings of different lengths compare.
+    p: f32,
+    /// A fixed cost outside that average (a look-alike swap).
+    factor: f32,
+}
+
+impl Opt {
+    fn weight(&self, places: f32) -> f32 {
+        self.p.max(1e-6).ln() / places + self.factor.ln()
+    }
+}
+
+/// The options at each place, best first.
+fn places(decoded: &Decoded) -> Vec<Vec<Opt>> {
+    let plain = |char, p| Opt {
+        char,
+        p,
+        factor: 1.0,
+    };
+    let mut out = Vec::new();
+    for (i, g) in decoded.chars.iter().enumerate() {
+        for m in decoded.missed.iter().filter(|m| m.before == i) {
+            out.push(vec![
+                plain(None, 1.0 - m.confidence),
+                plain(Some(m.char), m.confidence),
+            ]);
+        }
+        let mut opts = vec![plain(Some(g.char), g.confidence)];
+        opts.extend(
+            g.alternatives
+                .iter()
+                .take(RUNNERS_UP)
+                .map(|&(c, p)| plain(Some(c), p)),
+        );
+        opts.extend(lookalikes(g.char).filter_map(|(c, factor)| {
+            let p = g
+                .alternatives
+                .iter()
+                .find(|a| a.0 == c)
+                .map_or(0.0, |a| a.1);
+            (p >= LOOKALIKE_EVIDENCE).then_some(Opt {
+                char: Some(c),
+                p: g.confidence,
+                factor,
+            })
+        }));
+        if g.confidence < DROP_BELOW {
+            opts.push(plain(None, 1.0 - g.confidence));
+        }
+        out.push(opts);
+    }
+    for m in decoded
+        .missed
+        .iter()
+        .filter(|m| m.before >= decoded.chars.len())
+    {
+        out.push(vec![
+            plain(None, 1.0 - m.confidence),
+            plain(Some(m.char), m.confidence),
+        ]);
+    }
+    let n = out.len().max(1) as f32;
+    for opts in &mut out {
+        opts.sort_by(|a, b| b.weight(n).total_cmp(&a.weight(n)));
+        // A symbol offered twice (a runner-up that is also a look-alike)
+        // keeps its better option only.
+        let mut seen = HashSet::new();
+        opts.retain(|o| seen.insert(o.char));
+    }
+    out
+}
+
 #[derive(Clone)]
 struct Partial {
     score: f32,
-    choice: Vec<usize>, // per position: 0 = best, 1..=3 = alternative, 4 = dropped
+    choice: Vec<usize>, // per place: index into its options, 0 = best
 }
 
 impl PartialEq for Partial {
@@ -39,75 +135,60 @@ impl Ord for Partial {
     }
 }
 
-const DROPPED: usize = 4;
-
-fn option(g: &CharGuess, k: usize) -> Option<(Option<char>, f32)> {
-    match k {
-        0 => Some((Some(g.char), g.confidence)),
-        DROPPED if g.confidence < DROP_BELOW => Some((None, 1.0 - g.confidence)),
-        k if k <= g.alternatives.len() => g.alternatives.get(k - 1).map(|&(c, p)| (Some(c), p)),
-        _ => None,
-    }
-}
-
-/// Up to `n` readings, most likely first: substitutions from each
-/// position's alternatives, weak characters dropped, readings that fit no
-/// US layout discounted. Confidence is the geometric mean of the chosen
-/// options' probabilities (times the layout factor).
-pub fn rank(chars: &[CharGuess], n: usize) -> Vec<Candidate> {
-    if chars.is_empty() || n == 0 {
+/// Up to `n` readings, most likely first. Confidence is the geometric mean
+/// of the chosen options' probabilities over every place (a place left
+/// empty counts at its probability of being empty, so dropping a weak
+/// character is not a free gain), times the look-alike and layout factors.
+pub fn rank(decoded: &Decoded, n: usize) -> Vec<Ranked> {
+    let places = places(decoded);
+    if places.is_empty() || n == 0 {
         return Vec::new();
     }
-    let best: f32 = chars.iter().map(|g| g.confidence.max(1e-6).ln()).sum();
+    let count = places.len() as f32;
+    let best: f32 = places.iter().map(|o| o[0].weight(count)).sum();
     let mut heap = BinaryHeap::new();
     heap.push(Partial {
         score: best,
-        choice: vec![0; chars.len()],
+        choice: vec![0; places.len()],
     });
     let mut seen_choice = HashSet::new();
     let mut seen_text = HashSet::new();
     let mut out = Vec::new();
-    // Explore a few times more than asked, since re-ranking reorders them.
+    let mut steps = 0;
     while let Some(p) = heap.pop() {
-        if out.len() >= n * 4 {
+        steps += 1;
+        if out.len() >= n * EXPLORE_PER_ASKED || steps > MAX_STEPS {
             break;
         }
         if !seen_choice.insert(p.choice.clone()) {
             continue;
         }
-        let text: String = chars
+        let chosen: Vec<Opt> = places.iter().zip(&p.choice).map(|(o, &k)| o[k]).collect();
+        let chars: Vec<(char, f32)> = chosen
             .iter()
-            .zip(&p.choice)
-            .filter_map(|(g, &k)| option(g, k).and_then(|(c, _)| c))
+            .filter_map(|o| o.char.map(|c| (c, o.p * o.factor)))
             .collect();
+        let text: String = chars.iter().map(|c| c.0).collect();
         if text.len() >= 2 && seen_text.insert(text.clone()) {
-            // Averaged over every column the model emitted, dropped ones
-            // included (at their probability of being absent), so dropping
-            // a weak character is not a free gain.
-            let mut conf = (p.score / chars.len() as f32).exp();
-            if !fits_us_layout(&text) {
-                conf *= OFF_LAYOUT_FACTOR;
-            }
-            out.push(Candidate {
-                text,
-                confidence: conf,
+            let confidence = p.score.exp() * layout_factor(&text);
+            out.push(Ranked {
+                candidate: Candidate { text, confidence },
+                chars,
             });
         }
-        for (i, g) in chars.iter().enumerate() {
+        for (i, opts) in places.iter().enumerate() {
             if p.choice[i] != 0 {
                 continue;
             }
-            for k in 1..=DROPPED {
-                if let Some((_, prob)) = option(g, k) {
-                    let mut choice = p.choice.clone();
-                    choice[i] = k;
-                    let score = p.score - g.confidence.max(1e-6).ln() + prob.max(1e-6).ln();
-                    heap.push(Partial { score, choice });
-                }
+            for (k, o) in opts.iter().enumerate().skip(1) {
+                let mut choice = p.choice.clone();
+                choice[i] = k;
+                let score = p.score - opts[0].weight(count) + o.weight(count);
+                heap.push(Partial { score, choice });
             }
         }
     }
-    out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    out.sort_by(|a, b| b.candidate.confidence.total_cmp(&a.candidate.confidence));
     out.truncate(n);
     out
 }
@@ -115,6 +196,7 @@ pub fn rank(chars: &[CharGuess], n: usize) -> Vec<Candidate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ocr::{CharGuess, MissedGuess};
 
     fn g(c: char, p: f32, alts: &[(char, f32)]) -> CharGuess {
         CharGuess {
@@ -124,42 +206,134 @@ mod tests {
         }
     }
 
+    /// Sure characters whose look-alikes the model saw a trace of.
+    fn sure(text: &str) -> Vec<CharGuess> {
+        text.chars()
+            .map(|c| {
+                let trace: Vec<_> = lookalikes(c).map(|l| (l.0, 0.001)).collect();
+                g(c, 0.99, &trace)
+            })
+            .collect()
+    }
+
+    fn ranked(chars: Vec<CharGuess>, missed: Vec<MissedGuess>, n: usize) -> Vec<Ranked> {
+        rank(&Decoded { chars, missed }, n)
+    }
+
+    fn texts(r: &[Ranked]) -> Vec<&str> {
+        r.iter().map(|r| r.candidate.text.as_str()).collect()
+    }
+
     #[test]
     fn layout_fit_beats_a_slightly_likelier_misfit() {
         // "7ABC1Z3" is the raw best; "7ABC123" fits California's layout.
-        let chars = vec![
-            g('7', 0.99, &[]),
-            g('A', 0.99, &[]),
-            g('B', 0.99, &[]),
-            g('C', 0.99, &[]),
-            g('1', 0.99, &[]),
-            g('Z', 0.55, &[('2', 0.44)]),
-            g('3', 0.99, &[]),
-        ];
-        let ranked = rank(&chars, 5);
-        assert_eq!(ranked[0].text, "7ABC123");
-        assert!(ranked.iter().any(|c| c.text == "7ABC1Z3"));
-        assert!(ranked
+        let mut chars = sure("7ABC1Z3");
+        chars[5] = g('Z', 0.55, &[('2', 0.44)]);
+        let r = ranked(chars, vec![], 10);
+        assert_eq!(r[0].candidate.text, "7ABC123");
+        assert!(texts(&r).contains(&"7ABC1Z3"));
+        assert!(r
             .windows(2)
-            .all(|w| w[0].confidence >= w[1].confidence));
+            .all(|w| w[0].candidate.confidence >= w[1].candidate.confidence));
+        assert_eq!(
+            r[0].chars[5],
+            ('2', 0.44),
+            "the chosen runner-up's own probability"
+        );
+    }
+
+    #[test]
+    fn a_sure_zero_where_the_layout_wants_a_letter_is_read_as_o() {
+        // The model is certain of the glyph, not of which symbol it is.
+        let r = ranked(sure("5A0J230"), vec![], 10);
+        assert_eq!(r[0].candidate.text, "5AOJ230");
+        assert!((r[0].chars[2].1 - 0.99 * 0.8).abs() < 1e-6);
+        assert!(
+            texts(&r).contains(&"5A0J230"),
+            "the raw reading stays a candidate"
+        );
+        // Without a trace of the O, the zero stays: a layout missing from
+        // the list is then the likelier story.
+        let chars: Vec<_> = "5A0J230"
+            .chars()
+            .map(|c| g(c, 0.99, &[('O', 1e-6)]))
+            .collect();
+        assert_eq!(ranked(chars, vec![], 10)[0].candidate.text, "5A0J230");
+        // Two close swaps are still worth a layout, three are not.
+        assert_eq!(
+            ranked(sure("5S0AB12"), vec![], 5)[0].candidate.text,
+            "SSOAB12"
+        );
+        assert_eq!(
+            ranked(sure("IOI0IOI"), vec![], 5)[0].candidate.text,
+            "IOI0IOI"
+        );
+    }
+
+    #[test]
+    fn a_reading_that_fits_a_layout_keeps_its_symbols() {
+        let r = ranked(sure("7ABC123"), vec![], 10);
+        assert_eq!(r[0].candidate.text, "7ABC123");
+        assert!(r[0].chars.iter().all(|c| c.1 == 0.99));
+        // A vanity reading with no look-alike path to a layout is kept.
+        assert_eq!(
+            ranked(sure("DUKDAWG"), vec![], 10)[0].candidate.text,
+            "DUKDAWG"
+        );
+    }
+
+    #[test]
+    fn a_character_the_best_path_missed_can_be_put_back() {
+        // "10AJA" fits no layout; with the faint second zero it is "100AJA".
+        let missed = vec![MissedGuess {
+            before: 2,
+            char: '0',
+            confidence: 0.3,
+        }];
+        let r = ranked(sure("10AJA"), missed.clone(), 10);
+        assert_eq!(r[0].candidate.text, "100AJA");
+        assert_eq!(r[0].chars[2], ('0', 0.3));
+        assert!(texts(&r).contains(&"10AJA"));
+        // Not where the reading already fits a layout.
+        let r = ranked(sure("100AJA"), missed, 10);
+        assert_eq!(r[0].candidate.text, "100AJA");
+        // Nor at the end when it is faint.
+        let end = vec![MissedGuess {
+            before: 7,
+            char: '4',
+            confidence: 0.03,
+        }];
+        assert_eq!(
+            ranked(sure("7ABC123"), end, 10)[0].candidate.text,
+            "7ABC123"
+        );
     }
 
     #[test]
     fn a_weak_extra_character_can_be_dropped() {
-        let mut chars: Vec<CharGuess> = "ABC1234".chars().map(|c| g(c, 0.98, &[])).collect();
+        let mut chars = sure("ABC1234");
         chars.push(g('I', 0.3, &[('1', 0.2)]));
-        let ranked = rank(&chars, 10);
-        assert_eq!(ranked[0].text, "ABC1234");
-        let texts: HashSet<_> = ranked.iter().map(|c| c.text.clone()).collect();
-        assert_eq!(texts.len(), ranked.len(), "no reading twice");
+        let r = ranked(chars, vec![], 10);
+        assert_eq!(r[0].candidate.text, "ABC1234");
+        let unique: HashSet<_> = texts(&r).into_iter().collect();
+        assert_eq!(unique.len(), r.len(), "no reading twice");
     }
 
     #[test]
     fn nothing_in_nothing_out() {
-        assert!(rank(&[], 10).is_empty());
+        assert!(ranked(vec![], vec![], 10).is_empty());
         assert!(
-            rank(&[g('A', 0.9, &[])], 10).is_empty(),
+            ranked(vec![g('A', 0.9, &[])], vec![], 10).is_empty(),
             "one character is not a plate"
         );
+        assert!(ranked(sure("ABC123"), vec![], 0).is_empty());
+    }
+
+    #[test]
+    fn the_search_is_bounded_on_a_long_noisy_reading() {
+        let alts = [('A', 0.2), ('B', 0.2), ('C', 0.2)];
+        let chars: Vec<_> = (0..24).map(|_| g('0', 0.3, &alts)).collect();
+        let r = ranked(chars, vec![], 10);
+        assert_eq!(r.len(), 10);
     }
 }

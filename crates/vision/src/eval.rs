@@ -171,6 +171,8 @@ pub struct Outcome {
     pub found: bool,
     pub top1: bool,
     pub top5: bool,
+    /// The truth's place among the candidates (1 = best), if there.
+    pub rank: Option<usize>,
     /// 1 - edit distance / plate length, clamped to 0 (0 when not found).
     pub char_accuracy: f64,
     pub ms: f64,
@@ -190,10 +192,16 @@ pub fn judge(sample: &Sample, readings: &[PlateReading], ms: f64) -> Outcome {
         };
     };
     let dist = levenshtein(&r.text, &sample.plate) as f64;
+    let rank = r
+        .candidates
+        .iter()
+        .position(|c| c.text == sample.plate)
+        .map(|i| i + 1);
     Outcome {
         found: true,
         top1: r.text == sample.plate,
-        top5: r.candidates.iter().take(5).any(|c| c.text == sample.plate),
+        top5: rank.is_some_and(|k| k <= 5),
+        rank,
         char_accuracy: (1.0 - dist / sample.plate.len().max(1) as f64).max(0.0),
         ms,
     }
@@ -205,6 +213,8 @@ pub struct Summary {
     pub found_rate: f64,
     pub top1_rate: f64,
     pub top5_rate: f64,
+    /// As OpenALPR's benchmark counts "right within the top 10".
+    pub top10_rate: f64,
     pub char_accuracy: f64,
     pub median_ms: f64,
     pub p90_ms: f64,
@@ -227,6 +237,7 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
         found_rate: rate(|o| o.found),
         top1_rate: rate(|o| o.top1),
         top5_rate: rate(|o| o.top5),
+        top10_rate: rate(|o| o.rank.is_some_and(|k| k <= 10)),
         char_accuracy: outcomes.iter().map(|o| o.char_accuracy).sum::<f64>() / n,
         median_ms: pct(0.5),
         p90_ms: pct(0.9),
@@ -304,10 +315,17 @@ mod tests {
         assert!(!far.found && !far.top1);
         let near = judge(&s, &[reading("ABC128", [105, 102, 100, 50])], 5.0);
         assert!(near.found && !near.top1 && !near.top5);
+        assert_eq!(near.rank, None);
+        let mut runner_up = reading("ABC123", [105, 102, 100, 50]);
+        runner_up.text = "ABC12B".into();
+        let second = judge(&s, &[runner_up], 5.0);
+        assert!(!second.top1 && second.top5);
+        assert_eq!(second.rank, Some(2));
         assert!((near.char_accuracy - (1.0 - 1.0 / 6.0)).abs() < 1e-9);
-        let sum = summarize(&[far, near]);
-        assert_eq!(sum.images, 2);
-        assert!((sum.found_rate - 0.5).abs() < 1e-9);
+        let sum = summarize(&[far, near, second]);
+        assert_eq!(sum.images, 3);
+        assert!((sum.found_rate - 2.0 / 3.0).abs() < 1e-9);
+        assert!((sum.top10_rate - 1.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What a US plate's characters may look like, as data: the serial layouts
-//! used to re-rank readings, and the one state told by its layout alone.
-//! `#` is a digit, `@` a letter.
+//! and look-alike symbols used to re-rank readings, and the one state told
+//! by its layout alone. `#` is a digit, `@` a letter.
 
 /// Serial layouts common on US passenger plates. A reading that fits one
 /// is preferred over an equally likely one that fits none; vanity plates
@@ -11,13 +11,51 @@ pub const US_LAYOUTS: &[&str] = &[
     "#@@@##", "@@###@",
 ];
 
+/// Further layouts: every one with a digit that occurs at least three
+/// times among the 369 tuning crops (the half of the OpenALPR US crops the
+/// character model may train on) and is not above. With them, 83 % of
+/// those crops' plates fit a layout instead of 56 %. They rank a little
+/// below the common ones, so that a look-alike swap goes towards the
+/// common layout when both are one swap away.
+pub const SEEN_LAYOUTS: &[&str] = &[
+    "@@####", "@######", "####", "@@@##@", "#####", "#@@###", "@@###", "@@#@###", "#######",
+    "#@####@", "@###@@", "@@#@#@", "@@#@@", "##@@",
+];
+pub const SEEN_LAYOUT_FACTOR: f32 = 0.9;
+
+/// How much a reading that fits no layout is discounted. Vanity plates
+/// fit none, so this is a preference, not a filter: it is worth two close
+/// look-alike swaps (below) but not three, nor a clearly likelier reading.
+pub const OFF_LAYOUT_FACTOR: f32 = 0.6;
+
+/// Digits and letters that plate dies draw alike, and what one swap of
+/// them costs a reading. In many states the zero and the letter O are one
+/// glyph, and the model, sure of the glyph, cannot tell from pixels what
+/// only the layout can; so a reading may swap one for the other at a fixed
+/// cost, not at the model's (often tiny) probability for the other. Pairs that differ by a detail the model usually sees
+/// (the tail of a Q, the straight side of a D) cost more.
+pub const LOOKALIKES: &[(char, char, f32)] = &[
+    ('0', 'O', 0.8),
+    ('1', 'I', 0.8),
+    ('2', 'Z', 0.8),
+    ('5', 'S', 0.8),
+    ('8', 'B', 0.8),
+    ('0', 'D', 0.7),
+    ('0', 'Q', 0.7),
+    ('7', 'Z', 0.7),
+    ('6', 'G', 0.7),
+];
+
+/// A look-alike is offered only where the model gave it at least this
+/// probability: where it saw no trace of the other symbol (a zero's
+/// narrower oval, an S's open ends), a reading that fits no layout is more
+/// likely a layout this list lacks than a misread glyph.
+pub const LOOKALIKE_EVIDENCE: f32 = 1e-4;
+
 /// Layouts that point to one state. California's standard passenger serial
 /// (a digit, three letters, three digits) is the agencies' own; other
 /// states share their layouts too widely to be told from text alone.
 pub const STATE_LAYOUTS: &[(&str, &str)] = &[("CA", "#@@@###"), ("CA", "#@#####")];
-
-/// How much a reading that fits no layout is discounted.
-pub const OFF_LAYOUT_FACTOR: f32 = 0.85;
 
 /// How sure a state guess from layout alone is: California's layout is
 /// also issued elsewhere, so the guess is never certain.
@@ -33,7 +71,31 @@ pub fn fits(text: &str, layout: &str) -> bool {
 }
 
 pub fn fits_us_layout(text: &str) -> bool {
-    US_LAYOUTS.iter().any(|l| fits(text, l))
+    US_LAYOUTS.iter().chain(SEEN_LAYOUTS).any(|l| fits(text, l))
+}
+
+/// What a reading's layout does to its confidence.
+pub fn layout_factor(text: &str) -> f32 {
+    if US_LAYOUTS.iter().any(|l| fits(text, l)) {
+        1.0
+    } else if SEEN_LAYOUTS.iter().any(|l| fits(text, l)) {
+        SEEN_LAYOUT_FACTOR
+    } else {
+        OFF_LAYOUT_FACTOR
+    }
+}
+
+/// The symbols drawn like `c`, with what swapping to each costs.
+pub fn lookalikes(c: char) -> impl Iterator<Item = (char, f32)> {
+    LOOKALIKES.iter().filter_map(move |&(a, b, cost)| {
+        if a == c {
+            Some((b, cost))
+        } else if b == c {
+            Some((a, cost))
+        } else {
+            None
+        }
+    })
 }
 
 /// The state a reading's layout points to, if any.
@@ -55,7 +117,27 @@ mod tests {
         assert!(!fits("7AB0123", "#@@@###"));
         assert!(fits_us_layout("ABC1234"));
         assert!(!fits_us_layout("A1B2C3D4"));
+        assert!(!fits_us_layout("DUKDAWG"), "letters only is a vanity plate");
+        assert_eq!(layout_factor("7ABC123"), 1.0);
+        assert_eq!(layout_factor("AB1C234"), SEEN_LAYOUT_FACTOR);
+        assert_eq!(layout_factor("DUKDAWG"), OFF_LAYOUT_FACTOR);
+        for l in SEEN_LAYOUTS {
+            assert!(!US_LAYOUTS.contains(l) && l.contains('#'), "{l}");
+        }
         assert_eq!(state_from_layout("8XYZ321"), Some("CA"));
         assert_eq!(state_from_layout("XYZ3210"), None);
+    }
+
+    #[test]
+    fn lookalikes_go_both_ways_and_only_across_digits_and_letters() {
+        let symbols = |c| lookalikes(c).map(|l| l.0).collect::<Vec<_>>();
+        assert_eq!(symbols('0'), vec!['O', 'D', 'Q']);
+        assert_eq!(symbols('Z'), vec!['2', '7']);
+        assert!(symbols('X').is_empty());
+        for &(a, b, cost) in LOOKALIKES {
+            assert!(a.is_ascii_digit() && b.is_ascii_uppercase(), "{a}/{b}");
+            // One swap must be worth more than fitting no layout at all.
+            assert!(cost > OFF_LAYOUT_FACTOR && cost < 1.0, "{a}/{b}");
+        }
     }
 }

@@ -151,9 +151,9 @@ impl Recognizer {
         shown: Rect,
         score: f32,
     ) -> Result<Option<PlateReading>, VisionError> {
-        let chars = self.ocr.read(img, crop)?;
-        let candidates = candidates::rank(&chars, TOP_N);
-        let Some(best) = candidates.first() else {
+        let decoded = self.ocr.read(img, crop)?;
+        let ranked = candidates::rank(&decoded, TOP_N);
+        let Some(best) = ranked.first() else {
             return Ok(None);
         };
         let (iw, ih) = (img.width() as f32, img.height() as f32);
@@ -161,34 +161,12 @@ impl Recognizer {
         let y0 = shown.y.clamp(0.0, ih);
         let x1 = (shown.x + shown.w).clamp(0.0, iw);
         let y1 = (shown.y + shown.h).clamp(0.0, ih);
-        // Per-character confidences describe the best-path reading; when
-        // re-ranking chose another reading, they are given for that one
-        // only where its characters line up with the best path's.
-        let chars_out = if best.text.len() == chars.len() {
-            best.text
-                .chars()
-                .zip(&chars)
-                .map(|(c, g)| CharConfidence {
-                    char: c,
-                    confidence: if c == g.char {
-                        g.confidence
-                    } else {
-                        g.alternatives
-                            .iter()
-                            .find(|a| a.0 == c)
-                            .map_or(0.0, |a| a.1)
-                    },
-                })
-                .collect()
-        } else {
-            chars
-                .iter()
-                .map(|g| CharConfidence {
-                    char: g.char,
-                    confidence: g.confidence,
-                })
-                .collect()
-        };
+        let chars = best
+            .chars
+            .iter()
+            .map(|&(char, confidence)| CharConfidence { char, confidence })
+            .collect();
+        let best = best.candidate.clone();
         Ok(Some(PlateReading {
             bbox: [
                 x0.round() as u32,
@@ -199,8 +177,8 @@ impl Recognizer {
             text: best.text.clone(),
             confidence: best.confidence * score,
             state: formats::state_from_layout(&best.text),
-            chars: chars_out,
-            candidates,
+            chars,
+            candidates: ranked.into_iter().map(|r| r.candidate).collect(),
             detection: score,
         }))
     }

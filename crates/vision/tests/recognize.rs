@@ -23,7 +23,11 @@ fn reads_plate_crops() {
         let img = decode(&data(&format!("crop_{serial}.png"))).unwrap();
         let r = rec().read_crop(&img).unwrap().expect("a reading");
         assert_eq!(r.text, serial, "top-1 of crop_{serial}");
-        assert_eq!(r.chars.len(), serial.len());
+        let spelled: String = r.chars.iter().map(|c| c.char).collect();
+        assert_eq!(
+            spelled, r.text,
+            "per-character confidences are the reading's own"
+        );
         assert!(r.chars.iter().all(|c| (0.0..=1.0).contains(&c.confidence)));
         assert!(r.candidates.len() > 1, "alternatives are offered");
         assert!(r
