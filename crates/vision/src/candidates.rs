@@ -60,13 +60,23 @@ fn places(decoded: &Decoded) -> Vec<Vec<Opt>> {
         factor: 1.0,
     };
     let mut out = Vec::new();
-    for (i, g) in decoded.chars.iter().enumerate() {
-        for m in decoded.missed.iter().filter(|m| m.before == i) {
+    for i in 0..=decoded.chars.len() {
+        // Characters the best path missed go before the one they preceded
+        // (the last place takes those after the final character).
+        let last = i == decoded.chars.len();
+        for m in decoded
+            .missed
+            .iter()
+            .filter(|m| m.before == i || last && m.before > i)
+        {
             out.push(vec![
                 plain(None, 1.0 - m.confidence),
                 plain(Some(m.char), m.confidence),
             ]);
         }
+        let Some(g) = decoded.chars.get(i) else {
+            break;
+        };
         let mut opts = vec![plain(Some(g.char), g.confidence)];
         opts.extend(
             g.alternatives
@@ -90,16 +100,6 @@ fn places(decoded: &Decoded) -> Vec<Vec<Opt>> {
             opts.push(plain(None, 1.0 - g.confidence));
         }
         out.push(opts);
-    }
-    for m in decoded
-        .missed
-        .iter()
-        .filter(|m| m.before >= decoded.chars.len())
-    {
-        out.push(vec![
-            plain(None, 1.0 - m.confidence),
-            plain(Some(m.char), m.confidence),
-        ]);
     }
     let n = out.len().max(1) as f32;
     for opts in &mut out {
