@@ -93,6 +93,18 @@ class Ocr(nn.Module):
             nn.Conv2d(192, CLASSES, 1),
         )
 
+    # Set by load_onnx_weights: batch norm then keeps its restored
+    # statistics in training mode too.
+    frozen_norms = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.frozen_norms:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
     def forward(self, x):
         y = self.f(x)  # [B, C, 1, T]
         return y.squeeze(2).permute(0, 2, 1)  # [B, T, C]
@@ -122,12 +134,8 @@ def load_onnx_weights(model, path):
                 bn.running_var.fill_(1.0 - bn.eps)
             else:
                 conv.bias.copy_(b)
-
-
-def freeze_norms(model):
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
+    model.frozen_norms = True
+    model.train()
 
 
 def load_real(root):
@@ -149,9 +157,6 @@ def tensor(imgs):
     return torch.from_numpy(np.stack(imgs)).float().div(255).unsqueeze(1)
 
 
-frozen_norms = False
-
-
 def score(model, imgs, texts):
     model.eval()
     with torch.no_grad():
@@ -159,9 +164,15 @@ def score(model, imgs, texts):
         for i in range(0, len(imgs), 256):
             pred += greedy(model(tensor(imgs[i:i + 256])))
     model.train()
-    if frozen_norms:
-        freeze_norms(model)
     return sum(p == t for p, t in zip(pred, texts)) / max(1, len(texts))
+
+
+def scores(model, val, real_held):
+    """The held-out figures, as one line."""
+    msg = f"synthetic val exact {score(model, [i for i, _ in val], [t for _, t in val]):.3f}"
+    if real_held:
+        msg += f", held-out real exact {score(model, [i for i, _ in real_held], [t for _, t in real_held]):.3f}"
+    return msg
 
 
 def main():
@@ -193,19 +204,13 @@ def main():
 
     model = Ocr()
     if a.init:
-        global frozen_norms
         load_onnx_weights(model, a.init)
-        frozen_norms = True
-        freeze_norms(model)
-        print(f"from {a.init}: synthetic val exact {score(model, [i for i, _ in val], [t for _, t in val]):.3f}"
-              + (f", held-out real exact {score(model, [i for i, _ in real_held], [t for _, t in real_held]):.3f}"
-                 if real_held else ""), flush=True)
+        print(f"from {a.init}: {scores(model, val, real_held)}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     t1 = time.time()
     deadline = t1 + a.minutes * 60
     step, epoch, bs = 0, 0, 64
-    est_steps = None
     while time.time() < deadline:
         epoch += 1
         for bx, by in batches(xs, ys, bs, rng):
@@ -225,11 +230,7 @@ def main():
                       f"{time.time() - t0:.0f}s", flush=True)
             if time.time() >= deadline:
                 break
-        vs = score(model, [i for i, _ in val], [t for _, t in val])
-        msg = f"epoch {epoch}: synthetic val exact {vs:.3f}"
-        if real_held:
-            msg += f", held-out real exact {score(model, [i for i, _ in real_held], [t for _, t in real_held]):.3f}"
-        print(msg, flush=True)
+        print(f"epoch {epoch}: {scores(model, val, real_held)}", flush=True)
 
     model.eval()
     dummy = torch.zeros(1, 1, H, W)

@@ -153,20 +153,21 @@ impl Recognizer {
     ) -> Result<Option<PlateReading>, VisionError> {
         let decoded = self.ocr.read(img, crop)?;
         let ranked = candidates::rank(&decoded, TOP_N);
-        let Some(best) = ranked.first() else {
+        let Some(first) = ranked.first() else {
             return Ok(None);
         };
+        let chars = first
+            .chars
+            .iter()
+            .map(|&(char, confidence)| CharConfidence { char, confidence })
+            .collect();
+        let candidates: Vec<Candidate> = ranked.into_iter().map(|r| r.candidate).collect();
+        let best = &candidates[0];
         let (iw, ih) = (img.width() as f32, img.height() as f32);
         let x0 = shown.x.clamp(0.0, iw);
         let y0 = shown.y.clamp(0.0, ih);
         let x1 = (shown.x + shown.w).clamp(0.0, iw);
         let y1 = (shown.y + shown.h).clamp(0.0, ih);
-        let chars = best
-            .chars
-            .iter()
-            .map(|&(char, confidence)| CharConfidence { char, confidence })
-            .collect();
-        let best = best.candidate.clone();
         Ok(Some(PlateReading {
             bbox: [
                 x0.round() as u32,
@@ -178,7 +179,7 @@ impl Recognizer {
             confidence: best.confidence * score,
             state: formats::state_from_layout(&best.text),
             chars,
-            candidates: ranked.into_iter().map(|r| r.candidate).collect(),
+            candidates,
             detection: score,
         }))
     }
