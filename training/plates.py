@@ -192,18 +192,25 @@ def render_plate(rng: random.Random, text: str | None = None):
     if len(serial) >= 5 and rng.random() < 0.3:
         cut = rng.randint(2, len(serial) - 2)
         shown = serial[:cut] + " " + serial[cut:]
-    layer = _text_layer(shown, rng.choice(BOLD_FONTS), 100, rng.uniform(0.02, 0.25), rng)
+    serial_font = rng.choice(BOLD_FONTS)
+    layer = _text_layer(shown, serial_font, 100, rng.uniform(0.02, 0.25), rng)
     th = int(H * rng.uniform(0.36, 0.52))
-    tw = int(min(W * rng.uniform(0.62, 0.94), layer.size[0] * th / layer.size[1] * rng.uniform(0.7, 1.25)))
+    # A plate with a mark beside the serial leaves it room, the serial
+    # often pushed to the other side.
+    mark = rng.random() < 0.45
+    widest = rng.uniform(0.5, 0.8) if mark else rng.uniform(0.62, 0.94)
+    tw = int(min(W * widest, layer.size[0] * th / layer.size[1] * rng.uniform(0.7, 1.25)))
     layer = layer.resize((max(tw, 8), max(th, 8)), Image.BILINEAR)
     tx = (W - tw) // 2 + rng.randint(-12, 12)
+    if mark:
+        tx += int((W - tw) / 2 * rng.uniform(-0.6, 0.6))
     ty = (H - th) // 2 + rng.randint(-6, 12)
     if rng.random() < 0.2:
         # Embossed shadow.
         img.paste((0, 0, 0), (tx + 3, ty + 3), layer.point(lambda v: v // 3))
     img.paste(ink, (tx, ty), layer)
-    if rng.random() < 0.35:
-        _side_mark(d, rng, (tx, ty, tx + tw, ty + th), W, ink, light)
+    if mark:
+        _side_mark(img, rng, (tx, ty, tx + tw, ty + th), W, ink, light, serial_font)
 
     # Stickers in the corners; bolt holes; a border.
     for _ in range(rng.randint(0, 2)):
@@ -229,44 +236,101 @@ def render_plate(rng: random.Random, text: str | None = None):
     return img, serial, state
 
 
-def _side_mark(d, rng, serial_box, W, ink, light):
+def _side_mark(img, rng, serial_box, W, ink, light, font_path):
     """Something beside the serial that is not part of it: small stacked
-    letters (a plate type or county code), a tiny word, or an emblem.
-    Real crops had such marks read as an extra first or last character."""
+    characters (a plate type or county code, sometimes turned on its side),
+    a tiny word, or an emblem (a seal, a college or team logo, "DONATE
+    LIFE"). Real crops had such marks read as one or two extra first or
+    last characters, most often when the mark stood close to the serial,
+    in its ink and die, or was a many-coloured picture."""
+    d = ImageDraw.Draw(img)
     x0, y0, x1, y1 = serial_box
     left_room, right_room = x0 - 4, W - 4 - x1
-    side = "left" if left_room >= right_room else "right"
-    room = max(left_room, right_room)
+    side = "left" if left_room >= right_room or rng.random() < 0.25 else "right"
+    room = left_room if side == "left" else right_room
     if room < 12:
         return
     mh = y1 - y0
-    mw = min(room - 2, int(mh * rng.uniform(0.25, 0.6)))
-    mx = rng.randint(4, max(4, x0 - mw - 2)) if side == "left" else rng.randint(x1 + 2, max(x1 + 2, W - 4 - mw))
-    col = ink if rng.random() < 0.7 else _ink(rng, light)
     kind = rng.random()
-    if kind < 0.5:
-        # Two or three small letters stacked in a column.
+    wide = kind >= 0.55
+    mw = min(room - 2, int(mh * (rng.uniform(0.6, 1.3) if wide else rng.uniform(0.25, 0.6))))
+    if mw < 6:
+        return
+    # Usually right beside the serial, as on real plates.
+    gap = int(mh * rng.uniform(0.03, 0.15)) if rng.random() < 0.7 else rng.randint(0, max(0, room - mw - 2))
+    gap = min(gap, max(0, room - mw - 2))
+    mx = x0 - gap - mw if side == "left" else x1 + gap
+    col = ink if rng.random() < 0.7 else _ink(rng, light)
+    if kind < 0.3:
+        # Two or three characters stacked in a column, often in the
+        # serial's own die.
         n = rng.randint(2, 3)
-        size = max(8, int(mh / n * rng.uniform(0.7, 0.95)))
-        f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
+        size = max(8, int(mh / n * rng.uniform(0.8, 1.0)))
+        f = ImageFont.truetype(font_path if rng.random() < 0.6 else rng.choice(ANY_FONTS), size)
         letters = rng.choices(string.ascii_uppercase + string.digits, k=n)
         for i, ch in enumerate(letters):
             d.text((mx, y0 + i * mh / n), ch, font=f, fill=col)
-    elif kind < 0.75:
+    elif kind < 0.42:
+        # A short word turned on its side ("DLR", "TRUCK").
+        word = "".join(rng.choices(string.ascii_uppercase, k=rng.randint(2, 5)))
+        f = ImageFont.truetype(rng.choice(ANY_FONTS), max(8, int(mw * 0.9)))
+        tw = int(d.textlength(word, font=f)) + 4
+        t = Image.new("L", (tw, int(mw * 1.3) + 4), 0)
+        ImageDraw.Draw(t).text((2, 0), word, font=f, fill=255)
+        t = t.rotate(90, expand=True)
+        if t.size[1] > mh:
+            t = t.resize((max(1, t.size[0] * mh // t.size[1]), mh))
+        img.paste(col, (mx, y0 + (mh - t.size[1]) // 2), t)
+    elif kind < 0.55:
         # One small character, well below the serial's height.
         size = max(8, int(mh * rng.uniform(0.25, 0.5)))
         f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
         d.text((mx, y0 + rng.uniform(0, mh - size)), rng.choice(string.ascii_uppercase + string.digits),
                font=f, fill=col)
     else:
-        # An emblem: a filled disc or shield the height of the serial.
-        top = y0 + int(mh * rng.uniform(0.0, 0.3))
-        bottom = y1 - int(mh * rng.uniform(0.0, 0.3))
-        if rng.random() < 0.5:
-            d.ellipse((mx, top, mx + mw, bottom), fill=col)
+        _emblem(img, rng, (mx, y0 + int(mh * rng.uniform(-0.1, 0.15)), mw, int(mh * rng.uniform(0.7, 1.1))),
+                col, light)
+
+
+def _emblem(img, rng, box, col, light):
+    """A small picture: a filled outline (disc, shield, box) holding a few
+    shapes in other colours and often a word or two in small type."""
+    x, y, w, h = box
+    d = ImageDraw.Draw(img)
+    shape = rng.random()
+    base = col if rng.random() < 0.4 else tuple(rng.randint(0, 255) for _ in range(3))
+    outline = rng.random() < 0.4
+    fill = None if outline else base
+    width = max(1, w // 12)
+    if shape < 0.35:
+        d.ellipse((x, y, x + w, y + h), fill=fill, outline=base, width=width)
+    elif shape < 0.6:
+        d.polygon([(x, y), (x + w, y), (x + w, y + h * 0.65), (x + w / 2, y + h), (x, y + h * 0.65)],
+                  fill=fill, outline=base)
+    elif shape < 0.85:
+        d.rounded_rectangle((x, y, x + w, y + h), radius=max(1, w // 6), fill=fill, outline=base, width=width)
+    # else: no frame, the shapes alone (a bird, a skyline)
+    for _ in range(rng.randint(1, 5)):
+        c = tuple(rng.randint(0, 255) for _ in range(3))
+        ax, ay = x + rng.uniform(0, w * 0.7), y + rng.uniform(0, h * 0.7)
+        bx, by = ax + rng.uniform(w * 0.15, w * 0.6), ay + rng.uniform(h * 0.15, h * 0.6)
+        what = rng.random()
+        if what < 0.35:
+            d.ellipse((ax, ay, bx, by), fill=c)
+        elif what < 0.7:
+            pts = [(rng.uniform(x, x + w), rng.uniform(y, y + h)) for _ in range(rng.randint(3, 6))]
+            d.polygon(pts, fill=c)
         else:
-            d.polygon([(mx, top), (mx + mw, top), (mx + mw, bottom - mw // 2), (mx + mw // 2, bottom),
-                       (mx, bottom - mw // 2)], fill=col)
+            d.line((ax, ay, bx, by), fill=c, width=max(1, w // rng.randint(6, 14)))
+    if rng.random() < 0.55:
+        words = rng.choice(["DONATE LIFE", "USA", "GO", "UNC", "ARMY", "NAVY", "FOP", "K9", "VET",
+                            "SAVE", "PARKS", "UNIV", "OHIO", "FIRE", "4-H"]).split()
+        size = max(6, int(h / (len(words) + 1.5)))
+        f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
+        tc = tuple(rng.randint(0, 255) for _ in range(3))
+        for i, wd in enumerate(words):
+            tw = d.textlength(wd, font=f)
+            d.text((x + (w - tw) / 2, y + h * 0.15 + i * size * 1.1), wd, font=f, fill=tc)
 
 
 def _perspective_coeffs(src, dst):

@@ -102,6 +102,10 @@ enum Command {
         /// One line per image on stderr.
         #[arg(long)]
         verbose: bool,
+        /// Score this character model (ONNX, as `training/` exports it)
+        /// instead of the one built in.
+        #[arg(long)]
+        ocr_model: Option<PathBuf>,
     },
     /// Evidence packages.
     Evidence {
@@ -235,7 +239,8 @@ fn main() -> anyhow::Result<()> {
             dataset,
             split,
             verbose,
-        } => vision::evaluate(&dataset, &split, verbose),
+            ocr_model,
+        } => vision::evaluate(&dataset, &split, verbose, ocr_model.as_deref()),
         Command::Totp { secret } => {
             let now = (now_ms() / 1000).max(0) as u64;
             match platekeeper_store::credentials::totp_code(secret.trim(), now) {

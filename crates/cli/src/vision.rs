@@ -86,7 +86,12 @@ fn run(
 
 /// Scores a labelled folder; progress on stderr, the summary as the last
 /// stdout line.
-pub fn evaluate(dataset: &Path, split: &str, verbose: bool) -> anyhow::Result<()> {
+pub fn evaluate(
+    dataset: &Path,
+    split: &str,
+    verbose: bool,
+    ocr_model: Option<&Path>,
+) -> anyhow::Result<()> {
     let split = Split::parse(split)
         .with_context(|| format!("--split must be all, held or train, not {split:?}"))?;
     let samples = eval::load(dataset, split)?;
@@ -95,7 +100,15 @@ pub fn evaluate(dataset: &Path, split: &str, verbose: bool) -> anyhow::Result<()
         "no labelled images in {} for that split",
         dataset.display()
     );
-    let rec = Recognizer::embedded().context("loading the recognition models")?;
+    let rec = match ocr_model {
+        None => Recognizer::embedded(),
+        Some(path) => {
+            let onnx = std::fs::read(path)
+                .with_context(|| format!("reading the character model {}", path.display()))?;
+            Recognizer::with_ocr(&onnx)
+        }
+    }
+    .context("loading the recognition models")?;
     let crops = samples.iter().all(|s| s.truth.is_none());
     let mut outcomes = Vec::with_capacity(samples.len());
     let mut unreadable = 0usize;

@@ -558,3 +558,91 @@ fn purge_retention_and_evidence_verify_commands() {
     assert!(!ok, "{out}");
     assert!(out.contains("FAILED"), "{out}");
 }
+
+/// The project's own generated plate crops, as an `eval` folder.
+fn crop_folder(dir: &Path) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/data");
+    let mut lines = Vec::new();
+    for plate in ["7ABC123", "8KXM402", "DRV5521"] {
+        let name = format!("crop_{plate}.png");
+        std::fs::copy(src.join(&name), dir.join(&name)).unwrap();
+        lines.push(format!("{name},ca,{plate}"));
+    }
+    std::fs::write(dir.join("groundtruth.csv"), lines.join("\n")).unwrap();
+    lines
+}
+
+#[test]
+fn eval_scores_a_folder_with_the_built_in_or_a_given_character_model() {
+    // R9: `eval` reports its figures as one JSON object on the last line,
+    // and `--ocr-model` scores a newly trained model the same way.
+    let dir = tempfile::tempdir().unwrap();
+    crop_folder(dir.path());
+    let folder = dir.path().to_str().unwrap();
+    let (ok, out, err) = run(&["eval", "--dataset", folder]);
+    assert!(ok, "{err}");
+    let built_in: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(built_in["images"], 3, "{built_in}");
+    assert!(built_in["top1_rate"].as_f64().unwrap() > 0.6, "{built_in}");
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/models/ocr.onnx");
+    let (ok, out, err) = run(&[
+        "eval",
+        "--dataset",
+        folder,
+        "--ocr-model",
+        shipped.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let given: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(given["top1_rate"], built_in["top1_rate"]);
+    assert_eq!(given["char_accuracy"], built_in["char_accuracy"]);
+
+    // A file that is not a model, or no file at all: a clear error.
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"\x08\x07not a model at all").unwrap();
+    let (ok, _, err) = run(&[
+        "eval",
+        "--dataset",
+        folder,
+        "--ocr-model",
+        junk.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("loading the recognition models"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "eval",
+        "--dataset",
+        folder,
+        "--ocr-model",
+        "/nonexistent.onnx",
+    ]);
+    assert!(!ok && err.contains("/nonexistent.onnx"), "{err}");
+    let (ok, _, err) = run(&["eval", "--dataset", folder, "--split", "half"]);
+    assert!(!ok && err.contains("--split"), "{err}");
+}
+
+#[test]
+fn recognize_prints_one_json_line_per_image_and_names_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    crop_folder(dir.path());
+    let good = dir.path().join("crop_7ABC123.png");
+    let bad = dir.path().join("groundtruth.csv");
+    let (ok, out, err) = run(&[
+        "recognize",
+        "--crop",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}\n{err}");
+    assert_eq!(lines[0]["plates"][0]["text"], "7ABC123", "{}", lines[0]);
+    assert_eq!(lines[1]["error"]["code"], "invalid_image", "{}", lines[1]);
+    // One picture failed, so the command says so.
+    assert!(!ok);
+}

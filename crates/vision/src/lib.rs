@@ -98,6 +98,12 @@ impl Recognizer {
         Recognizer::from_onnx(DETECTOR_ONNX, OCR_ONNX)
     }
 
+    /// The built-in detector with another character model (to score a
+    /// newly trained one before it replaces the built-in).
+    pub fn with_ocr(ocr: &[u8]) -> Result<Recognizer, VisionError> {
+        Recognizer::from_onnx(DETECTOR_ONNX, ocr)
+    }
+
     pub fn from_onnx(detector: &[u8], ocr: &[u8]) -> Result<Recognizer, VisionError> {
         Ok(Recognizer {
             detector: detect::Detector::load(detector)?,
