@@ -266,7 +266,12 @@ def _side_mark(img, rng, serial_box, W, ink, light, font_path):
         # serial's own die.
         n = rng.randint(2, 3)
         size = max(8, int(mh / n * rng.uniform(0.8, 1.0)))
-        f = ImageFont.truetype(font_path if rng.random() < 0.6 else rng.choice(ANY_FONTS), size)
+        path = font_path if rng.random() < 0.6 else rng.choice(ANY_FONTS)
+        f = ImageFont.truetype(path, size)
+        # No wider than the room beside the serial.
+        while size > 8 and f.getlength("W") > mw:
+            size -= 1
+            f = ImageFont.truetype(path, size)
         letters = rng.choices(string.ascii_uppercase + string.digits, k=n)
         for i, ch in enumerate(letters):
             d.text((mx, y0 + i * mh / n), ch, font=f, fill=col)
@@ -294,31 +299,35 @@ def _side_mark(img, rng, serial_box, W, ink, light, font_path):
 
 def _emblem(img, rng, box, col, light):
     """A small picture: a filled outline (disc, shield, box) holding a few
-    shapes in other colours and often a word or two in small type."""
+    shapes in other colours and often a word or two in small type. Drawn
+    on its own layer, so nothing spills over the serial beside it (a
+    character covered while its label keeps it would teach the model to
+    invent characters)."""
     x, y, w, h = box
-    d = ImageDraw.Draw(img)
+    layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
     shape = rng.random()
     base = col if rng.random() < 0.4 else tuple(rng.randint(0, 255) for _ in range(3))
     outline = rng.random() < 0.4
     fill = None if outline else base
     width = max(1, w // 12)
     if shape < 0.35:
-        d.ellipse((x, y, x + w, y + h), fill=fill, outline=base, width=width)
+        d.ellipse((0, 0, w - 1, h - 1), fill=fill, outline=base, width=width)
     elif shape < 0.6:
-        d.polygon([(x, y), (x + w, y), (x + w, y + h * 0.65), (x + w / 2, y + h), (x, y + h * 0.65)],
+        d.polygon([(0, 0), (w - 1, 0), (w - 1, h * 0.65), (w / 2, h - 1), (0, h * 0.65)],
                   fill=fill, outline=base)
     elif shape < 0.85:
-        d.rounded_rectangle((x, y, x + w, y + h), radius=max(1, w // 6), fill=fill, outline=base, width=width)
+        d.rounded_rectangle((0, 0, w - 1, h - 1), radius=max(1, w // 6), fill=fill, outline=base, width=width)
     # else: no frame, the shapes alone (a bird, a skyline)
     for _ in range(rng.randint(1, 5)):
         c = tuple(rng.randint(0, 255) for _ in range(3))
-        ax, ay = x + rng.uniform(0, w * 0.7), y + rng.uniform(0, h * 0.7)
+        ax, ay = rng.uniform(0, w * 0.7), rng.uniform(0, h * 0.7)
         bx, by = ax + rng.uniform(w * 0.15, w * 0.6), ay + rng.uniform(h * 0.15, h * 0.6)
         what = rng.random()
         if what < 0.35:
             d.ellipse((ax, ay, bx, by), fill=c)
         elif what < 0.7:
-            pts = [(rng.uniform(x, x + w), rng.uniform(y, y + h)) for _ in range(rng.randint(3, 6))]
+            pts = [(rng.uniform(0, w), rng.uniform(0, h)) for _ in range(rng.randint(3, 6))]
             d.polygon(pts, fill=c)
         else:
             d.line((ax, ay, bx, by), fill=c, width=max(1, w // rng.randint(6, 14)))
@@ -326,11 +335,16 @@ def _emblem(img, rng, box, col, light):
         words = rng.choice(["DONATE LIFE", "USA", "GO", "UNC", "ARMY", "NAVY", "FOP", "K9", "VET",
                             "SAVE", "PARKS", "UNIV", "OHIO", "FIRE", "4-H"]).split()
         size = max(6, int(h / (len(words) + 1.5)))
-        f = ImageFont.truetype(rng.choice(ANY_FONTS), size)
-        tc = tuple(rng.randint(0, 255) for _ in range(3))
+        font_path = rng.choice(ANY_FONTS)
+        f = ImageFont.truetype(font_path, size)
+        while size > 6 and max(d.textlength(wd, font=f) for wd in words) > 0.9 * w:
+            size -= 1
+            f = ImageFont.truetype(font_path, size)
+        tc = tuple(rng.randint(0, 255) for _ in range(3)) + (255,)
         for i, wd in enumerate(words):
             tw = d.textlength(wd, font=f)
-            d.text((x + (w - tw) / 2, y + h * 0.15 + i * size * 1.1), wd, font=f, fill=tc)
+            d.text(((w - tw) / 2, h * 0.15 + i * size * 1.1), wd, font=f, fill=tc)
+    img.paste(layer, (x, y), layer)
 
 
 def _perspective_coeffs(src, dst):

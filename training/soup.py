@@ -8,8 +8,8 @@ identical and their folded weights lie in one coordinate system: their
 element-wise mean is a model of the same size and speed that usually
 reads better than any one of them ("model soup", Wortsman et al. 2022).
 Models that do not share the parent (different batch-norm statistics)
-must not be mixed; the graph check below refuses different shapes, not
-different parents, so pass only siblings.
+must not be mixed; the checks below refuse a different graph, not a
+different parent, so pass only siblings.
 """
 import argparse
 
@@ -25,15 +25,19 @@ def main():
     a = ap.parse_args()
     models = [onnx.load(p) for p in a.models]
     base = models[0]
+    def shape(m):
+        return [(i.name, i.data_type, tuple(i.dims)) for i in m.graph.initializer]
+
     for m, path in zip(models[1:], a.models[1:]):
-        same = [(i.name, tuple(i.dims)) for i in m.graph.initializer] == \
-               [(i.name, tuple(i.dims)) for i in base.graph.initializer]
-        if not same or [n.op_type for n in m.graph.node] != [n.op_type for n in base.graph.node]:
+        if shape(m) != shape(base) or list(m.graph.node) != list(base.graph.node):
             raise SystemExit(f"{path}: not the same graph as {a.models[0]}")
     for k, init in enumerate(base.graph.initializer):
         arrays = [numpy_helper.to_array(m.graph.initializer[k]) for m in models]
         if arrays[0].dtype.kind != "f":
-            continue  # shapes and indices stay as they are
+            # Shapes and indices must agree exactly; they are not averaged.
+            if any(not np.array_equal(arrays[0], x) for x in arrays[1:]):
+                raise SystemExit(f"{init.name}: differs between the models")
+            continue
         mean = np.mean(np.stack(arrays), axis=0).astype(arrays[0].dtype)
         init.CopyFrom(numpy_helper.from_array(mean, init.name))
     onnx.checker.check_model(base)

@@ -560,7 +560,7 @@ fn purge_retention_and_evidence_verify_commands() {
 }
 
 /// The project's own generated plate crops, as an `eval` folder.
-fn crop_folder(dir: &Path) -> Vec<String> {
+fn crop_folder(dir: &Path) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/data");
     let mut lines = Vec::new();
     for plate in ["7ABC123", "8KXM402", "DRV5521"] {
@@ -569,7 +569,6 @@ fn crop_folder(dir: &Path) -> Vec<String> {
         lines.push(format!("{name},ca,{plate}"));
     }
     std::fs::write(dir.join("groundtruth.csv"), lines.join("\n")).unwrap();
-    lines
 }
 
 #[test]
@@ -643,6 +642,7 @@ fn recognize_prints_one_json_line_per_image_and_names_bad_files() {
     assert_eq!(lines.len(), 2, "{out}\n{err}");
     assert_eq!(lines[0]["plates"][0]["text"], "7ABC123", "{}", lines[0]);
     assert_eq!(lines[1]["error"]["code"], "invalid_image", "{}", lines[1]);
+    assert_eq!(lines[1]["image"], bad.to_str().unwrap());
     // One picture failed, so the command says so.
     assert!(!ok);
 }
