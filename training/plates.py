@@ -267,11 +267,8 @@ def _side_mark(img, rng, serial_box, W, ink, light, font_path):
         n = rng.randint(2, 3)
         size = max(8, int(mh / n * rng.uniform(0.8, 1.0)))
         path = font_path if rng.random() < 0.6 else rng.choice(ANY_FONTS)
-        f = ImageFont.truetype(path, size)
         # No wider than the room beside the serial.
-        while size > 8 and f.getlength("W") > mw:
-            size -= 1
-            f = ImageFont.truetype(path, size)
+        f = _font_fitting(path, size, 8, ["W"], mw)
         letters = rng.choices(string.ascii_uppercase + string.digits, k=n)
         for i, ch in enumerate(letters):
             d.text((mx, y0 + i * mh / n), ch, font=f, fill=col)
@@ -295,6 +292,16 @@ def _side_mark(img, rng, serial_box, W, ink, light, font_path):
     else:
         _emblem(img, rng, (mx, y0 + int(mh * rng.uniform(-0.1, 0.15)), mw, int(mh * rng.uniform(0.7, 1.1))),
                 col, light)
+
+
+def _font_fitting(path, size, smallest, texts, width):
+    """The font at `size`, or smaller (down to `smallest`), in which every
+    one of `texts` is at most `width` wide."""
+    f = ImageFont.truetype(path, size)
+    while size > smallest and max(f.getlength(t) for t in texts) > width:
+        size -= 1
+        f = ImageFont.truetype(path, size)
+    return f
 
 
 def _emblem(img, rng, box, col, light):
@@ -335,15 +342,11 @@ def _emblem(img, rng, box, col, light):
         words = rng.choice(["DONATE LIFE", "USA", "GO", "UNC", "ARMY", "NAVY", "FOP", "K9", "VET",
                             "SAVE", "PARKS", "UNIV", "OHIO", "FIRE", "4-H"]).split()
         size = max(6, int(h / (len(words) + 1.5)))
-        font_path = rng.choice(ANY_FONTS)
-        f = ImageFont.truetype(font_path, size)
-        while size > 6 and max(d.textlength(wd, font=f) for wd in words) > 0.9 * w:
-            size -= 1
-            f = ImageFont.truetype(font_path, size)
+        f = _font_fitting(rng.choice(ANY_FONTS), size, 6, words, 0.9 * w)
         tc = tuple(rng.randint(0, 255) for _ in range(3)) + (255,)
         for i, wd in enumerate(words):
             tw = d.textlength(wd, font=f)
-            d.text(((w - tw) / 2, h * 0.15 + i * size * 1.1), wd, font=f, fill=tc)
+            d.text(((w - tw) / 2, h * 0.15 + i * f.size * 1.1), wd, font=f, fill=tc)
     img.paste(layer, (x, y), layer)
 
 

@@ -584,14 +584,9 @@ fn eval_scores_a_folder_with_the_built_in_or_a_given_character_model() {
     assert_eq!(built_in["images"], 3, "{built_in}");
     assert!(built_in["top1_rate"].as_f64().unwrap() > 0.6, "{built_in}");
 
+    let with_model = |model: &str| run(&["eval", "--dataset", folder, "--ocr-model", model]);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/models/ocr.onnx");
-    let (ok, out, err) = run(&[
-        "eval",
-        "--dataset",
-        folder,
-        "--ocr-model",
-        shipped.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = with_model(shipped.to_str().unwrap());
     assert!(ok, "{err}");
     let given: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(given["top1_rate"], built_in["top1_rate"]);
@@ -600,24 +595,12 @@ fn eval_scores_a_folder_with_the_built_in_or_a_given_character_model() {
     // A file that is not a model, or no file at all: a clear error.
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"\x08\x07not a model at all").unwrap();
-    let (ok, _, err) = run(&[
-        "eval",
-        "--dataset",
-        folder,
-        "--ocr-model",
-        junk.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = with_model(junk.to_str().unwrap());
     assert!(
         !ok && err.contains("loading the recognition models"),
         "{err}"
     );
-    let (ok, _, err) = run(&[
-        "eval",
-        "--dataset",
-        folder,
-        "--ocr-model",
-        "/nonexistent.onnx",
-    ]);
+    let (ok, _, err) = with_model("/nonexistent.onnx");
     assert!(!ok && err.contains("/nonexistent.onnx"), "{err}");
     let (ok, _, err) = run(&["eval", "--dataset", folder, "--split", "half"]);
     assert!(!ok && err.contains("--split"), "{err}");
