@@ -121,14 +121,27 @@ pub fn evaluate(
                 let o = eval::judge(s, &readings, ms);
                 if verbose {
                     let got = readings.first().map_or("-", |r| r.text.as_str());
+                    // The runners-up with their confidences show how close
+                    // a miss was, which is what re-ranking constants move.
+                    let runners: Vec<String> = readings
+                        .first()
+                        .map(|r| {
+                            r.candidates
+                                .iter()
+                                .take(3)
+                                .map(|c| format!("{}:{:.3}", c.text, c.confidence))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     eprintln!(
-                        "{} truth={} read={} top1={} rank={} {:.1} ms",
+                        "{} truth={} read={} top1={} rank={} {:.1} ms [{}]",
                         s.image.display(),
                         s.plate,
                         got,
                         o.top1,
                         o.rank.map_or("-".to_string(), |k| k.to_string()),
-                        ms
+                        ms,
+                        runners.join(" ")
                     );
                 }
                 o

@@ -584,6 +584,21 @@ fn eval_scores_a_folder_with_the_built_in_or_a_given_character_model() {
     assert_eq!(built_in["images"], 3, "{built_in}");
     assert!(built_in["top1_rate"].as_f64().unwrap() > 0.6, "{built_in}");
 
+    // --verbose: one line per image on stderr, naming the truth, the
+    // reading and the runners-up with their confidences.
+    let (ok, out, err) = run(&["eval", "--dataset", folder, "--verbose"]);
+    assert!(ok, "{err}");
+    let per_image: Vec<&str> = err.lines().filter(|l| l.contains("truth=")).collect();
+    assert_eq!(per_image.len(), 3, "{err}");
+    let seven = per_image
+        .iter()
+        .find(|l| l.contains("truth=7ABC123"))
+        .expect("a line for crop_7ABC123");
+    let runners = seven.rsplit_once('[').map(|(_, r)| r).unwrap_or_default();
+    assert!(runners.contains(':') && runners.ends_with(']'), "{seven}");
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(summary["top1_rate"], built_in["top1_rate"]);
+
     let with_model = |model: &str| run(&["eval", "--dataset", folder, "--ocr-model", model]);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/models/ocr.onnx");
     let (ok, out, err) = with_model(shipped.to_str().unwrap());
