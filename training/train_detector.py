@@ -98,6 +98,14 @@ def _distractor(scene, rng):
         d.text((x + 3, y + 3 + row * 24), words, font=font, fill=tuple(rng.randint(0, 255) for _ in range(3)))
 
 
+def cover_plate(img, box):
+    """Paints over the plate at `box` (x, y, w, h) with the mean colour around it."""
+    bx, by, bw, bh = box
+    ring = img.crop((int(bx - bw * 0.2), int(by - bh * 0.5), int(bx + bw * 1.2), int(by + bh * 1.5)))
+    colour = tuple(int(c) for c in np.asarray(ring).reshape(-1, 3).mean(0)) if ring.size[0] * ring.size[1] else (60, 60, 60)
+    ImageDraw.Draw(img).rectangle((bx - 2, by - 2, bx + bw + 2, by + bh + 2), fill=colour)
+
+
 def make_scene(seed):
     rng = random.Random(seed)
     path, (bx, by, bw, bh) = PHOTOS[rng.randrange(len(PHOTOS))]
@@ -108,9 +116,7 @@ def make_scene(seed):
     boxes = []
     if rng.random() < 0.75:
         # Cover the original plate with car-body colour, then put a US plate there.
-        ring = img.crop((int(bx - bw * 0.2), int(by - bh * 0.5), int(bx + bw * 1.2), int(by + bh * 1.5)))
-        colour = tuple(int(c) for c in np.asarray(ring).reshape(-1, 3).mean(0)) if ring.size[0] * ring.size[1] else (60, 60, 60)
-        ImageDraw.Draw(img).rectangle((bx - 2, by - 2, bx + bw + 2, by + bh + 2), fill=colour)
+        cover_plate(img, (bx, by, bw, bh))
         h = bh * rng.uniform(1.3, 2.2)
         quad = _quad(bx + bw / 2, by + bh / 2, max(h * rng.uniform(1.8, 2.2), bw * 0.6), h, rng)
         boxes.append(_paste_plate(img, quad, rng))

@@ -1,0 +1,102 @@
+"""Composite US road photos for an end-to-end check: held real US plate
+crops pasted over the plate of held real road photos, at 1920x1080.
+
+    python us_composites.py --crops $D/seg_and_ocr --photos $D/endtoend --out /tmp/us-composites
+    platekeeper eval --dataset /tmp/us-composites
+
+No US road photos are available here, and the issue's end-to-end targets
+are set on them. These pictures are the nearest stand-in that is honest
+about what it is: the plate pixels and the scenes are real, and neither
+model trained on either (crops: CRC-32 odd; photos: CRC-32 mod 4 = 3);
+the paste is not. The original plate is painted over the way the
+detector's training scenes do it (`train_detector.cover_plate`), which
+flatters the detector; figures from this set are reported as composites,
+never as road photos.
+
+A US plate is 305 mm wide; the photo's own plate (520 mm in Europe,
+400 mm in Brazil) sets the scale, so the pasted plate is as large as a US
+plate on that car would be. Every held crop is used once, the photos in
+turn. Output: `NAME.jpg` and `NAME.txt` (`file x y w h plate`), the road-
+photo layout `platekeeper eval` reads.
+"""
+import argparse
+import csv
+import glob
+import os
+
+from PIL import Image
+
+import train_detector
+import train_ocr
+
+WIDTH, HEIGHT = 1920, 1080
+PLATE_MM = {"eu": 520.0, "br": 400.0}
+US_PLATE_MM = 305.0
+
+
+def photos_of(root, part):
+    out = []
+    for label in sorted(glob.glob(os.path.join(root, "*", "*.txt"))):
+        region = os.path.basename(os.path.dirname(label))
+        f = open(label).read().split()
+        path = os.path.join(os.path.dirname(label), f[0]) if f else ""
+        if region not in PLATE_MM or len(f) < 6 or not os.path.exists(path):
+            continue
+        if train_detector.split(f[0]) == part:
+            out.append((path, region, tuple(float(v) for v in f[1:5])))
+    return out
+
+
+def crops_of(root, part):
+    rows = list(csv.reader(open(os.path.join(root, "groundtruth.csv"))))
+    return [
+        (os.path.join(root, "usimages", name), plate.strip().upper())
+        for name, _, plate in rows
+        if train_ocr.split(name) == part
+    ]
+
+
+def composite(photo, region, box, crop):
+    img = Image.open(photo).convert("RGB")
+    # Fill 1920x1080, then cut the 16:9 window that holds the plate.
+    s = max(WIDTH / img.size[0], HEIGHT / img.size[1])
+    img = img.resize((round(img.size[0] * s), round(img.size[1] * s)), Image.BICUBIC)
+    bx, by, bw, bh = (v * s for v in box)
+    ox = min(max(0, round(bx + bw / 2 - WIDTH / 2)), img.size[0] - WIDTH)
+    oy = min(max(0, round(by + bh / 2 - HEIGHT / 2)), img.size[1] - HEIGHT)
+    img = img.crop((ox, oy, ox + WIDTH, oy + HEIGHT))
+    bx, by = bx - ox, by - oy
+    train_detector.cover_plate(img, (bx, by, bw, bh))
+    w = bw * US_PLATE_MM / PLATE_MM[region]
+    h = w * crop.size[1] / crop.size[0]
+    x, y = round(bx + bw / 2 - w / 2), round(by + bh / 2 - h / 2)
+    w, h = max(1, round(w)), max(1, round(h))
+    img.paste(crop.resize((w, h), Image.LANCZOS), (x, y))
+    return img, (x, y, w, h)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--crops", required=True)
+    ap.add_argument("--photos", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--part", choices=["held", "train"], default="held",
+                    help="held: the reported set; train: crops and photos the models trained on, for tuning constants")
+    a = ap.parse_args()
+    photos = photos_of(a.photos, a.part)
+    crops = crops_of(a.crops, a.part)
+    if not photos or not crops:
+        raise SystemExit(f"no {a.part} photos or crops found")
+    os.makedirs(a.out, exist_ok=True)
+    for i, (crop_path, plate) in enumerate(crops):
+        photo, region, box = photos[i % len(photos)]
+        img, (x, y, w, h) = composite(photo, region, box, Image.open(crop_path).convert("RGB"))
+        name = f"us{i:03d}_{os.path.splitext(os.path.basename(crop_path))[0]}.jpg"
+        img.save(os.path.join(a.out, name), quality=92)
+        with open(os.path.join(a.out, name[:-4] + ".txt"), "w") as f:
+            f.write(f"{name}\t{x}\t{y}\t{w}\t{h}\t{plate}\n")
+    print(f"{len(crops)} composites from {len(photos)} {a.part} photos in {a.out}")
+
+
+if __name__ == "__main__":
+    main()
