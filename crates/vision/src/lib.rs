@@ -221,23 +221,19 @@ mod tests {
     fn us_shaped_boxes_are_read_tighter_than_long_ones() {
         // A 2:1 box from the detector is about 9 % wide and 17 % tall on a
         // US plate: the reading area lies inside it.
-        let us = Rect {
+        let box_of = |w: f32| Rect {
             x: 100.0,
             y: 50.0,
-            w: 200.0,
+            w,
             h: 100.0,
         };
+        let us = box_of(200.0);
         let got = reading_rect(us);
         assert!(got.x > us.x && got.y > us.y, "{got:?}");
         assert!(got.x + got.w < us.x + us.w && got.y + got.h < us.y + us.h);
         assert!((got.x + got.w / 2.0 - 200.0).abs() < 1e-3, "centre kept");
         // A European-shaped box is accurate, so it is widened a little.
-        let eu = Rect {
-            x: 100.0,
-            y: 50.0,
-            w: 470.0,
-            h: 100.0,
-        };
+        let eu = box_of(470.0);
         let got = reading_rect(eu);
         assert!(got.x < eu.x && got.y < eu.y, "{got:?}");
         assert!(got.x + got.w > eu.x + eu.w && got.y + got.h > eu.y + eu.h);
