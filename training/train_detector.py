@@ -41,12 +41,12 @@ def split(name: str) -> str:
     return "held" if zlib.crc32(name.encode()) % 4 == 3 else "train"
 
 
-def load_photos(root):
+def load_photos(root, part="train"):
     out = []
     for label in sorted(glob.glob(os.path.join(root, "*", "*.txt"))):
         f = open(label).read().split()
-        path = os.path.join(os.path.dirname(label), f[0])
-        if len(f) < 6 or not os.path.exists(path) or split(f[0]) != "train":
+        path = os.path.join(os.path.dirname(label), f[0]) if f else ""
+        if len(f) < 6 or not os.path.exists(path) or split(f[0]) != part:
             continue
         out.append((path, tuple(float(v) for v in f[1:5])))
     return out

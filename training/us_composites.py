@@ -20,8 +20,6 @@ turn. Output: `NAME.jpg` and `NAME.txt` (`file x y w h plate`), the road-
 photo layout `platekeeper eval` reads.
 """
 import argparse
-import csv
-import glob
 import os
 
 from PIL import Image
@@ -35,24 +33,11 @@ US_PLATE_MM = 305.0
 
 
 def photos_of(root, part):
-    out = []
-    for label in sorted(glob.glob(os.path.join(root, "*", "*.txt"))):
-        region = os.path.basename(os.path.dirname(label))
-        f = open(label).read().split()
-        path = os.path.join(os.path.dirname(label), f[0]) if f else ""
-        if region not in PLATE_MM or len(f) < 6 or not os.path.exists(path):
-            continue
-        if train_detector.split(f[0]) == part:
-            out.append((path, region, tuple(float(v) for v in f[1:5])))
-    return out
-
-
-def crops_of(root, part):
-    rows = list(csv.reader(open(os.path.join(root, "groundtruth.csv"))))
+    """(path, region, box) of the labelled photos of `part` in a region with a known plate width."""
     return [
-        (os.path.join(root, "usimages", name), plate.strip().upper())
-        for name, _, plate in rows
-        if train_ocr.split(name) == part
+        (path, os.path.basename(os.path.dirname(path)), box)
+        for path, box in train_detector.load_photos(root, part)
+        if os.path.basename(os.path.dirname(path)) in PLATE_MM
     ]
 
 
@@ -84,7 +69,7 @@ def main():
                     help="held: the reported set; train: crops and photos the models trained on, for tuning constants")
     a = ap.parse_args()
     photos = photos_of(a.photos, a.part)
-    crops = crops_of(a.crops, a.part)
+    crops = train_ocr.load_real(a.crops)[a.part]
     if not photos or not crops:
         raise SystemExit(f"no {a.part} photos or crops found")
     os.makedirs(a.out, exist_ok=True)
