@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 
-use crate::formats::{layout_factor, lookalikes, LOOKALIKE_EVIDENCE};
+use crate::formats::{layout_factor, lookalikes, symbol_factor, LOOKALIKE_EVIDENCE};
 use crate::ocr::Decoded;
 
 /// A character below this is also tried as absent (a bolt, a sticker edge).
@@ -170,7 +170,7 @@ pub fn rank(decoded: &Decoded, n: usize) -> Vec<Ranked> {
             .collect();
         let text: String = chars.iter().map(|c| c.0).collect();
         if text.len() >= 2 && seen_text.insert(text.clone()) {
-            let confidence = p.score.exp() * layout_factor(&text);
+            let confidence = p.score.exp() * layout_factor(&text) * symbol_factor(&text);
             out.push(Ranked {
                 candidate: Candidate { text, confidence },
                 chars,
@@ -244,8 +244,18 @@ mod tests {
 
     #[test]
     fn a_sure_zero_where_the_layout_wants_a_letter_is_read_as_o() {
-        // The model is certain of the glyph, not of which symbol it is.
-        let r = ranked(sure("5A0J230"), vec![], 10);
+        // The model is certain of the glyph, not of which symbol it is; only
+        // the zero has a look-alike trace here.
+        let with_o_trace = |o: f32| -> Vec<CharGuess> {
+            "5A0J230"
+                .chars()
+                .map(|c| match c {
+                    '0' => g(c, 0.99, &[('O', o)]),
+                    _ => g(c, 0.99, &[]),
+                })
+                .collect()
+        };
+        let r = ranked(with_o_trace(0.001), vec![], 10);
         assert_eq!(r[0].candidate.text, "5AOJ230");
         assert!((r[0].chars[2].1 - 0.99 * 0.8).abs() < 1e-6);
         assert!(
@@ -254,20 +264,34 @@ mod tests {
         );
         // Without a trace of the O, the zero stays: a layout missing from
         // the list is then the likelier story.
-        let chars: Vec<_> = "5A0J230"
-            .chars()
-            .map(|c| g(c, 0.99, &[('O', 1e-6)]))
-            .collect();
-        assert_eq!(ranked(chars, vec![], 10)[0].candidate.text, "5A0J230");
+        assert_eq!(
+            ranked(with_o_trace(1e-6), vec![], 10)[0].candidate.text,
+            "5A0J230"
+        );
         // Two close swaps are still worth a layout, three are not.
         assert_eq!(
-            ranked(sure("5S0AB12"), vec![], 5)[0].candidate.text,
-            "SSOAB12"
+            ranked(sure("5S8AB12"), vec![], 5)[0].candidate.text,
+            "SSBAB12"
         );
         assert_eq!(
-            ranked(sure("IOI0IOI"), vec![], 5)[0].candidate.text,
-            "IOI0IOI"
+            ranked(sure("5S8AB1Z"), vec![], 5)[0].candidate.text,
+            "5S8AB1Z"
         );
+    }
+
+    #[test]
+    fn a_sure_o_that_could_be_a_zero_is_read_as_zero() {
+        // Both fit a layout ("#@@@##", "#@@###"); the zero is the likelier
+        // symbol for a round glyph (R9.3).
+        let r = ranked(sure("1WGO11"), vec![], 5);
+        assert_eq!(texts(&r)[..2], ["1WG011", "1WGO11"]);
+        // Not without a trace of the zero, nor where the layout wants a
+        // letter and the reading with a zero fits none.
+        let chars: Vec<_> = "1WGO11".chars().map(|c| g(c, 0.99, &[])).collect();
+        assert_eq!(ranked(chars, vec![], 5)[0].candidate.text, "1WGO11");
+        let mut chars = sure("5AOJ230");
+        chars[0] = g('5', 0.99, &[]);
+        assert_eq!(ranked(chars, vec![], 5)[0].candidate.text, "5AOJ230");
     }
 
     #[test]

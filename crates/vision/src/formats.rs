@@ -46,6 +46,15 @@ pub const LOOKALIKES: &[(char, char, f32)] = &[
     ('6', 'G', 0.7),
 ];
 
+/// What each letter O in a reading costs. Where a die draws the zero and
+/// the letter O alike, the tuning crops' labels write the round glyph as
+/// a zero fourteen times for each O (152 zeros, 11 O), so a reading with
+/// an O is a little less likely than the same reading with a zero, and a
+/// swap from O to zero is free (see [`lookalikes`]). Layouts still
+/// decide where the context wants a letter (`5AOJ230`). Chosen on the held
+/// crops, checked on both halves (see `docs/BENCHMARKS.md`).
+pub const LETTER_O_FACTOR: f32 = 0.8;
+
 /// A look-alike is offered only where the model gave it at least this
 /// probability: where it saw no trace of the other symbol (a zero's
 /// narrower oval, an S's open ends), a reading that fits no layout is more
@@ -85,17 +94,25 @@ pub fn layout_factor(text: &str) -> f32 {
     }
 }
 
-/// The symbols drawn like `c`, with what swapping to each costs.
+/// The symbols drawn like `c`, with what swapping to each costs. An O
+/// becomes a zero for free: the zero is the likelier symbol of the two.
 pub fn lookalikes(c: char) -> impl Iterator<Item = (char, f32)> {
     LOOKALIKES.iter().filter_map(move |&(a, b, cost)| {
         if a == c {
             Some((b, cost))
         } else if b == c {
-            Some((a, cost))
+            Some((a, if (a, b) == ('0', 'O') { 1.0 } else { cost }))
         } else {
             None
         }
     })
+}
+
+/// What a reading's symbols do to its confidence, however they were read.
+pub fn symbol_factor(text: &str) -> f32 {
+    text.chars()
+        .filter(|&c| c == 'O')
+        .fold(1.0, |f, _| f * LETTER_O_FACTOR)
 }
 
 /// The state a reading's layout points to, if any.
@@ -129,15 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn each_letter_o_costs_the_same() {
+        assert_eq!(symbol_factor("7ABC123"), 1.0);
+        assert_eq!(symbol_factor("7A0C123"), 1.0);
+        assert!((symbol_factor("7AOC1O3") - LETTER_O_FACTOR * LETTER_O_FACTOR).abs() < 1e-6);
+    }
+
+    #[test]
     fn lookalikes_go_both_ways_and_only_across_digits_and_letters() {
         let symbols = |c| lookalikes(c).map(|l| l.0).collect::<Vec<_>>();
         assert_eq!(symbols('0'), vec!['O', 'D', 'Q']);
         assert_eq!(symbols('Z'), vec!['2', '7']);
+        let costs = |c| lookalikes(c).collect::<Vec<_>>();
+        assert_eq!(costs('O'), vec![('0', 1.0)], "O to zero is free");
+        assert_eq!(costs('0')[0], ('O', 0.8));
         assert!(symbols('X').is_empty());
         for &(a, b, cost) in LOOKALIKES {
             assert!(a.is_ascii_digit() && b.is_ascii_uppercase(), "{a}/{b}");
-            // One swap must be worth more than fitting no layout at all.
-            assert!(cost > OFF_LAYOUT_FACTOR && cost < 1.0, "{a}/{b}");
+            // One swap must be worth more than fitting no layout at all,
+            // even one that also brings in an O.
+            let o = if b == 'O' { LETTER_O_FACTOR } else { 1.0 };
+            assert!(cost * o > OFF_LAYOUT_FACTOR && cost < 1.0, "{a}/{b}");
         }
     }
 }
