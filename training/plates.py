@@ -12,6 +12,13 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
+# Letters of a layout serial are drawn at these weights: many states leave
+# I, O and Q out of standard serials, and among the 369 training crops'
+# plates they occur at 0.28, 0.53 and 0.36 of an average letter's rate
+# (the labels write a round glyph between digits as zero: 152 zeros, 11 O).
+SERIAL_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SERIAL_LETTER_WEIGHTS = [0.3 if c in "IOQ" else 1.0 for c in SERIAL_LETTERS]
+
 FONT_DIRS = [
     "/usr/share/fonts/truetype",
     "/usr/share/fonts/opentype",
@@ -84,7 +91,7 @@ def random_serial(rng: random.Random) -> str:
         if c == "#":
             out.append(rng.choice("0123456789"))
         else:
-            out.append(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+            out.append(rng.choices(SERIAL_LETTERS, weights=SERIAL_LETTER_WEIGHTS)[0])
     return "".join(out)
 
 
