@@ -193,6 +193,42 @@ pub fn rank(decoded: &Decoded, n: usize) -> Vec<Ranked> {
     out
 }
 
+/// Joins the readings of several views of one plate (the same box read
+/// from slightly different places): a reading's confidence becomes its
+/// mean over the views, counting zero where a view did not offer it, so a
+/// reading every view agrees on beats one that a single view was a little
+/// surer of. Its characters are those of the view that was surest of it.
+/// Up to `n`, most likely first.
+pub fn merge(views: Vec<Vec<Ranked>>, n: usize) -> Vec<Ranked> {
+    let count = views.len().max(1) as f32;
+    let mut out: Vec<(Ranked, f32)> = Vec::new();
+    for r in views.into_iter().flatten() {
+        let c = r.candidate.confidence;
+        match out
+            .iter_mut()
+            .find(|(o, _)| o.candidate.text == r.candidate.text)
+        {
+            Some((o, sum)) => {
+                *sum += c;
+                if c > o.candidate.confidence {
+                    *o = r;
+                }
+            }
+            None => out.push((r, c)),
+        }
+    }
+    let mut out: Vec<Ranked> = out
+        .into_iter()
+        .map(|(mut r, sum)| {
+            r.candidate.confidence = sum / count;
+            r
+        })
+        .collect();
+    out.sort_by(|a, b| b.candidate.confidence.total_cmp(&a.candidate.confidence));
+    out.truncate(n);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +377,39 @@ mod tests {
         assert_eq!(r[0].candidate.text, "ABC1234");
         let unique: HashSet<_> = texts(&r).into_iter().collect();
         assert_eq!(unique.len(), r.len(), "no reading twice");
+    }
+
+    fn reading(text: &str, confidence: f32) -> Ranked {
+        Ranked {
+            candidate: Candidate {
+                text: text.into(),
+                confidence,
+            },
+            chars: text.chars().map(|c| (c, confidence)).collect(),
+        }
+    }
+
+    #[test]
+    fn views_that_agree_outvote_one_that_is_surer() {
+        let views = vec![
+            vec![reading("7ABC123", 0.6), reading("7ABC128", 0.3)],
+            vec![reading("7ABC128", 0.9), reading("7ABC123", 0.5)],
+            vec![reading("7ABC123", 0.7)],
+        ];
+        let r = merge(views, 10);
+        assert_eq!(texts(&r), ["7ABC123", "7ABC128"]);
+        assert!((r[0].candidate.confidence - 0.6).abs() < 1e-6);
+        // A view that did not offer a reading counts as zero for it.
+        assert!((r[1].candidate.confidence - 0.4).abs() < 1e-6);
+        assert_eq!(r[0].chars[0], ('7', 0.7), "the surest view's characters");
+        // One view is passed through; nothing in, nothing out.
+        let one = merge(vec![vec![reading("ABC123", 0.8)]], 10);
+        assert_eq!(one, vec![reading("ABC123", 0.8)]);
+        assert!(merge(vec![], 10).is_empty());
+        assert_eq!(
+            merge(vec![vec![reading("AB", 0.5), reading("CD", 0.4)]], 1).len(),
+            1
+        );
     }
 
     #[test]
