@@ -42,8 +42,7 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
         let t = time::OffsetDateTime::from_unix_timestamp(now / 1000)?;
         format!("{}Q{}", t.year(), (u8::from(t.month()) - 1) / 3 + 1)
     };
-    let period = Period::parse(&period_label, policy.audit.utc_offset_minutes)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let period = Period::parse(&period_label, &policy.audit).map_err(|e| anyhow::anyhow!(e))?;
     let (from, to) = (period.from_ms, period.to_ms.min(now));
     let admin = Actor::system("bench");
     for u in 0..USERS {

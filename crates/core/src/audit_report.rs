@@ -25,10 +25,14 @@ use crate::retention::{Compliance, DAY_MS};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditPolicy {
-    /// The agency's offset from UTC in minutes (Pacific standard time:
-    /// -480). Daylight saving is not applied: an hour's error at the
-    /// edges of the working day, stated in the report.
+    /// The agency's offset from UTC in minutes, in standard time (Pacific
+    /// standard time: -480).
     pub utc_offset_minutes: i32,
+    /// Whether the agency keeps US daylight saving time: one hour ahead
+    /// of `utc_offset_minutes` from 02:00 on the second Sunday of March
+    /// to 02:00 on the first Sunday of November (15 U.S.C. § 260a).
+    /// California does; Arizona and Hawaii do not.
+    pub daylight_saving: bool,
     /// Working hours, local: accesses outside `[start, end)` are listed.
     pub workday_start_hour: u8,
     pub workday_end_hour: u8,
@@ -43,6 +47,7 @@ impl Default for AuditPolicy {
     fn default() -> Self {
         AuditPolicy {
             utc_offset_minutes: -480,
+            daylight_saving: true,
             workday_start_hour: 6,
             workday_end_hour: 22,
             unusual_volume_factor: 3,
@@ -70,8 +75,52 @@ impl AuditPolicy {
         Ok(())
     }
 
+    /// The agency's offset from UTC at the instant `ts_ms`, in minutes.
+    pub fn offset_minutes_at(&self, ts_ms: i64) -> i32 {
+        let standard = self.utc_offset_minutes;
+        if !self.daylight_saving {
+            return standard;
+        }
+        let Some((starts, ends)) = self.daylight_span(ts_ms) else {
+            return standard;
+        };
+        if (starts..ends).contains(&ts_ms) {
+            standard + 60
+        } else {
+            standard
+        }
+    }
+
+    /// When daylight saving time starts and ends (UTC milliseconds) in
+    /// the local year of `ts_ms`: at 02:00 standard time on the second
+    /// Sunday of March, and at 02:00 daylight time (01:00 standard) on the
+    /// first Sunday of November.
+    fn daylight_span(&self, ts_ms: i64) -> Option<(i64, i64)> {
+        let standard_ms = self.utc_offset_minutes as i64 * 60_000;
+        let local =
+            time::OffsetDateTime::from_unix_timestamp((ts_ms + standard_ms).div_euclid(1000))
+                .ok()?;
+        let year = local.year();
+        let starts = nth_sunday_ms(year, time::Month::March, 2)? + 2 * 3_600_000 - standard_ms;
+        let ends = nth_sunday_ms(year, time::Month::November, 1)? + 3_600_000 - standard_ms;
+        Some((starts, ends))
+    }
+
     fn local_ms(&self, ts_ms: i64) -> i64 {
-        ts_ms + self.utc_offset_minutes as i64 * 60_000
+        ts_ms + self.offset_minutes_at(ts_ms) as i64 * 60_000
+    }
+
+    /// The UTC instant of a local wall-clock time. A month or a day starts
+    /// at midnight, never inside a daylight-saving change (02:00), so the
+    /// answer is unique for the times this is asked about.
+    fn utc_of_local(&self, local_ms: i64) -> i64 {
+        let standard = local_ms - self.utc_offset_minutes as i64 * 60_000;
+        let daylight = standard - 3_600_000;
+        if self.offset_minutes_at(daylight) == self.utc_offset_minutes + 60 {
+            daylight
+        } else {
+            standard
+        }
     }
 
     pub fn is_after_hours(&self, ts_ms: i64) -> bool {
@@ -95,7 +144,7 @@ pub struct Period {
 
 impl Period {
     /// `2026Q3` (a quarter) or `2026` (a year).
-    pub fn parse(s: &str, utc_offset_minutes: i32) -> Result<Period, String> {
+    pub fn parse(s: &str, policy: &AuditPolicy) -> Result<Period, String> {
         let bad = || format!("period {s:?} is not a quarter like 2026Q3 or a year like 2026");
         let s = s.trim();
         let (year, months) = match s.split_once(['Q', 'q']) {
@@ -123,17 +172,24 @@ impl Period {
             month_start_ms(year, end_month)
         }
         .ok_or_else(bad)?;
-        let shift = utc_offset_minutes as i64 * 60_000;
         Ok(Period {
             label: if months.1 == 12 {
                 format!("{year}")
             } else {
                 format!("{year}Q{}", months.0.div_ceil(3))
             },
-            from_ms: start - shift,
-            to_ms: end - shift,
+            from_ms: policy.utc_of_local(start),
+            to_ms: policy.utc_of_local(end),
         })
     }
+}
+
+/// Local midnight (as if UTC) of the `n`th Sunday of `month`.
+fn nth_sunday_ms(year: i32, month: time::Month, n: u8) -> Option<i64> {
+    let first = time::Date::from_calendar_date(year, month, 1).ok()?;
+    let to_sunday = (7 - first.weekday().number_days_from_sunday()) % 7;
+    let day = first.checked_add(time::Duration::days(i64::from(to_sunday + 7 * (n - 1))))?;
+    Some(day.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 fn month_start_ms(year: i32, month: u8) -> Option<i64> {
@@ -364,9 +420,14 @@ pub fn build(
         })
         .collect();
     let mut notes = vec![format!(
-        "Times are read at UTC{:+03}:{:02} without daylight saving; working hours {:02}:00–{:02}:00.",
+        "Times are read at UTC{:+03}:{:02}{}; working hours {:02}:00–{:02}:00.",
         policy.utc_offset_minutes / 60,
         (policy.utc_offset_minutes % 60).abs(),
+        if policy.daylight_saving {
+            ", an hour later under US daylight saving time"
+        } else {
+            " all year"
+        },
         policy.workday_start_hour,
         policy.workday_end_hour
     )];
@@ -617,24 +678,88 @@ mod tests {
 
     #[test]
     fn periods_are_quarters_or_years_in_local_time() {
-        let p = Period::parse("2026Q3", 0).unwrap();
+        let utc = AuditPolicy {
+            utc_offset_minutes: 0,
+            daylight_saving: false,
+            ..Default::default()
+        };
+        let p = Period::parse("2026Q3", &utc).unwrap();
         assert_eq!(format_time_ms(p.from_ms), "2026-07-01T00:00:00Z");
         assert_eq!(format_time_ms(p.to_ms), "2026-10-01T00:00:00Z");
-        let p = Period::parse("2026Q4", -480).unwrap();
-        assert_eq!(format_time_ms(p.from_ms), "2026-10-01T08:00:00Z");
+        // Pacific time: October starts in daylight time, January in
+        // standard time.
+        let pacific = AuditPolicy::default();
+        let p = Period::parse("2026Q4", &pacific).unwrap();
+        assert_eq!(format_time_ms(p.from_ms), "2026-10-01T07:00:00Z");
         assert_eq!(format_time_ms(p.to_ms), "2027-01-01T08:00:00Z");
-        let p = Period::parse("2025", 0).unwrap();
+        let p = Period::parse("2026Q1", &pacific).unwrap();
+        assert_eq!(format_time_ms(p.from_ms), "2026-01-01T08:00:00Z");
+        assert_eq!(format_time_ms(p.to_ms), "2026-04-01T07:00:00Z");
+        let arizona = AuditPolicy {
+            utc_offset_minutes: -420,
+            daylight_saving: false,
+            ..Default::default()
+        };
+        let p = Period::parse("2026Q3", &arizona).unwrap();
+        assert_eq!(format_time_ms(p.from_ms), "2026-07-01T07:00:00Z");
+        let p = Period::parse("2025", &utc).unwrap();
         assert_eq!(p.label, "2025");
         assert_eq!(p.to_ms - p.from_ms, 365 * DAY_MS);
         for bad in ["2026Q5", "26Q1", "Q3", "", "2026Q", "1999", "2026-07"] {
-            assert!(Period::parse(bad, 0).is_err(), "{bad}");
+            assert!(Period::parse(bad, &utc).is_err(), "{bad}");
         }
+    }
+
+    fn at(s: &str) -> i64 {
+        let t =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+        (t.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    #[test]
+    fn daylight_saving_follows_the_us_rule() {
+        let pacific = AuditPolicy::default();
+        // 2026: 8 March and 1 November; 2027: 14 March and 7 November.
+        for (utc, offset) in [
+            ("2026-03-08T09:59:59Z", -480), // 01:59:59 PST
+            ("2026-03-08T10:00:00Z", -420), // 03:00 PDT
+            ("2026-11-01T08:59:59Z", -420), // 01:59:59 PDT
+            ("2026-11-01T09:00:00Z", -480), // 01:00 PST, again
+            ("2027-03-14T09:59:59Z", -480),
+            ("2027-03-14T10:00:00Z", -420),
+            ("2027-11-07T09:00:00Z", -480),
+            ("2026-01-15T12:00:00Z", -480),
+            ("2026-07-15T12:00:00Z", -420),
+        ] {
+            assert_eq!(pacific.offset_minutes_at(at(utc)), offset, "{utc}");
+        }
+        let hawaii = AuditPolicy {
+            utc_offset_minutes: -600,
+            daylight_saving: false,
+            ..Default::default()
+        };
+        assert_eq!(hawaii.offset_minutes_at(at("2026-07-15T12:00:00Z")), -600);
+        // Timestamps far outside the calendar fall back to standard time.
+        assert_eq!(pacific.offset_minutes_at(i64::MAX / 2), -480);
+        assert_eq!(pacific.offset_minutes_at(i64::MIN / 2), -480);
+    }
+
+    #[test]
+    fn working_hours_are_read_in_local_time_all_year() {
+        // 05:30 local is after hours; 06:30 is not, in winter and summer.
+        let pacific = AuditPolicy::default();
+        assert!(pacific.is_after_hours(at("2026-01-15T13:30:00Z"))); // 05:30 PST
+        assert!(!pacific.is_after_hours(at("2026-01-15T14:30:00Z"))); // 06:30 PST
+        assert!(pacific.is_after_hours(at("2026-07-15T12:30:00Z"))); // 05:30 PDT
+        assert!(!pacific.is_after_hours(at("2026-07-15T13:30:00Z"))); // 06:30 PDT
+        assert!(pacific.is_after_hours(at("2026-07-16T05:30:00Z"))); // 22:30 PDT
     }
 
     #[test]
     fn findings_are_sorted_into_their_sections() {
         let policy = AuditPolicy {
             utc_offset_minutes: 0,
+            daylight_saving: false,
             ..Default::default()
         };
         let day = 20_000 * DAY_MS;

@@ -50,9 +50,8 @@ pub async fn report(
     let period = p.period.as_deref().ok_or_else(|| {
         ApiError::unprocessable("invalid_period", "period is required, e.g. 2026Q3 or 2026")
     })?;
-    let period =
-        platekeeper_core::audit_report::Period::parse(period, policy.audit.utc_offset_minutes)
-            .map_err(|m| ApiError::unprocessable("invalid_period", m))?;
+    let period = platekeeper_core::audit_report::Period::parse(period, &policy.audit)
+        .map_err(|m| ApiError::unprocessable("invalid_period", m))?;
     let format = p.format.unwrap_or_else(|| "json".into());
     if !["json", "csv", "html"].contains(&format.as_str()) {
         return Err(ApiError::unprocessable(
