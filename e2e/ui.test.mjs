@@ -226,8 +226,16 @@ test('approving a sharing request from a federal agency is refused, with the rea
   await request.getByRole('button', { name: 'Record request' }).click();
   const row = page.getByRole('row', { name: /Special Agent R\. Moss/ });
   await row.waitFor();
-  page.once('dialog', (d) => d.accept('reviewed'));
+  // The decision is asked in the page's own dialog; Escape changes nothing.
   await row.getByRole('button', { name: 'Approve' }).click();
+  const ask = page.getByRole('dialog', { name: /Approve request/ });
+  await ask.getByLabel('Note for the record').waitFor();
+  await page.keyboard.press('Escape');
+  await ask.waitFor({ state: 'detached' });
+  assert.equal(await page.getByRole('alert').filter({ hasText: 'cannot be approved' }).count(), 0);
+  await row.getByRole('button', { name: 'Approve' }).click();
+  await ask.getByLabel('Note for the record').fill('reviewed');
+  await ask.getByRole('button', { name: 'Approve' }).click();
   const refusal = page.getByRole('alert').filter({ hasText: 'cannot be approved' });
   await refusal.waitFor();
   assert.match(await refusal.innerText(), /1798\.90\.55/);
@@ -365,6 +373,16 @@ test('a new analyst enrols two-factor from the QR page, then adds a partial plat
   assert.match(await report.innerText(), /line 3:/);
   await page.getByRole('cell', { name: '5TRK201' }).waitFor();
   await shot(page, 'hotlist');
+  // Removing an entry needs a reason, asked in the page's own dialog.
+  await page.getByRole('row', { name: /6WXY300/ }).getByRole('button', { name: 'Remove' }).click();
+  const why = page.getByRole('dialog', { name: /Remove 6WXY300/ });
+  await why.getByRole('button', { name: 'Remove' }).click();
+  assert.ok(await why.isVisible(), 'an empty reason keeps the dialog open');
+  await why.getByLabel('Why is it removed?').fill('recovered by the owner');
+  await shot(page, 'ask-dialog');
+  await why.getByRole('button', { name: 'Remove' }).click();
+  await page.getByText('6WXY300 removed.').waitFor();
+  await page.getByRole('cell', { name: '6WXY300' }).waitFor({ state: 'detached' });
 }));
 
 test('an alert arrives live on a tablet-sized screen, is acknowledged and given a disposition', async () => withPage('alert-live', { width: 1024, height: 768 }, async (page) => {

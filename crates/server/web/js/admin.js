@@ -2,7 +2,7 @@
 // review, cameras and their keys, and the agency's policy.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit, ask } from './dom.js';
 
 const ROLES = ['officer', 'dispatcher', 'cso', 'analyst', 'administrator', 'auditor', 'vendor'].map((r) => [r, r]);
 const today = () => new Date().toISOString().slice(0, 10);
@@ -67,13 +67,13 @@ export async function usersPage(main, { me, signal }) {
     const role = h('form', { class: 'inline' },
       field('Role', select('role', ROLES, u.role)),
       h('button', { type: 'submit' }, 'Change role'));
-    role.addEventListener('submit', (e) => {
+    role.addEventListener('submit', async (e) => {
       e.preventDefault();
-      if (!confirm(`Change ${username}'s role? Training and approval must then be given again.`)) return;
+      if (!(await ask(`Change ${username}'s role? Training and approval must then be given again.`, { yes: 'Change role' }))) return;
       busy(role, async () => { if (await act(api('POST', `${path}/role`, values(role)), `${username}'s role changed.`)) reload(); });
     });
     const reasoned = (verb, label, warn) => h('button', { type: 'button', onclick: async () => {
-      const reason = prompt(warn);
+      const reason = await ask(warn, { answer: 'Reason', yes: label });
       if (reason === null) return;
       if (await act(api('POST', `${path}/${verb}`, { reason: reason || undefined }), `${username}: ${label.toLowerCase()} done.`)) reload();
     } }, label);
@@ -91,11 +91,11 @@ export async function usersPage(main, { me, signal }) {
           : reasoned('suspend', 'Suspend', 'Why is the account suspended?'),
         u.status === 'locked' ? reasoned('unlock', 'Unlock', 'Why is the account unlocked?') : null,
         h('button', { type: 'button', onclick: async () => {
-          if (!confirm(`Give ${username} a new one-time password? Their sessions end and they enrol again.`)) return;
+          if (!(await ask(`Give ${username} a new one-time password? Their sessions end and they enrol again.`, { yes: 'Reset password' }))) return;
           try { const r = await api('POST', `${path}/reset`); put(otp, h('p', { class: 'notice' }, `New one-time password for ${username} (shown once): `, h('code', {}, r.one_time_password))); } catch (err) { put(otp, problem(err)); }
         } }, 'Reset password'),
         h('button', { type: 'button', class: 'danger', onclick: async () => {
-          if (!confirm(`Delete ${username}? The account stops working at once; its log entries stay.`)) return;
+          if (!(await ask(`Delete ${username}? The account stops working at once; its log entries stay.`, { yes: 'Delete', danger: true }))) return;
           if (await act(api('DELETE', path), `${username} deleted.`)) { detail.replaceChildren(); load(); }
         } }, 'Delete')),
       otp));

@@ -124,6 +124,37 @@ export function localValue(d) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+/**
+ * Asks a question in a dialog of the page rather than the browser's own
+ * `confirm`/`prompt`, which kiosk and in-car browsers may suppress, which
+ * cannot say that an answer is required, and which look like another
+ * site's. With `answer` (the label of a text box) it asks for text, and
+ * `required` makes that text needed. Resolves to the text (or `true`)
+ * when the person presses `yes`, and to `null` when they cancel (Cancel
+ * or Escape).
+ */
+export function ask(question, { answer, required = false, yes = 'OK', danger = false } = {}) {
+  return new Promise((resolve) => {
+    const text = answer ? input('answer', { required, maxlength: '500' }) : null;
+    const q = h('p', { id: `ask${++fieldSeq}` }, question);
+    const dlg = h('dialog', { class: 'ask-dialog', 'aria-labelledby': q.id });
+    put(dlg, h('form', { method: 'dialog' },
+      q,
+      text ? field(answer, text, required ? 'Required.' : 'Optional.') : null,
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', value: 'yes', class: danger ? 'danger' : 'primary' }, yes),
+        h('button', { type: 'button', onclick: () => dlg.close('no') }, 'Cancel'))));
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      if (dlg.returnValue !== 'yes') resolve(null);
+      else resolve(text ? text.value.trim() : true);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    (text || dlg.querySelector('button')).focus();
+  });
+}
+
 /** Saves a blob as a file. */
 export function download(blob, name) {
   const url = URL.createObjectURL(blob);

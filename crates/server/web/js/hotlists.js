@@ -2,7 +2,7 @@
 // partial) plate, and a file import with its report.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, problem, busy, flash, submit, ask } from './dom.js';
 
 const KINDS = [['stolen_vehicle', 'Stolen vehicle'], ['stolen_plate', 'Stolen plate'], ['wanted', 'Wanted'], ['missing_person', 'Missing person'], ['amber', 'AMBER alert'], ['warrant', 'Warrant'], ['agency', 'Agency list']];
 
@@ -65,7 +65,7 @@ async function listPage(main, id, manage, signal) {
     cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Next page') : null);
   }
   async function remove(x) {
-    const reason = prompt(`Why is ${x.plate} removed from ${list.name}? (kept in the log)`);
+    const reason = await ask(`Remove ${x.plate} from ${list.name}?`, { answer: 'Why is it removed?', required: true, yes: 'Remove', danger: true });
     if (!reason) return;
     try { await api('DELETE', `/api/v1/hotlists/${list.id}/entries/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`${x.plate} removed.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }

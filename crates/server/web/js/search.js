@@ -3,7 +3,7 @@
 // refusal is explained here in plain words before any result is shown.
 
 import { api, imageUrl } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash, DENIAL_HELP } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash, DENIAL_HELP, ask } from './dom.js';
 import { MapView } from './map.js';
 
 /** Why a purpose was refused, by the server's `detail`, for people. */
@@ -245,7 +245,7 @@ export async function holdsPage(main, { me, signal }) {
     ], res.holds, 'No legal holds. Put reads on hold from the search results.'));
   }
   async function lift(x) {
-    const reason = prompt(`Why is hold ${x.id} (case ${x.case_number}) lifted? The reads then age out with the rest.`);
+    const reason = await ask(`Lift hold ${x.id} (case ${x.case_number})? The reads then age out with the rest.`, { answer: 'Why is it lifted?', required: true, yes: 'Lift hold' });
     if (!reason) return;
     try { await api('DELETE', `/api/v1/holds/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`Hold ${x.id} lifted.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }

@@ -4,7 +4,7 @@
 // refusal is shown as it gives it.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, table, when, download, flash, submit } from './dom.js';
+import { h, put, heading, field, input, select, table, when, download, flash, submit, ask } from './dom.js';
 
 const KINDS = [['ca_public', 'California public agency'], ['federal', 'Federal agency'], ['out_of_state', 'Out-of-state agency'], ['private', 'Private entity']];
 
@@ -42,7 +42,8 @@ export async function sharingPage(main, { signal }) {
   }
 
   async function decide(r, verb) {
-    const note = prompt(verb === 'approve' ? `Approve request ${r.id} from ${r.agency_name}? Add a note for the record.` : `Why is request ${r.id} denied?`);
+    const note = await ask(verb === 'approve' ? `Approve request ${r.id} from ${r.agency_name}?` : `Deny request ${r.id} from ${r.agency_name}?`,
+      { answer: verb === 'approve' ? 'Note for the record' : 'Why is it denied?', yes: verb === 'approve' ? 'Approve' : 'Deny' });
     if (note === null) return;
     try {
       await api('POST', `/api/v1/sharing/requests/${r.id}/${verb}`, verb === 'approve' ? { note: note || undefined } : { reason: note || undefined, note: note || undefined });
