@@ -197,18 +197,27 @@ impl Recognizer {
             };
             Ok(candidates::rank(&self.ocr.read(img, view)?, TOP_N))
         };
-        let views = std::thread::scope(|s| {
-            let others: Vec<_> = VIEW_SHIFTS[1..]
-                .iter()
-                .map(|&dx| s.spawn(move || read(dx)))
-                .collect();
-            let mut views = vec![read(VIEW_SHIFTS[0])];
-            views.extend(others.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(VisionError::Model("a reading thread failed".into())))
-            }));
-            views
-        });
+        let views =
+            std::thread::scope(|s| {
+                // A view whose thread cannot be started (the system is out of
+                // threads) is read here instead, after the first.
+                let others: Vec<_> = VIEW_SHIFTS[1..]
+                    .iter()
+                    .map(|&dx| {
+                        std::thread::Builder::new()
+                            .spawn_scoped(s, move || read(dx))
+                            .map_err(|_| dx)
+                    })
+                    .collect();
+                let mut views = vec![read(VIEW_SHIFTS[0])];
+                views.extend(others.into_iter().map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(VisionError::Model("a reading thread failed".into()))
+                    }),
+                    Err(dx) => read(dx),
+                }));
+                views
+            });
         let views = views.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(candidates::merge(views, TOP_N))
     }
