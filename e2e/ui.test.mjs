@@ -129,11 +129,11 @@ async function sendRead(read) {
   assert.equal(body.accepted, 1, JSON.stringify(body));
 }
 
-/** Bytes of the interface's own files one page load fetched. */
-async function pageWeight(page) {
-  return page.evaluate(() => performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+/** Bytes of the interface's own files one page load fetched (`sent`: as they crossed the wire). */
+async function pageWeight(page, sent = false) {
+  return page.evaluate((key) => performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
     .filter((e) => !e.name.includes('/api/'))
-    .reduce((n, e) => n + (e.decodedBodySize || 0), 0));
+    .reduce((n, e) => n + (e[key] || 0), 0), sent ? 'encodedBodySize' : 'decodedBodySize');
 }
 
 const localValue = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
@@ -153,7 +153,9 @@ test('the administrator enrols, then signs in with a TOTP code; pages load nothi
   // modules imported by the shell), uncached: the whole page weight.
   const weight = await pageWeight(page);
   assert.ok(weight > 10_000 && weight < 300_000, `the interface loaded ${weight} bytes of assets`);
-  console.log(`# page weight (first load, uncached): ${weight} bytes`);
+  const sent = await pageWeight(page, true);
+  assert.ok(sent > 0 && sent < weight / 2, `the interface's files are sent gzipped (${sent} of ${weight} bytes)`);
+  console.log(`# page weight (first load, uncached): ${weight} bytes, ${sent} bytes sent`);
   await shot(page, 'sign-in');
   // Keyboard: the first Tab stop after the skip link is reachable and the
   // form is usable without a mouse.

@@ -175,3 +175,69 @@ async fn the_review_list_names_lapsing_approvals_and_unfinished_enrolments() {
     let (s, _) = api.call("GET", "/api/v1/reviews", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+/// A response as a client that accepts gzip gets it: its encoding and its
+/// body, inflated.
+async fn gunzipped(
+    api: &support::Api,
+    path: &str,
+    token: Option<&str>,
+) -> (String, Vec<u8>, usize) {
+    use http_body_util::BodyExt;
+    use std::io::Read;
+    let mut b = Request::get(path).header(header::ACCEPT_ENCODING, "gzip, deflate, br");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let r = api.respond(b.body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let encoding = header_of(&r, header::CONTENT_ENCODING).to_string();
+    let sent = r.into_body().collect().await.unwrap().to_bytes();
+    let mut body = Vec::new();
+    if encoding == "gzip" {
+        flate2::read::GzDecoder::new(&sent[..])
+            .read_to_end(&mut body)
+            .unwrap();
+    } else {
+        body = sent.to_vec();
+    }
+    (encoding, body, sent.len())
+}
+
+#[tokio::test]
+async fn text_is_gzipped_for_clients_that_accept_it_and_event_streams_are_not() {
+    use http_body_util::BodyExt;
+    let api = api().await;
+    for path in ["/assets/js/search.js", "/", "/api/openapi.json"] {
+        let plain = get(&api, path, None).await;
+        assert_eq!(plain.status(), StatusCode::OK, "{path}");
+        assert_eq!(header_of(&plain, header::CONTENT_ENCODING), "", "{path}");
+        let plain = plain.into_body().collect().await.unwrap().to_bytes();
+        let (encoding, body, sent) = gunzipped(&api, path, None).await;
+        assert_eq!(encoding, "gzip", "{path}");
+        assert_eq!(body, plain.to_vec(), "{path}: the same bytes once inflated");
+        assert!(
+            sent < plain.len(),
+            "{path}: {sent} of {} bytes",
+            plain.len()
+        );
+    }
+    // Signed-in JSON too.
+    let (encoding, body, _) = gunzipped(&api, "/api/v1/me", Some(&api.officer)).await;
+    assert_eq!(encoding, "gzip");
+    let me: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(me["rights"].is_array(), "{me}");
+    // Live alerts must not wait in a compressor's buffer.
+    let r = api
+        .respond(
+            Request::get("/api/v1/alerts/stream")
+                .header(header::ACCEPT_ENCODING, "gzip")
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.officer))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(header_of(&r, header::CONTENT_TYPE).starts_with("text/event-stream"));
+    assert_eq!(header_of(&r, header::CONTENT_ENCODING), "");
+}
