@@ -419,14 +419,17 @@ pub fn build(
             }
         })
         .collect();
+    let utc = |minutes: i32| format!("UTC{:+03}:{:02}", minutes / 60, (minutes % 60).abs());
     let mut notes = vec![format!(
-        "Times are read at UTC{:+03}:{:02}{}; working hours {:02}:00–{:02}:00.",
-        policy.utc_offset_minutes / 60,
-        (policy.utc_offset_minutes % 60).abs(),
+        "Times are read at {}; working hours {:02}:00–{:02}:00.",
         if policy.daylight_saving {
-            ", an hour later under US daylight saving time"
+            format!(
+                "{} ({} under US daylight saving time)",
+                utc(policy.utc_offset_minutes),
+                utc(policy.utc_offset_minutes + 60)
+            )
         } else {
-            " all year"
+            format!("{} all year", utc(policy.utc_offset_minutes))
         },
         policy.workday_start_hour,
         policy.workday_end_hour
@@ -753,6 +756,19 @@ mod tests {
         assert!(pacific.is_after_hours(at("2026-07-15T12:30:00Z"))); // 05:30 PDT
         assert!(!pacific.is_after_hours(at("2026-07-15T13:30:00Z"))); // 06:30 PDT
         assert!(pacific.is_after_hours(at("2026-07-16T05:30:00Z"))); // 22:30 PDT
+        let r = build(
+            Period::parse("2026Q3", &pacific).unwrap(),
+            &[],
+            &HashMap::new(),
+            &pacific,
+            compliance(60, None, 0),
+            0,
+        );
+        assert!(
+            r.notes[0].contains("UTC-08:00 (UTC-07:00 under US daylight saving time)"),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]
