@@ -97,17 +97,19 @@ impl AuditPolicy {
     /// first Sunday of November.
     fn daylight_span(&self, ts_ms: i64) -> Option<(i64, i64)> {
         let standard_ms = self.utc_offset_minutes as i64 * 60_000;
-        let local =
-            time::OffsetDateTime::from_unix_timestamp((ts_ms + standard_ms).div_euclid(1000))
-                .ok()?;
-        let year = local.year();
-        let starts = nth_sunday_ms(year, time::Month::March, 2)? + 2 * 3_600_000 - standard_ms;
-        let ends = nth_sunday_ms(year, time::Month::November, 1)? + 3_600_000 - standard_ms;
+        // Plain integer calendar arithmetic: this runs once per log entry
+        // of a report (a million in a busy quarter).
+        let year = year_of_day(ts_ms.checked_add(standard_ms)?.div_euclid(DAY_MS));
+        if !(1900..=9999).contains(&year) {
+            return None;
+        }
+        let starts = nth_sunday(year, 3, 2) * DAY_MS + 2 * 3_600_000 - standard_ms;
+        let ends = nth_sunday(year, 11, 1) * DAY_MS + 3_600_000 - standard_ms;
         Some((starts, ends))
     }
 
     fn local_ms(&self, ts_ms: i64) -> i64 {
-        ts_ms + self.offset_minutes_at(ts_ms) as i64 * 60_000
+        ts_ms.saturating_add(self.offset_minutes_at(ts_ms) as i64 * 60_000)
     }
 
     /// The UTC instant of a local wall-clock time. A month or a day starts
@@ -184,12 +186,36 @@ impl Period {
     }
 }
 
-/// Local midnight (as if UTC) of the `n`th Sunday of `month`.
-fn nth_sunday_ms(year: i32, month: time::Month, n: u8) -> Option<i64> {
-    let first = time::Date::from_calendar_date(year, month, 1).ok()?;
-    let to_sunday = (7 - first.weekday().number_days_from_sunday()) % 7;
-    let day = first.checked_add(time::Duration::days(i64::from(to_sunday + 7 * (n - 1))))?;
-    Some(day.midnight().assume_utc().unix_timestamp() * 1000)
+/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar
+/// (H. Hinnant's `days_from_civil`).
+fn day_of(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The year of a day counted from 1970-01-01 (`civil_from_days`).
+fn year_of_day(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
+/// The day (from 1970-01-01) of the `n`th Sunday of `month`.
+fn nth_sunday(year: i64, month: i64, n: i64) -> i64 {
+    let first = day_of(year, month, 1);
+    // 1970-01-01 was a Thursday: day 0 is weekday 4, counting Sunday as 0.
+    let weekday = (first + 4).rem_euclid(7);
+    first + (7 - weekday) % 7 + 7 * (n - 1)
 }
 
 fn month_start_ms(year: i32, month: u8) -> Option<i64> {
@@ -745,6 +771,27 @@ mod tests {
         // Timestamps far outside the calendar fall back to standard time.
         assert_eq!(pacific.offset_minutes_at(i64::MAX / 2), -480);
         assert_eq!(pacific.offset_minutes_at(i64::MIN / 2), -480);
+        assert_eq!(pacific.offset_minutes_at(i64::MAX), -480);
+        assert_eq!(pacific.offset_minutes_at(i64::MIN), -480);
+        // …and a timestamp at either end of the range does not overflow.
+        let _ = (pacific.is_after_hours(i64::MIN), pacific.is_after_hours(i64::MAX));
+    }
+
+    #[test]
+    fn calendar_arithmetic_agrees_with_the_time_crate() {
+        for year in 1900..2300 {
+            for (month, n) in [(3, 2), (11, 1), (1, 1), (2, 4)] {
+                let m = time::Month::try_from(month as u8).unwrap();
+                let first = time::Date::from_calendar_date(year as i32, m, 1).unwrap();
+                let to_sunday = (7 - first.weekday().number_days_from_sunday()) % 7;
+                let want = first + time::Duration::days(i64::from(to_sunday) + 7 * (n - 1));
+                let epoch = time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap();
+                let days = (want - epoch).whole_days();
+                assert_eq!(nth_sunday(year, month, n), days, "{year}-{month} #{n}");
+                assert_eq!(year_of_day(days), year);
+                assert_eq!(year_of_day(day_of(year, 1, 1) - 1), year - 1);
+            }
+        }
     }
 
     #[test]
