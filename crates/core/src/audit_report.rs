@@ -774,7 +774,10 @@ mod tests {
         assert_eq!(pacific.offset_minutes_at(i64::MAX), -480);
         assert_eq!(pacific.offset_minutes_at(i64::MIN), -480);
         // …and a timestamp at either end of the range does not overflow.
-        let _ = (pacific.is_after_hours(i64::MIN), pacific.is_after_hours(i64::MAX));
+        let _ = (
+            pacific.is_after_hours(i64::MIN),
+            pacific.is_after_hours(i64::MAX),
+        );
     }
 
     #[test]
