@@ -126,12 +126,13 @@ impl AuditPolicy {
     }
 
     pub fn is_after_hours(&self, ts_ms: i64) -> bool {
-        let hour = (self.local_ms(ts_ms).rem_euclid(DAY_MS) / 3_600_000) as u8;
-        !(self.workday_start_hour..self.workday_end_hour).contains(&hour)
+        self.is_after_hours_local(self.local_ms(ts_ms))
     }
 
-    fn local_day(&self, ts_ms: i64) -> i64 {
-        self.local_ms(ts_ms).div_euclid(DAY_MS)
+    /// [`Self::is_after_hours`] of a time already made local.
+    fn is_after_hours_local(&self, local_ms: i64) -> bool {
+        let hour = (local_ms.rem_euclid(DAY_MS) / 3_600_000) as u8;
+        !(self.workday_start_hour..self.workday_end_hour).contains(&hour)
     }
 }
 
@@ -219,9 +220,9 @@ fn nth_sunday(year: i64, month: i64, n: i64) -> i64 {
 }
 
 fn month_start_ms(year: i32, month: u8) -> Option<i64> {
-    let m = time::Month::try_from(month).ok()?;
-    let d = time::Date::from_calendar_date(year, m, 1).ok()?;
-    Some(d.midnight().assume_utc().unix_timestamp() * 1000)
+    (1..=12)
+        .contains(&month)
+        .then(|| day_of(year.into(), month.into(), 1) * DAY_MS)
 }
 
 /// One log entry, as the audit needs it.
@@ -370,8 +371,10 @@ pub fn build(
                 accesses += 1;
                 let t = users.entry(&e.username).or_default();
                 t.accesses += 1;
-                *t.per_day.entry(policy.local_day(e.ts_ms)).or_default() += 1;
-                if policy.is_after_hours(e.ts_ms) {
+                // The offset is worked out once per entry, for both uses.
+                let local = policy.local_ms(e.ts_ms);
+                *t.per_day.entry(local.div_euclid(DAY_MS)).or_default() += 1;
+                if policy.is_after_hours_local(local) {
                     t.after_hours += 1;
                     after_hours.push(e, serde_json::Value::Null);
                 }
