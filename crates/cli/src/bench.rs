@@ -53,8 +53,10 @@ pub struct BenchArgs {
     /// per-day figures (exact, canvass), not for its dictionary.
     #[arg(long, default_value_t = 30)]
     days: i64,
-    /// `reads` (the read store: ingest, search, size) or `hotlists`
-    /// (import, matching cost, alert delivery over SSE).
+    /// `reads` (the read store: ingest, search, size), `hotlists`
+    /// (import, matching cost, alert delivery over SSE), `audit` (the
+    /// quarterly report over `--reads` log entries) or `evidence` (the
+    /// package of a hold of `--reads` reads with pictures, at most 10,000).
     #[arg(long, default_value = "reads")]
     suite: String,
     /// Measure only these query kinds (exact, wildcard, substring, fuzzy,
@@ -293,7 +295,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "reads" => {}
         "hotlists" => return crate::bench_hotlists::run(args.json, args.seed),
         "audit" => return crate::bench_audit::run(args.json, args.seed, args.reads),
-        other => bail!("--suite {other:?} must be reads, hotlists or audit"),
+        "evidence" => return crate::bench_evidence::run(args.json, args.seed, args.reads),
+        other => bail!("--suite {other:?} must be reads, hotlists, audit or evidence"),
     }
     // Checked before a bulk load that may take minutes.
     if let Some(k) = args
@@ -596,15 +599,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let (ms, report) = timed(|| store.purge(later, false, &actor));
             let report = report?;
             say(format!(
-                "purged {} reads ({} day files) in {ms:.1} ms, writer held {:.1} ms",
+                "purged {} reads ({} day files, {} plates seen only then) in {ms:.1} ms, writer held {:.1} ms",
                 report.classes[0].count,
                 report.days_removed.len(),
+                report.plates_forgotten,
                 report.writer_ms
             ));
             figures["purge_ms"] = json!(round3(ms));
             figures["purge_writer_ms"] = json!(round3(report.writer_ms));
+            figures["purge_writer_longest_ms"] = json!(round3(report.writer_longest_ms));
             figures["purge_reads_removed"] = json!(report.classes[0].count);
             figures["purge_days_removed"] = json!(report.days_removed.len());
+            figures["purge_plates_forgotten"] = json!(report.plates_forgotten);
+            figures["distinct_plates_after_purge"] = json!(store.distinct_plates());
         }
     }
     // Headline figures from the warm pass; the cold pass under "cold".

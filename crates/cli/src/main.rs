@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_audit;
+mod bench_evidence;
 mod bench_hotlists;
 mod demo;
 mod import;

@@ -33,6 +33,10 @@ pub fn purge(data: &Path, dry_run: bool) -> anyhow::Result<()> {
     }
     if !report.days_removed.is_empty() {
         println!("  day files: {}", report.days_removed.join(", "));
+        println!(
+            "  plates read only on those days (gone from searches): {}",
+            report.plates_forgotten
+        );
     }
     println!(
         "  held reads kept: {}; downloads overdue for destruction: {}",

@@ -501,6 +501,20 @@ fn bench_reuses_a_kept_store_for_queries_only() {
     assert!(!ok && err.contains("\"slow\""), "{err}");
 }
 
+/// R6.2: the evidence bench holds and exports real reads with pictures,
+/// and its package has every picture.
+#[test]
+fn evidence_bench_exports_a_hold_with_its_pictures() {
+    let (ok, out, err) = run(&["bench", "--suite", "evidence", "--reads", "50", "--json"]);
+    assert!(ok, "{err}");
+    let figures: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(figures["reads"], 50, "{figures}");
+    assert_eq!(figures["images"], 100, "{figures}");
+    assert!(figures["package_mb"].as_f64().unwrap() > 5.0, "{figures}");
+    let (ok, _, err) = run(&["bench", "--suite", "slow"]);
+    assert!(!ok && err.contains("evidence"), "{err}");
+}
+
 #[test]
 fn demo_serves_sample_data() {
     let server = Server::start(&["demo", "--listen", "127.0.0.1:0", "--reads", "5000"]);

@@ -61,6 +61,7 @@ use crate::AppState;
         crate::retention::create_hold,
         crate::retention::list_holds,
         crate::retention::get_hold,
+        crate::retention::hold_reads,
         crate::retention::lift_hold,
         crate::retention::export_evidence,
         crate::retention::list_downloads,

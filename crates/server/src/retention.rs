@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/holds", post(create_hold).get(list_holds))
         .route("/api/v1/holds/{id}", get(get_hold).delete(lift_hold))
+        .route("/api/v1/holds/{id}/reads", get(hold_reads))
         .route("/api/v1/evidence", post(export_evidence))
         .route("/api/v1/downloads", get(list_downloads))
         .route("/api/v1/downloads/{id}/destroyed", post(record_destruction))
@@ -212,6 +213,53 @@ pub async fn get_hold(
         .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
 }
 
+/// The reads a hold keeps, as search results with picture links, opened
+/// as a search under the hold's case and logged with every read it
+/// returns: how held reads are seen once their days are purged.
+#[utoipa::path(get, path = "/api/v1/holds/{id}/reads", params(("id" = i64, Path)),
+    responses((status = 200, body = crate::search::SearchResponse), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
+pub async fn hold_reads(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<crate::search::SearchResponse>, ApiError> {
+    who.require_plate_data(&state, Right::SearchReads)?;
+    let id = path_param(path)?;
+    let store = state.store.clone();
+    let hold = blocking(move || Ok(store.hold(id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
+    let access = open_access(
+        &state,
+        &who,
+        AccessKind::Search,
+        serde_json::json!({"hold": {"hold_id": hold.id, "case_number": hold.case_number}}),
+        hold.purpose.clone(),
+    )
+    .await?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let reads = blocking(move || {
+        let reads = store.held_reads(&access, hold.id)?;
+        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        store.record_results(&access, &returned, now)?;
+        Ok((access.id(), reads))
+    })
+    .await?;
+    let (access_id, reads) = reads;
+    let plates: std::collections::BTreeSet<String> =
+        reads.iter().map(|r| r.plate.to_string()).collect();
+    Ok(Json(crate::search::SearchResponse {
+        access_id,
+        results: reads
+            .iter()
+            .map(|r| crate::search::result_of(r, access_id))
+            .collect(),
+        next_cursor: None,
+        plates_matched: plates.len(),
+    }))
+}
+
 #[derive(Deserialize, IntoParams)]
 pub struct LiftParams {
     /// Why the hold ends (case closed, released by the court, …).
@@ -243,10 +291,13 @@ pub struct EvidenceRequest {
     pub hold_id: i64,
 }
 
-/// A zip response with the download's tracking headers.
+/// A zip response with the download's tracking headers, streamed from
+/// the package's spool file (a package may be gigabytes).
 pub(crate) fn zip_response(package: platekeeper_store::Package, download: &Download) -> Response {
+    let file = tokio::fs::File::from_std(package.file);
     Response::builder()
         .header(header::CONTENT_TYPE, "application/zip")
+        .header(header::CONTENT_LENGTH, package.size)
         .header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", package.file_name),
@@ -254,7 +305,9 @@ pub(crate) fn zip_response(package: platekeeper_store::Package, download: &Downl
         .header("x-download-id", download.id.to_string())
         .header("x-destroy-by", download.destroy_by.clone())
         .header("x-package-sha256", package.sha256.clone())
-        .body(Body::from(package.bytes))
+        .body(Body::from_stream(
+            tokio_util::io::ReaderStream::with_capacity(file, 256 << 10),
+        ))
         .unwrap_or_default()
 }
 

@@ -452,9 +452,14 @@ pub async fn read_image(
     let store = state.store.clone();
     let now = state.now_ms();
     let (bytes, kind) = blocking(move || {
-        let read = store.find_read(&access, id, at)?.ok_or_else(|| {
-            ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
-        })?;
+        // A read on legal hold keeps its copy (and pictures) after its
+        // day is purged.
+        let read = match store.find_read(&access, id, at)? {
+            Some(read) => read,
+            None => store.held_read(&access, id)?.ok_or_else(|| {
+                ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
+            })?,
+        };
         let image = if want_plate {
             read.plate_image
         } else {

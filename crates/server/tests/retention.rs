@@ -239,6 +239,7 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
         .await;
     assert_eq!(s, StatusCode::OK, "{dry}");
     assert_eq!(dry["classes"][0]["count"], 4, "{dry}");
+    assert_eq!(dry["plates_forgotten"], 4, "{dry}");
     assert_eq!(api.store.read_count().unwrap(), 4);
     // Officers may not purge.
     let (s, _) = api
@@ -254,6 +255,10 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
     assert_eq!(report["classes"][0]["count"], 4, "{report}");
     assert_eq!(report["classes"][1]["count"], 4, "{report}");
     assert_eq!(report["held_reads_kept"], 1);
+    // Their plates are gone from the dictionary too: no pattern search
+    // matches or counts them (the held copy is reached through its hold).
+    assert_eq!(report["plates_forgotten"], 4, "{report}");
+    assert_eq!(api.store.distinct_plates(), 0);
     // Gone from the database and from the image folder…
     assert_eq!(api.store.read_count().unwrap(), 0);
     let day_files = files_under(&api.store.dir().join("reads"));
@@ -278,6 +283,50 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
         check.files, 4,
         "reads.json, reads.csv, one image and custody.json in the manifest"
     );
+    // …and it can still be seen, with its picture, under a search access
+    // for the hold's case (R6.2), by people with plate-data rights only.
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/api/v1/holds/{hold_id}/reads"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["results"][0]["plate"], "7ABC120");
+    assert_eq!(v["plates_matched"], 1);
+    let url = v["results"][0]["image_url"].as_str().unwrap().to_string();
+    let (s, _, picture) = api
+        .send(
+            Request::get(&url)
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.officer))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&picture));
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(&picture),
+        jpeg(1),
+        "the held copy of the picture"
+    );
+    let view = api
+        .store
+        .log_entries(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == "search")
+        .unwrap();
+    assert!(
+        view.purpose.as_deref().unwrap().contains("26-004211"),
+        "{view:?}"
+    );
+    let (s, _) = api
+        .call("GET", "/api/v1/holds/999/reads", Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let kinds = api.log_kinds();
     assert!(kinds.iter().any(|k| k == "purge"), "{kinds:?}");
 
@@ -388,6 +437,15 @@ async fn evidence_packages_verify_and_tampering_is_found() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/holds/{hold_id}/reads"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an auditor sees holds, not reads");
+    let (s, _) = api
         .bytes(
             "POST",
             "/api/v1/evidence",
@@ -398,15 +456,39 @@ async fn evidence_packages_verify_and_tampering_is_found() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(!api.log_kinds().iter().any(|k| k == "evidence_exported"));
 
-    let (s, zip) = api
-        .bytes(
-            "POST",
-            "/api/v1/evidence",
-            &api.officer,
-            json!({"hold_id": hold_id}),
+    // The package is streamed from a spool file: its length and digest
+    // are in the headers, and the spool leaves no named file behind.
+    let resp = api
+        .respond(
+            Request::post("/api/v1/evidence")
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.officer))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"hold_id": hold_id}).to_string()))
+                .unwrap(),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let head = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (length, sha256) = (head("content-length"), head("x-package-sha256"));
+    let zip = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    assert_eq!(length, zip.len().to_string());
+    assert_eq!(sha256, {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&zip))
+    });
+    assert!(api.store.dir().join("exports").is_dir());
+    let spool = files_under(&api.store.dir().join("exports"));
+    assert!(spool.is_empty(), "{spool:?}");
     let check = verify(&zip);
     assert!(check.ok, "{check:?}");
     assert_eq!(check.reads, Some(2));

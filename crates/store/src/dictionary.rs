@@ -23,6 +23,9 @@ use platekeeper_core::{Plate, PlatePattern};
 /// the earliest time a read may carry.
 const DAY_ORIGIN: i32 = 10_957;
 const EMPTY: u32 = u32::MAX;
+/// A slot whose plate was forgotten: probes pass over it (plates placed
+/// after it stay reachable), and an insert may take it.
+const FORGOTTEN: u32 = u32::MAX - 1;
 /// Plates compared per step of a scan.
 const CHUNK: usize = 64;
 
@@ -60,8 +63,13 @@ pub struct PlateDictionary {
     last_day: Vec<u16>,
     recent: Vec<u32>,
     /// Open-addressing table of indexes into the columns, keyed by the
-    /// packed plate; sized to a power of two, at most 70% full.
+    /// packed plate; sized to a power of two, at most 70% full (counting
+    /// forgotten slots).
     slots: Vec<u32>,
+    forgotten_slots: usize,
+    /// Entries whose plate was forgotten (all columns zero, so no scan
+    /// matches them), for new plates to reuse.
+    free: Vec<u32>,
 }
 
 fn hash(word: u64) -> u64 {
@@ -138,12 +146,18 @@ impl Program {
 }
 
 impl PlateDictionary {
+    /// Plates known (forgotten ones not counted).
     pub fn len(&self) -> usize {
-        self.first_day.len()
+        self.entries() - self.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.first_day.is_empty()
+        self.len() == 0
+    }
+
+    /// Entries in the columns, forgotten ones included.
+    fn entries(&self) -> usize {
+        self.first_day.len()
     }
 
     /// The packed word (see [`Plate::packed`]) of entry `idx`.
@@ -155,7 +169,13 @@ impl PlateDictionary {
         u64::from_le_bytes(bytes)
     }
 
+    /// The entry of `word`, if it is known.
     fn find_slot(&self, word: u64) -> Option<usize> {
+        self.slot_of(word).map(|pos| self.slots[pos] as usize)
+    }
+
+    /// Where in the table `word`'s entry is named.
+    fn slot_of(&self, word: u64) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -165,23 +185,39 @@ impl PlateDictionary {
         loop {
             match self.slots[i] {
                 EMPTY => return None,
+                FORGOTTEN => i = (i + 1) & mask,
                 // The first character rejects almost every other plate
                 // with one load; only then assemble the whole word.
                 idx if self.cols[0][idx as usize] == first
                     && Self::word(&self.cols, idx as usize) == word =>
                 {
-                    return Some(idx as usize)
+                    return Some(i)
                 }
                 _ => i = (i + 1) & mask,
             }
         }
     }
 
+    /// Makes room for one more plate: builds the table again with the
+    /// plates known filling at most 35% of it, so it doubles as plates
+    /// are added and stays or shrinks where forgotten slots filled it.
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(1024);
+        let mut size = 1024;
+        while self.len() * 20 > size * 7 {
+            size *= 2;
+        }
+        self.rehash(size);
+    }
+
+    /// Builds the slot table anew with `size` (a power of two) slots,
+    /// dropping forgotten ones.
+    fn rehash(&mut self, size: usize) {
         let mut slots = vec![EMPTY; size];
         let mask = size - 1;
-        for idx in 0..self.len() {
+        for idx in 0..self.entries() {
+            if self.cols[0][idx] == 0 {
+                continue;
+            }
             let mut i = hash(Self::word(&self.cols, idx)) as usize & mask;
             while slots[i] != EMPTY {
                 i = (i + 1) & mask;
@@ -189,6 +225,7 @@ impl PlateDictionary {
             slots[i] = idx as u32;
         }
         self.slots = slots;
+        self.forgotten_slots = 0;
     }
 
     /// Records that `plate` was read on `day`.
@@ -207,24 +244,112 @@ impl PlateDictionary {
             }
             return;
         }
-        if (self.len() + 1) * 10 > self.slots.len() * 7 {
+        if (self.len() + self.forgotten_slots + 1) * 10 > self.slots.len() * 7 {
             self.grow();
         }
-        let idx = self.len() as u32;
         let (bytes, canon) = (word.to_le_bytes(), plate.canonical_packed().to_le_bytes());
-        for p in 0..MAX_PLATE_LEN {
-            self.cols[p].push(bytes[p]);
-            self.canon[p].push(canon[p]);
-        }
-        self.first_day.push(d);
-        self.last_day.push(d);
-        self.recent.push(1);
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                let i = idx as usize;
+                for p in 0..MAX_PLATE_LEN {
+                    self.cols[p][i] = bytes[p];
+                    self.canon[p][i] = canon[p];
+                }
+                self.first_day[i] = d;
+                self.last_day[i] = d;
+                self.recent[i] = 1;
+                idx
+            }
+            None => {
+                for p in 0..MAX_PLATE_LEN {
+                    self.cols[p].push(bytes[p]);
+                    self.canon[p].push(canon[p]);
+                }
+                self.first_day.push(d);
+                self.last_day.push(d);
+                self.recent.push(1);
+                (self.entries() - 1) as u32
+            }
+        };
         let mask = self.slots.len() - 1;
         let mut i = hash(word) as usize & mask;
-        while self.slots[i] != EMPTY {
-            i = (i + 1) & mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => break,
+                FORGOTTEN => {
+                    self.forgotten_slots -= 1;
+                    break;
+                }
+                _ => i = (i + 1) & mask,
+            }
         }
         self.slots[i] = idx;
+    }
+
+    /// Whether entry `idx` holds a plate (a forgotten one is all zero,
+    /// and every plate has a first character).
+    fn holds_plate(&self, idx: usize) -> bool {
+        self.cols[0][idx] != 0
+    }
+
+    /// Plates seen only before `first_kept_day`.
+    pub fn count_before(&self, first_kept_day: i32) -> usize {
+        let cut = day_offset(first_kept_day);
+        (0..self.entries())
+            .filter(|&i| self.last_day[i] < cut && self.holds_plate(i))
+            .count()
+    }
+
+    /// Forgets what the days before `first_kept_day` taught it, once their
+    /// files are purged: a plate seen only then leaves the dictionary (so
+    /// no search matches or counts it; its entry is zeroed and reused by
+    /// the next new plate), and a plate seen since starts on
+    /// `first_kept_day`. Returns how many plates it forgot.
+    pub fn forget_before(&mut self, first_kept_day: i32) -> usize {
+        self.forget_range(first_kept_day, 0, usize::MAX).0
+    }
+
+    /// [`Self::forget_before`] over entries `from..from + count` only, so a
+    /// caller can release its lock between parts: each part is one pass
+    /// over its entries plus one table probe per plate forgotten. Returns
+    /// the plates forgotten and where the next part starts (at or past
+    /// the end when done).
+    pub fn forget_range(
+        &mut self,
+        first_kept_day: i32,
+        from: usize,
+        count: usize,
+    ) -> (usize, usize) {
+        let cut = day_offset(first_kept_day);
+        let to = from.saturating_add(count).min(self.entries());
+        let mut gone = 0;
+        for idx in from..to {
+            if !self.holds_plate(idx) {
+                continue;
+            }
+            if self.last_day[idx] >= cut {
+                self.first_day[idx] = self.first_day[idx].max(cut);
+                continue;
+            }
+            if let Some(pos) = self.slot_of(Self::word(&self.cols, idx)) {
+                self.slots[pos] = FORGOTTEN;
+                self.forgotten_slots += 1;
+            }
+            for p in 0..MAX_PLATE_LEN {
+                self.cols[p][idx] = 0;
+                self.canon[p][idx] = 0;
+            }
+            (self.first_day[idx], self.last_day[idx], self.recent[idx]) = (0, 0, 0);
+            self.free.push(idx as u32);
+            gone += 1;
+        }
+        (gone, to.max(from))
+    }
+
+    /// Entries in the columns, forgotten ones included: where
+    /// [`Self::forget_range`] is done.
+    pub fn end(&self) -> usize {
+        self.entries()
     }
 
     fn span(&self, idx: usize) -> Option<PlateSpan> {
@@ -264,7 +389,7 @@ impl PlateDictionary {
         let mut hit = [0u8; CHUNK];
         let mut start = from;
         while start < to {
-            if start + CHUNK <= to && start + CHUNK <= self.len() {
+            if start + CHUNK <= to && start + CHUNK <= self.entries() {
                 program.run(cols, start, &mut hit);
                 for (i, h) in hit.iter().enumerate() {
                     if *h != 0 && verify(start + i) {
@@ -289,7 +414,7 @@ impl PlateDictionary {
     /// caller can tell "more than limit"). Large dictionaries are scanned
     /// on all cores.
     pub fn matching(&self, pattern: &PlatePattern, limit: usize) -> Vec<PlateSpan> {
-        let n = self.len();
+        let n = self.entries();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -369,6 +494,135 @@ mod tests {
         let s = d.get(&p).unwrap();
         assert!(s.maybe_on(20_100) && !s.maybe_on(20_099) && !s.maybe_on(20_080));
         assert!(s.maybe_on(20_020), "beyond the window: probed");
+    }
+
+    /// R6.1: plates seen only on purged days leave; the rest are still
+    /// found by exact lookup and by scans, and new plates still go in.
+    #[test]
+    fn forgetting_purged_days_drops_their_plates_and_keeps_the_rest() {
+        let mut d = PlateDictionary::default();
+        for i in 0..6000 {
+            // Plate Pi seen on day 20_000 + i % 10.
+            d.observe(&plate(&format!("P{i}")), 20_000 + i % 10);
+        }
+        d.observe(&plate("P0"), 20_009);
+        assert_eq!(d.slots.len(), 16_384, "doubled from 1024 as plates came");
+        assert_eq!(d.count_before(20_005), 3000 - 1);
+        assert_eq!(d.forget_before(20_005), 2999);
+        assert_eq!(d.len(), 3001);
+        for i in 0..6000 {
+            let got = d.get(&plate(&format!("P{i}")));
+            assert_eq!(got.is_some(), i == 0 || i % 10 >= 5, "P{i}");
+        }
+        // P0 was seen before and after: it now starts on the first kept day.
+        let s = d.get(&plate("P0")).unwrap();
+        assert_eq!((s.first_day, s.last_day), (20_005, 20_009));
+        assert!(!s.maybe_on(20_000));
+        let scanned = d.matching(&PlatePattern::parse("P1*", false).unwrap(), 10_000);
+        let expected = (0..6000)
+            .filter(|i| i % 10 >= 5 && i.to_string().starts_with('1'))
+            .count();
+        assert_eq!(scanned.len(), expected);
+        assert!(scanned.iter().all(|s| s.first_day >= 20_005));
+        // Forgetting again finds nothing more; new plates go in and grow it.
+        assert_eq!(d.forget_before(20_005), 0);
+        for i in 0..5000 {
+            d.observe(&plate(&format!("Q{i}")), 20_010);
+        }
+        assert_eq!(d.len(), 8001);
+        assert_eq!(d.entries(), 8001, "new plates took the forgotten entries");
+        assert!(d.get(&plate("Q4999")).is_some() && d.get(&plate("P9")).is_some());
+        let q = d.matching(&PlatePattern::parse("Q49*", false).unwrap(), 10_000);
+        assert_eq!(q.len(), 111, "Q49, Q490..Q499, Q4900..Q4999");
+        // Forgetting everything leaves an empty, usable dictionary.
+        assert_eq!(d.forget_before(20_011), 8001);
+        assert!(d.is_empty() && d.get(&plate("P9")).is_none());
+        assert!(d
+            .matching(&PlatePattern::parse("*Q4*", false).unwrap(), 10_000)
+            .is_empty());
+        // The table is rebuilt at the size the plates need once it fills
+        // with forgotten slots.
+        for i in 0..9000 {
+            d.observe(&plate(&format!("R{i}")), 20_012);
+        }
+        assert_eq!(d.len(), 9000);
+        assert!(d.slots.len() <= 16_384, "{}", d.slots.len());
+        assert!((0..9000).all(|i| d.get(&plate(&format!("R{i}"))).is_some()));
+        assert_eq!(d.get(&plate("R1")).unwrap().first_day, 20_012);
+    }
+
+    /// Forgetting and reusing entries, many rounds, against a plain map.
+    #[test]
+    fn forgetting_and_reuse_agree_with_a_map() {
+        use std::collections::BTreeMap;
+        let mut d = PlateDictionary::default();
+        let mut model: BTreeMap<String, (i32, i32)> = BTreeMap::new();
+        let mut x = 99u64;
+        let mut cut = 20_000;
+        let mut serial = 0;
+        for round in 0..40 {
+            for _ in 0..500 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let text = format!("K{}", (x >> 33) % 3000);
+                let day = cut + ((x >> 20) % 20) as i32;
+                d.observe(&plate(&text), day);
+                let e = model.entry(text).or_insert((day, day));
+                *e = (e.0.min(day), e.1.max(day));
+            }
+            cut += 3;
+            let before = model.len();
+            model.retain(|_, e| e.1 >= cut);
+            for e in model.values_mut() {
+                e.0 = e.0.max(cut);
+            }
+            // Forgotten a part at a time, with new plates (as ingest
+            // adds them between the purge's holds of the lock) taking
+            // freed entries and growing the table meanwhile.
+            let (mut gone, mut from, mut fresh) = (0, 0, 0);
+            while from < d.end() {
+                let (g, next) = d.forget_range(cut, from, 700);
+                gone += g;
+                from = next;
+                for _ in 0..40 {
+                    let text = format!("N{serial}");
+                    serial += 1;
+                    fresh += 1;
+                    d.observe(&plate(&text), cut);
+                    model.insert(text, (cut, cut));
+                }
+            }
+            assert_eq!(gone, before - (model.len() - fresh), "round {round}");
+            assert_eq!(d.len(), model.len());
+            for text in model.keys().chain(
+                (0..3000)
+                    .map(|i| format!("K{i}"))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            ) {
+                let got = d.get(&plate(text)).map(|s| (s.first_day, s.last_day));
+                assert_eq!(got, model.get(text).copied(), "{text}, round {round}");
+            }
+            let mut scanned: Vec<String> = d
+                .matching(&PlatePattern::parse("K1*", false).unwrap(), 10_000)
+                .iter()
+                .map(|s| s.plate.to_string())
+                .collect();
+            scanned.sort();
+            let expected: Vec<&String> = model.keys().filter(|k| k.starts_with("K1")).collect();
+            assert_eq!(
+                scanned.iter().collect::<Vec<_>>(),
+                expected,
+                "round {round}"
+            );
+        }
+        assert!(
+            d.entries() <= model.len() + 3000,
+            "entries are reused: {} for {} plates",
+            d.entries(),
+            model.len()
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! compressed: pictures do not shrink, and the check needs no inflater.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 
 use platekeeper_core::audit_report::csv_cell;
 use platekeeper_core::read::format_time_ms;
@@ -28,12 +28,15 @@ use crate::images::ImageStore;
 use crate::search::StoredRead;
 use crate::StoreError;
 
-/// Largest package built in memory; a bigger hold is exported in parts.
-pub const MAX_PACKAGE_BYTES: u64 = 512 << 20;
+/// Largest package built. Packages are written to a spool file on the
+/// data disk as they are made, not held in memory, so this bounds the
+/// disk one export may take rather than the server's memory.
+pub const MAX_PACKAGE_BYTES: u64 = 16 << 30;
 /// Largest file inside a package that [`verify`] reads.
 pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
-/// Most files a package may hold.
-pub const MAX_ENTRIES: usize = 50_000;
+/// Most files a package may hold ([`build`] refuses more, so every package
+/// it makes passes [`verify`]).
+pub const MAX_ENTRIES: usize = 200_000;
 
 #[derive(Serialize)]
 struct ReadRecord<'a> {
@@ -64,25 +67,83 @@ struct ManifestEntry {
     bytes: u64,
 }
 
-/// A built package.
+/// A built package: a zip in an unnamed spool file (removed by the
+/// system when the handle is dropped, even if the process dies), read
+/// from the start.
 pub struct Package {
-    pub bytes: Vec<u8>,
+    pub file: std::fs::File,
+    /// Size of the zip in bytes.
+    pub size: u64,
     pub sha256: String,
     pub file_name: String,
     pub reads: usize,
     pub images: usize,
 }
 
+impl Package {
+    /// The whole zip in memory (for tests and small callers).
+    pub fn into_bytes(mut self) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::with_capacity(self.size as usize);
+        self.file
+            .read_to_end(&mut out)
+            .map_err(|e| StoreError::Corrupt(format!("reading package: {e}")))?;
+        Ok(out)
+    }
+}
+
+/// Writes the package's files into the zip one at a time, keeping each
+/// one's digest for the manifest.
+struct ZipSpool {
+    zip: zip::ZipWriter<std::fs::File>,
+    entries: Vec<ManifestEntry>,
+    total: u64,
+}
+
+impl ZipSpool {
+    fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.total += bytes.len() as u64;
+        if self.total > MAX_PACKAGE_BYTES || self.entries.len() + 2 > MAX_ENTRIES {
+            return Err(StoreError::invalid(
+                "package_too_large",
+                format!(
+                    "the package would exceed {} GB or {MAX_ENTRIES} files; place the reads on smaller holds and export each",
+                    MAX_PACKAGE_BYTES >> 30
+                ),
+            ));
+        }
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(false);
+        self.zip.start_file(name, options).map_err(zip_error)?;
+        self.zip.write_all(bytes).map_err(write_error)?;
+        self.entries.push(ManifestEntry {
+            name: name.to_string(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+}
+
+fn zip_error(e: zip::result::ZipError) -> StoreError {
+    StoreError::Corrupt(format!("writing package: {e}"))
+}
+
+fn write_error(e: std::io::Error) -> StoreError {
+    StoreError::Corrupt(format!("writing package: {e}"))
+}
+
 /// Builds a package of `reads` with `custody` (any JSON object; `files`
-/// and `digests` are added by the manifest, not here).
+/// and `digests` are added by the manifest, not here), spooled in
+/// `spool_dir`. Memory holds one picture at a time, whatever the size.
 pub(crate) fn build(
     images: &ImageStore,
+    spool_dir: &std::path::Path,
     reads: &[StoredRead],
     custody: serde_json::Value,
     file_stem: &str,
     now_ms: i64,
 ) -> Result<Package, StoreError> {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut pictures: BTreeMap<String, (i32, crate::images::ImageRef)> = BTreeMap::new();
     let name_of = |i: &crate::images::ImageRef| {
         format!("images/{}.{}", hex::encode(i.sha256), i.kind.extension())
@@ -106,12 +167,53 @@ pub(crate) fn build(
             vehicle_image: r.vehicle_image.as_ref().map(name_of),
         });
     }
-    files.push(("reads.json".into(), pretty(&records)?));
+    std::fs::create_dir_all(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
+    let file = tempfile::tempfile_in(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
+    let mut spool = ZipSpool {
+        zip: zip::ZipWriter::new(file),
+        entries: Vec::new(),
+        total: 0,
+    };
+    spool.add("reads.json", &pretty(&records)?)?;
+    spool.add("reads.csv", reads_csv(&records).as_bytes())?;
+    for (name, (day, i)) in &pictures {
+        spool.add(name, &images.read(*day, i)?)?;
+    }
+    spool.add("custody.json", &pretty(&custody)?)?;
+    let manifest = Manifest {
+        format: "platekeeper-evidence-1".into(),
+        created_at: format_time_ms(now_ms),
+        files: std::mem::take(&mut spool.entries),
+    };
+    let manifest = pretty(&manifest)?;
+    spool.add("manifest.json", &manifest)?;
+
+    let mut file = spool.zip.finish().map_err(zip_error)?;
+    // The zip's own digest, read back: the writer goes back to fill in
+    // each entry's header, so it cannot be hashed on the way out.
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(write_error)?;
+    let mut h = Sha256::new();
+    let size = std::io::copy(&mut file, &mut h).map_err(write_error)?;
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(write_error)?;
+    Ok(Package {
+        file,
+        size,
+        sha256: hex::encode(h.finalize()),
+        file_name: format!("{file_stem}.zip"),
+        reads: reads.len(),
+        images: pictures.len(),
+    })
+}
+
+/// The records as CSV, one line per read.
+fn reads_csv(records: &[ReadRecord]) -> String {
     let mut csv = String::from(
         "read_id,plate,state,ts,lat,lon,camera,heading,confidence,plate_image,vehicle_image\n",
     );
     let opt = |v: Option<String>| v.unwrap_or_default();
-    for r in &records {
+    for r in records {
         let cells = [
             r.read_id.clone(),
             r.plate.clone(),
@@ -129,57 +231,7 @@ pub(crate) fn build(
         csv.push_str(&line.join(","));
         csv.push('\n');
     }
-    files.push(("reads.csv".into(), csv.into_bytes()));
-    let mut total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
-    for (name, (day, i)) in &pictures {
-        let bytes = images.read(*day, i)?;
-        total += bytes.len() as u64;
-        if total > MAX_PACKAGE_BYTES {
-            return Err(StoreError::invalid(
-                "package_too_large",
-                format!(
-                    "the package would exceed {} MB; place the reads on smaller holds and export each",
-                    MAX_PACKAGE_BYTES >> 20
-                ),
-            ));
-        }
-        files.push((name.clone(), bytes));
-    }
-    files.push(("custody.json".into(), pretty(&custody)?));
-    let manifest = Manifest {
-        format: "platekeeper-evidence-1".into(),
-        created_at: format_time_ms(now_ms),
-        files: files
-            .iter()
-            .map(|(name, b)| ManifestEntry {
-                name: name.clone(),
-                sha256: hex::encode(Sha256::digest(b)),
-                bytes: b.len() as u64,
-            })
-            .collect(),
-    };
-    files.push(("manifest.json".into(), pretty(&manifest)?));
-
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(
-        total as usize + 4096,
-    )));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(false);
-    let zerr = |e: zip::result::ZipError| StoreError::Corrupt(format!("writing package: {e}"));
-    for (name, b) in &files {
-        zip.start_file(name.as_str(), options).map_err(zerr)?;
-        zip.write_all(b)
-            .map_err(|e| StoreError::Corrupt(format!("writing package: {e}")))?;
-    }
-    let bytes = zip.finish().map_err(zerr)?.into_inner();
-    Ok(Package {
-        sha256: hex::encode(Sha256::digest(&bytes)),
-        file_name: format!("{file_stem}.zip"),
-        reads: reads.len(),
-        images: pictures.len(),
-        bytes,
-    })
+    csv
 }
 
 fn pretty<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {

@@ -284,6 +284,21 @@ impl Store {
         crate::collect_rows(&mut stmt, [hold_id], held_row)
     }
 
+    /// The held copy of one read (from any hold that keeps it), for a
+    /// read whose day may already be purged.
+    pub fn held_read(
+        &self,
+        _access: &Access,
+        id: ReadId,
+    ) -> Result<Option<StoredRead>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {READ_COLUMNS} FROM held_reads WHERE read_id = ?1 LIMIT 1"
+        ))?;
+        let mut rows = stmt.query([&id.as_bytes()[..]])?;
+        rows.next()?.map(held_row).transpose()
+    }
+
     /// Lifts a hold: its reads go at the next purge once past retention.
     pub fn lift_hold(
         &self,
@@ -370,6 +385,7 @@ impl Store {
         let date = t(now_ms).chars().take(10).collect::<String>();
         let package = crate::evidence::build(
             &self.images,
+            &self.spool_dir(),
             &reads,
             custody,
             &format!("evidence-hold-{}-{date}", hold.id),
@@ -409,6 +425,7 @@ impl Store {
         let date = t(now_ms).chars().take(10).collect::<String>();
         let package = crate::evidence::build(
             &self.images,
+            &self.spool_dir(),
             reads,
             custody,
             &format!("sharing-request-{}-{date}", req.id),

@@ -930,7 +930,7 @@ fn insert_download(
         "INSERT INTO downloads(kind, ref_id, access_id, username, created_at, destroy_by, file_name, sha256, bytes, reads)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![kind, ref_id, access_id, actor.username, now_ms, destroy_by, package.file_name,
-                package.sha256, package.bytes.len() as i64, package.reads as i64],
+                package.sha256, package.size as i64, package.reads as i64],
     )?;
     Ok(tx.last_insert_rowid())
 }

@@ -805,3 +805,63 @@ fn actor_entry(
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// R6.1: a purge takes the removed days' plates out of the plate
+/// dictionary, so a pattern search neither matches nor counts a plate
+/// whose reads are gone; plates read since stay, and a reopened store
+/// agrees.
+#[test]
+fn purged_plates_leave_the_dictionary() {
+    let f = fixture();
+    const DAY: i64 = 86_400_000;
+    let old = NOW - 400 * DAY;
+    let items = vec![
+        item(f.fixed, read(None, "7OLD001", old, None)),
+        item(f.fixed, read(None, "7OLD002", old + HOUR, None)),
+        item(f.fixed, read(None, "7OLD003", old, None)),
+        item(f.fixed, read(None, "7OLD003", NOW - DAY, None)),
+        item(f.fixed, read(None, "7NEW004", NOW - HOUR, None)),
+    ];
+    f.store.ingest(&items).unwrap();
+    let matched = |store: &Store| {
+        let a = access(store);
+        let page = store.search(&a, &plate_query("*00*", false)).unwrap();
+        let mut got: Vec<String> = page.reads.iter().map(|r| r.plate.to_string()).collect();
+        got.sort();
+        (page.plates_matched, got)
+    };
+    assert_eq!(matched(&f.store).0, 4);
+    assert_eq!(f.store.distinct_plates(), 4);
+
+    let actor = platekeeper_store::Actor::system("test");
+    let dry = f.store.purge(NOW, true, &actor).unwrap();
+    assert_eq!(dry.plates_forgotten, 2, "{dry:?}");
+    assert_eq!(f.store.distinct_plates(), 4, "a dry run forgets nothing");
+    let report = f.store.purge(NOW, false, &actor).unwrap();
+    assert_eq!(report.plates_forgotten, 2, "{report:?}");
+    assert_eq!(report.days_removed.len(), 1);
+    assert_eq!(f.store.distinct_plates(), 2);
+    assert_eq!(
+        matched(&f.store),
+        (2, vec!["7NEW004".to_string(), "7OLD003".to_string()])
+    );
+    assert!(plates(&f.store, &plate_query("7OLD001", false)).is_empty());
+    assert!(plates(&f.store, &plate_query("*OLD00?", true))
+        .iter()
+        .all(|p| p == "7OLD003"));
+    // New reads still go in after the table was rebuilt.
+    f.store
+        .ingest(&[item(f.fixed, read(None, "7NEW005", NOW - HOUR, None))])
+        .unwrap();
+    assert_eq!(f.store.distinct_plates(), 3);
+    // A second purge has nothing more to forget.
+    assert_eq!(
+        f.store.purge(NOW, false, &actor).unwrap().plates_forgotten,
+        0
+    );
+    let dir = f.store.dir().to_path_buf();
+    drop(f.store);
+    let reopened = Store::open(&dir).unwrap();
+    assert_eq!(reopened.distinct_plates(), 3);
+    assert_eq!(matched(&reopened).0, 3);
+}

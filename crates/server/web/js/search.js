@@ -177,32 +177,7 @@ export async function searchPage(main, ctx) {
       actions, holdOut);
   }
 
-  function thumb(r) {
-    const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the pictures of ${r.plate}`, onclick: () => openRead(r) });
-    if (!r.image_url || !may('view_images')) { box.disabled = true; box.textContent = '—'; return box; }
-    imageUrl(r.image_url, signal).then((url) => { thumbs.push(url); box.append(h('img', { src: url, alt: '' })); }).catch(() => { box.textContent = '!'; });
-    return box;
-  }
-
-  async function openRead(r) {
-    const body = h('div', { class: 'pictures' });
-    const dlg = h('dialog', { class: 'read-dialog', 'aria-label': `Read of ${r.plate}` },
-      h('h2', {}, h('span', { class: 'plate' }, r.plate), ` ${r.state || ''}`),
-      h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
-      body,
-      h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
-    const shown = [];
-    dlg.addEventListener('close', () => { dlg.remove(); shown.forEach(URL.revokeObjectURL); });
-    document.body.append(dlg);
-    dlg.showModal();
-    for (const [url, label] of [[r.image_url, 'Vehicle'], [r.plate_image_url, 'Plate']]) {
-      if (!url || (label === 'Plate' && url === r.image_url)) continue;
-      try {
-        shown.push(await imageUrl(url));
-        body.append(h('figure', {}, h('img', { src: shown[shown.length - 1], alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label)));
-      } catch (err) { body.append(problem(err)); }
-    }
-  }
+  const thumb = (r) => readThumb(r, { canView: may('view_images'), signal, keep: thumbs });
 
   async function hold(button, holdOut) {
     const v = values(form);
@@ -220,6 +195,36 @@ export async function searchPage(main, ctx) {
   map.setMode('pan');
 }
 
+/** A read's picture as a button that opens its pictures; blob URLs go
+ * into `keep` so the page can release them. */
+function readThumb(r, { canView, signal, keep }) {
+  const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the pictures of ${r.plate}`, onclick: () => openRead(r) });
+  if (!r.image_url || !canView) { box.disabled = true; box.textContent = '—'; return box; }
+  imageUrl(r.image_url, signal).then((url) => { keep.push(url); box.append(h('img', { src: url, alt: '' })); }).catch(() => { box.textContent = '!'; });
+  return box;
+}
+
+/** A dialog with a read's vehicle and plate pictures. */
+async function openRead(r) {
+  const body = h('div', { class: 'pictures' });
+  const dlg = h('dialog', { class: 'read-dialog', 'aria-label': `Read of ${r.plate}` },
+    h('h2', {}, h('span', { class: 'plate' }, r.plate), ` ${r.state || ''}`),
+    h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
+    body,
+    h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
+  const shown = [];
+  dlg.addEventListener('close', () => { dlg.remove(); shown.forEach(URL.revokeObjectURL); });
+  document.body.append(dlg);
+  dlg.showModal();
+  for (const [url, label] of [[r.image_url, 'Vehicle'], [r.plate_image_url, 'Plate']]) {
+    if (!url || (label === 'Plate' && url === r.image_url)) continue;
+    try {
+      shown.push(await imageUrl(url));
+      body.append(h('figure', {}, h('img', { src: shown[shown.length - 1], alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label)));
+    } catch (err) { body.append(problem(err)); }
+  }
+}
+
 async function exportEvidence(holdId, button) {
   button.disabled = true;
   try {
@@ -230,7 +235,32 @@ async function exportEvidence(holdId, button) {
 }
 
 export async function holdsPage(main, { me, signal }) {
+  const may = (r) => me.rights.includes(r);
   const list = h('div', {});
+  const shown = h('div', { class: 'results', 'aria-live': 'polite' });
+  const thumbs = [];
+  signal.addEventListener('abort', () => thumbs.splice(0).forEach(URL.revokeObjectURL));
+  async function view(x, button) {
+    button.disabled = true;
+    try {
+      const res = await api('GET', `/api/v1/holds/${x.id}/reads`, undefined, { signal });
+      thumbs.splice(0).forEach(URL.revokeObjectURL);
+      put(shown,
+        h('h2', {}, `Reads kept by hold ${x.id} (case ${x.case_number})`),
+        h('p', { class: 'summary' }, `${res.results.length} read${res.results.length === 1 ? '' : 's'} · logged as access ${res.access_id} under the hold's case`),
+        table([
+          ['Picture', (r) => readThumb(r, { canView: may('view_images'), signal, keep: thumbs })],
+          ['Plate', (r) => h('span', { class: 'plate' }, r.plate)],
+          ['State', (r) => r.state || ''],
+          ['Time', (r) => when(r.ts)],
+          ['Camera', (r) => r.camera],
+          ['Place', (r) => (r.lat !== null ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}` : '')],
+        ], res.results, 'This hold keeps no reads.'));
+      shown.scrollIntoView({ block: 'nearest' });
+    } catch (err) {
+      if (err.name !== 'AbortError') put(shown, problem(err, 'Could not open the held reads.'));
+    } finally { button.disabled = false; }
+  }
   async function load() {
     const res = await api('GET', '/api/v1/holds?include_lifted=true&limit=200', undefined, { signal });
     put(list, table([
@@ -240,7 +270,8 @@ export async function holdsPage(main, { me, signal }) {
       ['Placed', (x) => `${when(x.created_at_ms)} by ${x.created_by}`],
       ['Status', (x) => (x.lifted_at_ms ? `lifted ${when(x.lifted_at_ms)} by ${x.lifted_by}: ${x.lift_reason || ''}` : 'held')],
       ['', (x) => (x.lifted_at_ms ? '' : h('span', { class: 'actions' },
-        me.rights.includes('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(x.id, e.target) }, 'Export evidence') : null,
+        may('search_reads') ? h('button', { type: 'button', onclick: (e) => view(x, e.target) }, 'View reads') : null,
+        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(x.id, e.target) }, 'Export evidence') : null,
         h('button', { type: 'button', onclick: () => lift(x) }, 'Lift')))],
     ], res.holds, 'No legal holds. Put reads on hold from the search results.'));
   }
@@ -249,6 +280,6 @@ export async function holdsPage(main, { me, signal }) {
     if (!reason) return;
     try { await api('DELETE', `/api/v1/holds/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`Hold ${x.id} lifted.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
-  put(main, ...heading('Legal holds and evidence', 'Reads on hold are kept past the retention period until the hold is lifted. An evidence package holds the records, the images, a SHA-256 manifest and the chain of custody.'), list);
+  put(main, ...heading('Legal holds and evidence', 'Reads on hold are kept past the retention period until the hold is lifted. Viewing them is logged as a search under the hold\'s case. An evidence package holds the records, the images, a SHA-256 manifest and the chain of custody.'), list, shown);
   await load();
 }
