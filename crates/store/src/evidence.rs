@@ -80,26 +80,17 @@ pub struct Package {
     pub images: usize,
 }
 
-impl Package {
-    /// The whole zip in memory (for tests and small callers).
-    pub fn into_bytes(mut self) -> Result<Vec<u8>, StoreError> {
-        let mut out = Vec::with_capacity(self.size as usize);
-        self.file
-            .read_to_end(&mut out)
-            .map_err(|e| StoreError::Corrupt(format!("reading package: {e}")))?;
-        Ok(out)
-    }
-}
-
 /// Writes the package's files into the zip one at a time, keeping each
 /// one's digest for the manifest.
-struct ZipSpool {
+struct ZipSpool<'a> {
     zip: zip::ZipWriter<std::fs::File>,
     entries: Vec<ManifestEntry>,
     total: u64,
+    /// Where the spool file is, for errors (a full disk names it).
+    dir: &'a std::path::Path,
 }
 
-impl ZipSpool {
+impl ZipSpool<'_> {
     fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.total += bytes.len() as u64;
         if self.total > MAX_PACKAGE_BYTES || self.entries.len() + 2 > MAX_ENTRIES {
@@ -114,8 +105,13 @@ impl ZipSpool {
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(false);
-        self.zip.start_file(name, options).map_err(zip_error)?;
-        self.zip.write_all(bytes).map_err(write_error)?;
+        let dir = self.dir;
+        self.zip
+            .start_file(name, options)
+            .map_err(|e| zip_error(dir, e))?;
+        self.zip
+            .write_all(bytes)
+            .map_err(|e| StoreError::io(dir, e))?;
         self.entries.push(ManifestEntry {
             name: name.to_string(),
             sha256: hex::encode(Sha256::digest(bytes)),
@@ -125,12 +121,13 @@ impl ZipSpool {
     }
 }
 
-fn zip_error(e: zip::result::ZipError) -> StoreError {
-    StoreError::Corrupt(format!("writing package: {e}"))
-}
-
-fn write_error(e: std::io::Error) -> StoreError {
-    StoreError::Corrupt(format!("writing package: {e}"))
+/// A zip writer's failure: the disk's, named by the spool folder, or the
+/// writer's own.
+fn zip_error(dir: &std::path::Path, e: zip::result::ZipError) -> StoreError {
+    match e {
+        zip::result::ZipError::Io(e) => StoreError::io(dir, e),
+        e => StoreError::Corrupt(format!("writing package: {e}")),
+    }
 }
 
 /// Builds a package of `reads` with `custody` (any JSON object; `files`
@@ -173,6 +170,7 @@ pub(crate) fn build(
         zip: zip::ZipWriter::new(file),
         entries: Vec::new(),
         total: 0,
+        dir: spool_dir,
     };
     spool.add("reads.json", &pretty(&records)?)?;
     spool.add("reads.csv", reads_csv(&records).as_bytes())?;
@@ -188,15 +186,15 @@ pub(crate) fn build(
     let manifest = pretty(&manifest)?;
     spool.add("manifest.json", &manifest)?;
 
-    let mut file = spool.zip.finish().map_err(zip_error)?;
+    let mut file = spool.zip.finish().map_err(|e| zip_error(spool_dir, e))?;
     // The zip's own digest, read back: the writer goes back to fill in
     // each entry's header, so it cannot be hashed on the way out.
     file.seek(std::io::SeekFrom::Start(0))
-        .map_err(write_error)?;
+        .map_err(|e| StoreError::io(spool_dir, e))?;
     let mut h = Sha256::new();
-    let size = std::io::copy(&mut file, &mut h).map_err(write_error)?;
+    let size = std::io::copy(&mut file, &mut h).map_err(|e| StoreError::io(spool_dir, e))?;
     file.seek(std::io::SeekFrom::Start(0))
-        .map_err(write_error)?;
+        .map_err(|e| StoreError::io(spool_dir, e))?;
     Ok(Package {
         file,
         size,
