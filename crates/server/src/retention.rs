@@ -10,7 +10,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use platekeeper_core::{Purpose, ReadId, Right};
-use platekeeper_store::{AccessKind, Download, Hold, PurgeReport, MAX_HOLD_READS};
+use platekeeper_store::{
+    Access, AccessKind, Download, Hold, PurgeReport, Store, StoredRead, MAX_HOLD_READS,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -213,6 +215,49 @@ pub async fn get_hold(
         .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
 }
 
+/// A hold by id, and a new access of `kind` under its case whose query
+/// names the hold under `what`: how a hold's reads are opened, to view or
+/// to export.
+async fn hold_access(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+    kind: AccessKind,
+    what: &str,
+) -> Result<(Hold, Access), ApiError> {
+    let store = state.store.clone();
+    let hold = blocking(move || Ok(store.hold(id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
+    let mut query = serde_json::Map::new();
+    query.insert(
+        what.to_string(),
+        serde_json::json!({"hold_id": hold.id, "case_number": hold.case_number}),
+    );
+    let access = open_access(
+        state,
+        who,
+        kind,
+        serde_json::Value::Object(query),
+        hold.purpose.clone(),
+    )
+    .await?;
+    Ok((hold, access))
+}
+
+/// A hold's reads, recorded as returned under `access`.
+fn held_reads_returned(
+    store: &Store,
+    access: &Access,
+    hold_id: i64,
+    now_ms: i64,
+) -> Result<Vec<StoredRead>, ApiError> {
+    let reads = store.held_reads(access, hold_id)?;
+    let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+    store.record_results(access, &returned, now_ms)?;
+    Ok(reads)
+}
+
 /// The reads a hold keeps, as search results with picture links, opened
 /// as a search under the hold's case and logged with every read it
 /// returns: how held reads are seen once their days are purged.
@@ -225,24 +270,11 @@ pub async fn hold_reads(
 ) -> Result<Json<crate::search::SearchResponse>, ApiError> {
     who.require_plate_data(&state, Right::SearchReads)?;
     let id = path_param(path)?;
-    let store = state.store.clone();
-    let hold = blocking(move || Ok(store.hold(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
-    let access = open_access(
-        &state,
-        &who,
-        AccessKind::Search,
-        serde_json::json!({"hold": {"hold_id": hold.id, "case_number": hold.case_number}}),
-        hold.purpose.clone(),
-    )
-    .await?;
+    let (hold, access) = hold_access(&state, &who, id, AccessKind::Search, "hold").await?;
     let store = state.store.clone();
     let now = state.now_ms();
     let reads = blocking(move || {
-        let reads = store.held_reads(&access, hold.id)?;
-        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned, now)?;
+        let reads = held_reads_returned(&store, &access, hold.id, now)?;
         Ok((access.id(), reads))
     })
     .await?;
@@ -323,27 +355,14 @@ pub async fn export_evidence(
     ApiJson(req): ApiJson<EvidenceRequest>,
 ) -> Result<Response, ApiError> {
     who.require_plate_data(&state, Right::ExportReads)?;
-    let store = state.store.clone();
-    let id = req.hold_id;
-    let hold = blocking(move || Ok(store.hold(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
-    let access = open_access(
-        &state,
-        &who,
-        AccessKind::Export,
-        serde_json::json!({"evidence": {"hold_id": hold.id, "case_number": hold.case_number}}),
-        hold.purpose.clone(),
-    )
-    .await?;
+    let (hold, access) =
+        hold_access(&state, &who, req.hold_id, AccessKind::Export, "evidence").await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
     let (package, download) = blocking(move || {
         let (package, download) = store.export_evidence(&access, &hold, &actor, now)?;
-        let reads = store.held_reads(&access, hold.id)?;
-        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned, now)?;
+        held_reads_returned(&store, &access, hold.id, now)?;
         Ok((package, download))
     })
     .await?;

@@ -155,8 +155,9 @@ impl PlateDictionary {
         self.len() == 0
     }
 
-    /// Entries in the columns, forgotten ones included.
-    fn entries(&self) -> usize {
+    /// Entries in the columns, forgotten ones included (where
+    /// [`Self::forget_range`] is done).
+    pub(crate) fn entries(&self) -> usize {
         self.first_day.len()
     }
 
@@ -350,12 +351,6 @@ impl PlateDictionary {
             gone += 1;
         }
         (gone, to.max(from))
-    }
-
-    /// Entries in the columns, forgotten ones included: where
-    /// [`Self::forget_range`] is done.
-    pub fn end(&self) -> usize {
-        self.entries()
     }
 
     fn span(&self, idx: usize) -> Option<PlateSpan> {
@@ -587,7 +582,7 @@ mod tests {
             // adds them between the purge's holds of the lock) taking
             // freed entries and growing the table meanwhile.
             let (mut gone, mut from, mut fresh) = (0, 0, 0);
-            while from < d.end() {
+            while from < d.entries() {
                 let (g, next) = d.forget_range(cut, from, 700);
                 gone += g;
                 from = next;

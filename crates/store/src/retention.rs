@@ -245,11 +245,15 @@ impl Store {
             ],
             days_removed: read_days.iter().map(|f| day_label(f.day)).collect(),
             held_reads_kept: (held_total - held_release) as u64,
-            plates_forgotten: self
-                .dictionary
-                .read()
-                .map_err(|_| StoreError::Poisoned)?
-                .count_before(first_read_day) as u64,
+            // A dry run counts them; a real one as it forgets them.
+            plates_forgotten: if dry_run {
+                self.dictionary
+                    .read()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .count_before(first_read_day) as u64
+            } else {
+                0
+            },
             overdue_downloads: overdue,
             writer_ms: 0.0,
             writer_longest_ms: 0.0,
@@ -344,13 +348,12 @@ impl Store {
         // The dictionary forgets the removed days' plates a part at a
         // time, so searches and ingest wait for one part, not for all.
         if !read_days.is_empty() {
-            report.plates_forgotten = 0;
             let mut from = 0;
             loop {
                 let started = Instant::now();
                 let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
                 let (gone, next) = dict.forget_range(first_read_day, from, FORGET_PART);
-                let done = next >= dict.end();
+                let done = next >= dict.entries();
                 drop(dict);
                 writer.add(started);
                 report.plates_forgotten += gone as u64;
