@@ -385,3 +385,69 @@ pub fn verify(reader: impl Read + std::io::Seek) -> PackageCheck {
         custody,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spool(dir: &std::path::Path) -> ZipSpool<'_> {
+        ZipSpool {
+            zip: zip::ZipWriter::new(tempfile::tempfile_in(dir).unwrap()),
+            entries: Vec::new(),
+            total: 0,
+            dir,
+        }
+    }
+
+    /// A package past its size or file cap is refused by name, before the
+    /// file that would pass the cap is written.
+    #[test]
+    fn packages_past_their_caps_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spool(dir.path());
+        s.add("reads.json", b"[]").unwrap();
+        s.total = MAX_PACKAGE_BYTES - 10;
+        let err = s.add("images/a.jpg", &[0u8; 11]).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Invalid {
+                    code: "package_too_large",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(s.entries.len(), 1, "nothing was added");
+
+        let mut s = spool(dir.path());
+        for i in 0..MAX_ENTRIES - 1 {
+            s.entries.push(ManifestEntry {
+                name: format!("images/{i}.jpg"),
+                sha256: String::new(),
+                bytes: 0,
+            });
+        }
+        // One more file and the manifest would pass the file cap.
+        let err = s.add("custody.json", b"{}").unwrap_err();
+        assert!(err.to_string().contains("200000 files"), "{err}");
+        // One fewer, and the package ends at the cap exactly: allowed.
+        s.entries.pop();
+        s.add("custody.json", b"{}").unwrap();
+    }
+
+    /// Every file goes into the zip with its digest in the manifest list.
+    #[test]
+    fn each_file_added_is_listed_with_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spool(dir.path());
+        s.add("reads.csv", b"read_id\n").unwrap();
+        assert_eq!(s.entries[0].name, "reads.csv");
+        assert_eq!(s.entries[0].bytes, 8);
+        assert_eq!(
+            s.entries[0].sha256,
+            hex::encode(Sha256::digest(b"read_id\n"))
+        );
+        assert_eq!(s.total, 8);
+    }
+}
