@@ -245,50 +245,70 @@ async fn hold_access(
     Ok((hold, access))
 }
 
-/// A hold's reads, recorded as returned under `access`.
+/// Reads `skip..skip + take` of a hold (in time order), recorded as
+/// returned under `access`; with how many the hold keeps and how many
+/// distinct plates.
 fn held_reads_returned(
     store: &Store,
     access: &Access,
     hold_id: i64,
     now_ms: i64,
-) -> Result<Vec<StoredRead>, ApiError> {
-    let reads = store.held_reads(access, hold_id)?;
+    skip: usize,
+    take: usize,
+) -> Result<(Vec<StoredRead>, usize, usize), ApiError> {
+    let all = store.held_reads(access, hold_id)?;
+    let total = all.len();
+    let plates = all
+        .iter()
+        .map(|r| r.plate)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let reads: Vec<StoredRead> = all.into_iter().skip(skip).take(take).collect();
     let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
     store.record_results(access, &returned, now_ms)?;
-    Ok(reads)
+    Ok((reads, total, plates))
 }
 
-/// The reads a hold keeps, as search results with picture links, opened
-/// as a search under the hold's case and logged with every read it
-/// returns: how held reads are seen once their days are purged.
-#[utoipa::path(get, path = "/api/v1/holds/{id}/reads", params(("id" = i64, Path)),
+#[derive(Deserialize, IntoParams)]
+pub struct HoldReadsParams {
+    /// Reads per page (default 100, at most 1,000).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The reads a hold keeps, in time order, a page at a time, as search
+/// results with picture links. Each page is a search access under the
+/// hold's case, logged with every read it returns: how held reads are
+/// seen once their days are purged.
+#[utoipa::path(get, path = "/api/v1/holds/{id}/reads", params(("id" = i64, Path), HoldReadsParams),
     responses((status = 200, body = crate::search::SearchResponse), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
 pub async fn hold_reads(
     State(state): State<AppState>,
     who: Person,
     path: Result<Path<i64>, PathRejection>,
+    params: Result<Query<HoldReadsParams>, QueryRejection>,
 ) -> Result<Json<crate::search::SearchResponse>, ApiError> {
     who.require_plate_data(&state, Right::SearchReads)?;
     let id = path_param(path)?;
+    let p = crate::search::query_param(params)?;
+    let limit = page_limit(p.limit)?;
+    let skip = id_cursor(p.cursor.as_deref())?.unwrap_or(0) as usize;
     let (hold, access) = hold_access(&state, &who, id, AccessKind::Search, "hold").await?;
     let store = state.store.clone();
     let now = state.now_ms();
-    let reads = blocking(move || {
-        let reads = held_reads_returned(&store, &access, hold.id, now)?;
-        Ok((access.id(), reads))
-    })
-    .await?;
-    let (access_id, reads) = reads;
-    let plates: std::collections::BTreeSet<String> =
-        reads.iter().map(|r| r.plate.to_string()).collect();
+    let access_id = access.id();
+    let (reads, total, plates) =
+        blocking(move || held_reads_returned(&store, &access, hold.id, now, skip, limit)).await?;
+    let next = skip + reads.len();
     Ok(Json(crate::search::SearchResponse {
         access_id,
         results: reads
             .iter()
             .map(|r| crate::search::result_of(r, access_id))
             .collect(),
-        next_cursor: None,
-        plates_matched: plates.len(),
+        next_cursor: (next < total).then(|| next.to_string()),
+        plates_matched: plates,
     }))
 }
 
@@ -362,7 +382,7 @@ pub async fn export_evidence(
     let now = state.now_ms();
     let (package, download) = blocking(move || {
         let (package, download) = store.export_evidence(&access, &hold, &actor, now)?;
-        held_reads_returned(&store, &access, hold.id, now)?;
+        held_reads_returned(&store, &access, hold.id, now, 0, usize::MAX)?;
         Ok((package, download))
     })
     .await?;

@@ -423,6 +423,37 @@ async fn evidence_packages_verify_and_tampering_is_found() {
     assert_eq!(s, StatusCode::CREATED, "{hold}");
     let hold_id = hold["id"].as_i64().unwrap();
 
+    // Its reads page in time order, each page a logged search access.
+    let page = |cursor: &str| format!("/api/v1/holds/{hold_id}/reads?limit=1{cursor}");
+    let (s, first) = api.call("GET", &page(""), Some(&api.officer), None).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(first["results"][0]["plate"], "7ABC120");
+    assert_eq!(first["plates_matched"], 2, "over the whole hold");
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = api
+        .call(
+            "GET",
+            &page(&format!("&cursor={cursor}")),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(second["results"][0]["plate"], "7ABC122");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    assert_ne!(first["access_id"], second["access_id"]);
+    for bad in ["&cursor=-1", "&cursor=x", "&limit=0", "&limit=5000"] {
+        let (s, v) = api
+            .call(
+                "GET",
+                &format!("/api/v1/holds/{hold_id}/reads?{}", &bad[1..]),
+                Some(&api.officer),
+                None,
+            )
+            .await;
+        assert!(s.is_client_error(), "{bad}: {s} {v}");
+        assert!(v["error"]["message"].is_string(), "{bad}: {v}");
+    }
+
     // No export without plate-data rights, and none of a hold that is not.
     let mut api = api;
     api.ready_user("aud", Role::Auditor).await;

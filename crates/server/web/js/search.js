@@ -239,24 +239,36 @@ export async function holdsPage(main, { me, signal }) {
   const list = h('div', {});
   const shown = h('div', { class: 'results', 'aria-live': 'polite' });
   const thumbs = [];
+  const thumbOf = new Map();
   signal.addEventListener('abort', () => thumbs.splice(0).forEach(URL.revokeObjectURL));
-  async function view(x, button) {
+  // A hold's reads, a page at a time (each page is a logged access, and
+  // each picture shown is an image view): the first page, then more on
+  // request.
+  async function view(x, button, cursor, earlier = []) {
     button.disabled = true;
     try {
-      const res = await api('GET', `/api/v1/holds/${x.id}/reads`, undefined, { signal });
-      thumbs.splice(0).forEach(URL.revokeObjectURL);
+      const page = await api('GET', `/api/v1/holds/${x.id}/reads?limit=100${cursor ? `&cursor=${cursor}` : ''}`, undefined, { signal });
+      if (!cursor) { thumbs.splice(0).forEach(URL.revokeObjectURL); thumbOf.clear(); }
+      const reads = earlier.concat(page.results);
+      // Earlier pages keep their pictures (no second image view each).
+      const picture = (r) => {
+        if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), signal, keep: thumbs }));
+        return thumbOf.get(r.read_id);
+      };
       put(shown,
         h('h2', {}, `Reads kept by hold ${x.id} (case ${x.case_number})`),
-        h('p', { class: 'summary' }, `${res.results.length} read${res.results.length === 1 ? '' : 's'} · logged as access ${res.access_id} under the hold's case`),
+        h('p', { class: 'summary' }, `${reads.length} read${reads.length === 1 ? '' : 's'} shown${page.next_cursor ? ', more to load' : ''} · ${page.plates_matched} plate${page.plates_matched === 1 ? '' : 's'} in the hold · logged as access ${page.access_id} under the hold's case`),
         table([
-          ['Picture', (r) => readThumb(r, { canView: may('view_images'), signal, keep: thumbs })],
+          ['Picture', picture],
           ['Plate', (r) => h('span', { class: 'plate' }, r.plate)],
           ['State', (r) => r.state || ''],
           ['Time', (r) => when(r.ts)],
           ['Camera', (r) => r.camera],
           ['Place', (r) => (r.lat !== null ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}` : '')],
-        ], res.results, 'This hold keeps no reads.'));
-      shown.scrollIntoView({ block: 'nearest' });
+        ], reads, 'This hold keeps no reads.'),
+        page.next_cursor ? h('div', { class: 'actions' },
+          h('button', { type: 'button', onclick: (e) => view(x, e.target, page.next_cursor, reads) }, 'More reads')) : null);
+      if (!cursor) shown.scrollIntoView({ block: 'nearest' });
     } catch (err) {
       if (err.name !== 'AbortError') put(shown, problem(err, 'Could not open the held reads.'));
     } finally { button.disabled = false; }
