@@ -215,10 +215,7 @@ impl PlateDictionary {
     fn rehash(&mut self, size: usize) {
         let mut slots = vec![EMPTY; size];
         let mask = size - 1;
-        for idx in 0..self.entries() {
-            if self.cols[0][idx] == 0 {
-                continue;
-            }
+        for idx in (0..self.entries()).filter(|&i| self.holds_plate(i)) {
             let mut i = hash(Self::word(&self.cols, idx)) as usize & mask;
             while slots[i] != EMPTY {
                 i = (i + 1) & mask;
@@ -249,29 +246,24 @@ impl PlateDictionary {
             self.grow();
         }
         let (bytes, canon) = (word.to_le_bytes(), plate.canonical_packed().to_le_bytes());
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                let i = idx as usize;
-                for p in 0..MAX_PLATE_LEN {
-                    self.cols[p][i] = bytes[p];
-                    self.canon[p][i] = canon[p];
-                }
-                self.first_day[i] = d;
-                self.last_day[i] = d;
-                self.recent[i] = 1;
-                idx
-            }
+        // A forgotten entry is reused; otherwise every column grows by one.
+        let i = match self.free.pop() {
+            Some(idx) => idx as usize,
             None => {
-                for p in 0..MAX_PLATE_LEN {
-                    self.cols[p].push(bytes[p]);
-                    self.canon[p].push(canon[p]);
-                }
-                self.first_day.push(d);
-                self.last_day.push(d);
-                self.recent.push(1);
-                (self.entries() - 1) as u32
+                self.cols.iter_mut().for_each(|c| c.push(0));
+                self.canon.iter_mut().for_each(|c| c.push(0));
+                self.first_day.push(0);
+                self.last_day.push(0);
+                self.recent.push(0);
+                self.entries() - 1
             }
         };
+        for p in 0..MAX_PLATE_LEN {
+            self.cols[p][i] = bytes[p];
+            self.canon[p][i] = canon[p];
+        }
+        (self.first_day[i], self.last_day[i], self.recent[i]) = (d, d, 1);
+        let idx = i as u32;
         let mask = self.slots.len() - 1;
         let mut i = hash(word) as usize & mask;
         loop {
