@@ -919,6 +919,56 @@ async fn a_misread_is_corrected_with_the_original_kept() {
     assert_eq!(v["corrections"][0]["corrected_by"], "ana");
     assert_eq!(v["corrections"][0]["old_state"], "CA");
     assert!(api.log_kinds().iter().any(|k| k == "read_corrected"));
+
+    // The old plate had no other read: a pattern search no longer counts
+    // or names it (R8.2). One that still has reads stays.
+    let matched = |v: &Value| v["plates_matched"].as_u64().unwrap();
+    let pattern = |p: &'static str| {
+        let api = &api;
+        let analyst = analyst.clone();
+        async move {
+            let (s, v) = api
+                .call(
+                    "POST",
+                    "/api/v1/search",
+                    Some(&analyst),
+                    Some(json!({"plate": p, "purpose": purpose()})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    assert_eq!(matched(&pattern("7ABC12*").await), 3, "120, 122, 123");
+    assert_eq!(matched(&pattern("7A?C121").await), 1, "7A8C121 only");
+    let correct = |id: String, plate: &'static str| {
+        let api = &api;
+        let analyst = analyst.clone();
+        async move {
+            let (s, v) = api
+                .call(
+                    "POST",
+                    &format!("/api/v1/reads/{id}/correction"),
+                    Some(&analyst),
+                    Some(json!({"plate": plate, "reason": "checked against the picture"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    };
+    let second = api.find(&analyst, "7ABC122").await.remove(0);
+    correct(second.clone(), "7ABC123").await;
+    assert_eq!(matched(&pattern("7ABC12*").await), 2, "120, 123");
+    let third = api
+        .find(&analyst, "7ABC123")
+        .await
+        .into_iter()
+        .find(|r| *r != second)
+        .unwrap();
+    correct(third, "7ABC124").await;
+    let v = pattern("7ABC12*").await;
+    assert_eq!(matched(&v), 3, "123 keeps its other read: {v}");
+    assert_eq!(api.find(&analyst, "7ABC123").await, vec![second]);
 }
 
 #[tokio::test]

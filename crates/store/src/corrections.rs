@@ -117,6 +117,13 @@ impl Store {
             .write()
             .map_err(|_| StoreError::Poisoned)?
             .observe(&plate, day);
+        // The correction stands either way; a plate left behind only
+        // lingers until the purge of its days, as before.
+        if plate != read.plate {
+            if let Err(e) = self.forget_if_unread(&read.plate) {
+                tracing::warn!(error = %e, "a corrected read's old plate stays in the dictionary");
+            }
+        }
         Ok(Correction {
             id,
             read_id: read.id.to_string(),
@@ -129,6 +136,40 @@ impl Store {
             corrected_by: actor.username.clone(),
             corrected_at: format_time_ms(now_ms),
         })
+    }
+
+    /// Takes `plate` out of the dictionary if no stored read carries it
+    /// any more (a correction moved its only read away), so a pattern
+    /// search neither counts nor names it.
+    fn forget_if_unread(&self, plate: &Plate) -> Result<(), StoreError> {
+        let seen_on = |span: &crate::dictionary::PlateSpan| -> Result<bool, StoreError> {
+            for file in self.day_files() {
+                if span.maybe_on(file.day) && file.has_plate(plate.code())? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        let span = self
+            .dictionary
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .get(plate);
+        match span {
+            // The usual case, the plate read elsewhere, costs no lock.
+            Some(span) if !seen_on(&span)? => {}
+            _ => return Ok(()),
+        }
+        // Looked at again holding the lock: ingest commits a read before
+        // it notes the plate here, so a read stored meanwhile is either
+        // seen now or noted after the plate is forgotten.
+        let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
+        if let Some(span) = dict.get(plate) {
+            if !seen_on(&span)? {
+                dict.forget(plate);
+            }
+        }
+        Ok(())
     }
 
     /// Corrections, newest first (all, or one read's).

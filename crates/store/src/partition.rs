@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 use crate::canvass_index;
 use crate::dictionary::PlateDictionary;
@@ -391,6 +391,28 @@ impl DayFile {
             Ok(crate::images::ImageRef::pair_in_row(r, 0)?)
         })?;
         Ok(pairs.into_iter().flatten().flatten().collect())
+    }
+
+    /// Whether any of the day's reads carries plate `code`. An open day's
+    /// in-memory index keeps a corrected read under its old plate, so
+    /// each row it names is checked.
+    pub(crate) fn has_plate(&self, code: i64) -> Result<bool, StoreError> {
+        let conn = self.reader()?;
+        match self.open_rowids(code, i64::MIN, i64::MAX) {
+            Some(rowids) => {
+                let mut stmt =
+                    conn.prepare_cached("SELECT 1 FROM reads WHERE rid = ?1 AND plate = ?2")?;
+                for rowid in rowids {
+                    if stmt.exists(params![rowid, code])? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            None => Ok(conn
+                .prepare_cached("SELECT 1 FROM reads WHERE plate = ?1")?
+                .exists([code])?),
+        }
     }
 
     /// Adds the day's distinct plates to the dictionary (an index-only

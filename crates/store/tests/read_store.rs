@@ -865,3 +865,60 @@ fn purged_plates_leave_the_dictionary() {
     assert_eq!(reopened.distinct_plates(), 3);
     assert_eq!(matched(&reopened).0, 3);
 }
+
+/// A correction that moves a plate's last read away takes the plate out
+/// of the dictionary, on an open day (memory index) and a sealed one
+/// (SQLite index) alike; a plate with another read stays (R8.2).
+#[test]
+fn a_corrected_plate_leaves_the_dictionary_once_no_read_carries_it() {
+    let f = fixture();
+    let day = 86_400_000;
+    let batch = vec![
+        item(f.fixed, read(None, "OLD1111", NOW - 3 * day, None)),
+        item(f.fixed, read(None, "OLD2222", NOW - HOUR, None)),
+        item(f.fixed, read(None, "OLD3333", NOW - 3 * day - 1000, None)),
+        item(f.fixed, read(None, "OLD3333", NOW - HOUR - 1000, None)),
+    ];
+    f.store.ingest(&batch).unwrap();
+    assert_eq!(f.store.seal_finished_days(NOW).unwrap().len(), 1);
+    let a = access(&f.store);
+    let matched = |p: &str| {
+        f.store
+            .search(&a, &plate_query(p, false))
+            .unwrap()
+            .plates_matched
+    };
+    assert_eq!(matched("OLD*"), 3);
+    let correct = |from: &str, to: &str, newest: bool| {
+        let found = f.store.search(&a, &plate_query(from, false)).unwrap().reads;
+        let read = if newest {
+            &found[0]
+        } else {
+            &found[found.len() - 1]
+        };
+        f.store
+            .correct_read(
+                &a,
+                read,
+                (platekeeper_core::Plate::parse(to).unwrap(), None),
+                "checked against the picture",
+                &platekeeper_store::Actor::system("test"),
+                NOW,
+            )
+            .unwrap();
+    };
+    correct("OLD1111", "NEW1111", true);
+    assert_eq!(matched("OLD*"), 2, "the sealed day's only read moved");
+    correct("OLD2222", "NEW2222", true);
+    assert_eq!(matched("OLD*"), 1, "the open day's only read moved");
+    correct("OLD3333", "NEW3333", true);
+    assert_eq!(matched("OLD*"), 1, "OLD3333 keeps its older read");
+    assert_eq!(
+        plates(&f.store, &plate_query("OLD3333", false)),
+        ["OLD3333"]
+    );
+    correct("OLD3333", "NEW3333", false);
+    assert_eq!(matched("OLD*"), 0);
+    assert_eq!(matched("NEW*"), 3);
+    assert_eq!(f.store.distinct_plates(), 3);
+}
