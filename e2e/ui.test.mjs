@@ -302,6 +302,10 @@ test('an officer\'s search is refused for a generic purpose, then accepted, with
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'Export evidence package' }).click(),
   ]);
+  // Saved by navigation to a one-time link, so the browser streams it to
+  // disk rather than holding it in the tab's memory.
+  assert.match(download.url(), /\/api\/v1\/download-links\/pkl_[0-9a-f]{64}$/);
+  assert.match(download.suggestedFilename(), /^evidence-hold-\d+.*\.zip$/);
   const zip = readFileSync(await download.path());
   assert.equal(zip.subarray(0, 2).toString(), 'PK', 'the evidence package is a zip');
   await page.goto(`${base}/#/holds`);

@@ -82,7 +82,18 @@ impl FromRequestParts<AppState> for SessionUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts, "sign in and send Authorization: Bearer <token>")?;
-        let client = client_of(parts);
+        SessionUser::of_token(state, token, client_of(parts)).await
+    }
+}
+
+impl SessionUser {
+    /// The session `token` names, checked as on every request: live, its
+    /// account usable (and its use recorded).
+    pub async fn of_token(
+        state: &AppState,
+        token: String,
+        client: Option<String>,
+    ) -> Result<SessionUser, ApiError> {
         let store = state.store.clone();
         let now = state.now_ms();
         let policy = store.policy();
@@ -143,15 +154,7 @@ impl FromRequestParts<AppState> for Person {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let s = SessionUser::from_request_parts(parts, state).await?;
-        if !s.account.state().next_steps().is_empty() {
-            return Err(Denial::EnrolmentIncomplete.into());
-        }
-        let policy = state.store.policy();
-        Ok(Person {
-            affiliation: affiliation(&policy.agency_name, s.account.title.as_deref()),
-            account: s.account,
-            client: s.client,
-        })
+        Person::of_session(state, s)
     }
 }
 
@@ -164,6 +167,19 @@ pub fn affiliation(agency: &str, title: Option<&str>) -> String {
 }
 
 impl Person {
+    /// The person of a session that has finished enrolment.
+    pub fn of_session(state: &AppState, s: SessionUser) -> Result<Person, ApiError> {
+        if !s.account.state().next_steps().is_empty() {
+            return Err(Denial::EnrolmentIncomplete.into());
+        }
+        let policy = state.store.policy();
+        Ok(Person {
+            affiliation: affiliation(&policy.agency_name, s.account.title.as_deref()),
+            account: s.account,
+            client: s.client,
+        })
+    }
+
     /// Refuses unless the role table grants `right`.
     pub fn require(&self, right: Right) -> Result<(), ApiError> {
         if self.account.role.may(right) {

@@ -374,9 +374,32 @@ pub async fn export_evidence(
     who: Person,
     ApiJson(req): ApiJson<EvidenceRequest>,
 ) -> Result<Response, ApiError> {
-    who.require_plate_data(&state, Right::ExportReads)?;
-    let (hold, access) =
-        hold_access(&state, &who, req.hold_id, AccessKind::Export, "evidence").await?;
+    evidence_zip(&state, &who, req.hold_id).await
+}
+
+/// Checks that `who` may export evidence now, and that hold `id` exists.
+pub(crate) async fn may_export_evidence(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+) -> Result<(), ApiError> {
+    who.require_plate_data(state, Right::ExportReads)?;
+    let store = state.store.clone();
+    blocking(move || Ok(store.hold(id)?))
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
+}
+
+/// Hold `hold_id`'s evidence package, exported by `who` (see
+/// [`export_evidence`]).
+pub(crate) async fn evidence_zip(
+    state: &AppState,
+    who: &Person,
+    hold_id: i64,
+) -> Result<Response, ApiError> {
+    who.require_plate_data(state, Right::ExportReads)?;
+    let (hold, access) = hold_access(state, who, hold_id, AccessKind::Export, "evidence").await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();

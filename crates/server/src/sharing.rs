@@ -382,9 +382,23 @@ pub async fn export(
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    who.require(Right::ManageSharing)?;
-    who.require_plate_data(&state, Right::ExportReads)?;
     let id = path_param(path)?;
+    sharing_zip(&state, &who, id).await
+}
+
+/// Checks that `who` may export approved sharing requests now.
+pub(crate) fn may_export_sharing(state: &AppState, who: &Person) -> Result<(), ApiError> {
+    who.require(Right::ManageSharing)?;
+    who.require_plate_data(state, Right::ExportReads)
+}
+
+/// Request `id`'s package, exported by `who` (see [`export`]).
+pub(crate) async fn sharing_zip(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+) -> Result<Response, ApiError> {
+    may_export_sharing(state, who)?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
@@ -406,8 +420,8 @@ pub async fn export(
         ),
     };
     let access = open_access(
-        &state,
-        &who,
+        state,
+        who,
         AccessKind::Export,
         serde_json::json!({"sharing_request": req.id, "agency": agency.name, "query": req.query}),
         purpose,

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use base64::Engine;
+use http_body_util::BodyExt;
 use platekeeper_core::Role;
 use serde_json::{json, Value};
 use support::{api, Api, NOW};
@@ -618,6 +619,151 @@ async fn evidence_packages_verify_and_tampering_is_found() {
     assert_eq!(v["downloads"].as_array().unwrap().len(), 0);
 }
 
+async fn link_for(api: &Api, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    api.call("POST", "/api/v1/download-links", token, Some(body))
+        .await
+}
+
+async fn fetch(api: &Api, url: String) -> axum::response::Response {
+    api.respond(Request::get(&url).body(Body::empty()).unwrap())
+        .await
+}
+
+/// A download link lets a browser save a package by plain navigation:
+/// good once, for two minutes, while the session that asked for it lives;
+/// the export is logged and tracked when the link is fetched (R6.3).
+#[tokio::test]
+async fn an_evidence_download_link_is_good_once_for_its_session() {
+    let mut api = api().await;
+    api.seed(NOW - DAY).await;
+    let ids = api.find(&api.officer, "7ABC120").await;
+    let (_, hold) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&api.officer),
+            Some(json!({"case_number": "26-004211", "read_ids": ids})),
+        )
+        .await;
+    let hold_id = hold["id"].as_i64().unwrap();
+    let evidence = json!({"evidence": {"hold_id": hold_id}});
+    // Refusals come back when the link is asked for.
+    let (s, _) = link_for(&api, None, evidence.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    for bad in [
+        json!({"evidence": {}}),
+        json!({"nope": 1}),
+        json!({"evidence": {"hold_id": "1"}}),
+        json!({"evidence": {"hold_id": 1, "extra": true}}),
+        json!([]),
+    ] {
+        let (s, v) = link_for(&api, Some(&api.officer), bad.clone()).await;
+        assert!(
+            s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST,
+            "{bad}: {s} {v}"
+        );
+    }
+    let (s, v) = link_for(
+        &api,
+        Some(&api.officer),
+        json!({"evidence": {"hold_id": 999}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_hold"))
+    );
+    api.ready_user("aud", Role::Auditor).await;
+    let auditor = api.sign_in_ok("aud").await;
+    let (s, _) = link_for(&api, Some(&auditor), evidence.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = link_for(
+        &api,
+        Some(&api.officer),
+        json!({"sharing_export": {"request_id": 1}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "officers do not share: {v}");
+
+    // Fetched without credentials, it is the package, logged as the
+    // officer's export; a second fetch finds nothing.
+    let (s, link) = link_for(&api, Some(&api.officer), evidence.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("/api/v1/download-links/pkl_"), "{url}");
+    assert!(link["expires_at"].as_str().is_some());
+    let exports_before = api.log_kinds().len();
+    let resp = fetch(&api, url.clone()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
+    assert_eq!(headers[header::CONTENT_TYPE], "application/zip");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert!(headers.contains_key("x-download-id"));
+    let zip = resp.into_body().collect().await.unwrap().to_bytes();
+    let check = verify(&zip);
+    assert!(check.ok && check.reads == Some(1), "{check:?}");
+    assert!(
+        api.log_kinds().len() > exports_before,
+        "the export is logged when fetched"
+    );
+    let (_, downloads) = api
+        .call("GET", "/api/v1/downloads", Some(&api.admin), None)
+        .await;
+    assert_eq!(
+        downloads["downloads"].as_array().unwrap().len(),
+        1,
+        "{downloads}"
+    );
+    assert_eq!(
+        downloads["downloads"][0]["username"], "officer1",
+        "{downloads}"
+    );
+    let again = fetch(&api, url).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // Hostile or broken links find nothing, and cost no link.
+    for bad in [
+        "pkl_zz",
+        "../../etc/passwd",
+        "%00",
+        &"a".repeat(10_000),
+        &format!("pkl_{}", "0".repeat(64)),
+        &format!("pks_{}", "0".repeat(64)),
+    ] {
+        let resp = fetch(&api, format!("/api/v1/download-links/{bad}")).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+    // A link expires after two minutes…
+    let (_, link) = link_for(&api, Some(&api.officer), evidence.clone()).await;
+    api.advance(121_000);
+    let resp = fetch(&api, link["url"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // …and ends with its session.
+    let (_, link) = link_for(&api, Some(&api.officer), evidence.clone()).await;
+    let (s, _) = api
+        .call("DELETE", "/api/v1/session", Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let resp = fetch(&api, link["url"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // A session may hold a few links at a time, no more.
+    api.officer = api.sign_in_ok("officer1").await;
+    for _ in 0..4 {
+        let (s, _) = link_for(&api, Some(&api.officer), evidence.clone()).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, v) = link_for(&api, Some(&api.officer), evidence).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_links"))
+    );
+}
+
 #[tokio::test]
 async fn sharing_is_refused_outside_california_public_agencies() {
     let api = api().await;
@@ -754,6 +900,18 @@ async fn sharing_is_refused_outside_california_public_agencies() {
         check.custody.unwrap()["recipient"]["agency"],
         "Oakland Police Department"
     );
+    // The same export through a download link, as the interface saves it.
+    let (s, link) = link_for(
+        &api,
+        Some(&api.admin),
+        json!({"sharing_export": {"request_id": id}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    let resp = fetch(&api, link["url"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let zip = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(verify(&zip).ok);
     let (s, _) = api
         .call("POST", "/api/v1/sharing/transfers", Some(&api.admin),
               Some(json!({"request_id": id, "method": "email", "description": "follow-up photo to det. ruiz@oaklandca.gov", "reads": 1})))
@@ -768,8 +926,8 @@ async fn sharing_is_refused_outside_california_public_agencies() {
         .iter()
         .find(|l| l["agency"]["name"] == "Oakland Police Department")
         .unwrap();
-    assert_eq!(line["transfers"].as_array().unwrap().len(), 2, "{line}");
-    assert_eq!(line["reads_shared"], 2);
+    assert_eq!(line["transfers"].as_array().unwrap().len(), 3, "{line}");
+    assert_eq!(line["reads_shared"], 3);
     let (_, v) = api
         .call(
             "GET",

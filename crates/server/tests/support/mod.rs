@@ -53,6 +53,7 @@ pub async fn api() -> Api {
             store: store.clone(),
             clock,
             recognition: Default::default(),
+            links: Default::default(),
         },
         LIMIT,
     );

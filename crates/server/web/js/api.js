@@ -80,6 +80,24 @@ export async function api(method, path, body, opts = {}) {
   return type.includes('json') ? res.json() : res.text();
 }
 
+/**
+ * Saves a package through a one-time download link: the browser fetches
+ * it by navigation and writes it to disk as it arrives, where a fetch
+ * with the Authorization header would hold the whole file (gigabytes,
+ * for a large hold) in the tab's memory first. The server makes the
+ * export's checks when the link is asked for, so a refusal is thrown
+ * here; the link is good once, for two minutes, for this session only.
+ */
+export async function saveThroughLink(target) {
+  const { url } = await api('POST', '/api/v1/download-links', target);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = '';
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
 /** Fetches an image that needs the session (thumbnails) as an object URL. */
 export async function imageUrl(path, signal) {
   const { blob } = await api('GET', path, undefined, { blob: true, signal });

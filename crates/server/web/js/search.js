@@ -2,8 +2,8 @@
 // comes first: the server logs it before it returns anything, and a
 // refusal is explained here in plain words before any result is shown.
 
-import { api, imageUrl } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, download, flash, DENIAL_HELP, ask } from './dom.js';
+import { api, imageUrl, saveThroughLink } from './api.js';
+import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, flash, DENIAL_HELP, ask } from './dom.js';
 import { MapView } from './map.js';
 
 /** Why a purpose was refused, by the server's `detail`, for people. */
@@ -228,9 +228,8 @@ async function openRead(r) {
 async function exportEvidence(holdId, button) {
   button.disabled = true;
   try {
-    const { blob, filename } = await api('POST', '/api/v1/evidence', { hold_id: holdId }, { blob: true, filename: `evidence-hold-${holdId}.zip` });
-    download(blob, filename);
-    flash(`Evidence package for hold ${holdId} downloaded. Its download is recorded with a destroy-by date.`);
+    await saveThroughLink({ evidence: { hold_id: holdId } });
+    flash(`Evidence package for hold ${holdId} is downloading. Its download is recorded with a destroy-by date.`);
   } catch (err) { flash(`${err.message} (${err.code})`, 'error'); } finally { button.disabled = false; }
 }
 

@@ -3,8 +3,8 @@
 // with California public agencies; the server refuses the rest and the
 // refusal is shown as it gives it.
 
-import { api } from './api.js';
-import { h, put, heading, field, input, select, table, when, download, flash, submit, ask } from './dom.js';
+import { api, saveThroughLink } from './api.js';
+import { h, put, heading, field, input, select, table, when, flash, submit, ask } from './dom.js';
 
 const KINDS = [['ca_public', 'California public agency'], ['federal', 'Federal agency'], ['out_of_state', 'Out-of-state agency'], ['private', 'Private entity']];
 
@@ -60,9 +60,8 @@ export async function sharingPage(main, { signal }) {
   async function exportReads(r, button) {
     button.disabled = true;
     try {
-      const { blob, filename } = await api('GET', `/api/v1/sharing/requests/${r.id}/export`, undefined, { blob: true, filename: `sharing-${r.id}.zip` });
-      download(blob, filename);
-      flash(`Export for request ${r.id} downloaded and recorded.`);
+      await saveThroughLink({ sharing_export: { request_id: r.id } });
+      flash(`Export for request ${r.id} is downloading; it is recorded as a download and a transfer.`);
     } catch (err) { flash(`${err.message} (${err.code})`, 'error'); } finally { button.disabled = false; }
   }
 

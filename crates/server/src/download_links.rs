@@ -1,0 +1,240 @@
+//! Download links (SPEC R6.3): a person asks for a link to one package,
+//! and the browser fetches it by plain navigation, so a file of gigabytes
+//! streams to disk instead of being held in the tab's memory (a fetch with
+//! an `Authorization` header must read the whole body into a blob first).
+//!
+//! A link is a capability, so it is made as weak as it can be: random
+//! (256 bits), good once, for two minutes, only while the session that
+//! asked for it lives, and kept in memory only (a restart ends every
+//! link). Nothing leaves when the link is made: fetching it runs the
+//! export then, with every check and log entry of the direct route, as
+//! the person whose session asked for it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use platekeeper_core::read::format_time_ms;
+use platekeeper_store::credentials::{random_bytes, token_hash};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::accountability::{ClientAddr, Person, SessionUser};
+use crate::json::ApiJson;
+use crate::{retention, sharing, ApiError, AppState};
+
+/// How long a link may wait to be fetched. The interface fetches it at
+/// once; the margin is for a slow or busy machine.
+pub const LINK_LIFETIME_MS: i64 = 120_000;
+/// Links one session may hold unfetched at a time.
+pub const MAX_LINKS_PER_SESSION: usize = 4;
+/// Links all sessions may hold unfetched at a time.
+pub const MAX_LINKS: usize = 256;
+const PREFIX: &str = "pkl_";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/download-links", post(create_link))
+        .route("/api/v1/download-links/{link}", get(fetch_link))
+}
+
+/// What a link downloads.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LinkTarget {
+    /// A hold's evidence package, as `POST /api/v1/evidence`.
+    Evidence { hold_id: i64 },
+    /// An approved sharing request's package, as
+    /// `GET /api/v1/sharing/requests/{id}/export`.
+    SharingExport { request_id: i64 },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewLink {
+    /// Fetch this, without an `Authorization` header, before `expires_at`.
+    pub url: String,
+    pub expires_at: String,
+}
+
+struct Link {
+    /// The bearer token of the session that asked for it.
+    session: String,
+    target: LinkTarget,
+    expires_ms: i64,
+}
+
+/// The links not yet fetched, by the SHA-256 of their secret.
+#[derive(Default)]
+pub struct DownloadLinks {
+    links: Mutex<HashMap<[u8; 32], Link>>,
+}
+
+impl DownloadLinks {
+    /// A new link to `target` for `session`, and when it expires.
+    fn issue(
+        &self,
+        session: &str,
+        target: LinkTarget,
+        now_ms: i64,
+    ) -> Result<(String, i64), ApiError> {
+        let mut links = self.links.lock().map_err(|_| poisoned())?;
+        links.retain(|_, l| l.expires_ms > now_ms);
+        let held = links.values().filter(|l| l.session == session).count();
+        if held >= MAX_LINKS_PER_SESSION || links.len() >= MAX_LINKS {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_links",
+                format!(
+                    "{held} download links of this session are waiting to be fetched \
+                     (at most {MAX_LINKS_PER_SESSION}, {MAX_LINKS} in all); fetch them or \
+                     wait two minutes for them to expire"
+                ),
+            ));
+        }
+        let secret = format!("{PREFIX}{}", hex::encode(random_bytes::<32>()?));
+        let expires_ms = now_ms + LINK_LIFETIME_MS;
+        links.insert(
+            token_hash(&secret),
+            Link {
+                session: session.to_string(),
+                target,
+                expires_ms,
+            },
+        );
+        Ok((secret, expires_ms))
+    }
+
+    /// Takes the link `secret` names, if it is unexpired: a link is good
+    /// once, whether or not its download then succeeds.
+    fn redeem(&self, secret: &str, now_ms: i64) -> Result<Option<Link>, ApiError> {
+        let mut links = self.links.lock().map_err(|_| poisoned())?;
+        Ok(links
+            .remove(&token_hash(secret))
+            .filter(|l| l.expires_ms > now_ms))
+    }
+}
+
+fn poisoned() -> ApiError {
+    ApiError::internal("the download links' table is unusable")
+}
+
+/// Make a download link: one fetch, within two minutes, while this
+/// session lives, with no `Authorization` header (so a browser can save
+/// the file as it arrives). The checks of the export are made now, so a
+/// refusal comes back here, and again when the link is fetched, which is
+/// when the export is logged.
+#[utoipa::path(post, path = "/api/v1/download-links", request_body = LinkTarget,
+    responses((status = 201, body = NewLink), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    tag = "retention")]
+pub async fn create_link(
+    State(state): State<AppState>,
+    session: SessionUser,
+    ApiJson(target): ApiJson<LinkTarget>,
+) -> Result<(StatusCode, Json<NewLink>), ApiError> {
+    let token = session.token.clone();
+    let who = Person::of_session(&state, session)?;
+    match &target {
+        LinkTarget::Evidence { hold_id } => {
+            retention::may_export_evidence(&state, &who, *hold_id).await?
+        }
+        LinkTarget::SharingExport { .. } => sharing::may_export_sharing(&state, &who)?,
+    }
+    let (secret, expires_ms) = state.links.issue(&token, target, state.now_ms())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewLink {
+            url: format!("/api/v1/download-links/{secret}"),
+            expires_at: format_time_ms(expires_ms),
+        }),
+    ))
+}
+
+/// Fetch a download link: the package, exported as the person who made
+/// the link (logged and tracked as by the direct route).
+#[utoipa::path(get, path = "/api/v1/download-links/{link}", params(("link" = String, Path)),
+    responses((status = 200, description = "The zip", content_type = "application/zip"),
+              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    tag = "retention", security(()))]
+pub async fn fetch_link(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let gone = || {
+        ApiError::not_found(
+            "unknown_link",
+            "this download link was used already, has expired or never existed; ask for a new one",
+        )
+    };
+    let Ok(Path(secret)) = path else {
+        return Err(gone());
+    };
+    let well_formed = secret.len() == PREFIX.len() + 64
+        && secret.starts_with(PREFIX)
+        && secret[PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return Err(gone());
+    }
+    let link = state
+        .links
+        .redeem(&secret, state.now_ms())?
+        .ok_or_else(gone)?;
+    let session = SessionUser::of_token(&state, link.session, client).await?;
+    let who = Person::of_session(&state, session)?;
+    let mut response = match link.target {
+        LinkTarget::Evidence { hold_id } => retention::evidence_zip(&state, &who, hold_id).await?,
+        LinkTarget::SharingExport { request_id } => {
+            sharing::sharing_zip(&state, &who, request_id).await?
+        }
+    };
+    // The secret is spent, but it should not travel further either.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_good_once_and_until_it_expires() {
+        let links = DownloadLinks::default();
+        let t = LinkTarget::Evidence { hold_id: 7 };
+        let (a, exp) = links.issue("pks_one", t.clone(), 1_000).unwrap();
+        assert_eq!(exp, 1_000 + LINK_LIFETIME_MS);
+        assert!(a.starts_with(PREFIX) && a.len() == PREFIX.len() + 64);
+        let got = links.redeem(&a, 2_000).unwrap().unwrap();
+        assert_eq!((got.session.as_str(), got.target), ("pks_one", t.clone()));
+        assert!(links.redeem(&a, 2_000).unwrap().is_none(), "used once");
+        let (b, _) = links.issue("pks_one", t.clone(), 1_000).unwrap();
+        assert!(links.redeem(&b, exp).unwrap().is_none(), "expired");
+        assert!(links.redeem("pkl_00", 1_000).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_session_holds_few_links_and_expired_ones_make_room() {
+        let links = DownloadLinks::default();
+        let t = || LinkTarget::SharingExport { request_id: 1 };
+        for _ in 0..MAX_LINKS_PER_SESSION {
+            links.issue("pks_a", t(), 0).unwrap();
+        }
+        let err = links.issue("pks_a", t(), 0).unwrap_err();
+        assert_eq!(err.code, "too_many_links");
+        links
+            .issue("pks_b", t(), 0)
+            .expect("another session has its own");
+        links
+            .issue("pks_a", t(), LINK_LIFETIME_MS)
+            .expect("the first ones have expired");
+    }
+}
