@@ -209,10 +209,7 @@ pub async fn get_hold(
 ) -> Result<Json<Hold>, ApiError> {
     require_holds(&who, &state)?;
     let id = path_param(path)?;
-    let store = state.store.clone();
-    let hold = blocking(move || Ok(store.hold(id)?)).await?;
-    hold.map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
+    find_hold(&state, id).await.map(Json)
 }
 
 /// A hold by id, and a new access of `kind` under its case whose query
@@ -225,10 +222,7 @@ async fn hold_access(
     kind: AccessKind,
     what: &str,
 ) -> Result<(Hold, Access), ApiError> {
-    let store = state.store.clone();
-    let hold = blocking(move || Ok(store.hold(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))?;
+    let hold = find_hold(state, id).await?;
     let mut query = serde_json::Map::new();
     query.insert(
         what.to_string(),
@@ -384,10 +378,14 @@ pub(crate) async fn may_export_evidence(
     id: i64,
 ) -> Result<(), ApiError> {
     who.require_plate_data(state, Right::ExportReads)?;
+    find_hold(state, id).await.map(|_| ())
+}
+
+/// Hold `id`, or the error that names it unknown.
+async fn find_hold(state: &AppState, id: i64) -> Result<Hold, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(store.hold(id)?))
         .await?
-        .map(|_| ())
         .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
 }
 
