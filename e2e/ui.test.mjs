@@ -447,6 +447,13 @@ test('the auditor sees the access log with the searches and an intact chain; the
   assert.doesNotMatch(nav, /Search/, 'an auditor has no search page');
   await page.goto(`${base}/transparency`);
   await shot(page, 'transparency');
+  // The public page in Spanish, one link away, and back.
+  await page.getByRole('link', { name: 'Español' }).click();
+  await page.getByRole('heading', { name: /Lectores automáticos de placas/ }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'es');
+  await shot(page, 'transparency-es');
+  await page.getByRole('link', { name: 'English' }).click();
+  await page.getByRole('heading', { name: /Automated License Plate Readers/ }).waitFor();
   assert.deepEqual(page.errors, []);
 }));
 

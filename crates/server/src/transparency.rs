@@ -4,7 +4,10 @@
 //!
 //! HTML by default; JSON with `?format=json` or `Accept:
 //! application/json`. The figures count every day's reads, so they are
-//! computed at most once a minute.
+//! computed at most once a minute. The HTML page is in English or
+//! Spanish (`?lang=es`, or the browser's `Accept-Language`): many of the
+//! Californians whose cars the cameras read speak Spanish. The policy
+//! text itself is shown as the agency posted it.
 
 use std::sync::Mutex;
 
@@ -44,7 +47,175 @@ pub struct Transparency {
 pub struct TransparencyParams {
     /// `html` (default) or `json`.
     pub format: Option<String>,
+    /// The page's language, `en` or `es`; without it, the browser's
+    /// `Accept-Language` decides (English where it names neither).
+    pub lang: Option<String>,
 }
+
+/// The languages the public page is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Es,
+}
+
+impl Lang {
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+        }
+    }
+
+    fn of_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.split(['-', '_']).next()?.trim();
+        if primary.eq_ignore_ascii_case("en") || primary == "*" {
+            Some(Lang::En)
+        } else if primary.eq_ignore_ascii_case("es") {
+            Some(Lang::Es)
+        } else {
+            None
+        }
+    }
+
+    fn words(self) -> &'static Words {
+        match self {
+            Lang::En => &EN,
+            Lang::Es => &ES,
+        }
+    }
+}
+
+/// The page's language: `?lang=` if given (anything but `en` or `es` is
+/// refused), else the likeliest language of `Accept-Language` the page
+/// is written in, else English.
+pub fn choose_lang(param: Option<&str>, accept: Option<&str>) -> Result<Lang, ApiError> {
+    if let Some(p) = param {
+        return match p.trim().to_ascii_lowercase().as_str() {
+            "en" => Ok(Lang::En),
+            "es" => Ok(Lang::Es),
+            _ => Err(ApiError::bad_request(
+                "invalid_lang",
+                "lang must be en (English) or es (Español)",
+            )),
+        };
+    }
+    let mut best: Option<(f32, Lang)> = None;
+    // A header is short; one that is not is read no further than this.
+    for item in accept.unwrap_or("").split(',').take(32) {
+        let mut parts = item.split(';');
+        let Some(lang) = parts.next().and_then(Lang::of_tag) else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .map(|q| {
+                q.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))
+            })
+            .next()
+            .unwrap_or(Some(1.0));
+        match q {
+            Some(q) if q > 0.0 && best.is_none_or(|(b, _)| q > b) => best = Some((q, lang)),
+            _ => {}
+        }
+    }
+    Ok(best.map_or(Lang::En, |(_, l)| l))
+}
+
+/// Every word the public page shows, in one language.
+pub struct Words {
+    title: &'static str,
+    heading: &'static str,
+    administrator: &'static str,
+    not_recorded: &'static str,
+    figures: &'static str,
+    as_of: &'static str,
+    aggregates_only: &'static str,
+    reads_kept: &'static str,
+    oldest_read: &'static str,
+    none_f: &'static str,
+    none_m: &'static str,
+    days_old: fn(f64) -> String,
+    days: fn(i64) -> String,
+    reads_kept_for: &'static str,
+    images_kept_for: &'static str,
+    hotlist_hits: &'static str,
+    searches: &'static str,
+    holds_open: &'static str,
+    records_requests: &'static str,
+    shared: &'static str,
+    shared_by_agency: &'static str,
+    agency: &'static str,
+    transfers: &'static str,
+    reads: &'static str,
+    policy: &'static str,
+    policy_as_posted: &'static str,
+    no_policy: &'static str,
+}
+
+const EN: Words = Words {
+    title: "ALPR transparency",
+    heading: "Automated License Plate Readers at",
+    administrator: "ALPR Administrator",
+    not_recorded: "(not recorded)",
+    figures: "Figures",
+    as_of: "As of",
+    aggregates_only: "Aggregates only: this page never shows a plate, a place or a search.",
+    reads_kept: "Reads kept",
+    oldest_read: "Oldest read kept",
+    none_f: "none",
+    none_m: "none",
+    days_old: |d| format!("{d} days old"),
+    days: |d| format!("{d} days"),
+    reads_kept_for: "Reads are kept for",
+    images_kept_for: "Images are kept for",
+    hotlist_hits: "Hot-list hits this month",
+    searches: "Searches this month",
+    holds_open: "Open legal holds",
+    records_requests: "Public-records requests this year",
+    shared: "Data shared with other agencies",
+    shared_by_agency: "Data shared, by agency",
+    agency: "Agency",
+    transfers: "Transfers",
+    reads: "Reads",
+    policy: "Usage and privacy policy",
+    policy_as_posted: "",
+    no_policy: "The agency has not posted its policy text here yet.",
+};
+
+const ES: Words = Words {
+    title: "Transparencia de ALPR",
+    heading: "Lectores automáticos de placas (ALPR) en",
+    administrator: "Administrador de ALPR",
+    not_recorded: "(no registrado)",
+    figures: "Cifras",
+    as_of: "Al",
+    aggregates_only: "Solo totales: esta página nunca muestra una placa, un lugar ni una búsqueda.",
+    reads_kept: "Lecturas conservadas",
+    oldest_read: "Lectura más antigua conservada",
+    none_f: "ninguna",
+    none_m: "ninguno",
+    // A decimal comma, as Spanish writes it.
+    days_old: |d| format!("de hace {} días", d.to_string().replace('.', ",")),
+    days: |d| format!("{d} días"),
+    reads_kept_for: "Las lecturas se conservan durante",
+    images_kept_for: "Las imágenes se conservan durante",
+    hotlist_hits: "Coincidencias con listas de alerta este mes",
+    searches: "Búsquedas este mes",
+    holds_open: "Retenciones legales abiertas",
+    records_requests: "Solicitudes de registros públicos este año",
+    shared: "Datos compartidos con otras agencias",
+    shared_by_agency: "Datos compartidos, por agencia",
+    agency: "Agencia",
+    transfers: "Transferencias",
+    reads: "Lecturas",
+    policy: "Política de uso y privacidad",
+    policy_as_posted: "El texto de la política se muestra tal como la agencia lo publicó.",
+    no_policy: "La agencia aún no ha publicado aquí el texto de su política.",
+};
 
 async fn figures(state: &AppState) -> Result<PublicFigures, ApiError> {
     let now = state.now_ms();
@@ -72,6 +243,12 @@ pub async fn transparency(
     headers: HeaderMap,
     Query(p): Query<TransparencyParams>,
 ) -> Result<Response, ApiError> {
+    let lang = choose_lang(
+        p.lang.as_deref(),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let policy = state.store.policy();
     let figures = figures(&state).await?;
     let wants_json = p.format.as_deref() == Some("json")
@@ -97,8 +274,10 @@ pub async fn transparency(
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
             ),
+            (header::CONTENT_LANGUAGE, lang.code()),
+            (header::VARY, "Accept-Language"),
         ],
-        page(&t),
+        page(&t, lang),
     )
         .into_response())
 }
@@ -117,67 +296,85 @@ pub fn markdown_html(md: &str) -> String {
     out
 }
 
-fn page(t: &Transparency) -> String {
+fn page(t: &Transparency, lang: Lang) -> String {
+    let w = lang.words();
     let f = &t.figures;
     let n = |v: i64| v.to_string();
     let mut rows = vec![
-        ("Reads kept".to_string(), f.reads_kept.to_string()),
+        (w.reads_kept, f.reads_kept.to_string()),
         (
-            "Oldest read kept".to_string(),
+            w.oldest_read,
             f.oldest_read_age_days
-                .map_or("none".into(), |d| format!("{d} days old")),
+                .map_or(w.none_f.into(), |d| (w.days_old)(d)),
         ),
-        (
-            "Reads are kept for".to_string(),
-            format!("{} days", f.reads_retention_days),
-        ),
-        (
-            "Images are kept for".to_string(),
-            format!("{} days", f.images_retention_days),
-        ),
-        (
-            "Hot-list hits this month".to_string(),
-            n(f.hotlist_hits_this_month),
-        ),
-        ("Searches this month".to_string(), n(f.searches_this_month)),
-        ("Open legal holds".to_string(), n(f.legal_holds_open)),
-        (
-            "Public-records requests this year".to_string(),
-            n(f.records_requests_this_year),
-        ),
+        (w.reads_kept_for, (w.days)(f.reads_retention_days)),
+        (w.images_kept_for, (w.days)(f.images_retention_days)),
+        (w.hotlist_hits, n(f.hotlist_hits_this_month)),
+        (w.searches, n(f.searches_this_month)),
+        (w.holds_open, n(f.legal_holds_open)),
+        (w.records_requests, n(f.records_requests_this_year)),
     ];
     if f.shares_by_agency.is_empty() {
-        rows.push(("Data shared with other agencies".into(), "none".into()));
+        rows.push((w.shared, w.none_m.into()));
     }
+    // Each language's name in itself; the page's own is not a link.
+    let switch = [(Lang::En, "English"), (Lang::Es, "Español")]
+        .iter()
+        .map(|&(l, name)| {
+            if l == lang {
+                format!(
+                    "<strong lang=\"{c}\" aria-current=\"page\">{name}</strong>",
+                    c = l.code()
+                )
+            } else {
+                format!(
+                    "<a href=\"?lang={c}\" hreflang=\"{c}\" lang=\"{c}\">{name}</a>",
+                    c = l.code()
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
     let mut h = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>ALPR transparency — {agency}</title>\
+         <title>{title} — {agency}</title>\
          <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}}\
          table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}\
-         td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>\
-         <h1>Automated License Plate Readers at {agency}</h1>\
-         <p>ALPR Administrator: <strong>{name}</strong>{title}</p>\
-         <h2>Figures</h2><p>As of {as_of}. Aggregates only: this page never shows a plate, a place or a search.</p><table>",
+         td.n{{text-align:right;font-variant-numeric:tabular-nums}}nav{{text-align:right}}</style></head><body>\
+         <nav>{switch}</nav>\
+         <h1>{heading} {agency}</h1>\
+         <p>{administrator}: <strong>{name}</strong>{admin_title}</p>\
+         <h2>{figures}</h2><p>{as_of} {when}. {aggregates}</p><table>",
+        lang = lang.code(),
+        title = w.title,
+        heading = w.heading,
+        administrator = w.administrator,
+        figures = w.figures,
+        as_of = w.as_of,
+        aggregates = w.aggregates_only,
         agency = esc(&t.agency),
-        name = esc(if t.administrator_name.is_empty() { "(not recorded)" } else { &t.administrator_name }),
-        title = if t.administrator_title.is_empty() {
+        name = esc(if t.administrator_name.is_empty() { w.not_recorded } else { &t.administrator_name }),
+        admin_title = if t.administrator_title.is_empty() {
             String::new()
         } else {
             format!(", {}", esc(&t.administrator_title))
         },
-        as_of = esc(&f.as_of),
+        when = esc(&f.as_of),
     );
     for (k, v) in rows {
         h.push_str(&format!(
             "<tr><th scope=\"row\">{}</th><td class=\"n\">{}</td></tr>",
-            esc(&k),
+            esc(k),
             esc(&v)
         ));
     }
     h.push_str("</table>");
     if !f.shares_by_agency.is_empty() {
-        h.push_str("<h2>Data shared, by agency</h2><table><tr><th>Agency</th><th>Transfers</th><th>Reads</th></tr>");
+        h.push_str(&format!(
+            "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+            w.shared_by_agency, w.agency, w.transfers, w.reads
+        ));
         for s in &f.shares_by_agency {
             h.push_str(&format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
@@ -188,11 +385,17 @@ fn page(t: &Transparency) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Usage and privacy policy</h2>");
+    h.push_str(&format!("<h2>{}</h2>", w.policy));
     if t.policy_markdown.trim().is_empty() {
-        h.push_str("<p>The agency has not posted its policy text here yet.</p>");
+        h.push_str(&format!("<p>{}</p>", w.no_policy));
     } else {
+        if !w.policy_as_posted.is_empty() {
+            h.push_str(&format!("<p><em>{}</em></p>", w.policy_as_posted));
+        }
+        // The agency's text, in whatever language it was written.
+        h.push_str("<div lang=\"\">");
         h.push_str(&markdown_html(&t.policy_markdown));
+        h.push_str("</div>");
     }
     h.push_str("</body></html>\n");
     h
@@ -200,6 +403,37 @@ fn page(t: &Transparency) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_language_is_the_parameter_or_the_browsers_likeliest() {
+        let lang = |p: Option<&str>, a: Option<&str>| choose_lang(p, a).unwrap();
+        assert_eq!(lang(None, None), Lang::En);
+        assert_eq!(lang(Some("es"), Some("en")), Lang::Es);
+        assert_eq!(lang(Some(" EN "), Some("es")), Lang::En);
+        for bad in ["fr", "", "es-MX", "<script>", &"e".repeat(10_000)] {
+            let err = choose_lang(Some(bad), None).unwrap_err();
+            assert_eq!(err.code, "invalid_lang", "{bad}");
+        }
+        assert_eq!(lang(None, Some("es-MX,es;q=0.9,en;q=0.8")), Lang::Es);
+        assert_eq!(lang(None, Some("en-US,en;q=0.9,es;q=0.8")), Lang::En);
+        assert_eq!(lang(None, Some("fr-FR, es;q=0.5, en;q=0.4")), Lang::Es);
+        assert_eq!(lang(None, Some("en;q=0.2, es_US;q=0.7")), Lang::Es);
+        assert_eq!(lang(None, Some("fr, de")), Lang::En, "neither: English");
+        assert_eq!(lang(None, Some("es;q=0, fr")), Lang::En, "q=0 refuses");
+        assert_eq!(
+            lang(None, Some("es;q=2, en;q=0.1")),
+            Lang::En,
+            "a bad q is not read"
+        );
+        assert_eq!(lang(None, Some("es;q=abc")), Lang::En);
+        assert_eq!(lang(None, Some(";;,,;q=,es")), Lang::Es);
+        let long = format!("{}es", "fr,".repeat(100));
+        assert_eq!(
+            lang(None, Some(&long)),
+            Lang::En,
+            "read no further than 32 entries"
+        );
+    }
+
     use super::*;
 
     #[test]

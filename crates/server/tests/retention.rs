@@ -1260,4 +1260,46 @@ async fn the_transparency_page_is_public_and_has_no_plate_data() {
     assert_eq!(v["figures"]["reads_kept"], 4, "{v}");
     assert_eq!(v["figures"]["searches_this_month"], 1, "{v}");
     assert!(!v.to_string().contains("7ABC12"));
+
+    // In Spanish by request or by the browser's languages; the policy
+    // text stays as the agency wrote it.
+    let page = |uri: &str, accept: Option<&str>| {
+        let mut req = Request::get(uri);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT_LANGUAGE, a);
+        }
+        let api = &api;
+        let req = req.body(Body::empty()).unwrap();
+        async move {
+            let resp = api.respond(req).await;
+            let status = resp.status();
+            let lang = resp
+                .headers()
+                .get(header::CONTENT_LANGUAGE)
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, lang, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (s, lang, es) = page("/transparency", Some("es-MX,es;q=0.9,en;q=0.5")).await;
+    assert_eq!((s, lang.as_deref()), (StatusCode::OK, Some("es")));
+    assert!(es.contains("<html lang=\"es\">"), "{es}");
+    assert!(es.contains("Lecturas conservadas") && es.contains("Administrador de ALPR"));
+    assert!(
+        es.contains("<strong>30 days</strong>"),
+        "the agency's text as posted"
+    );
+    assert!(!es.contains("Reads kept") && !es.contains("7ABC12") && !es.contains("<script>"));
+    assert!(
+        es.contains("href=\"?lang=en\""),
+        "a link to the English page"
+    );
+    let (_, lang, en) = page("/transparency?lang=en", Some("es")).await;
+    assert_eq!(lang.as_deref(), Some("en"));
+    assert!(en.contains("Reads kept") && en.contains("href=\"?lang=es\""));
+    let (_, _, es) = page("/transparency?lang=es", None).await;
+    assert!(es.contains("Búsquedas este mes"));
+    let (s, _, body) = page("/transparency?lang=fr", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("invalid_lang"), "{body}");
 }
