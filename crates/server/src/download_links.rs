@@ -31,8 +31,9 @@ use crate::{retention, sharing, ApiError, AppState};
 /// How long a link may wait to be fetched. The interface fetches it at
 /// once; the margin is for a slow or busy machine.
 pub const LINK_LIFETIME_MS: i64 = 120_000;
-/// Links one session may hold unfetched at a time.
-pub const MAX_LINKS_PER_SESSION: usize = 4;
+/// Links one person may hold unfetched at a time (counted by account,
+/// not session, so no one fills the table for everyone).
+pub const MAX_LINKS_PER_PERSON: usize = 4;
 /// Links all sessions may hold unfetched at a time.
 pub const MAX_LINKS: usize = 256;
 const PREFIX: &str = "pkl_";
@@ -40,7 +41,20 @@ const PREFIX: &str = "pkl_";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/download-links", post(create_link))
-        .route("/api/v1/download-links/{link}", get(fetch_link))
+        .route(
+            "/api/v1/download-links/{link}",
+            get(fetch_link).head(no_head),
+        )
+}
+
+/// A HEAD (a download manager's or a proxy's probe) would spend the link
+/// and run the export for nothing; only GET fetches it.
+async fn no_head() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "a download link is fetched with GET, once",
+    )
 }
 
 /// What a link downloads.
@@ -64,6 +78,7 @@ pub struct NewLink {
 struct Link {
     /// The bearer token of the session that asked for it.
     session: String,
+    username: String,
     target: LinkTarget,
     expires_ms: i64,
 }
@@ -75,24 +90,26 @@ pub struct DownloadLinks {
 }
 
 impl DownloadLinks {
-    /// A new link to `target` for `session`, and when it expires.
+    /// A new link to `target` for `username`'s `session`, and when it
+    /// expires.
     fn issue(
         &self,
         session: &str,
+        username: &str,
         target: LinkTarget,
         now_ms: i64,
     ) -> Result<(String, i64), ApiError> {
         let mut links = self.links.lock().map_err(|_| poisoned())?;
         links.retain(|_, l| l.expires_ms > now_ms);
-        let held = links.values().filter(|l| l.session == session).count();
-        if held >= MAX_LINKS_PER_SESSION || links.len() >= MAX_LINKS {
+        let held = links.values().filter(|l| l.username == username).count();
+        if held >= MAX_LINKS_PER_PERSON || links.len() >= MAX_LINKS {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_links",
                 format!(
-                    "{held} download links of this session are waiting to be fetched \
-                     (at most {MAX_LINKS_PER_SESSION}, {MAX_LINKS} in all); fetch them or \
-                     wait two minutes for them to expire"
+                    "{held} of your download links are waiting to be fetched \
+                     (at most {MAX_LINKS_PER_PERSON}, {MAX_LINKS} for everyone); fetch them \
+                     or wait two minutes for them to expire"
                 ),
             ));
         }
@@ -102,6 +119,7 @@ impl DownloadLinks {
             token_hash(&secret),
             Link {
                 session: session.to_string(),
+                username: username.to_string(),
                 target,
                 expires_ms,
             },
@@ -143,9 +161,16 @@ pub async fn create_link(
         LinkTarget::Evidence { hold_id } => {
             retention::may_export_evidence(&state, &who, *hold_id).await?
         }
-        LinkTarget::SharingExport { .. } => sharing::may_export_sharing(&state, &who)?,
+        LinkTarget::SharingExport { request_id } => {
+            sharing::may_export_sharing(&state, &who, *request_id)
+                .await
+                .map(|_| ())?
+        }
     }
-    let (secret, expires_ms) = state.links.issue(&token, target, state.now_ms())?;
+    let (secret, expires_ms) =
+        state
+            .links
+            .issue(&token, &who.account.username, target, state.now_ms())?;
     Ok((
         StatusCode::CREATED,
         Json(NewLink {
@@ -210,31 +235,39 @@ mod tests {
     fn a_link_is_good_once_and_until_it_expires() {
         let links = DownloadLinks::default();
         let t = LinkTarget::Evidence { hold_id: 7 };
-        let (a, exp) = links.issue("pks_one", t.clone(), 1_000).unwrap();
+        let (a, exp) = links.issue("pks_one", "ana", t.clone(), 1_000).unwrap();
         assert_eq!(exp, 1_000 + LINK_LIFETIME_MS);
         assert!(a.starts_with(PREFIX) && a.len() == PREFIX.len() + 64);
         let got = links.redeem(&a, 2_000).unwrap().unwrap();
         assert_eq!((got.session.as_str(), got.target), ("pks_one", t.clone()));
         assert!(links.redeem(&a, 2_000).unwrap().is_none(), "used once");
-        let (b, _) = links.issue("pks_one", t.clone(), 1_000).unwrap();
+        let (b, _) = links.issue("pks_one", "ana", t.clone(), 1_000).unwrap();
         assert!(links.redeem(&b, exp).unwrap().is_none(), "expired");
         assert!(links.redeem("pkl_00", 1_000).unwrap().is_none());
     }
 
     #[test]
-    fn a_session_holds_few_links_and_expired_ones_make_room() {
+    fn a_person_holds_few_links_and_expired_ones_make_room() {
         let links = DownloadLinks::default();
         let t = || LinkTarget::SharingExport { request_id: 1 };
-        for _ in 0..MAX_LINKS_PER_SESSION {
-            links.issue("pks_a", t(), 0).unwrap();
+        for i in 0..MAX_LINKS_PER_PERSON {
+            // However many sessions they open.
+            links.issue(&format!("pks_{i}"), "ana", t(), 0).unwrap();
         }
-        let err = links.issue("pks_a", t(), 0).unwrap_err();
+        let err = links.issue("pks_9", "ana", t(), 0).unwrap_err();
         assert_eq!(err.code, "too_many_links");
         links
-            .issue("pks_b", t(), 0)
-            .expect("another session has its own");
+            .issue("pks_b", "bo", t(), 0)
+            .expect("another person has their own");
         links
-            .issue("pks_a", t(), LINK_LIFETIME_MS)
+            .issue("pks_0", "ana", t(), LINK_LIFETIME_MS)
             .expect("the first ones have expired");
+        for i in 0..MAX_LINKS {
+            let _ = links.issue("pks_x", &format!("u{i}"), t(), LINK_LIFETIME_MS);
+        }
+        let err = links
+            .issue("pks_y", "zed", t(), LINK_LIFETIME_MS)
+            .unwrap_err();
+        assert_eq!(err.code, "too_many_links", "the table has a size");
     }
 }

@@ -386,10 +386,20 @@ pub async fn export(
     sharing_zip(&state, &who, id).await
 }
 
-/// Checks that `who` may export approved sharing requests now.
-pub(crate) fn may_export_sharing(state: &AppState, who: &Person) -> Result<(), ApiError> {
+/// Checks that `who` may export request `id` now: the rights, and that
+/// the request is approved and its agency may receive data (a refusal of
+/// the agency is logged, as any attempt to share with it).
+pub(crate) async fn may_export_sharing(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+) -> Result<(SharingRequest, Agency), ApiError> {
     who.require(Right::ManageSharing)?;
-    who.require_plate_data(state, Right::ExportReads)
+    who.require_plate_data(state, Right::ExportReads)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    blocking(move || Ok(store.sharing_export_allowed(id, &actor, now)?)).await
 }
 
 /// Request `id`'s package, exported by `who` (see [`export`]).
@@ -398,12 +408,8 @@ pub(crate) async fn sharing_zip(
     who: &Person,
     id: i64,
 ) -> Result<Response, ApiError> {
-    may_export_sharing(state, who)?;
-    let store = state.store.clone();
-    let actor = who.actor();
+    let (req, agency) = may_export_sharing(state, who, id).await?;
     let now = state.now_ms();
-    let (req, agency) =
-        blocking(move || Ok(store.sharing_export_allowed(id, &actor, now)?)).await?;
     let search = parse_query(&req.query)?;
     let mut query = build_query(&search)?;
     query.limit = platekeeper_store::search::MAX_LIMIT;

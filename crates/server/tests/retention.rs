@@ -692,6 +692,11 @@ async fn an_evidence_download_link_is_good_once_for_its_session() {
     let url = link["url"].as_str().unwrap().to_string();
     assert!(url.starts_with("/api/v1/download-links/pkl_"), "{url}");
     assert!(link["expires_at"].as_str().is_some());
+    // A probe (HEAD) neither spends the link nor exports anything.
+    let head = api
+        .respond(Request::head(&url).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
     let resp = fetch(&api, url.clone()).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let headers = resp.headers().clone();
@@ -831,6 +836,17 @@ async fn sharing_is_refused_outside_california_public_agencies() {
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{name}: export refused too");
+        let (s, v) = link_for(
+            &api,
+            Some(&api.admin),
+            json!({"sharing_export": {"request_id": id}}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("sharing_refused")),
+            "{name}: and a link to it"
+        );
         let (s, _) = api
             .call(
                 "POST",
@@ -850,7 +866,8 @@ async fn sharing_is_refused_outside_california_public_agencies() {
             .iter()
             .filter(|k| *k == "sharing_refused")
             .count(),
-        12
+        16,
+        "approval, export, link and transfer, for each of four"
     );
 
     // A California public agency: approved, exported, on the register.
@@ -865,6 +882,17 @@ async fn sharing_is_refused_outside_california_public_agencies() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "not before approval");
+    let (s, v) = link_for(
+        &api,
+        Some(&api.admin),
+        json!({"sharing_export": {"request_id": id}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("request_not_approved")),
+        "a link is refused as the export would be"
+    );
     let (s, v) = api
         .call(
             "POST",

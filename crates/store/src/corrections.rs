@@ -140,34 +140,34 @@ impl Store {
 
     /// Takes `plate` out of the dictionary if no stored read carries it
     /// any more (a correction moved its only read away), so a pattern
-    /// search neither counts nor names it.
+    /// search neither counts nor names it. The days are looked at without
+    /// the dictionary's lock (searches and ingest do not wait for them);
+    /// the plate is watched meanwhile, and kept if ingest observed it.
     fn forget_if_unread(&self, plate: &Plate) -> Result<(), StoreError> {
-        let seen_on = |span: &crate::dictionary::PlateSpan| -> Result<bool, StoreError> {
-            for file in self.day_files() {
-                if span.maybe_on(file.day) && file.has_plate(plate.code())? {
-                    return Ok(true);
+        let span = {
+            let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
+            let span = dict.get(plate);
+            if span.is_some() {
+                dict.watch(plate);
+            }
+            span
+        };
+        let Some(span) = span else {
+            return Ok(());
+        };
+        let mut seen = Ok(false);
+        for file in self.day_files() {
+            if span.maybe_on(file.day) {
+                seen = file.has_plate(plate.code());
+                if !matches!(seen, Ok(false)) {
+                    break;
                 }
             }
-            Ok(false)
-        };
-        let span = self
-            .dictionary
-            .read()
-            .map_err(|_| StoreError::Poisoned)?
-            .get(plate);
-        match span {
-            // The usual case, the plate read elsewhere, costs no lock.
-            Some(span) if !seen_on(&span)? => {}
-            _ => return Ok(()),
         }
-        // Looked at again holding the lock: ingest commits a read before
-        // it notes the plate here, so a read stored meanwhile is either
-        // seen now or noted after the plate is forgotten.
         let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
-        if let Some(span) = dict.get(plate) {
-            if !seen_on(&span)? {
-                dict.forget(plate);
-            }
+        let observed = dict.unwatch(plate);
+        if !seen? && !observed {
+            dict.forget(plate);
         }
         Ok(())
     }

@@ -15,6 +15,8 @@
 //! Memory: 8 + 8 (columns) + 4 (days) + about 6 (hash slots) bytes per
 //! distinct plate.
 
+use std::collections::HashMap;
+
 use platekeeper_core::pattern::Prefilter;
 use platekeeper_core::plate::MAX_PLATE_LEN;
 use platekeeper_core::{Plate, PlatePattern};
@@ -70,6 +72,15 @@ pub struct PlateDictionary {
     /// Entries whose plate was forgotten (all columns zero, so no scan
     /// matches them), for new plates to reuse.
     free: Vec<u32>,
+    /// Plates a correction is looking for reads of, by packed word (see
+    /// [`Self::watch`]).
+    watched: HashMap<u64, Watch>,
+}
+
+#[derive(Default)]
+struct Watch {
+    watchers: u32,
+    observed: bool,
 }
 
 fn hash(word: u64) -> u64 {
@@ -229,6 +240,11 @@ impl PlateDictionary {
     /// Records that `plate` was read on `day`.
     pub fn observe(&mut self, plate: &Plate, day: i32) {
         let word = plate.packed();
+        if !self.watched.is_empty() {
+            if let Some(w) = self.watched.get_mut(&word) {
+                w.observed = true;
+            }
+        }
         let d = day_offset(day);
         if let Some(idx) = self.find_slot(word) {
             self.first_day[idx] = self.first_day[idx].min(d);
@@ -334,6 +350,29 @@ impl PlateDictionary {
             gone += 1;
         }
         (gone, to.max(from))
+    }
+
+    /// Starts noting whether `plate` is observed, so a caller can look
+    /// for its reads without holding the lock: ingest commits a read
+    /// before it observes the plate, so a read the look missed is one
+    /// observed since (or one observed after the caller lets go).
+    pub fn watch(&mut self, plate: &Plate) {
+        self.watched.entry(plate.packed()).or_default().watchers += 1;
+    }
+
+    /// Stops one [`Self::watch`] of `plate`; returns whether the plate was
+    /// observed while it was watched (by this watcher or another).
+    pub fn unwatch(&mut self, plate: &Plate) -> bool {
+        let word = plate.packed();
+        let Some(w) = self.watched.get_mut(&word) else {
+            return false;
+        };
+        let observed = w.observed;
+        w.watchers = w.watchers.saturating_sub(1);
+        if w.watchers == 0 {
+            self.watched.remove(&word);
+        }
+        observed
     }
 
     /// Forgets one plate, whatever days it was seen on: a correction
@@ -560,6 +599,25 @@ mod tests {
         assert!(d.slots.len() <= 16_384, "{}", d.slots.len());
         assert!((0..9000).all(|i| d.get(&plate(&format!("R{i}"))).is_some()));
         assert_eq!(d.get(&plate("R1")).unwrap().first_day, 20_012);
+    }
+
+    #[test]
+    fn a_watched_plate_tells_whether_it_was_observed() {
+        let mut d = PlateDictionary::default();
+        let (a, b) = (plate("WATCH1"), plate("OTHER2"));
+        d.observe(&a, 20_000);
+        d.watch(&a);
+        d.observe(&b, 20_001);
+        assert!(!d.unwatch(&a), "another plate does not count");
+        d.watch(&a);
+        d.watch(&a);
+        d.observe(&a, 20_000);
+        assert!(d.unwatch(&a), "observed, even on a day it had");
+        assert!(d.unwatch(&a), "the second watcher is told too");
+        assert!(d.watched.is_empty(), "nothing left once all let go");
+        assert!(!d.unwatch(&a), "an unwatched plate");
+        d.watch(&b);
+        assert!(!d.unwatch(&b));
     }
 
     /// Forgetting and reusing entries, many rounds, against a plain map.

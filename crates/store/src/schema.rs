@@ -23,11 +23,15 @@ pub(crate) enum Role {
 /// rest), so many open day files cost little memory; sorting for index
 /// builds and VACUUM spills to temporary files rather than memory.
 pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
+    // Only a writer creates a file: a reader opened on a day file the
+    // purge has just deleted must fail, not bring back an empty one.
+    let create = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Reader => OpenFlags::empty(),
+    };
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -90,4 +94,20 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
         [],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_writer_creates_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("2026-11-23.db");
+        assert!(open_connection(&path, Role::Reader).is_err());
+        assert!(!path.exists(), "a reader brought a purged day back");
+        open_connection(&path, Role::Writer).unwrap();
+        assert!(path.exists());
+        open_connection(&path, Role::Reader).expect("then it may read it");
+    }
 }
