@@ -152,7 +152,9 @@ pub struct Words {
     transfers: &'static str,
     reads: &'static str,
     policy: &'static str,
-    policy_as_posted: &'static str,
+    /// Said above the agency's policy text where it may be in another
+    /// language than the page.
+    policy_as_posted: Option<&'static str>,
     no_policy: &'static str,
 }
 
@@ -182,7 +184,7 @@ const EN: Words = Words {
     transfers: "Transfers",
     reads: "Reads",
     policy: "Usage and privacy policy",
-    policy_as_posted: "",
+    policy_as_posted: None,
     no_policy: "The agency has not posted its policy text here yet.",
 };
 
@@ -213,7 +215,7 @@ const ES: Words = Words {
     transfers: "Transferencias",
     reads: "Lecturas",
     policy: "Política de uso y privacidad",
-    policy_as_posted: "El texto de la política se muestra tal como la agencia lo publicó.",
+    policy_as_posted: Some("El texto de la política se muestra tal como la agencia lo publicó."),
     no_policy: "La agencia aún no ha publicado aquí el texto de su política.",
 };
 
@@ -389,8 +391,8 @@ fn page(t: &Transparency, lang: Lang) -> String {
     if t.policy_markdown.trim().is_empty() {
         h.push_str(&format!("<p>{}</p>", w.no_policy));
     } else {
-        if !w.policy_as_posted.is_empty() {
-            h.push_str(&format!("<p><em>{}</em></p>", w.policy_as_posted));
+        if let Some(note) = w.policy_as_posted {
+            h.push_str(&format!("<p><em>{note}</em></p>"));
         }
         // The agency's text, in whatever language it was written.
         h.push_str("<div lang=\"\">");

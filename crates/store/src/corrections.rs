@@ -155,15 +155,14 @@ impl Store {
         let Some(span) = span else {
             return Ok(());
         };
-        let mut seen = Ok(false);
-        for file in self.day_files() {
-            if span.maybe_on(file.day) {
-                seen = file.has_plate(plate.code());
-                if !matches!(seen, Ok(false)) {
-                    break;
-                }
-            }
-        }
+        // The first day with the plate, or the first error, ends the look.
+        let seen = self
+            .day_files()
+            .iter()
+            .filter(|f| span.maybe_on(f.day))
+            .map(|f| f.has_plate(plate.code()))
+            .find(|r| !matches!(r, Ok(false)))
+            .unwrap_or(Ok(false));
         let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
         let observed = dict.unwatch(plate);
         if !seen? && !observed {
