@@ -313,7 +313,7 @@ test('an officer\'s search is refused for a generic purpose, then accepted, with
   // The held read can be seen again from its hold, logged under the case.
   await page.getByRole('row', { name: /26-004211/ }).getByRole('button', { name: 'View reads' }).click();
   await page.getByText(/Reads kept by hold \d+ \(case 26-004211\)/).waitFor();
-  await page.getByText(/logged as access \d+ under the hold's case/).waitFor();
+  await page.getByText(/logged as access \d+ under your purpose from placing it/).waitFor();
   assert.equal(await page.locator('.results tbody tr').count(), 1);
   assert.equal(await page.locator('.results tbody tr .plate').innerText(), demo.plate);
   await shot(page, 'holds');

@@ -177,6 +177,18 @@ fn init_logging() {
 /// limits the freed buffers stay in the heap (at most 64 MiB of it idle)
 /// and are reused: 58 → 42 ms median on 1280×720 photos (BENCHMARKS.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Whatever this process creates (a package written with `-o`, a file
+/// a library makes on its own) is this account's alone: the store sets
+/// its own files' modes, and this covers everything else (issue 22
+/// finding 3).
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn tune_allocator() {
     // SAFETY: mallopt only sets allocator parameters; it is called before
     // any other thread exists.
@@ -191,6 +203,7 @@ fn tune_allocator() {}
 
 fn main() -> anyhow::Result<()> {
     tune_allocator();
+    private_files();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -9,6 +9,7 @@ pub mod account;
 pub mod audit_report;
 pub mod geo;
 pub mod hotlist;
+pub mod legal_hold;
 pub mod pattern;
 pub mod plate;
 pub mod policy;

@@ -11,9 +11,11 @@
 //! * `POST /api/v1/alerts/{id}/ack`, `POST /api/v1/alerts/{id}/disposition`.
 //! * `POST /api/v1/me/position` — where the person is, for `near_m`.
 //!
-//! Every delivery of an alert to a person is written to the audit log
+//! The first delivery of an alert to a person is written to the audit log
 //! (category `access`, kind `alert_delivered`): batched off the delivery
-//! path, so a slow disk never delays an alert.
+//! path, so a slow disk never delays an alert; once per person and alert,
+//! however many streams or re-sends carry it. Streams are capped per
+//! person and in all.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,6 +47,15 @@ const CHANNEL_CAPACITY: usize = 4_096;
 pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
 /// A position older than this does not place the person anywhere.
 const POSITION_FRESH_MS: i64 = 30 * 60_000;
+/// Streams one person may hold open (a car's laptop, a phone, a desk and
+/// one to spare): each costs the server a task and a connection.
+pub const MAX_STREAMS_PER_PERSON: usize = 4;
+/// Streams everyone together may hold open.
+pub const MAX_STREAMS: usize = 2_048;
+/// Alerts whose deliveries are remembered, so a person is logged once per
+/// alert however many streams and re-sends carry it (the oldest are
+/// forgotten first).
+const REMEMBERED_ALERTS: usize = 16_384;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -73,6 +84,10 @@ pub struct AlertHub {
     tx: broadcast::Sender<Arc<Alert>>,
     positions: Mutex<HashMap<String, (GeoPoint, i64)>>,
     connected: AtomicUsize,
+    /// Open streams by username.
+    streams: Mutex<HashMap<String, usize>>,
+    /// Who was already logged as having been delivered each recent alert.
+    delivered: Mutex<std::collections::BTreeMap<i64, std::collections::HashSet<String>>>,
     deliveries: mpsc::UnboundedSender<Delivery>,
     session_recheck: Duration,
 }
@@ -92,6 +107,8 @@ impl AlertHub {
             tx,
             positions: Mutex::new(HashMap::new()),
             connected: AtomicUsize::new(0),
+            streams: Mutex::new(HashMap::new()),
+            delivered: Mutex::new(Default::default()),
             deliveries: dtx,
             session_recheck,
         })
@@ -111,6 +128,53 @@ impl AlertHub {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Counts a new stream for `username`, or refuses it past the caps
+    /// (issue 22 finding 12: streams were unbounded).
+    fn open_stream(self: &Arc<Self>, username: &str) -> Result<Connected, ApiError> {
+        let mut streams = self
+            .streams
+            .lock()
+            .map_err(|_| ApiError::internal("the alert streams' table is unusable"))?;
+        let mine = streams.get(username).copied().unwrap_or(0);
+        let all: usize = streams.values().sum();
+        if mine >= MAX_STREAMS_PER_PERSON || all >= MAX_STREAMS {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "{mine} alert streams are open for you (at most {MAX_STREAMS_PER_PERSON}, \
+                     {MAX_STREAMS} for everyone); close one (a tab or device) and try again"
+                ),
+            ));
+        }
+        *streams.entry(username.to_string()).or_insert(0) += 1;
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        Ok(Connected(self.clone(), username.to_string()))
+    }
+
+    /// Whether this is the first delivery of `alert` to `username` (the
+    /// one that is logged): one entry per person per alert, not one per
+    /// stream or re-send.
+    fn first_delivery(&self, alert: i64, username: &str) -> bool {
+        let Ok(mut seen) = self.delivered.lock() else {
+            // Unusable table: log every delivery rather than none.
+            return true;
+        };
+        let first = seen.entry(alert).or_default().insert(username.to_string());
+        while seen.len() > REMEMBERED_ALERTS {
+            seen.pop_first();
+        }
+        first
+    }
+
+    /// Whether a stream of `username` carried `alert` (since start-up).
+    fn was_delivered(&self, alert: i64, username: &str) -> bool {
+        self.delivered
+            .lock()
+            .map(|seen| seen.get(&alert).is_some_and(|who| who.contains(username)))
+            .unwrap_or(false)
+    }
+
     fn position(&self, username: &str, now_ms: i64) -> Option<GeoPoint> {
         let map = self.positions.lock().ok()?;
         map.get(username)
@@ -119,12 +183,21 @@ impl AlertHub {
     }
 }
 
-/// Counts a stream from its start to its drop, however it ends.
-struct Connected(Arc<AlertHub>);
+/// Counts a stream (and its person's) from its start to its drop, however
+/// it ends.
+struct Connected(Arc<AlertHub>, String);
 
 impl Drop for Connected {
     fn drop(&mut self) {
         self.0.connected.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut streams) = self.0.streams.lock() {
+            if let Some(n) = streams.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    streams.remove(&self.1);
+                }
+            }
+        }
     }
 }
 
@@ -190,6 +263,7 @@ pub struct StreamParams {
         (status = 200, description = "text/event-stream of `alert` events", content_type = "text/event-stream"),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "Role may not see alerts, or training/approval lapsed", body = crate::error::ErrorBody),
+        (status = 429, description = "too_many_streams: the person (or everyone) holds the most streams allowed", body = crate::error::ErrorBody),
     ),
     tag = "alerts"
 )]
@@ -211,9 +285,8 @@ pub async fn stream(
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let token = crate::accountability::bearer_from_headers(&headers).unwrap_or_default();
     let hub = state.alerts.clone();
+    let guard = hub.open_stream(&who.account.username)?;
     let rx = hub.tx.subscribe();
-    hub.connected.fetch_add(1, Ordering::Relaxed);
-    let guard = Connected(hub.clone());
     let mut recheck = tokio::time::interval(hub.session_recheck);
     recheck.reset();
     let st = StreamState {
@@ -262,7 +335,8 @@ impl StreamState {
                             continue;
                         }
                         let data = serde_json::to_string(&*alert).ok()?;
-                        let _ = self.hub.deliveries.send(Delivery {
+                        if self.hub.first_delivery(alert.id, &self.who.account.username) {
+                            let _ = self.hub.deliveries.send(Delivery {
                             alert_id: alert.id,
                             plate: alert.plate.clone(),
                             username: self.who.account.username.clone(),
@@ -270,7 +344,8 @@ impl StreamState {
                             role: self.who.account.role.as_str().to_string(),
                             client: self.who.client.clone(),
                             at_ms: now,
-                        });
+                            });
+                        }
                         return Some(Event::default().event("alert").id(alert.id.to_string()).data(data));
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -510,7 +585,31 @@ pub async fn alert_read(
     }))
 }
 
-/// Marks the alert as seen: it is not re-sent after this.
+/// Refuses unless `who` saw alert `id`: it reached one of their streams,
+/// or an access of theirs opened it. Acknowledging stops the re-sends for
+/// everyone and a disposition is final, so neither may be done blind, by
+/// walking alert ids (issue 22 finding 1's sweep).
+async fn require_seen(state: &AppState, who: &Person, id: i64) -> Result<(), ApiError> {
+    if state.alerts.was_delivered(id, &who.account.username) {
+        return Ok(());
+    }
+    let store = state.store.clone();
+    let username = who.account.username.clone();
+    if blocking(move || Ok(store.has_opened_alert(&username, id)?)).await? {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "alert_not_seen",
+        format!(
+            "you have not seen alert {id}: open it first (GET /api/v1/alerts/{id}), \
+             then acknowledge it or record what verification found"
+        ),
+    ))
+}
+
+/// Marks the alert as seen: it is not re-sent after this. Only someone
+/// the alert reached, or who opened it, may.
 #[utoipa::path(
     post,
     path = "/api/v1/alerts/{id}/ack",
@@ -518,6 +617,7 @@ pub async fn alert_read(
     responses(
         (status = 200, description = "The alert, acknowledged", body = Object),
         (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+        (status = 403, description = "alert_not_seen: the alert neither reached nor was opened by this person", body = crate::error::ErrorBody),
         (status = 409, description = "Already acknowledged", body = crate::error::ErrorBody),
     ),
     tag = "alerts"
@@ -529,6 +629,7 @@ pub async fn acknowledge(
 ) -> Result<Json<AlertStatus>, ApiError> {
     let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
+    require_seen(&state, &who, id).await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
@@ -546,7 +647,8 @@ pub struct DispositionBody {
     pub note: String,
 }
 
-/// Records what verification found (SPEC R3.4).
+/// Records what verification found (SPEC R3.4). Only someone the alert
+/// reached, or who opened it, may.
 #[utoipa::path(
     post,
     path = "/api/v1/alerts/{id}/disposition",
@@ -555,6 +657,7 @@ pub struct DispositionBody {
     responses(
         (status = 200, description = "The alert, closed", body = Object),
         (status = 404, description = "No such alert", body = crate::error::ErrorBody),
+        (status = 403, description = "alert_not_seen: the alert neither reached nor was opened by this person", body = crate::error::ErrorBody),
         (status = 409, description = "Already has a disposition", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown disposition, or a missing note", body = crate::error::ErrorBody),
     ),
@@ -577,6 +680,7 @@ pub async fn disposition(
             ),
         )
     })?;
+    require_seen(&state, &who, id).await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();

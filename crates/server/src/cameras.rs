@@ -1,23 +1,27 @@
 //! `POST /api/v1/cameras` and `GET /api/v1/cameras`: registering cameras
 //! and issuing their API keys (administrator).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use platekeeper_core::read::format_time_ms;
 use platekeeper_core::GeoPoint;
 use platekeeper_store::{Camera, CameraKind, NewCamera};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accountability::Person;
-use crate::json::ApiJson;
+use crate::json::{ApiJson, OptionalJson};
 use crate::{blocking, ApiError, AppState};
 use platekeeper_core::Right;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/cameras", post(create_camera).get(list_cameras))
+    Router::new()
+        .route("/api/v1/cameras", post(create_camera).get(list_cameras))
+        .route("/api/v1/cameras/{id}/rotate", post(rotate_key))
+        .route("/api/v1/cameras/{id}/revoke", post(revoke))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -50,6 +54,10 @@ pub struct CameraInfo {
     pub kind: String,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
+    /// When its keys were revoked; it sends nothing until a rotation.
+    pub revoked_at: Option<String>,
+    /// Until when the key replaced by its last rotation still works.
+    pub old_key_valid_until: Option<String>,
 }
 
 impl From<&Camera> for CameraInfo {
@@ -60,8 +68,108 @@ impl From<&Camera> for CameraInfo {
             kind: c.kind.as_str().to_string(),
             lat: c.position.map(|p| p.lat),
             lon: c.position.map(|p| p.lon),
+            revoked_at: c.revoked_at_ms.map(format_time_ms),
+            old_key_valid_until: c.old_key_until_ms.map(format_time_ms),
         }
     }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the key being replaced keeps working, in minutes (0 to
+    /// 10080, a week; default 60), while the new key is put in the camera.
+    pub grace_minutes: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub id: String,
+    /// Shown once; only its hash is kept.
+    pub api_key: String,
+    /// Until when the replaced key still works (null: it stopped at once).
+    pub old_key_valid_until: Option<String>,
+}
+
+/// A camera's own key is its only credential: an administrator replaces
+/// it (a technician left, a key was pasted somewhere) without losing the
+/// reads sent while the new one is installed. Logged.
+#[utoipa::path(post, path = "/api/v1/cameras/{id}/rotate", params(("id" = String, Path)), request_body = RotateBody,
+    responses((status = 200, body = RotatedKey), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    tag = "cameras")]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<String>, PathRejection>,
+    OptionalJson(body): OptionalJson<RotateBody>,
+) -> Result<Json<RotatedKey>, ApiError> {
+    who.require(Right::ManageCameras)?;
+    let id = crate::search::path_param(path)?;
+    let minutes = body.grace_minutes.unwrap_or(60);
+    let max = platekeeper_store::MAX_ROTATION_GRACE_MS / 60_000;
+    if !(0..=max).contains(&minutes) {
+        return Err(ApiError::unprocessable(
+            "invalid_grace",
+            format!("grace_minutes is {minutes}; it must be 0 to {max} (a week)"),
+        ));
+    }
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let (cam, key) = blocking(move || {
+        store
+            .rotate_camera_key(&id, minutes * 60_000, &actor, now)
+            .map_err(camera_error)
+    })
+    .await?;
+    Ok(Json(RotatedKey {
+        id: cam.id,
+        api_key: key,
+        old_key_valid_until: cam.old_key_until_ms.map(format_time_ms),
+    }))
+}
+
+/// A camera named in the path that does not exist is 404 here (in a read
+/// it is a field error, 422).
+fn camera_error(e: platekeeper_store::StoreError) -> ApiError {
+    match e {
+        platekeeper_store::StoreError::UnknownCamera(_) => {
+            ApiError::not_found("unknown_camera", e.to_string())
+        }
+        e => e.into(),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// Why (stolen, key leaked, decommissioned).
+    pub reason: String,
+}
+
+/// Revoke every key of a camera at once: its next request gets 401. Its
+/// reads stay; a rotation brings it back with a new key. Logged.
+#[utoipa::path(post, path = "/api/v1/cameras/{id}/revoke", params(("id" = String, Path)), request_body = RevokeBody,
+    responses((status = 200, body = CameraInfo), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    tag = "cameras")]
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<RevokeBody>,
+) -> Result<Json<CameraInfo>, ApiError> {
+    who.require(Right::ManageCameras)?;
+    let id = crate::search::path_param(path)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let cam = blocking(move || {
+        store
+            .revoke_camera(&id, &body.reason, &actor, now)
+            .map_err(camera_error)
+    })
+    .await?;
+    Ok(Json(CameraInfo::from(&cam)))
 }
 
 /// Register a camera; the answer holds its API key, shown only this once.

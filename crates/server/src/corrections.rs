@@ -65,22 +65,33 @@ pub async fn correct(
     let username = who.account.username.clone();
     let access_id = req.access_id;
     let (parent, ts) = blocking(move || {
+        // One answer for "not yours" and "did not return it": a named
+        // access of someone else's must not reveal what it returned.
+        let unseen = || {
+            ApiError::not_found(
+                "not_in_access",
+                format!("read {id} was not returned to you by a search; find it first"),
+            )
+        };
         let found = match access_id {
-            Some(a) => store.access_returned(a, id)?.map(|ts| (a, ts)),
+            Some(a) => {
+                let mine = store
+                    .access_record(a)?
+                    .is_some_and(|p| p.username == username);
+                if !mine {
+                    return Err(unseen());
+                }
+                store.access_returned(a, id)?.map(|ts| (a, ts))
+            }
             None => store.latest_access_returning(&username, id)?,
         };
         let Some((a, ts)) = found else {
-            return Err(ApiError::not_found(
-                "not_in_access",
-                format!("read {id} was not returned to you by a search; find it first"),
-            ));
+            return Err(unseen());
         };
         let parent = store
             .access_record(a)?
             .filter(|p| p.username == username)
-            .ok_or_else(|| {
-                ApiError::not_found("unknown_access", format!("access {a} is not yours"))
-            })?;
+            .ok_or_else(unseen)?;
         Ok((parent, ts))
     })
     .await?;

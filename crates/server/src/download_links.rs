@@ -61,8 +61,13 @@ async fn no_head() -> ApiError {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum LinkTarget {
-    /// A hold's evidence package, as `POST /api/v1/evidence`.
-    Evidence { hold_id: i64 },
+    /// A hold's evidence package, as `POST /api/v1/evidence` (with the
+    /// same optional `purpose`).
+    Evidence {
+        hold_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<crate::search::PurposeBody>,
+    },
     /// An approved sharing request's package, as
     /// `GET /api/v1/sharing/requests/{id}/export`.
     SharingExport { request_id: i64 },
@@ -78,6 +83,10 @@ pub struct NewLink {
 struct Link {
     /// The bearer token of the session that asked for it.
     session: String,
+    /// The address that asked for it: only that address may fetch it, so
+    /// the fetch is logged with the requester's own address, and a link
+    /// copied out of a log or a proxy elsewhere is worth nothing.
+    client: Option<String>,
     username: String,
     target: LinkTarget,
     expires_ms: i64,
@@ -95,6 +104,7 @@ impl DownloadLinks {
     fn issue(
         &self,
         session: &str,
+        client: Option<String>,
         username: &str,
         target: LinkTarget,
         now_ms: i64,
@@ -119,6 +129,7 @@ impl DownloadLinks {
             token_hash(&secret),
             Link {
                 session: session.to_string(),
+                client,
                 username: username.to_string(),
                 target,
                 expires_ms,
@@ -157,10 +168,11 @@ pub async fn create_link(
     ApiJson(target): ApiJson<LinkTarget>,
 ) -> Result<(StatusCode, Json<NewLink>), ApiError> {
     let token = session.token.clone();
+    let client = session.client.clone();
     let who = Person::of_session(&state, session)?;
     match &target {
-        LinkTarget::Evidence { hold_id } => {
-            retention::may_export_evidence(&state, &who, *hold_id).await?
+        LinkTarget::Evidence { hold_id, purpose } => {
+            retention::may_export_evidence(&state, &who, *hold_id, purpose.clone()).await?
         }
         LinkTarget::SharingExport { request_id } => {
             sharing::may_export_sharing(&state, &who, *request_id)
@@ -168,10 +180,13 @@ pub async fn create_link(
                 .map(|_| ())?
         }
     }
-    let (secret, expires_ms) =
-        state
-            .links
-            .issue(&token, &who.account.username, target, state.now_ms())?;
+    let (secret, expires_ms) = state.links.issue(
+        &token,
+        client,
+        &who.account.username,
+        target,
+        state.now_ms(),
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(NewLink {
@@ -205,11 +220,14 @@ pub async fn fetch_link(
     let link = state
         .links
         .redeem(&secret, state.now_ms())?
+        .filter(|l| l.client == client)
         .ok_or_else(gone)?;
     let session = SessionUser::of_token(&state, link.session, client).await?;
     let who = Person::of_session(&state, session)?;
     let mut response = match link.target {
-        LinkTarget::Evidence { hold_id } => retention::evidence_zip(&state, &who, hold_id).await?,
+        LinkTarget::Evidence { hold_id, purpose } => {
+            retention::evidence_zip(&state, &who, hold_id, purpose).await?
+        }
         LinkTarget::SharingExport { request_id } => {
             sharing::sharing_zip(&state, &who, request_id).await?
         }
@@ -228,14 +246,21 @@ mod tests {
     #[test]
     fn a_link_is_good_once_and_until_it_expires() {
         let links = DownloadLinks::default();
-        let t = LinkTarget::Evidence { hold_id: 7 };
-        let (a, exp) = links.issue("pks_one", "ana", t.clone(), 1_000).unwrap();
+        let t = LinkTarget::Evidence {
+            hold_id: 7,
+            purpose: None,
+        };
+        let (a, exp) = links
+            .issue("pks_one", None, "ana", t.clone(), 1_000)
+            .unwrap();
         assert_eq!(exp, 1_000 + LINK_LIFETIME_MS);
         assert!(a.starts_with(PREFIX) && a.len() == PREFIX.len() + 64);
         let got = links.redeem(&a, 2_000).unwrap().unwrap();
         assert_eq!((got.session.as_str(), got.target), ("pks_one", t.clone()));
         assert!(links.redeem(&a, 2_000).unwrap().is_none(), "used once");
-        let (b, _) = links.issue("pks_one", "ana", t.clone(), 1_000).unwrap();
+        let (b, _) = links
+            .issue("pks_one", None, "ana", t.clone(), 1_000)
+            .unwrap();
         assert!(links.redeem(&b, exp).unwrap().is_none(), "expired");
         assert!(links.redeem("pkl_00", 1_000).unwrap().is_none());
     }
@@ -246,21 +271,23 @@ mod tests {
         let t = || LinkTarget::SharingExport { request_id: 1 };
         for i in 0..MAX_LINKS_PER_PERSON {
             // However many sessions they open.
-            links.issue(&format!("pks_{i}"), "ana", t(), 0).unwrap();
+            links
+                .issue(&format!("pks_{i}"), None, "ana", t(), 0)
+                .unwrap();
         }
-        let err = links.issue("pks_9", "ana", t(), 0).unwrap_err();
+        let err = links.issue("pks_9", None, "ana", t(), 0).unwrap_err();
         assert_eq!(err.code, "too_many_links");
         links
-            .issue("pks_b", "bo", t(), 0)
+            .issue("pks_b", None, "bo", t(), 0)
             .expect("another person has their own");
         links
-            .issue("pks_0", "ana", t(), LINK_LIFETIME_MS)
+            .issue("pks_0", None, "ana", t(), LINK_LIFETIME_MS)
             .expect("the first ones have expired");
         for i in 0..MAX_LINKS {
-            let _ = links.issue("pks_x", &format!("u{i}"), t(), LINK_LIFETIME_MS);
+            let _ = links.issue("pks_x", None, &format!("u{i}"), t(), LINK_LIFETIME_MS);
         }
         let err = links
-            .issue("pks_y", "zed", t(), LINK_LIFETIME_MS)
+            .issue("pks_y", None, "zed", t(), LINK_LIFETIME_MS)
             .unwrap_err();
         assert_eq!(err.code, "too_many_links", "the table has a size");
     }

@@ -40,12 +40,13 @@ impl FromRequestParts<AppState> for CameraAuth {
         )?;
         state
             .store
-            .authenticate_camera(&key)
+            .authenticate_camera(&key, state.now_ms())
             .map(CameraAuth)
             .ok_or_else(|| {
                 ApiError::unauthorized(
                     "invalid_camera_key",
-                    "the Authorization key does not belong to a registered camera",
+                    "the Authorization key belongs to no registered camera, or it was revoked \
+                     or replaced by a rotation whose grace period is over",
                 )
             })
     }

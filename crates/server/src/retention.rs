@@ -7,18 +7,19 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use platekeeper_core::{Purpose, ReadId, Right};
+use platekeeper_core::legal_hold::{self, HoldAction};
+use platekeeper_core::{Purpose, ReadId, Right, Role};
 use platekeeper_store::{
     Access, AccessKind, Download, Hold, PurgeReport, Store, StoredRead, MAX_HOLD_READS,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{open_access, Person};
+use crate::accountability::{check_purpose, open_access, Person};
 use crate::json::ApiJson;
-use crate::search::{id_cursor, page_limit, path_param};
+use crate::search::{id_cursor, page_limit, path_param, PurposeBody};
 use crate::{blocking, ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -26,6 +27,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/holds", post(create_hold).get(list_holds))
         .route("/api/v1/holds/{id}", get(get_hold).delete(lift_hold))
         .route("/api/v1/holds/{id}/reads", get(hold_reads))
+        .route("/api/v1/holds/{id}/members", post(share_hold))
+        .route(
+            "/api/v1/holds/{id}/members/{username}",
+            delete(unshare_hold),
+        )
         .route("/api/v1/evidence", post(export_evidence))
         .route("/api/v1/downloads", get(list_downloads))
         .route("/api/v1/downloads/{id}/destroyed", post(record_destruction))
@@ -172,71 +178,258 @@ pub struct HoldPage {
     pub next_cursor: Option<String>,
 }
 
-fn require_holds(who: &Person, state: &AppState) -> Result<(), ApiError> {
-    if who.account.role.may(Right::ManagePolicy) || who.account.role.may(Right::ReadAuditLog) {
-        return Ok(());
+/// Who may list holds: the administrator and the auditor see every hold
+/// (no plate data); anyone else with the right sees the holds they placed
+/// or were shared (`None`: all).
+fn hold_list_scope<'a>(who: &'a Person, state: &AppState) -> Result<Option<&'a str>, ApiError> {
+    let role = who.account.role;
+    if role == Role::Administrator || role == Role::Auditor {
+        return Ok(None);
     }
-    who.require_plate_data(state, Right::HoldReads)
+    who.require_plate_data(state, Right::HoldReads)?;
+    Ok(Some(&who.account.username))
 }
 
-/// Holds, newest first (open ones unless `include_lifted`).
+/// Holds, newest first (open ones unless `include_lifted`): every hold
+/// for the administrator and the auditor, one's own and those shared with
+/// one for everyone else (issue 22 finding 1).
 #[utoipa::path(get, path = "/api/v1/holds", params(HoldListParams), responses((status = 200, body = HoldPage)), tag = "retention")]
 pub async fn list_holds(
     State(state): State<AppState>,
     who: Person,
     params: Result<Query<HoldListParams>, QueryRejection>,
 ) -> Result<Json<HoldPage>, ApiError> {
-    require_holds(&who, &state)?;
+    let party = hold_list_scope(&who, &state)?.map(str::to_string);
     let p = crate::search::query_param(params)?;
     let limit = page_limit(p.limit)?;
     let before = id_cursor(p.cursor.as_deref())?;
     let store = state.store.clone();
-    let holds =
-        blocking(move || Ok(store.holds(p.include_lifted.unwrap_or(false), before, limit)?))
-            .await?;
+    let holds = blocking(move || {
+        Ok(store.holds(
+            p.include_lifted.unwrap_or(false),
+            party.as_deref(),
+            before,
+            limit,
+        )?)
+    })
+    .await?;
     let next_cursor = (holds.len() == limit)
         .then(|| holds.last().map(|h| h.id.to_string()))
         .flatten();
     Ok(Json(HoldPage { holds, next_cursor }))
 }
 
-/// One hold: its case, who placed it, and how many reads it keeps.
-#[utoipa::path(get, path = "/api/v1/holds/{id}", params(("id" = i64, Path)), responses((status = 200, body = Object)), tag = "retention")]
+/// One hold: its case, who placed it, who it is shared with, and how many
+/// reads it keeps.
+#[utoipa::path(get, path = "/api/v1/holds/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
 pub async fn get_hold(
     State(state): State<AppState>,
     who: Person,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Hold>, ApiError> {
-    require_holds(&who, &state)?;
     let id = path_param(path)?;
-    find_hold(&state, id).await.map(Json)
+    hold_for(&state, &who, id, HoldAction::See).await.map(Json)
 }
 
-/// A hold by id, and a new access of `kind` under its case whose query
-/// names the hold under `what`: how a hold's reads are opened, to view or
-/// to export.
+/// Hold `id`, if `who` may do `action` with it (SPEC R4.8, R6.2; the rule
+/// is `platekeeper_core::legal_hold`). A role without the right gets 403;
+/// a person the hold does not belong to gets the same 404 as for a hold
+/// that does not exist (ids are sequential: the answer must not tell
+/// which ids are holds, nor their cases); someone it is shared with who
+/// asks for more gets 403. Every refusal is logged.
+pub(crate) async fn hold_for(
+    state: &AppState,
+    who: &Person,
+    id: i64,
+    action: HoldAction,
+) -> Result<Hold, ApiError> {
+    let role = who.account.role;
+    if role != Role::Auditor {
+        who.require(action.right())?;
+    }
+    if matches!(action, HoldAction::View | HoldAction::Export) {
+        who.require_plate_data(state, action.right())?;
+    }
+    let unknown = || ApiError::not_found("unknown_hold", format!("hold {id} does not exist"));
+    let store = state.store.clone();
+    let Some(hold) = blocking(move || Ok(store.hold(id)?)).await? else {
+        return Err(unknown());
+    };
+    let relation = hold.relation(&who.account.username);
+    if legal_hold::may(role, relation, action) {
+        return Ok(hold);
+    }
+    let visible = legal_hold::may(role, relation, HoldAction::See);
+    let entry = platekeeper_store::NewEntry {
+        ts_ms: state.now_ms(),
+        category: "refused",
+        kind: "hold_forbidden".into(),
+        username: who.account.username.clone(),
+        affiliation: who.affiliation.clone(),
+        role: Some(role.as_str().into()),
+        client: who.client.clone(),
+        details: serde_json::json!({"hold_id": id, "action": format!("{action:?}").to_lowercase()}),
+        purpose: None,
+    };
+    let store = state.store.clone();
+    blocking(move || Ok(store.log_event(entry)?)).await?;
+    if visible {
+        // Someone it is shared with knows it exists; say what they lack.
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "hold_forbidden",
+            format!(
+                "hold {id} is shared with you to view and export; only {} (who placed it) \
+                 or the administrator may lift or share it",
+                hold.created_by
+            ),
+        ));
+    }
+    Err(unknown())
+}
+
+/// The purpose a hold's reads are opened under: always the requester's
+/// own. Whoever opens a hold states why, for the hold's case; the person
+/// who placed it may leave it out, and then their own purpose from
+/// placing it stands (it is theirs, stated for this case). Nobody's
+/// access is ever logged under another person's purpose.
+fn hold_access_purpose(
+    state: &AppState,
+    who: &Person,
+    hold: &Hold,
+    given: Option<PurposeBody>,
+) -> Result<Purpose, ApiError> {
+    let given = given.filter(|p| {
+        [&p.case_number, &p.offense, &p.reason]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| !v.trim().is_empty()))
+    });
+    let Some(body) = given else {
+        if hold.created_by == who.account.username {
+            return Ok(hold.purpose.clone());
+        }
+        return Err(ApiError::unprocessable(
+            "purpose_insufficient",
+            format!(
+                "purpose is missing: hold {} was placed by {}; say why you open it \
+                 (purpose.case_number {}, purpose.offense, purpose.reason)",
+                hold.id, hold.created_by, hold.case_number
+            ),
+        ));
+    };
+    let purpose = crate::search::purpose_of(Some(body))?;
+    check_purpose(state, &purpose)?;
+    if !purpose
+        .case_number
+        .trim()
+        .eq_ignore_ascii_case(hold.case_number.trim())
+    {
+        return Err(ApiError::unprocessable(
+            "purpose_case_mismatch",
+            format!(
+                "purpose.case_number is {}, but hold {} is for case {}; a hold is opened for its own case",
+                purpose.case_number, hold.id, hold.case_number
+            ),
+        ));
+    }
+    Ok(purpose)
+}
+
+/// A hold by id, if `who` may do `action` with it, and a new access of
+/// `kind` under `who`'s own purpose whose query names the hold under
+/// `what`: how a hold's reads are opened, to view or to export.
 async fn hold_access(
     state: &AppState,
     who: &Person,
     id: i64,
+    action: HoldAction,
+    given: Option<PurposeBody>,
     kind: AccessKind,
     what: &str,
 ) -> Result<(Hold, Access), ApiError> {
-    let hold = find_hold(state, id).await?;
+    let hold = hold_for(state, who, id, action).await?;
+    let purpose = hold_access_purpose(state, who, &hold, given)?;
     let mut query = serde_json::Map::new();
     query.insert(
         what.to_string(),
         serde_json::json!({"hold_id": hold.id, "case_number": hold.case_number}),
     );
-    let access = open_access(
-        state,
-        who,
-        kind,
-        serde_json::Value::Object(query),
-        hold.purpose.clone(),
-    )
-    .await?;
+    let access = open_access(state, who, kind, serde_json::Value::Object(query), purpose).await?;
     Ok((hold, access))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ShareRequest {
+    /// The colleague on the case who may then view and export the hold.
+    pub username: String,
+}
+
+/// Share a hold with a colleague on its case (its maker or the
+/// administrator): they may then view and export it, not lift or share it.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/members", params(("id" = i64, Path)), request_body = ShareRequest,
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)), tag = "retention")]
+pub async fn share_hold(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    ApiJson(req): ApiJson<ShareRequest>,
+) -> Result<Json<Hold>, ApiError> {
+    let id = path_param(path)?;
+    let hold = hold_for(&state, &who, id, HoldAction::Share).await?;
+    let username = req.username.trim().to_string();
+    let store = state.store.clone();
+    let name = username.clone();
+    let account = blocking(move || Ok(store.account(&name)?)).await?;
+    let account = account
+        .filter(|a| a.deleted_at_ms.is_none())
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_user",
+                format!("username {username:?} names no account"),
+            )
+        })?;
+    if !legal_hold::may_receive(account.role) {
+        return Err(ApiError::unprocessable(
+            "role_cannot_hold",
+            format!(
+                "{} is a{} {}; a hold is shared only with roles that may hold reads",
+                account.username,
+                if account.role.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "n"
+                } else {
+                    ""
+                },
+                account.role.as_str()
+            ),
+        ));
+    }
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.share_hold(hold.id, &account.username, true, &actor, now)?))
+            .await?,
+    ))
+}
+
+/// Take a hold back from a colleague it was shared with.
+#[utoipa::path(delete, path = "/api/v1/holds/{id}/members/{username}", params(("id" = i64, Path), ("username" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
+pub async fn unshare_hold(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<(i64, String)>, PathRejection>,
+) -> Result<Json<Hold>, ApiError> {
+    let (id, username) = path_param(path)?;
+    let hold = hold_for(&state, &who, id, HoldAction::Share).await?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.share_hold(hold.id, &username, false, &actor, now)?)).await?,
+    ))
 }
 
 /// Reads `skip..skip + take` of a hold (in time order), recorded as
@@ -269,12 +462,20 @@ pub struct HoldReadsParams {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Your purpose: the hold's case number. The hold's maker may leave
+    /// the purpose out (their purpose from placing it stands).
+    pub case_number: Option<String>,
+    /// Your purpose: the offense.
+    pub offense: Option<String>,
+    /// Your purpose: why you open the hold.
+    pub reason: Option<String>,
 }
 
 /// The reads a hold keeps, in time order, a page at a time, as search
 /// results with picture links. Each page is a search access under the
-/// hold's case, logged with every read it returns: how held reads are
-/// seen once their days are purged.
+/// requester's own purpose for the hold's case, logged with every read it
+/// returns: how held reads are seen once their days are purged. Only the
+/// hold's maker, those it is shared with and the administrator may.
 #[utoipa::path(get, path = "/api/v1/holds/{id}/reads", params(("id" = i64, Path), HoldReadsParams),
     responses((status = 200, body = crate::search::SearchResponse), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
 pub async fn hold_reads(
@@ -283,12 +484,25 @@ pub async fn hold_reads(
     path: Result<Path<i64>, PathRejection>,
     params: Result<Query<HoldReadsParams>, QueryRejection>,
 ) -> Result<Json<crate::search::SearchResponse>, ApiError> {
-    who.require_plate_data(&state, Right::SearchReads)?;
     let id = path_param(path)?;
     let p = crate::search::query_param(params)?;
     let limit = page_limit(p.limit)?;
     let skip = id_cursor(p.cursor.as_deref())?.unwrap_or(0) as usize;
-    let (hold, access) = hold_access(&state, &who, id, AccessKind::Search, "hold").await?;
+    let given = PurposeBody {
+        case_number: p.case_number,
+        offense: p.offense,
+        reason: p.reason,
+    };
+    let (hold, access) = hold_access(
+        &state,
+        &who,
+        id,
+        HoldAction::View,
+        Some(given),
+        AccessKind::Search,
+        "hold",
+    )
+    .await?;
     let store = state.store.clone();
     let now = state.now_ms();
     let access_id = access.id();
@@ -312,8 +526,10 @@ pub struct LiftParams {
     pub reason: Option<String>,
 }
 
-/// Lift a hold: its reads go at the next purge once past retention.
-#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = i64, Path), LiftParams), responses((status = 200, body = Object)), tag = "retention")]
+/// Lift a hold: its reads go at the next purge once past retention. Only
+/// its maker and the administrator may.
+#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = i64, Path), LiftParams),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
 pub async fn lift_hold(
     State(state): State<AppState>,
     who: Person,
@@ -324,6 +540,7 @@ pub async fn lift_hold(
     let id = path_param(path)?;
     let p = crate::search::query_param(params)?;
     let reason = p.reason.unwrap_or_default();
+    hold_for(&state, &who, id, HoldAction::Lift).await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
@@ -335,6 +552,9 @@ pub async fn lift_hold(
 #[derive(Deserialize, ToSchema)]
 pub struct EvidenceRequest {
     pub hold_id: i64,
+    /// Your purpose, for the hold's case. The hold's maker may leave it
+    /// out (their purpose from placing it stands); anyone else must say it.
+    pub purpose: Option<PurposeBody>,
 }
 
 /// A zip response with the download's tracking headers, streamed from
@@ -359,7 +579,9 @@ pub(crate) fn zip_response(package: platekeeper_store::Package, download: &Downl
 
 /// Export a hold's reads as an evidence package: `reads.json`,
 /// `reads.csv`, the images, `custody.json` and `manifest.json` (SHA-256 of
-/// every file). Logged as an access under the hold's case and tracked as a
+/// every file). Only the hold's maker, those it is shared with and the
+/// administrator may. Logged as an access under the requester's own
+/// purpose for the hold's case and tracked as a
 /// download with a destroy-by date (`x-download-id`, `x-destroy-by`).
 #[utoipa::path(post, path = "/api/v1/evidence", request_body = EvidenceRequest,
     responses((status = 200, description = "The zip", content_type = "application/zip"), (status = 404, body = crate::error::ErrorBody)), tag = "retention")]
@@ -368,25 +590,19 @@ pub async fn export_evidence(
     who: Person,
     ApiJson(req): ApiJson<EvidenceRequest>,
 ) -> Result<Response, ApiError> {
-    evidence_zip(&state, &who, req.hold_id).await
+    evidence_zip(&state, &who, req.hold_id, req.purpose).await
 }
 
-/// Checks that `who` may export evidence now, and that hold `id` exists.
+/// Checks that `who` may export hold `id`'s evidence now, under the
+/// purpose they give (the checks of [`evidence_zip`], before a link).
 pub(crate) async fn may_export_evidence(
     state: &AppState,
     who: &Person,
     id: i64,
+    purpose: Option<PurposeBody>,
 ) -> Result<(), ApiError> {
-    who.require_plate_data(state, Right::ExportReads)?;
-    find_hold(state, id).await.map(|_| ())
-}
-
-/// Hold `id`, or the error that names it unknown.
-async fn find_hold(state: &AppState, id: i64) -> Result<Hold, ApiError> {
-    let store = state.store.clone();
-    blocking(move || Ok(store.hold(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("hold {id} does not exist")))
+    let hold = hold_for(state, who, id, HoldAction::Export).await?;
+    hold_access_purpose(state, who, &hold, purpose).map(|_| ())
 }
 
 /// Hold `hold_id`'s evidence package, exported by `who` (see
@@ -395,9 +611,18 @@ pub(crate) async fn evidence_zip(
     state: &AppState,
     who: &Person,
     hold_id: i64,
+    purpose: Option<PurposeBody>,
 ) -> Result<Response, ApiError> {
-    who.require_plate_data(state, Right::ExportReads)?;
-    let (hold, access) = hold_access(state, who, hold_id, AccessKind::Export, "evidence").await?;
+    let (hold, access) = hold_access(
+        state,
+        who,
+        hold_id,
+        HoldAction::Export,
+        purpose,
+        AccessKind::Export,
+        "evidence",
+    )
+    .await?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();

@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reads/{id}/image", get(read_image))
 }
 
-#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema, Default)]
 pub struct PurposeBody {
     /// The case (or incident) number of the specific investigation.
     pub case_number: Option<String>,
@@ -144,7 +144,7 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
+pub(crate) fn purpose_of(body: Option<PurposeBody>) -> Result<Purpose, ApiError> {
     let p = body.unwrap_or_default();
     Purpose::new(
         p.case_number.as_deref().unwrap_or(""),

@@ -414,6 +414,15 @@ pub(crate) async fn sharing_zip(
     let mut query = build_query(&search)?;
     query.limit = platekeeper_store::search::MAX_LIMIT;
     query.cursor = None;
+    // What was approved is what existed when it was approved: a query
+    // with no end (or one past the approval) never sends reads made
+    // after it, however late or often the export runs (issue 22's sweep).
+    let approved_at = req
+        .decided_at
+        .as_deref()
+        .and_then(|t| platekeeper_core::read::parse_time_ms("decided_at", t).ok())
+        .ok_or_else(|| ApiError::internal(format!("sharing request {id} has no approval time")))?;
+    query.to_ms = Some(query.to_ms.map_or(approved_at, |to| to.min(approved_at)));
     let purpose = Purpose {
         case_number: req
             .case_number

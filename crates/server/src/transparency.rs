@@ -284,18 +284,57 @@ pub async fn transparency(
         .into_response())
 }
 
-/// Markdown to HTML with any raw HTML in the source shown as text: the
-/// policy is written by the agency, but the page must never run markup
-/// pasted into it.
+/// Markdown to HTML with any raw HTML in the source shown as text, and
+/// links and pictures kept only where they lead somewhere safe (see
+/// [`safe_url`]; an unsafe link keeps its words, without the link): the
+/// policy is written by the agency, but the page must never run markup or
+/// script pasted into it, whatever the page's CSP (issue 22 finding 13).
 pub fn markdown_html(md: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser};
-    let events = Parser::new_ext(md, Options::ENABLE_TABLES).map(|e| match e {
-        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-        e => e,
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    // Links do not nest in Markdown, nor do pictures: one flag each.
+    let (mut in_bad_link, mut in_bad_image) = (false, false);
+    let events = Parser::new_ext(md, Options::ENABLE_TABLES).filter_map(move |e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::Start(Tag::Link { ref dest_url, .. }) if !safe_url(dest_url) => {
+            in_bad_link = true;
+            None
+        }
+        Event::End(TagEnd::Link) if in_bad_link => {
+            in_bad_link = false;
+            None
+        }
+        Event::Start(Tag::Image { ref dest_url, .. }) if !safe_url(dest_url) => {
+            in_bad_image = true;
+            None
+        }
+        Event::End(TagEnd::Image) if in_bad_image => {
+            in_bad_image = false;
+            None
+        }
+        e => Some(e),
     });
     let mut out = String::new();
     pulldown_cmark::html::push_html(&mut out, events);
     out
+}
+
+/// Whether a link in the posted policy may be followed: a relative link
+/// or fragment, or an `http`, `https`, `mailto` or `tel` one. Browsers
+/// ignore tabs, line breaks and leading spaces or control characters in a
+/// scheme (`java\tscript:`), so those are removed before it is read.
+pub fn safe_url(url: &str) -> bool {
+    let cleaned: String = url
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
+        .collect();
+    let scheme_end = cleaned.find(|c: char| matches!(c, ':' | '/' | '?' | '#'));
+    match scheme_end {
+        Some(i) if cleaned[i..].starts_with(':') => matches!(
+            cleaned[..i].to_ascii_lowercase().as_str(),
+            "http" | "https" | "mailto" | "tel"
+        ),
+        _ => true,
+    }
 }
 
 fn page(t: &Transparency, lang: Lang) -> String {
@@ -447,5 +486,65 @@ mod tests {
         assert!(html.contains("<strong>365 days</strong>"));
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn links_with_unsafe_schemes_keep_their_words_but_not_the_link() {
+        let md = "[one](javascript:alert(1)) [two](JavaScript:alert(1)) [three](java\tscript:x) \
+                  [four](%20javascript:x) [five](data:text/html,<b>x</b>) [six](vbscript:x) \
+                  [seven]( javascript:x) ![pic](javascript:x) <javascript:alert(1)> \
+                  [ok](https://agency.example/policy) [rel](/transparency?lang=es) [mail](mailto:alpr@agency.example) [frag](#retention)";
+        let html = markdown_html(md);
+        for bad in [
+            "javascript",
+            "JavaScript",
+            "vbscript",
+            "data:",
+            "java\tscript",
+        ] {
+            assert!(!html.contains(&format!("href=\"{bad}")), "{bad}: {html}");
+            assert!(!html.contains(&format!("src=\"{bad}")), "{bad}: {html}");
+        }
+        for words in ["one", "two", "three", "five", "six", "seven", "pic"] {
+            assert!(html.contains(words), "{words}: {html}");
+        }
+        for good in [
+            "href=\"https://agency.example/policy\"",
+            "href=\"/transparency?lang=es\"",
+            "href=\"mailto:alpr@agency.example\"",
+            "href=\"#retention\"",
+        ] {
+            assert!(html.contains(good), "{good}: {html}");
+        }
+        assert!(!html.contains("<a href=\"javascript"), "{html}");
+    }
+
+    #[test]
+    fn safe_url_reads_the_scheme_as_a_browser_would() {
+        for ok in [
+            "https://x",
+            "HTTP://x",
+            "/a:b",
+            "a/b:c",
+            "?q=a:b",
+            "#x:y",
+            "",
+            "mailto:a@b",
+            "tel:+15105550100",
+        ] {
+            assert!(safe_url(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:x",
+            " javascript:x",
+            "\u{1}javascript:x",
+            "java\nscript:x",
+            "data:x",
+            "file:///etc/passwd",
+            "blob:x",
+            "x:y",
+        ] {
+            assert!(!safe_url(bad), "{bad}");
+        }
     }
 }

@@ -850,3 +850,160 @@ async fn picture_only_reads_are_read_by_the_server() {
         assert!(c > 0.0 && c <= 100.0, "recognizer confidence stored: {c}");
     }
 }
+
+/// Issue 22 finding 8: camera keys could be neither rotated nor revoked.
+/// A rotation keeps the old key for the grace period the administrator
+/// sets; a revocation stops every key of the camera at once.
+#[tokio::test]
+async fn camera_keys_are_rotated_with_a_grace_period_and_revoked_at_once() {
+    let mut api = api().await;
+    let old = api
+        .camera("cam-1", "fixed", Some((37.8044, -122.2712)))
+        .await;
+    let other = api.camera("cam-2", "mobile", None).await;
+    let send = |n: u32| json!({"reads": [good_read(&uuid(n), "7ABC123")]});
+
+    // Only the administrator rotates and revokes, and names a real camera.
+    api.ready_user("an1", platekeeper_core::Role::Analyst).await;
+    let analyst = api.sign_in_ok("an1").await;
+    let (s, _) = api
+        .call("POST", "/api/v1/cameras/cam-1/rotate", Some(&analyst), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = api
+        .post("/api/v1/cameras/nope/rotate", None, &json!({}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_camera"))
+    );
+    for bad in [
+        json!({"grace_minutes": -1}),
+        json!({"grace_minutes": 10081}),
+        json!({"grace_minutes": "soon"}),
+        json!({"grace": 5}),
+    ] {
+        let (s, v) = api.post("/api/v1/cameras/cam-1/rotate", None, &bad).await;
+        assert!(s.is_client_error(), "{bad}: {s} {v}");
+        assert!(v["error"]["message"].is_string());
+    }
+
+    // A rotation: both keys work during the grace period, then only the new.
+    let (s, v) = api
+        .post(
+            "/api/v1/cameras/cam-1/rotate",
+            None,
+            &json!({"grace_minutes": 30}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let new = v["api_key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        v["old_key_valid_until"],
+        platekeeper_core::read::format_time_ms(api.now() + 30 * 60_000)
+    );
+    let (s, _) = api.post("/api/v1/reads", Some(&old), &send(1)).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the old key works during the grace period"
+    );
+    let (s, _) = api.post("/api/v1/reads", Some(&new), &send(2)).await;
+    assert_eq!(s, StatusCode::OK);
+    api.advance(30 * 60_000);
+    let (s, v) = api.post("/api/v1/reads", Some(&old), &send(3)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_camera_key"))
+    );
+    let (s, _) = api.post("/api/v1/reads", Some(&new), &send(4)).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A rotation with no grace stops the old key at once (and the body
+    // may be left out: 60 minutes).
+    let (_, v) = api
+        .post(
+            "/api/v1/cameras/cam-1/rotate",
+            None,
+            &json!({"grace_minutes": 0}),
+        )
+        .await;
+    let newer = v["api_key"].as_str().unwrap().to_string();
+    assert!(v["old_key_valid_until"].is_null(), "{v}");
+    let (s, _) = api.post("/api/v1/reads", Some(&new), &send(5)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A revocation: the camera's every key is refused at once, others not.
+    let (_, v) = api
+        .post_raw("/api/v1/cameras/cam-1/rotate", None, Vec::new())
+        .await;
+    let newest = v["api_key"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .post("/api/v1/cameras/cam-1/revoke", None, &json!({"reason": ""}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reason is required: {v}"
+    );
+    let (s, v) = api
+        .post(
+            "/api/v1/cameras/cam-1/revoke",
+            None,
+            &json!({"reason": "unit stolen"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["revoked_at"].is_string());
+    for key in [&newer, &newest] {
+        let (s, _) = api.post("/api/v1/reads", Some(key), &send(6)).await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "revoked during the grace period too"
+        );
+    }
+    let (s, _) = api.post("/api/v1/reads", Some(&other), &send(7)).await;
+    assert_eq!(s, StatusCode::OK, "other cameras are untouched");
+    let (s, _) = api
+        .post(
+            "/api/v1/cameras/cam-1/revoke",
+            None,
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, list, _) = api.get("/api/v1/cameras").await;
+    assert!(list["cameras"][0]["revoked_at"].is_string(), "{list}");
+
+    // Revocation survives a restart (it is in the store, not only in memory).
+    let reopened = platekeeper_store::Store::open(api._dir.path()).unwrap();
+    assert!(reopened.authenticate_camera(&newest, api.now()).is_none());
+    assert!(reopened.authenticate_camera(&other, api.now()).is_some());
+    drop(reopened);
+
+    // A rotation brings the camera back, with the new key only.
+    let (_, v) = api
+        .post(
+            "/api/v1/cameras/cam-1/rotate",
+            None,
+            &json!({"grace_minutes": 60}),
+        )
+        .await;
+    let back = v["api_key"].as_str().unwrap().to_string();
+    assert!(
+        v["old_key_valid_until"].is_null(),
+        "a revoked key is not revived: {v}"
+    );
+    let (s, _) = api.post("/api/v1/reads", Some(&newest), &send(8)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = api.post("/api/v1/reads", Some(&back), &send(9)).await;
+    assert_eq!(s, StatusCode::OK);
+    let kinds = api.log_kinds();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "camera_key_rotated").count(),
+        4
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "camera_revoked").count(), 1);
+}

@@ -730,15 +730,64 @@ async fn unacknowledged_alerts_are_sent_again() {
 
 #[tokio::test]
 async fn streams_that_disconnect_leave_nothing_behind() {
+    use platekeeper_server::alerts::MAX_STREAMS_PER_PERSON;
     let api = api().await;
     let mut streams = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..MAX_STREAMS_PER_PERSON {
         streams.push(api.open_stream("/api/v1/alerts/stream", &api.officer).await);
     }
-    assert_eq!(api.alerts.connected(), 200);
-    streams.truncate(50);
+    streams.push(api.open_stream("/api/v1/alerts/stream", &api.admin).await);
+    assert_eq!(api.alerts.connected(), MAX_STREAMS_PER_PERSON + 1);
+    // Issue 22 finding 12: streams per person are capped.
+    let (st, v) = api
+        .call("GET", "/api/v1/alerts/stream", Some(&api.officer), None)
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_streams"))
+    );
+
+    // One alert on every stream is logged once per person, not per stream.
+    let list = api.new_list("SVS daily", "stolen_vehicle", false).await;
+    let (s, v) = api
+        .add(
+            list,
+            &api.admin,
+            json!({"plate": "7ABC123", "reason": "stolen 10851 VC", "case_number": "26-0042", "expires_at": expires(10)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let key = api.camera_key("cam-hot").await;
+    api.ingest(&key, json!([read(1, "7ABC123", "CA")])).await;
+    for s in streams.iter_mut() {
+        let (event, _) = s.next(WAIT).await.expect("the alert on every stream");
+        assert_eq!(event, "alert");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let delivered: Vec<String> = api
+        .store
+        .log_entries(None, None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "alert_delivered")
+        .map(|e| e.username)
+        .collect();
+    assert_eq!(
+        delivered.iter().filter(|u| *u == "officer1").count(),
+        1,
+        "{delivered:?}"
+    );
+    assert_eq!(
+        delivered.iter().filter(|u| *u == "capt").count(),
+        1,
+        "{delivered:?}"
+    );
+
+    streams.truncate(2);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(api.alerts.connected(), 50);
+    assert_eq!(api.alerts.connected(), 2);
+    // A closed stream frees its place for the same person.
+    streams.push(api.open_stream("/api/v1/alerts/stream", &api.officer).await);
     drop(streams);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(api.alerts.connected(), 0);
@@ -792,4 +841,75 @@ async fn a_stream_ends_when_its_holder_loses_the_right_to_plate_data() {
     );
     let (st, v) = api.call("GET", "/api/v1/me", Some(&token), None).await;
     assert_eq!(st, StatusCode::OK, "the session itself lives on: {v}");
+}
+
+/// Found by the sweep after issue 22 finding 1: anyone with the alerts
+/// right could acknowledge or close any alert by walking its id, without
+/// having seen it (a disposition is final and stops the re-sends).
+#[tokio::test]
+async fn only_someone_who_saw_an_alert_acknowledges_or_closes_it() {
+    let mut api = api().await;
+    api.ready_user("disp1", Role::Dispatcher).await;
+    let dispatcher = api.sign_in_ok("disp1").await;
+    let list = api.new_list("SVS daily", "stolen_vehicle", false).await;
+    let (s, v) = api
+        .add(
+            list,
+            &api.admin,
+            json!({"plate": "7ABC123", "reason": "stolen 10851 VC", "case_number": "26-0042", "expires_at": expires(10)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let mut officer = api.open_stream("/api/v1/alerts/stream", &api.officer).await;
+    let key = api.camera_key("cam-hot").await;
+    api.ingest(&key, json!([read(1, "7ABC123", "CA")])).await;
+    let (_, alert) = officer.next(WAIT).await.expect("an alert");
+    let id = alert["id"].as_i64().unwrap();
+    let close = json!({"disposition": "not_wanted", "note": "x"});
+    for (path, body) in [
+        (format!("/api/v1/alerts/{id}/ack"), None),
+        (
+            format!("/api/v1/alerts/{id}/disposition"),
+            Some(close.clone()),
+        ),
+    ] {
+        let (s, v) = api.call("POST", &path, Some(&dispatcher), body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("alert_not_seen")),
+            "{path}: {v}"
+        );
+    }
+    let (s, _) = api
+        .call("POST", "/api/v1/alerts/999999/ack", Some(&dispatcher), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The officer it reached may; the dispatcher may once they open it.
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/alerts/{id}"),
+            Some(&dispatcher),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{id}/disposition"),
+            Some(&dispatcher),
+            Some(json!({"disposition": "confirmed", "note": "verified through CLETS"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }

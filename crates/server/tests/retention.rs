@@ -692,6 +692,24 @@ async fn an_evidence_download_link_is_good_once_for_its_session() {
     let url = link["url"].as_str().unwrap().to_string();
     assert!(url.starts_with("/api/v1/download-links/pkl_"), "{url}");
     assert!(link["expires_at"].as_str().is_some());
+    // Only the address that asked for a link may fetch it (issue 22's
+    // sweep: a fetch from elsewhere was logged as the requester's); the
+    // try spends it.
+    let (_, elsewhere) = link_for(&api, Some(&api.officer), evidence.clone()).await;
+    let mut req = Request::get(elsewhere["url"].as_str().unwrap())
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 2],
+            40000,
+        ))));
+    let resp = tower::ServiceExt::oneshot(api.app.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = fetch(&api, elsewhere["url"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "spent by the try");
     // A probe (HEAD) neither spends the link nor exports anything.
     let head = api
         .respond(Request::head(&url).body(Body::empty()).unwrap())
@@ -775,7 +793,7 @@ async fn an_evidence_download_link_is_good_once_for_its_session() {
 #[tokio::test]
 async fn sharing_is_refused_outside_california_public_agencies() {
     let api = api().await;
-    api.seed(NOW - DAY).await;
+    let camera = api.seed(NOW - DAY).await;
     let agency = |name: &str, kind: &str, state: &str| {
         let api = &api;
         let body = json!({"name": name, "kind": kind, "state": state});
@@ -943,6 +961,35 @@ async fn sharing_is_refused_outside_california_public_agencies() {
     assert_eq!(resp.status(), StatusCode::OK);
     let zip = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(verify(&zip).ok);
+    // A read of the plate made after the approval is not in a later
+    // export: what was approved is what existed then (issue 22's sweep).
+    api.advance(3_600_000);
+    let late = json!({"reads": [{"id": "00000000-0000-4000-8000-000000000777", "plate": "7ABC120",
+        "state": "CA", "ts": platekeeper_core::read::format_time_ms(api.now() - 60_000)}]});
+    let (s, v, _) = api
+        .send(
+            Request::post("/api/v1/reads")
+                .header(header::AUTHORIZATION, format!("Bearer {camera}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(late.to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    let (s, _, zip) = api
+        .send(
+            Request::get(format!("/api/v1/sharing/requests/{id}/export"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(verify(&zip).reads, Some(1), "the later read is not sent");
     let (s, _) = api
         .call("POST", "/api/v1/sharing/transfers", Some(&api.admin),
               Some(json!({"request_id": id, "method": "email", "description": "follow-up photo to det. ruiz@oaklandca.gov", "reads": 1})))
@@ -957,8 +1004,8 @@ async fn sharing_is_refused_outside_california_public_agencies() {
         .iter()
         .find(|l| l["agency"]["name"] == "Oakland Police Department")
         .unwrap();
-    assert_eq!(line["transfers"].as_array().unwrap().len(), 3, "{line}");
-    assert_eq!(line["reads_shared"], 3);
+    assert_eq!(line["transfers"].as_array().unwrap().len(), 4, "{line}");
+    assert_eq!(line["reads_shared"], 4);
     let (_, v) = api
         .call(
             "GET",
@@ -1075,6 +1122,31 @@ async fn a_misread_is_corrected_with_the_original_kept() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Naming someone else's access tells nothing of what it returned
+    // (issue 22's sweep: the two answers differed, an oracle).
+    let (_, admins) = api
+        .call(
+            "POST",
+            "/api/v1/search",
+            Some(&api.admin),
+            Some(json!({"plate": "7ABC12*", "purpose": purpose()})),
+        )
+        .await;
+    let theirs = admins["access_id"].as_i64().unwrap();
+    let mut answers = Vec::new();
+    for read in [id.as_str(), "00000000-0000-4000-8000-000000000099"] {
+        let (s, v) = api
+            .call(
+                "POST",
+                &format!("/api/v1/reads/{read}/correction"),
+                Some(&analyst),
+                Some(json!({"plate": "7A8C121", "reason": "image shows 8", "access_id": theirs})),
+            )
+            .await;
+        answers.push((s, v["error"]["code"].clone()));
+    }
+    assert_eq!(answers[0], answers[1], "{answers:?}");
+    assert_eq!(answers[0].0, StatusCode::NOT_FOUND);
     let (s, v) = api
         .call(
             "POST",
@@ -1330,4 +1402,249 @@ async fn the_transparency_page_is_public_and_has_no_plate_data() {
     let (s, _, body) = page("/transparency?lang=fr", None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("invalid_lang"), "{body}");
+}
+
+/// Issue 22 finding 1 (R4.8, R6.2): a hold belongs to the officer who
+/// placed it. Another officer could open, export and lift it by its
+/// sequential id, logged under the maker's purpose; dispatchers and CSOs,
+/// who may not list holds, could read any by id.
+#[tokio::test]
+async fn a_hold_is_seen_exported_and_lifted_only_by_its_maker_those_it_is_shared_with_and_the_administrator(
+) {
+    let mut api = api().await;
+    api.seed(NOW - DAY).await;
+    let ids = api.find(&api.officer, "7ABC120").await;
+    let (s, hold) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&api.officer),
+            Some(json!({"case_number": "26-004211", "read_ids": ids})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    let id = hold["id"].as_i64().unwrap();
+    assert_eq!(hold["shared_with"], json!([]));
+    for (name, role) in [
+        ("officer2", Role::Officer),
+        ("disp1", Role::Dispatcher),
+        ("cso1", Role::Cso),
+    ] {
+        api.ready_user(name, role).await;
+    }
+    let other = api.sign_in_ok("officer2").await;
+    let reads = format!("/api/v1/holds/{id}/reads");
+    let their_purpose = json!({"case_number": "26-004211", "offense": "211 PC", "reason": "second detective on the robbery"});
+    let with_purpose = format!(
+        "{reads}?case_number=26-004211&offense=211%20PC&reason=second%20detective%20on%20the%20robbery"
+    );
+
+    // A stranger gets what an unknown id gets, on every route.
+    let unknown = api
+        .call("GET", "/api/v1/holds/999999", Some(&other), None)
+        .await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND);
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/holds/{id}"), None),
+        ("GET", reads.clone(), None),
+        ("GET", with_purpose.clone(), None),
+        (
+            "POST",
+            "/api/v1/evidence".to_string(),
+            Some(json!({"hold_id": id, "purpose": their_purpose})),
+        ),
+        (
+            "POST",
+            "/api/v1/download-links".to_string(),
+            Some(json!({"evidence": {"hold_id": id, "purpose": their_purpose}})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/holds/{id}?reason=case%20closed"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/holds/{id}/members"),
+            Some(json!({"username": "officer2"})),
+        ),
+    ] {
+        let (s, v) = api.call(method, &path, Some(&other), body).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}: {v}");
+        assert_eq!(v["error"]["code"], "unknown_hold", "{method} {path}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("does not exist"),
+            "the same words as for an unknown id: {v}"
+        );
+    }
+    let (_, list) = api.call("GET", "/api/v1/holds", Some(&other), None).await;
+    assert_eq!(list["holds"], json!([]), "{list}");
+    let refused = api
+        .store
+        .log_entries(None, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "hold_forbidden")
+        .count();
+    assert_eq!(refused, 7, "every refused attempt is logged");
+    assert!(!api.log_kinds().iter().any(|k| k == "hold_lifted"));
+
+    // Roles that may not hold reads are refused by role, whatever the id.
+    for name in ["disp1", "cso1"] {
+        let token = api.sign_in_ok(name).await;
+        for path in [reads.clone(), with_purpose.clone(), "/api/v1/holds".into()] {
+            let (s, v) = api.call("GET", &path, Some(&token), None).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{name} {path}: {v}");
+        }
+    }
+
+    // Shared with a colleague on the case (not with a dispatcher).
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/holds/{id}/members"),
+            Some(&api.officer),
+            Some(json!({"username": "disp1"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("role_cannot_hold")),
+        "{v}"
+    );
+    for bad in ["nobody", "", "x\u{0}y", &"a".repeat(10_000)] {
+        let (s, v) = api
+            .call(
+                "POST",
+                &format!("/api/v1/holds/{id}/members"),
+                Some(&api.officer),
+                Some(json!({"username": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/holds/{id}/members"),
+            Some(&api.officer),
+            Some(json!({"username": "officer2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["shared_with"], json!(["officer2"]));
+    let (_, list) = api.call("GET", "/api/v1/holds", Some(&other), None).await;
+    assert_eq!(list["holds"][0]["id"], id, "{list}");
+
+    // The colleague states their own purpose, for the hold's case.
+    let (s, v) = api.call("GET", &reads, Some(&other), None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("purpose_insufficient")
+        ),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("{reads}?case_number=26-999999&offense=211%20PC&reason=another%20case"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("purpose_case_mismatch")
+        ),
+        "{v}"
+    );
+    let (s, v) = api.call("GET", &with_purpose, Some(&other), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let access = api
+        .store
+        .access_record(v["access_id"].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(access.username, "officer2");
+    assert_eq!(
+        access.purpose.reason, "second detective on the robbery",
+        "logged under the requester's own purpose, never the maker's"
+    );
+    let (s, _) = api
+        .bytes(
+            "POST",
+            "/api/v1/evidence",
+            &other,
+            json!({"hold_id": id, "purpose": their_purpose}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/download-links",
+            Some(&other),
+            Some(json!({"evidence": {"hold_id": id}})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a link needs the purpose too: {v}"
+    );
+    // …but may not lift it or share it further.
+    for (method, path, body) in [
+        (
+            "DELETE",
+            format!("/api/v1/holds/{id}?reason=case%20closed"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/holds/{id}/members"),
+            Some(json!({"username": "capt"})),
+        ),
+    ] {
+        let (s, v) = api.call(method, &path, Some(&other), body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("hold_forbidden")),
+            "{v}"
+        );
+    }
+
+    // The maker takes it back; the administrator may lift any hold.
+    let (s, v) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/holds/{id}/members/officer2"),
+            Some(&api.officer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["shared_with"].clone()),
+        (StatusCode::OK, json!([])),
+        "{v}"
+    );
+    let (s, _) = api.call("GET", &with_purpose, Some(&other), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/holds/{id}?reason=case%20closed"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["lifted_by"], "capt");
+    assert!(api.store.verify_log().unwrap().ok);
 }

@@ -275,6 +275,30 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether `username` has opened alert `id`: an access of theirs
+    /// returned its read (listing alerts, opening the alert or its read).
+    /// Acknowledging and closing an alert is for those who saw it.
+    pub fn has_opened_alert(&self, username: &str, id: i64) -> Result<bool, StoreError> {
+        let conn = self.main_readers.get()?;
+        let read: Option<Vec<u8>> = conn
+            .query_row("SELECT read_id FROM alerts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(read) = read else {
+            return Err(StoreError::not_found("alert", id));
+        };
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM access_reads ar JOIN log l ON l.seq = ar.access_id
+                 WHERE ar.read_id = ?1 AND l.username = ?2 AND l.kind = 'alert_view' LIMIT 1",
+                params![read, username],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// An alert's handling, without its plate data.
     pub fn alert_status(&self, id: i64) -> Result<Option<AlertStatus>, StoreError> {
         Ok(self.alert_unlogged(id)?.map(|a| AlertStatus {

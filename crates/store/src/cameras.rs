@@ -55,6 +55,37 @@ pub struct Camera {
     pub name: String,
     pub kind: CameraKind,
     pub position: Option<GeoPoint>,
+    /// When its keys were revoked (no key of it is accepted since).
+    pub revoked_at_ms: Option<i64>,
+    /// Until when the key it had before its last rotation is still
+    /// accepted (the grace period the administrator set).
+    pub old_key_until_ms: Option<i64>,
+}
+
+/// The longest grace period a rotated key may keep working: a week covers
+/// a camera in a car that is out of service over a long weekend.
+pub const MAX_ROTATION_GRACE_MS: i64 = 7 * 86_400_000;
+
+/// Columns added after the first release (issue 22 finding 8): the key a
+/// rotation replaced, until when it still works, and when the camera was
+/// revoked.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut have = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA table_info(cameras)")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        have.push(r.get::<_, String>(1)?);
+    }
+    for (col, ty) in [
+        ("old_key_hash", "BLOB"),
+        ("old_key_until", "INTEGER"),
+        ("revoked_at", "INTEGER"),
+    ] {
+        if !have.iter().any(|c| c == col) {
+            conn.execute_batch(&format!("ALTER TABLE cameras ADD COLUMN {col} {ty}"))?;
+        }
+    }
+    Ok(())
 }
 
 impl Camera {
@@ -75,7 +106,10 @@ pub(crate) type CameraMap = HashMap<u32, (String, Option<(i32, i32)>)>;
 pub(crate) struct CameraRegistry {
     by_num: HashMap<u32, Camera>,
     by_id: HashMap<String, u32>,
+    /// Current keys of cameras that are not revoked.
     by_key: HashMap<[u8; 32], u32>,
+    /// Keys replaced by a rotation, with the end of their grace period.
+    old_keys: HashMap<[u8; 32], (u32, i64)>,
     /// Shared with searches, so a search takes it without copying 500
     /// cameras; a registration copies it only while a search holds it.
     rows: Arc<CameraMap>,
@@ -83,6 +117,16 @@ pub(crate) struct CameraRegistry {
 
 fn key_hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new camera key (256 random bits) and its hash.
+fn new_key() -> Result<(String, [u8; 32]), StoreError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| StoreError::InvalidCamera(format!("no randomness for a key: {e}")))?;
+    let key = format!("pkc_{}", hex::encode(secret));
+    let hash = key_hash(&key);
+    Ok((key, hash))
 }
 
 fn check_id(id: &str) -> Result<(), StoreError> {
@@ -101,15 +145,20 @@ fn check_id(id: &str) -> Result<(), StoreError> {
 
 impl CameraRegistry {
     pub(crate) fn load(conn: &Connection) -> Result<CameraRegistry, StoreError> {
+        migrate(conn)?;
         let mut reg = CameraRegistry::default();
-        let mut stmt =
-            conn.prepare("SELECT num, id, name, kind, lat, lon, key_hash FROM cameras")?;
+        let mut stmt = conn.prepare(
+            "SELECT num, id, name, kind, lat, lon, key_hash, old_key_hash, old_key_until, revoked_at FROM cameras",
+        )?;
         let mut rows = stmt.query([])?;
+        let hash_of = |v: Vec<u8>| -> Result<[u8; 32], StoreError> {
+            v.try_into()
+                .map_err(|_| StoreError::Corrupt("camera key hash length".into()))
+        };
         while let Some(r) = rows.next()? {
             let kind: String = r.get(3)?;
             let lat: Option<i32> = r.get(4)?;
             let lon: Option<i32> = r.get(5)?;
-            let hash: Vec<u8> = r.get(6)?;
             let cam = Camera {
                 num: r.get(0)?,
                 id: r.get(1)?,
@@ -117,19 +166,27 @@ impl CameraRegistry {
                 kind: CameraKind::parse(&kind)
                     .ok_or_else(|| StoreError::Corrupt(format!("camera kind {kind:?}")))?,
                 position: lat.zip(lon).map(|(a, b)| GeoPoint::from_micro(a, b)),
+                old_key_until_ms: r.get(8)?,
+                revoked_at_ms: r.get(9)?,
             };
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("camera key hash length".into()))?;
-            reg.insert(cam, hash);
+            let hash = hash_of(r.get(6)?)?;
+            let old = r.get::<_, Option<Vec<u8>>>(7)?.map(hash_of).transpose()?;
+            reg.insert(cam, hash, old);
         }
         Ok(reg)
     }
 
-    fn insert(&mut self, cam: Camera, hash: [u8; 32]) {
+    fn insert(&mut self, cam: Camera, hash: [u8; 32], old: Option<[u8; 32]>) {
         Arc::make_mut(&mut self.rows).insert(cam.num, (cam.id.clone(), cam.home_micro()));
         self.by_id.insert(cam.id.clone(), cam.num);
-        self.by_key.insert(hash, cam.num);
+        self.by_key.retain(|_, n| *n != cam.num);
+        self.old_keys.retain(|_, (n, _)| *n != cam.num);
+        if cam.revoked_at_ms.is_none() {
+            self.by_key.insert(hash, cam.num);
+            if let (Some(old), Some(until)) = (old, cam.old_key_until_ms) {
+                self.old_keys.insert(old, (cam.num, until));
+            }
+        }
         self.by_num.insert(cam.num, cam);
     }
 
@@ -162,11 +219,7 @@ impl Store {
                 "camera name must be 1 to 200 characters".into(),
             ));
         }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| StoreError::InvalidCamera(format!("no randomness for a key: {e}")))?;
-        let key = format!("pkc_{}", hex::encode(secret));
-        let hash = key_hash(&key);
+        let (key, hash) = new_key()?;
         let micro = new.position.map(GeoPoint::to_micro);
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         if cams.by_id.contains_key(&new.id) {
@@ -217,16 +270,138 @@ impl Store {
             // Stored at microdegree precision; keep the same value here so
             // "equal to the camera's position" compares like with like.
             position: micro.map(|(a, b)| GeoPoint::from_micro(a, b)),
+            revoked_at_ms: None,
+            old_key_until_ms: None,
         };
-        cams.insert(cam.clone(), hash);
+        cams.insert(cam.clone(), hash, None);
         Ok((cam, key))
     }
 
-    /// The camera holding this API key, if any.
-    pub fn authenticate_camera(&self, key: &str) -> Option<Camera> {
+    /// The camera holding this API key at `now_ms`, if any: its current
+    /// key, or the key its last rotation replaced while the grace period
+    /// lasts. A revoked camera's keys match nothing.
+    pub fn authenticate_camera(&self, key: &str, now_ms: i64) -> Option<Camera> {
         let cams = self.cameras.read().ok()?;
-        let num = cams.by_key.get(&key_hash(key.trim()))?;
-        cams.by_num.get(num).cloned()
+        let hash = key_hash(key.trim());
+        let num = match cams.by_key.get(&hash) {
+            Some(n) => *n,
+            None => match cams.old_keys.get(&hash) {
+                Some((n, until)) if now_ms < *until => *n,
+                _ => return None,
+            },
+        };
+        cams.by_num.get(&num).cloned()
+    }
+
+    /// Gives camera `id` a new key (shown once, as at registration). The
+    /// key it had keeps working for `grace_ms` (0: stops at once), so a
+    /// camera can be re-keyed without losing reads in between; a key that
+    /// an earlier rotation left in its grace period stops now. Rotating a
+    /// revoked camera brings it back with the new key only.
+    pub fn rotate_camera_key(
+        &self,
+        id: &str,
+        grace_ms: i64,
+        actor: &crate::Actor,
+        now_ms: i64,
+    ) -> Result<(Camera, String), StoreError> {
+        if !(0..=MAX_ROTATION_GRACE_MS).contains(&grace_ms) {
+            return Err(StoreError::InvalidCamera(format!(
+                "the grace period must be 0 to {} minutes",
+                MAX_ROTATION_GRACE_MS / 60_000
+            )));
+        }
+        let (key, hash) = new_key()?;
+        let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
+        let num = cams
+            .num_of(id)
+            .ok_or_else(|| StoreError::UnknownCamera(id.to_string()))?;
+        let mut cam = cams.by_num[&num].clone();
+        let current = cams
+            .by_key
+            .iter()
+            .find(|(_, n)| **n == num)
+            .map(|(h, _)| *h);
+        // A revoked camera's old key is not brought back by a rotation.
+        let old = current.filter(|_| grace_ms > 0 && cam.revoked_at_ms.is_none());
+        let until = old.map(|_| now_ms + grace_ms);
+        self.with_log(|tx, head| {
+            tx.execute(
+                "UPDATE cameras SET key_hash = ?2, old_key_hash = ?3, old_key_until = ?4, revoked_at = NULL WHERE num = ?1",
+                params![num, &hash[..], old.as_ref().map(|h| &h[..]), until],
+            )?;
+            crate::log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    "camera_key_rotated",
+                    serde_json::json!({
+                        "camera": id, "was_revoked": cam.revoked_at_ms.is_some(),
+                        "old_key_valid_until": until.map(platekeeper_core::read::format_time_ms),
+                    }),
+                ),
+            )
+        })?;
+        cam.revoked_at_ms = None;
+        cam.old_key_until_ms = until;
+        cams.insert(cam.clone(), hash, old);
+        Ok((cam, key))
+    }
+
+    /// Revokes every key of camera `id` at once (a stolen camera, a
+    /// leaked key): its requests get 401 from now on. Its reads stay. A
+    /// rotation issues it a new key.
+    pub fn revoke_camera(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &crate::Actor,
+        now_ms: i64,
+    ) -> Result<Camera, StoreError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(StoreError::InvalidCamera(
+                "reason must say why the camera's keys are revoked (1 to 500 characters)".into(),
+            ));
+        }
+        let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
+        let num = cams
+            .num_of(id)
+            .ok_or_else(|| StoreError::UnknownCamera(id.to_string()))?;
+        let mut cam = cams.by_num[&num].clone();
+        if cam.revoked_at_ms.is_some() {
+            return Err(StoreError::InvalidCamera(format!(
+                "camera {id:?} is already revoked; rotate its key to bring it back"
+            )));
+        }
+        let hash = cams
+            .by_key
+            .iter()
+            .find(|(_, n)| **n == num)
+            .map(|(h, _)| *h)
+            .ok_or_else(|| StoreError::Corrupt(format!("camera {id:?} has no key")))?;
+        self.with_log(|tx, head| {
+            tx.execute(
+                "UPDATE cameras SET revoked_at = ?2, old_key_hash = NULL, old_key_until = NULL WHERE num = ?1",
+                params![num, now_ms],
+            )?;
+            crate::log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    "camera_revoked",
+                    serde_json::json!({"camera": id, "reason": reason}),
+                ),
+            )
+        })?;
+        cam.revoked_at_ms = Some(now_ms);
+        cam.old_key_until_ms = None;
+        cams.insert(cam.clone(), hash, None);
+        Ok(cam)
     }
 
     pub fn camera(&self, id: &str) -> Option<Camera> {

@@ -12,6 +12,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The data folder is not private to this account (issue 22).
+    #[error("the data folder is not safe to use: {0}")]
+    Insecure(String),
     #[error("a store lock was poisoned by a panic in another thread")]
     Poisoned,
     #[error("camera {0:?} already exists")]

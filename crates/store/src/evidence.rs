@@ -164,7 +164,7 @@ pub(crate) fn build(
             vehicle_image: r.vehicle_image.as_ref().map(name_of),
         });
     }
-    std::fs::create_dir_all(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
+    crate::private::create_dir(spool_dir)?;
     let file = tempfile::tempfile_in(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
     let mut spool = ZipSpool {
         zip: zip::ZipWriter::new(file),

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use platekeeper_core::legal_hold::HoldRelation;
 use platekeeper_core::{GeoPoint, Plate, Purpose, ReadId, Region};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -52,7 +53,18 @@ CREATE TABLE IF NOT EXISTS held_reads(
     PRIMARY KEY (hold_id, read_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS held_reads_read ON held_reads(read_id);
+CREATE TABLE IF NOT EXISTS hold_members(
+    hold_id INTEGER NOT NULL REFERENCES holds(id),
+    username TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (hold_id, username)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hold_members_user ON hold_members(username, hold_id);
 ";
+
+/// Most people one hold may be shared with.
+pub const MAX_HOLD_MEMBERS: usize = 50;
 
 /// Most reads one hold may name (a case's reads, not a dragnet).
 pub const MAX_HOLD_READS: usize = 10_000;
@@ -70,10 +82,22 @@ pub struct Hold {
     pub lifted_at_ms: Option<i64>,
     pub lift_reason: Option<String>,
     pub reads: i64,
+    /// Colleagues on the case the maker shared it with (who may view and
+    /// export it; see `platekeeper_core::legal_hold`).
+    pub shared_with: Vec<String>,
+}
+
+impl Hold {
+    /// How `username` stands to this hold.
+    pub fn relation(&self, username: &str) -> HoldRelation {
+        HoldRelation::of(username, &self.created_by, &self.shared_with)
+    }
 }
 
 const HOLD_COLUMNS: &str = "h.id, h.case_number, h.purpose, h.created_by, h.created_at, h.access_id, \
-     h.lifted_by, h.lifted_at, h.lift_reason, (SELECT count(*) FROM held_reads r WHERE r.hold_id = h.id)";
+     h.lifted_by, h.lifted_at, h.lift_reason, (SELECT count(*) FROM held_reads r WHERE r.hold_id = h.id), \
+     (SELECT group_concat(username, char(10)) FROM \
+        (SELECT username FROM hold_members m WHERE m.hold_id = h.id ORDER BY username))";
 
 fn hold_row(r: &rusqlite::Row<'_>) -> Result<Hold, StoreError> {
     let purpose: String = r.get(2)?;
@@ -89,6 +113,12 @@ fn hold_row(r: &rusqlite::Row<'_>) -> Result<Hold, StoreError> {
         lifted_at_ms: r.get(7)?,
         lift_reason: r.get(8)?,
         reads: r.get(9)?,
+        shared_with: {
+            let members: Option<String> = r.get(10)?;
+            members
+                .map(|m| m.split('\n').map(str::to_string).collect())
+                .unwrap_or_default()
+        },
     })
 }
 
@@ -253,22 +283,95 @@ impl Store {
     }
 
     /// Holds, newest first, a page at a time; lifted ones only if asked.
+    /// With `party`, only the holds that person placed or was shared.
     pub fn holds(
         &self,
         include_lifted: bool,
+        party: Option<&str>,
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Hold>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id < ?1 AND (?2 OR h.lifted_at IS NULL)
+               AND (?4 IS NULL OR h.created_by = ?4
+                    OR EXISTS (SELECT 1 FROM hold_members m WHERE m.hold_id = h.id AND m.username = ?4))
              ORDER BY h.id DESC LIMIT ?3"
         ))?;
         crate::collect_rows(
             &mut stmt,
-            params![before.unwrap_or(i64::MAX), include_lifted, limit as i64],
+            params![
+                before.unwrap_or(i64::MAX),
+                include_lifted,
+                limit as i64,
+                party
+            ],
             hold_row,
         )
+    }
+
+    /// Shares hold `id` with `username` (who may then view and export it),
+    /// or takes it back (`share` false). Logged with who did it.
+    pub fn share_hold(
+        &self,
+        id: i64,
+        username: &str,
+        share: bool,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let hold = self
+            .hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))?;
+        if share {
+            if hold.lifted_at_ms.is_some() {
+                return Err(StoreError::conflict(
+                    "hold_lifted",
+                    format!("hold {id} was lifted; a lifted hold is not shared"),
+                ));
+            }
+            if username == hold.created_by || hold.shared_with.iter().any(|m| m == username) {
+                return Err(StoreError::conflict(
+                    "already_shared",
+                    format!("{username} can already see hold {id}"),
+                ));
+            }
+            if hold.shared_with.len() >= MAX_HOLD_MEMBERS {
+                return Err(StoreError::invalid(
+                    "too_many_members",
+                    format!(
+                        "hold {id} is shared with {MAX_HOLD_MEMBERS} people, the most it may be"
+                    ),
+                ));
+            }
+        } else if !hold.shared_with.iter().any(|m| m == username) {
+            return Err(StoreError::not_found("hold member", username));
+        }
+        self.with_log(|tx, head| {
+            if share {
+                tx.execute(
+                    "INSERT INTO hold_members(hold_id, username, added_by, added_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, username, actor.username, now_ms],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM hold_members WHERE hold_id = ?1 AND username = ?2",
+                    params![id, username],
+                )?;
+            }
+            log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    if share { "hold_shared" } else { "hold_unshared" },
+                    serde_json::json!({"hold_id": id, "case_number": hold.case_number, "username": username}),
+                ),
+            )
+        })?;
+        self.hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))
     }
 
     /// The reads kept under a hold, oldest first, under an access.

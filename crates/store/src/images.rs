@@ -75,7 +75,7 @@ pub struct ImageStore {
 
 impl ImageStore {
     pub(crate) fn open(root: PathBuf) -> Result<ImageStore, StoreError> {
-        fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
+        crate::private::create_dir(&root)?;
         Ok(ImageStore { root })
     }
 
@@ -119,7 +119,7 @@ impl ImageStore {
             return Ok(r);
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        crate::private::create_dir(&dir)?;
         // A name no other writer uses: two requests carrying the same
         // picture must not truncate each other's temporary file.
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -130,7 +130,7 @@ impl ImageStore {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = File::options().write(true).create_new(true).open(&tmp)?;
+            let mut f = crate::private::new_file().open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -163,7 +163,7 @@ impl ImageStore {
         }
         let from = self.path(day, r);
         let dir = to.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        crate::private::create_dir(&dir)?;
         match fs::hard_link(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -230,7 +230,7 @@ impl ImageStore {
             let to = self.path(day, &r);
             if from.exists() && !to.exists() {
                 let dir = to.parent().unwrap_or(&self.root).to_path_buf();
-                fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+                crate::private::create_dir(&dir)?;
                 fs::hard_link(&from, &to)
                     .or_else(|_| fs::copy(&from, &to).map(|_| ()))
                     .map_err(|e| StoreError::io(&to, e))?;

@@ -186,7 +186,7 @@ pub(crate) fn write_head(dir: &Path, head: Head) -> Result<(), StoreError> {
         head: hex::encode(head.hash),
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    std::fs::write(&tmp, body).map_err(|e| StoreError::io(&tmp, e))?;
+    crate::private::write(&tmp, &body)?;
     std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))
 }
 

@@ -26,7 +26,10 @@ pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, Sto
     // Only a writer creates a file: a reader opened on a day file the
     // purge has just deleted must fail, not bring back an empty one.
     let create = match role {
-        Role::Writer => OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Writer => {
+            crate::private::precreate(path)?;
+            OpenFlags::SQLITE_OPEN_CREATE
+        }
         Role::Reader => OpenFlags::empty(),
     };
     let conn = Connection::open_with_flags(

@@ -411,6 +411,40 @@ fn images_are_stored_once_by_content_and_found_by_id_and_time() {
         .is_none());
 }
 
+/// Issue 22 finding 3: the folder was 0755 and every file 0644, TOTP
+/// secrets included. Everything a store writes is now this account's
+/// alone: folders 0700, files 0600 (SQLite's -wal and -shm too).
+#[cfg(unix)]
+#[test]
+fn everything_the_store_writes_is_private_to_its_account() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[9u8; 100]].concat();
+    let mut a = read(None, "PRIV001", NOW - HOUR, None);
+    a.vehicle_image = Some(jpeg);
+    f.store.ingest(&[item(f.fixed, a)]).unwrap();
+    f.store.seal_finished_days(NOW + 3 * 86_400_000).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = f.store.dir().to_path_buf();
+    assert_eq!(mode(&root), 0o700);
+    let mut dirs = vec![root];
+    let (mut nfiles, mut ndirs) = (0, 0);
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                ndirs += 1;
+                dirs.push(p);
+            } else {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+                nfiles += 1;
+            }
+        }
+    }
+    assert!(nfiles >= 5 && ndirs >= 3, "{nfiles} files, {ndirs} folders");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -130,7 +130,28 @@ export async function camerasPage(main, { signal }) {
     put(list, table([
       ['Id', (c) => c.id], ['Name', (c) => c.name], ['Kind', (c) => c.kind],
       ['Place', (c) => (c.lat !== null ? `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}` : 'mobile')],
+      ['Key', (c) => (c.revoked_at ? `revoked ${when(c.revoked_at)}` : c.old_key_valid_until ? `rotated; old key works until ${when(c.old_key_valid_until)}` : 'active')],
+      ['', (c) => h('span', { class: 'actions' },
+        h('button', { type: 'button', onclick: () => rotate(c) }, c.revoked_at ? 'New key' : 'Rotate key'),
+        c.revoked_at ? null : h('button', { type: 'button', class: 'danger', onclick: () => revoke(c) }, 'Revoke'))],
     ], res.cameras, 'No cameras registered.'));
+  }
+  // A rotation shows the new key once; the old one keeps working for the
+  // grace period while the new one is put in the camera.
+  async function rotate(c) {
+    const minutes = c.revoked_at ? '0' : await ask(`Give ${c.id} a new key? Its current key keeps working for the minutes you give (0 to 10080), while you put the new one in.`, { answer: 'Grace period (minutes)', required: true, yes: 'Rotate key' });
+    if (minutes === null) return;
+    try {
+      const r = await api('POST', `/api/v1/cameras/${encodeURIComponent(c.id)}/rotate`, { grace_minutes: Number(minutes) });
+      put(out, h('p', { class: 'notice' }, `New key for ${r.id}, shown once — put it in the camera now: `, h('code', {}, r.api_key),
+        r.old_key_valid_until ? ` The old key works until ${when(r.old_key_valid_until)}.` : ' The old key no longer works.'));
+      load();
+    } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
+  }
+  async function revoke(c) {
+    const reason = await ask(`Revoke every key of ${c.id}? Its next upload is refused. A new key brings it back.`, { answer: 'Why (stolen, key leaked, retired)?', required: true, yes: 'Revoke', danger: true });
+    if (!reason) return;
+    try { await api('POST', `/api/v1/cameras/${encodeURIComponent(c.id)}/revoke`, { reason }); flash(`${c.id} revoked.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
   const out = h('div', { class: 'out' });
   const form = h('form', { class: 'card' },

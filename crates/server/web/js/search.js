@@ -225,11 +225,24 @@ async function openRead(r) {
   }
 }
 
-async function exportEvidence(holdId, button) {
+// Whoever opens a hold that someone else placed states their own reason
+// (logged with the access); the hold's maker opens it under the purpose
+// they placed it with. null: the person cancelled.
+async function holdPurpose(x, me, what) {
+  if (x.created_by === me.username) return {};
+  const reason = await ask(`${what} hold ${x.id} (case ${x.case_number}), placed by ${x.created_by}? Your access is logged under your own reason.`,
+    { answer: 'Why do you open it?', required: true, yes: what });
+  if (!reason) return null;
+  return { case_number: x.case_number, offense: x.purpose.offense, reason };
+}
+
+async function exportEvidence(x, me, button) {
+  const purpose = await holdPurpose(x, me, 'Export');
+  if (!purpose) return;
   button.disabled = true;
   try {
-    await saveThroughLink({ evidence: { hold_id: holdId } });
-    flash(`Evidence package for hold ${holdId} is downloading. Its download is recorded with a destroy-by date.`);
+    await saveThroughLink({ evidence: { hold_id: x.id, ...(purpose.reason ? { purpose } : {}) } });
+    flash(`Evidence package for hold ${x.id} is downloading. Its download is recorded with a destroy-by date.`);
   } catch (err) { flash(`${err.message} (${err.code})`, 'error'); } finally { button.disabled = false; }
 }
 
@@ -243,10 +256,13 @@ export async function holdsPage(main, { me, signal }) {
   // A hold's reads, a page at a time (each page is a logged access, and
   // each picture shown is an image view): the first page, then more on
   // request.
-  async function view(x, button, cursor, earlier = []) {
+  async function view(x, button, cursor, earlier = [], purpose = null) {
+    purpose = purpose || await holdPurpose(x, me, 'Open');
+    if (!purpose) return;
     button.disabled = true;
     try {
-      const page = await api('GET', `/api/v1/holds/${x.id}/reads?limit=100${cursor ? `&cursor=${cursor}` : ''}`, undefined, { signal });
+      const said = Object.entries(purpose).map(([k, v]) => `&${k}=${encodeURIComponent(v)}`).join('');
+      const page = await api('GET', `/api/v1/holds/${x.id}/reads?limit=100${cursor ? `&cursor=${cursor}` : ''}${said}`, undefined, { signal });
       if (!cursor) { thumbs.splice(0).forEach(URL.revokeObjectURL); thumbOf.clear(); }
       const reads = earlier.concat(page.results);
       // Earlier pages keep their pictures (no second image view each).
@@ -256,7 +272,7 @@ export async function holdsPage(main, { me, signal }) {
       };
       put(shown,
         h('h2', {}, `Reads kept by hold ${x.id} (case ${x.case_number})`),
-        h('p', { class: 'summary' }, `${reads.length} read${reads.length === 1 ? '' : 's'} shown${page.next_cursor ? ', more to load' : ''} · ${page.plates_matched} plate${page.plates_matched === 1 ? '' : 's'} in the hold · logged as access ${page.access_id} under the hold's case`),
+        h('p', { class: 'summary' }, `${reads.length} read${reads.length === 1 ? '' : 's'} shown${page.next_cursor ? ', more to load' : ''} · ${page.plates_matched} plate${page.plates_matched === 1 ? '' : 's'} in the hold · logged as access ${page.access_id} under ${purpose.reason ? 'your reason' : 'your purpose from placing it'}`),
         table([
           ['Picture', picture],
           ['Plate', (r) => h('span', { class: 'plate' }, r.plate)],
@@ -266,7 +282,7 @@ export async function holdsPage(main, { me, signal }) {
           ['Place', (r) => (r.lat !== null ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}` : '')],
         ], reads, 'This hold keeps no reads.'),
         page.next_cursor ? h('div', { class: 'actions' },
-          h('button', { type: 'button', onclick: (e) => view(x, e.target, page.next_cursor, reads) }, 'More reads')) : null);
+          h('button', { type: 'button', onclick: (e) => view(x, e.target, page.next_cursor, reads, purpose) }, 'More reads')) : null);
       if (!cursor) shown.scrollIntoView({ block: 'nearest' });
     } catch (err) {
       if (err.name !== 'AbortError') put(shown, problem(err, 'Could not open the held reads.'));
@@ -279,18 +295,27 @@ export async function holdsPage(main, { me, signal }) {
       ['Case', (x) => x.case_number],
       ['Reads', (x) => String(x.reads)],
       ['Placed', (x) => `${when(x.created_at_ms)} by ${x.created_by}`],
+      ['Shared with', (x) => (x.shared_with.length ? x.shared_with.join(', ') : '')],
       ['Status', (x) => (x.lifted_at_ms ? `lifted ${when(x.lifted_at_ms)} by ${x.lifted_by}: ${x.lift_reason || ''}` : 'held')],
       ['', (x) => (x.lifted_at_ms ? '' : h('span', { class: 'actions' },
-        may('search_reads') ? h('button', { type: 'button', onclick: (e) => view(x, e.target) }, 'View reads') : null,
-        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(x.id, e.target) }, 'Export evidence') : null,
-        h('button', { type: 'button', onclick: () => lift(x) }, 'Lift')))],
+        may('hold_reads') ? h('button', { type: 'button', onclick: (e) => view(x, e.target) }, 'View reads') : null,
+        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(x, me, e.target) }, 'Export evidence') : null,
+        owns(x) ? h('button', { type: 'button', onclick: () => share(x) }, 'Share') : null,
+        owns(x) ? h('button', { type: 'button', onclick: () => lift(x) }, 'Lift') : null))],
     ], res.holds, 'No legal holds. Put reads on hold from the search results.'));
+  }
+  // Only a hold's maker and the administrator lift or share it.
+  const owns = (x) => x.created_by === me.username || me.role === 'administrator';
+  async function share(x) {
+    const username = await ask(`Share hold ${x.id} (case ${x.case_number}) with a colleague on the case? They may then view and export it, not lift or share it.`, { answer: 'Their username', required: true, yes: 'Share' });
+    if (!username) return;
+    try { await api('POST', `/api/v1/holds/${x.id}/members`, { username }); flash(`Hold ${x.id} is shared with ${username}.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
   async function lift(x) {
     const reason = await ask(`Lift hold ${x.id} (case ${x.case_number})? The reads then age out with the rest.`, { answer: 'Why is it lifted?', required: true, yes: 'Lift hold' });
     if (!reason) return;
     try { await api('DELETE', `/api/v1/holds/${x.id}?reason=${encodeURIComponent(reason)}`); flash(`Hold ${x.id} lifted.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
-  put(main, ...heading('Legal holds and evidence', 'Reads on hold are kept past the retention period until the hold is lifted. Viewing them is logged as a search under the hold\'s case. An evidence package holds the records, the images, a SHA-256 manifest and the chain of custody.'), list, shown);
+  put(main, ...heading('Legal holds and evidence', 'Reads on hold are kept past the retention period until the hold is lifted. Only the officer who placed a hold, colleagues it is shared with and the administrator see it; each view is logged under the viewer\'s own reason. An evidence package holds the records, the images, a SHA-256 manifest and the chain of custody.'), list, shown);
   await load();
 }
