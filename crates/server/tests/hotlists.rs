@@ -679,6 +679,11 @@ async fn unacknowledged_alerts_are_sent_again() {
         .alerts_to_resend(api.now() + 61_000, 60_000, 10)
         .unwrap();
     assert_eq!((again.len(), again[0].sent_count), (1, 2));
+    // The officer opens it (only someone who saw it acknowledges it).
+    let (s, _) = api
+        .call("GET", &format!("/api/v1/alerts/{id}"), Some(&api.officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, v) = api
         .call(
             "POST",
