@@ -186,7 +186,7 @@ export async function searchPage(main, ctx) {
     try {
       const held = await api('POST', '/api/v1/holds', { case_number: v.case_number, read_ids: [...selected], offense: v.offense || undefined, reason: v.reason || undefined });
       put(holdOut, h('div', { class: 'notice' }, `Legal hold ${held.id} for case ${held.case_number}: ${held.reads} read${held.reads === 1 ? '' : 's'} kept past retention until the hold is lifted. `,
-        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(held.id, e.target) }, 'Export evidence package') : null));
+        may('export_reads') ? h('button', { type: 'button', onclick: (e) => exportEvidence(held, me, e.target) }, 'Export evidence package') : null));
     } catch (err) { put(holdOut, problem(err, 'Not held.')); } finally { button.disabled = false; }
   }
 
