@@ -190,6 +190,14 @@ impl CameraRegistry {
         self.by_num.insert(cam.num, cam);
     }
 
+    /// The hash of camera `num`'s current key (none while it is revoked).
+    fn current_key(&self, num: u32) -> Option<[u8; 32]> {
+        self.by_key
+            .iter()
+            .find(|(_, n)| **n == num)
+            .map(|(h, _)| *h)
+    }
+
     pub(crate) fn get(&self, num: u32) -> Option<&Camera> {
         self.by_num.get(&num)
     }
@@ -317,11 +325,7 @@ impl Store {
             .num_of(id)
             .ok_or_else(|| StoreError::UnknownCamera(id.to_string()))?;
         let mut cam = cams.by_num[&num].clone();
-        let current = cams
-            .by_key
-            .iter()
-            .find(|(_, n)| **n == num)
-            .map(|(h, _)| *h);
+        let current = cams.current_key(num);
         // A revoked camera's old key is not brought back by a rotation.
         let old = current.filter(|_| grace_ms > 0 && cam.revoked_at_ms.is_none());
         let until = old.map(|_| now_ms + grace_ms);
@@ -377,10 +381,7 @@ impl Store {
             )));
         }
         let hash = cams
-            .by_key
-            .iter()
-            .find(|(_, n)| **n == num)
-            .map(|(h, _)| *h)
+            .current_key(num)
             .ok_or_else(|| StoreError::Corrupt(format!("camera {id:?} has no key")))?;
         self.with_log(|tx, head| {
             tx.execute(
