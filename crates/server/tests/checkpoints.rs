@@ -235,6 +235,19 @@ async fn checkpoints_are_published_and_prove_the_log() {
     assert!(v["alarm"].is_null());
     assert_eq!(v["checkpoint"]["public_key"], signed["public_key"]);
 
+    let (_, doc) = api.call("GET", "/api/openapi.json", None, None).await;
+    for (path, method) in [
+        ("/api/v1/audit/checkpoint", "get"),
+        ("/api/v1/audit/checkpoint", "post"),
+        ("/api/v1/audit/verify", "get"),
+        ("/api/v1/audit/verify", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+
     // A consistent rewrite with every checkpoint on the machine removed:
     // the plain check passes, the saved checkpoint does not.
     rewrite_log(&api, None, true);
