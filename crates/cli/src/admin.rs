@@ -42,20 +42,54 @@ pub fn create(data: &Path, username: &str, name: &str, title: &str) -> anyhow::R
     Ok(())
 }
 
-/// Verifies the audit log's chain and head; exit 1 if it fails.
-pub fn verify(data: &Path) -> anyhow::Result<()> {
-    let v = platekeeper_store::log::verify_dir(data)
-        .with_context(|| format!("reading the audit log in {}", data.display()))?;
-    if v.ok {
-        println!("audit log intact: {} entries, head {}", v.entries, v.head);
-        println!("{}", serde_json::to_string(&v)?);
-        Ok(())
-    } else {
+/// Verifies the audit log's chain and head, and with `checkpoint` that
+/// the log extends that signed checkpoint (issue 22 finding 2); exit 1 if
+/// either fails.
+pub fn verify(data: &Path, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+    let Some(file) = checkpoint else {
+        let v = platekeeper_store::log::verify_dir(data)
+            .with_context(|| format!("reading the audit log in {}", data.display()))?;
+        if v.ok {
+            println!("audit log intact: {} entries, head {}", v.entries, v.head);
+            println!("{}", serde_json::to_string(&v)?);
+            return Ok(());
+        }
         println!("{}", serde_json::to_string(&v)?);
         bail!(
             "audit log check FAILED at entry {}: {}",
             v.first_bad.unwrap_or(0),
             v.problem.unwrap_or_default()
         )
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the checkpoint {}", file.display()))?;
+    let c = serde_json::from_str::<platekeeper_server::checkpoints::CheckpointDocument>(&text)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not a checkpoint: expected a JSON object with entries, head, time, store_id, \
+                 signature and public_key (or one holding it under \"checkpoint\" or \"log_checkpoint\")",
+                file.display()
+            )
+        })?
+        .into_checkpoint();
+    let p = platekeeper_store::checkpoint::prove_dir(data, &c)
+        .with_context(|| format!("reading the audit log in {}", data.display()))?;
+    println!(
+        "checkpoint: entry {} with head {}, signed {} by public key {}",
+        c.entries, c.head, c.time, c.public_key
+    );
+    println!("compare that public key with the agency's copy kept elsewhere: anyone can sign with a key of their own");
+    if let Some(note) = &p.note {
+        println!("note: {note}");
+    }
+    println!("{}", serde_json::to_string(&p)?);
+    if p.ok {
+        println!(
+            "audit log intact ({} entries) and extends the checkpoint of entry {}",
+            p.log.entries, c.entries
+        );
+        Ok(())
+    } else {
+        bail!("checkpoint check FAILED: {}", p.problem.unwrap_or_default())
     }
 }

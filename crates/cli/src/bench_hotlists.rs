@@ -147,6 +147,8 @@ pub fn run(json_only: bool, seed: u64) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse()?,
         max_body_bytes: platekeeper_server::Config::DEFAULT_MAX_BODY_BYTES,
+        checkpoint_key: None,
+        on_tamper: None,
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -251,6 +251,8 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         listen,
         max_body_bytes: platekeeper_server::Config::DEFAULT_MAX_BODY_BYTES,
+        checkpoint_key: None,
+        on_tamper: None,
     };
     let result = crate::runtime()?.block_on(platekeeper_server::serve(config, instructions));
     let _ = std::fs::remove_dir_all(&dir);

@@ -40,6 +40,17 @@ enum Command {
         /// Largest request body accepted, in MiB.
         #[arg(long, default_value_t = 32)]
         max_body_mb: usize,
+        /// The audit log's checkpoint signing key (created if missing);
+        /// default DATA/checkpoint.key. Keep it off the data folder's
+        /// backups and readable only by the server's user.
+        #[arg(long)]
+        checkpoint_key: Option<PathBuf>,
+        /// What to do, this start only, if the audit log fails its check
+        /// against its last checkpoint: refuse, or alarm (start, alarmed,
+        /// until an administrator or auditor acknowledges it). Without
+        /// it, the policy's audit.on_tamper decides (default refuse).
+        #[arg(long, value_parser = parse_on_tamper)]
+        on_tamper: Option<platekeeper_core::checkpoint::OnTamper>,
     },
     /// Start a server on a throw-away data folder filled with sample data.
     Demo {
@@ -147,7 +158,16 @@ enum AuditWhat {
     Verify {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        /// Also prove that the log extends this signed checkpoint, saved
+        /// earlier (from GET /api/v1/audit/checkpoint, the transparency
+        /// page's JSON or an audit report's JSON).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
+}
+
+fn parse_on_tamper(s: &str) -> Result<platekeeper_core::checkpoint::OnTamper, String> {
+    platekeeper_core::checkpoint::OnTamper::parse(s)
 }
 
 #[derive(Subcommand)]
@@ -210,6 +230,8 @@ fn main() -> anyhow::Result<()> {
             data,
             listen,
             max_body_mb,
+            checkpoint_key,
+            on_tamper,
         } => {
             init_logging();
             let _lock = import::lock_data_dir(&data)?;
@@ -217,6 +239,8 @@ fn main() -> anyhow::Result<()> {
                 data_dir: data.clone(),
                 listen,
                 max_body_bytes: max_body_mb.saturating_mul(1024 * 1024),
+                checkpoint_key,
+                on_tamper,
             };
             runtime()?.block_on(platekeeper_server::serve(config, |addr| {
                 tracing::info!(data = %data.display(), "listening on http://{addr}");
@@ -241,8 +265,8 @@ fn main() -> anyhow::Result<()> {
                 },
         } => admin::create(&data, &username, &name, &title),
         Command::Audit {
-            what: AuditWhat::Verify { data },
-        } => admin::verify(&data),
+            what: AuditWhat::Verify { data, checkpoint },
+        } => admin::verify(&data, checkpoint.as_deref()),
         Command::Purge { data, dry_run } => retention::purge(&data, dry_run),
         Command::Retention(args) => retention::retention(&args),
         Command::Evidence {

@@ -434,6 +434,244 @@ fn audit_verify_checks_the_chain_offline() {
     assert!(!ok && err.contains("/nonexistent"), "{err}");
 }
 
+/// `platekeeper serve` that must refuse to start: its exit and stderr
+/// (killed, and the test failed, if it is still running after a minute).
+fn serve_refused(data: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start platekeeper");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(!status.success(), "{err}");
+            return err;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the server started over a tampered log");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Rewrites the log of a stopped data folder consistently: entry 2's
+/// details changed, every hash recomputed, the head file rewritten — what
+/// an insider with the machine can do.
+fn rewrite_log(data: &Path) {
+    use platekeeper_store::log::{entry_hash, LogEntry};
+    let conn = rusqlite::Connection::open(data.join("platekeeper.db")).unwrap();
+    let mut log: Vec<LogEntry> = {
+        let mut stmt = conn
+            .prepare("SELECT seq, ts, category, kind, username, affiliation, role, client, details, purpose FROM log ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(LogEntry {
+                seq: r.get(0)?,
+                ts_ms: r.get(1)?,
+                category: r.get(2)?,
+                kind: r.get(3)?,
+                username: r.get(4)?,
+                affiliation: r.get(5)?,
+                role: r.get(6)?,
+                client: r.get(7)?,
+                details: r.get(8)?,
+                purpose: r.get(9)?,
+                prev: [0; 32],
+                hash: [0; 32],
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    log[1].details = "{\"rewritten\":true}".into();
+    let mut prev = [0u8; 32];
+    for e in &mut log {
+        e.prev = prev;
+        e.hash = entry_hash(e);
+        prev = e.hash;
+        conn.execute(
+            "UPDATE log SET details = ?1, prev = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![e.details, &e.prev[..], &e.hash[..], e.seq],
+        )
+        .unwrap();
+    }
+    let head: String = prev.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        data.join("log-head.json"),
+        json!({"entries": log.len(), "head": head}).to_string(),
+    )
+    .unwrap();
+}
+
+/// Issue 22 finding 2, end to end: the server signs checkpoints and
+/// publishes them; `audit verify --checkpoint` proves a consistent rewrite
+/// that plain `audit verify` cannot see; the server refuses to start over
+/// a log that does not extend its last checkpoint (or starts alarmed when
+/// told), and over a deleted log. (Fails without the fix: no checkpoint
+/// endpoint; the deleted log verified as "intact: 0 entries" and the
+/// server started a new chain.)
+#[test]
+fn checkpoints_prove_a_rewrite_and_a_deleted_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let admin = admin_create(data);
+    let key = dir.path().join("elsewhere").join("signing.key");
+    let key_arg = key.to_str().unwrap();
+    let server = Server::start(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--checkpoint-key",
+        key_arg,
+    ]);
+    let token = admin_session(&server.url, &admin);
+    let checkpoint: Value = ureq::get(&format!("{}/api/v1/audit/checkpoint", server.url))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    for field in [
+        "entries",
+        "head",
+        "time",
+        "signature",
+        "public_key",
+        "store_id",
+    ] {
+        assert!(!checkpoint[field].is_null(), "{field}: {checkpoint}");
+    }
+    let public: Value = ureq::get(&format!("{}/transparency?format=json", server.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(
+        public["checkpoint"], checkpoint,
+        "published for anyone to keep"
+    );
+    server.kill();
+    assert!(
+        key.exists() && !data.join("checkpoint.key").exists(),
+        "the key is kept where it was told"
+    );
+
+    let saved = dir.path().join("saved-checkpoint.json");
+    std::fs::write(&saved, checkpoint.to_string()).unwrap();
+    let saved_public = dir.path().join("transparency.json");
+    std::fs::write(&saved_public, public.to_string()).unwrap();
+    let d = data.to_str().unwrap();
+    for file in [&saved, &saved_public] {
+        let (ok, out, err) = run(&[
+            "audit",
+            "verify",
+            "--data",
+            d,
+            "--checkpoint",
+            file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out} {err}");
+        assert!(out.contains("extends the checkpoint"), "{out}");
+        assert!(
+            out.contains(checkpoint["public_key"].as_str().unwrap()),
+            "the key is shown to compare: {out}"
+        );
+    }
+
+    // A consistent rewrite: the checkpoints kept in the folder catch it,
+    // and the server will not start over it…
+    rewrite_log(data);
+    let (ok, _, err) = run(&["audit", "verify", "--data", d]);
+    assert!(!ok && err.contains("differs"), "{err}");
+    let err = serve_refused(data, &["--checkpoint-key", key_arg]);
+    assert!(
+        err.contains("failed its check") && err.contains("--on-tamper alarm"),
+        "{err}"
+    );
+    // …unless told to start alarmed, which every monitor sees.
+    let server = Server::start(&[
+        "serve",
+        "--data",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--checkpoint-key",
+        key_arg,
+        "--on-tamper",
+        "alarm",
+    ]);
+    let health: Value = ureq::get(&format!("{}/healthz", server.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(health["status"], "log_alarm", "{health}");
+    server.kill();
+
+    // With every checkpoint on the machine removed as well, only the copy
+    // kept elsewhere shows the rewrite.
+    let conn = rusqlite::Connection::open(data.join("platekeeper.db")).unwrap();
+    conn.execute("DELETE FROM checkpoints", []).unwrap();
+    drop(conn);
+    std::fs::remove_file(data.join("log-checkpoint.json")).unwrap();
+    let (ok, out, err) = run(&["audit", "verify", "--data", d]);
+    assert!(ok, "undetectable without a checkpoint: {out} {err}");
+    let (ok, _, err) = run(&[
+        "audit",
+        "verify",
+        "--data",
+        d,
+        "--checkpoint",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("differs") && err.contains("rewritten"),
+        "{err}"
+    );
+
+    // The whole log deleted, with its head file: refused, and verify fails.
+    let conn = rusqlite::Connection::open(data.join("platekeeper.db")).unwrap();
+    conn.execute("DELETE FROM log", []).unwrap();
+    drop(conn);
+    std::fs::remove_file(data.join("log-head.json")).unwrap();
+    let (ok, _, err) = run(&["audit", "verify", "--data", d]);
+    assert!(!ok && err.contains("holds no entries"), "{err}");
+    let err = serve_refused(data, &["--checkpoint-key", key_arg, "--on-tamper", "alarm"]);
+    assert!(
+        err.contains("audit log is missing") && err.contains("backup"),
+        "{err}"
+    );
+    // A bad value is named.
+    let (ok, _, err) = run(&["serve", "--data", d, "--on-tamper", "ignore"]);
+    assert!(!ok && err.contains("ignore"), "{err}");
+    let (ok, _, err) = run(&[
+        "audit",
+        "verify",
+        "--data",
+        d,
+        "--checkpoint",
+        "/nonexistent.json",
+    ]);
+    assert!(!ok && err.contains("/nonexistent.json"), "{err}");
+}
+
 #[test]
 fn bench_prints_its_figures_as_json_last() {
     let (ok, out, err) = run(&["bench", "--reads", "20000", "--json", "--queries", "10"]);

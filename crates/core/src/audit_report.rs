@@ -41,6 +41,9 @@ pub struct AuditPolicy {
     pub unusual_volume_factor: u32,
     /// …and with at least this many accesses (3 × a median of 1 is noise).
     pub unusual_volume_minimum: u32,
+    /// What the server does when, at start, the log does not extend its
+    /// last signed checkpoint: `refuse` (the default) or `alarm`.
+    pub on_tamper: crate::checkpoint::OnTamper,
 }
 
 impl Default for AuditPolicy {
@@ -52,6 +55,7 @@ impl Default for AuditPolicy {
             workday_end_hour: 22,
             unusual_volume_factor: 3,
             unusual_volume_minimum: 10,
+            on_tamper: crate::checkpoint::OnTamper::Refuse,
         }
     }
 }
@@ -331,6 +335,13 @@ pub struct Report {
     pub purge_compliance: Compliance,
     pub corrections: Section,
     pub notes: Vec<String>,
+    /// The log's head, signed when the report was made: keeping the
+    /// report keeps a copy of it, with which `platekeeper audit verify
+    /// --checkpoint` later proves the log was not rewritten up to it.
+    pub log_checkpoint: Option<crate::checkpoint::Checkpoint>,
+    /// Set when the server started with a log that failed its check
+    /// against the last checkpoint and no one has acknowledged it yet.
+    pub log_alarm: Option<String>,
 }
 
 /// Log kinds that record plate data leaving the agency.
@@ -488,6 +499,8 @@ pub fn build(
         purge_compliance: compliance,
         corrections,
         notes,
+        log_checkpoint: None,
+        log_alarm: None,
     }
 }
 
@@ -562,6 +575,23 @@ impl Report {
             c.retention_days
         );
         row(["purge_compliance", "", "", "", "", &detail]);
+        if let Some(c) = &self.log_checkpoint {
+            let detail = format!(
+                "entries={} head={} time={} store_id={} public_key={} signature={}",
+                c.entries, c.head, c.time, c.store_id, c.public_key, c.signature
+            );
+            row([
+                "log_checkpoint",
+                &c.entries.to_string(),
+                &c.time,
+                "",
+                "",
+                &detail,
+            ]);
+        }
+        if let Some(a) = &self.log_alarm {
+            row(["log_alarm", "", "", "", "", a]);
+        }
         out
     }
 
@@ -649,6 +679,30 @@ impl Report {
                 ));
             }
             h.push_str("</table>");
+        }
+        h.push_str("<h2>Audit log checkpoint</h2>");
+        if let Some(a) = &self.log_alarm {
+            h.push_str(&format!(
+                "<p class=\"bad\">The audit log failed its check at start and the alarm is not yet acknowledged: {}</p>",
+                esc(a)
+            ));
+        }
+        match &self.log_checkpoint {
+            Some(c) => h.push_str(&format!(
+                "<p>The log's head, signed when this report was made. Keep this report: \
+                 <code>platekeeper audit verify --checkpoint FILE</code> proves later that the log still \
+                 extends it (save the values below as JSON). Compare the public key with the agency's key \
+                 kept elsewhere.</p><table><tr><th>Entries</th><td>{}</td></tr><tr><th>Head</th><td><code>{}</code></td></tr>\
+                 <tr><th>Time</th><td>{}</td></tr><tr><th>Store</th><td><code>{}</code></td></tr>\
+                 <tr><th>Public key</th><td><code>{}</code></td></tr><tr><th>Signature</th><td><code>{}</code></td></tr></table>",
+                c.entries,
+                esc(&c.head),
+                esc(&c.time),
+                esc(&c.store_id),
+                esc(&c.public_key),
+                esc(&c.signature)
+            )),
+            None => h.push_str("<p>No signed checkpoint was available.</p>"),
         }
         h.push_str("<h2>Notes</h2><ul>");
         for n in &self.notes {

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod audit_report;
+pub mod checkpoint;
 pub mod geo;
 pub mod hotlist;
 pub mod legal_hold;

@@ -17,7 +17,10 @@ use crate::{blocking, ApiError, AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/audit/log", get(log))
-        .route("/api/v1/audit/verify", get(verify))
+        .route(
+            "/api/v1/audit/verify",
+            get(verify).post(crate::checkpoints::prove),
+        )
         .route("/api/v1/policy", get(get_policy).put(put_policy))
         .route("/api/v1/audit/report", get(report))
         .route("/api/v1/audit/reports", get(stored_reports))
@@ -212,11 +215,20 @@ pub async fn log(
 
 #[derive(Serialize, ToSchema)]
 pub struct VerifyResult {
+    /// The chain is intact and the server is not alarmed.
     pub ok: bool,
     pub entries: i64,
     pub head: String,
     pub first_bad: Option<i64>,
     pub problem: Option<String>,
+    /// Set when the server started with a log that failed its check
+    /// against the last checkpoint, until acknowledged (`POST
+    /// /api/v1/audit/checkpoint` with `acknowledge_alarm`).
+    #[schema(value_type = Object)]
+    pub alarm: Option<platekeeper_store::LogAlarm>,
+    /// The newest signed checkpoint, to keep elsewhere.
+    #[schema(value_type = Object)]
+    pub checkpoint: Option<platekeeper_core::checkpoint::Checkpoint>,
 }
 
 impl From<Verification> for VerifyResult {
@@ -227,11 +239,14 @@ impl From<Verification> for VerifyResult {
             head: v.head,
             first_bad: v.first_bad,
             problem: v.problem,
+            alarm: None,
+            checkpoint: None,
         }
     }
 }
 
-/// Re-walk the whole hash chain and compare its end with the recorded head.
+/// Re-walk the whole hash chain, compare its end with the recorded head
+/// and the checkpoints kept with it, and report any alarm raised at start.
 #[utoipa::path(get, path = "/api/v1/audit/verify", responses((status = 200, body = VerifyResult)), tag = "audit")]
 pub async fn verify(
     State(state): State<AppState>,
@@ -239,9 +254,22 @@ pub async fn verify(
 ) -> Result<Json<VerifyResult>, ApiError> {
     who.require(Right::ReadAuditLog)?;
     let store = state.store.clone();
-    Ok(Json(
-        blocking(move || Ok(store.verify_log()?)).await?.into(),
-    ))
+    let (v, checkpoint) =
+        blocking(move || Ok((store.verify_log()?, store.latest_checkpoint()?))).await?;
+    let mut r = VerifyResult::from(v);
+    r.checkpoint = checkpoint;
+    if let Some(a) = state.store.log_alarm() {
+        if r.ok {
+            r.ok = false;
+            r.first_bad = Some(a.entry);
+            r.problem = Some(format!(
+                "the server started alarmed (entry {}): {}",
+                a.entry, a.problem
+            ));
+        }
+        r.alarm = Some(a);
+    }
+    Ok(Json(r))
 }
 
 /// The agency's policy settings.

@@ -31,7 +31,11 @@ pub fn register_metrics() -> Option<&'static PrometheusHandle> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `log_alarm` when the audit log failed its check at start
+    /// and no one has acknowledged it yet (details for the administrator
+    /// and auditors at `GET /api/v1/audit/verify`).
     pub status: String,
+    pub log_alarm: bool,
     pub database_bytes: u64,
     pub distinct_plates: usize,
     pub cameras: usize,
@@ -47,7 +51,13 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             StatusCode::OK,
             Json(
                 serde_json::to_value(Health {
-                    status: "ok".into(),
+                    status: if state.store.log_alarm().is_some() {
+                        "log_alarm"
+                    } else {
+                        "ok"
+                    }
+                    .into(),
+                    log_alarm: state.store.log_alarm().is_some(),
                     database_bytes: state.store.database_bytes(),
                     distinct_plates: state.store.distinct_plates(),
                     cameras: state.store.cameras().len(),

@@ -41,6 +41,12 @@ pub struct Transparency {
     pub policy_markdown: String,
     #[schema(value_type = Object)]
     pub figures: PublicFigures,
+    /// The newest signed checkpoint of the audit log (`{entries, head,
+    /// time, store_id, signature, public_key}`): anyone may keep a copy,
+    /// with which `platekeeper audit verify --checkpoint FILE` later
+    /// proves that the log was not rewritten up to it.
+    #[schema(value_type = Object)]
+    pub checkpoint: Option<platekeeper_core::checkpoint::Checkpoint>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -156,6 +162,11 @@ pub struct Words {
     /// language than the page.
     policy_as_posted: Option<&'static str>,
     no_policy: &'static str,
+    checkpoint: &'static str,
+    checkpoint_about: &'static str,
+    no_checkpoint: &'static str,
+    entries: &'static str,
+    signed_at: &'static str,
 }
 
 const EN: Words = Words {
@@ -186,6 +197,11 @@ const EN: Words = Words {
     policy: "Usage and privacy policy",
     policy_as_posted: None,
     no_policy: "The agency has not posted its policy text here yet.",
+    checkpoint: "Audit log checkpoint",
+    checkpoint_about: "Every search of plate data is recorded in a hash-chained audit log. This is its latest state, signed by the system. Keep a copy (the same values are in this page's JSON, ?format=json): an auditor can later prove with it that no record up to this point was rewritten or removed.",
+    no_checkpoint: "No checkpoint has been signed yet.",
+    entries: "Entries",
+    signed_at: "Signed",
 };
 
 const ES: Words = Words {
@@ -217,6 +233,11 @@ const ES: Words = Words {
     policy: "Política de uso y privacidad",
     policy_as_posted: Some("El texto de la política se muestra tal como la agencia lo publicó."),
     no_policy: "La agencia aún no ha publicado aquí el texto de su política.",
+    checkpoint: "Punto de control del registro de auditoría",
+    checkpoint_about: "Cada búsqueda de datos de placas queda anotada en un registro de auditoría encadenado por hashes. Este es su último estado, firmado por el sistema. Guarde una copia (los mismos valores están en el JSON de esta página, ?format=json): con ella un auditor puede demostrar después que ningún registro hasta este punto fue reescrito ni eliminado.",
+    no_checkpoint: "Aún no se ha firmado ningún punto de control.",
+    entries: "Entradas",
+    signed_at: "Firmado",
 };
 
 async fn figures(state: &AppState) -> Result<PublicFigures, ApiError> {
@@ -253,6 +274,8 @@ pub async fn transparency(
     )?;
     let policy = state.store.policy();
     let figures = figures(&state).await?;
+    let store = state.store.clone();
+    let checkpoint = blocking(move || Ok(store.latest_checkpoint()?)).await?;
     let wants_json = p.format.as_deref() == Some("json")
         || (p.format.is_none()
             && headers
@@ -265,6 +288,7 @@ pub async fn transparency(
         administrator_title: policy.administrator_title.clone(),
         policy_markdown: policy.public_policy_markdown.clone(),
         figures,
+        checkpoint,
     };
     if wants_json {
         return Ok(Json(t).into_response());
@@ -437,6 +461,31 @@ fn page(t: &Transparency, lang: Lang) -> String {
         h.push_str("<div lang=\"\">");
         h.push_str(&markdown_html(&t.policy_markdown));
         h.push_str("</div>");
+    }
+    h.push_str(&format!(
+        "<h2>{}</h2><p>{}</p>",
+        w.checkpoint, w.checkpoint_about
+    ));
+    match &t.checkpoint {
+        Some(c) => {
+            h.push_str("<table>");
+            for (k, v) in [
+                (w.entries, c.entries.to_string()),
+                (w.signed_at, c.time.clone()),
+                ("head", c.head.clone()),
+                ("store_id", c.store_id.clone()),
+                ("public_key", c.public_key.clone()),
+                ("signature", c.signature.clone()),
+            ] {
+                h.push_str(&format!(
+                    "<tr><th scope=\"row\">{}</th><td><code style=\"word-break:break-all\">{}</code></td></tr>",
+                    esc(k),
+                    esc(&v)
+                ));
+            }
+            h.push_str("</table>");
+        }
+        None => h.push_str(&format!("<p>{}</p>", w.no_checkpoint)),
     }
     h.push_str("</body></html>\n");
     h

@@ -68,6 +68,15 @@ pub enum StoreError {
     Conflict { code: &'static str, message: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The audit log is gone from a store that holds data: the store is
+    /// not opened (a new log would hide the deletion).
+    #[error("the audit log is missing: {0}")]
+    LogMissing(String),
+    /// The audit log failed its check at open and the policy says refuse.
+    #[error("{0}")]
+    LogTampered(String),
+    #[error("{0}")]
+    CheckpointKey(String),
 }
 
 impl From<rusqlite::types::FromSqlError> for StoreError {

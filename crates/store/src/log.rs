@@ -9,6 +9,12 @@
 //! so after each append the head (entry count and hash) is also written
 //! outside the database, to `log-head.json`; a log that ends before the
 //! recorded head, or differs from it, fails verification too.
+//!
+//! Whoever can write both the database and the data folder can still
+//! delete the whole log or rewrite it consistently. The log's first entry
+//! ([`crate::genesis`]) makes a deleted log visible, and signed
+//! checkpoints kept elsewhere ([`crate::checkpoint`]) make a rewrite
+//! provable; verification checks both.
 
 use std::path::{Path, PathBuf};
 
@@ -246,68 +252,90 @@ pub struct Verification {
     pub problem: Option<String>,
 }
 
-/// Walks the whole chain in `conn` and compares its end with the head file
-/// in `dir`.
-pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreError> {
-    // The head file first: entries appended while the walk runs are then
-    // beyond it, not mistaken for a cut-off tail.
+/// The head file's record, if the file exists.
+fn read_head_file(dir: &Path) -> Result<Option<HeadFile>, StoreError> {
     let path = dir.join(HEAD_FILE);
-    let recorded: Option<HeadFile> = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
-            serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?,
-        ),
-        Err(_) => None,
-    };
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
-    let mut rows = stmt.query([])?;
-    // Entries purged past retention: the chain starts after the anchor,
-    // which a later `purge` entry must name (checked below).
-    let anchor = crate::retention::load_log_anchor(conn)?;
-    let mut head = anchor.unwrap_or(Head::GENESIS);
-    let mut anchor_named = false;
-    let bad = |seq: i64, head: Head, problem: String| Verification {
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text).map_err(|e| {
+            StoreError::Corrupt(format!("{}: {e}", path.display()))
+        })?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The hash of entry `seq`, if it is in the log.
+pub(crate) fn hash_at(conn: &Connection, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
+    let h: Option<Vec<u8>> = conn
+        .query_row("SELECT hash FROM log WHERE seq = ?1", [seq], |r| r.get(0))
+        .optional()?;
+    Ok(h.map(|h| h.try_into().unwrap_or([0xFF; 32])))
+}
+
+fn bad(seq: i64, head: Head, problem: String) -> Verification {
+    Verification {
         ok: false,
         entries: head.seq,
         head: hex::encode(head.hash),
         first_bad: Some(seq),
         problem: Some(problem),
-    };
+    }
+}
+
+/// How a walk of the chain ended.
+enum Walk {
+    /// Every entry after the start followed on: the last one reached, and
+    /// whether a `purge` entry named `anchor`.
+    End {
+        head: Head,
+        anchor_named: bool,
+    },
+    Bad(Verification),
+}
+
+/// Walks the entries after `start` (which the caller trusts), checking
+/// that each follows the one before and is unaltered.
+fn walk(conn: &Connection, start: Head, anchor: Option<Head>) -> Result<Walk, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM log WHERE seq > ?1 ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query([start.seq])?;
+    let mut head = start;
+    let mut anchor_named = false;
     while let Some(row) = rows.next()? {
         let expected = head.seq + 1;
         let Ok(e) = row_entry(row) else {
-            return Ok(bad(
+            return Ok(Walk::Bad(bad(
                 expected,
                 head,
                 format!("entry {expected} cannot be read: its columns were changed"),
-            ));
+            )));
         };
         if e.seq != expected {
-            return Ok(bad(
+            return Ok(Walk::Bad(bad(
                 expected,
                 head,
                 format!(
                     "entry {expected} is missing (the next entry present is {})",
                     e.seq
                 ),
-            ));
+            )));
         }
         if e.prev != head.hash {
-            return Ok(bad(
+            return Ok(Walk::Bad(bad(
                 e.seq,
                 head,
                 format!(
                     "entry {} does not follow entry {}: entries were inserted, removed or reordered",
                     e.seq, head.seq
                 ),
-            ));
+            )));
         }
         if entry_hash(&e) != e.hash {
-            return Ok(bad(
+            return Ok(Walk::Bad(bad(
                 e.seq,
                 head,
                 format!("entry {} was altered after it was written", e.seq),
-            ));
+            )));
         }
         if let (Some(a), "purge") = (anchor, e.kind.as_str()) {
             let through = serde_json::from_str::<serde_json::Value>(&e.details)
@@ -320,6 +348,64 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
             hash: e.hash,
         };
     }
+    Ok(Walk::End { head, anchor_named })
+}
+
+/// Compares the log's end with the head recorded in the head file.
+fn check_end(
+    conn: &Connection,
+    head: Head,
+    recorded: Option<HeadFile>,
+) -> Result<Option<Verification>, StoreError> {
+    if let Some(recorded) = recorded {
+        if recorded.entries > head.seq {
+            return Ok(Some(bad(
+                head.seq + 1,
+                head,
+                format!(
+                    "the log ends at entry {} but entry {} was recorded: entries were removed from the end",
+                    head.seq, recorded.entries
+                ),
+            )));
+        }
+        let matches = match hash_at(conn, recorded.entries)? {
+            Some(h) => hex::encode(h) == recorded.head,
+            None => recorded.entries == 0,
+        };
+        if !matches {
+            return Ok(Some(bad(
+                recorded.entries,
+                head,
+                format!(
+                    "entry {} differs from the head recorded in {HEAD_FILE}",
+                    recorded.entries
+                ),
+            )));
+        }
+    } else if head.seq > 0 {
+        return Ok(Some(bad(
+            head.seq,
+            head,
+            format!("{HEAD_FILE} is missing: the end of the log cannot be checked"),
+        )));
+    }
+    Ok(None)
+}
+
+/// Walks the whole chain in `conn` and compares its end with the head file
+/// in `dir`; checks that the log starts where the store did (its genesis
+/// entry) and that it extends every checkpoint kept with it.
+pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreError> {
+    // The head file first: entries appended while the walk runs are then
+    // beyond it, not mistaken for a cut-off tail.
+    let recorded = read_head_file(dir)?;
+    // Entries purged past retention: the chain starts after the anchor,
+    // which a later `purge` entry must name (checked below).
+    let anchor = crate::retention::load_log_anchor(conn)?;
+    let (head, anchor_named) = match walk(conn, anchor.unwrap_or(Head::GENESIS), anchor)? {
+        Walk::End { head, anchor_named } => (head, anchor_named),
+        Walk::Bad(v) => return Ok(v),
+    };
     if let Some(a) = anchor.filter(|_| !anchor_named) {
         return Ok(bad(
             a.seq + 1,
@@ -330,44 +416,29 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
             ),
         ));
     }
-    if let Some(recorded) = recorded {
-        if recorded.entries > head.seq {
-            return Ok(bad(
-                head.seq + 1,
-                head,
-                format!(
-                    "the log ends at entry {} but entry {} was recorded: entries were removed from the end",
-                    head.seq, recorded.entries
-                ),
-            ));
+    finish(conn, dir, head, anchor, recorded, true)
+}
+
+/// The checks after a walk that reached `head`: the head file, the
+/// genesis rules, and (when `checkpoints`) every kept checkpoint.
+fn finish(
+    conn: &Connection,
+    dir: &Path,
+    head: Head,
+    anchor: Option<Head>,
+    recorded: Option<HeadFile>,
+    checkpoints: bool,
+) -> Result<Verification, StoreError> {
+    if let Some(v) = check_end(conn, head, recorded)? {
+        return Ok(v);
+    }
+    if let Some((seq, problem)) = crate::genesis::problem(conn, dir, head, anchor)? {
+        return Ok(bad(seq, head, problem));
+    }
+    if checkpoints {
+        if let Some((seq, problem)) = crate::checkpoint::kept_problem(conn, dir, head, anchor)? {
+            return Ok(bad(seq, head, problem));
         }
-        let at: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT hash FROM log WHERE seq = ?1",
-                [recorded.entries],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let matches = match at {
-            Some(h) => hex::encode(h) == recorded.head,
-            None => recorded.entries == 0,
-        };
-        if !matches {
-            return Ok(bad(
-                recorded.entries,
-                head,
-                format!(
-                    "entry {} differs from the head recorded in {HEAD_FILE}",
-                    recorded.entries
-                ),
-            ));
-        }
-    } else if head.seq > 0 {
-        return Ok(bad(
-            head.seq,
-            head,
-            format!("{HEAD_FILE} is missing: the end of the log cannot be checked"),
-        ));
     }
     Ok(Verification {
         ok: true,
@@ -376,6 +447,24 @@ pub fn verify_conn(conn: &Connection, dir: &Path) -> Result<Verification, StoreE
         first_bad: None,
         problem: None,
     })
+}
+
+/// Checks the log from `from` (an entry whose hash the caller has matched
+/// with a signed checkpoint, or the log's start) to its end: the cheap
+/// check at start-up, when everything up to `from` was already vouched
+/// for.
+pub(crate) fn verify_tail(
+    conn: &Connection,
+    dir: &Path,
+    from: Head,
+) -> Result<Verification, StoreError> {
+    let recorded = read_head_file(dir)?;
+    let anchor = crate::retention::load_log_anchor(conn)?;
+    let head = match walk(conn, from, None)? {
+        Walk::End { head, .. } => head,
+        Walk::Bad(v) => return Ok(v),
+    };
+    finish(conn, dir, head, anchor, recorded, false)
 }
 
 /// Verifies the log of a data folder, read-only (safe while a server runs).

@@ -87,7 +87,7 @@ impl Store {
         };
         let qualifications = self.qualifications()?;
         let compliance = compliance(policy.retention.reads_days, self.oldest_read_ms()?, now_ms);
-        let report = audit_report::build(
+        let mut report = audit_report::build(
             period,
             &entries,
             &qualifications,
@@ -95,6 +95,16 @@ impl Store {
             compliance,
             now_ms,
         );
+        // A checkpoint signed now goes out with the report, so every kept
+        // report is a copy of the log's head outside the server (issue 22
+        // finding 2). While alarmed none is signed: the newest is shown.
+        let alarm = self.log_alarm();
+        report.log_checkpoint = if self.checkpoint_key.is_some() && alarm.is_none() {
+            Some(self.checkpoint(now_ms)?)
+        } else {
+            self.latest_checkpoint()?
+        };
+        report.log_alarm = alarm.map(|a| a.problem);
         let body = serde_json::to_string(&report)
             .map_err(|e| StoreError::Corrupt(format!("report: {e}")))?;
         let (id, _) = self.with_log(|tx, head| {

@@ -39,7 +39,7 @@ pub struct Api {
 
 pub async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let store = Arc::new(open_store(dir.path()));
     let now = Arc::new(AtomicI64::new(NOW));
     let c = now.clone();
     let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
@@ -106,6 +106,21 @@ pub async fn api() -> Api {
     api.admin = api.sign_in_ok("capt").await;
     api.officer = api.sign_in_ok("officer1").await;
     api
+}
+
+/// The store in `dir` as the server opens it: with a checkpoint key in
+/// the folder (so checkpoints can be signed), its log started before the
+/// test's clock.
+pub fn open_store(dir: &std::path::Path) -> Store {
+    Store::open_with(
+        dir,
+        platekeeper_store::OpenOptions {
+            checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
+            on_tamper: None,
+            now_ms: Some(NOW - 11 * DAY_MS),
+        },
+    )
+    .unwrap()
 }
 
 impl Api {

@@ -67,9 +67,56 @@ export async function auditPage(main, { signal }) {
   put(main, ...heading('Audit', 'The access log: every search, view, export and administrative change, each entry chained to the one before by SHA-256.'),
     verify, h('h2', {}, 'Period report'), reportForm, reportOut, h('h2', {}, 'Access log'), filterForm, log);
   const [v] = await Promise.all([api('GET', '/api/v1/audit/verify', undefined, { signal }), load(false)]);
-  put(verify, v.ok
-    ? h('p', { class: 'notice' }, `Hash chain intact: ${v.entries} entries, head ${v.head.slice(0, 16)}…`)
-    : h('div', { class: 'refusal', role: 'alert' }, h('h2', {}, 'The access log has been altered'), h('p', {}, `First bad entry: ${v.first_bad}. ${v.problem || ''}`)));
+  showVerify(verify, v);
+}
+
+// The chain's state, an alarm raised at start (with the form that
+// acknowledges it), and the newest signed checkpoint to keep elsewhere
+// or to check a saved one against (issue 22 finding 2).
+function showVerify(box, v) {
+  const parts = [];
+  if (v.alarm) {
+    const ack = h('form', { class: 'inline', 'aria-label': 'Acknowledge the alarm' },
+      field('What was found and done', input('note', { required: true, maxlength: '2000' })),
+      h('button', { type: 'submit' }, 'Acknowledge and sign a new checkpoint'));
+    ack.addEventListener('submit', (e) => {
+      e.preventDefault();
+      busy(ack, async () => {
+        try {
+          await api('POST', '/api/v1/audit/checkpoint', { acknowledge_alarm: values(ack).note });
+          showVerify(box, await api('GET', '/api/v1/audit/verify'));
+        } catch (err) { ack.append(problem(err, 'Not acknowledged.')); }
+      });
+    });
+    parts.push(h('div', { class: 'refusal', role: 'alert' },
+      h('h2', {}, 'The audit log failed its check when the server started'),
+      h('p', {}, `${v.alarm.problem} (since ${when(v.alarm.since)}, entry ${v.alarm.entry}). No checkpoint is signed until this is acknowledged.`),
+      ack));
+  } else if (v.ok) {
+    parts.push(h('p', { class: 'notice' }, `Hash chain intact: ${v.entries} entries, head ${v.head.slice(0, 16)}…`));
+  } else {
+    parts.push(h('div', { class: 'refusal', role: 'alert' }, h('h2', {}, 'The access log has been altered'), h('p', {}, `First bad entry: ${v.first_bad}. ${v.problem || ''}`)));
+  }
+  const out = h('div', { 'aria-live': 'polite' });
+  const file = h('input', { type: 'file', accept: 'application/json,.json', 'aria-label': 'A checkpoint saved earlier' });
+  file.addEventListener('change', async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    try {
+      const p = await api('POST', '/api/v1/audit/verify', JSON.parse(await f.text()));
+      put(out, p.ok
+        ? h('p', { class: 'notice' }, `The log extends the checkpoint of entry ${p.checkpoint.entries} signed ${when(p.checkpoint.time)} by key ${p.checkpoint.public_key.slice(0, 16)}… (compare it with the agency's copy).${p.note ? ` ${p.note}` : ''}`)
+        : h('div', { class: 'refusal', role: 'alert' }, h('h2', {}, 'The log does not extend that checkpoint'), h('p', {}, p.problem || '')));
+    } catch (err) { put(out, problem(err, 'Not checked.')); }
+  });
+  if (v.checkpoint) {
+    const c = v.checkpoint;
+    parts.push(h('p', {}, `Newest signed checkpoint: entry ${c.entries}, signed ${when(c.time)}, public key `, h('code', {}, c.public_key), '. ',
+      h('button', { type: 'button', onclick: () => download(new Blob([JSON.stringify(c, null, 2)], { type: 'application/json' }), `platekeeper-checkpoint-${c.entries}.json`) }, 'Download checkpoint'),
+      ' Keep it where the server\'s administrators cannot change it.'));
+  }
+  parts.push(h('p', {}, h('label', {}, 'Check the log against a checkpoint saved earlier: ', file)), out);
+  put(box, ...parts);
 }
 
 /** The JSON report's headline figures: counts of each section. */
