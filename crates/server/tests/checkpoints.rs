@@ -12,8 +12,8 @@ use platekeeper_core::checkpoint::OnTamper;
 use platekeeper_server::{router, AppState};
 use platekeeper_store::log::{entry_hash, LogEntry};
 use platekeeper_store::{OpenOptions, Store};
-use serde_json::{json, Value};
-use support::{api, Api, LIMIT, NOW};
+use serde_json::json;
+use support::{api, Api, LIMIT};
 
 fn db(api: &Api) -> rusqlite::Connection {
     rusqlite::Connection::open(api.store.dir().join("platekeeper.db")).unwrap()
@@ -422,5 +422,4 @@ async fn an_alarmed_start_is_shown_until_acknowledged() {
         .contains("ticket 4411"));
     // The next start is clean.
     restart(&mut api, None).unwrap();
-    let _ = NOW;
 }

@@ -114,26 +114,26 @@ fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 /// What the store holds besides its log, in words ("3 users", …); empty
 /// for a store that holds nothing yet.
 pub(crate) fn holdings(conn: &Connection, dir: &Path) -> Result<Vec<String>, StoreError> {
-    const TABLES: [(&str, &str); 11] = [
-        ("users", "users"),
-        ("cameras", "cameras"),
-        ("hotlists", "hot lists"),
-        ("holds", "legal holds"),
-        ("alerts", "alerts"),
-        ("audit_reports", "audit reports"),
-        ("agencies", "agencies"),
-        ("transfers", "transfers"),
-        ("records_requests", "records requests"),
-        ("corrections", "corrections"),
-        ("checkpoints", "signed checkpoints"),
+    const TABLES: [(&str, &str, &str); 11] = [
+        ("users", "user", "users"),
+        ("cameras", "camera", "cameras"),
+        ("hotlists", "hot list", "hot lists"),
+        ("holds", "legal hold", "legal holds"),
+        ("alerts", "alert", "alerts"),
+        ("audit_reports", "audit report", "audit reports"),
+        ("agencies", "agency", "agencies"),
+        ("transfers", "transfer", "transfers"),
+        ("records_requests", "records request", "records requests"),
+        ("corrections", "correction", "corrections"),
+        ("checkpoints", "signed checkpoint", "signed checkpoints"),
     ];
     let mut out = Vec::new();
-    for (table, words) in TABLES {
+    for (table, one, many) in TABLES {
         if table_exists(conn, table)? {
             let n: i64 =
                 conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             if n > 0 {
-                out.push(format!("{n} {words}"));
+                out.push(format!("{n} {}", if n == 1 { one } else { many }));
             }
         }
     }
@@ -141,7 +141,10 @@ pub(crate) fn holdings(conn: &Connection, dir: &Path) -> Result<Vec<String>, Sto
     if reads.is_dir() {
         let days = crate::partition::list(&reads)?.len();
         if days > 0 {
-            out.push(format!("{days} days of reads"));
+            out.push(format!(
+                "{days} day{} of reads",
+                if days == 1 { "" } else { "s" }
+            ));
         }
     }
     if meta(conn, "policy")?.is_some() {

@@ -200,7 +200,7 @@ fn a_deleted_log_is_refused_at_open_and_fails_verification() {
     assert!(!v.ok, "{v:?}");
     let problem = v.problem.unwrap();
     assert!(
-        problem.contains("log is empty") && problem.contains("1 cameras"),
+        problem.contains("log is empty but the store holds 1 camera:"),
         "{problem}"
     );
     let err = refused(dir.path(), options(dir.path()));

@@ -177,6 +177,7 @@ const POLICY_FIELDS = [
   ['Agency', [['agency_name', 'Agency name'], ['administrator_name', 'ALPR Administrator'], ['administrator_title', 'Administrator\'s title']]],
   ['Retention (days)', [['retention.reads_days', 'Reads'], ['retention.images_days', 'Images'], ['retention.hotlists_days', 'Hot-list entries'], ['retention.access_log_days', 'Access log'], ['retention.audit_documents_days', 'Audit documents'], ['retention.downloads_days', 'Downloads']]],
   ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
+  ['Audit log', [['audit.on_tamper', 'If the log fails its check at start: refuse or alarm']]],
   ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)']]],
 ];
 
