@@ -217,9 +217,9 @@ impl AccountState {
     }
 
     pub fn training_current(&self, now_ms: i64) -> bool {
-        self.training.iter().any(|t| {
-            self.training_counts(t) && t.completed_ms <= now_ms && now_ms <= t.expires_ms
-        })
+        self.training
+            .iter()
+            .any(|t| self.training_counts(t) && t.completed_ms <= now_ms && now_ms <= t.expires_ms)
     }
 
     pub fn approval_current(&self, now_ms: i64) -> bool {

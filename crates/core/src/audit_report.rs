@@ -512,9 +512,13 @@ pub fn build(
 fn policy_change_detail(details: &serde_json::Value) -> serde_json::Value {
     fn short(v: &serde_json::Value) -> serde_json::Value {
         match v {
-            serde_json::Value::String(s) if s.chars().count() > 200 => serde_json::Value::String(
-                format!("{}… ({} characters)", s.chars().take(120).collect::<String>(), s.chars().count()),
-            ),
+            serde_json::Value::String(s) if s.chars().count() > 200 => {
+                serde_json::Value::String(format!(
+                    "{}… ({} characters)",
+                    s.chars().take(120).collect::<String>(),
+                    s.chars().count()
+                ))
+            }
             other => other.clone(),
         }
     }
@@ -577,11 +581,7 @@ impl Report {
                 "Policy changes (old and new values; weakenings confirmed)",
                 &self.policy_changes,
             ),
-            (
-                "lockout",
-                "Accounts locked and unlocked",
-                &self.lockouts,
-            ),
+            ("lockout", "Accounts locked and unlocked", &self.lockouts),
         ]
     }
 
@@ -1008,7 +1008,10 @@ mod tests {
         assert_eq!(d["changes"][0]["old"], 730);
         assert_eq!(d["changes"][0]["new"], 365);
         assert_eq!(d["weakenings"][0]["field"], "retention.access_log_days");
-        assert!(d.get("policy").is_none(), "the whole policy stays in the log");
+        assert!(
+            d.get("policy").is_none(),
+            "the whole policy stays in the log"
+        );
         assert!(d["changes"][1]["new"]
             .as_str()
             .unwrap()

@@ -123,7 +123,8 @@ fn weakness(e: &zxcvbn::Entropy, chars: usize) -> (&'static str, &'static str) {
     use zxcvbn::matching::patterns::MatchPattern as P;
     let seq = e.sequence();
     // The dictionary's type is not exported by zxcvbn; its name is stable.
-    let dict = |d: &zxcvbn::matching::patterns::DictionaryPattern| format!("{:?}", d.dictionary_name);
+    let dict =
+        |d: &zxcvbn::matching::patterns::DictionaryPattern| format!("{:?}", d.dictionary_name);
     let whole = |m: &zxcvbn::Match| m.i == 0 && m.j + 1 >= chars;
     for m in seq {
         if let P::Dictionary(d) = &m.pattern {
@@ -144,7 +145,10 @@ fn weakness(e: &zxcvbn::Entropy, chars: usize) -> (&'static str, &'static str) {
                 )
             }
             P::Repeat(_) if whole(m) || seq.len() <= 2 => {
-                return ("repeated_characters", "it repeats characters or a short run")
+                return (
+                    "repeated_characters",
+                    "it repeats characters or a short run",
+                )
             }
             _ => {}
         }
@@ -152,11 +156,14 @@ fn weakness(e: &zxcvbn::Entropy, chars: usize) -> (&'static str, &'static str) {
     for m in seq {
         match &m.pattern {
             P::Spatial(_) => return ("keyboard_pattern", "it follows a row or pattern of keys"),
-            P::Sequence(_) => {
-                return ("sequence", "it is built on a sequence such as abc or 1234")
-            }
+            P::Sequence(_) => return ("sequence", "it is built on a sequence such as abc or 1234"),
             P::Date(_) => return ("dates", "it leans on a date or a year"),
-            P::Repeat(_) => return ("repeated_characters", "it repeats characters or a short run"),
+            P::Repeat(_) => {
+                return (
+                    "repeated_characters",
+                    "it repeats characters or a short run",
+                )
+            }
             _ => {}
         }
     }
@@ -167,9 +174,12 @@ fn weakness(e: &zxcvbn::Entropy, chars: usize) -> (&'static str, &'static str) {
             "common_password",
             "it is, or is close to, one of the most common passwords",
         ),
-        Some(W::RepeatsLikeAaaAreEasyToGuess | W::RepeatsLikeAbcAbcAreOnlySlightlyHarderToGuess) => {
-            ("repeated_characters", "it repeats characters or a short run")
-        }
+        Some(
+            W::RepeatsLikeAaaAreEasyToGuess | W::RepeatsLikeAbcAbcAreOnlySlightlyHarderToGuess,
+        ) => (
+            "repeated_characters",
+            "it repeats characters or a short run",
+        ),
         Some(W::SequencesLikeAbcAreEasyToGuess) => {
             ("sequence", "it is built on a sequence such as abc or 1234")
         }
@@ -183,7 +193,10 @@ fn weakness(e: &zxcvbn::Entropy, chars: usize) -> (&'static str, &'static str) {
             W::AWordByItselfIsEasyToGuess
             | W::NamesAndSurnamesByThemselvesAreEasyToGuess
             | W::CommonNamesAndSurnamesAreEasyToGuess,
-        ) => ("common_words", "it is a common word or name with little added"),
+        ) => (
+            "common_words",
+            "it is a common word or name with little added",
+        ),
         _ => (
             "too_predictable",
             "it is made of common words, names or patterns",

@@ -161,7 +161,10 @@ impl AgencyPolicy {
             return Err("accounts.lockout_attempts must be 3 to 10".into());
         }
         if a.lockout_minutes > 1_440 {
-            return Err("accounts.lockout_minutes must be 0 (until the administrator unlocks) to 1440".into());
+            return Err(
+                "accounts.lockout_minutes must be 0 (until the administrator unlocks) to 1440"
+                    .into(),
+            );
         }
         if !(1..=1_440).contains(&a.admin_lockout_minutes) {
             return Err("accounts.admin_lockout_minutes must be 1 to 1440 (an administrator's lock always lifts on its own)".into());

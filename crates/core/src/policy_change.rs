@@ -238,7 +238,13 @@ struct Problems {
     wrong: Vec<String>,
 }
 
-fn walk(t: &Map<String, Value>, v: &Map<String, Value>, prefix: &str, full: bool, p: &mut Problems) {
+fn walk(
+    t: &Map<String, Value>,
+    v: &Map<String, Value>,
+    prefix: &str,
+    full: bool,
+    p: &mut Problems,
+) {
     let path = |k: &str| format!("{prefix}{k}");
     for (k, tv) in t {
         match v.get(k) {
@@ -330,8 +336,16 @@ fn leaves(v: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
 /// field order.
 pub fn changes(old: &AgencyPolicy, new: &AgencyPolicy) -> Vec<Change> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    leaves(&serde_json::to_value(old).unwrap_or(Value::Null), "", &mut a);
-    leaves(&serde_json::to_value(new).unwrap_or(Value::Null), "", &mut b);
+    leaves(
+        &serde_json::to_value(old).unwrap_or(Value::Null),
+        "",
+        &mut a,
+    );
+    leaves(
+        &serde_json::to_value(new).unwrap_or(Value::Null),
+        "",
+        &mut b,
+    );
     let old_of = |f: &str| a.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
     b.iter()
         .filter_map(|(field, nv)| {
@@ -430,8 +444,14 @@ mod tests {
         assert!(m.contains(&"administrator_name".to_string()), "{m:?}");
         // A section with one field left out names that field.
         let mut v = full();
-        v["retention"].as_object_mut().unwrap().remove("access_log_days");
-        v["accounts"].as_object_mut().unwrap().remove("session_hours");
+        v["retention"]
+            .as_object_mut()
+            .unwrap()
+            .remove("access_log_days");
+        v["accounts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("session_hours");
         assert_eq!(
             check_fields(&v),
             Err(FieldError::Missing(vec![
@@ -464,7 +484,10 @@ mod tests {
         );
         assert_eq!(check_fields(&json!([])), Err(FieldError::NotAnObject));
         // A patch may leave fields out, never name unknown ones.
-        assert_eq!(check_patch(&json!({"retention": {"reads_days": 90}})), Ok(()));
+        assert_eq!(
+            check_patch(&json!({"retention": {"reads_days": 90}})),
+            Ok(())
+        );
         assert!(check_patch(&json!({"retention": {"reads": 90}})).is_err());
         assert!(check_patch(&json!({"retention": null})).is_err());
     }
@@ -493,7 +516,10 @@ mod tests {
         };
         old.retention.access_log_days = 1095;
         let new = AgencyPolicy::default();
-        let w: Vec<String> = weakenings(&old, &new).into_iter().map(|w| w.field).collect();
+        let w: Vec<String> = weakenings(&old, &new)
+            .into_iter()
+            .map(|w| w.field)
+            .collect();
         assert_eq!(
             w,
             [
@@ -563,11 +589,7 @@ mod tests {
             &json!(["a", "b"]),
             &json!(["a"])
         ));
-        assert!(is_weaker(
-            Weaker::GrownOrCleared,
-            &json!(["a"]),
-            &json!([])
-        ));
+        assert!(is_weaker(Weaker::GrownOrCleared, &json!(["a"]), &json!([])));
     }
 
     #[test]
@@ -583,7 +605,10 @@ mod tests {
         assert!(describe(&one).contains("accounts.session_hours from 12 to 20"));
         assert!(unconfirmed(
             &w,
-            &["retention.reads_days".into(), "accounts.session_hours".into()]
+            &[
+                "retention.reads_days".into(),
+                "accounts.session_hours".into()
+            ]
         )
         .is_empty());
     }

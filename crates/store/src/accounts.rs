@@ -1071,7 +1071,9 @@ mod tests {
         let acc = store.account("jdoe").unwrap().unwrap();
         assert_eq!(acc.requalify_after_ms, Some(T + 1));
         assert!(!acc.state().approval_current(T + 10));
-        store.change_role("jdoe", Role::Officer, &a, T + 3_600_000).unwrap();
+        store
+            .change_role("jdoe", Role::Officer, &a, T + 3_600_000)
+            .unwrap();
         assert_eq!(
             store.account("jdoe").unwrap().unwrap().requalify_after_ms,
             Some(T + 3_600_000)
@@ -1105,7 +1107,9 @@ mod tests {
         let (_dir, store) = store_with(Role::Administrator);
         let a = Actor::system("t");
         for i in 0..5 {
-            store.count_failure("jdoe", "wrong password", 5, &a, T + i).unwrap();
+            store
+                .count_failure("jdoe", "wrong password", 5, &a, T + i)
+                .unwrap();
         }
         let acc = store.account("jdoe").unwrap().unwrap();
         let until = T + 4 + 15 * 60_000;
@@ -1114,9 +1118,15 @@ mod tests {
         assert!(store.lift_expired_locks(until - 1).unwrap().is_empty());
         assert_eq!(store.lift_expired_locks(until).unwrap(), ["jdoe"]);
         let acc = store.account("jdoe").unwrap().unwrap();
-        assert_eq!((acc.locked, acc.locked_until_ms, acc.failed_logins), (false, None, 0));
+        assert_eq!(
+            (acc.locked, acc.locked_until_ms, acc.failed_logins),
+            (false, None, 0)
+        );
         let e = &store.log_entries(None, None, 1).unwrap()[0];
-        assert_eq!((e.kind.as_str(), e.username.as_str()), ("account_unlocked", "system:lockout-expiry"));
+        assert_eq!(
+            (e.kind.as_str(), e.username.as_str()),
+            ("account_unlocked", "system:lockout-expiry")
+        );
         assert!(!store.lift_expired_lock("jdoe", until + 1).unwrap(), "once");
         assert!(store.verify_log().unwrap().ok);
     }
@@ -1126,7 +1136,9 @@ mod tests {
         let (_dir, store) = store_with(Role::Officer);
         let a = Actor::system("t");
         for i in 0..5 {
-            store.count_failure("jdoe", "wrong password", 5, &a, T + i).unwrap();
+            store
+                .count_failure("jdoe", "wrong password", 5, &a, T + i)
+                .unwrap();
         }
         let acc = store.account("jdoe").unwrap().unwrap();
         assert_eq!((acc.locked, acc.locked_until_ms), (true, None));

@@ -372,7 +372,10 @@ mod tests {
         std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(
             store.process_admin_requests(0),
-            Err(StoreError::Refused { code: "unsafe_request_folder", .. })
+            Err(StoreError::Refused {
+                code: "unsafe_request_folder",
+                ..
+            })
         ));
     }
 }

@@ -58,7 +58,14 @@ pub enum PolicyOutcome {
 
 impl Store {
     pub fn policy(&self) -> AgencyPolicy {
-        self.policy.read().map(|p| p.clone()).unwrap_or_default()
+        // Never the defaults in place of the agency's settings: a lock
+        // poisoned by a panic elsewhere still holds the last policy set
+        // (the defaults would, for one, shorten retention at the next
+        // purge; issue 22 finding 5's class of flaw).
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Replaces the policy, as the installation's own commands do (every
