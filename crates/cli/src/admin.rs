@@ -1,8 +1,10 @@
-//! `platekeeper admin create` and `platekeeper audit verify`.
+//! `platekeeper admin create`, `platekeeper admin unlock` and
+//! `platekeeper audit verify`.
 
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use platekeeper_store::admin_requests::{self, AdminAction, AdminRequest};
 use platekeeper_store::{Actor, NewUser, Store};
 use serde_json::json;
 
@@ -40,6 +42,71 @@ pub fn create(data: &Path, username: &str, name: &str, title: &str) -> anyhow::R
         json!({"username": username, "one_time_password": otp, "totp_secret": secret})
     );
     Ok(())
+}
+
+/// How long `admin unlock` waits for a running server to answer.
+const SERVER_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The OS user running the command, as the log names it.
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Lifts an account's lock (issue 22 finding 7), also an administrator's
+/// while the server runs: with no server on the folder, under its lock
+/// and directly; beside a running server, by a request the server applies
+/// (it alone appends to the audit log; see
+/// `platekeeper_store::admin_requests`). Logged as `account_unlocked` by
+/// `cli:<OS user>`.
+pub fn unlock(data: &Path, username: &str) -> anyhow::Result<()> {
+    if !data.join("platekeeper.db").is_file() {
+        bail!("{} holds no Platekeeper data", data.display());
+    }
+    let req = AdminRequest {
+        action: AdminAction::Unlock {
+            username: username.trim().to_string(),
+        },
+        os_user: os_user(),
+        requested_at_ms: now_ms(),
+    };
+    let outcome = match lock_data_dir(data) {
+        Ok(_lock) => {
+            let store = Store::open(data)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            store.apply_admin_request(&req, None, now_ms())
+        }
+        Err(_) => {
+            let id = admin_requests::submit(data, &req)
+                .with_context(|| format!("leaving the request in {}", data.display()))?;
+            let deadline = std::time::Instant::now() + SERVER_ANSWER_WAIT;
+            loop {
+                if let Some(o) = admin_requests::take_outcome(data, &id)? {
+                    break o;
+                }
+                if std::time::Instant::now() >= deadline {
+                    if admin_requests::withdraw(data, &id)? {
+                        bail!(
+                            "the server on {} did not take the request within {} s; it was withdrawn and nothing changed",
+                            data.display(),
+                            SERVER_ANSWER_WAIT.as_secs()
+                        );
+                    }
+                    bail!(
+                        "the server took the request but has not answered yet; look for account_unlocked in the audit log"
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    };
+    if outcome.ok {
+        println!("{}", outcome.message);
+        Ok(())
+    } else {
+        bail!("{} ({})", outcome.message, outcome.code.unwrap_or_default())
+    }
 }
 
 /// Verifies the audit log's chain and head, and with `checkpoint` that

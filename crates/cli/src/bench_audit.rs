@@ -74,6 +74,7 @@ pub fn run(json_only: bool, seed: u64, entries: u64) -> anyhow::Result<()> {
                 course: "ALPR".into(),
                 completed_ms: t,
                 expires_ms: expires,
+                recorded_ms: t,
             },
             &admin,
             t,

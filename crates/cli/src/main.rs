@@ -149,6 +149,15 @@ enum AdminWhat {
         #[arg(long)]
         title: String,
     },
+    /// Unlock an account locked by failed sign-ins, an administrator's
+    /// too. Works while the server runs (the server applies the request
+    /// within a second); logged as account_unlocked by cli:<OS user>.
+    Unlock {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -264,6 +273,9 @@ fn main() -> anyhow::Result<()> {
                     title,
                 },
         } => admin::create(&data, &username, &name, &title),
+        Command::Admin {
+            what: AdminWhat::Unlock { data, username },
+        } => admin::unlock(&data, &username),
         Command::Audit {
             what: AuditWhat::Verify { data, checkpoint },
         } => admin::verify(&data, checkpoint.as_deref()),

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use platekeeper_store::{Actor, Store};
+use platekeeper_store::{Actor, Confirm, PolicyOutcome, Store};
 
 use crate::import::lock_data_dir;
 use crate::now_ms;
@@ -63,6 +63,10 @@ pub struct RetentionArgs {
     pub audit_documents_days: Option<i64>,
     #[arg(long)]
     pub downloads_days: Option<i64>,
+    /// Make a change that weakens a rule (a retention shortened, or reads
+    /// and images kept longer): refused without it, naming each.
+    #[arg(long)]
+    pub confirm_weakening: bool,
 }
 
 /// Shows the retention periods, changing those given (logged).
@@ -87,13 +91,26 @@ pub fn retention(args: &RetentionArgs) -> anyhow::Result<()> {
         }
     }
     if changed {
-        store
-            .set_policy(
+        let confirm = if args.confirm_weakening {
+            Confirm::All
+        } else {
+            Confirm::Fields(&[])
+        };
+        let outcome = store
+            .change_policy(
                 policy.clone(),
+                confirm,
                 &Actor::system("retention-command"),
                 now_ms(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let PolicyOutcome::NeedsConfirmation(w) = outcome {
+            let all: Vec<_> = w.iter().collect();
+            anyhow::bail!(
+                "not changed: {}. Run again with --confirm-weakening to make this change (issue 22 finding 5)",
+                platekeeper_core::policy_change::describe(&all)
+            );
+        }
         println!("retention updated (logged as a policy change)");
     }
     println!("{}", serde_json::to_string_pretty(&policy.retention)?);

@@ -19,6 +19,14 @@ pub struct AccountPolicy {
     pub session_hours: u32,
     /// Failed sign-ins in a row that lock the account.
     pub lockout_attempts: u32,
+    /// How long a lock lasts for people who are not administrators; `0`:
+    /// until the ALPR Administrator unlocks it (SPEC R4.6, the default).
+    pub lockout_minutes: u32,
+    /// How long an administrator's lock lasts (1 to 1440). An
+    /// administrator's lock always lifts on its own: otherwise anyone
+    /// could lock out every administrator with a few bad sign-ins, and
+    /// nobody would be left to unlock them (issue 22 finding 7).
+    pub admin_lockout_minutes: u32,
     /// Unused this long, an account is suspended (policy: 12 months).
     pub inactivity_days: u32,
     /// An approval lapses this long after it was given unless renewed.
@@ -34,11 +42,26 @@ impl Default for AccountPolicy {
         AccountPolicy {
             session_hours: 12,
             lockout_attempts: 5,
+            lockout_minutes: 0,
+            admin_lockout_minutes: 15,
             inactivity_days: 365,
             approval_days: 365,
             min_password_len: 12,
             training_days: 365,
         }
+    }
+}
+
+impl AccountPolicy {
+    /// How long a new lock of an account with `role` lasts, in ms; `None`:
+    /// until an administrator (or `platekeeper admin unlock`) lifts it.
+    pub fn lock_duration_ms(&self, role: Role) -> Option<i64> {
+        let minutes = if role == Role::Administrator {
+            self.admin_lockout_minutes.max(1)
+        } else {
+            self.lockout_minutes
+        };
+        (minutes > 0).then_some(minutes as i64 * 60_000)
     }
 }
 
@@ -50,6 +73,9 @@ pub struct Training {
     pub completed_ms: i64,
     /// Epoch ms of the end of the last valid day.
     pub expires_ms: i64,
+    /// When the record was made (an instant, not a day): what a
+    /// requalification compares against (issue 22 finding 6).
+    pub recorded_ms: i64,
 }
 
 /// An administrator's approval of an account, valid until it lapses.
@@ -67,6 +93,9 @@ pub struct AccountState {
     pub deleted: bool,
     pub suspended: bool,
     pub locked: bool,
+    /// When a time-limited lock lifts; `None` with `locked`: only an
+    /// administrator lifts it.
+    pub locked_until_ms: Option<i64>,
     pub created_ms: i64,
     /// Last sign-in or request.
     pub last_active_ms: Option<i64>,
@@ -74,8 +103,11 @@ pub struct AccountState {
     pub totp_enrolled: bool,
     pub training: Vec<Training>,
     pub approvals: Vec<Approval>,
-    /// Training and approval given before this time do not count: set
-    /// when the role changes or a suspended account is reactivated.
+    /// Training recorded and approval given before this instant do not
+    /// count: set when the role changes or a suspended account is
+    /// reactivated. An instant, never a day: training or approval given
+    /// earlier on the same day must not survive the change (issue 22
+    /// finding 6).
     pub requalify_after_ms: Option<i64>,
 }
 
@@ -88,7 +120,7 @@ pub enum Denial {
     Suspended,
     #[error("this account has not been used for 12 months and is now suspended")]
     Inactive,
-    #[error("this account is locked after repeated failed sign-ins; the ALPR Administrator can unlock it")]
+    #[error("this account is locked after repeated failed sign-ins; the ALPR Administrator can unlock it (or `platekeeper admin unlock` on the server)")]
     Locked,
     #[error(
         "finish enrolment first: change the one-time password and enrol two-factor authentication"
@@ -143,10 +175,16 @@ impl AccountState {
         if self.is_inactive(policy, now_ms) {
             return Err(Denial::Inactive);
         }
-        if self.locked {
+        if self.is_locked(now_ms) {
             return Err(Denial::Locked);
         }
         Ok(())
+    }
+
+    /// Whether a lock holds at `now_ms`: a time-limited lock stops at its
+    /// end even before the store records it lifted.
+    pub fn is_locked(&self, now_ms: i64) -> bool {
+        self.locked && self.locked_until_ms.is_none_or(|until| now_ms < until)
     }
 
     /// What the person still has to do before using the system.
@@ -161,20 +199,33 @@ impl AccountState {
         next
     }
 
-    fn counts(&self, t: i64) -> bool {
-        self.requalify_after_ms.is_none_or(|after| t >= after)
+    /// Whether training counts after a requalification: recorded at or
+    /// after its instant, for a course completed no earlier than its day
+    /// (the completion is a date; the record is the instant that tells
+    /// whether it came after the change).
+    fn training_counts(&self, t: &Training) -> bool {
+        self.requalify_after_ms.is_none_or(|after| {
+            t.recorded_ms >= after && t.completed_ms >= after - after.rem_euclid(DAY_MS)
+        })
+    }
+
+    /// Whether an approval counts after a requalification: given at or
+    /// after its instant.
+    fn approval_counts(&self, a: &Approval) -> bool {
+        self.requalify_after_ms
+            .is_none_or(|after| a.approved_ms >= after)
     }
 
     pub fn training_current(&self, now_ms: i64) -> bool {
-        self.training.iter().any(|t| {
-            self.counts(t.completed_ms) && t.completed_ms <= now_ms && now_ms <= t.expires_ms
-        })
+        self.training
+            .iter()
+            .any(|t| self.training_counts(t) && t.completed_ms <= now_ms && now_ms <= t.expires_ms)
     }
 
     pub fn approval_current(&self, now_ms: i64) -> bool {
         self.approvals
             .iter()
-            .any(|a| self.counts(a.approved_ms) && a.approved_ms <= now_ms && now_ms < a.expires_ms)
+            .any(|a| self.approval_counts(a) && a.approved_ms <= now_ms && now_ms < a.expires_ms)
     }
 
     /// Rules for reaching plate data: usable, enrolled, a role that may,
@@ -252,7 +303,7 @@ impl AccountState {
     pub fn approval_end(&self) -> Option<i64> {
         self.approvals
             .iter()
-            .filter(|a| self.counts(a.approved_ms))
+            .filter(|a| self.approval_counts(a))
             .map(|a| a.expires_ms)
             .max()
     }
@@ -261,7 +312,7 @@ impl AccountState {
     pub fn training_end(&self) -> Option<i64> {
         self.training
             .iter()
-            .filter(|t| self.counts(t.completed_ms))
+            .filter(|t| self.training_counts(t))
             .map(|t| t.expires_ms)
             .max()
     }
@@ -329,30 +380,8 @@ impl AccountState {
     }
 }
 
-/// Checks a new password against the policy.
-pub fn check_new_password(
-    policy: &AccountPolicy,
-    username: &str,
-    current: &str,
-    new: &str,
-) -> Result<(), String> {
-    if new.chars().count() < policy.min_password_len {
-        return Err(format!(
-            "the new password needs at least {} characters",
-            policy.min_password_len
-        ));
-    }
-    if new.chars().count() > 256 {
-        return Err("the new password is longer than 256 characters".into());
-    }
-    if new == current {
-        return Err("the new password must differ from the current one".into());
-    }
-    if new.to_lowercase().contains(&username.to_lowercase()) {
-        return Err("the new password must not contain the username".into());
-    }
-    Ok(())
-}
+/// The password rules live in [`crate::password`].
+pub use crate::password::{check_new_password, PasswordOwner};
 
 /// Usernames: 3–32 of a–z, 0–9, `.`, `_`, `-`, starting with a letter.
 pub fn check_username(u: &str) -> Result<(), String> {
@@ -381,6 +410,7 @@ mod tests {
             deleted: false,
             suspended: false,
             locked: false,
+            locked_until_ms: None,
             created_ms: NOW - 100 * DAY_MS,
             last_active_ms: Some(NOW - DAY_MS),
             must_change_password: false,
@@ -389,6 +419,7 @@ mod tests {
                 course: "ALPR 101".into(),
                 completed_ms: NOW - 30 * DAY_MS,
                 expires_ms: NOW + 300 * DAY_MS,
+                recorded_ms: NOW - 30 * DAY_MS,
             }],
             approvals: vec![Approval {
                 approved_by: "capt".into(),
@@ -444,6 +475,7 @@ mod tests {
             course: "ALPR refresher".into(),
             completed_ms: NOW,
             expires_ms: NOW + 365 * DAY_MS,
+            recorded_ms: NOW,
         });
         assert_eq!(check(&s, NOW), Err(Denial::ApprovalLapsed));
         s.approvals.push(Approval {
@@ -452,6 +484,64 @@ mod tests {
             expires_ms: NOW + 365 * DAY_MS,
         });
         assert_eq!(check(&s, NOW), Ok(()));
+    }
+
+    #[test]
+    fn requalification_compares_instants_not_days() {
+        // Issue 22 finding 6: training and approval given earlier on the
+        // day of a role change used to survive it.
+        let day = NOW - NOW.rem_euclid(DAY_MS);
+        let morning = day + 8 * 3_600_000;
+        let change = day + 14 * 3_600_000;
+        let mut s = officer();
+        s.training = vec![Training {
+            course: "ALPR 101".into(),
+            completed_ms: day,
+            expires_ms: day + 365 * DAY_MS,
+            recorded_ms: morning,
+        }];
+        s.approvals = vec![Approval {
+            approved_by: "capt".into(),
+            approved_ms: morning,
+            expires_ms: morning + 365 * DAY_MS,
+        }];
+        assert_eq!(check(&s, change - 1), Ok(()));
+        s.requalify_after_ms = Some(change);
+        assert_eq!(check(&s, change + 1), Err(Denial::TrainingRequired));
+        // The same course recorded again after the change counts (its
+        // completion date is the day of the change)…
+        s.training.push(Training {
+            recorded_ms: change + 60_000,
+            ..s.training[0].clone()
+        });
+        assert_eq!(check(&s, change + 120_000), Err(Denial::ApprovalLapsed));
+        // …but not one completed on an earlier day, whenever recorded.
+        let mut stale = s.clone();
+        stale.training[1].completed_ms = day - DAY_MS;
+        assert_eq!(
+            check(&stale, change + 120_000),
+            Err(Denial::TrainingRequired)
+        );
+        s.approvals.push(Approval {
+            approved_by: "capt".into(),
+            approved_ms: change + 90_000,
+            expires_ms: change + 365 * DAY_MS,
+        });
+        assert_eq!(check(&s, change + 120_000), Ok(()));
+    }
+
+    #[test]
+    fn a_time_limited_lock_ends_by_itself() {
+        let mut s = officer();
+        s.locked = true;
+        s.locked_until_ms = Some(NOW + 60_000);
+        assert_eq!(check(&s, NOW), Err(Denial::Locked));
+        assert_eq!(check(&s, NOW + 60_000), Ok(()));
+        s.locked_until_ms = None;
+        assert_eq!(check(&s, NOW + 10 * DAY_MS), Err(Denial::Locked));
+        let p = AccountPolicy::default();
+        assert_eq!(p.lock_duration_ms(Role::Officer), None);
+        assert_eq!(p.lock_duration_ms(Role::Administrator), Some(15 * 60_000));
     }
 
     #[test]
@@ -475,12 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_and_usernames() {
-        let p = AccountPolicy::default();
-        assert!(check_new_password(&p, "jdoe", "old", "short").is_err());
-        assert!(check_new_password(&p, "jdoe", "old", "my-jdoe-password!").is_err());
-        assert!(check_new_password(&p, "jdoe", "same-password-1", "same-password-1").is_err());
-        assert!(check_new_password(&p, "jdoe", "old", "correct horse battery").is_ok());
+    fn usernames() {
         assert!(check_username("jdoe").is_ok());
         assert!(check_username("j").is_err());
         assert!(check_username("JDoe").is_err());

@@ -12,7 +12,8 @@
 //! * accesses outside working hours (agency-local time);
 //! * unusual volume: a day with more than `unusual_volume_factor` times
 //!   the user's own median daily accesses;
-//! * hot-list changes, shares, purges and purge compliance, corrections.
+//! * hot-list changes, shares, purges and purge compliance, corrections;
+//! * policy changes with old and new values, and account locks.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -334,6 +335,12 @@ pub struct Report {
     pub purges: Section,
     pub purge_compliance: Compliance,
     pub corrections: Section,
+    /// Changes of the agency's policy, each with its fields' old and new
+    /// values and the weakenings among them (issue 22 finding 5).
+    pub policy_changes: Section,
+    /// Accounts locked by failed sign-ins, and unlocked (by an
+    /// administrator, the command line, or a lock's time running out).
+    pub lockouts: Section,
     pub notes: Vec<String>,
     /// The log's head, signed when the report was made: keeping the
     /// report keeps a copy of it, with which `platekeeper audit verify
@@ -374,6 +381,8 @@ pub fn build(
     let mut shares = Section::new();
     let mut purges = Section::new();
     let mut corrections = Section::new();
+    let mut policy_changes = Section::new();
+    let mut lockouts = Section::new();
     let mut accesses = 0;
     let none = Qualification::default();
     for e in entries {
@@ -416,6 +425,10 @@ pub fn build(
             purges.push(e, e.details.clone());
         } else if e.kind == "read_corrected" {
             corrections.push(e, e.details.clone());
+        } else if e.kind == "policy_changed" {
+            policy_changes.push(e, policy_change_detail(&e.details));
+        } else if e.kind == "account_locked" || e.kind == "account_unlocked" {
+            lockouts.push(e, e.details.clone());
         }
     }
     let day_label = |d: i64| {
@@ -498,14 +511,64 @@ pub fn build(
         purges,
         purge_compliance: compliance,
         corrections,
+        policy_changes,
+        lockouts,
         notes,
         log_checkpoint: None,
         log_alarm: None,
     }
 }
 
+/// A policy change as the report lists it: the changed fields with old
+/// and new values, and the weakenings, without the whole policy the log
+/// entry also keeps. A long text (the posted policy) is cut short.
+fn policy_change_detail(details: &serde_json::Value) -> serde_json::Value {
+    fn short(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) if s.chars().count() > 200 => {
+                serde_json::Value::String(format!(
+                    "{}… ({} characters)",
+                    s.chars().take(120).collect::<String>(),
+                    s.chars().count()
+                ))
+            }
+            other => other.clone(),
+        }
+    }
+    let list = |key: &str| -> Vec<serde_json::Value> {
+        details[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        for k in ["old", "new"] {
+                            if let Some(v) = c.get(k).map(short) {
+                                c[k] = v;
+                            }
+                        }
+                        c
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if details.get("changes").is_none() {
+        // Logged before changes were itemised: only the whole new policy.
+        return serde_json::json!({"note": "logged with the whole new policy only; see the log entry"});
+    }
+    let mut out = serde_json::json!({
+        "changes": list("changes"),
+        "weakenings": list("weakenings"),
+    });
+    if let Some(c) = details.get("weakenings_confirmed") {
+        out["weakenings_confirmed"] = c.clone();
+    }
+    out
+}
+
 impl Report {
-    fn sections(&self) -> [(&'static str, &'static str, &Section); 7] {
+    fn sections(&self) -> [(&'static str, &'static str, &Section); 9] {
         [
             (
                 "purposes_short",
@@ -526,6 +589,12 @@ impl Report {
             ("share", "Shares with other agencies", &self.shares),
             ("purge", "Purges", &self.purges),
             ("correction", "Corrections of misreads", &self.corrections),
+            (
+                "policy_change",
+                "Policy changes (old and new values; weakenings confirmed)",
+                &self.policy_changes,
+            ),
+            ("lockout", "Accounts locked and unlocked", &self.lockouts),
         ]
     }
 
@@ -956,6 +1025,54 @@ mod tests {
         assert!(csv.contains("unqualified_access,"));
         let html = r.to_html("<Agency>");
         assert!(html.contains("&lt;Agency&gt;") && !html.contains("<Agency>"));
+    }
+
+    #[test]
+    fn policy_changes_are_listed_with_old_and_new_values() {
+        // Issue 22 finding 5: a weakening appears in the audit report.
+        let policy = AuditPolicy::default();
+        let day = 20_000 * DAY_MS;
+        let mut change = entry(1, day + H, "admin", "policy_changed", "capt");
+        change.details = serde_json::json!({
+            "changes": [
+                {"field": "retention.access_log_days", "old": 730, "new": 365},
+                {"field": "public_policy_markdown", "old": "", "new": "x".repeat(5000)},
+            ],
+            "weakenings": [{"field": "retention.access_log_days", "old": 730, "new": 365, "why": "…"}],
+            "weakenings_confirmed": "named by the administrator",
+            "policy": {"whole": "policy"},
+        });
+        let mut locked = entry(2, day + 2 * H, "auth", "account_locked", "capt");
+        locked.details = serde_json::json!({"locked_until_ms": day + 3 * H});
+        let period = Period {
+            label: "t".into(),
+            from_ms: day,
+            to_ms: day + DAY_MS,
+        };
+        let r = build(
+            period,
+            &[change, locked],
+            &HashMap::new(),
+            &policy,
+            compliance(60, None, day),
+            day,
+        );
+        assert_eq!(r.policy_changes.count, 1);
+        let d = &r.policy_changes.items[0].detail;
+        assert_eq!(d["changes"][0]["old"], 730);
+        assert_eq!(d["changes"][0]["new"], 365);
+        assert_eq!(d["weakenings"][0]["field"], "retention.access_log_days");
+        assert!(
+            d.get("policy").is_none(),
+            "the whole policy stays in the log"
+        );
+        assert!(d["changes"][1]["new"]
+            .as_str()
+            .unwrap()
+            .ends_with("(5000 characters)"));
+        assert_eq!(r.lockouts.count, 1);
+        assert!(r.to_csv().contains("policy_change,1,"));
+        assert!(r.to_html("PD").contains("Policy changes"));
     }
 
     #[test]

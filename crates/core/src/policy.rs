@@ -160,6 +160,15 @@ impl AgencyPolicy {
         if !(3..=10).contains(&a.lockout_attempts) {
             return Err("accounts.lockout_attempts must be 3 to 10".into());
         }
+        if a.lockout_minutes > 1_440 {
+            return Err(
+                "accounts.lockout_minutes must be 0 (until the administrator unlocks) to 1440"
+                    .into(),
+            );
+        }
+        if !(1..=1_440).contains(&a.admin_lockout_minutes) {
+            return Err("accounts.admin_lockout_minutes must be 1 to 1440 (an administrator's lock always lifts on its own)".into());
+        }
         if !(30..=365).contains(&a.inactivity_days) {
             return Err("accounts.inactivity_days must be 30 to 365 (policy: suspend after 12 months unused)".into());
         }

@@ -3,15 +3,21 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use platekeeper_core::policy::AgencyPolicy;
+use platekeeper_core::policy_change::{self, FieldError};
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::Right;
-use platekeeper_store::{LogFilter, Verification};
+use platekeeper_store::{Confirm, LogFilter, PolicyOutcome, StoreError, Verification};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::accountability::Person;
+use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -21,7 +27,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/audit/verify",
             get(verify).post(crate::checkpoints::prove),
         )
-        .route("/api/v1/policy", get(get_policy).put(put_policy))
+        .route(
+            "/api/v1/policy",
+            get(get_policy).put(put_policy).patch(patch_policy),
+        )
         .route("/api/v1/audit/report", get(report))
         .route("/api/v1/audit/reports", get(stored_reports))
 }
@@ -281,18 +290,143 @@ pub async fn get_policy(
     Json(state.store.policy())
 }
 
-/// Replace the policy settings (administrator); logged in full.
-#[utoipa::path(put, path = "/api/v1/policy", request_body = Object, responses((status = 200, body = Object), (status = 422, body = crate::error::ErrorBody)), tag = "policy")]
-pub async fn put_policy(
-    State(state): State<AppState>,
-    who: Person,
-    crate::json::ApiJson(policy): crate::json::ApiJson<platekeeper_core::policy::AgencyPolicy>,
-) -> Result<Json<platekeeper_core::policy::AgencyPolicy>, ApiError> {
+/// How a policy body is refused: 422 `invalid_policy`, with `detail`
+/// `missing_fields`, `unknown_fields` or `wrong_type` and a message naming
+/// each field.
+fn field_error(e: FieldError) -> ApiError {
+    let detail = match &e {
+        FieldError::NotAnObject | FieldError::WrongType(_) => "wrong_type",
+        FieldError::Missing(_) => "missing_fields",
+        FieldError::Unknown(_) => "unknown_fields",
+    };
+    let mut err = ApiError::unprocessable("invalid_policy", e.to_string());
+    err.detail = Some(detail);
+    err
+}
+
+/// Takes `confirm_weakening` (the names of the weakened fields the
+/// administrator confirms) out of a policy body.
+fn confirmations(body: &mut Value) -> Result<Vec<String>, ApiError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| field_error(FieldError::NotAnObject))?;
+    let bad = || {
+        ApiError::unprocessable(
+            "invalid_policy",
+            "confirm_weakening must be a list of the weakened fields' names, e.g. [\"retention.reads_days\"]",
+        )
+    };
+    match obj.remove("confirm_weakening") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) if a.len() <= 100 => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if s.len() <= 100 => Ok(s),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmationRequiredBody {
+    pub error: ConfirmationRequired,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmationRequired {
+    /// `confirmation_required`
+    pub code: String,
+    pub message: String,
+    /// Every weakening in the change: `{field, old, new, why}`. Send the
+    /// change again with `"confirm_weakening": [field, …]` naming them.
+    #[schema(value_type = Vec<Object>)]
+    pub weakenings: Vec<platekeeper_core::policy_change::Weakening>,
+}
+
+/// Applies a new policy; 409 `confirmation_required` lists weakenings
+/// not confirmed.
+async fn apply_policy(
+    state: &AppState,
+    who: &Person,
+    change: impl FnOnce(&AgencyPolicy) -> Result<AgencyPolicy, StoreError> + Send + 'static,
+    confirmed: Vec<String>,
+) -> Result<Response, ApiError> {
     who.require(Right::ManagePolicy)?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = who.actor();
-    let p = policy.clone();
-    blocking(move || Ok(store.set_policy(p, &actor, now)?)).await?;
-    Ok(Json(policy))
+    let outcome = blocking(move || {
+        Ok(store.update_policy(change, Confirm::Fields(&confirmed), &actor, now)?)
+    })
+    .await?;
+    match outcome {
+        PolicyOutcome::Applied(c) => Ok(Json(c.policy).into_response()),
+        PolicyOutcome::NeedsConfirmation(weakenings) => {
+            let missing: Vec<&str> = weakenings.iter().map(|w| w.field.as_str()).collect();
+            let all: Vec<&_> = weakenings.iter().collect();
+            let body = ConfirmationRequiredBody {
+                error: ConfirmationRequired {
+                    code: "confirmation_required".into(),
+                    message: format!(
+                        "this change weakens the agency's rules and was not made: {}. To make it, send it again with \"confirm_weakening\": {}",
+                        policy_change::describe(&all),
+                        serde_json::to_string(&missing).unwrap_or_default()
+                    ),
+                    weakenings,
+                },
+            };
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+    }
+}
+
+/// Replace the policy settings (administrator). The body is the whole
+/// policy as `GET` gives it: a missing field is refused by name (it used
+/// to fall back to its default, so `{}` reset every setting), as is an
+/// unknown one. A change that weakens a rule (a retention shortened, more
+/// sign-in attempts, longer sessions, …: see `WEAKENING_RULES`) is made
+/// only if `confirm_weakening` names each weakened field; otherwise 409
+/// `confirmation_required` lists them. Logged with each changed field's
+/// old and new value.
+#[utoipa::path(put, path = "/api/v1/policy", request_body = Object,
+    responses((status = 200, body = Object), (status = 409, description = "confirmation_required", body = ConfirmationRequiredBody),
+              (status = 422, description = "invalid_policy", body = crate::error::ErrorBody)), tag = "policy")]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let confirmed = confirmations(&mut body)?;
+    policy_change::check_fields(&body).map_err(field_error)?;
+    let policy: AgencyPolicy = serde_json::from_value(body)
+        .map_err(|e| StoreError::InvalidPolicy(format!("the policy: {e}")))?;
+    apply_policy(&state, &who, move |_| Ok(policy), confirmed).await
+}
+
+/// Change some policy settings (administrator): an RFC 7396 merge patch
+/// of the policy (`{"retention": {"reads_days": 90}}`); what it does not
+/// name stays as it is. Unknown fields are refused by name; weakenings
+/// need `confirm_weakening` as for `PUT`.
+#[utoipa::path(patch, path = "/api/v1/policy", request_body = Object,
+    responses((status = 200, body = Object), (status = 409, description = "confirmation_required", body = ConfirmationRequiredBody),
+              (status = 422, description = "invalid_policy", body = crate::error::ErrorBody)), tag = "policy")]
+pub async fn patch_policy(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(mut patch): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let confirmed = confirmations(&mut patch)?;
+    policy_change::check_patch(&patch).map_err(field_error)?;
+    // Merged into the policy in force when the change is made.
+    let change = move |current: &AgencyPolicy| {
+        let mut v =
+            serde_json::to_value(current).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        policy_change::merge_patch(&mut v, &patch);
+        serde_json::from_value(v).map_err(|e| StoreError::InvalidPolicy(format!("the policy: {e}")))
+    };
+    apply_policy(&state, &who, change, confirmed).await
 }

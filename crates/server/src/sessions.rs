@@ -1,11 +1,12 @@
 //! Signing in and out, and a person's own account: the first-login
 //! enrolment flow (SPEC R4.1, R4.2, R4.6; API.md "Sessions").
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use platekeeper_core::account::{check_new_password, Denial};
+use platekeeper_core::account::{check_new_password, Denial, PasswordOwner};
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::Role;
 use platekeeper_store::credentials::otpauth_uri;
@@ -19,12 +20,22 @@ use crate::{blocking, ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/session", post(sign_in).delete(sign_out))
+        // A sign-in is a few hundred bytes; without an account nobody may
+        // make the server read the general 32 MiB (issue 22 finding 7).
+        .route(
+            "/api/v1/session",
+            post(sign_in)
+                .delete(sign_out)
+                .layer(DefaultBodyLimit::max(SIGN_IN_MAX_BYTES)),
+        )
         .route("/api/v1/me", get(me))
         .route("/api/v1/me/password", post(change_password))
         .route("/api/v1/me/totp", post(begin_totp))
         .route("/api/v1/me/totp/confirm", post(confirm_totp))
 }
+
+/// The largest sign-in body read.
+pub const SIGN_IN_MAX_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignInBody {
@@ -54,6 +65,7 @@ pub struct SessionCreated {
         (status = 401, description = "invalid_credentials", body = crate::error::ErrorBody),
         (status = 403, description = "account_suspended, training_required, approval_lapsed", body = crate::error::ErrorBody),
         (status = 423, description = "account_locked", body = crate::error::ErrorBody),
+        (status = 429, description = "too_many_attempts: failed sign-ins from this address; wait Retry-After seconds", body = crate::error::ErrorBody),
     ),
     tag = "sessions"
 )]
@@ -61,6 +73,68 @@ pub async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<SignInBody>,
+) -> Result<Json<SessionCreated>, Response> {
+    // Throttled before anything else: no password check, no count toward
+    // the account's lock, no log entry (issue 22 finding 7).
+    let now = state.now_ms();
+    if let Some(until) = state
+        .throttle
+        .wait_until(client.as_deref(), &body.username, now)
+    {
+        return Err(too_many_attempts(until - now));
+    }
+    let throttle = state.throttle.clone();
+    let username = body.username.clone();
+    let addr = client.clone();
+    let outcome = checked_sign_in(state, client, body).await;
+    match &outcome {
+        Ok(_) => throttle.succeeded(addr.as_deref(), &username),
+        // Only a wrong password or code, or a locked account, is a failed
+        // guess; a refusal after the right credentials (training, …) is not.
+        Err(e) if matches!(e.code, "invalid_credentials" | "account_locked") => {
+            if let Some(b) = throttle.failed(addr.as_deref(), &username, now) {
+                tracing::warn!(client = ?addr, username = %username, scope = b.scope.as_str(), failures = b.failures, "sign-ins throttled");
+            }
+        }
+        Err(_) => {}
+    }
+    outcome.map_err(IntoResponse::into_response)
+}
+
+/// 429 `too_many_attempts` with `Retry-After` (whole seconds, rounded up).
+fn too_many_attempts(wait_ms: i64) -> Response {
+    let secs = (wait_ms.max(0) + 999) / 1000;
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many failed sign-ins from this address; try again in {secs} seconds"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// The lock's refusal, saying when a time-limited lock lifts.
+fn locked(until: Option<i64>, now: i64) -> ApiError {
+    match until.filter(|u| *u > now) {
+        Some(u) => ApiError::new(
+            StatusCode::LOCKED,
+            "account_locked",
+            format!(
+                "this account is locked after repeated failed sign-ins until {} (it unlocks by itself then), or until the ALPR Administrator unlocks it",
+                format_time_ms(u)
+            ),
+        ),
+        None => Denial::Locked.into(),
+    }
+}
+
+async fn checked_sign_in(
+    state: AppState,
+    client: Option<String>,
+    body: SignInBody,
 ) -> Result<Json<SessionCreated>, ApiError> {
     if body.username.len() > 64
         || body.password.len() > 1024
@@ -85,7 +159,10 @@ pub async fn sign_in(
         )?;
         let account = match outcome {
             SignIn::Locked | SignIn::BadCredentials { locked_now: true } => {
-                return Err(Denial::Locked.into())
+                let until = store
+                    .account(&body.username)?
+                    .and_then(|a| a.locked_until_ms);
+                return Err(locked(until, now));
             }
             SignIn::BadCredentials { .. } => {
                 return Err(ApiError::unauthorized(
@@ -172,7 +249,11 @@ pub struct PasswordBody {
     pub new: String,
 }
 
-/// Change one's own password (at once, if it may be compromised).
+/// Change one's own password (at once, if it may be compromised). A
+/// password is refused (422 `weak_password`, with `detail` naming why:
+/// `too_short`, `common_password`, `repeated_characters`, `sequence`,
+/// `keyboard_pattern`, `contains_username`, `contains_name`,
+/// `too_predictable`, …) when it is short or easy to guess.
 #[utoipa::path(
     post,
     path = "/api/v1/me/password",
@@ -193,8 +274,17 @@ pub async fn change_password(
             "the current password is wrong",
         ));
     }
-    check_new_password(&policy.accounts, &username, &body.current, &body.new)
-        .map_err(|m| ApiError::unprocessable("weak_password", m))?;
+    // The person's name and agency are words an attacker tries first.
+    let owner = PasswordOwner {
+        username: &username,
+        name: &who.account.name,
+        agency: &policy.agency_name,
+    };
+    check_new_password(&policy.accounts, owner, &body.current, &body.new).map_err(|r| {
+        let mut e = ApiError::unprocessable("weak_password", r.message);
+        e.detail = Some(r.reason);
+        e
+    })?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = Actor {
@@ -205,15 +295,16 @@ pub async fn change_password(
     };
     blocking(move || {
         if !store.password_matches(&username, &body.current)? {
-            let locked = store.count_failure(
+            let now_locked = store.count_failure(
                 &username,
                 "wrong current password",
                 policy.accounts.lockout_attempts,
                 &actor,
                 now,
             )?;
-            if locked {
-                return Err(platekeeper_core::account::Denial::Locked.into());
+            if now_locked {
+                let until = store.account(&username)?.and_then(|a| a.locked_until_ms);
+                return Err(locked(until, now));
             }
             return Err(ApiError::unauthorized(
                 "invalid_credentials",

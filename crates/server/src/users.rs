@@ -55,6 +55,11 @@ pub struct UserView {
     pub role: String,
     /// active, enrolling, locked, suspended, deleted
     pub status: String,
+    /// While `locked` by a time-limited lock: when it lifts by itself
+    /// (administrators always; others where the policy sets
+    /// `accounts.lockout_minutes`). Absent for a lock only an
+    /// administrator lifts.
+    pub locked_until: Option<String>,
     pub next: Vec<String>,
     pub training_current: bool,
     pub training_expires_on: Option<String>,
@@ -72,7 +77,7 @@ fn view(a: &Account, now: i64) -> UserView {
         "deleted"
     } else if a.suspended {
         "suspended"
-    } else if a.locked {
+    } else if st.is_locked(now) {
         "locked"
     } else if !st.next_steps().is_empty() {
         "enrolling"
@@ -85,6 +90,10 @@ fn view(a: &Account, now: i64) -> UserView {
         title: a.title.clone(),
         role: a.role.as_str().into(),
         status: status.into(),
+        locked_until: a
+            .locked_until_ms
+            .filter(|_| status == "locked")
+            .map(format_time_ms),
         next: st.next_steps().into_iter().map(String::from).collect(),
         training_current: st.training_current(now),
         training_expires_on: st.training_end().map(format_time_ms),
@@ -330,6 +339,7 @@ pub async fn training(
                 course,
                 completed_ms: completed,
                 expires_ms: expires,
+                recorded_ms: now,
             },
             &actor,
             now,
@@ -457,7 +467,7 @@ simple_action!(
     unlock,
     "/api/v1/users/{username}/unlock",
     unlock,
-    "Unlock an account locked by failed sign-ins."
+    "Unlock an account locked by failed sign-ins (logged as account_unlocked)."
 );
 
 /// Force new credentials: a one-time password (shown once) and a new

@@ -110,9 +110,13 @@ impl Api {
             .call("GET", "/api/v1/policy", Some(&self.admin), None)
             .await
             .1;
+        let mut confirm = Vec::new();
         for (k, v) in retention.as_object().unwrap() {
             policy["retention"][k] = v.clone();
+            confirm.push(format!("retention.{k}"));
         }
+        // Shortening retention is a weakening to confirm (issue 22 finding 5).
+        policy["confirm_weakening"] = json!(confirm);
         let (s, v) = self
             .call("PUT", "/api/v1/policy", Some(&self.admin), Some(policy))
             .await;

@@ -7,7 +7,7 @@
 //! administrator a one-time password exactly once, and never a hash or a
 //! TOTP secret.
 
-use platekeeper_core::account::{check_username, AccountState, Approval, Training};
+use platekeeper_core::account::{check_username, AccountState, Approval, Training, DAY_MS};
 use platekeeper_core::Role;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS users(
     totp_last_step INTEGER,
     failed_logins INTEGER NOT NULL DEFAULT 0,
     locked INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER,
     suspended INTEGER NOT NULL DEFAULT 0,
     requalify_after INTEGER,
     created_at INTEGER NOT NULL,
@@ -67,6 +68,39 @@ CREATE TABLE IF NOT EXISTS sessions(
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(username);
 ";
 
+/// Brings an older main database up to date; safe to run on every start.
+///
+/// * `users.locked_until` (issue 22 finding 7): added where missing.
+/// * `users.requalify_after` (finding 6) used to be the start of the UTC
+///   day of a role change or reactivation, so training and approval given
+///   earlier that day still counted. Where such a day start is stored, the
+///   instant of the change is taken back from the log (the last
+///   `role_changed` or `account_reactivated` of that user on that day);
+///   where the log no longer has it, the day start stays.
+pub(crate) fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let has_locked_until: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'locked_until'")?
+        .exists([])?;
+    if !has_locked_until {
+        conn.execute("ALTER TABLE users ADD COLUMN locked_until INTEGER", [])?;
+    }
+    conn.execute(
+        "UPDATE users SET requalify_after = (
+             SELECT max(l.ts) FROM log l
+             WHERE l.ts >= users.requalify_after AND l.ts < users.requalify_after + ?1
+               AND l.kind IN ('role_changed', 'account_reactivated')
+               AND json_valid(l.details) AND json_extract(l.details, '$.user') = users.username)
+         WHERE requalify_after IS NOT NULL AND requalify_after % ?1 = 0
+           AND EXISTS (
+             SELECT 1 FROM log l
+             WHERE l.ts >= users.requalify_after AND l.ts < users.requalify_after + ?1
+               AND l.kind IN ('role_changed', 'account_reactivated')
+               AND json_valid(l.details) AND json_extract(l.details, '$.user') = users.username)",
+        [DAY_MS],
+    )?;
+    Ok(())
+}
+
 /// An account as the API shows it (no credentials).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Account {
@@ -79,6 +113,9 @@ pub struct Account {
     pub last_active_ms: Option<i64>,
     pub deleted_at_ms: Option<i64>,
     pub locked: bool,
+    /// When a time-limited lock lifts (administrators always; others
+    /// where the policy says so).
+    pub locked_until_ms: Option<i64>,
     pub suspended: bool,
     pub must_change_password: bool,
     pub totp_enrolled: bool,
@@ -95,6 +132,7 @@ impl Account {
             deleted: self.deleted_at_ms.is_some(),
             suspended: self.suspended,
             locked: self.locked,
+            locked_until_ms: self.locked_until_ms,
             created_ms: self.created_at_ms,
             last_active_ms: self.last_active_ms,
             must_change_password: self.must_change_password,
@@ -168,7 +206,7 @@ pub enum SignIn {
 
 const ACCOUNT_COLUMNS: &str =
     "username, name, title, role, created_at, created_by, last_active, deleted_at, \
-     locked, suspended, must_change_password, totp_enrolled, requalify_after, failed_logins";
+     locked, suspended, must_change_password, totp_enrolled, requalify_after, failed_logins, locked_until";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let role: String = r.get(3)?;
@@ -187,6 +225,7 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         totp_enrolled: r.get(11)?,
         requalify_after_ms: r.get(12)?,
         failed_logins: r.get(13)?,
+        locked_until_ms: r.get(14)?,
         training: Vec::new(),
         approvals: Vec::new(),
     })
@@ -208,7 +247,7 @@ fn load_account(
         None => return Ok(None),
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT course, completed_at, expires_at FROM training WHERE username = ?1 ORDER BY id",
+        "SELECT course, completed_at, expires_at, recorded_at FROM training WHERE username = ?1 ORDER BY id",
     )?;
     acc.training = stmt
         .query_map([username], |r| {
@@ -216,6 +255,7 @@ fn load_account(
                 course: r.get(0)?,
                 completed_ms: r.get(1)?,
                 expires_ms: r.get(2)?,
+                recorded_ms: r.get(3)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -252,11 +292,29 @@ fn logged(
     log::append(tx, head, actor.entry(now, "admin", kind, details))
 }
 
-/// Training is recorded by day (00:00 UTC); requalification counts from
-/// the start of the day it was required, so training taken that same day
-/// counts.
-fn start_of_day(ms: i64) -> i64 {
-    ms - ms.rem_euclid(86_400_000)
+/// The instant from which training and approval count again after a
+/// role change or reactivation: now, or just after the latest record
+/// already kept if the clock reads earlier (two requests in the same
+/// millisecond, a clock set back). Every record made before the change
+/// is then voided, whatever the clock says (issue 22 finding 6).
+fn requalify_instant(tx: &Transaction<'_>, username: &str, now_ms: i64) -> Result<i64, StoreError> {
+    let latest: Option<i64> = tx.query_row(
+        "SELECT max(t) FROM (
+             SELECT max(recorded_at) AS t FROM training WHERE username = ?1
+             UNION ALL SELECT max(approved_at) FROM approvals WHERE username = ?1
+             UNION ALL SELECT requalify_after FROM users WHERE username = ?1)",
+        [username],
+        |r| r.get(0),
+    )?;
+    Ok(latest.map_or(now_ms, |t| now_ms.max(t + 1)))
+}
+
+/// A change that may or may not have happened, and its log entry if it
+/// did.
+impl<T> crate::access::HasHead for (T, Option<LogEntry>) {
+    fn head(&self) -> Option<log::Head> {
+        self.1.as_ref().and_then(crate::access::HasHead::head)
+    }
 }
 
 /// Fields of a new account.
@@ -376,10 +434,10 @@ impl Store {
         let row = {
             let conn = self.main_readers.get()?;
             conn.query_row(
-                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked FROM users WHERE username = ?1 AND deleted_at IS NULL",
+                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked, locked_until FROM users WHERE username = ?1 AND deleted_at IS NULL",
                 [username],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?,
-                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?)),
+                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<i64>>(5)?)),
             )
             .optional()?
         };
@@ -389,7 +447,7 @@ impl Store {
             role: None,
             client,
         };
-        let Some((hash, secret, enrolled, last_step, locked)) = row else {
+        let Some((hash, secret, enrolled, last_step, locked, locked_until)) = row else {
             credentials::dummy_verify(password);
             self.log_event(actor.entry(
                 now_ms,
@@ -400,7 +458,11 @@ impl Store {
             return Ok(SignIn::BadCredentials { locked_now: false });
         };
 
-        if locked {
+        if locked && locked_until.is_some_and(|until| now_ms >= until) {
+            // A time-limited lock that has run out: lifted (and logged)
+            // before this attempt is judged like any other.
+            self.lift_expired_lock(username, now_ms)?;
+        } else if locked {
             self.log_event(actor.entry(
                 now_ms,
                 "auth",
@@ -464,7 +526,10 @@ impl Store {
 
     /// Counts a failed proof of identity (a wrong password or code, at
     /// sign-in or when changing the password) and locks the account once
-    /// `lockout_attempts` fail in a row. Returns whether it locked now.
+    /// `lockout_attempts` fail in a row: an administrator's for the
+    /// policy's `admin_lockout_minutes`, anyone else's for its
+    /// `lockout_minutes` (`0`: until unlocked). Returns whether it locked
+    /// now.
     pub fn count_failure(
         &self,
         username: &str,
@@ -473,22 +538,26 @@ impl Store {
         actor: &Actor,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        let policy = self.policy().accounts;
         let (lock, _) = self.with_log(|tx, head| {
-            let failures: u32 = tx.query_row(
-                "UPDATE users SET failed_logins = failed_logins + 1 WHERE username = ?1 RETURNING failed_logins",
+            let (failures, role): (u32, String) = tx.query_row(
+                "UPDATE users SET failed_logins = failed_logins + 1 WHERE username = ?1 RETURNING failed_logins, role",
                 [username],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let lock = failures >= lockout_attempts;
+            let mut details = json!({"reason": reason, "consecutive_failures": failures});
             if lock {
-                tx.execute("UPDATE users SET locked = 1 WHERE username = ?1", [username])?;
+                let role = Role::parse(&role).unwrap_or(Role::Vendor);
+                let until = policy.lock_duration_ms(role).map(|d| now_ms + d);
+                tx.execute(
+                    "UPDATE users SET locked = 1, locked_until = ?2 WHERE username = ?1",
+                    params![username, until],
+                )?;
+                details["locked_until_ms"] = json!(until);
             }
             let kind = if lock { "account_locked" } else { "sign_in_failed" };
-            let e = log::append(
-                tx,
-                head,
-                actor.entry(now_ms, "auth", kind, json!({"reason": reason, "consecutive_failures": failures})),
-            )?;
+            let e = log::append(tx, head, actor.entry(now_ms, "auth", kind, details))?;
             Ok((lock, e))
         })?;
         Ok(lock)
@@ -742,9 +811,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.with_log(|tx, head| {
             let before = live(tx, username)?;
+            let after = requalify_instant(tx, username, now_ms)?;
             tx.execute(
                 "UPDATE users SET role = ?2, requalify_after = ?3 WHERE username = ?1",
-                params![username, role.as_str(), start_of_day(now_ms)],
+                params![username, role.as_str(), after],
             )?;
             tx.execute(
                 "UPDATE sessions SET revoked_at = ?2 WHERE username = ?1 AND revoked_at IS NULL",
@@ -758,7 +828,7 @@ impl Store {
                     actor,
                     now_ms,
                     "role_changed",
-                    json!({"user": username, "from": before.role.as_str(), "to": role.as_str()}),
+                    json!({"user": username, "from": before.role.as_str(), "to": role.as_str(), "requalify_after_ms": after}),
                 )?,
             ))
         })?;
@@ -804,19 +874,20 @@ impl Store {
     pub fn reactivate(&self, username: &str, actor: &Actor, now_ms: i64) -> Result<(), StoreError> {
         self.with_log(|tx, head| {
             live(tx, username)?;
+            let after = requalify_instant(tx, username, now_ms)?;
             tx.execute(
-                                "UPDATE users SET suspended = 0, last_active = ?2, requalify_after = ?3 WHERE username = ?1",
-                params![username, now_ms, start_of_day(now_ms)],
+                "UPDATE users SET suspended = 0, last_active = ?2, requalify_after = ?3 WHERE username = ?1",
+                params![username, now_ms, after],
             )?;
             // Reactivation voids old training; approvals given before now
             // would be voided too by `requalify_after`, so carry over a
-            // current one by re-stating it.
+            // current one by re-stating it at the requalification instant.
             tx.execute(
                 "INSERT INTO approvals(username, approved_by, approved_at, expires_at)
                  SELECT username, ?2, ?3, max(expires_at) FROM approvals WHERE username = ?1 AND expires_at > ?3 GROUP BY username",
-                params![username, actor.username, now_ms],
+                params![username, actor.username, after],
             )?;
-            Ok(((), logged(tx, head, actor, now_ms, "account_reactivated", json!({"user": username}))?))
+            Ok(((), logged(tx, head, actor, now_ms, "account_reactivated", json!({"user": username, "requalify_after_ms": after}))?))
         })?;
         Ok(())
     }
@@ -825,7 +896,7 @@ impl Store {
         self.with_log(|tx, head| {
             live(tx, username)?;
             tx.execute(
-                "UPDATE users SET locked = 0, failed_logins = 0 WHERE username = ?1",
+                "UPDATE users SET locked = 0, locked_until = NULL, failed_logins = 0 WHERE username = ?1",
                 [username],
             )?;
             Ok((
@@ -843,6 +914,57 @@ impl Store {
         Ok(())
     }
 
+    /// Lifts a time-limited lock whose time has run out, logging
+    /// `account_unlocked` by `system:lockout-expiry` with the time it ran
+    /// out. Returns whether it lifted one (a lock already lifted, or one
+    /// an administrator must lift, is left alone).
+    pub fn lift_expired_lock(&self, username: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let actor = Actor::system("lockout-expiry");
+        let (lifted, _) = self.with_log(|tx, head| {
+            let until: Option<i64> = tx
+                .query_row(
+                    "SELECT locked_until FROM users
+                     WHERE username = ?1 AND locked = 1 AND locked_until IS NOT NULL AND locked_until <= ?2",
+                    params![username, now_ms],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(until) = until else {
+                return Ok((false, None));
+            };
+            tx.execute(
+                "UPDATE users SET locked = 0, locked_until = NULL, failed_logins = 0 WHERE username = ?1",
+                [username],
+            )?;
+            let e = logged(tx, head, &actor, now_ms, "account_unlocked",
+                json!({"user": username, "reason": "the lock's time ran out", "locked_until_ms": until}))?;
+            Ok((true, Some(e)))
+        })?;
+        Ok(lifted)
+    }
+
+    /// Lifts every time-limited lock that has run out (the periodic job;
+    /// sign-in lifts one as it meets it). Returns whose.
+    pub fn lift_expired_locks(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let names: Vec<String> = {
+            let conn = self.main_readers.get()?;
+            let mut stmt = conn.prepare(
+                "SELECT username FROM users WHERE locked = 1 AND locked_until IS NOT NULL AND locked_until <= ?1 AND deleted_at IS NULL",
+            )?;
+            let v = stmt
+                .query_map([now_ms], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            v
+        };
+        let mut lifted = Vec::new();
+        for n in names {
+            if self.lift_expired_lock(&n, now_ms)? {
+                lifted.push(n);
+            }
+        }
+        Ok(lifted)
+    }
+
     /// Forces a new one-time password (and a new TOTP enrolment); every
     /// session ends. Returns the one-time password, shown once.
     pub fn reset_credentials(
@@ -857,7 +979,7 @@ impl Store {
             live(tx, username)?;
             tx.execute(
                 "UPDATE users SET password_hash = ?2, must_change_password = 1, totp_secret = NULL, totp_enrolled = 0,
-                 totp_last_step = NULL, locked = 0, failed_logins = 0 WHERE username = ?1",
+                 totp_last_step = NULL, locked = 0, locked_until = NULL, failed_logins = 0 WHERE username = ?1",
                 params![username, hash],
             )?;
             tx.execute("UPDATE sessions SET revoked_at = ?2 WHERE username = ?1 AND revoked_at IS NULL", params![username, now_ms])?;
@@ -910,5 +1032,116 @@ impl Store {
             self.suspend(n, "unused for 12 months", &actor, now_ms)?;
         }
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    const T: i64 = 20_000 * DAY + 14 * 3_600_000; // 14:00 UTC
+
+    fn store_with(role: Role) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .create_user(
+                NewUser {
+                    username: "jdoe".into(),
+                    name: "Jo Doe".into(),
+                    role,
+                    title: None,
+                },
+                &Actor::system("t"),
+                T - 10 * DAY,
+            )
+            .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_role_change_voids_every_record_kept_before_it_whatever_the_clock() {
+        // Issue 22 finding 6: an instant, and after every record already
+        // kept even if the clock reads earlier.
+        let (_dir, store) = store_with(Role::Officer);
+        let a = Actor::system("t");
+        store.record_approval("jdoe", T + 300 * DAY, &a, T).unwrap();
+        store.change_role("jdoe", Role::Vendor, &a, T - 5).unwrap();
+        let acc = store.account("jdoe").unwrap().unwrap();
+        assert_eq!(acc.requalify_after_ms, Some(T + 1));
+        assert!(!acc.state().approval_current(T + 10));
+        store
+            .change_role("jdoe", Role::Officer, &a, T + 3_600_000)
+            .unwrap();
+        assert_eq!(
+            store.account("jdoe").unwrap().unwrap().requalify_after_ms,
+            Some(T + 3_600_000)
+        );
+    }
+
+    #[test]
+    fn a_stored_day_start_is_replaced_by_the_instant_the_log_recorded() {
+        let (_dir, store) = store_with(Role::Officer);
+        store
+            .change_role("jdoe", Role::Analyst, &Actor::system("t"), T)
+            .unwrap();
+        // As an older version stored it: the start of the day.
+        let conn = store.main().unwrap();
+        conn.execute(
+            "UPDATE users SET requalify_after = ?1 WHERE username = 'jdoe'",
+            [T - T.rem_euclid(DAY)],
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        migrate(&conn).unwrap();
+        drop(conn);
+        assert_eq!(
+            store.account("jdoe").unwrap().unwrap().requalify_after_ms,
+            Some(T)
+        );
+    }
+
+    #[test]
+    fn an_administrators_lock_lifts_at_its_time_and_is_logged() {
+        let (_dir, store) = store_with(Role::Administrator);
+        let a = Actor::system("t");
+        for i in 0..5 {
+            store
+                .count_failure("jdoe", "wrong password", 5, &a, T + i)
+                .unwrap();
+        }
+        let acc = store.account("jdoe").unwrap().unwrap();
+        let until = T + 4 + 15 * 60_000;
+        assert_eq!((acc.locked, acc.locked_until_ms), (true, Some(until)));
+        assert!(!store.lift_expired_lock("jdoe", until - 1).unwrap());
+        assert!(store.lift_expired_locks(until - 1).unwrap().is_empty());
+        assert_eq!(store.lift_expired_locks(until).unwrap(), ["jdoe"]);
+        let acc = store.account("jdoe").unwrap().unwrap();
+        assert_eq!(
+            (acc.locked, acc.locked_until_ms, acc.failed_logins),
+            (false, None, 0)
+        );
+        let e = &store.log_entries(None, None, 1).unwrap()[0];
+        assert_eq!(
+            (e.kind.as_str(), e.username.as_str()),
+            ("account_unlocked", "system:lockout-expiry")
+        );
+        assert!(!store.lift_expired_lock("jdoe", until + 1).unwrap(), "once");
+        assert!(store.verify_log().unwrap().ok);
+    }
+
+    #[test]
+    fn other_peoples_locks_wait_for_an_administrator() {
+        let (_dir, store) = store_with(Role::Officer);
+        let a = Actor::system("t");
+        for i in 0..5 {
+            store
+                .count_failure("jdoe", "wrong password", 5, &a, T + i)
+                .unwrap();
+        }
+        let acc = store.account("jdoe").unwrap().unwrap();
+        assert_eq!((acc.locked, acc.locked_until_ms), (true, None));
+        assert!(store.lift_expired_locks(T + 365 * DAY).unwrap().is_empty());
     }
 }

@@ -42,6 +42,9 @@ fn wants_details(category: &str, kind: &str) -> bool {
         || audit_report::is_share(kind)
         || kind == "purge"
         || kind == "read_corrected"
+        || kind == "policy_changed"
+        || kind == "account_locked"
+        || kind == "account_unlocked"
 }
 
 impl Store {

@@ -54,6 +54,7 @@ pub async fn api() -> Api {
             clock,
             recognition: Default::default(),
             links: Default::default(),
+            throttle: Default::default(),
         },
         LIMIT,
     );
@@ -96,6 +97,7 @@ pub async fn api() -> Api {
                 course: "ALPR".into(),
                 completed_ms: NOW - 9 * DAY_MS,
                 expires_ms: NOW + 300 * DAY_MS,
+                recorded_ms: NOW - 9 * DAY_MS,
             },
             &admin_actor,
             NOW - 9 * DAY_MS,
@@ -184,6 +186,7 @@ impl Api {
                     course: "ALPR".into(),
                     completed_ms: t,
                     expires_ms: t + 365 * DAY_MS,
+                    recorded_ms: t,
                 },
                 &admin,
                 t,
@@ -214,10 +217,44 @@ impl Api {
     }
 
     /// One request as from 127.0.0.1, the whole response back.
-    pub async fn respond(&self, mut req: Request<Body>) -> axum::response::Response {
-        req.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    pub async fn respond(&self, req: Request<Body>) -> axum::response::Response {
+        self.respond_from(req, SocketAddr::from(([127, 0, 0, 1], 40000)))
+            .await
+    }
+
+    /// One request as from `addr`, the whole response back.
+    pub async fn respond_from(
+        &self,
+        mut req: Request<Body>,
+        addr: SocketAddr,
+    ) -> axum::response::Response {
+        req.extensions_mut().insert(ConnectInfo(addr));
         self.app.clone().oneshot(req).await.unwrap()
+    }
+
+    /// A sign-in attempt as from `ip`: status, body and `Retry-After`.
+    pub async fn sign_in_from(
+        &self,
+        ip: [u8; 4],
+        body: Value,
+    ) -> (StatusCode, Value, Option<String>) {
+        let req = Request::post("/api/v1/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.respond_from(req, SocketAddr::from((ip, 40000))).await;
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            retry,
+        )
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value, Vec<u8>) {

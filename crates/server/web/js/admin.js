@@ -81,6 +81,7 @@ export async function usersPage(main, { me, signal }) {
     put(detail, h('div', { class: 'card' },
       h('h2', {}, `${u.name} (${u.username})`),
       h('p', {}, `${u.role} · ${u.status} · created ${when(u.created_at)} by ${u.created_by}`),
+      u.locked_until ? h('p', { class: 'notice' }, `Locked after failed sign-ins; unlocks by itself at ${when(u.locked_until)}.`) : null,
       u.next.length ? h('p', { class: 'notice' }, `Enrolment not finished: ${u.next.join(', ').replace(/_/g, ' ')}.`) : null,
       h('h3', {}, 'Training'), training,
       h('h3', {}, 'Approval'), approval,
@@ -176,7 +177,7 @@ export async function camerasPage(main, { signal }) {
 const POLICY_FIELDS = [
   ['Agency', [['agency_name', 'Agency name'], ['administrator_name', 'ALPR Administrator'], ['administrator_title', 'Administrator\'s title']]],
   ['Retention (days)', [['retention.reads_days', 'Reads'], ['retention.images_days', 'Images'], ['retention.hotlists_days', 'Hot-list entries'], ['retention.access_log_days', 'Access log'], ['retention.audit_documents_days', 'Audit documents'], ['retention.downloads_days', 'Downloads']]],
-  ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
+  ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.admin_lockout_minutes', 'Administrator lock lasts (minutes)'], ['accounts.lockout_minutes', 'Others\' lock lasts (minutes; 0 until unlocked)'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
   ['Audit log', [['audit.on_tamper', 'If the log fails its check at start: refuse or alarm']]],
   ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)']]],
 ];
@@ -202,8 +203,26 @@ export async function policyPage(main, { signal }) {
       for (const [p] of fields) setPath(next, p, typeof getPath(policy, p) === 'number' ? Number(v[p]) : v[p]);
     }
     busy(form, async () => {
-      try { Object.assign(policy, await api('PUT', '/api/v1/policy', next)); put(out, h('p', { class: 'notice' }, 'Policy saved and logged.')); } catch (err) { put(out, problem(err, 'Not saved.')); }
+      try {
+        // The whole policy is sent: the server refuses a policy with a
+        // field missing rather than reset it.
+        let saved;
+        try {
+          saved = await api('PUT', '/api/v1/policy', next);
+        } catch (err) {
+          const weak = err.code === 'confirmation_required' ? err.error.weakenings : null;
+          if (!weak) throw err;
+          const show = (v) => (typeof v === 'string' && v.length > 60 ? `${v.slice(0, 60)}…` : JSON.stringify(v));
+          const list = weak.map((w) => `${w.field} from ${show(w.old)} to ${show(w.new)}: ${w.why}`).join('; ');
+          const ok = await ask(`This change weakens the agency's rules — ${list}. Make it anyway? It is logged with the old and new values and listed in the audit report.`,
+            { yes: 'Make the change', danger: true });
+          if (!ok) { put(out, h('p', { class: 'notice' }, 'Not saved: nothing changed.')); return; }
+          saved = await api('PUT', '/api/v1/policy', { ...next, confirm_weakening: weak.map((w) => w.field) });
+        }
+        Object.assign(policy, saved);
+        put(out, h('p', { class: 'notice' }, 'Policy saved and logged.'));
+      } catch (err) { put(out, problem(err, 'Not saved.')); }
     });
   });
-  put(main, ...heading('Policy', 'Retention, account rules and the map. Settings that would switch a rule off are refused; each change is logged.'), form);
+  put(main, ...heading('Policy', 'Retention, account rules and the map. Settings that would switch a rule off are refused; a change that weakens one (a retention shortened, more sign-in attempts, …) asks you to confirm; each change is logged with its old and new values.'), form);
 }

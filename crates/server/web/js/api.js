@@ -5,11 +5,14 @@
 const KEY = 'platekeeper.session';
 
 export class ApiError extends Error {
-  constructor(status, code, message, detail) {
+  constructor(status, code, message, detail, error) {
     super(message);
     this.status = status;
     this.code = code;
     this.detail = detail;
+    // The whole error object, for codes that carry more (the weakenings
+    // of a policy change that needs confirming).
+    this.error = error || {};
   }
 }
 
@@ -36,11 +39,12 @@ async function failure(res) {
   let code = `http_${res.status}`;
   let message = `The server answered ${res.status} ${res.statusText}.`;
   let detail;
+  let error;
   try {
     const body = await res.json();
-    if (body && body.error) ({ code, message, detail } = body.error);
+    if (body && body.error) ({ code, message, detail } = error = body.error);
   } catch { /* not JSON: keep the status line */ }
-  return new ApiError(res.status, code, message, detail);
+  return new ApiError(res.status, code, message, detail, error);
 }
 
 /**

@@ -47,6 +47,7 @@ function explainSignIn(code) {
   return {
     invalid_credentials: 'Not signed in.',
     account_locked: 'Account locked.',
+    too_many_attempts: 'Too many failed sign-ins.',
     training_required: 'Training needed.',
     approval_lapsed: 'Approval needed.',
     account_suspended: 'Account suspended.',
@@ -65,7 +66,7 @@ function newPassword(main, onDone) {
   const out = h('div', { class: 'out' });
   const form = h('form', { class: 'card narrow' },
     h('h1', {}, 'Choose your password'),
-    h('p', { class: 'lead' }, 'Your one-time password works only once. Choose a password of at least 12 characters that does not contain your username.'),
+    h('p', { class: 'lead' }, 'Your one-time password works only once. Choose a password of at least 12 characters that is hard to guess: a few unrelated words work well. Common passwords, repeated characters, keyboard rows and your own name are refused.'),
     oneTimePassword ? null : field('Current (one-time) password', input('current', { type: 'password', autocomplete: 'current-password', required: true })),
     field('New password', input('new', { type: 'password', autocomplete: 'new-password', required: true, minlength: '12' })),
     field('New password again', input('again', { type: 'password', autocomplete: 'new-password', required: true })),
