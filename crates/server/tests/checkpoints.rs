@@ -423,3 +423,34 @@ async fn an_alarmed_start_is_shown_until_acknowledged() {
     // The next start is clean.
     restart(&mut api, None).unwrap();
 }
+
+/// A key replaced (here deleted; the server makes a new one) leaves the
+/// chain itself intact: the verification then reports the alarm as its
+/// problem, so an intact chain never reads as "ok" while alarmed.
+#[tokio::test]
+async fn a_replaced_key_alarms_even_though_the_chain_is_intact() {
+    let mut api = api().await;
+    let (s, _) = api
+        .call("POST", "/api/v1/audit/checkpoint", Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    std::fs::remove_file(
+        api.store
+            .dir()
+            .join(platekeeper_store::checkpoint::KEY_FILE),
+    )
+    .unwrap();
+    let err = restart(&mut api, None).unwrap_err();
+    assert!(err.contains("the key was replaced"), "{err}");
+    restart(&mut api, Some(OnTamper::Alarm)).unwrap();
+    let (_, v) = api
+        .call("GET", "/api/v1/audit/verify", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_bad"], v["alarm"]["entry"], "{v}");
+    let problem = v["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("started alarmed") && problem.contains("the key was replaced"),
+        "{v}"
+    );
+}
