@@ -143,13 +143,9 @@ pub fn run(json_only: bool, seed: u64) -> anyhow::Result<()> {
     }
     drop(store);
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let config = platekeeper_server::Config {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse()?,
-        max_body_bytes: platekeeper_server::Config::DEFAULT_MAX_BODY_BYTES,
-        checkpoint_key: None,
-        on_tamper: None,
-    };
+    let mut config = platekeeper_server::Config::new(dir.clone(), "127.0.0.1:0".parse()?);
+    // Every client of the benchmark is on 127.0.0.1.
+    config.net.max_connections_per_address = config.net.max_connections;
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -18,6 +18,9 @@ struct Logins {
     officer_secret: String,
 }
 
+/// The demo server's `/metrics` token.
+const DEMO_METRICS_TOKEN: &str = "demo-metrics-token";
+
 /// A ready administrator, officer and auditor: enrolled, trained,
 /// approved. Their passwords are printed; this is a throw-away demo.
 fn demo_accounts(store: &Store, now: i64) -> anyhow::Result<Logins> {
@@ -238,10 +241,11 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
              curl -s {url}/api/v1/reads -H 'authorization: Bearer {camera_key}' -H 'content-type: application/json' \\\n  \
                -d '{{\"reads\": [{{\"id\": \"6f1c2b9e-0d4a-4b8e-9c57-2f3d2b1c9e10\", \"plate\": \"8DEF456\", \"state\": \"CA\", \"ts\": \"{ts}\", \"lat\": 37.8044, \"lon\": -122.2712}}]}}'\n\
              The public transparency page (no login): {url}/transparency\n\
-             Health and metrics: {url}/healthz  {url}/metrics\n\n\
+             Health and metrics: curl -s {url}/healthz; curl -s {url}/metrics -H 'authorization: Bearer {metrics_token}'\n\n\
              Demo server listening on {url} (Ctrl-C to stop)",
             dir = dir_text,
             exe = exe,
+            metrics_token = DEMO_METRICS_TOKEN,
             logins = logins.text,
             officer_pw = logins.officer_password,
             officer_secret = logins.officer_secret,
@@ -249,13 +253,10 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
             ts = platekeeper_core::read::format_time_ms(now - 60_000),
         );
     };
-    let config = platekeeper_server::Config {
-        data_dir: dir.clone(),
-        listen,
-        max_body_bytes: platekeeper_server::Config::DEFAULT_MAX_BODY_BYTES,
-        checkpoint_key: None,
-        on_tamper: None,
-    };
+    let mut config = platekeeper_server::Config::new(dir.clone(), listen);
+    // /metrics needs a token (issue 22 finding 10); the demo's is as
+    // throw-away as its passwords.
+    config.metrics_token = Some(DEMO_METRICS_TOKEN.into());
     let result = crate::runtime()?.block_on(platekeeper_server::serve(config, instructions));
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -7,6 +7,7 @@ mod bench_evidence;
 mod bench_hotlists;
 mod demo;
 mod import;
+mod limits;
 mod retention;
 mod synthetic;
 mod vision;
@@ -51,6 +52,8 @@ enum Command {
         /// it, the policy's audit.on_tamper decides (default refuse).
         #[arg(long, value_parser = parse_on_tamper)]
         on_tamper: Option<platekeeper_core::checkpoint::OnTamper>,
+        #[command(flatten)]
+        limits: ServeLimits,
     },
     /// Start a server on a throw-away data folder filled with sample data.
     Demo {
@@ -124,6 +127,77 @@ enum Command {
         #[command(subcommand)]
         what: EvidenceWhat,
     },
+}
+
+/// The listener's timeouts and caps, `/metrics` access, the disk floor
+/// and the bounds on plate reading (issue 22 findings 4, 10, 11, 14).
+#[derive(clap::Args)]
+struct ServeLimits {
+    /// Seconds a client has to send a request's headers, from connecting
+    /// (or from the first byte of its next request).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+    /// Seconds a client has to send a request's body, after its headers.
+    #[arg(long, default_value_t = 60)]
+    body_timeout_s: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_s: u64,
+    /// Seconds a response may make no progress (the client reading
+    /// nothing) before its connection is closed.
+    #[arg(long, default_value_t = 60)]
+    send_timeout_s: u64,
+    /// Most connections at once (lowered to fit the descriptor limit).
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Most connections from one client address (IPv6: one /64). Behind
+    /// a reverse proxy every client has the proxy's address: raise it.
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_address: usize,
+    /// Bearer token for GET /metrics (16 characters or more). Prefer the
+    /// environment variable PLATEKEEPER_METRICS_TOKEN: a flag shows in
+    /// the process list. Without a token or --metrics-listen, /metrics
+    /// answers 404.
+    #[arg(long)]
+    metrics_token: Option<String>,
+    /// Serve /metrics only on this separate address (keep it private).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Ingest answers 507 storage_full while less than this many MiB are
+    /// free on the data disk (0: only when a write fails).
+    #[arg(long, default_value_t = 256)]
+    min_free_mb: u64,
+    /// Most pictures of one camera waiting for, or in, plate reading;
+    /// more are refused with 429 recognition_busy and Retry-After.
+    #[arg(long, default_value_t = 8)]
+    recognition_queue: usize,
+    /// Pictures read at once, all cameras together [default: the cores].
+    #[arg(long)]
+    recognition_workers: Option<usize>,
+}
+
+impl ServeLimits {
+    fn apply(self, config: &mut platekeeper_server::Config) {
+        use std::time::Duration;
+        config.net = platekeeper_server::net::NetLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_s),
+            body_timeout: Duration::from_secs(self.body_timeout_s),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            send_timeout: Duration::from_secs(self.send_timeout_s),
+            max_connections: limits::fit_descriptors(self.max_connections),
+            max_connections_per_address: self.max_connections_per_address,
+        };
+        config.metrics_token = self
+            .metrics_token
+            .or_else(|| std::env::var("PLATEKEEPER_METRICS_TOKEN").ok())
+            .filter(|t| !t.is_empty());
+        config.metrics_listen = self.metrics_listen;
+        config.min_free_bytes = self.min_free_mb.saturating_mul(1024 * 1024);
+        config.recognition.per_camera = self.recognition_queue;
+        if let Some(w) = self.recognition_workers {
+            config.recognition.workers = w;
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -241,16 +315,15 @@ fn main() -> anyhow::Result<()> {
             max_body_mb,
             checkpoint_key,
             on_tamper,
+            limits,
         } => {
             init_logging();
             let _lock = import::lock_data_dir(&data)?;
-            let config = platekeeper_server::Config {
-                data_dir: data.clone(),
-                listen,
-                max_body_bytes: max_body_mb.saturating_mul(1024 * 1024),
-                checkpoint_key,
-                on_tamper,
-            };
+            let mut config = platekeeper_server::Config::new(data.clone(), listen);
+            config.max_body_bytes = max_body_mb.saturating_mul(1024 * 1024);
+            limits.apply(&mut config);
+            config.checkpoint_key = checkpoint_key;
+            config.on_tamper = on_tamper;
             runtime()?.block_on(platekeeper_server::serve(config, |addr| {
                 tracing::info!(data = %data.display(), "listening on http://{addr}");
                 println!("platekeeper listening on http://{addr}");

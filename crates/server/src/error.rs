@@ -17,6 +17,8 @@ pub struct ApiError {
     /// A finer reason, where one code covers several (e.g. the purpose
     /// rules: `generic_reason`, `missing_case_number`).
     pub detail: Option<&'static str>,
+    /// Seconds after which the client may try again (`Retry-After`).
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -42,7 +44,20 @@ impl ApiError {
             code,
             message: message.into(),
             detail: None,
+            retry_after_s: None,
         }
+    }
+
+    /// Adds `Retry-After: seconds` to the answer.
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// 507 `storage_full`: the data disk has no room for the write.
+    pub fn storage_full(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+            .retry_after(STORAGE_FULL_RETRY_S)
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -72,8 +87,19 @@ impl ApiError {
     }
 }
 
+/// How long a client is asked to wait when the disk is full: long enough
+/// for an operator to be alerted, short enough that reads resume soon
+/// after space is made.
+pub const STORAGE_FULL_RETRY_S: u64 = 60;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if e.is_storage_full() {
+            tracing::error!(error = %e, "the data disk is full");
+            return ApiError::storage_full(
+                "the server's data disk is full; nothing was stored: send again later",
+            );
+        }
         match &e {
             StoreError::CameraExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "camera_exists", e.to_string())
@@ -151,6 +177,49 @@ impl IntoResponse for ApiError {
                 detail: self.detail.map(str::to_string),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real SQLITE_FULL (a database capped by `max_page_count`, filled
+    /// until SQLite refuses) and a real ENOSPC: 507 `storage_full` with
+    /// `Retry-After`, not a generic 500 (issue 22 finding 11).
+    #[test]
+    fn a_full_disk_answers_507_storage_full_not_500() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch("CREATE TABLE t(x BLOB); PRAGMA max_page_count = 4;")
+            .unwrap();
+        let full = (0..100)
+            .find_map(|_| {
+                db.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                    .err()
+            })
+            .expect("the capped database filled up");
+        let io = StoreError::Io {
+            path: "images/2026-11-22/ab/x.jpg".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        for e in [StoreError::from(full), io] {
+            let e = ApiError::from(e);
+            assert_eq!(
+                (e.status, e.code, e.retry_after_s),
+                (StatusCode::INSUFFICIENT_STORAGE, "storage_full", Some(60))
+            );
+            let resp = e.into_response();
+            assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "60");
+        }
+        let other = ApiError::from(StoreError::Corrupt("x".into()));
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::json::{ApiJson, FieldError, Fields};
+use crate::recognition::needs_reading;
 use crate::{blocking, ApiError, AppState};
 
 /// Most reads in one request; cameras batch a few hundred at most.
@@ -341,7 +342,9 @@ pub async fn ingest_raws(
             ),
         ));
     }
-    let candidates: Vec<Candidate> = raws
+    // A disk short of space refuses before any work (issue 22 finding 11).
+    state.ops.storage.refuse_if_low()?;
+    let mut candidates: Vec<Candidate> = raws
         .into_iter()
         .enumerate()
         .map(|(index, raw)| Candidate {
@@ -350,33 +353,94 @@ pub async fn ingest_raws(
             raw: raw.map_err(|e| Rejected::new(index, e)),
         })
         .collect();
+    let busy = recognize_pictures(state, camera.num, &mut candidates).await;
     let store = state.store.clone();
     let now = state.now_ms();
-    let recognition = state.recognition.clone();
-    let done = blocking(move || {
-        let candidates = candidates
-            .into_iter()
-            .map(|c| recognize_if_needed(&recognition, c))
-            .collect();
-        Ok(accept_batch(&store, candidates, now)?)
-    })
-    .await?;
+    let done = blocking(move || Ok(accept_batch(&store, candidates, now)?)).await;
+    state.ops.storage.note(&done);
+    let done = done?;
     state.alerts.publish(done.alerts);
-    Ok(ingest_reply(done.report))
+    match busy {
+        Some(retry_after_s) => Ok(busy_reply(done.report, retry_after_s)),
+        None => Ok(ingest_reply(done.report)),
+    }
 }
 
-/// Reads the plate of a picture-only read (see [`crate::recognition`]);
-/// a read that cannot be read becomes a rejection, as any other bad field.
-fn recognize_if_needed(
-    recognition: &crate::recognition::Recognition,
-    mut c: Candidate,
-) -> Candidate {
-    if let Ok(raw) = &mut c.raw {
-        if crate::recognition::needs_reading(raw) {
-            if let Err(e) = crate::recognition::read_plate(recognition, raw) {
-                c.raw = Err(Rejected::new(c.index, e));
-            }
-        }
+/// Reads the plates of picture-only reads (see [`crate::recognition`]) in
+/// the places the camera's queue has free; a read that cannot be read,
+/// or finds no place, becomes a rejection as any other bad field. Returns
+/// the seconds to wait when some found no place.
+async fn recognize_pictures(
+    state: &AppState,
+    camera: u32,
+    candidates: &mut [Candidate],
+) -> Option<u64> {
+    let wanted = candidates
+        .iter()
+        .filter(|c| c.raw.as_ref().is_ok_and(needs_reading))
+        .count();
+    if wanted == 0 {
+        return None;
     }
-    c
+    let mut ticket = state.recognition.admit(camera, wanted);
+    let mut refused = false;
+    for c in candidates.iter_mut() {
+        let raw = match &mut c.raw {
+            Ok(raw) if needs_reading(raw) => std::mem::take(raw),
+            _ => continue,
+        };
+        let field = if raw.plate_image.is_some() {
+            "plate_image"
+        } else {
+            "vehicle_image"
+        };
+        c.raw = match ticket.read(raw).await {
+            Some(read) => read.map_err(|e| Rejected::new(c.index, e)),
+            None => {
+                refused = true;
+                Err(Rejected::new(
+                    c.index,
+                    (
+                        field,
+                        "recognition_busy",
+                        format!(
+                            "the server is still reading this camera's earlier pictures (at most {} at a time); send this read again later",
+                            state.recognition.limits().per_camera
+                        ),
+                    ),
+                ))
+            }
+        };
+    }
+    drop(ticket);
+    refused.then(|| state.recognition.retry_after_s(camera))
+}
+
+/// As [`ingest_reply`] when some pictures found no place in the camera's
+/// recognition queue: 429 with `Retry-After` if nothing was stored (the
+/// camera sends the batch again later), else 200 with the refused reads
+/// in `rejected` and the same `Retry-After` as a hint.
+pub fn busy_reply(report: IngestResponse, retry_after_s: u64) -> Response {
+    let retry = (
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after_s),
+    );
+    if report.accepted + report.duplicates == 0 {
+        let first = report
+            .rejected
+            .iter()
+            .find(|r| r.code == "recognition_busy")
+            .map(|r| format!("reads[{}].{}", r.index, r.message))
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "error": {"code": "recognition_busy", "message": first},
+            "accepted": 0,
+            "duplicates": 0,
+            "rejected": report.rejected,
+        });
+        return (StatusCode::TOO_MANY_REQUESTS, [retry], Json(body)).into_response();
+    }
+    let mut resp = ingest_reply(report);
+    resp.headers_mut().insert(retry.0, retry.1);
+    resp
 }

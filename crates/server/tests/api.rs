@@ -756,9 +756,30 @@ async fn health_metrics_and_openapi() {
             &json!({"reads": [good_read(&uuid(77), "MET0001")]}),
         )
         .await;
-    let (s, _, body) = api.get("/metrics").await;
-    let text = String::from_utf8(body).unwrap();
-    assert_eq!(s, StatusCode::OK);
+    // /metrics needs its token (issue 22 finding 10; see operations.rs).
+    let (s, v, _) = api.get("/metrics").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("metrics_disabled"))
+    );
+    let mut state = api.state.clone();
+    state.ops.metrics =
+        platekeeper_server::ops::MetricsAccess::token("metrics-token-0123456789").unwrap();
+    let resp = tower::ServiceExt::oneshot(
+        platekeeper_server::router(state, LIMIT),
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer metrics-token-0123456789")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("platekeeper_reads_accepted_total"), "{text}");
     assert!(text.contains("platekeeper_distinct_plates"));
     let (s, v, _) = api.get("/api/openapi.json").await;

@@ -94,6 +94,8 @@ fn restart(api: &mut Api, on_tamper: Option<OnTamper>) -> Result<(), String> {
             clock: Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst)),
             recognition: Default::default(),
             links: Default::default(),
+            ops: Default::default(),
+            throttle: Default::default(),
         },
         LIMIT,
     );

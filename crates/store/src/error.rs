@@ -114,3 +114,68 @@ impl StoreError {
         }
     }
 }
+
+impl StoreError {
+    /// The disk (or the user's quota) is full: SQLite's `SQLITE_FULL`, or
+    /// a file write that failed with `ENOSPC`/`EDQUOT`. The server answers
+    /// these with 507 `storage_full`, not a generic 500 (issue 22
+    /// finding 11).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io { source, .. } => is_storage_full_io(source),
+            _ => false,
+        }
+    }
+}
+
+/// `ENOSPC` and `EDQUOT`, as the standard library names them.
+fn is_storage_full_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real SQLITE_FULL: a database whose page count is capped, filled
+    /// until SQLite refuses, as a full disk makes it refuse.
+    #[test]
+    fn a_full_database_is_storage_full() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch("CREATE TABLE t(x BLOB); PRAGMA max_page_count = 4;")
+            .unwrap();
+        let mut err = None;
+        for _ in 0..100 {
+            if let Err(e) = db.execute("INSERT INTO t VALUES (zeroblob(4000))", []) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = StoreError::from(err.expect("the capped database filled up"));
+        assert!(err.is_storage_full(), "{err}");
+        let other = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
+        assert!(!other.is_storage_full());
+    }
+
+    #[test]
+    fn enospc_and_edquot_are_storage_full_other_io_errors_not() {
+        let io = |e: std::io::Error| StoreError::Io {
+            path: "images/x.jpg".into(),
+            source: e,
+        };
+        #[cfg(target_os = "linux")]
+        {
+            assert!(io(std::io::Error::from_raw_os_error(28)).is_storage_full()); // ENOSPC
+            assert!(io(std::io::Error::from_raw_os_error(122)).is_storage_full());
+            // EDQUOT
+        }
+        assert!(io(std::io::ErrorKind::StorageFull.into()).is_storage_full());
+        assert!(!io(std::io::ErrorKind::PermissionDenied.into()).is_storage_full());
+    }
+}

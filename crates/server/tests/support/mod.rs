@@ -28,6 +28,9 @@ pub const PASSWORD: &str = "a long test password";
 pub struct Api {
     pub _dir: tempfile::TempDir,
     pub app: Router,
+    /// What `app` was built on, for tests that build another router on
+    /// the same store with other settings.
+    pub state: AppState,
     pub store: Arc<Store>,
     pub alerts: Arc<platekeeper_server::alerts::AlertHub>,
     pub clock: Arc<AtomicI64>,
@@ -47,20 +50,20 @@ pub async fn api() -> Api {
         store.clone(),
         std::time::Duration::from_millis(200),
     );
-    let app = router(
-        AppState {
-            alerts: alerts.clone(),
-            store: store.clone(),
-            clock,
-            recognition: Default::default(),
-            links: Default::default(),
-            throttle: Default::default(),
-        },
-        LIMIT,
-    );
+    let state = AppState {
+        alerts: alerts.clone(),
+        store: store.clone(),
+        clock,
+        recognition: Default::default(),
+        links: Default::default(),
+        ops: Default::default(),
+        throttle: Default::default(),
+    };
+    let app = router(state.clone(), LIMIT);
     let mut api = Api {
         _dir: dir,
         app,
+        state,
         store,
         alerts,
         clock: now,
