@@ -310,6 +310,9 @@ pub fn parse_read(v: &Value) -> Result<RawRead, FieldError> {
         (status = 401, description = "Missing or wrong camera key", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "Every read refused, or no `reads` array", body = crate::error::ErrorBody),
+        (status = 408, description = "The body did not arrive within the body timeout (`body_timeout`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Nothing stored: pictures over the camera's recognition queue (`recognition_busy`, with `Retry-After` and the full report)", body = crate::error::ErrorBody),
+        (status = 507, description = "The data disk is full (`storage_full`, with `Retry-After`); nothing stored", body = crate::error::ErrorBody),
     ),
     security(("camera_key" = [])),
     tag = "ingest"
