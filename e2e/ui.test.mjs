@@ -261,6 +261,15 @@ test('approving a sharing request from a federal agency is refused, with the rea
   await page.getByRole('button', { name: 'Save policy' }).click();
   await page.getByRole('alert').filter({ hasText: 'inactivity_days' }).waitFor();
   await shot(page, 'policy');
+  // A change that weakens a rule is made only once confirmed in the
+  // page's own dialog, which names it (issue 22 finding 5).
+  await page.getByLabel('Suspend after unused (days)').fill('365');
+  await page.getByLabel('Failed sign-ins before lock').fill('6');
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  const confirm = page.getByRole('dialog');
+  await confirm.getByText(/accounts\.lockout_attempts from 5 to 6/).waitFor();
+  await confirm.getByRole('button', { name: 'Make the change' }).click();
+  await page.getByText('Policy saved and logged.').waitFor();
   assert.deepEqual(page.errors, []);
 }));
 

@@ -50,7 +50,7 @@ pub struct PolicyChange {
 /// What became of a policy change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyOutcome {
-    Applied(PolicyChange),
+    Applied(Box<PolicyChange>),
     /// Not made: these weakenings were not confirmed. Every weakening of
     /// the change is listed, so a confirmation can name them all.
     NeedsConfirmation(Vec<Weakening>),
@@ -127,11 +127,11 @@ impl Store {
             }
             if changes.is_empty() {
                 return Ok((
-                    PolicyOutcome::Applied(PolicyChange {
+                    PolicyOutcome::Applied(Box::new(PolicyChange {
                         changes,
                         weakenings,
                         policy,
-                    }),
+                    })),
                     None,
                 ));
             }
@@ -166,11 +166,11 @@ impl Store {
                 },
             )?;
             Ok((
-                PolicyOutcome::Applied(PolicyChange {
+                PolicyOutcome::Applied(Box::new(PolicyChange {
                     changes,
                     weakenings,
                     policy,
-                }),
+                })),
                 Some(e),
             ))
         })?;
