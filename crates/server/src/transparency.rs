@@ -351,7 +351,7 @@ pub fn safe_url(url: &str) -> bool {
         .chars()
         .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
         .collect();
-    let scheme_end = cleaned.find(|c: char| matches!(c, ':' | '/' | '?' | '#'));
+    let scheme_end = cleaned.find([':', '/', '?', '#']);
     match scheme_end {
         Some(i) if cleaned[i..].starts_with(':') => matches!(
             cleaned[..i].to_ascii_lowercase().as_str(),

@@ -681,7 +681,12 @@ async fn unacknowledged_alerts_are_sent_again() {
     assert_eq!((again.len(), again[0].sent_count), (1, 2));
     // The officer opens it (only someone who saw it acknowledges it).
     let (s, _) = api
-        .call("GET", &format!("/api/v1/alerts/{id}"), Some(&api.officer), None)
+        .call(
+            "GET",
+            &format!("/api/v1/alerts/{id}"),
+            Some(&api.officer),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = api

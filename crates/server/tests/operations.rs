@@ -235,7 +235,11 @@ async fn one_camera_flooding_pictures_cannot_make_another_wait() {
     );
     let flood = camera_key(&api, "cam-flood").await;
     let other = camera_key(&api, "cam-other").await;
-    let flood_num = api.store.authenticate_camera(&flood, api.now()).unwrap().num;
+    let flood_num = api
+        .store
+        .authenticate_camera(&flood, api.now())
+        .unwrap()
+        .num;
 
     // The flooding camera's first batch takes both its places.
     let first = tokio::spawn({
