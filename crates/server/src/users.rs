@@ -304,6 +304,15 @@ pub async fn training(
     ApiJson(body): ApiJson<TrainingBody>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Right::ManageAccounts)?;
+    // Training gates plate data (R5.2); like an approval, nobody
+    // certifies it for themselves (issue 22's sweep).
+    if username == who.account.username {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "self_certification",
+            "an administrator cannot record their own training; another administrator records it",
+        ));
+    }
     let now = state.now_ms();
     let completed = parse_date("completed_on", &body.completed_on)?;
     let expires = parse_date("expires_on", &body.expires_on)? + DAY_MS - 1;
@@ -457,12 +466,29 @@ macro_rules! simple_action {
     };
 }
 
-simple_action!(
-    reactivate,
-    "/api/v1/users/{username}/reactivate",
-    reactivate,
-    "Reactivate a suspended account; training must be taken again."
-);
+/// Reactivate a suspended account; training must be taken again, and only
+/// an approval given since its last role change carries over. Not one's
+/// own account.
+#[utoipa::path(post, path = "/api/v1/users/{username}/reactivate", responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)), tag = "accounts")]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    who: Person,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require(Right::ManageAccounts)?;
+    if username == who.account.username {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "self_reactivation",
+            "an administrator cannot reactivate their own account",
+        ));
+    }
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let actor = who.actor();
+    blocking(move || Ok(store.reactivate(&username, &actor, now)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
 simple_action!(
     unlock,
     "/api/v1/users/{username}/unlock",

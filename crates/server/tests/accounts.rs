@@ -856,3 +856,99 @@ async fn the_access_log_filters_by_category_kind_case_and_time() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter")
     );
 }
+
+/// Found by issue 22's sweep of records reached by id: an administrator
+/// could record their own training, reactivate their own (or any
+/// unsuspended) account, and a reactivation brought back an approval that
+/// a role change had voided — an analyst made administrator could so skip
+/// the new approval the role change demands.
+#[tokio::test]
+async fn no_one_certifies_or_reactivates_themselves_and_reactivation_keeps_a_role_change_void() {
+    let api = api().await;
+    let today = platekeeper_core::read::format_time_ms(api.now());
+    let training =
+        json!({"course": "ALPR", "completed_on": &today[..10], "expires_on": "2027-11-01"});
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users/capt/training",
+            Some(&api.admin),
+            Some(training.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("self_certification")),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users/capt/reactivate",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("self_reactivation")),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users/officer1/reactivate",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_suspended")),
+        "{v}"
+    );
+
+    // A role change voids the approval; suspending and reactivating does
+    // not bring it back.
+    api.advance(60_000);
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users/officer1/role",
+            Some(&api.admin),
+            Some(json!({"role": "analyst"})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (_, v) = api
+        .call("GET", "/api/v1/users/officer1", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["approval_current"], false, "{v}");
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/users/officer1/suspend",
+            Some(&api.admin),
+            Some(json!({"reason": "leave"})),
+        )
+        .await;
+    assert!(s.is_success());
+    api.advance(60_000);
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/users/officer1/reactivate",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, v) = api
+        .call("GET", "/api/v1/users/officer1", Some(&api.admin), None)
+        .await;
+    assert_eq!(
+        v["approval_current"], false,
+        "the voided approval stays void: {v}"
+    );
+    assert_eq!(v["status"], "active", "{v}");
+}

@@ -873,7 +873,21 @@ impl Store {
     /// stands if still current.
     pub fn reactivate(&self, username: &str, actor: &Actor, now_ms: i64) -> Result<(), StoreError> {
         self.with_log(|tx, head| {
-            live(tx, username)?;
+            let account = live(tx, username)?;
+            // Only a suspended account is reactivated: on any other, the
+            // carried-over approval below would undo the re-approval a
+            // role change demands (issue 22's sweep).
+            if !account.suspended {
+                return Err(StoreError::conflict(
+                    "not_suspended",
+                    format!("{username} is not suspended; there is nothing to reactivate"),
+                ));
+            }
+            let voided_before: i64 = tx.query_row(
+                "SELECT coalesce(requalify_after, 0) FROM users WHERE username = ?1",
+                [username],
+                |r| r.get(0),
+            )?;
             let after = requalify_instant(tx, username, now_ms)?;
             tx.execute(
                 "UPDATE users SET suspended = 0, last_active = ?2, requalify_after = ?3 WHERE username = ?1",
@@ -881,11 +895,13 @@ impl Store {
             )?;
             // Reactivation voids old training; approvals given before now
             // would be voided too by `requalify_after`, so carry over a
-            // current one by re-stating it at the requalification instant.
+            // current one by re-stating it at the requalification instant,
+            // if it was given since the account's last role change.
             tx.execute(
                 "INSERT INTO approvals(username, approved_by, approved_at, expires_at)
-                 SELECT username, ?2, ?3, max(expires_at) FROM approvals WHERE username = ?1 AND expires_at > ?3 GROUP BY username",
-                params![username, actor.username, after],
+                 SELECT username, ?2, ?3, max(expires_at) FROM approvals
+                 WHERE username = ?1 AND expires_at > ?3 AND approved_at >= ?4 GROUP BY username",
+                params![username, actor.username, after, voided_before],
             )?;
             Ok(((), logged(tx, head, actor, now_ms, "account_reactivated", json!({"user": username, "requalify_after_ms": after}))?))
         })?;
