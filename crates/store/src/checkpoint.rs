@@ -19,7 +19,7 @@
 //! the alarm is logged, reported and blocks new checkpoints until an
 //! administrator or auditor acknowledges it.
 //!
-//! What this cannot do is in docs/security/log.md: whoever holds the
+//! What this cannot do is in docs/SECURITY.md: whoever holds the
 //! signing key and the machine can rewrite the log and re-sign it until
 //! a checkpoint has been kept somewhere they cannot reach.
 

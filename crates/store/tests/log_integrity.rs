@@ -580,7 +580,7 @@ fn the_policy_setting_chooses_alarm_over_refusal() {
 /// last checkpoint, with valid hashes and the head file rewritten, are
 /// not caught by that checkpoint (the log still extends it). Only a
 /// later checkpoint kept elsewhere, or the entries' content, can show
-/// them. See docs/security/log.md.
+/// them. See docs/SECURITY.md.
 #[test]
 fn forged_entries_after_the_last_checkpoint_are_beyond_its_proof() {
     let dir = tempfile::tempdir().unwrap();
