@@ -304,14 +304,37 @@ pub async fn training(
     ApiJson(body): ApiJson<TrainingBody>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Right::ManageAccounts)?;
-    // Training gates plate data (R5.2); like an approval, nobody
-    // certifies it for themselves (issue 22's sweep).
+    // Training gates plate data (R5.2): nobody certifies it for
+    // themselves while another administrator can (issue 22's sweep). An
+    // agency's only administrator must record their own, or could never
+    // reach plate data; it is logged as theirs like any other.
     if username == who.account.username {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "self_certification",
-            "an administrator cannot record their own training; another administrator records it",
-        ));
+        let store = state.store.clone();
+        let me = username.clone();
+        let others: Vec<String> = blocking(move || {
+            Ok(store
+                .accounts()?
+                .into_iter()
+                .filter(|a| {
+                    a.role == platekeeper_core::Role::Administrator
+                        && a.username != me
+                        && a.deleted_at_ms.is_none()
+                        && !a.suspended
+                })
+                .map(|a| a.username)
+                .collect())
+        })
+        .await?;
+        if !others.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "self_certification",
+                format!(
+                    "an administrator does not record their own training while another can; ask {}",
+                    others.join(" or ")
+                ),
+            ));
+        }
     }
     let now = state.now_ms();
     let completed = parse_date("completed_on", &body.completed_on)?;

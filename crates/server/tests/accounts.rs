@@ -864,7 +864,9 @@ async fn the_access_log_filters_by_category_kind_case_and_time() {
 /// the new approval the role change demands.
 #[tokio::test]
 async fn no_one_certifies_or_reactivates_themselves_and_reactivation_keeps_a_role_change_void() {
-    let api = api().await;
+    let mut api = api().await;
+    // With a second administrator, nobody records their own training.
+    api.ready_user("adm2", Role::Administrator).await;
     let today = platekeeper_core::read::format_time_ms(api.now());
     let training =
         json!({"course": "ALPR", "completed_on": &today[..10], "expires_on": "2027-11-01"});
