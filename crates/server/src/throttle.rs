@@ -238,7 +238,8 @@ mod tests {
         assert_eq!(PER_USER.delay_ms(3), 0);
         assert_eq!(PER_USER.delay_ms(4), 2_000);
         assert_eq!(PER_USER.delay_ms(5), 4_000);
-        assert_eq!(PER_USER.delay_ms(12), 15 * 60_000);
+        assert_eq!(PER_USER.delay_ms(12), 512_000);
+        assert_eq!(PER_USER.delay_ms(13), 15 * 60_000);
         assert_eq!(PER_USER.delay_ms(u32::MAX), 15 * 60_000);
         assert_eq!(PER_ADDRESS.delay_ms(21), 1_000);
         assert_eq!(PER_ADDRESS.delay_ms(40), 60_000);
