@@ -106,6 +106,19 @@ fn view(a: &Account, now: i64) -> UserView {
     }
 }
 
+/// Refuses an administrator `what` their own account, where the rule
+/// needs a second person (approval, reactivation, deletion).
+fn not_self(who: &Person, username: &str, code: &'static str, what: &str) -> Result<(), ApiError> {
+    if username == who.account.username {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code,
+            format!("an administrator cannot {what}"),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_role(s: &str) -> Result<Role, ApiError> {
     Role::parse(s).ok_or_else(|| {
         ApiError::unprocessable(
@@ -396,13 +409,12 @@ pub async fn approval(
     OptionalJson(body): OptionalJson<ApprovalBody>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Right::ManageAccounts)?;
-    if username == who.account.username {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "self_approval",
-            "an administrator cannot approve their own account",
-        ));
-    }
+    not_self(
+        &who,
+        &username,
+        "self_approval",
+        "approve their own account",
+    )?;
     let now = state.now_ms();
     let max = now + state.store.policy().accounts.approval_days as i64 * DAY_MS;
     let expires = match body.expires_on {
@@ -499,19 +511,19 @@ pub async fn reactivate(
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Right::ManageAccounts)?;
-    if username == who.account.username {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "self_reactivation",
-            "an administrator cannot reactivate their own account",
-        ));
-    }
+    not_self(
+        &who,
+        &username,
+        "self_reactivation",
+        "reactivate their own account",
+    )?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = who.actor();
     blocking(move || Ok(store.reactivate(&username, &actor, now)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
 simple_action!(
     unlock,
     "/api/v1/users/{username}/unlock",
@@ -547,13 +559,7 @@ pub async fn delete(
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Right::ManageAccounts)?;
-    if username == who.account.username {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "self_delete",
-            "an administrator cannot delete their own account",
-        ));
-    }
+    not_self(&who, &username, "self_delete", "delete their own account")?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = who.actor();
