@@ -27,30 +27,7 @@ fn rewrite_log(api: &Api, keep: Option<i64>, edit: bool) {
     if let Some(n) = keep {
         conn.execute("DELETE FROM log WHERE seq > ?1", [n]).unwrap();
     }
-    let mut log: Vec<LogEntry> = {
-        let mut stmt = conn
-            .prepare("SELECT seq, ts, category, kind, username, affiliation, role, client, details, purpose FROM log ORDER BY seq")
-            .unwrap();
-        stmt.query_map([], |r| {
-            Ok(LogEntry {
-                seq: r.get(0)?,
-                ts_ms: r.get(1)?,
-                category: r.get(2)?,
-                kind: r.get(3)?,
-                username: r.get(4)?,
-                affiliation: r.get(5)?,
-                role: r.get(6)?,
-                client: r.get(7)?,
-                details: r.get(8)?,
-                purpose: r.get(9)?,
-                prev: [0; 32],
-                hash: [0; 32],
-            })
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-    };
+    let mut log: Vec<LogEntry> = platekeeper_store::log::read_entries(&conn).unwrap();
     if edit {
         log[1].details = "{\"rewritten\":true}".into();
     }

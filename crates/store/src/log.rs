@@ -236,6 +236,14 @@ pub(crate) fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
     })
 }
 
+/// Every entry in `conn`'s log, in order, as stored (read-only; for tools
+/// and tests that inspect or, as an attacker would, rewrite it).
+pub fn read_entries(conn: &Connection) -> Result<Vec<LogEntry>, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
+    let rows = stmt.query_map([], row_entry)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) const COLUMNS: &str =
     "seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash";
 

@@ -80,34 +80,7 @@ fn db(dir: &Path) -> Connection {
 }
 
 fn entries(conn: &Connection) -> Vec<LogEntry> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash
-             FROM log ORDER BY seq",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        let blob = |i: usize| -> rusqlite::Result<[u8; 32]> {
-            Ok(r.get::<_, Vec<u8>>(i)?.try_into().unwrap())
-        };
-        Ok(LogEntry {
-            seq: r.get(0)?,
-            ts_ms: r.get(1)?,
-            category: r.get(2)?,
-            kind: r.get(3)?,
-            username: r.get(4)?,
-            affiliation: r.get(5)?,
-            role: r.get(6)?,
-            client: r.get(7)?,
-            details: r.get(8)?,
-            purpose: r.get(9)?,
-            prev: blob(10)?,
-            hash: blob(11)?,
-        })
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    platekeeper_store::log::read_entries(conn).unwrap()
 }
 
 /// Replaces the whole log with `log`, renumbered from 1 and with every
