@@ -101,11 +101,7 @@ fn dir_of(data: &Path) -> PathBuf {
 /// Creates the folder, for this OS user only.
 pub fn ensure_dir(data: &Path) -> Result<PathBuf, StoreError> {
     let dir = dir_of(data);
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(&dir).map_err(|e| StoreError::io(&dir, e))?;
+    crate::private::create_dir(&dir)?;
     Ok(dir)
 }
 
@@ -113,11 +109,9 @@ pub fn ensure_dir(data: &Path) -> Result<PathBuf, StoreError> {
 /// by this OS user only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    let mut f = crate::private::new_file()
+        .open(&tmp)
+        .map_err(|e| StoreError::io(&tmp, e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| StoreError::io(&tmp, e))?;
