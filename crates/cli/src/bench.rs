@@ -529,37 +529,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         passes.push(figs);
     }
-    // The search endpoint's whole store path: the access entry (durable),
-    // the search, and the result entry (durable) — as a person's exact
-    // plate search costs, minus HTTP.
+    // The search endpoint's whole store path, as a person's exact plate
+    // search costs minus HTTP: one searcher, then several at once.
     let mut logged_ms = Vec::with_capacity(q);
     for _ in 0..q {
         let (p, _) = pick(&mut rng);
-        let query = ReadQuery {
-            plate: Some(PlatePattern::exact(&Plate::parse(&p)?, false)),
-            ..base.clone()
-        };
-        let (ms, r) = timed(|| -> anyhow::Result<()> {
-            let plan = store.plan(query)?;
-            let access = store.open_access(
-                AccessRequest {
-                    username: "bench".into(),
-                    affiliation: "platekeeper bench".into(),
-                    kind: AccessKind::Search,
-                    query: json!({"plate": p}),
-                    purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
-                    client: None,
-                    role: None,
-                },
-                end,
-            )?;
-            let page = store.run(&access, &plan)?;
-            let returned: Vec<_> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-            store.record_results(&access, &returned, end)?;
-            Ok(())
-        });
+        let (ms, r) = timed(|| lawful_exact(&store, &p, end));
         r?;
         logged_ms.push(ms);
+    }
+    let mut concurrent = serde_json::Map::new();
+    for threads in [1usize, 4, 16] {
+        let figs = bench_concurrent(&store, sample, end, threads, q.max(200) * 2, args.seed)?;
+        say(format!("{threads} concurrent searchers: {figs}"));
+        concurrent.insert(threads.to_string(), figs);
     }
     let reads = store.read_count()?;
     let mut figures = json!({
@@ -569,6 +552,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "distinct_plates": store.distinct_plates(),
         "queries_per_kind": q,
         "refused_queries": errors,
+        "lawful_concurrent": concurrent,
         "peak_rss_mb": peak_rss_mb().round(),
     });
     if let Ingested::Built {
@@ -631,6 +615,81 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     println!("{figures}");
     Ok(())
+}
+
+/// One exact plate search as the search endpoint runs it in the store:
+/// plan, the access with its log entries made durable, the search.
+fn lawful_exact(store: &Store, plate: &str, end: i64) -> anyhow::Result<usize> {
+    let query = ReadQuery {
+        plate: Some(PlatePattern::exact(&Plate::parse(plate)?, false)),
+        limit: 100,
+        ..ReadQuery::default()
+    };
+    let plan = store.plan(query)?;
+    let access = store.open_access(
+        AccessRequest {
+            username: "bench".into(),
+            affiliation: "platekeeper bench".into(),
+            kind: AccessKind::Search,
+            query: json!({"plate": plate}),
+            purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
+            client: None,
+            role: None,
+        },
+        end,
+    )?;
+    let page = store.run(&access, &plan)?;
+    let returned: Vec<_> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+    store.record_results(&access, &returned, end)?;
+    Ok(page.reads.len())
+}
+
+/// `threads` searchers running [`lawful_exact`] at once, `total` searches
+/// in all: searches per second, and each search's p50 / p99 while the
+/// others run.
+fn bench_concurrent(
+    store: &Store,
+    sample: &[(String, i64)],
+    end: i64,
+    threads: usize,
+    total: usize,
+    seed: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let per = total.div_ceil(threads);
+    let started = Instant::now();
+    let times = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> anyhow::Result<Vec<f64>> {
+                    let mut rng = Rng::new(seed ^ 0xC0C0 ^ t as u64);
+                    let mut times = Vec::with_capacity(per);
+                    for _ in 0..per {
+                        let (p, _) = &sample[rng.below(sample.len() as u64) as usize];
+                        let (ms, r) = timed(|| lawful_exact(store, p, end));
+                        r?;
+                        times.push(ms);
+                    }
+                    Ok(times)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(per * threads);
+        for w in workers {
+            let times = w
+                .join()
+                .map_err(|_| anyhow::anyhow!("a bench searcher panicked"))??;
+            all.extend(times);
+        }
+        anyhow::Ok(all)
+    })?;
+    let wall = started.elapsed().as_secs_f64();
+    let mut times = times;
+    Ok(json!({
+        "searches": times.len(),
+        "per_s": (times.len() as f64 / wall).round(),
+        "p50_ms": round3(percentile(&mut times, 0.50)),
+        "p99_ms": round3(percentile(&mut times, 0.99)),
+    }))
 }
 
 /// Sign-in as the server does it: Argon2id check, TOTP check, the log
