@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, Purpose};
 use platekeeper_server::ingest::{accept_batch, Candidate};
-use platekeeper_store::{AccessKind, AccessRequest, Camera, ReadQuery, Store};
+use platekeeper_store::{Access, AccessKind, AccessRequest, Camera, ReadQuery, Store};
 use serde_json::json;
 
 use crate::now_ms;
@@ -393,18 +393,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sample = ingest.sample();
     let cameras = store.cameras();
     let bytes = store.database_bytes();
-    let access = store.open_access(
-        AccessRequest {
-            username: "bench".into(),
-            affiliation: "platekeeper bench".into(),
-            kind: AccessKind::Search,
-            query: json!({"bench": true}),
-            purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
-            client: None,
-            role: None,
-        },
-        end,
-    )?;
     let mut rng = Rng::new(args.seed ^ 0xBE4C);
     let pick = |rng: &mut Rng| sample[rng.below(sample.len() as u64) as usize].clone();
     let q = args.queries.max(1);
@@ -498,10 +486,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut failed = 0usize;
             for _ in 0..q {
                 let query = make(&mut rng)?;
+                // The query alone, without its log entry (that is
+                // `exact_with_log` below): the data stays sealed.
+                let access = bench_access(json!({"bench": kind}))?;
                 let (ms, page) = timed(|| store.search(&access, &query));
                 match page {
-                    Ok(page) => {
-                        results += page.reads.len();
+                    Ok(found) => {
+                        // Counted once released (untimed): sealed data
+                        // shows nothing, not even how much.
+                        results += store.release(access, found, end)?.value().reads.len();
                         times.push(ms);
                     }
                     // A refused query (say, a pattern too broad) is counted
@@ -618,7 +611,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// One exact plate search as the search endpoint runs it in the store:
-/// plan, the access with its log entries made durable, the search.
+/// plan, the search, its access entry made durable, the release.
 fn lawful_exact(store: &Store, plate: &str, end: i64) -> anyhow::Result<usize> {
     let query = ReadQuery {
         plate: Some(PlatePattern::exact(&Plate::parse(plate)?, false)),
@@ -626,22 +619,23 @@ fn lawful_exact(store: &Store, plate: &str, end: i64) -> anyhow::Result<usize> {
         ..ReadQuery::default()
     };
     let plan = store.plan(query)?;
-    let access = store.open_access(
-        AccessRequest {
-            username: "bench".into(),
-            affiliation: "platekeeper bench".into(),
-            kind: AccessKind::Search,
-            query: json!({"plate": plate}),
-            purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
-            client: None,
-            role: None,
-        },
-        end,
-    )?;
-    let page = store.run(&access, &plan)?;
-    let returned: Vec<_> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-    store.record_results(&access, &returned, end)?;
-    Ok(page.reads.len())
+    let access = bench_access(json!({"plate": plate}))?;
+    let found = store.run(&access, &plan)?;
+    let released = store.release(access, found, end)?;
+    Ok(released.value().reads.len())
+}
+
+/// An access as the bench's searches make them.
+fn bench_access(query: serde_json::Value) -> anyhow::Result<Access> {
+    Ok(Access::new(AccessRequest {
+        username: "bench".into(),
+        affiliation: "platekeeper bench".into(),
+        kind: AccessKind::Search,
+        query,
+        purpose: Purpose::new("BENCH-0001", "benchmark", "performance measurement")?,
+        client: None,
+        role: None,
+    }))
 }
 
 /// `threads` searchers running [`lawful_exact`] at once, `total` searches

@@ -17,7 +17,7 @@ use anyhow::Context;
 use platekeeper_core::read::TimeInput;
 use platekeeper_core::{Purpose, RawRead};
 use platekeeper_store::{
-    AccessKind, AccessRequest, Actor, CameraKind, IngestItem, NewCamera, Store, StoredRead,
+    Access, AccessKind, AccessRequest, Actor, CameraKind, IngestItem, NewCamera, Store,
 };
 use serde_json::json;
 
@@ -109,30 +109,26 @@ fn measure(
         "ingested {n} reads with pictures in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
-    let access = store.open_access(
-        AccessRequest {
+    let access = |kind, what: &str| -> anyhow::Result<Access> {
+        Ok(Access::new(AccessRequest {
             username: "bench".into(),
             affiliation: "Bench PD".into(),
-            kind: AccessKind::Search,
-            query: json!({"bench": "evidence"}),
+            kind,
+            query: json!({"bench": what}),
             purpose: Purpose::new("26-000001", "187 PC", "evidence export benchmark")?,
             client: None,
             role: None,
-        },
-        now,
-    )?;
-    let found: Vec<StoredRead> = sent
-        .iter()
-        .map(|&(id, ts)| store.find_read(&access, id, ts))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    anyhow::ensure!(found.len() == n, "found {} of {n} reads", found.len());
-    let hold = store.place_hold(&access, &actor, &found, now)?;
+        }))
+    };
+    let hold = store
+        .place_hold(access(AccessKind::Hold, "hold")?, &sent, &actor, now)?
+        .into_value();
+    anyhow::ensure!(hold.reads as usize == n, "held {} of {n} reads", hold.reads);
     let rss_before = peak_rss_mb();
     let started = Instant::now();
-    let (package, _download) = store.export_evidence(&access, &hold, &actor, now)?;
+    let (package, _download) = store
+        .export_evidence(access(AccessKind::Export, "evidence")?, &hold, &actor, now)?
+        .into_value();
     let build_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut file = package.file;

@@ -7,8 +7,9 @@
 //! → 403, locked → 423, enrolment unfinished → 403. Rights come from the
 //! role table in `platekeeper_core::role`; plate data additionally needs
 //! current training and approval ([`Person::require_plate_data`]) and a
-//! purpose that passes the agency's rules. Only [`open_access`] makes an
-//! `Access`, after its log entry is durable.
+//! purpose that passes the agency's rules. Only then is an [`Access`]
+//! made ([`access`]); the store writes its log entry before any data
+//! found under it is released.
 
 use std::net::SocketAddr;
 
@@ -223,15 +224,16 @@ pub fn check_purpose(state: &AppState, purpose: &Purpose) -> Result<(), ApiError
     })
 }
 
-/// Logs an access durably and returns it; only then may data flow.
-pub async fn open_access(
-    state: &AppState,
+/// The access `who` is about to make, once every check has passed: the
+/// store finds data under it sealed, and releases the data only after
+/// writing its one log entry (see `platekeeper_store::access`).
+pub fn access(
     who: &Person,
     kind: AccessKind,
     query: serde_json::Value,
     purpose: Purpose,
-) -> Result<Access, ApiError> {
-    let req = AccessRequest {
+) -> Access {
+    Access::new(AccessRequest {
         username: who.account.username.clone(),
         affiliation: who.affiliation.clone(),
         kind,
@@ -239,8 +241,5 @@ pub async fn open_access(
         purpose,
         client: who.client.clone(),
         role: Some(who.account.role.as_str().to_string()),
-    };
-    let store = state.store.clone();
-    let now = state.now_ms();
-    blocking(move || Ok(store.open_access(req, now)?)).await
+    })
 }

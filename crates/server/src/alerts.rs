@@ -30,13 +30,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
 use platekeeper_core::hotlist::Disposition;
-use platekeeper_core::{Area, GeoPoint, Purpose, ReadId, Right};
+use platekeeper_core::{Area, GeoPoint, Purpose, Right};
 use platekeeper_store::{AccessKind, Alert, AlertStatus, NewEntry, Store};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{open_access, Person};
+use crate::accountability::{access, Person};
 use crate::json::ApiJson;
 use crate::search::{path_param, result_of, ReadResult};
 use crate::{blocking, ApiError, AppState};
@@ -417,8 +417,7 @@ pub struct AlertList {
 
 /// The access an alert view is logged under: its purpose is the alerts
 /// themselves (they were raised by the system, not sought by the person).
-async fn alert_access(
-    state: &AppState,
+fn alert_access(
     who: &Person,
     query: serde_json::Value,
     case_number: &str,
@@ -427,7 +426,7 @@ async fn alert_access(
 ) -> Result<platekeeper_store::Access, ApiError> {
     let purpose = Purpose::new(case_number, offense, reason)
         .map_err(|e| ApiError::internal(format!("alert purpose: {e}")))?;
-    open_access(state, who, AccessKind::AlertView, query, purpose).await
+    Ok(access(who, AccessKind::AlertView, query, purpose))
 }
 
 /// Recent alerts, newest first. Listing is an access (kind `alert_view`):
@@ -449,31 +448,26 @@ pub async fn list_alerts(
     let limit = crate::search::page_limit(p.limit)?.min(500);
     let before = crate::search::id_cursor(p.cursor.as_deref())?.unwrap_or(i64::MAX);
     let access = alert_access(
-        &state,
         &who,
         serde_json::json!({"alerts": "list", "open": p.open, "cursor": p.cursor, "limit": limit}),
         "ALERT-REVIEW",
         "hot-list alerts",
         "reviewing hot-list alerts raised by the system",
-    )
-    .await?;
+    )?;
     let store = state.store.clone();
     let now = state.now_ms();
-    let (access, alerts) = blocking(move || {
-        let alerts = store.alerts(&access, before, limit, p.open)?;
-        let returned: Vec<(ReadId, i64)> = alerts
-            .iter()
-            .filter_map(|a| ReadId::parse(&a.read_id).ok().map(|id| (id, a.read_ts_ms)))
-            .collect();
-        store.record_results(&access, &returned, now)?;
-        Ok((access, alerts))
+    let released = blocking(move || {
+        let found = store.alerts(&access, before, limit, p.open)?;
+        Ok(store.release(access, found, now)?)
     })
     .await?;
+    let access_id = released.access_id();
+    let alerts = released.into_value();
     let next_cursor = (alerts.len() >= limit)
         .then(|| alerts.last().map(|a| a.id.to_string()))
         .flatten();
     Ok(Json(AlertList {
-        access_id: access.id(),
+        access_id,
         alerts,
         next_cursor,
     }))
@@ -483,37 +477,24 @@ fn unknown_alert(id: i64) -> ApiError {
     ApiError::not_found("unknown_alert", format!("alert {id} does not exist"))
 }
 
-/// Opens an access for one alert (its purpose is the alert itself) and
-/// returns the alert under it.
-async fn open_alert(
+/// The access for opening one alert (its purpose is the alert itself).
+async fn alert_view(
     state: &AppState,
     who: &Person,
     id: i64,
     what: &str,
-) -> Result<(platekeeper_store::Access, Alert), ApiError> {
+) -> Result<platekeeper_store::Access, ApiError> {
     let store = state.store.clone();
     let (case, reason, list) = blocking(move || Ok(store.alert_purpose(id)?))
         .await?
         .ok_or_else(|| unknown_alert(id))?;
-    let access = alert_access(
-        state,
+    alert_access(
         who,
         serde_json::json!({"alert": id, "view": what}),
         case.as_deref().unwrap_or(&format!("ALERT-{id}")),
         &reason,
         &format!("verifying hot-list alert {id} ({list})"),
     )
-    .await?;
-    let store = state.store.clone();
-    let now = state.now_ms();
-    blocking(move || {
-        let alert = store.alert(&access, id)?.ok_or_else(|| unknown_alert(id))?;
-        if let Ok(read_id) = ReadId::parse(&alert.read_id) {
-            store.record_results(&access, &[(read_id, alert.read_ts_ms)], now)?;
-        }
-        Ok((access, alert))
-    })
-    .await
 }
 
 /// One alert. Opening it is an access (kind `alert_view`).
@@ -534,8 +515,15 @@ pub async fn get_alert(
 ) -> Result<Json<Alert>, ApiError> {
     let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
-    let (_, alert) = open_alert(&state, &who, id, "alert").await?;
-    Ok(Json(alert))
+    let access = alert_view(&state, &who, id, "alert").await?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let released = blocking(move || {
+        let found = store.alert(&access, id)?;
+        Ok(store.release(access, found, now)?)
+    })
+    .await?;
+    Ok(Json(released.into_value()))
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -567,20 +555,20 @@ pub async fn alert_read(
 ) -> Result<Json<AlertRead>, ApiError> {
     let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
-    let (access, alert) = open_alert(&state, &who, id, "read").await?;
-    let read_id = ReadId::parse(&alert.read_id)
-        .map_err(|e| ApiError::internal(format!("alert {id}: {}", e.message)))?;
+    let access = alert_view(&state, &who, id, "read").await?;
     let store = state.store.clone();
-    let ts = alert.read_ts_ms;
-    let (access, read) = blocking(move || {
-        let read = store.find_read(&access, read_id, ts)?;
-        Ok((access, read))
+    let now = state.now_ms();
+    let released = blocking(move || {
+        let found = store.alert_with_read(&access, id)?;
+        Ok(store.release(access, found, now)?)
     })
     .await?;
+    let access_id = released.access_id();
+    let (_, read) = released.into_value();
     Ok(Json(AlertRead {
-        access_id: access.id(),
+        access_id,
         alert_id: id,
-        read: read.as_ref().map(|r| result_of(r, access.id())),
+        read: read.as_ref().map(|r| result_of(r, access_id)),
         verify_notice: platekeeper_core::hotlist::VERIFY_NOTICE,
     }))
 }

@@ -13,7 +13,7 @@ use platekeeper_store::{AccessKind, Correction};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{open_access, Person};
+use crate::accountability::{access, Person};
 use crate::json::ApiJson;
 use crate::search::path_param;
 use crate::{blocking, ApiError, AppState};
@@ -95,24 +95,19 @@ pub async fn correct(
         Ok((parent, ts))
     })
     .await?;
-    let access = open_access(
-        &state,
+    let access = access(
         &who,
         AccessKind::Correction,
         serde_json::json!({"read_id": id.to_string(), "parent_access": parent.id}),
         parent.purpose,
-    )
-    .await?;
+    );
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
     let c = blocking(move || {
-        let read = store.find_read(&access, id, ts)?.ok_or_else(|| {
-            ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
-        })?;
-        store.record_results(&access, &[(id, ts)], now)?;
-        let region = new_state.unwrap_or(read.region);
-        Ok(store.correct_read(&access, &read, (plate, region), &req.reason, &actor, now)?)
+        let released =
+            store.correct_read(access, id, ts, (plate, new_state), &req.reason, &actor, now)?;
+        Ok(released.into_value())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(c)))

@@ -143,6 +143,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, not_found_code(what), e.to_string())
             }
             StoreError::Invalid { code, .. } => ApiError::unprocessable(code, e.to_string()),
+            StoreError::Gone { code, .. } => ApiError::not_found(code, e.to_string()),
             StoreError::Refused { code, .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
             }

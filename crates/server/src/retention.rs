@@ -11,13 +11,11 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use platekeeper_core::legal_hold::{self, HoldAction};
 use platekeeper_core::{Purpose, ReadId, Right, Role};
-use platekeeper_store::{
-    Access, AccessKind, Download, Hold, PurgeReport, Store, StoredRead, MAX_HOLD_READS,
-};
+use platekeeper_store::{Access, AccessKind, Download, Hold, PurgeReport, MAX_HOLD_READS};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{check_purpose, open_access, Person};
+use crate::accountability::{access, check_purpose, Person};
 use crate::json::ApiJson;
 use crate::search::{id_cursor, page_limit, path_param, PurposeBody};
 use crate::{blocking, ApiError, AppState};
@@ -133,33 +131,18 @@ pub async fn create_hold(
             ),
         ));
     }
-    let access = open_access(
-        &state,
+    let access = access(
         &who,
         AccessKind::Hold,
         serde_json::json!({"case_number": purpose.case_number, "read_ids": req.read_ids.len()}),
         purpose,
-    )
-    .await?;
+    );
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
-    let hold = blocking(move || {
-        let mut reads = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let read = store.find_read(&access, *id, times[id])?.ok_or_else(|| {
-                ApiError::unprocessable(
-                    "unknown_reads",
-                    format!("read {id} is no longer stored (past retention)"),
-                )
-            })?;
-            reads.push(read);
-        }
-        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned, now)?;
-        Ok(store.place_hold(&access, &actor, &reads, now)?)
-    })
-    .await?;
+    let named: Vec<(ReadId, i64)> = ids.iter().map(|id| (*id, times[id])).collect();
+    let hold =
+        blocking(move || Ok(store.place_hold(access, &named, &actor, now)?.into_value())).await?;
     Ok((axum::http::StatusCode::CREATED, Json(hold)))
 }
 
@@ -355,7 +338,7 @@ async fn hold_access(
         what.to_string(),
         serde_json::json!({"hold_id": hold.id, "case_number": hold.case_number}),
     );
-    let access = open_access(state, who, kind, serde_json::Value::Object(query), purpose).await?;
+    let access = access(who, kind, serde_json::Value::Object(query), purpose);
     Ok((hold, access))
 }
 
@@ -432,30 +415,6 @@ pub async fn unshare_hold(
     ))
 }
 
-/// Reads `skip..skip + take` of a hold (in time order), recorded as
-/// returned under `access`; with how many the hold keeps and how many
-/// distinct plates.
-fn held_reads_returned(
-    store: &Store,
-    access: &Access,
-    hold_id: i64,
-    now_ms: i64,
-    skip: usize,
-    take: usize,
-) -> Result<(Vec<StoredRead>, usize, usize), ApiError> {
-    let all = store.held_reads(access, hold_id)?;
-    let total = all.len();
-    let plates = all
-        .iter()
-        .map(|r| r.plate)
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    let reads: Vec<StoredRead> = all.into_iter().skip(skip).take(take).collect();
-    let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-    store.record_results(access, &returned, now_ms)?;
-    Ok((reads, total, plates))
-}
-
 #[derive(Deserialize, IntoParams)]
 pub struct HoldReadsParams {
     /// Reads per page (default 100, at most 1,000).
@@ -505,18 +464,23 @@ pub async fn hold_reads(
     .await?;
     let store = state.store.clone();
     let now = state.now_ms();
-    let access_id = access.id();
-    let (reads, total, plates) =
-        blocking(move || held_reads_returned(&store, &access, hold.id, now, skip, limit)).await?;
-    let next = skip + reads.len();
+    let released = blocking(move || {
+        let found = store.held_reads_page(&access, hold.id, skip, limit)?;
+        Ok(store.release(access, found, now)?)
+    })
+    .await?;
+    let access_id = released.access_id();
+    let page = released.into_value();
+    let next = skip + page.reads.len();
     Ok(Json(crate::search::SearchResponse {
         access_id,
-        results: reads
+        results: page
+            .reads
             .iter()
             .map(|r| crate::search::result_of(r, access_id))
             .collect(),
-        next_cursor: (next < total).then(|| next.to_string()),
-        plates_matched: plates,
+        next_cursor: (next < page.total).then(|| next.to_string()),
+        plates_matched: page.plates,
     }))
 }
 
@@ -627,9 +591,9 @@ pub(crate) async fn evidence_zip(
     let actor = who.actor();
     let now = state.now_ms();
     let (package, download) = blocking(move || {
-        let (package, download) = store.export_evidence(&access, &hold, &actor, now)?;
-        held_reads_returned(&store, &access, hold.id, now, 0, usize::MAX)?;
-        Ok((package, download))
+        Ok(store
+            .export_evidence(access, &hold, &actor, now)?
+            .into_value())
     })
     .await?;
     Ok(zip_response(package, &download))

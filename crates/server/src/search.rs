@@ -15,7 +15,7 @@ use platekeeper_store::{AccessKind, Cursor, ReadQuery, StoredRead};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{check_purpose, open_access, Person};
+use crate::accountability::{access, check_purpose, Person};
 use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
 
@@ -325,26 +325,22 @@ pub async fn search(
         "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
         "camera": req.camera, "state": req.state, "cursor": req.cursor,
     });
-    let access = open_access(&state, &who, AccessKind::Search, logged, purpose).await?;
+    let access = access(&who, AccessKind::Search, logged, purpose);
     let store = state.store.clone();
     let started = std::time::Instant::now();
     let now = state.now_ms();
-    let (access, page) = blocking(move || {
-        let page = store.run(&access, &plan)?;
-        let returned: Vec<(ReadId, i64)> = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned, now)?;
-        Ok((access, page))
+    let released = blocking(move || {
+        let found = store.run(&access, &plan)?;
+        Ok(store.release(access, found, now)?)
     })
     .await?;
     metrics::histogram!("platekeeper_search_seconds").record(started.elapsed().as_secs_f64());
     metrics::counter!("platekeeper_searches_total").increment(1);
+    let access_id = released.access_id();
+    let page = released.into_value();
     Ok(Json(SearchResponse {
-        access_id: access.id(),
-        results: page
-            .reads
-            .iter()
-            .map(|r| result_of(r, access.id()))
-            .collect(),
+        access_id,
+        results: page.reads.iter().map(|r| result_of(r, access_id)).collect(),
         next_cursor: page.next.map(|c| c.encode()),
         plates_matched: page.plates_matched,
     }))
@@ -441,34 +437,19 @@ pub async fn read_image(
             format!("search access {access_id} did not return read {id}"),
         )
     })?;
-    let access = open_access(
-        &state,
+    let access = access(
         &who,
         AccessKind::ImageView,
         serde_json::json!({"read_id": id.to_string(), "parent_access": parent.id, "kind": if want_plate {"plate"} else {"vehicle"}}),
         parent.purpose,
-    )
-    .await?;
+    );
     let store = state.store.clone();
     let now = state.now_ms();
     let (bytes, kind) = blocking(move || {
         // A read on legal hold keeps its copy (and pictures) after its
         // day is purged.
-        let read = match store.find_read(&access, id, at)? {
-            Some(read) => read,
-            None => store.held_read(&access, id)?.ok_or_else(|| {
-                ApiError::not_found("unknown_read", format!("read {id} is no longer stored"))
-            })?,
-        };
-        let image = if want_plate {
-            read.plate_image
-        } else {
-            read.vehicle_image
-        }
-        .ok_or_else(|| ApiError::not_found("no_image", format!("read {id} has no such image")))?;
-        let bytes = store.image(&access, read.locator.day, &image)?;
-        store.record_results(&access, &[(id, at)], now)?;
-        Ok((bytes, image.kind))
+        let found = store.read_image(&access, id, at, want_plate)?;
+        Ok(store.release(access, found, now)?.into_value())
     })
     .await?;
     Response::builder()

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use platekeeper_core::read::parse_time_ms;
 use platekeeper_core::sharing::AgencyKind;
-use platekeeper_core::{Purpose, ReadId, Right};
+use platekeeper_core::{Purpose, Right};
 use platekeeper_store::{
     AccessKind, Agency, Document, NewSharingRequest, RecordsRequest, RegisterLine, SharingRequest,
     Transfer,
@@ -22,7 +22,7 @@ use platekeeper_store::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::accountability::{open_access, Person};
+use crate::accountability::{access, Person};
 use crate::json::ApiJson;
 use crate::search::{build_query, id_cursor, page_limit, path_param, SearchRequest};
 use crate::{blocking, ApiError, AppState};
@@ -434,32 +434,20 @@ pub(crate) async fn sharing_zip(
             req.id, agency.name, req.purpose
         ),
     };
-    let access = open_access(
-        state,
+    let access = access(
         who,
         AccessKind::Export,
         serde_json::json!({"sharing_request": req.id, "agency": agency.name, "query": req.query}),
         purpose,
-    )
-    .await?;
+    );
     let store = state.store.clone();
     let actor = who.actor();
     let (package, download) = blocking(move || {
         let plan = store.plan(query)?;
-        let mut reads = Vec::new();
-        let mut plan = plan;
-        loop {
-            let page = store.run(&access, &plan)?;
-            reads.extend(page.reads);
-            match page.next {
-                Some(c) if reads.len() < MAX_EXPORT_READS => plan.set_cursor(Some(c)),
-                _ => break,
-            }
-        }
-        reads.truncate(MAX_EXPORT_READS);
-        let returned: Vec<(ReadId, i64)> = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
-        store.record_results(&access, &returned, now)?;
-        Ok(store.export_sharing(&access, &req, &agency, &reads, &actor, now)?)
+        let found = store.sharing_reads(&access, plan, MAX_EXPORT_READS)?;
+        Ok(store
+            .export_sharing(access, found, &req, &agency, &actor, now)?
+            .into_value())
     })
     .await?;
     Ok(crate::retention::zip_response(package, &download))

@@ -718,9 +718,11 @@ async fn searches_are_logged_before_results_with_who_what_and_why() {
     assert_eq!(access["details"]["plate"], "7ABC123");
     assert_eq!(access["purpose"]["case_number"], "26-004211");
     assert_eq!(access["client"], "127.0.0.1");
-    let result = entries.iter().find(|e| e["kind"] == "result").unwrap();
-    assert_eq!(result["details"]["access"], id);
-    assert_eq!(result["details"]["result_count"], 0);
+    // Issue 28: one entry holds the query and what it returned; no
+    // second "result" entry follows.
+    assert_eq!(access["details"]["result_count"], 0);
+    assert_eq!(access["details"]["reads"], json!([]));
+    assert!(!entries.iter().any(|e| e["kind"] == "result"));
     let (s, v) = api
         .call("GET", "/api/v1/audit/verify", Some(&api.admin), None)
         .await;

@@ -89,22 +89,22 @@ impl Api {
     }
 }
 
-/// An access for reading alerts straight from the store in a test.
-fn review(api: &Api) -> platekeeper_store::Access {
+/// Alerts read straight from the store in a test, under a logged access.
+fn alerts(api: &Api) -> Vec<platekeeper_store::Alert> {
+    let access = platekeeper_store::Access::new(platekeeper_store::AccessRequest {
+        username: "test".into(),
+        affiliation: "Test PD".into(),
+        kind: platekeeper_store::AccessKind::AlertView,
+        query: json!({"test": true}),
+        purpose: platekeeper_core::Purpose::new("T-1", "test", "test of alerts").unwrap(),
+        client: None,
+        role: None,
+    });
+    let found = api.store.alerts(&access, i64::MAX, 10, false).unwrap();
     api.store
-        .open_access(
-            platekeeper_store::AccessRequest {
-                username: "test".into(),
-                affiliation: "Test PD".into(),
-                kind: platekeeper_store::AccessKind::AlertView,
-                query: json!({"test": true}),
-                purpose: platekeeper_core::Purpose::new("T-1", "test", "test of alerts").unwrap(),
-                client: None,
-                role: None,
-            },
-            api.now(),
-        )
+        .release(access, found, api.now())
         .unwrap()
+        .into_value()
 }
 
 fn read(n: u32, plate: &str, state: &str) -> Value {
@@ -627,13 +627,7 @@ async fn expired_entries_stop_matching_and_the_daily_job_removes_them() {
     let mut r = read(1, "7ABC123", "CA");
     r["ts"] = json!(platekeeper_core::read::format_time_ms(api.now() - 1_000));
     api.ingest(&key, json!([r])).await;
-    assert!(
-        api.store
-            .alerts(&review(&api), i64::MAX, 10, false)
-            .unwrap()
-            .is_empty(),
-        "expired entries never alert"
-    );
+    assert!(alerts(&api).is_empty(), "expired entries never alert");
     let purge = api.store.purge_hotlists(api.now()).unwrap();
     assert_eq!(purge.entries_removed, 1);
     assert!(api.store.hot_entry(entry).unwrap().is_none());
@@ -663,10 +657,7 @@ async fn unacknowledged_alerts_are_sent_again() {
     .await;
     let key = api.camera_key("cam-amber").await;
     api.ingest(&key, json!([read(9, "7ABC123", "CA")])).await;
-    let first = api
-        .store
-        .alerts(&review(&api), i64::MAX, 10, false)
-        .unwrap();
+    let first = alerts(&api);
     assert_eq!(first.len(), 1);
     let id = first[0].id;
     assert!(api

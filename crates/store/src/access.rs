@@ -1,10 +1,13 @@
 //! Accesses to plate data and the access log (SPEC R4.3).
 //!
-//! An [`Access`] is the only key to plate data: every function that
-//! returns reads or images takes one. The store makes an `Access` only in
-//! [`Store::open_access`], after the log entry describing who is looking,
-//! at what and why has been committed. A caller therefore cannot see data
-//! without leaving a durable record first.
+//! Every store function that finds reads or images takes an [`Access`]
+//! (who is looking, at what, why) and returns the data [`Sealed`]: its
+//! contents are private to the store. Only [`Store::release`] opens it,
+//! and only after writing the access's one log entry — the person, time,
+//! purpose, query, result count and read ids — and committing it. A
+//! caller therefore cannot see data without a durable record of what it
+//! saw (issue 28: one entry and one commit per access, where there were
+//! two).
 //!
 //! Deciding *whether* someone may open an access (role, training,
 //! approval, purpose policy) belongs to the server's accountability layer.
@@ -13,6 +16,9 @@ use platekeeper_core::{Purpose, ReadId};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::group_commit::HasHead;
 use crate::log::{self, LogEntry, NewEntry};
 use crate::{Store, StoreError};
 
@@ -56,26 +62,124 @@ pub struct AccessRequest {
     pub role: Option<String>,
 }
 
-/// Proof that an access was logged. Deliberately not `Clone`: each data
-/// request goes with exactly one log entry.
+/// An access about to happen: who looks at what and why, checked by the
+/// server but not logged yet. Store functions that find plate data take
+/// one and hand back [`Sealed`] data; [`Store::release`] writes the
+/// access's one log entry and only then gives the data out. Deliberately
+/// not `Clone`: one access, one entry.
 #[derive(Debug)]
 pub struct Access {
-    id: i64,
-    username: String,
-    purpose: Purpose,
+    token: u64,
+    req: AccessRequest,
 }
 
+/// Ties sealed data to the access it was found under.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
 impl Access {
-    pub fn id(&self) -> i64 {
-        self.id
+    pub fn new(req: AccessRequest) -> Access {
+        Access {
+            token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
+            req,
+        }
     }
 
     pub fn username(&self) -> &str {
-        &self.username
+        &self.req.username
     }
 
     pub fn purpose(&self) -> &Purpose {
-        &self.purpose
+        &self.req.purpose
+    }
+
+    pub fn kind(&self) -> AccessKind {
+        self.req.kind
+    }
+}
+
+/// Plate data found under an [`Access`] and not yet released: nothing
+/// outside the store can read it. [`Store::release`] opens it once the
+/// access's entry, naming every read in it, is durable.
+#[must_use = "data found under an access leaves only through Store::release"]
+#[derive(Debug)]
+pub struct Sealed<T> {
+    value: T,
+    /// The reads the data holds (id, time), for the entry and the index.
+    returned: Vec<(ReadId, i64)>,
+    token: u64,
+}
+
+impl<T> Sealed<T> {
+    pub(crate) fn new(access: &Access, value: T, returned: Vec<(ReadId, i64)>) -> Sealed<T> {
+        Sealed {
+            value,
+            returned,
+            token: access.token,
+        }
+    }
+
+    /// The data, for the store's own use before release.
+    pub(crate) fn peek(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Proof that an access's entry is in the log and durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    access_id: i64,
+    logged_at_ms: i64,
+}
+
+impl Receipt {
+    /// The entry's number in the log: the access's id in the API.
+    pub fn access_id(&self) -> i64 {
+        self.access_id
+    }
+
+    pub fn logged_at_ms(&self) -> i64 {
+        self.logged_at_ms
+    }
+}
+
+/// Plate data whose access entry is durable: the only form in which data
+/// found under an access reaches the server.
+#[derive(Debug)]
+pub struct Released<T> {
+    receipt: Receipt,
+    value: T,
+}
+
+impl<T> Released<T> {
+    pub fn receipt(&self) -> Receipt {
+        self.receipt
+    }
+
+    pub fn access_id(&self) -> i64 {
+        self.receipt.access_id
+    }
+
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    pub fn into_value(self) -> T {
+        self.value
+    }
+
+    /// The same receipt with what the store made of the released data.
+    pub(crate) fn with_value<U>(self, value: U) -> Released<U> {
+        Released {
+            receipt: self.receipt,
+            value,
+        }
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Released<U> {
+        Released {
+            receipt: self.receipt,
+            value: f(self.value),
+        }
     }
 }
 
@@ -89,9 +193,20 @@ pub struct AccessRecord {
     pub purpose: Purpose,
 }
 
+/// A change's value with the log head it left.
+struct Logged<V> {
+    value: V,
+    head: log::Head,
+}
+
+impl<V> HasHead for Logged<V> {
+    fn head(&self) -> Option<log::Head> {
+        Some(self.head)
+    }
+}
+
 impl Store {
-    /// Appends an entry to the audit log in its own transaction and
-    /// returns it once durable.
+    /// Appends an entry to the audit log and returns it once durable.
     pub fn log_event(&self, new: NewEntry) -> Result<LogEntry, StoreError> {
         self.with_log(|tx, head| log::append(tx, head, new))
     }
@@ -117,88 +232,104 @@ impl Store {
         Ok(Some(last))
     }
 
-    /// Runs `f` in a transaction on the main database with the log's head
-    /// held, commits, and records the new head: the way every change that
-    /// must be logged is written, so the change and its entry commit
-    /// together or not at all.
+    /// Runs `f` on the main database with the log's head, in the open
+    /// batch of logged changes (see [`crate::group_commit`]), and returns
+    /// once the batch is durable: the way every change that must be
+    /// logged is written, so the change and its entry commit together or
+    /// not at all.
     pub(crate) fn with_log<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, log::Head) -> Result<T, StoreError>,
+        f: impl FnOnce(&rusqlite::Connection, log::Head) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>
     where
         T: HasHead,
     {
-        let mut conn = self.main()?;
-        let mut head = self.head.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction()?;
-        let out = f(&tx, *head)?;
-        tx.commit()?;
-        if let Some(h) = out.head() {
-            *head = h;
-            log::write_head(&self.dir, h)?;
-        }
-        Ok(out)
+        self.writer.with_log(&self.dir, f)
     }
 
-    /// Writes the access-log entry and, once it is durable, returns the
-    /// [`Access`] that unlocks the data.
-    pub fn open_access(&self, req: AccessRequest, now_ms: i64) -> Result<Access, StoreError> {
+    /// Writes `access`'s one log entry — who, when, why, what was asked,
+    /// how many reads came back and which — and, once it is durable,
+    /// releases the data found under it (SPEC R4.3).
+    pub fn release<T>(
+        &self,
+        access: Access,
+        found: Sealed<T>,
+        now_ms: i64,
+    ) -> Result<Released<T>, StoreError> {
+        let (released, ()) =
+            self.release_with(access, found, now_ms, |_, head, _, _| Ok(((), head)))?;
+        Ok(released)
+    }
+
+    /// [`Store::release`] with a change that commits together with the
+    /// access entry (placing a hold, recording an export): `change` gets
+    /// the head after the entry, the receipt and the found data, and
+    /// returns its value and the head it leaves.
+    pub(crate) fn release_with<T, U>(
+        &self,
+        access: Access,
+        found: Sealed<T>,
+        now_ms: i64,
+        change: impl FnOnce(
+            &rusqlite::Connection,
+            log::Head,
+            &Receipt,
+            &T,
+        ) -> Result<(U, log::Head), StoreError>,
+    ) -> Result<(Released<T>, U), StoreError> {
+        if found.token != access.token {
+            return Err(StoreError::WrongAccess);
+        }
+        let Sealed {
+            value, returned, ..
+        } = found;
+        let req = access.req;
         let purpose = serde_json::to_value(&req.purpose)
             .map_err(|e| StoreError::Corrupt(format!("purpose: {e}")))?;
-        let details = req.query;
-        let entry = self.log_event(NewEntry {
+        let mut details = match req.query {
+            serde_json::Value::Object(m) => m,
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("query".into(), other);
+                m
+            }
+        };
+        details.insert("result_count".into(), returned.len().into());
+        details.insert(
+            "reads".into(),
+            returned.iter().map(|(id, _)| id.to_string()).collect(),
+        );
+        let entry = NewEntry {
             ts_ms: now_ms,
             category: "access",
             kind: req.kind.as_str().to_string(),
-            username: req.username.clone(),
+            username: req.username,
             affiliation: req.affiliation,
             role: req.role,
             client: req.client,
-            details,
+            details: serde_json::Value::Object(details),
             purpose: Some(purpose),
-        })?;
-        Ok(Access {
-            id: entry.seq,
-            username: req.username,
-            purpose: req.purpose,
-        })
-    }
-
-    /// Records what an access returned — how many reads, and which — in
-    /// the log (so an auditor sees what was seen) and in an index (so an
-    /// image can be opened only under the access that found its read).
-    pub fn record_results(
-        &self,
-        access: &Access,
-        reads: &[(ReadId, i64)],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let ids: Vec<String> = reads.iter().map(|(id, _)| id.to_string()).collect();
-        self.with_log(|tx, head| {
-            let entry = log::append(
-                tx,
-                head,
-                NewEntry {
-                    ts_ms: now_ms,
-                    category: "access",
-                    kind: "result".into(),
-                    username: access.username.clone(),
-                    affiliation: String::new(),
-                    role: None,
-                    client: None,
-                    details: serde_json::json!({"access": access.id, "result_count": reads.len(), "reads": ids}),
-                    purpose: None,
-                },
-            )?;
+        };
+        let logged = self.with_log(|tx, head| {
+            let e = log::append(tx, head, entry)?;
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)",
             )?;
-            for (id, ts) in reads {
-                stmt.execute(params![access.id, &id.as_bytes()[..], ts])?;
+            for (id, ts) in &returned {
+                stmt.execute(params![e.seq, &id.as_bytes()[..], ts])?;
             }
-            Ok(entry)
+            let receipt = Receipt {
+                access_id: e.seq,
+                logged_at_ms: e.ts_ms,
+            };
+            let (changed, head) = change(tx, e.as_head(), &receipt, &value)?;
+            Ok(Logged {
+                value: (receipt, changed),
+                head,
+            })
         })?;
-        Ok(())
+        let (receipt, changed) = logged.value;
+        Ok((Released { receipt, value }, changed))
     }
 
     /// The time of a read that `access_id` returned, if it returned it.
@@ -324,24 +455,4 @@ pub struct LogFilter {
     pub from_ms: Option<i64>,
     /// … to this time (exclusive).
     pub to_ms: Option<i64>,
-}
-
-/// Results of a logged change that carry the log's new head.
-pub(crate) trait HasHead {
-    fn head(&self) -> Option<log::Head>;
-}
-
-impl HasHead for LogEntry {
-    fn head(&self) -> Option<log::Head> {
-        Some(log::Head {
-            seq: self.seq,
-            hash: self.hash,
-        })
-    }
-}
-
-impl<T> HasHead for (T, LogEntry) {
-    fn head(&self) -> Option<log::Head> {
-        self.1.head()
-    }
 }

@@ -9,7 +9,7 @@
 
 use platekeeper_core::account::{check_username, AccountState, Approval, Training, DAY_MS};
 use platekeeper_core::Role;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
 
@@ -275,14 +275,14 @@ fn load_account(
 }
 
 /// An account that exists and is not deleted, or an error naming it.
-fn live(tx: &Transaction<'_>, username: &str) -> Result<Account, StoreError> {
+fn live(tx: &Connection, username: &str) -> Result<Account, StoreError> {
     load_account(tx, username)?
         .filter(|a| a.deleted_at_ms.is_none())
         .ok_or_else(|| StoreError::UnknownUser(username.to_string()))
 }
 
 fn logged(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     head: log::Head,
     actor: &Actor,
     now: i64,
@@ -297,7 +297,7 @@ fn logged(
 /// already kept if the clock reads earlier (two requests in the same
 /// millisecond, a clock set back). Every record made before the change
 /// is then voided, whatever the clock says (issue 22 finding 6).
-fn requalify_instant(tx: &Transaction<'_>, username: &str, now_ms: i64) -> Result<i64, StoreError> {
+fn requalify_instant(tx: &Connection, username: &str, now_ms: i64) -> Result<i64, StoreError> {
     let latest: Option<i64> = tx.query_row(
         "SELECT max(t) FROM (
              SELECT max(recorded_at) AS t FROM training WHERE username = ?1
@@ -311,9 +311,9 @@ fn requalify_instant(tx: &Transaction<'_>, username: &str, now_ms: i64) -> Resul
 
 /// A change that may or may not have happened, and its log entry if it
 /// did.
-impl<T> crate::access::HasHead for (T, Option<LogEntry>) {
+impl<T> crate::group_commit::HasHead for (T, Option<LogEntry>) {
     fn head(&self) -> Option<log::Head> {
-        self.1.as_ref().and_then(crate::access::HasHead::head)
+        self.1.as_ref().and_then(crate::group_commit::HasHead::head)
     }
 }
 

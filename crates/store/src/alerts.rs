@@ -4,12 +4,12 @@
 
 use platekeeper_core::hotlist::matcher::MatchEntry;
 use platekeeper_core::hotlist::{self, Disposition};
-use platekeeper_core::{GeoPoint, NewRead, Region};
+use platekeeper_core::{GeoPoint, NewRead, ReadId, Region};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::access::Access;
+use crate::access::{Access, Sealed};
 use crate::accounts::Actor;
 use crate::cameras::Camera;
 use crate::{Store, StoreError};
@@ -147,7 +147,7 @@ fn alert_row(r: &Row<'_>) -> Result<Alert, StoreError> {
 
 /// Why an update to alert `id` changed nothing: it does not exist, or
 /// it is past the state the update needs (`how`).
-fn not_open(tx: &rusqlite::Transaction<'_>, id: i64, how: &str) -> Result<StoreError, StoreError> {
+fn not_open(tx: &rusqlite::Connection, id: i64, how: &str) -> Result<StoreError, StoreError> {
     let exists: bool = tx.query_row("SELECT count(*) FROM alerts WHERE id = ?1", [id], |r| {
         r.get(0)
     })?;
@@ -228,8 +228,30 @@ impl Store {
     }
 
     /// One alert (plate data: under an access).
-    pub fn alert(&self, _access: &Access, id: i64) -> Result<Option<Alert>, StoreError> {
-        self.alert_unlogged(id)
+    pub fn alert(&self, access: &Access, id: i64) -> Result<Sealed<Alert>, StoreError> {
+        let alert = self
+            .alert_unlogged(id)?
+            .ok_or(StoreError::UnknownAlert(id))?;
+        let returned = alert_read_of(&alert).into_iter().collect();
+        Ok(Sealed::new(access, alert, returned))
+    }
+
+    /// One alert and the read behind it (gone once its day is purged),
+    /// under an access.
+    pub fn alert_with_read(
+        &self,
+        access: &Access,
+        id: i64,
+    ) -> Result<Sealed<(Alert, Option<crate::search::StoredRead>)>, StoreError> {
+        let alert = self
+            .alert_unlogged(id)?
+            .ok_or(StoreError::UnknownAlert(id))?;
+        let read = match alert_read_of(&alert) {
+            Some((read_id, ts)) => self.find_read_at(read_id, ts)?,
+            None => None,
+        };
+        let returned = alert_read_of(&alert).into_iter().collect();
+        Ok(Sealed::new(access, (alert, read), returned))
     }
 
     fn alert_unlogged(&self, id: i64) -> Result<Option<Alert>, StoreError> {
@@ -244,11 +266,11 @@ impl Store {
     /// only those without a disposition when `open_only`.
     pub fn alerts(
         &self,
-        _access: &Access,
+        access: &Access,
         before: i64,
         limit: usize,
         open_only: bool,
-    ) -> Result<Vec<Alert>, StoreError> {
+    ) -> Result<Sealed<Vec<Alert>>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE id < ?1 AND (?2 = 0 OR disposition IS NULL)
@@ -259,7 +281,8 @@ impl Store {
         while let Some(r) = rows.next()? {
             out.push(alert_row(r)?);
         }
-        Ok(out)
+        let returned = out.iter().filter_map(alert_read_of).collect();
+        Ok(Sealed::new(access, out, returned))
     }
 
     /// What an alert's read is to be opened for: the entry's case number,
@@ -420,4 +443,12 @@ impl Store {
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// The read an alert was raised on (id and time), as logged with an
+/// access that shows the alert.
+fn alert_read_of(alert: &Alert) -> Option<(ReadId, i64)> {
+    ReadId::parse(&alert.read_id)
+        .ok()
+        .map(|id| (id, alert.read_ts_ms))
 }

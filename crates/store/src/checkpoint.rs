@@ -717,7 +717,7 @@ impl Store {
         // The writer's lock: no entry is appended while the head is signed
         // and the checkpoint written.
         let conn = self.main()?;
-        let head = *self.head.lock().map_err(|_| StoreError::Poisoned)?;
+        let head = conn.durable_head();
         if let Some(latest) = latest_stored(&conn)? {
             if latest.entries == head.seq
                 && latest.head == hex::encode(head.hash)

@@ -7,13 +7,12 @@
 //! separate files, and a change without its record must never happen.
 
 use platekeeper_core::read::format_time_ms;
-use platekeeper_core::{Plate, Region};
+use platekeeper_core::{Plate, ReadId, Region};
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::access::Access;
+use crate::access::{Access, Released, Sealed};
 use crate::accounts::Actor;
-use crate::search::StoredRead;
 use crate::{canvass_index, log, partition, Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -47,18 +46,29 @@ pub struct Correction {
 }
 
 impl Store {
-    /// Corrects `read` (found under `access`) to `to`: the true plate and
-    /// state.
+    /// Corrects read `id` (stored at `ts_ms`), opened under `access`, to
+    /// `to`: the true plate and, when given, the true state (`None`
+    /// keeps the stored one). The access's entry and the correction's
+    /// record commit together, then the day file changes.
+    #[allow(clippy::too_many_arguments)]
     pub fn correct_read(
         &self,
-        access: &Access,
-        read: &StoredRead,
-        to: (Plate, Option<Region>),
+        access: Access,
+        id: ReadId,
+        ts_ms: i64,
+        to: (Plate, Option<Option<Region>>),
         reason: &str,
         actor: &Actor,
         now_ms: i64,
-    ) -> Result<Correction, StoreError> {
+    ) -> Result<Released<Correction>, StoreError> {
+        let read = self
+            .find_read_at(id, ts_ms)?
+            .ok_or_else(|| StoreError::Gone {
+                code: "unknown_read",
+                message: format!("read {id} is no longer stored"),
+            })?;
         let (plate, state) = to;
+        let state = state.unwrap_or(read.region);
         let reason = crate::sharing::text("reason", reason, 1000)?;
         if plate == read.plate && state == read.region {
             return Err(StoreError::invalid(
@@ -72,7 +82,8 @@ impl Store {
             .into_iter()
             .find(|f| f.day == day)
             .ok_or_else(|| StoreError::not_found("read", read.id))?;
-        let (id, _) = self.with_log(|tx, head| {
+        let found = Sealed::new(&access, read, vec![(id, ts_ms)]);
+        let (released, id) = self.release_with(access, found, now_ms, |tx, head, receipt, read| {
             tx.execute(
                 "INSERT INTO corrections(read_id, read_ts, old_plate, new_plate, old_state, new_state, reason, corrected_by, corrected_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -87,13 +98,14 @@ impl Store {
             )?;
             let e = log::append(tx, head, actor.entry(now_ms, "admin", "read_corrected", serde_json::json!({
                 "correction_id": id, "read_id": read.id.to_string(), "read_ts": format_time_ms(read.ts_ms),
-                "access": access.id(),
+                "access": receipt.access_id(),
                 "plate": {"from": read.plate.to_string(), "to": plate.to_string()},
                 "state": {"from": read.region.map(|g| g.to_string()), "to": state.map(|g| g.to_string())},
                 "reason": reason,
             })))?;
-            Ok((id, e))
+            Ok((id, e.as_head()))
         })?;
+        let read = released.value();
         {
             let mut guard = file.writer()?;
             let conn = guard.as_mut().ok_or(StoreError::Poisoned)?;
@@ -124,7 +136,7 @@ impl Store {
                 tracing::warn!(error = %e, "a corrected read's old plate stays in the dictionary");
             }
         }
-        Ok(Correction {
+        let correction = Correction {
             id,
             read_id: read.id.to_string(),
             read_ts: format_time_ms(read.ts_ms),
@@ -135,7 +147,8 @@ impl Store {
             reason,
             corrected_by: actor.username.clone(),
             corrected_at: format_time_ms(now_ms),
-        })
+        };
+        Ok(released.with_value(correction))
     }
 
     /// Takes `plate` out of the dictionary if no stored read carries it

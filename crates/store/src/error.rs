@@ -29,6 +29,17 @@ pub enum StoreError {
     QueryTooBroad(String),
     #[error("cursor {0:?} is not one this server issued")]
     BadCursor(String),
+    /// Data found under one access offered for release under another.
+    #[error("data found under one access cannot be released under another")]
+    WrongAccess,
+    /// The batch of logged changes holding this one was not committed:
+    /// nothing of it is stored.
+    #[error("the change was not stored: {why}")]
+    CommitFailed { why: String, storage_full: bool },
+    /// Something asked for under an access that is not (or no longer)
+    /// there; `code` is the API's error code.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     #[error("access {0} does not exist")]
     UnknownAccess(i64),
     #[error("user {0:?} does not exist")]
@@ -126,6 +137,7 @@ impl StoreError {
                 e.code == rusqlite::ErrorCode::DiskFull
             }
             StoreError::Io { source, .. } => is_storage_full_io(source),
+            StoreError::CommitFailed { storage_full, .. } => *storage_full,
             _ => false,
         }
     }

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 
 use crate::accounts::Actor;
@@ -53,7 +53,7 @@ pub(crate) fn store_id(conn: &Connection) -> Result<Option<String>, StoreError> 
 /// Writes the log's opening entry after `head` (the empty log's for a new
 /// store, the old head for an upgraded one) and records it.
 pub(crate) fn open_log(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     head: Head,
     store_id: &str,
     now_ms: i64,

@@ -15,7 +15,7 @@ use platekeeper_core::{GeoPoint, Plate, Purpose, ReadId, Region};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use crate::access::Access;
+use crate::access::{Access, Released, Sealed};
 use crate::accounts::Actor;
 use crate::images::ImageRef;
 use crate::log;
@@ -68,6 +68,16 @@ pub const MAX_HOLD_MEMBERS: usize = 50;
 
 /// Most reads one hold may name (a case's reads, not a dragnet).
 pub const MAX_HOLD_READS: usize = 10_000;
+
+/// A page of a hold's reads.
+#[derive(Debug, Clone)]
+pub struct HeldPage {
+    pub reads: Vec<StoredRead>,
+    /// Reads the hold keeps.
+    pub total: usize,
+    /// Distinct plates among them.
+    pub plates: usize,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hold {
@@ -190,28 +200,38 @@ impl Store {
             .optional()?)
     }
 
-    /// Places a hold on `reads` (found under `access`, whose purpose names
-    /// the case) and keeps copies of them and their pictures apart from
-    /// the day files.
+    /// Places a hold, under `access` (whose purpose names the case), on
+    /// the reads named by id and time: finds them, keeps copies of them
+    /// and their pictures apart from the day files, and commits the hold
+    /// with the access's entry.
     pub fn place_hold(
         &self,
-        access: &Access,
+        access: Access,
+        ids: &[(ReadId, i64)],
         actor: &Actor,
-        reads: &[StoredRead],
         now_ms: i64,
-    ) -> Result<Hold, StoreError> {
-        if reads.is_empty() || reads.len() > MAX_HOLD_READS {
+    ) -> Result<Released<Hold>, StoreError> {
+        if ids.is_empty() || ids.len() > MAX_HOLD_READS {
             return Err(StoreError::invalid(
                 "invalid_hold",
                 format!(
                     "read_ids names {} reads; a hold takes 1 to {MAX_HOLD_READS}",
-                    reads.len()
+                    ids.len()
                 ),
             ));
         }
+        let mut reads = Vec::with_capacity(ids.len());
+        for (id, ts) in ids {
+            reads.push(self.find_read_at(*id, *ts)?.ok_or_else(|| {
+                StoreError::invalid(
+                    "unknown_reads",
+                    format!("read {id} is no longer stored (past retention)"),
+                )
+            })?);
+        }
         // Pictures first: a committed hold never names a picture that
         // could be purged with its day.
-        for r in reads {
+        for r in &reads {
             for img in [r.plate_image, r.vehicle_image].into_iter().flatten() {
                 self.images.hold(r.locator.day, &img)?;
             }
@@ -219,58 +239,63 @@ impl Store {
         let purpose = access.purpose().clone();
         let purpose_json = serde_json::to_string(&purpose)
             .map_err(|e| StoreError::Corrupt(format!("purpose: {e}")))?;
-        let (id, _) = self.with_log(|tx, head| {
-            tx.execute(
-                "INSERT INTO holds(case_number, purpose, created_by, created_at, access_id)
+        let returned = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        let found = Sealed::new(&access, reads, returned);
+        let (released, id) =
+            self.release_with(access, found, now_ms, |tx, head, receipt, reads| {
+                tx.execute(
+                    "INSERT INTO holds(case_number, purpose, created_by, created_at, access_id)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    purpose.case_number,
-                    purpose_json,
-                    actor.username,
-                    now_ms,
-                    access.id()
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO held_reads(hold_id, {READ_COLUMNS})
+                    params![
+                        purpose.case_number,
+                        purpose_json,
+                        actor.username,
+                        now_ms,
+                        receipt.access_id()
+                    ],
+                )?;
+                let id = tx.last_insert_rowid();
+                let mut stmt = tx.prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO held_reads(hold_id, {READ_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ))?;
-            for r in reads {
-                stmt.execute(params![
-                    id,
-                    &r.id.as_bytes()[..],
-                    r.ts_ms,
-                    r.plate.to_string(),
-                    r.region.map(|g| g.to_string()),
-                    r.position.map(|p| p.lat),
-                    r.position.map(|p| p.lon),
-                    r.camera,
-                    r.heading,
-                    r.confidence,
-                    r.plate_image.map(|i| i.sha256.to_vec()),
-                    r.plate_image.map(|i| i.kind_code()),
-                    r.vehicle_image.map(|i| i.sha256.to_vec()),
-                    r.vehicle_image.map(|i| i.kind_code()),
-                ])?;
-            }
-            let entry = log::append(
-                tx,
-                head,
-                actor.entry(
-                    now_ms,
-                    "admin",
-                    "hold_placed",
-                    serde_json::json!({
-                        "hold_id": id, "case_number": purpose.case_number,
-                        "access": access.id(), "reads": reads.len(),
-                    }),
-                ),
-            )?;
-            Ok((id, entry))
-        })?;
-        self.hold(id)?
-            .ok_or_else(|| StoreError::not_found("hold", id))
+                ))?;
+                for r in reads {
+                    stmt.execute(params![
+                        id,
+                        &r.id.as_bytes()[..],
+                        r.ts_ms,
+                        r.plate.to_string(),
+                        r.region.map(|g| g.to_string()),
+                        r.position.map(|p| p.lat),
+                        r.position.map(|p| p.lon),
+                        r.camera,
+                        r.heading,
+                        r.confidence,
+                        r.plate_image.map(|i| i.sha256.to_vec()),
+                        r.plate_image.map(|i| i.kind_code()),
+                        r.vehicle_image.map(|i| i.sha256.to_vec()),
+                        r.vehicle_image.map(|i| i.kind_code()),
+                    ])?;
+                }
+                let entry = log::append(
+                    tx,
+                    head,
+                    actor.entry(
+                        now_ms,
+                        "admin",
+                        "hold_placed",
+                        serde_json::json!({
+                            "hold_id": id, "case_number": purpose.case_number,
+                            "access": receipt.access_id(), "reads": reads.len(),
+                        }),
+                    ),
+                )?;
+                Ok((id, entry.as_head()))
+            })?;
+        let hold = self
+            .hold(id)?
+            .ok_or_else(|| StoreError::not_found("hold", id))?;
+        Ok(released.with_value(hold))
     }
 
     pub fn hold(&self, id: i64) -> Result<Option<Hold>, StoreError> {
@@ -374,12 +399,8 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("hold", id))
     }
 
-    /// The reads kept under a hold, oldest first, under an access.
-    pub fn held_reads(
-        &self,
-        _access: &Access,
-        hold_id: i64,
-    ) -> Result<Vec<StoredRead>, StoreError> {
+    /// The reads kept under a hold, oldest first.
+    pub(crate) fn held_reads_of(&self, hold_id: i64) -> Result<Vec<StoredRead>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {READ_COLUMNS} FROM held_reads WHERE hold_id = ?1 ORDER BY ts, read_id"
@@ -387,13 +408,38 @@ impl Store {
         crate::collect_rows(&mut stmt, [hold_id], held_row)
     }
 
+    /// Reads `skip..skip + take` of a hold (in time order), under an
+    /// access, with how many the hold keeps and how many distinct plates.
+    pub fn held_reads_page(
+        &self,
+        access: &Access,
+        hold_id: i64,
+        skip: usize,
+        take: usize,
+    ) -> Result<Sealed<HeldPage>, StoreError> {
+        let all = self.held_reads_of(hold_id)?;
+        let total = all.len();
+        let plates = all
+            .iter()
+            .map(|r| r.plate)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let reads: Vec<StoredRead> = all.into_iter().skip(skip).take(take).collect();
+        let returned = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        Ok(Sealed::new(
+            access,
+            HeldPage {
+                reads,
+                total,
+                plates,
+            },
+            returned,
+        ))
+    }
+
     /// The held copy of one read (from any hold that keeps it), for a
     /// read whose day may already be purged.
-    pub fn held_read(
-        &self,
-        _access: &Access,
-        id: ReadId,
-    ) -> Result<Option<StoredRead>, StoreError> {
+    pub(crate) fn held_copy(&self, id: ReadId) -> Result<Option<StoredRead>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {READ_COLUMNS} FROM held_reads WHERE read_id = ?1 LIMIT 1"
@@ -449,15 +495,17 @@ impl Store {
 
 impl Store {
     /// The evidence package of a hold (SPEC R6.2), exported under
-    /// `access` and tracked as a download with a destroy-by date.
+    /// `access`: the access's entry (every read in the package), the
+    /// export's record and its tracked download commit together before
+    /// the package is handed out.
     pub fn export_evidence(
         &self,
-        access: &Access,
+        access: Access,
         hold: &Hold,
         actor: &Actor,
         now_ms: i64,
-    ) -> Result<(crate::evidence::Package, crate::sharing::Download), StoreError> {
-        let reads = self.held_reads(access, hold.id)?;
+    ) -> Result<Released<(crate::evidence::Package, crate::sharing::Download)>, StoreError> {
+        let reads = self.held_reads_of(hold.id)?;
         let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
         let t = platekeeper_core::read::format_time_ms;
         let mut events = vec![serde_json::json!({
@@ -469,18 +517,18 @@ impl Store {
         }
         events.push(serde_json::json!({
             "at": t(now_ms), "who": actor.username,
-            "what": format!("exported this package under access {}", access.id()),
+            "what": "exported this package (the access-log entry of the export names its SHA-256)",
         }));
         let custody = serde_json::json!({
             "package": "evidence",
             "agency": self.policy().agency_name,
             "case_number": hold.case_number,
             "purpose": hold.purpose,
+            "exported_for": access.purpose(),
             "hold": {"id": hold.id, "placed_by": hold.created_by, "placed_at": t(hold.created_at_ms),
                      "lifted_at": hold.lifted_at_ms.map(t), "reads": hold.reads},
             "exported_by": {"username": actor.username, "affiliation": actor.affiliation, "role": actor.role},
             "exported_at": t(now_ms),
-            "access_id": access.id(),
             "destroy_by": t(destroy_by),
             "events": events,
             "produced_by": format!("Platekeeper {}", env!("CARGO_PKG_VERSION")),
@@ -494,22 +542,63 @@ impl Store {
             &format!("evidence-hold-{}-{date}", hold.id),
             now_ms,
         )?;
-        let download =
-            self.record_evidence_export(hold.id, access.id(), &package, actor, now_ms)?;
-        Ok((package, download))
+        let returned = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        let found = Sealed::new(&access, package, returned);
+        let (released, download) =
+            self.release_with(access, found, now_ms, |tx, head, receipt, package| {
+                let (download, e) = crate::sharing::record_evidence_export(
+                    tx,
+                    head,
+                    hold.id,
+                    receipt.access_id(),
+                    package,
+                    destroy_by,
+                    actor,
+                    now_ms,
+                )?;
+                Ok((download, e.as_head()))
+            })?;
+        let download = self
+            .download(download, now_ms)?
+            .ok_or_else(|| StoreError::not_found("download", download))?;
+        Ok(released.map(|package| (package, download)))
     }
 
-    /// The package of an approved sharing request's reads, recorded as a
-    /// download, a transfer and the request's fulfilment.
-    pub fn export_sharing(
+    /// The reads an approved sharing request's query finds (at most
+    /// `max`), under the export's access.
+    pub fn sharing_reads(
         &self,
         access: &Access,
+        plan: crate::search::SearchPlan,
+        max: usize,
+    ) -> Result<Sealed<Vec<StoredRead>>, StoreError> {
+        let mut plan = plan;
+        let mut reads = Vec::new();
+        loop {
+            let page = self.run_plan(&plan)?;
+            reads.extend(page.reads);
+            match page.next {
+                Some(c) if reads.len() < max => plan.set_cursor(Some(c)),
+                _ => break,
+            }
+        }
+        reads.truncate(max);
+        let returned = reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        Ok(Sealed::new(access, reads, returned))
+    }
+
+    /// The package of an approved sharing request's reads (found under
+    /// `access` by [`Store::sharing_reads`]), committed with the access's
+    /// entry as a download, a transfer and the request's fulfilment.
+    pub fn export_sharing(
+        &self,
+        access: Access,
+        found: Sealed<Vec<StoredRead>>,
         req: &crate::sharing::SharingRequest,
         agency: &crate::sharing::Agency,
-        reads: &[StoredRead],
         actor: &Actor,
         now_ms: i64,
-    ) -> Result<(crate::evidence::Package, crate::sharing::Download), StoreError> {
+    ) -> Result<Released<(crate::evidence::Package, crate::sharing::Download)>, StoreError> {
         let t = platekeeper_core::read::format_time_ms;
         let custody = serde_json::json!({
             "package": "sharing_export",
@@ -522,19 +611,36 @@ impl Store {
                         "document_sha256": req.document_sha256},
             "exported_by": {"username": actor.username, "affiliation": actor.affiliation, "role": actor.role},
             "exported_at": t(now_ms),
-            "access_id": access.id(),
+            "logged": "the access-log entry of this export names every read and this package's SHA-256",
             "produced_by": format!("Platekeeper {}", env!("CARGO_PKG_VERSION")),
         });
         let date = t(now_ms).chars().take(10).collect::<String>();
         let package = crate::evidence::build(
             &self.images,
             &self.spool_dir(),
-            reads,
+            found.peek(),
             custody,
             &format!("sharing-request-{}-{date}", req.id),
             now_ms,
         )?;
-        let download = self.record_sharing_export(req, access.id(), &package, actor, now_ms)?;
-        Ok((package, download))
+        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
+        let (released, download) =
+            self.release_with(access, found, now_ms, |tx, head, receipt, _| {
+                let (download, e) = crate::sharing::record_sharing_export(
+                    tx,
+                    head,
+                    req,
+                    receipt.access_id(),
+                    &package,
+                    destroy_by,
+                    actor,
+                    now_ms,
+                )?;
+                Ok((download, e.as_head()))
+            })?;
+        let download = self
+            .download(download, now_ms)?
+            .ok_or_else(|| StoreError::not_found("download", download))?;
+        Ok(released.with_value((package, download)))
     }
 }

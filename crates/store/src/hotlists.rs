@@ -191,7 +191,7 @@ fn details_json(d: &[(&'static str, String)]) -> Option<String> {
 }
 
 fn insert_entry(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     list_id: i64,
     source: &str,
     d: &EntryDraft,
@@ -799,7 +799,7 @@ impl Store {
 }
 
 /// Records that a list changed now (its retention counts from here).
-fn touch_list(tx: &rusqlite::Transaction<'_>, list_id: i64, now_ms: i64) -> Result<(), StoreError> {
+fn touch_list(tx: &rusqlite::Connection, list_id: i64, now_ms: i64) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
         params![list_id, now_ms],
@@ -853,7 +853,7 @@ impl SourceKeys {
     }
 }
 
-fn entry_ids(tx: &rusqlite::Transaction<'_>, list_id: i64) -> Result<Vec<i64>, StoreError> {
+fn entry_ids(tx: &rusqlite::Connection, list_id: i64) -> Result<Vec<i64>, StoreError> {
     let mut stmt = tx.prepare("SELECT id FROM hotlist_entries WHERE list_id = ?1")?;
     let mut rows = stmt.query([list_id])?;
     let mut out = Vec::new();

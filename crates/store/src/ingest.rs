@@ -156,7 +156,7 @@ impl Store {
 /// the same time, so it can only be among the rows of its millisecond.
 /// Returns the outcome and, when stored, the row's id.
 fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     read: &NewRead,
     row: &Row,
 ) -> Result<(IngestStatus, Option<i64>), StoreError> {

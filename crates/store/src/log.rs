@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -86,6 +86,14 @@ fn as_hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl LogEntry {
+    /// The head the log has once this entry is its newest.
+    pub fn as_head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash,
+        }
+    }
+
     /// The entry's hash in hex, as shown to auditors.
     pub fn hash_hex(&self) -> String {
         hex::encode(self.hash)
@@ -141,11 +149,7 @@ pub fn entry_hash(e: &LogEntry) -> [u8; 32] {
 
 /// Appends an entry inside `tx`, chaining it to `head`, and returns it.
 /// The caller commits, then calls [`write_head`] and advances its head.
-pub(crate) fn append(
-    tx: &Transaction<'_>,
-    head: Head,
-    new: NewEntry,
-) -> Result<LogEntry, StoreError> {
+pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEntry, StoreError> {
     let mut e = LogEntry {
         seq: head.seq + 1,
         ts_ms: new.ts_ms,

@@ -1,6 +1,7 @@
 //! Searching reads: exact plate, wildcard, substring, misread-tolerant,
-//! and canvass by area and time (SPEC R2.1–R2.3). Every entry point takes
-//! an [`Access`]: no access, no data.
+//! and canvass by area and time (SPEC R2.1–R2.3). Every entry point that
+//! returns reads takes an [`Access`] and returns them [`Sealed`]: no
+//! logged access, no data.
 //!
 //! Results come newest first, a page at a time; a [`Cursor`] names the
 //! last read returned so the next page starts just before it.
@@ -9,7 +10,7 @@ use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern, ReadId, Region};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row};
 
-use crate::access::Access;
+use crate::access::{Access, Sealed};
 use crate::cameras::CameraMap;
 use crate::canvass_index;
 use crate::dictionary::PlateSpan;
@@ -253,13 +254,25 @@ impl Store {
     }
 
     /// Plans and runs a query under `access`.
-    pub fn search(&self, access: &Access, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+    pub fn search(&self, access: &Access, q: &ReadQuery) -> Result<Sealed<SearchPage>, StoreError> {
         let plan = self.plan(q.clone())?;
         self.run(access, &plan)
     }
 
     /// Runs a planned query under `access`.
-    pub fn run(&self, _access: &Access, plan: &SearchPlan) -> Result<SearchPage, StoreError> {
+    pub fn run(
+        &self,
+        access: &Access,
+        plan: &SearchPlan,
+    ) -> Result<Sealed<SearchPage>, StoreError> {
+        let page = self.run_plan(plan)?;
+        let returned = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
+        Ok(Sealed::new(access, page, returned))
+    }
+
+    /// Runs a planned query (for the store's own callers, which seal what
+    /// they return).
+    pub(crate) fn run_plan(&self, plan: &SearchPlan) -> Result<SearchPage, StoreError> {
         let q = &plan.query;
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
@@ -482,9 +495,8 @@ impl Store {
 
     /// One read, found by its id and time (the time says where it is
     /// stored, so no index on ids is needed).
-    pub fn find_read(
+    pub(crate) fn find_read_at(
         &self,
-        _access: &Access,
         id: ReadId,
         ts_ms: i64,
     ) -> Result<Option<StoredRead>, StoreError> {
@@ -513,13 +525,49 @@ impl Store {
         Ok(None)
     }
 
-    /// An image of a read stored on `day`, under an access.
-    pub fn image(
+    /// One of a read's pictures (the plate crop when `plate`, else the
+    /// vehicle), under an access: from its day, or from the held copy of
+    /// a read whose day is purged but which a legal hold keeps.
+    pub fn read_image(
         &self,
-        _access: &Access,
-        day: i32,
-        image: &ImageRef,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.images.read(day, image)
+        access: &Access,
+        id: ReadId,
+        ts_ms: i64,
+        plate: bool,
+    ) -> Result<Sealed<(Vec<u8>, platekeeper_core::ImageKind)>, StoreError> {
+        let read = match self.find_read_at(id, ts_ms)? {
+            Some(read) => read,
+            None => self.held_copy(id)?.ok_or_else(|| StoreError::Gone {
+                code: "unknown_read",
+                message: format!("read {id} is no longer stored"),
+            })?,
+        };
+        let image = if plate {
+            read.plate_image
+        } else {
+            read.vehicle_image
+        }
+        .ok_or_else(|| StoreError::Gone {
+            code: "no_image",
+            message: format!("read {id} has no such image"),
+        })?;
+        let bytes = self.images.read(read.locator.day, &image)?;
+        Ok(Sealed::new(access, (bytes, image.kind), vec![(id, ts_ms)]))
+    }
+
+    /// One read under an access, by id and time.
+    pub fn read_by_id(
+        &self,
+        access: &Access,
+        id: ReadId,
+        ts_ms: i64,
+    ) -> Result<Sealed<StoredRead>, StoreError> {
+        let read = self
+            .find_read_at(id, ts_ms)?
+            .ok_or_else(|| StoreError::Gone {
+                code: "unknown_read",
+                message: format!("read {id} is no longer stored"),
+            })?;
+        Ok(Sealed::new(access, read, vec![(id, ts_ms)]))
     }
 }

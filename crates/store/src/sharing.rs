@@ -12,7 +12,7 @@
 
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::sharing::{may_share, AgencyKind};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -669,73 +669,6 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("transfer", id))
     }
 
-    /// Records an export of an approved request: the download, the
-    /// transfer and the fulfilment, in one transaction with its log entry.
-    pub fn record_sharing_export(
-        &self,
-        req: &SharingRequest,
-        access_id: i64,
-        package: &Package,
-        actor: &Actor,
-        now_ms: i64,
-    ) -> Result<Download, StoreError> {
-        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
-        let (download, _) = self.with_log(|tx, head| {
-            let download = insert_download(tx, "sharing_export", req.id, access_id, package, destroy_by, actor, now_ms)?;
-            let transfer = insert_transfer(
-                tx, req.agency_id, Some(req.id), "export",
-                &format!("export {} ({} reads)", package.file_name, package.reads),
-                Some(package.reads as i64), Some(download), now_ms, actor, now_ms,
-            )?;
-            tx.execute(
-                "UPDATE sharing_requests SET status = 'fulfilled', fulfilled_at = coalesce(fulfilled_at, ?2) WHERE id = ?1",
-                params![req.id, now_ms],
-            )?;
-            let e = log::append(tx, head, actor.entry(now_ms, "admin", "sharing_exported", serde_json::json!({
-                "request_id": req.id, "agency_id": req.agency_id, "agency": req.agency_name,
-                "access": access_id, "download_id": download, "transfer_id": transfer,
-                "reads": package.reads, "sha256": package.sha256,
-            })))?;
-            Ok((download, e))
-        })?;
-        self.download(download, now_ms)?
-            .ok_or_else(|| StoreError::not_found("download", download))
-    }
-
-    /// Records an evidence export of a hold as a tracked download.
-    pub fn record_evidence_export(
-        &self,
-        hold_id: i64,
-        access_id: i64,
-        package: &Package,
-        actor: &Actor,
-        now_ms: i64,
-    ) -> Result<Download, StoreError> {
-        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
-        let (download, _) = self.with_log(|tx, head| {
-            let download = insert_download(
-                tx, "evidence", hold_id, access_id, package, destroy_by, actor, now_ms,
-            )?;
-            let e = log::append(
-                tx,
-                head,
-                actor.entry(
-                    now_ms,
-                    "admin",
-                    "evidence_exported",
-                    serde_json::json!({
-                        "hold_id": hold_id, "access": access_id, "download_id": download,
-                        "reads": package.reads, "images": package.images, "sha256": package.sha256,
-                        "destroy_by": format_time_ms(destroy_by),
-                    }),
-                ),
-            )?;
-            Ok((download, e))
-        })?;
-        self.download(download, now_ms)?
-            .ok_or_else(|| StoreError::not_found("download", download))
-    }
-
     pub fn transfers(&self, agency_id: Option<i64>) -> Result<Vec<Transfer>, StoreError> {
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(
@@ -917,7 +850,7 @@ impl Store {
 
 #[allow(clippy::too_many_arguments)]
 fn insert_download(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     kind: &str,
     ref_id: i64,
     access_id: i64,
@@ -937,7 +870,7 @@ fn insert_download(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_transfer(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     agency_id: i64,
     request_id: Option<i64>,
     method: &str,
@@ -981,10 +914,7 @@ pub(crate) fn count_documents_before(
     Ok(n as u64)
 }
 
-pub(crate) fn purge_documents_before(
-    tx: &Transaction<'_>,
-    cutoff_ms: i64,
-) -> Result<u64, StoreError> {
+pub(crate) fn purge_documents_before(tx: &Connection, cutoff_ms: i64) -> Result<u64, StoreError> {
     let mut n = 0;
     // Transfers first: a request goes only once no kept transfer names it.
     for (table, cond) in [
@@ -1008,4 +938,94 @@ pub(crate) fn count_overdue_downloads(
         [now_ms],
         |r| r.get::<_, i64>(0),
     )? as u64)
+}
+
+/// Records an export of an approved request inside `tx`, after `head`:
+/// the download, the transfer, the fulfilment and the log entry. Returns
+/// the download's id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_sharing_export(
+    tx: &Connection,
+    head: log::Head,
+    req: &SharingRequest,
+    access_id: i64,
+    package: &Package,
+    destroy_by: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<(i64, log::LogEntry), StoreError> {
+    let download = insert_download(
+        tx,
+        "sharing_export",
+        req.id,
+        access_id,
+        package,
+        destroy_by,
+        actor,
+        now_ms,
+    )?;
+    let transfer = insert_transfer(
+        tx,
+        req.agency_id,
+        Some(req.id),
+        "export",
+        &format!("export {} ({} reads)", package.file_name, package.reads),
+        Some(package.reads as i64),
+        Some(download),
+        now_ms,
+        actor,
+        now_ms,
+    )?;
+    tx.execute(
+        "UPDATE sharing_requests SET status = 'fulfilled', fulfilled_at = coalesce(fulfilled_at, ?2) WHERE id = ?1",
+        params![req.id, now_ms],
+    )?;
+    let e = log::append(
+        tx,
+        head,
+        actor.entry(
+            now_ms,
+            "admin",
+            "sharing_exported",
+            serde_json::json!({
+                "request_id": req.id, "agency_id": req.agency_id, "agency": req.agency_name,
+                "access": access_id, "download_id": download, "transfer_id": transfer,
+                "reads": package.reads, "sha256": package.sha256,
+            }),
+        ),
+    )?;
+    Ok((download, e))
+}
+
+/// Records an evidence export of a hold as a tracked download inside
+/// `tx`, after `head`. Returns the download's id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_evidence_export(
+    tx: &Connection,
+    head: log::Head,
+    hold_id: i64,
+    access_id: i64,
+    package: &Package,
+    destroy_by: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<(i64, log::LogEntry), StoreError> {
+    let download = insert_download(
+        tx, "evidence", hold_id, access_id, package, destroy_by, actor, now_ms,
+    )?;
+    let e = log::append(
+        tx,
+        head,
+        actor.entry(
+            now_ms,
+            "admin",
+            "evidence_exported",
+            serde_json::json!({
+                "hold_id": hold_id, "access": access_id, "download_id": download,
+                "reads": package.reads, "images": package.images, "sha256": package.sha256,
+                "destroy_by": format_time_ms(destroy_by),
+            }),
+        ),
+    )?;
+    Ok((download, e))
 }

@@ -2,29 +2,32 @@
 
 use platekeeper_core::{read::TimeInput, Area, GeoPoint, PlatePattern, Purpose, RawRead, Region};
 use platekeeper_store::{
-    AccessKind, AccessRequest, CameraKind, Cursor, IngestItem, IngestStatus, NewCamera, ReadQuery,
-    Store,
+    Access, AccessKind, AccessRequest, CameraKind, Cursor, IngestItem, IngestStatus, NewCamera,
+    ReadQuery, SearchPage, Store, StoreError,
 };
 
 const NOW: i64 = 1_795_000_000_000;
 const HOUR: i64 = 3_600_000;
 const OAKLAND: (f64, f64) = (37.8044, -122.2712);
 
-fn access(store: &Store) -> platekeeper_store::Access {
-    store
-        .open_access(
-            AccessRequest {
-                username: "test".into(),
-                affiliation: "Test PD".into(),
-                kind: AccessKind::Search,
-                query: serde_json::json!({"test": true}),
-                purpose: Purpose::new("24-0001", "459 PC", "test of the store").unwrap(),
-                client: None,
-                role: None,
-            },
-            NOW,
-        )
-        .unwrap()
+fn access() -> Access {
+    Access::new(AccessRequest {
+        username: "test".into(),
+        affiliation: "Test PD".into(),
+        kind: AccessKind::Search,
+        query: serde_json::json!({"test": true}),
+        purpose: Purpose::new("24-0001", "459 PC", "test of the store").unwrap(),
+        client: None,
+        role: None,
+    })
+}
+
+/// A search as the server makes it: found under an access, released
+/// once the access's entry is durable.
+fn search(store: &Store, q: &ReadQuery) -> Result<SearchPage, StoreError> {
+    let a = access();
+    let found = store.search(&a, q)?;
+    Ok(store.release(a, found, NOW)?.into_value())
 }
 
 struct Fixture {
@@ -90,9 +93,7 @@ fn item(camera: u32, raw: RawRead) -> IngestItem {
 }
 
 fn plates(store: &Store, q: &ReadQuery) -> Vec<String> {
-    let a = access(store);
-    store
-        .search(&a, q)
+    search(store, q)
         .unwrap()
         .reads
         .iter()
@@ -151,8 +152,7 @@ fn a_camera_registered_after_searches_is_named_in_results() {
     f.store
         .ingest(&[item(f.fixed, read(None, "7ABC123", NOW - HOUR, None))])
         .unwrap();
-    let a = access(&f.store);
-    let before = f.store.search(&a, &plate_query("7ABC123", false)).unwrap();
+    let before = search(&f.store, &plate_query("7ABC123", false)).unwrap();
     let (late, _) = f
         .store
         .create_camera(
@@ -172,7 +172,7 @@ fn a_camera_registered_after_searches_is_named_in_results() {
             read(None, "7ABC123", NOW - 30 * 60_000, None),
         )])
         .unwrap();
-    let after = f.store.search(&a, &plate_query("7ABC123", false)).unwrap();
+    let after = search(&f.store, &plate_query("7ABC123", false)).unwrap();
     let cameras: Vec<&str> = after.reads.iter().map(|r| r.camera.as_str()).collect();
     assert_eq!(cameras, ["fixed-2", "fixed-1"]);
     assert_eq!(
@@ -203,18 +203,15 @@ fn exact_search_with_time_camera_and_state_filters() {
     assert_eq!(all.len(), 50);
     assert!(all.iter().all(|p| p == "7ABC123"));
 
-    let a = access(&f.store);
-    let page = f
-        .store
-        .search(
-            &a,
-            &ReadQuery {
-                from_ms: Some(NOW - 10 * HOUR),
-                to_ms: Some(NOW - 2 * HOUR),
-                ..plate_query("7ABC123", false)
-            },
-        )
-        .unwrap();
+    let page = search(
+        &f.store,
+        &ReadQuery {
+            from_ms: Some(NOW - 10 * HOUR),
+            to_ms: Some(NOW - 2 * HOUR),
+            ..plate_query("7ABC123", false)
+        },
+    )
+    .unwrap();
     assert_eq!(page.reads.len(), 9 + 2);
     assert!(
         page.reads.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms),
@@ -225,28 +222,24 @@ fn exact_search_with_time_camera_and_state_filters() {
         .iter()
         .all(|r| (NOW - 10 * HOUR..=NOW - 2 * HOUR).contains(&r.ts_ms)));
 
-    let by_cam = f
-        .store
-        .search(
-            &a,
-            &ReadQuery {
-                camera: Some("car-7".into()),
-                ..plate_query("7ABC123", false)
-            },
-        )
-        .unwrap();
+    let by_cam = search(
+        &f.store,
+        &ReadQuery {
+            camera: Some("car-7".into()),
+            ..plate_query("7ABC123", false)
+        },
+    )
+    .unwrap();
     assert_eq!(by_cam.reads.len(), 2);
     assert!(by_cam.reads.iter().all(|r| r.camera == "car-7"));
-    let by_state = f
-        .store
-        .search(
-            &a,
-            &ReadQuery {
-                region: Region::parse("NV"),
-                ..plate_query("7ABC123", false)
-            },
-        )
-        .unwrap();
+    let by_state = search(
+        &f.store,
+        &ReadQuery {
+            region: Region::parse("NV"),
+            ..plate_query("7ABC123", false)
+        },
+    )
+    .unwrap();
     assert_eq!(by_state.reads.len(), 1);
     // A fixed camera's read is placed at the camera.
     let fixed_read = &page.reads.iter().find(|r| r.camera == "fixed-1").unwrap();
@@ -262,14 +255,13 @@ fn paging_walks_every_read_once() {
         .map(|i| item(f.fixed, read(None, "4KXL001", NOW - i * 1_000_000, None)))
         .collect();
     f.store.ingest(&batch).unwrap();
-    let a = access(&f.store);
     let mut q = ReadQuery {
         limit: 60,
         ..plate_query("4KXL001", false)
     };
     let mut seen = Vec::new();
     loop {
-        let page = f.store.search(&a, &q).unwrap();
+        let page = search(&f.store, &q).unwrap();
         seen.extend(page.reads.iter().map(|r| r.ts_ms));
         match page.next {
             Some(c) => q.cursor = Some(Cursor::decode(&c.encode()).unwrap()),
@@ -349,9 +341,8 @@ fn canvass_by_radius_and_polygon() {
     };
     assert_eq!(plates(&f.store, &q), ["FIXED01", "NEAR001"]);
     // A canvass needs a bounded window.
-    let a = access(&f.store);
     let unbounded = ReadQuery { from_ms: None, ..q };
-    assert!(f.store.search(&a, &unbounded).is_err());
+    assert!(search(&f.store, &unbounded).is_err());
 }
 
 #[test]
@@ -394,21 +385,29 @@ fn images_are_stored_once_by_content_and_found_by_id_and_time() {
     b.vehicle_image = Some(jpeg.clone());
     let items = vec![item(f.fixed, a), item(f.fixed, b)];
     f.store.ingest(&items).unwrap();
-    let acc = access(&f.store);
+    let acc = access();
     let found = f
         .store
-        .find_read(&acc, items[0].read.id, items[0].read.ts_ms)
-        .unwrap()
+        .read_image(&acc, items[0].read.id, items[0].read.ts_ms, false)
         .unwrap();
-    let img = found.vehicle_image.unwrap();
-    assert_eq!(f.store.image(&acc, found.locator.day, &img).unwrap(), jpeg);
+    let (bytes, _) = f.store.release(acc, found, NOW).unwrap().into_value();
+    assert_eq!(bytes, jpeg);
     let files: Vec<_> = walk(&f.store.dir().join("images"));
     assert_eq!(files.len(), 1, "one file for two reads of the same picture");
-    assert!(f
+    let err = f
         .store
-        .find_read(&acc, items[0].read.id, NOW)
-        .unwrap()
-        .is_none());
+        .read_image(&access(), items[0].read.id, NOW, false)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Gone {
+                code: "unknown_read",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// Issue 22 finding 3: the folder was 0755 and every file 0644, TOTP
@@ -461,18 +460,17 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn too_broad_queries_are_refused() {
     let f = fixture();
-    let a = access(&f.store);
     let nothing = ReadQuery {
         limit: 10,
         ..ReadQuery::default()
     };
-    assert!(f.store.search(&a, &nothing).is_err());
+    assert!(search(&f.store, &nothing).is_err());
     let reversed = ReadQuery {
         from_ms: Some(NOW),
         to_ms: Some(NOW - 1),
         ..plate_query("7ABC123", false)
     };
-    assert!(f.store.search(&a, &reversed).is_err());
+    assert!(search(&f.store, &reversed).is_err());
     assert!(Cursor::decode("12.x").is_err());
     assert!(Cursor::decode("12").is_err());
     assert!(Cursor::decode("12.-5").is_err());
@@ -566,7 +564,6 @@ fn expected_in(sent: &[(String, i64, (f64, f64))], area: &Area, from: i64, to: i
 
 /// A canvass walked page by page, sorted.
 fn canvass_all(store: &Store, area: &Area, from: i64, to: i64, page: usize) -> Vec<String> {
-    let a = access(store);
     let mut q = ReadQuery {
         area: Some(area.clone()),
         from_ms: Some(from),
@@ -576,7 +573,7 @@ fn canvass_all(store: &Store, area: &Area, from: i64, to: i64, page: usize) -> V
     };
     let mut out = Vec::new();
     loop {
-        let res = store.search(&a, &q).unwrap();
+        let res = search(store, &q).unwrap();
         out.extend(res.reads.iter().map(|r| r.plate.to_string()));
         match res.next {
             Some(c) => q.cursor = Some(c),
@@ -858,8 +855,7 @@ fn purged_plates_leave_the_dictionary() {
     ];
     f.store.ingest(&items).unwrap();
     let matched = |store: &Store| {
-        let a = access(store);
-        let page = store.search(&a, &plate_query("*00*", false)).unwrap();
+        let page = search(store, &plate_query("*00*", false)).unwrap();
         let mut got: Vec<String> = page.reads.iter().map(|r| r.plate.to_string()).collect();
         got.sort();
         (page.plates_matched, got)
@@ -915,16 +911,14 @@ fn a_corrected_plate_leaves_the_dictionary_once_no_read_carries_it() {
     ];
     f.store.ingest(&batch).unwrap();
     assert_eq!(f.store.seal_finished_days(NOW).unwrap().len(), 1);
-    let a = access(&f.store);
     let matched = |p: &str| {
-        f.store
-            .search(&a, &plate_query(p, false))
+        search(&f.store, &plate_query(p, false))
             .unwrap()
             .plates_matched
     };
     assert_eq!(matched("OLD*"), 3);
     let correct = |from: &str, to: &str, newest: bool| {
-        let found = f.store.search(&a, &plate_query(from, false)).unwrap().reads;
+        let found = search(&f.store, &plate_query(from, false)).unwrap().reads;
         let read = if newest {
             &found[0]
         } else {
@@ -932,8 +926,9 @@ fn a_corrected_plate_leaves_the_dictionary_once_no_read_carries_it() {
         };
         f.store
             .correct_read(
-                &a,
-                read,
+                access(),
+                read.id,
+                read.ts_ms,
                 (platekeeper_core::Plate::parse(to).unwrap(), None),
                 "checked against the picture",
                 &platekeeper_store::Actor::system("test"),
