@@ -140,6 +140,22 @@ pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
 }
 
 /// Peak resident memory of this process, from the kernel.
+/// CPU seconds (user and system) this process has used so far, from
+/// `/proc/self/stat` (fields 14 and 15, in clock ticks).
+fn cpu_s() -> f64 {
+    // SAFETY: sysconf only reads a constant of the running system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The command name may hold spaces; the fields after it do not.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0)
+}
+
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -650,6 +666,8 @@ fn bench_concurrent(
     seed: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let per = total.div_ceil(threads);
+    let commits_before = store.log_commits()?;
+    let cpu_before = cpu_s();
     let started = Instant::now();
     let times = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -677,9 +695,17 @@ fn bench_concurrent(
         anyhow::Ok(all)
     })?;
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_s() - cpu_before;
+    let commits = store.log_commits()?;
     let mut times = times;
     Ok(json!({
         "searches": times.len(),
+        // Durable commits the searches' entries took: fewer than the
+        // searches when concurrent searches shared commits.
+        "commits": commits.commits - commits_before.commits,
+        // CPU time (all threads) per search: with `per_s`, shows whether
+        // the two cores or the disk set the ceiling.
+        "cpu_ms_per_search": round3(cpu * 1e3 / times.len().max(1) as f64),
         "per_s": (times.len() as f64 / wall).round(),
         "p50_ms": round3(percentile(&mut times, 0.50)),
         "p99_ms": round3(percentile(&mut times, 0.99)),

@@ -698,6 +698,9 @@ async fn every_search_and_image_view_is_logged_first() {
         (s, code(&v2)),
         (StatusCode::NOT_FOUND, Some("no_image".into()))
     );
+    // Issue 28: a look that found nothing returned nothing and is no
+    // access; only the search above is.
+    assert_eq!(api.store.access_count().unwrap(), before + 1);
     let (s, v2, _) = api
         .get(&format!("/api/v1/reads/{read_id}/image?access_id=999999"))
         .await;

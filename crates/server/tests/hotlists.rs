@@ -177,11 +177,21 @@ async fn reads_hitting_a_list_alert_every_connected_officer_at_once() {
     api.ingest(&key, json!([read(1, "7ABC123", "CA")])).await;
     assert!(officer.next(Duration::from_millis(300)).await.is_none());
 
-    // The record, its read (an access), and closing it.
+    // The record, its read (an access), and closing it. Each look is one
+    // entry naming the reads it showed, in one commit (issue 28).
+    let mark = api.mark();
     let (s, list) = api
         .call("GET", "/api/v1/alerts?open=true", Some(&api.officer), None)
         .await;
     assert_eq!(s, StatusCode::OK);
+    let (entries, commits) = api.since(mark);
+    assert_eq!((entries.len(), commits), (1, 1));
+    let logged: Value = serde_json::from_str(&entries[0].details).unwrap();
+    assert_eq!(logged["result_count"], 3);
+    assert_eq!(
+        logged["reads"].as_array().unwrap()[0],
+        list["alerts"][0]["read_id"]
+    );
     let listing = api
         .store
         .access_record(list["access_id"].as_i64().unwrap())
@@ -201,6 +211,10 @@ async fn reads_hitting_a_list_alert_every_connected_officer_at_once() {
         .await;
     assert_eq!(s, StatusCode::OK, "{opened}");
     assert_eq!(opened["read"]["plate"], list[0]["plate"]);
+    let (entries, commits) = api.since(mark);
+    assert_eq!((entries.len(), commits), (2, 2));
+    let logged: Value = serde_json::from_str(&entries[1].details).unwrap();
+    assert_eq!(logged["reads"], json!([list[0]["read_id"]]));
     let access = api
         .store
         .access_record(opened["access_id"].as_i64().unwrap())

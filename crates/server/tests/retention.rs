@@ -1652,3 +1652,175 @@ async fn a_hold_is_seen_exported_and_lifted_only_by_its_maker_those_it_is_shared
     assert_eq!(v["lifted_by"], "capt");
     assert!(api.store.verify_log().unwrap().ok);
 }
+
+/// The details of an entry, as JSON.
+fn details(e: &platekeeper_store::LogEntry) -> Value {
+    serde_json::from_str(&e.details).unwrap()
+}
+
+/// Issue 28 (SPEC R4.3): each access to plate data — a search, a
+/// picture, placing a hold, a page of a hold, an evidence export, a
+/// correction — is one log entry naming who, why, what was asked and
+/// every read it returned, in one durable commit together with the
+/// record of any change it makes. A look that finds nothing is no access.
+#[tokio::test]
+async fn every_access_is_one_entry_in_one_commit() {
+    let mut api = api().await;
+    api.seed(NOW - DAY).await;
+    api.ready_user("ana", Role::Analyst).await;
+    let analyst = api.sign_in_ok("ana").await;
+    let kinds = |entries: &[platekeeper_store::LogEntry]| -> Vec<String> {
+        entries.iter().map(|e| e.kind.clone()).collect()
+    };
+
+    // A search: one entry with the query, the count and the reads.
+    let mark = api.mark();
+    let (s, found) = api
+        .call(
+            "POST",
+            "/api/v1/search",
+            Some(&analyst),
+            Some(json!({"plate": "7ABC12*", "purpose": purpose()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    let (entries, commits) = api.since(mark);
+    assert_eq!((kinds(&entries), commits), (vec!["search".into()], 1));
+    let search = &entries[0];
+    assert_eq!(search.seq, found["access_id"].as_i64().unwrap());
+    assert_eq!(search.username, "ana");
+    assert!(search.purpose.as_deref().unwrap().contains("26-004211"));
+    let d = details(search);
+    assert_eq!(d["plate"], "7ABC12*");
+    assert_eq!(d["result_count"], 4);
+    let returned: Vec<String> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["read_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(d["reads"], json!(returned), "every read returned, in order");
+
+    // A picture of one of them.
+    let mark = api.mark();
+    let (s, _, bytes) = api
+        .send(
+            Request::get(found["results"][0]["image_url"].as_str().unwrap())
+                .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(bytes.starts_with(&[0xFF, 0xD8]));
+    let (entries, commits) = api.since(mark);
+    assert_eq!((kinds(&entries), commits), (vec!["image_view".into()], 1));
+    assert_eq!(details(&entries[0])["reads"], json!([returned[0]]));
+
+    // Asking for a picture the read does not have finds nothing: no
+    // entry, no commit (the refusal is the 404).
+    let mark = api.mark();
+    let plate_url = format!(
+        "/api/v1/reads/{}/image?access_id={}&kind=plate",
+        returned[0], search.seq
+    );
+    let (s, v, _) = api
+        .send(
+            Request::get(plate_url.as_str())
+                .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_image"))
+    );
+    assert_eq!(api.since(mark), (vec![], 0));
+
+    // Placing a hold: the access and the hold's record, one commit.
+    let mark = api.mark();
+    let (s, hold) = api
+        .call(
+            "POST",
+            "/api/v1/holds",
+            Some(&analyst),
+            Some(json!({"case_number": "26-004211", "read_ids": &returned[..2]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    let (entries, commits) = api.since(mark);
+    assert_eq!(
+        (kinds(&entries), commits),
+        (vec!["hold".into(), "hold_placed".into()], 1)
+    );
+    assert_eq!(details(&entries[0])["result_count"], 2);
+    assert_eq!(details(&entries[1])["access"], entries[0].seq);
+    assert_eq!(hold["access_id"], entries[0].seq);
+    let hold_id = hold["id"].as_i64().unwrap();
+
+    // A page of the hold.
+    let mark = api.mark();
+    let (s, page) = api
+        .call(
+            "GET",
+            &format!("/api/v1/holds/{hold_id}/reads"),
+            Some(&analyst),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (entries, commits) = api.since(mark);
+    assert_eq!((kinds(&entries), commits), (vec!["search".into()], 1));
+    assert_eq!(details(&entries[0])["result_count"], 2);
+    assert_eq!(page["access_id"], entries[0].seq);
+
+    // The evidence export: the access names every read in the package,
+    // and the export's record names the package, in one commit.
+    let mark = api.mark();
+    let resp = api
+        .respond(
+            Request::post("/api/v1/evidence")
+                .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"hold_id": hold_id}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let sha = resp.headers()["x-package-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (entries, commits) = api.since(mark);
+    assert_eq!(
+        (kinds(&entries), commits),
+        (vec!["export".into(), "evidence_exported".into()], 1)
+    );
+    assert_eq!(details(&entries[0])["result_count"], 2);
+    assert_eq!(details(&entries[1])["access"], entries[0].seq);
+    assert_eq!(details(&entries[1])["sha256"], sha);
+
+    // A correction: the access and the correction's record.
+    let mark = api.mark();
+    let (s, c) = api
+        .call(
+            "POST",
+            &format!("/api/v1/reads/{}/correction", returned[3]),
+            Some(&analyst),
+            Some(json!({"plate": "7A8C123", "reason": "the picture shows an 8"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (entries, commits) = api.since(mark);
+    assert_eq!(
+        (kinds(&entries), commits),
+        (vec!["correction".into(), "read_corrected".into()], 1)
+    );
+    assert_eq!(details(&entries[0])["reads"], json!([returned[3]]));
+    assert_eq!(details(&entries[1])["access"], entries[0].seq);
+    let (_, v) = api
+        .call("GET", "/api/v1/audit/verify", Some(&api.admin), None)
+        .await;
+    assert_eq!(v["ok"], true, "{v}");
+}

@@ -16,6 +16,7 @@ use platekeeper_core::{Purpose, ReadId};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::group_commit::HasHead;
@@ -100,6 +101,24 @@ impl Access {
 /// Plate data found under an [`Access`] and not yet released: nothing
 /// outside the store can read it. [`Store::release`] opens it once the
 /// access's entry, naming every read in it, is durable.
+///
+/// Released data can be read:
+/// ```
+/// fn shown(page: &platekeeper_store::Released<platekeeper_store::SearchPage>) -> usize {
+///     page.value().reads.len()
+/// }
+/// ```
+/// Sealed data cannot, not even its size (this does not compile):
+/// ```compile_fail
+/// fn shown(page: &platekeeper_store::Sealed<platekeeper_store::SearchPage>) -> usize {
+///     page.value.reads.len()
+/// }
+/// ```
+/// ```compile_fail
+/// fn shown(page: &platekeeper_store::Sealed<platekeeper_store::SearchPage>) -> usize {
+///     page.peek().reads.len()
+/// }
+/// ```
 #[must_use = "data found under an access leaves only through Store::release"]
 #[derive(Debug)]
 pub struct Sealed<T> {
@@ -330,6 +349,57 @@ impl Store {
         })?;
         let (receipt, changed) = logged.value;
         Ok((Released { receipt, value }, changed))
+    }
+
+    /// The newest access of `username` (only of `kind`, when given) that
+    /// returned each of `reads`: its id and the read's time. Reads no
+    /// such access returned are absent.
+    ///
+    /// The person's own accesses are walked newest first, stopping once
+    /// every read is found, so the usual case (a hold or a correction
+    /// soon after the search) reads a few rows, and the worst only what
+    /// was ever shown to that one person. There is no index by read: it
+    /// would cost every access a write at a random place in it, which
+    /// made each access's commit several times dearer (issue 28).
+    pub fn reads_seen_by(
+        &self,
+        username: &str,
+        reads: &[ReadId],
+        kind: Option<&str>,
+    ) -> Result<HashMap<ReadId, (i64, i64)>, StoreError> {
+        let mut wanted: HashMap<[u8; 16], ReadId> =
+            reads.iter().map(|id| (*id.as_bytes(), *id)).collect();
+        let mut found = HashMap::with_capacity(wanted.len());
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let conn = self.main_readers.get()?;
+        // One snapshot for the whole walk.
+        let tx = conn.unchecked_transaction()?;
+        let mut accesses = tx.prepare_cached(
+            "SELECT seq FROM log WHERE username = ?1 AND category = 'access' AND kind != 'result'
+             AND (?2 IS NULL OR kind = ?2) ORDER BY seq DESC",
+        )?;
+        let mut returned =
+            tx.prepare_cached("SELECT read_id, ts FROM access_reads WHERE access_id = ?1")?;
+        let mut seqs = accesses.query(params![username, kind])?;
+        while let Some(row) = seqs.next()? {
+            let access: i64 = row.get(0)?;
+            let mut rows = returned.query([access])?;
+            while let Some(r) = rows.next()? {
+                let bytes = r.get_ref(0)?.as_blob()?;
+                let Ok(key) = <[u8; 16]>::try_from(bytes) else {
+                    continue;
+                };
+                if let Some(id) = wanted.remove(&key) {
+                    found.insert(id, (access, r.get(1)?));
+                }
+            }
+            if wanted.is_empty() {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// The time of a read that `access_id` returned, if it returned it.

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::access::{Access, Sealed};
+use crate::access::{Access, AccessKind, Sealed};
 use crate::accounts::Actor;
 use crate::cameras::Camera;
 use crate::{Store, StoreError};
@@ -308,18 +308,13 @@ impl Store {
                 r.get(0)
             })
             .optional()?;
-        let Some(read) = read else {
+        let Some(read) = read.and_then(|b| uuid::Uuid::from_slice(&b).ok().map(ReadId)) else {
             return Err(StoreError::not_found("alert", id));
         };
-        Ok(conn
-            .query_row(
-                "SELECT 1 FROM access_reads ar JOIN log l ON l.seq = ar.access_id
-                 WHERE ar.read_id = ?1 AND l.username = ?2 AND l.kind = 'alert_view' LIMIT 1",
-                params![read, username],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        drop(conn);
+        Ok(!self
+            .reads_seen_by(username, &[read], Some(AccessKind::AlertView.as_str()))?
+            .is_empty())
     }
 
     /// An alert's handling, without its plate data.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use platekeeper_core::legal_hold::HoldRelation;
 use platekeeper_core::{GeoPoint, Plate, Purpose, ReadId, Region};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::access::{Access, Released, Sealed};
@@ -173,13 +173,11 @@ impl Store {
         username: &str,
         ids: &[ReadId],
     ) -> Result<HashMap<ReadId, i64>, StoreError> {
-        let mut out = HashMap::new();
-        for id in ids {
-            if let Some((_, ts)) = self.latest_access_returning(username, *id)? {
-                out.insert(*id, ts);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .reads_seen_by(username, ids, None)?
+            .into_iter()
+            .map(|(id, (_, ts))| (id, ts))
+            .collect())
     }
 
     /// The newest access of `username` that returned `read`, and the
@@ -189,15 +187,7 @@ impl Store {
         username: &str,
         read: ReadId,
     ) -> Result<Option<(i64, i64)>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                "SELECT ar.access_id, ar.ts FROM access_reads ar JOIN log l ON l.seq = ar.access_id
-                 WHERE ar.read_id = ?1 AND l.username = ?2 ORDER BY ar.access_id DESC LIMIT 1",
-                params![&read.as_bytes()[..], username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        Ok(self.reads_seen_by(username, &[read], None)?.remove(&read))
     }
 
     /// Places a hold, under `access` (whose purpose names the case), on

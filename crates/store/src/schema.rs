@@ -76,8 +76,10 @@ CREATE TABLE IF NOT EXISTS access_reads(
     ts INTEGER NOT NULL,
     PRIMARY KEY (access_id, read_id)
 ) WITHOUT ROWID;
--- Holds and corrections find a read's time among what its author saw.
-CREATE INDEX IF NOT EXISTS access_reads_read ON access_reads(read_id);
+-- Earlier versions indexed every returned read by its id, a write at a
+-- random place for each read of each access (issue 28); holds and
+-- corrections now walk their author's own accesses instead.
+DROP INDEX IF EXISTS access_reads_read;
 ";
 
 /// Creates the main database's tables; safe to run on every start.

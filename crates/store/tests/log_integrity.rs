@@ -606,3 +606,90 @@ fn checkpoints_and_retention() {
     assert!(store.verify_log().unwrap().ok);
     assert!(store.checkpoint(NOW).is_ok());
 }
+
+/// Issue 28: versions before it logged each access as two entries (the
+/// access, then a `result` entry naming what it returned). Such a log
+/// still verifies beside one-entry accesses, and reports count each old
+/// pair as one access.
+#[test]
+fn two_entry_accesses_of_earlier_versions_still_verify_and_count_once() {
+    use platekeeper_core::audit_report::Period;
+    use platekeeper_store::{Access, AccessKind, AccessRequest, ReadQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let purpose = platekeeper_core::Purpose::new("26-000001", "211 PC", "robbery").unwrap();
+    let old_access = NewEntry {
+        ts_ms: NOW - DAY,
+        category: "access",
+        kind: "search".into(),
+        username: "officer1".into(),
+        affiliation: "Test PD".into(),
+        role: Some("officer".into()),
+        client: None,
+        details: serde_json::json!({"plate": "7ABC123"}),
+        purpose: Some(serde_json::to_value(&purpose).unwrap()),
+    };
+    let first = store.log_event(old_access).unwrap();
+    store
+        .log_event(NewEntry {
+            ts_ms: NOW - DAY,
+            category: "access",
+            kind: "result".into(),
+            username: "officer1".into(),
+            affiliation: String::new(),
+            role: None,
+            client: None,
+            details: serde_json::json!({"access": first.seq, "result_count": 0, "reads": []}),
+            purpose: None,
+        })
+        .unwrap();
+    let access = Access::new(AccessRequest {
+        username: "officer1".into(),
+        affiliation: "Test PD".into(),
+        kind: AccessKind::Search,
+        query: serde_json::json!({"plate": "7ABC124"}),
+        purpose,
+        client: None,
+        role: Some("officer".into()),
+    });
+    let q = ReadQuery {
+        plate: Some(platekeeper_core::PlatePattern::parse("7ABC124", false).unwrap()),
+        ..ReadQuery::default()
+    };
+    let found = store.search(&access, &q).unwrap();
+    let new = store.release(access, found, NOW - DAY + 1).unwrap();
+
+    assert!(store.verify_log().unwrap().ok);
+    assert_eq!(
+        store.access_count().unwrap(),
+        2,
+        "the old pair is one access"
+    );
+    assert_eq!(
+        store.access_record(first.seq).unwrap().unwrap().kind,
+        "search"
+    );
+    assert!(
+        store.access_record(first.seq + 1).unwrap().is_none(),
+        "a result entry is not an access"
+    );
+    assert_eq!(
+        store
+            .access_record(new.access_id())
+            .unwrap()
+            .unwrap()
+            .username,
+        "officer1"
+    );
+    let period = Period {
+        label: "test".into(),
+        from_ms: NOW - 2 * DAY,
+        to_ms: NOW,
+    };
+    let (_, report) = store
+        .audit_report(period, &Actor::system("test"), NOW)
+        .unwrap();
+    assert_eq!(report.accesses, 2);
+    drop(store);
+    assert!(verify_dir(dir.path()).unwrap().ok);
+}

@@ -128,7 +128,37 @@ pub fn open_store(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
+/// Where the log stood: its newest entry and the durable commits so far.
+#[derive(Debug, Clone, Copy)]
+pub struct LogMark {
+    seq: i64,
+    commits: u64,
+}
+
 impl Api {
+    /// The log as it stands, to compare with later ([`Api::since`]).
+    pub fn mark(&self) -> LogMark {
+        LogMark {
+            seq: self.store.log_entries(None, None, 1).unwrap()[0].seq,
+            commits: self.store.log_commits().unwrap().commits,
+        }
+    }
+
+    /// The entries written since `mark`, oldest first, and the durable
+    /// commits they took.
+    pub fn since(&self, mark: LogMark) -> (Vec<platekeeper_store::LogEntry>, u64) {
+        let mut entries: Vec<_> = self
+            .store
+            .log_entries(None, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.seq > mark.seq)
+            .collect();
+        entries.reverse();
+        let commits = self.store.log_commits().unwrap().commits - mark.commits;
+        (entries, commits)
+    }
+
     /// The kinds of the newest 10,000 log entries, newest first.
     pub fn log_kinds(&self) -> Vec<String> {
         self.store
