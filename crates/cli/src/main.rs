@@ -307,6 +307,7 @@ fn tune_allocator() {}
 fn main() -> anyhow::Result<()> {
     tune_allocator();
     private_files();
+    limits::fit_store_readers();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

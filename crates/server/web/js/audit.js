@@ -26,6 +26,9 @@ export async function auditPage(main, { signal }) {
       ['Who', (e) => `${e.username}${e.role ? ` (${e.role})` : ''}`],
       ['What', (e) => `${e.category} · ${e.kind}`],
       ['Purpose', (e) => (e.purpose ? [e.purpose.case_number, e.purpose.offense, e.purpose.reason].filter(Boolean).join(' · ') : '')],
+      // An access names every read it returned (one entry since issue 28;
+      // older logs carry the count on a following "result" entry).
+      ['Reads', (e) => (e.details && typeof e.details.result_count === 'number' ? String(e.details.result_count) : '')],
       ['Details', (e) => h('code', { class: 'details' }, JSON.stringify(e.details))],
       ['Hash', (e) => h('code', { title: e.hash }, e.hash.slice(0, 12))],
     ], res.entries, 'No entries match.'),
