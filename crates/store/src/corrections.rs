@@ -61,12 +61,7 @@ impl Store {
         actor: &Actor,
         now_ms: i64,
     ) -> Result<Released<Correction>, StoreError> {
-        let read = self
-            .find_read_at(id, ts_ms)?
-            .ok_or_else(|| StoreError::Gone {
-                code: "unknown_read",
-                message: format!("read {id} is no longer stored"),
-            })?;
+        let read = self.stored_read(id, ts_ms)?;
         let (plate, state) = to;
         let state = state.unwrap_or(read.region);
         let reason = crate::sharing::text("reason", reason, 1000)?;

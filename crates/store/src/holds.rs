@@ -548,10 +548,7 @@ impl Store {
                 )?;
                 Ok((download, e.as_head()))
             })?;
-        let download = self
-            .download(download, now_ms)?
-            .ok_or_else(|| StoreError::not_found("download", download))?;
-        Ok(released.map(|package| (package, download)))
+        self.with_download(released, download, now_ms)
     }
 
     /// The reads an approved sharing request's query finds (at most
@@ -628,9 +625,19 @@ impl Store {
                 )?;
                 Ok((download, e.as_head()))
             })?;
+        self.with_download(released.with_value(package), download, now_ms)
+    }
+
+    /// A released package with the download it was recorded as.
+    fn with_download(
+        &self,
+        released: Released<crate::evidence::Package>,
+        download: i64,
+        now_ms: i64,
+    ) -> Result<Released<(crate::evidence::Package, crate::sharing::Download)>, StoreError> {
         let download = self
             .download(download, now_ms)?
             .ok_or_else(|| StoreError::not_found("download", download))?;
-        Ok(released.with_value((package, download)))
+        Ok(released.map(|package| (package, download)))
     }
 }

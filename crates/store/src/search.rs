@@ -555,19 +555,13 @@ impl Store {
         Ok(Sealed::new(access, (bytes, image.kind), vec![(id, ts_ms)]))
     }
 
-    /// One read under an access, by id and time.
-    pub fn read_by_id(
-        &self,
-        access: &Access,
-        id: ReadId,
-        ts_ms: i64,
-    ) -> Result<Sealed<StoredRead>, StoreError> {
-        let read = self
-            .find_read_at(id, ts_ms)?
+    /// A read still stored in its day file, by id and time; `unknown_read`
+    /// if its day was purged or it was never there.
+    pub(crate) fn stored_read(&self, id: ReadId, ts_ms: i64) -> Result<StoredRead, StoreError> {
+        self.find_read_at(id, ts_ms)?
             .ok_or_else(|| StoreError::Gone {
                 code: "unknown_read",
                 message: format!("read {id} is no longer stored"),
-            })?;
-        Ok(Sealed::new(access, read, vec![(id, ts_ms)]))
+            })
     }
 }
