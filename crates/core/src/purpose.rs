@@ -10,6 +10,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The rule every purpose follows, in the words people are given (policy
+/// 003 § Accessing ALPR information): the form's hint, every refusal and
+/// the API's messages all say it this way (issue 23 item 11).
+pub const PURPOSE_RULE: &str = "Name the specific investigation: a case number, or the suspect's \
+last name. Beyond the suspect's last name, leave out personal identifying information, criminal \
+history and anything from CLETS.";
+
 /// Longest accepted text in any purpose field: long enough for a real
 /// explanation, short enough that the log stays a log.
 pub const MAX_FIELD_LEN: usize = 500;
@@ -31,9 +38,9 @@ pub enum PurposeError {
     TooLong(&'static str),
     #[error("purpose.case_number {0:?} is not a case number: {1}")]
     CaseNumberFormat(String, String),
-    #[error("purpose.reason {0:?} is too general; name the specific investigation (a case, a suspect's last name, the incident)")]
+    #[error("purpose.reason {0:?} is too general; name the specific investigation: a case number, or the suspect's last name")]
     GenericReason(String),
-    #[error("purpose.{field} appears to contain {what}; a purpose must not carry personal identifying information, criminal history or CLETS data")]
+    #[error("purpose.{field} appears to contain {what}; beyond the suspect's last name, a purpose must not carry personal identifying information, criminal history or anything from CLETS")]
     ContainsPii {
         field: &'static str,
         what: &'static str,
@@ -513,6 +520,26 @@ mod tests {
         PurposePolicy::default()
             .check(&p)
             .map_err(|e| (e.code(), e.detail()))
+    }
+
+    /// Issue 23 item 11: the refusal of a generic reason and of personal
+    /// information say the same rule as the form: a case number or the
+    /// suspect's last name, and nothing personal beyond that name. A
+    /// suspect's last name alone is a specific purpose.
+    #[test]
+    fn refusals_say_the_one_rule() {
+        let generic = PurposeError::GenericReason("investigation".into()).to_string();
+        let pii = PurposeError::ContainsPii {
+            field: "reason",
+            what: "a date of birth",
+        }
+        .to_string();
+        for text in [&generic, &pii, &PURPOSE_RULE.to_string()] {
+            assert!(text.contains("the suspect's last name"), "{text}");
+        }
+        assert!(pii.contains("beyond the suspect's last name"), "{pii}");
+        assert!(PURPOSE_RULE.contains("case number"));
+        assert_eq!(check("26-004211", "211 PC", "suspect Garcia"), Ok(()));
     }
 
     #[test]

@@ -92,20 +92,41 @@ impl Lang {
     }
 }
 
-/// The page's language: `?lang=` if given (anything but `en` or `es` is
-/// refused), else the likeliest language of `Accept-Language` the page
-/// is written in, else English.
-pub fn choose_lang(param: Option<&str>, accept: Option<&str>) -> Result<Lang, ApiError> {
+/// The page's language: `?lang=` if it is one the page is written in,
+/// else the likeliest language of `Accept-Language` the page is written
+/// in, else English; with the language asked for by `?lang=` when the page
+/// is not written in it (the page then says so, in English: issue 23
+/// item 10; it used to answer a browser with a JSON error).
+pub fn choose_lang(param: Option<&str>, accept: Option<&str>) -> (Lang, Option<String>) {
     if let Some(p) = param {
         return match p.trim().to_ascii_lowercase().as_str() {
-            "en" => Ok(Lang::En),
-            "es" => Ok(Lang::Es),
-            _ => Err(ApiError::bad_request(
-                "invalid_lang",
-                "lang must be en (English) or es (Español)",
-            )),
+            "en" => (Lang::En, None),
+            "es" => (Lang::Es, None),
+            _ => (Lang::En, Some(shown_tag(p))),
         };
     }
+    (from_accept(accept), None)
+}
+
+/// A language tag as the page may repeat it: letters, digits and `-`,
+/// at most 16 of them.
+fn shown_tag(raw: &str) -> String {
+    let tag: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(16)
+        .collect();
+    if tag.is_empty() {
+        "?".into()
+    } else {
+        tag
+    }
+}
+
+/// The likeliest language of an `Accept-Language` header that the page
+/// is written in; English where it names neither.
+fn from_accept(accept: Option<&str>) -> Lang {
     let mut best: Option<(f32, Lang)> = None;
     // A header is short; one that is not is read no further than this.
     for item in accept.unwrap_or("").split(',').take(32) {
@@ -128,7 +149,87 @@ pub fn choose_lang(param: Option<&str>, accept: Option<&str>) -> Result<Lang, Ap
             _ => {}
         }
     }
-    Ok(best.map_or(Lang::En, |(_, l)| l))
+    best.map_or(Lang::En, |(_, l)| l)
+}
+
+/// A moment (RFC 3339, as the figures carry it) as people write it:
+/// "7 December 2026, 04:35 UTC" or "7 de diciembre de 2026, 04:35 UTC".
+/// Anything that does not parse is shown as it is.
+pub fn human_time(rfc3339: &str, lang: Lang) -> String {
+    const EN_MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const ES_MONTHS: [&str; 12] = [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ];
+    let Ok(t) =
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+    else {
+        return rfc3339.to_string();
+    };
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let month = usize::from(u8::from(t.month())) - 1;
+    match lang {
+        Lang::En => format!(
+            "{} {} {}, {:02}:{:02} UTC",
+            t.day(),
+            EN_MONTHS[month],
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+        Lang::Es => format!(
+            "{} de {} de {}, {:02}:{:02} UTC",
+            t.day(),
+            ES_MONTHS[month],
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+    }
+}
+
+/// A count with its thousands grouped: "12,345" in English, "12 345"
+/// (a no-break space, as the Real Academia advises) in Spanish.
+pub fn grouped(n: i64, lang: Lang) -> String {
+    let sep = match lang {
+        Lang::En => ",",
+        Lang::Es => "\u{a0}",
+    };
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push_str(sep);
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Every word the public page shows, in one language.
@@ -266,12 +367,12 @@ pub async fn transparency(
     headers: HeaderMap,
     Query(p): Query<TransparencyParams>,
 ) -> Result<Response, ApiError> {
-    let lang = choose_lang(
+    let (lang, unsupported) = choose_lang(
         p.lang.as_deref(),
         headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
-    )?;
+    );
     let policy = state.store.policy();
     let figures = figures(&state).await?;
     let store = state.store.clone();
@@ -303,7 +404,7 @@ pub async fn transparency(
             (header::CONTENT_LANGUAGE, lang.code()),
             (header::VARY, "Accept-Language"),
         ],
-        page(&t, lang),
+        page(&t, lang, unsupported.as_deref()),
     )
         .into_response())
 }
@@ -361,12 +462,12 @@ pub fn safe_url(url: &str) -> bool {
     }
 }
 
-fn page(t: &Transparency, lang: Lang) -> String {
+fn page(t: &Transparency, lang: Lang, unsupported: Option<&str>) -> String {
     let w = lang.words();
     let f = &t.figures;
-    let n = |v: i64| v.to_string();
+    let n = |v: i64| grouped(v, lang);
     let mut rows = vec![
-        (w.reads_kept, f.reads_kept.to_string()),
+        (w.reads_kept, grouped(f.reads_kept as i64, lang)),
         (
             w.oldest_read,
             f.oldest_read_age_days
@@ -407,7 +508,7 @@ fn page(t: &Transparency, lang: Lang) -> String {
          <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}}\
          table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}\
          td.n{{text-align:right;font-variant-numeric:tabular-nums}}nav{{text-align:right}}</style></head><body>\
-         <nav>{switch}</nav>\
+         <nav>{switch}</nav>{note}\
          <h1>{heading} {agency}</h1>\
          <p>{administrator}: <strong>{name}</strong>{admin_title}</p>\
          <h2>{figures}</h2><p>{as_of} {when}. {aggregates}</p><table>",
@@ -425,7 +526,12 @@ fn page(t: &Transparency, lang: Lang) -> String {
         } else {
             format!(", {}", esc(&t.administrator_title))
         },
-        when = esc(&f.as_of),
+        when = esc(&human_time(&f.as_of, lang)),
+        note = unsupported.map_or(String::new(), |tag| format!(
+            "<p role=\"note\"><em>This page is not written in “{}”; it is shown in English. \
+             <span lang=\"es\">También está <a href=\"?lang=es\" hreflang=\"es\">en español</a>.</span></em></p>",
+            esc(tag)
+        )),
     );
     for (k, v) in rows {
         h.push_str(&format!(
@@ -444,8 +550,8 @@ fn page(t: &Transparency, lang: Lang) -> String {
             h.push_str(&format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 esc(&s.agency),
-                s.transfers,
-                s.reads
+                grouped(s.transfers, lang),
+                grouped(s.reads, lang)
             ));
         }
         h.push_str("</table>");
@@ -470,8 +576,8 @@ fn page(t: &Transparency, lang: Lang) -> String {
         Some(c) => {
             h.push_str("<table>");
             for (k, v) in [
-                (w.entries, c.entries.to_string()),
-                (w.signed_at, c.time.clone()),
+                (w.entries, grouped(c.entries, lang)),
+                (w.signed_at, human_time(&c.time, lang)),
                 ("head", c.head.clone()),
                 ("store_id", c.store_id.clone()),
                 ("public_key", c.public_key.clone()),
@@ -495,13 +601,24 @@ fn page(t: &Transparency, lang: Lang) -> String {
 mod tests {
     #[test]
     fn the_language_is_the_parameter_or_the_browsers_likeliest() {
-        let lang = |p: Option<&str>, a: Option<&str>| choose_lang(p, a).unwrap();
+        let lang = |p: Option<&str>, a: Option<&str>| choose_lang(p, a).0;
         assert_eq!(lang(None, None), Lang::En);
         assert_eq!(lang(Some("es"), Some("en")), Lang::Es);
         assert_eq!(lang(Some(" EN "), Some("es")), Lang::En);
-        for bad in ["fr", "", "es-MX", "<script>", &"e".repeat(10_000)] {
-            let err = choose_lang(Some(bad), None).unwrap_err();
-            assert_eq!(err.code, "invalid_lang", "{bad}");
+        // A language the page is not written in: English, and the tag to
+        // say so, made safe to repeat (issue 23 item 10).
+        for (bad, shown) in [
+            ("fr", "fr"),
+            ("", "?"),
+            ("es-MX", "es-MX"),
+            ("<script>", "script"),
+            (&"e".repeat(10_000), "eeeeeeeeeeeeeeee"),
+        ] {
+            assert_eq!(
+                choose_lang(Some(bad), Some("es")),
+                (Lang::En, Some(shown.to_string())),
+                "{bad}"
+            );
         }
         assert_eq!(lang(None, Some("es-MX,es;q=0.9,en;q=0.8")), Lang::Es);
         assert_eq!(lang(None, Some("en-US,en;q=0.9,es;q=0.8")), Lang::En);
@@ -525,6 +642,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn times_and_numbers_are_written_for_people() {
+        assert_eq!(
+            human_time("2026-12-07T04:35:09.123Z", Lang::En),
+            "7 December 2026, 04:35 UTC"
+        );
+        assert_eq!(
+            human_time("2026-01-31T23:05:00Z", Lang::Es),
+            "31 de enero de 2026, 23:05 UTC"
+        );
+        assert_eq!(human_time("not a time", Lang::En), "not a time");
+        assert_eq!(grouped(0, Lang::En), "0");
+        assert_eq!(grouped(999, Lang::En), "999");
+        assert_eq!(grouped(1_000, Lang::En), "1,000");
+        assert_eq!(grouped(12_345_678, Lang::En), "12,345,678");
+        assert_eq!(grouped(-1_234, Lang::En), "-1,234");
+        assert_eq!(grouped(12_345, Lang::Es), "12\u{a0}345");
+    }
 
     #[test]
     fn markdown_renders_but_raw_html_is_shown_as_text() {

@@ -162,6 +162,8 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
 pub struct UiSettings {
     pub agency_name: String,
     pub map: MapSettings,
+    /// What every purpose must say, in the words refusals use.
+    pub purpose_rule: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,5 +187,6 @@ pub async fn settings(State(state): State<AppState>) -> Json<UiSettings> {
             zoom: p.map.zoom,
             tile_url: p.map.tile_url.clone(),
         },
+        purpose_rule: platekeeper_core::purpose::PURPOSE_RULE,
     })
 }

@@ -1403,9 +1403,19 @@ async fn the_transparency_page_is_public_and_has_no_plate_data() {
     assert!(en.contains("Reads kept") && en.contains("href=\"?lang=es\""));
     let (_, _, es) = page("/transparency?lang=es", None).await;
     assert!(es.contains("Búsquedas este mes"));
-    let (s, _, body) = page("/transparency?lang=fr", None).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(body.contains("invalid_lang"), "{body}");
+    // A language the page is not written in: the English page with a
+    // note, never a JSON error (issue 23 item 10).
+    let (s, lang, body) = page("/transparency?lang=fr", Some("es")).await;
+    assert_eq!((s, lang.as_deref()), (StatusCode::OK, Some("en")));
+    assert!(body.contains("not written in “fr”"), "{body}");
+    assert!(body.contains("Reads kept") && !body.contains("invalid_lang"));
+    let (_, _, body) = page("/transparency?lang=%3Cscript%3E", None).await;
+    assert!(!body.contains("<script>"), "{body}");
+    // Times as people write them, with their zone.
+    assert!(
+        body.contains(" UTC</p>") || body.contains(" UTC. "),
+        "{body}"
+    );
 }
 
 /// Issue 22 finding 1 (R4.8, R6.2): a hold belongs to the officer who

@@ -241,3 +241,42 @@ async fn text_is_gzipped_for_clients_that_accept_it_and_event_streams_are_not() 
     assert!(header_of(&r, header::CONTENT_TYPE).starts_with("text/event-stream"));
     assert_eq!(header_of(&r, header::CONTENT_ENCODING), "");
 }
+
+/// Issue 23 item 11: one purpose rule, said the same way by the API's
+/// refusals, the settings the page reads it from, the form's hint and
+/// the refusal's explanation; nothing in the page says to leave out every
+/// name (the policy allows the suspect's last name).
+#[tokio::test]
+async fn the_purpose_rule_is_said_the_same_way_everywhere() {
+    use http_body_util::BodyExt;
+    let api = api().await;
+    let rule = platekeeper_core::purpose::PURPOSE_RULE;
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(settings["purpose_rule"], rule);
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/search",
+            Some(&api.officer),
+            Some(json!({"plate": "7ABC123", "purpose": {"case_number": "26-004211", "offense": "211 PC", "reason": "investigation"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("a case number, or the suspect's last name"),
+        "{message}"
+    );
+    let r = get(&api, "/assets/js/search.js", None).await;
+    let js = String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        js.contains("settings.purpose_rule"),
+        "the hint and refusals show the served rule"
+    );
+    for contradiction in ["leave out names", "No names"] {
+        assert!(
+            !js.contains(contradiction),
+            "search.js still says {contradiction:?}"
+        );
+    }
+}

@@ -10,8 +10,8 @@ import { MapView } from './map.js';
 const PURPOSE_HELP = {
   missing_case_number: 'Every search must name the case or incident number it is for. Policy requires a documented purpose for each access to ALPR data.',
   case_number_format: 'The case number is not in your agency\'s format. Copy it from the report or CAD incident.',
-  generic_reason: 'A word like "investigation" alone does not say why this search is needed. Describe what you are trying to find out in this case, e.g. "vehicle seen leaving the robbery".',
-  personal_information: 'The purpose is kept in the audit log, which auditors and the public records process read. Describe the case, not the person: leave out names, dates of birth, addresses, licence and social security numbers.',
+  generic_reason: 'A word like "investigation" alone does not say which investigation. Give the case number, or the suspect\'s last name, or what you are trying to find out, e.g. "vehicle seen leaving the robbery".',
+  personal_information: 'The purpose is kept in the audit log, which auditors and the public records process read. The suspect\'s last name may be given; leave out first names, dates of birth, addresses, licence and social security numbers, criminal history and anything from CLETS.',
   offense_not_listed: 'The offense must be one your agency\'s policy lists. Use the code section or the listed name.',
   immigration_enforcement: 'California law (Government Code § 7284.6) forbids using ALPR data for immigration enforcement. This search cannot be made.',
   missing_field: 'Fill in the case number, the offense and the reason.',
@@ -24,12 +24,14 @@ const QUERY_HELP = {
   invalid_pattern: 'Plates are letters and digits; ? stands for one character and * for any run.',
 };
 
-function explainRefusal(err) {
+function explainRefusal(err, rule) {
   const help = PURPOSE_HELP[err.detail] || QUERY_HELP[err.code] || DENIAL_HELP[err.code];
+  const aboutPurpose = Boolean(PURPOSE_HELP[err.detail]);
   return h('div', { class: 'refusal', role: 'alert' },
     h('h2', {}, 'Search refused — nothing was returned'),
     h('p', {}, err.message, h('span', { class: 'code' }, ` (${err.detail || err.code})`)),
-    help ? h('p', {}, help) : null);
+    help ? h('p', {}, help) : null,
+    aboutPurpose && rule ? h('p', { class: 'rule' }, rule) : null);
 }
 
 export async function searchPage(main, ctx) {
@@ -97,7 +99,7 @@ export async function searchPage(main, ctx) {
       field('Case or incident number', input('case_number', { required: true, placeholder: '26-004211' })),
       field('Offense', input('offense', { placeholder: '211 PC robbery' })),
       field('Reason', input('reason', { placeholder: 'vehicle seen leaving the robbery' }),
-        'Why this search is needed in this case. No names or other personal details.')),
+        settings.purpose_rule || 'Name the specific investigation: a case number, or the suspect\'s last name.')),
     h('fieldset', {},
       h('legend', {}, 'What to look for'),
       field('Plate', input('plate', { placeholder: '7ABC123, 7AB?12*, *4KX*', autocapitalize: 'characters', spellcheck: 'false' }),
@@ -147,7 +149,7 @@ export async function searchPage(main, ctx) {
       draw(res);
     } catch (err) {
       if (err.name === 'AbortError') return;
-      put(out, err.status === 422 || err.status === 403 ? explainRefusal(err) : problem(err, 'Search failed.'));
+      put(out, err.status === 422 || err.status === 403 ? explainRefusal(err, settings.purpose_rule) : problem(err, 'Search failed.'));
     }
   }
 
@@ -230,7 +232,7 @@ async function openRead(r) {
 // they placed it with. null: the person cancelled.
 async function holdPurpose(x, me, what) {
   if (x.created_by === me.username) return {};
-  const reason = await ask(`${what} hold ${x.id} (case ${x.case_number}), placed by ${x.created_by}? Your access is logged under your own reason.`,
+  const reason = await ask(`${what} hold ${x.id} (case ${x.case_number}), placed by ${x.created_by}? Your access is logged under your own reason (no personal details beyond the suspect's last name).`,
     { answer: 'Why do you open it?', required: true, yes: what });
   if (!reason) return null;
   return { case_number: x.case_number, offense: x.purpose.offense, reason };
