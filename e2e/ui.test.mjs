@@ -351,6 +351,26 @@ test('an officer canvasses by drawing a radius on the map', async () => withPage
   await page.getByText(/logged as access \d+/).waitFor();
   assert.ok(await page.locator('.results tbody tr').count() > 0, 'reads inside the circle');
   await shot(page, 'canvass');
+  // Issue 23 item 6: emptying the area removes it, and the window given
+  // for the canvass goes with it; a later plate search carries neither.
+  await page.getByLabel('Radius (m)').fill('');
+  assert.match(await page.locator('.shape-text').innerText(), /No area/);
+  assert.equal(await page.getByLabel('From', { exact: true }).inputValue(), '');
+  assert.equal(await page.getByLabel('To', { exact: true }).inputValue(), '');
+  await page.getByLabel('Plate').fill(demo.plate);
+  const [sent] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith('/api/v1/search') && r.method() === 'POST'),
+    page.getByRole('button', { name: 'Search', exact: true }).click(),
+  ]);
+  const q = sent.postDataJSON();
+  assert.equal(q.plate, demo.plate);
+  assert.deepEqual([q.near, q.polygon, q.from, q.to], [undefined, undefined, undefined, undefined]);
+  await page.getByText(/logged as access \d+/).waitFor();
+  // Clear empties the search but keeps the purpose.
+  await page.getByRole('button', { name: 'Clear', exact: true }).click();
+  assert.equal(await page.getByLabel('Plate').inputValue(), '');
+  assert.equal(await page.getByLabel('Case or incident number').inputValue(), '26-004212');
+  assert.equal(await page.getByLabel('Reason').inputValue(), 'canvass for vehicles near the burglary');
   assert.deepEqual(page.errors, []);
 }));
 

@@ -49,7 +49,7 @@ export async function searchPage(main, ctx) {
   let shape = null;
   const map = new MapView(settings.map, {
     label: 'Search map',
-    onShape: (s) => { shape = s; describeShape(); defaultWindow(); },
+    onShape: (s) => { if (s) { shape = s; describeShape(); defaultWindow(); } else dropArea(); },
     onPick: (r) => { map.select(r.id); const row = document.getElementById(`read-${r.id}`); if (row) { row.scrollIntoView({ block: 'nearest' }); row.classList.add('picked'); setTimeout(() => row.classList.remove('picked'), 1500); } },
   });
 
@@ -71,13 +71,30 @@ export async function searchPage(main, ctx) {
     }
   }
   // A canvass needs a time window: offer the last 24 hours when none is set.
+  // A window set for a canvass belongs to it: it goes when the area goes,
+  // so it never narrows a later plate search unseen (issue 23 item 6).
+  let canvassWindow = false;
   function defaultWindow() {
     const f = form.elements.from; const t = form.elements.to;
     if (!shape || f.value || t.value) return;
     const now = new Date();
     f.value = localValue(new Date(now.getTime() - 86_400_000));
     t.value = localValue(now);
+    canvassWindow = true;
     flash('Time window set to the last 24 hours for the canvass; change it if needed.');
+  }
+  function dropArea() {
+    if (!shape) return;
+    shape = null;
+    map.clearShape();
+    area.lat.value = ''; area.lon.value = ''; area.radius.value = '';
+    describeShape();
+    if (canvassWindow) {
+      form.elements.from.value = '';
+      form.elements.to.value = '';
+      canvassWindow = false;
+      flash('Area removed, and the time window set for the canvass with it.');
+    }
   }
   const typedArea = () => {
     const lat = parseFloat(area.lat.value); const lon = parseFloat(area.lon.value); const r = parseFloat(area.radius.value);
@@ -87,7 +104,12 @@ export async function searchPage(main, ctx) {
       describeShape();
     }
   };
-  Object.values(area).forEach((el) => el.addEventListener('change', typedArea));
+  // Emptying a field of a radius removes the area: a half-described circle
+  // is no area, and the old one must not stay in force unseen.
+  const emptiedArea = () => {
+    if (shape && shape.kind === 'circle' && Object.values(area).some((el) => el.value.trim() === '')) dropArea();
+  };
+  Object.values(area).forEach((el) => { el.addEventListener('change', typedArea); el.addEventListener('input', emptiedArea); });
 
   let cameras = [];
   try { cameras = (await api('GET', '/api/v1/cameras?limit=1000', undefined, { signal })).cameras; } catch { /* role without camera list */ }
@@ -118,9 +140,21 @@ export async function searchPage(main, ctx) {
       h('div', { class: 'row' }, field('Latitude', area.lat), field('Longitude', area.lon), field('Radius (m)', area.radius))),
     h('div', { class: 'actions' },
       h('button', { class: 'primary', type: 'submit' }, 'Search'),
-      h('button', { type: 'reset' }, 'Clear')));
+      h('button', { type: 'button', onclick: clear }, 'Clear')));
 
-  form.addEventListener('reset', () => { map.clearShape(); shape = null; describeShape(); });
+  // Clear empties what to look for and the area; the purpose stays, as it
+  // does for the next search in the same case.
+  function clear() {
+    const keep = new Set(['case_number', 'offense', 'reason']);
+    for (const el of form.elements) {
+      if (!el.name || keep.has(el.name)) continue;
+      if (el.type === 'checkbox') el.checked = false;
+      else if (el.tagName === 'SELECT') el.selectedIndex = 0;
+      else el.value = '';
+    }
+    canvassWindow = false;
+    dropArea();
+  }
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const v = values(form);
@@ -136,6 +170,7 @@ export async function searchPage(main, ctx) {
     };
     if (shape && shape.kind === 'circle') q.near = { lat: shape.center.lat, lon: shape.center.lon, radius_m: shape.radius_m };
     if (shape && shape.kind === 'polygon') q.polygon = shape.points.map((p) => ({ lat: p.lat, lon: p.lon }));
+    if (shape && (v.from || v.to)) canvassWindow = true;
     busy(form, () => run(q, false));
   });
 
