@@ -483,6 +483,21 @@ test('the auditor sees the access log with the searches and an intact chain; the
   await shot(page, 'transparency-es');
   await page.getByRole('link', { name: 'English' }).click();
   await page.getByRole('heading', { name: /Automated License Plate Readers/ }).waitFor();
+  // Issue 23 item 4: a session ended by signing in elsewhere says so and
+  // when, in local time. The server's answer is stood in for here (a
+  // second real sign-in would wait for the next TOTP code); the API test
+  // account_security.rs checks the server gives it.
+  const at = new Date(Date.now() - 120_000);
+  await page.route('**/api/v1/audit/log**', (route) => route.fulfill({
+    status: 401,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'signed_in_elsewhere', message: 'you signed in again', at: at.toISOString() } }),
+  }));
+  await page.goto(`${base}/#/audit`);
+  const hhmm = await page.evaluate((iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }), at.toISOString());
+  await page.getByRole('status').filter({ hasText: `You signed in on another device at ${hhmm}` }).waitFor();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.unroute('**/api/v1/audit/log**');
   assert.deepEqual(page.errors, []);
 }));
 

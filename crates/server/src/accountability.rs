@@ -105,7 +105,23 @@ impl SessionUser {
                     "the session has ended or never existed; sign in again",
                 )
             };
-            let session = store.session(&token, now)?.ok_or_else(invalid)?;
+            let Some(session) = store.session(&token, now)? else {
+                return Err(match store.session_end(&token, now)? {
+                    Some(platekeeper_store::SessionEnd::SignedInElsewhere { at_ms, .. }) => {
+                        let at = platekeeper_core::read::format_time_ms(at_ms);
+                        let mut e = ApiError::unauthorized(
+                            "signed_in_elsewhere",
+                            format!(
+                                "you signed in again (on another device or tab) at {at}; one \
+                                 session per person, so this one ended then"
+                            ),
+                        );
+                        e.at = Some(at);
+                        e
+                    }
+                    _ => invalid(),
+                });
+            };
             let account = store.account(&session.username)?.ok_or_else(invalid)?;
             suspend_if_inactive(&store, &account, &policy.accounts, now)?;
             account.state().check_usable(&policy.accounts, now)?;

@@ -19,6 +19,10 @@ pub struct ApiError {
     pub detail: Option<&'static str>,
     /// Seconds after which the client may try again (`Retry-After`).
     pub retry_after_s: Option<u64>,
+    /// When the thing the error is about happened (RFC 3339), for the
+    /// client to show in the person's own time (e.g. the other sign-in
+    /// that ended this session).
+    pub at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -35,6 +39,9 @@ pub struct ErrorDetail {
     /// A finer reason, where one code covers several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// When what the error is about happened (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 impl ApiError {
@@ -45,6 +52,7 @@ impl ApiError {
             message: message.into(),
             detail: None,
             retry_after_s: None,
+            at: None,
         }
     }
 
@@ -176,6 +184,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 detail: self.detail.map(str::to_string),
+                at: self.at,
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

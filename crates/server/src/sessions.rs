@@ -170,6 +170,17 @@ async fn checked_sign_in(
                     "the username, password or code is wrong",
                 ))
             }
+            SignIn::CodeUsed { next_code_in_s } => {
+                return Err(ApiError::unauthorized(
+                    "code_already_used",
+                    format!(
+                        "this code was already used to sign in (perhaps on another device); \
+                         wait for the next code, in {next_code_in_s} s, and sign in with it. \
+                         This did not count as a wrong code"
+                    ),
+                )
+                .retry_after(next_code_in_s))
+            }
             SignIn::Ok(a) => a,
         };
         suspend_if_inactive(&store, &account, &policy.accounts, now)?;

@@ -531,3 +531,67 @@ async fn guessable_passwords_are_refused_saying_why() {
     let (s, v) = set_password(&api, &api.officer, "orbit mosaic heron lantern").await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
 }
+
+/// Issue 23 item 4: signing in on a second device with the code just used
+/// on the first is explained ("already used", when the next comes) and
+/// does not count towards the lock; the first device's next request is
+/// told it ended because of that sign-in, and when.
+#[tokio::test]
+async fn a_second_sign_in_with_the_same_code_is_explained_and_ends_the_first_session_visibly() {
+    let api = api().await;
+    let first = api.sign_in_ok("officer1").await;
+    // The same code again, still inside its 30 seconds (here: 5 s later).
+    api.advance(5_000);
+    let again = json!({"username": "officer1", "password": PASSWORD, "totp": api.code("officer1")});
+    for _ in 0..6 {
+        let (s, v) = api
+            .call("POST", "/api/v1/session", None, Some(again.clone()))
+            .await;
+        assert_eq!(
+            (s, code_of(&v)),
+            (StatusCode::UNAUTHORIZED, "code_already_used"),
+            "{v}"
+        );
+        assert!(message_of(&v).contains("wait for the next code"), "{v}");
+    }
+    let account = api.store.account("officer1").unwrap().unwrap();
+    assert_eq!(account.failed_logins, 0, "a used code is not a wrong code");
+    assert!(!account.locked, "six of them lock nothing");
+    // A wrong code still counts.
+    let wrong = json!({"username": "officer1", "password": PASSWORD, "totp": "000000"});
+    let (s, v) = api.call("POST", "/api/v1/session", None, Some(wrong)).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+    assert_eq!(
+        api.store
+            .account("officer1")
+            .unwrap()
+            .unwrap()
+            .failed_logins,
+        1
+    );
+
+    // The next code signs in on the second device and ends the first
+    // session; the first device is told so, with the time.
+    let (s, second) = api.sign_in("officer1").await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    let (s, v) = api.call("GET", "/api/v1/me", Some(&first), None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signed_in_elsewhere"),
+        "{v}"
+    );
+    assert_eq!(
+        v["error"]["at"],
+        platekeeper_core::read::format_time_ms(api.now()),
+        "when the other sign-in happened"
+    );
+    // Signing out is not "elsewhere".
+    let token = second["token"].as_str().unwrap();
+    api.call("DELETE", "/api/v1/session", Some(token), None)
+        .await;
+    let (_, v) = api.call("GET", "/api/v1/me", Some(token), None).await;
+    assert_eq!(code_of(&v), "invalid_session", "{v}");
+}

@@ -192,6 +192,18 @@ pub struct SessionRecord {
     pub expires_at_ms: i64,
 }
 
+/// Why a session that is no longer live ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Its holder signed in again (one session per person): at that
+    /// time, from that address.
+    SignedInElsewhere { at_ms: i64, client: Option<String> },
+    /// Signed out, or ended by an administrator's action, at that time.
+    Revoked { at_ms: i64 },
+    /// Past its end.
+    Expired { at_ms: i64 },
+}
+
 /// What a sign-in attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignIn {
@@ -200,6 +212,13 @@ pub enum SignIn {
         locked_now: bool,
     },
     Locked,
+    /// The password was right and the code too, but the code had already
+    /// been used (a second sign-in within the same 30-second window, on
+    /// another device): not counted towards lockout (issue 23 item 4).
+    /// `next_code_in_s`: when the authenticator shows a new one.
+    CodeUsed {
+        next_code_in_s: u64,
+    },
     /// Password (and code, where enrolled) right.
     Ok(Box<Account>),
 }
@@ -478,6 +497,15 @@ impl Store {
             }),
             _ => Some(-1),
         };
+        if password_ok && step.is_none() && enrolled {
+            if let (Some(s), Some(c), Some(last)) = (&secret, totp, last_step) {
+                if credentials::totp_step_matching(s, c, (now_ms / 1000).max(0) as u64, None)
+                    .is_some_and(|used| used <= last)
+                {
+                    return self.code_used(&actor, now_ms);
+                }
+            }
+        }
         if !password_ok || step.is_none() {
             let reason = if password_ok {
                 "wrong or missing code"
@@ -516,12 +544,64 @@ impl Store {
             Ok((claimed, e))
         })?;
         if !claimed {
-            return Ok(SignIn::BadCredentials { locked_now: false });
+            // Another sign-in claimed this code's step first.
+            return Ok(SignIn::CodeUsed {
+                next_code_in_s: credentials::seconds_to_next_code(now_ms),
+            });
         }
         let account = self
             .account(username)?
             .ok_or_else(|| StoreError::UnknownUser(username.into()))?;
         Ok(SignIn::Ok(Box::new(account)))
+    }
+
+    /// A right password with a code already used: logged, not counted.
+    fn code_used(&self, actor: &Actor, now_ms: i64) -> Result<SignIn, StoreError> {
+        self.log_event(actor.entry(
+            now_ms,
+            "auth",
+            "sign_in_failed",
+            json!({"reason": "code already used"}),
+        ))?;
+        Ok(SignIn::CodeUsed {
+            next_code_in_s: credentials::seconds_to_next_code(now_ms),
+        })
+    }
+
+    /// Why the session `token` names is no longer live; `None` if it is
+    /// live or never existed.
+    pub fn session_end(&self, token: &str, now_ms: i64) -> Result<Option<SessionEnd>, StoreError> {
+        let conn = self.main_readers.get()?;
+        let row: Option<(String, i64, Option<i64>)> = conn
+            .query_row(
+                "SELECT username, expires_at, revoked_at FROM sessions WHERE token_hash = ?1",
+                [&credentials::token_hash(token)[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((username, expires_at, revoked_at)) = row else {
+            return Ok(None);
+        };
+        let Some(revoked_at) = revoked_at else {
+            return Ok((expires_at <= now_ms).then_some(SessionEnd::Expired { at_ms: expires_at }));
+        };
+        // A sign-in revokes the person's other sessions at the moment it
+        // creates its own.
+        let newer: Option<Option<String>> = conn
+            .query_row(
+                "SELECT client FROM sessions WHERE username = ?1 AND created_at = ?2
+                 AND token_hash != ?3 LIMIT 1",
+                params![username, revoked_at, &credentials::token_hash(token)[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(Some(match newer {
+            Some(client) => SessionEnd::SignedInElsewhere {
+                at_ms: revoked_at,
+                client,
+            },
+            None => SessionEnd::Revoked { at_ms: revoked_at },
+        }))
     }
 
     /// Counts a failed proof of identity (a wrong password or code, at

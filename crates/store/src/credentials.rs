@@ -102,6 +102,12 @@ pub fn totp_step_matching(
         .find(|s| t.generate(*s as u64 * TOTP_STEP) == code)
 }
 
+/// Seconds until an authenticator shows the next code (1 to 30).
+pub fn seconds_to_next_code(now_ms: i64) -> u64 {
+    let s = (now_ms / 1000).max(0) as u64;
+    TOTP_STEP - s % TOTP_STEP
+}
+
 /// A session token and the hash that is stored.
 pub fn new_session_token() -> Result<(String, [u8; 32]), StoreError> {
     let token = format!("pks_{}", hex::encode(random_bytes::<32>()?));

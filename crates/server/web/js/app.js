@@ -85,7 +85,17 @@ function ended(message) {
 }
 
 window.addEventListener('session-ended', (e) => {
-  if (state.me) ended(`Your session has ended (${e.detail.message}). Sign in again to go on where you were.`);
+  if (!state.me) return;
+  const err = e.detail;
+  // One session per person: a sign-in elsewhere ends this one; say when,
+  // in the person's own time (issue 23 item 4).
+  if (err.code === 'signed_in_elsewhere' && err.error && err.error.at) {
+    const at = new Date(err.error.at);
+    const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    ended(`You signed in on another device at ${time}, so this session ended. Sign in again here to go on where you were; the other session then ends.`);
+    return;
+  }
+  ended(`Your session has ended (${err.message}). Sign in again to go on where you were.`);
 });
 
 /** Draws the page the address names, or sign-in. */

@@ -48,6 +48,7 @@ function explainSignIn(code) {
     invalid_credentials: 'Not signed in.',
     account_locked: 'Account locked.',
     too_many_attempts: 'Too many failed sign-ins.',
+    code_already_used: 'That code was just used — wait for the next one. This did not count as a wrong code.',
     training_required: 'Training needed.',
     approval_lapsed: 'Approval needed.',
     account_suspended: 'Account suspended.',
