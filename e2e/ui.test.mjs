@@ -441,8 +441,26 @@ test('an alert arrives live on a tablet-sized screen, is acknowledged and given 
   await shot(page, 'alerts-tablet');
   await card.getByRole('button', { name: 'Acknowledge' }).click();
   await card.getByRole('button', { name: 'Acknowledged' }).waitFor();
-  await card.getByLabel('Disposition').selectOption('misread');
-  await card.getByLabel('Note').fill('plate was 8DEF458 on a different car');
+  // Issue 23 item 3: nothing is chosen in advance, and nothing is sent
+  // until the officer chooses; the menu has the field choices.
+  const menu = card.getByLabel('Disposition');
+  assert.equal(await menu.inputValue(), '');
+  const labels = await menu.locator('option').allInnerTexts();
+  for (const want of ['Correct read, confirmed through CLETS', 'Wrong state', 'Misread', 'No longer wanted', 'Dismissed (not acted on)']) {
+    assert.ok(labels.includes(want), `${want} in ${labels.join(' | ')}`);
+  }
+  let posted = false;
+  page.on('request', (r) => { if (r.url().endsWith('/disposition')) posted = true; });
+  await card.getByRole('button', { name: 'Record disposition' }).click();
+  assert.equal(await menu.evaluate((el) => el.validity.valueMissing), true);
+  // Confirmed asks what was done.
+  await menu.selectOption('confirmed');
+  await card.getByRole('button', { name: 'Record disposition' }).click();
+  assert.equal(await card.getByLabel('Action taken').evaluate((el) => el.validity.valueMissing), true);
+  await page.waitForTimeout(200);
+  assert.equal(posted, false, 'nothing was recorded before a choice');
+  await menu.selectOption('misread');
+  await card.getByLabel('Action taken').fill('plate was 8DEF458 on a different car');
   await card.getByRole('button', { name: 'Record disposition' }).click();
   await card.getByText('Disposition "misread" recorded.').waitFor();
 

@@ -628,7 +628,8 @@ pub async fn acknowledge(
 
 #[derive(Deserialize, ToSchema)]
 pub struct DispositionBody {
-    /// `confirmed`, `misread`, `not_wanted` or `other`.
+    /// `confirmed`, `wrong_state`, `misread`, `not_wanted`, `dismissed` or
+    /// `other` (a note is required for the last two).
     pub disposition: String,
     /// What was found; required for `other`.
     #[serde(default)]
@@ -660,11 +661,13 @@ pub async fn disposition(
     let id = path_param(path)?;
     who.require_plate_data(&state, Right::ViewAlerts)?;
     let d = Disposition::parse(&body.disposition).ok_or_else(|| {
+        let known: Vec<&str> = Disposition::ALL.iter().map(|d| d.as_str()).collect();
         ApiError::unprocessable(
             "invalid_disposition",
             format!(
-                "disposition {:?} must be confirmed, misread, not_wanted or other",
-                body.disposition
+                "disposition {:?} must be one of {}",
+                body.disposition,
+                known.join(", ")
             ),
         )
     })?;

@@ -164,6 +164,16 @@ pub struct UiSettings {
     pub map: MapSettings,
     /// What every purpose must say, in the words refusals use.
     pub purpose_rule: &'static str,
+    /// What verifying an alert can find, in the menu's order.
+    pub dispositions: Vec<DispositionChoice>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DispositionChoice {
+    pub value: &'static str,
+    pub label: &'static str,
+    /// Whether the API refuses it without a note.
+    pub needs_note: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -188,5 +198,13 @@ pub async fn settings(State(state): State<AppState>) -> Json<UiSettings> {
             tile_url: p.map.tile_url.clone(),
         },
         purpose_rule: platekeeper_core::purpose::PURPOSE_RULE,
+        dispositions: platekeeper_core::hotlist::Disposition::ALL
+            .iter()
+            .map(|d| DispositionChoice {
+                value: d.as_str(),
+                label: d.label(),
+                needs_note: d.needs_note(),
+            })
+            .collect(),
     })
 }

@@ -238,6 +238,31 @@ async fn reads_hitting_a_list_alert_every_connected_officer_at_once() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_note"))
     );
+    // Issue 23 item 3: the field choices; a dismissal must say why.
+    let (s, v) = disp(json!({"disposition": "dismissed", "note": ""})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_note")),
+        "{v}"
+    );
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    let menu: Vec<&str> = settings["dispositions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        menu,
+        [
+            "confirmed",
+            "wrong_state",
+            "misread",
+            "not_wanted",
+            "dismissed",
+            "other"
+        ]
+    );
     let (s, v) = disp(json!({"disposition": "misread", "note": "plate was 7ABC128"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["disposition"], "misread");

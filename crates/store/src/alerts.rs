@@ -376,10 +376,11 @@ impl Store {
                 hotlist::MAX_NOTE_CHARS
             )));
         }
-        if disposition == Disposition::Other && note.is_empty() {
-            return Err(StoreError::InvalidAlert(
-                "note: required when the disposition is \"other\"".into(),
-            ));
+        if disposition.needs_note() && note.is_empty() {
+            return Err(StoreError::InvalidAlert(format!(
+                "note: required when the disposition is {:?} (say what was done or why)",
+                disposition.as_str()
+            )));
         }
         self.with_log(|tx, head| {
             let n = tx.execute(

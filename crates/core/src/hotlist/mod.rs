@@ -101,35 +101,67 @@ impl ListKind {
     }
 }
 
-/// What the officer found when verifying a hit (SPEC R3.4).
+/// What the officer found when verifying a hit (SPEC R3.4), in the field
+/// choices officers use (issue 23 item 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
+    /// The read was right and CLETS confirmed the entry.
     Confirmed,
+    /// The plate was right but the state was not.
+    WrongState,
+    /// The camera misread the plate.
     Misread,
+    /// CLETS shows the entry no longer wanted.
     NotWanted,
+    /// Not acted on (for example, unable to locate the vehicle).
+    Dismissed,
     Other,
 }
 
 impl Disposition {
+    /// Every disposition, in the order the menu offers them.
+    pub const ALL: [Disposition; 6] = [
+        Disposition::Confirmed,
+        Disposition::WrongState,
+        Disposition::Misread,
+        Disposition::NotWanted,
+        Disposition::Dismissed,
+        Disposition::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Confirmed => "confirmed",
+            Disposition::WrongState => "wrong_state",
             Disposition::Misread => "misread",
             Disposition::NotWanted => "not_wanted",
+            Disposition::Dismissed => "dismissed",
             Disposition::Other => "other",
         }
     }
 
+    /// How the menu names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disposition::Confirmed => "Correct read, confirmed through CLETS",
+            Disposition::WrongState => "Wrong state",
+            Disposition::Misread => "Misread",
+            Disposition::NotWanted => "No longer wanted",
+            Disposition::Dismissed => "Dismissed (not acted on)",
+            Disposition::Other => "Other",
+        }
+    }
+
+    /// Whether a note must say why: a dismissal's reason, and whatever
+    /// "other" was. (The form also asks a confirmed hit's action taken;
+    /// the API keeps accepting a confirmed hit without one, as before.)
+    pub fn needs_note(self) -> bool {
+        matches!(self, Disposition::Dismissed | Disposition::Other)
+    }
+
     pub fn parse(s: &str) -> Option<Disposition> {
-        [
-            Disposition::Confirmed,
-            Disposition::Misread,
-            Disposition::NotWanted,
-            Disposition::Other,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
+        Disposition::ALL.into_iter().find(|d| d.as_str() == s)
     }
 }
 

@@ -6,7 +6,15 @@
 import { api, imageUrl, streamEvents } from './api.js';
 import { h, put, heading, field, input, select, values, when, problem, flash } from './dom.js';
 
-const DISPOSITIONS = [['confirmed', 'Confirmed (verified through CLETS)'], ['misread', 'Misread'], ['not_wanted', 'No longer wanted'], ['other', 'Other']];
+// The server's list (GET /api/v1/ui/settings) when it gave one.
+const FALLBACK_DISPOSITIONS = [
+  { value: 'confirmed', label: 'Correct read, confirmed through CLETS' },
+  { value: 'wrong_state', label: 'Wrong state' },
+  { value: 'misread', label: 'Misread' },
+  { value: 'not_wanted', label: 'No longer wanted' },
+  { value: 'dismissed', label: 'Dismissed (not acted on)', needs_note: true },
+  { value: 'other', label: 'Other', needs_note: true },
+];
 
 let audio = null;
 function tone() {
@@ -20,7 +28,8 @@ function tone() {
   }
 }
 
-export async function alertsPage(main, { signal }) {
+export async function alertsPage(main, { settings, signal }) {
+  const choices = (settings && settings.dispositions) || FALLBACK_DISPOSITIONS;
   const cards = h('div', { class: 'alert-list', 'aria-live': 'assertive', 'aria-relevant': 'additions' });
   const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
   const soundButton = h('button', { type: 'button', 'aria-pressed': String(!!audio), onclick: () => {
@@ -35,9 +44,19 @@ export async function alertsPage(main, { signal }) {
 
   function card(a, fresh) {
     const out = h('div', { class: 'out' });
+    // Nothing is chosen in advance: "confirmed" in particular is never
+    // recorded without the officer picking it (issue 23 item 3).
+    const menu = select('disposition', [['', 'Choose what verification found…'], ...choices.map((c) => [c.value, c.label])], a.disposition || '');
+    menu.required = true;
+    const note = input('note', { value: a.disposition_note || '', placeholder: 'stop made, arrest, towed, unable to locate…' });
+    const needsNote = () => {
+      const c = choices.find((x) => x.value === menu.value);
+      note.required = Boolean(c && (c.needs_note || c.value === 'confirmed'));
+    };
+    menu.addEventListener('change', needsNote);
     const form = h('form', { class: 'disposition' },
-      field('Disposition', select('disposition', DISPOSITIONS, a.disposition || 'confirmed')),
-      field('Note', input('note', { value: a.disposition_note || '', placeholder: 'what was done' })),
+      field('Disposition', menu),
+      field('Action taken', note),
       h('button', { type: 'submit' }, 'Record disposition'));
     const pics = h('div', { class: 'pictures' });
     // A disposition acknowledges too (the server records both).
