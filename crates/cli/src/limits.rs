@@ -4,34 +4,16 @@
 //! is raised to the hard one, and the cap lowered to leave room for the
 //! store's files (day files with their journals, pictures, exports).
 
-/// Descriptors kept for the store's files other than its idle readers
-/// (day files' writers and journals, pictures, exports).
+/// Descriptors kept for everything that is not a client connection.
 const RESERVED: usize = 512;
 
-/// Descriptors the store's idle reading connections may hold (three
-/// each), as a share of the limit: a quarter.
-fn reader_descriptors(limit: usize) -> usize {
-    platekeeper_store::limit_idle_readers(limit / 4 / 3) * 3
-}
-
-/// Raises the descriptor limit and fits the store's idle readers to it:
-/// for every command (a bench or an import opens as many day files as
-/// the server does).
-pub fn fit_store_readers() {
-    if let Some(limit) = raise_descriptor_limit() {
-        reader_descriptors(limit);
-    }
-}
-
 /// The connection cap that fits the descriptor limit: `wanted`, or less
-/// (with a warning) where the limit cannot be raised far enough. Also
-/// fits the store's pool of idle readers to the limit.
+/// (with a warning) where the limit cannot be raised far enough.
 pub fn fit_descriptors(wanted: usize) -> usize {
     let Some(limit) = raise_descriptor_limit() else {
         return wanted;
     };
-    let reserved = RESERVED + reader_descriptors(limit);
-    let room = limit.saturating_sub(reserved).max(16);
+    let room = limit.saturating_sub(RESERVED).max(16);
     if wanted > room {
         tracing::warn!(
             wanted,
@@ -88,23 +70,10 @@ mod tests {
     #[test]
     fn the_cap_leaves_room_for_the_store_under_the_descriptor_limit() {
         let limit = raise_descriptor_limit().unwrap();
-        let reserved = RESERVED + reader_descriptors(limit);
-        assert!(reserved < limit || limit < 2048);
         assert_eq!(
             fit_descriptors(64),
-            64.min(limit.saturating_sub(reserved).max(16))
+            64.min(limit.saturating_sub(RESERVED).max(16))
         );
-        assert!(fit_descriptors(usize::MAX) <= limit.saturating_sub(reserved).max(16));
-    }
-
-    #[test]
-    fn idle_readers_take_at_most_a_quarter_of_a_low_limit() {
-        assert_eq!(reader_descriptors(1024), 85 * 3);
-        assert_eq!(
-            reader_descriptors(1 << 20),
-            platekeeper_store::MAX_IDLE_TOTAL * 3
-        );
-        assert_eq!(reader_descriptors(20), 8 * 3, "never fewer than eight");
-        reader_descriptors(1 << 20);
+        assert!(fit_descriptors(usize::MAX) <= limit.saturating_sub(RESERVED).max(16));
     }
 }

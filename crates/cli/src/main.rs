@@ -307,7 +307,6 @@ fn tune_allocator() {}
 fn main() -> anyhow::Result<()> {
     tune_allocator();
     private_files();
-    limits::fit_store_readers();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

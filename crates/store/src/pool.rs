@@ -11,29 +11,14 @@ use rusqlite::Connection;
 use crate::{schema, StoreError};
 
 /// Idle connections kept for reuse per database file; more are opened
-/// under load and closed when returned to a full pool. An exact search
-/// reads every day file, so with fewer idle connections than concurrent
-/// searchers each search opened and closed connections to most days:
-/// with 4, sixteen searchers at once spent half their time doing that
-/// (issue 28).
-const MAX_IDLE: usize = 16;
-/// Idle connections kept across all files unless [`limit_idle_readers`]
-/// lowers it. A store can hold hundreds of day files; keeping many
-/// connections to each would exhaust the process's file descriptors
-/// (three per connection: db, wal, shm).
-pub const MAX_IDLE_TOTAL: usize = 512;
+/// under load and closed when returned to a full pool.
+const MAX_IDLE: usize = 4;
+/// Idle connections kept across all files. A store can hold hundreds of
+/// day files; keeping a few connections to each would exhaust the
+/// process's file descriptors (three per connection: db, wal, shm).
+const MAX_IDLE_TOTAL: usize = 64;
 
 static IDLE_TOTAL: AtomicUsize = AtomicUsize::new(0);
-static IDLE_CAP: AtomicUsize = AtomicUsize::new(MAX_IDLE_TOTAL);
-
-/// Keeps at most `n` idle reading connections across the process (at
-/// least 8, at most [`MAX_IDLE_TOTAL`]), for a process whose descriptor
-/// limit is low. Returns the cap in force.
-pub fn limit_idle_readers(n: usize) -> usize {
-    let cap = n.clamp(8, MAX_IDLE_TOTAL);
-    IDLE_CAP.store(cap, Ordering::Relaxed);
-    cap
-}
 
 pub(crate) struct ReaderPool {
     path: PathBuf,
@@ -94,9 +79,7 @@ impl DerefMut for PooledConnection<'_> {
 impl Drop for PooledConnection<'_> {
     fn drop(&mut self) {
         if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
-            if idle.len() < MAX_IDLE
-                && IDLE_TOTAL.load(Ordering::Relaxed) < IDLE_CAP.load(Ordering::Relaxed)
-            {
+            if idle.len() < MAX_IDLE && IDLE_TOTAL.load(Ordering::Relaxed) < MAX_IDLE_TOTAL {
                 IDLE_TOTAL.fetch_add(1, Ordering::Relaxed);
                 idle.push(conn);
             }
