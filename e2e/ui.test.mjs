@@ -428,11 +428,34 @@ test('a new analyst enrols two-factor from the QR page, then adds a partial plat
 
 test('an alert arrives live on a tablet-sized screen, is acknowledged and given a disposition', async () => withPage('alert-live', { width: 1024, height: 768 }, async (page) => {
   await signIn(page, 'officer', demo.officer[1]);
-  await page.goto(`${base}/#/alerts`);
-  await page.getByText('Live: connected').waitFor();
+  // Issue 23 item 1: a hit reaches whatever page is open: a banner, a
+  // count in the menu, and a browser notification while the page is in
+  // the background (the Notification API is stood in for, to see it).
+  await page.goto(`${base}/#/search`);
+  await page.waitForFunction(() => document.documentElement.dataset.alertStream === 'connected');
+  await page.evaluate(() => {
+    window.__notes = [];
+    window.Notification = class {
+      constructor(title, opts) { window.__notes.push({ title, body: opts.body }); }
+      static get permission() { return 'granted'; }
+      static requestPermission() { return Promise.resolve('granted'); }
+    };
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+  });
   await sendRead({ plate: '8DEF456', state: 'CA', vehicle_image: png().toString('base64') });
+  const banner = page.locator('#alert-banner [role=alert]');
+  await banner.waitFor({ timeout: 15_000 });
+  assert.match(await banner.innerText(), /8DEF456/);
+  assert.equal(await page.locator('#alerts-count').innerText(), '1');
+  const notes = await page.evaluate(() => window.__notes);
+  assert.equal(notes.length, 1, 'one notification while hidden');
+  assert.match(notes[0].title, /8DEF456/);
+  await page.evaluate(() => { delete document.hidden; });
+  await banner.getByRole('link').click();
+  await page.getByText('Live: connected').waitFor();
   const card = page.locator('article.alert-card', { hasText: '8DEF456' }).first();
   await card.waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator('#alerts-count').count(), 0, 'opening Alerts clears the count');
   assert.match(await card.innerText(), /CLETS/);
   await card.getByRole('button', { name: 'Show pictures' }).click();
   const picture = card.getByRole('img', { name: 'Picture of 8DEF456' });
@@ -463,6 +486,14 @@ test('an alert arrives live on a tablet-sized screen, is acknowledged and given 
   await card.getByLabel('Action taken').fill('plate was 8DEF458 on a different car');
   await card.getByRole('button', { name: 'Record disposition' }).click();
   await card.getByText('Disposition "misread" recorded.').waitFor();
+  // On a phone (390 × 844) the card and its menu fit the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.scrollingElement.scrollWidth <= 390), 'nothing wider than the phone');
+  const menuBox = await card.getByLabel('Disposition').boundingBox();
+  assert.ok(menuBox.x >= 0 && menuBox.x + menuBox.width <= 390, `the menu fits: ${JSON.stringify(menuBox)}`);
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, 'alerts-phone');
+  await page.setViewportSize({ width: 1024, height: 768 });
 
   // The read's picture shows as a thumbnail in search results, and opens.
   await page.goto(`${base}/#/search`);
@@ -489,6 +520,20 @@ test('the auditor sees the access log with the searches and an intact chain; the
   await page.waitForFunction(() => [...document.querySelectorAll('.view table tbody tr')].every((r) => r.innerText.includes('26-004211')));
   const purposes = await page.locator('.view table tbody tr').allInnerTexts();
   assert.ok(purposes.length >= 2 && purposes.every((t) => t.includes('26-004211')), purposes.join('\n'));
+  // Issue 23 item 9: details as fields, not raw JSON; every time with its
+  // zone; the period report with what needs attention first.
+  const first = page.locator('.view table tbody tr').first();
+  assert.doesNotMatch(await first.innerText(), /[{}]/, 'no raw JSON in the log');
+  assert.ok(await first.locator('dl.fields dt').count() > 0, 'details as name: value');
+  assert.match((await first.locator('td').nth(1).innerText()).trim(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+$/);
+  await page.getByRole('button', { name: 'View', exact: true }).click();
+  const report = page.locator('.report');
+  await report.waitFor();
+  const text = await report.innerText();
+  assert.ok(text.indexOf('Needs attention') >= 0 && text.indexOf('Needs attention') < text.indexOf('Totals'), text);
+  assert.match(text, /Accesses to plate data\s+\d+/);
+  assert.match(text, / UTC/);
+  assert.doesNotMatch(text, /[{}]/, 'no raw JSON in the report');
   await shot(page, 'audit');
   const nav = await page.locator('#nav').innerText();
   assert.doesNotMatch(nav, /Search/, 'an auditor has no search page');
@@ -521,6 +566,20 @@ test('the auditor sees the access log with the searches and an intact chain; the
 
 test('an ended session returns to sign-in with an explanation', async () => withPage('session-ended', undefined, async (page) => {
   await signIn(page, 'auditor', demo.auditor[1]);
+  // Issue 23 item 2: installable; the worker keeps the shell only, so the
+  // page starts offline, says nothing can be shown, and keeps the session.
+  await page.goto(`${base}/#/audit`);
+  await page.getByText(/Hash chain intact/).waitFor();
+  await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+  const kept = await page.evaluate(async () => (await (await caches.open('platekeeper-shell-v1')).keys()).map((r) => new URL(r.url).pathname));
+  assert.ok(kept.includes('/assets/js/app.js'), kept.join(' '));
+  assert.ok(kept.every((p) => p === '/' || p.startsWith('/assets/')), `only the shell is kept: ${kept.join(' ')}`);
+  await page.context().setOffline(true);
+  await page.reload();
+  await page.getByRole('heading', { name: 'No connection to the server' }).waitFor();
+  await page.context().setOffline(false);
+  await page.getByRole('button', { name: 'Try again' }).click();
+  await page.getByText(/Hash chain intact/).waitFor();
   // The server ends the session (as at expiry); the next call is refused.
   await page.evaluate(async () => {
     const s = JSON.parse(sessionStorage.getItem('platekeeper.session'));

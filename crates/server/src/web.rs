@@ -57,10 +57,13 @@ const ASSETS: &[Asset] = &[
     asset!("js/signin.js", JS),
     asset!("js/search.js", JS),
     asset!("js/alerts.js", JS),
+    asset!("js/alertwatch.js", JS),
     asset!("js/hotlists.js", JS),
     asset!("js/admin.js", JS),
     asset!("js/sharing.js", JS),
     asset!("js/audit.js", JS),
+    asset!("manifest.webmanifest", "application/manifest+json"),
+    asset!("sw.js", JS),
 ];
 
 /// Total bytes of the interface's own files (the page-weight budget is
@@ -73,6 +76,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/assets/{*path}", get(asset))
+        // The service worker is served from the root so that it may keep
+        // the whole shell (its scope is its folder); the manifest beside it.
+        .route("/sw.js", get(service_worker))
+        .route("/manifest.webmanifest", get(manifest))
         .route("/api/v1/ui/settings", get(settings))
 }
 
@@ -83,6 +90,7 @@ fn content_security_policy(tile_origin: Option<&str>) -> String {
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: blob:{tiles}; connect-src 'self'; media-src 'self' blob:; \
+         worker-src 'self'; manifest-src 'self'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }
@@ -142,6 +150,21 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
             let csp = content_security_policy(state.store.policy().map.tile_origin());
             serve_asset(i, Some(csp), &headers)
         }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn service_worker(headers: HeaderMap) -> Response {
+    root_file("sw.js", &headers)
+}
+
+async fn manifest(headers: HeaderMap) -> Response {
+    root_file("manifest.webmanifest", &headers)
+}
+
+fn root_file(path: &str, headers: &HeaderMap) -> Response {
+    match ASSETS.iter().position(|a| a.path == path) {
+        Some(i) => serve_asset(i, None, headers),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

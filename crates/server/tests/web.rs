@@ -280,3 +280,47 @@ async fn the_purpose_rule_is_said_the_same_way_everywhere() {
         );
     }
 }
+
+/// Issue 23 item 2: installable on a phone or tablet (a manifest, and a
+/// service worker served from the root), and the worker keeps only the
+/// interface's own files: every one it names is served, none is an API
+/// answer, and the page's policy allows the worker and the manifest.
+#[tokio::test]
+async fn the_interface_is_installable_and_its_worker_keeps_no_data() {
+    use http_body_util::BodyExt;
+    let api = api().await;
+    let r = get(&api, "/manifest.webmanifest", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header_of(&r, header::CONTENT_TYPE),
+        "application/manifest+json"
+    );
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (m["start_url"].as_str(), m["display"].as_str()),
+        (Some("/"), Some("standalone"))
+    );
+    let r = get(&api, "/sw.js", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(header_of(&r, header::CONTENT_TYPE).starts_with("text/javascript"));
+    let sw = String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let kept: Vec<&str> = sw
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("'/"))
+        .filter_map(|l| l.strip_suffix("',"))
+        .collect();
+    assert!(kept.len() >= 10, "{kept:?}");
+    for path in kept {
+        let path = format!("/{path}");
+        assert!(!path.starts_with("/api"), "the worker keeps {path}");
+        let r = get(&api, &path, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path} is kept but not served");
+    }
+    let page = get(&api, "/", None).await;
+    let csp = header_of(&page, header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("worker-src 'self'") && csp.contains("manifest-src 'self'"),
+        "{csp}"
+    );
+}

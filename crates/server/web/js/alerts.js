@@ -1,9 +1,10 @@
-// Live hot-list alerts (R3.3, R3.4), for a patrol car's tablet: each hit
-// arrives over Server-Sent Events (read with fetch so the session header
-// goes with it), sounds a tone, shows the CLETS verification notice, and
-// is acknowledged and given a disposition here.
+// Live hot-list alerts (R3.3, R3.4), for a patrol car's tablet or a
+// phone: hits arrive over the session's one stream (alertwatch.js, which
+// also sounds them and shows them on every other page), show the CLETS
+// verification notice, and are acknowledged and given a disposition here.
 
-import { api, imageUrl, streamEvents } from './api.js';
+import { api, imageUrl } from './api.js';
+import { subscribe, notificationState, askNotifications } from './alertwatch.js';
 import { h, put, heading, field, input, select, values, when, problem, flash } from './dom.js';
 
 // The server's list (GET /api/v1/ui/settings) when it gave one.
@@ -16,31 +17,28 @@ const FALLBACK_DISPOSITIONS = [
   { value: 'other', label: 'Other', needs_note: true },
 ];
 
-let audio = null;
-function tone() {
-  if (!audio) return;
-  const now = audio.currentTime;
-  for (const [i, f] of [880, 660, 880].entries()) {
-    const o = audio.createOscillator(); const g = audio.createGain();
-    o.frequency.value = f; o.connect(g); g.connect(audio.destination);
-    g.gain.setValueAtTime(0.2, now + i * 0.18); g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.18 + 0.16);
-    o.start(now + i * 0.18); o.stop(now + i * 0.18 + 0.17);
-  }
-}
-
 export async function alertsPage(main, { settings, signal }) {
   const choices = (settings && settings.dispositions) || FALLBACK_DISPOSITIONS;
   const cards = h('div', { class: 'alert-list', 'aria-live': 'assertive', 'aria-relevant': 'additions' });
   const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
-  const soundButton = h('button', { type: 'button', 'aria-pressed': String(!!audio), onclick: () => {
-    if (audio) { audio.close(); audio = null; } else { audio = new AudioContext(); tone(); }
-    soundButton.setAttribute('aria-pressed', String(!!audio));
-    soundButton.textContent = audio ? 'Sound on' : 'Sound off';
-  } }, audio ? 'Sound on' : 'Sound off');
+  // Browser notifications, asked for once, from a click.
+  const notify = h('span', { class: 'notify' });
+  function drawNotify() {
+    const st = notificationState();
+    if (st === 'ask' || st === 'declined') {
+      put(notify, h('button', { type: 'button', onclick: async () => { await askNotifications(); drawNotify(); } },
+        'Notify me while this page is in the background'));
+    } else {
+      put(notify, st === 'on' ? 'Notifications on' : st === 'blocked' ? 'Notifications blocked in the browser\'s settings' : '');
+    }
+  }
+  drawNotify();
   const shown = new Map();
+  let noticeShown = sessionStorage.getItem('platekeeper.notice-shown') === '1';
+  function shownNotice() { noticeShown = true; sessionStorage.setItem('platekeeper.notice-shown', '1'); }
 
   put(main, ...heading('Live alerts', 'Hits on the hot lists appear here the moment a camera reads them. An alert alone is not grounds for a stop: verify it through CLETS first.'),
-    h('div', { class: 'live-bar' }, status, soundButton), cards);
+    h('div', { class: 'live-bar' }, status, notify), cards);
 
   function card(a, fresh) {
     const out = h('div', { class: 'out' });
@@ -68,7 +66,10 @@ export async function alertsPage(main, { settings, signal }) {
       h('header', {},
         h('span', { class: 'plate big' }, a.plate), a.state ? h('span', { class: 'state' }, a.state) : null,
         h('span', { class: 'kind' }, a.kind.replace(/_/g, ' '))),
-      h('p', { class: 'verify', role: 'note' }, a.verify_notice),
+      // The notice in full on the first card of the session, then folded
+      // (a phone shows it once, not on every card).
+      h('details', { class: 'verify', open: fresh && !noticeShown },
+        h('summary', {}, 'Verify through CLETS before acting'), h('p', { role: 'note' }, a.verify_notice)),
       h('dl', {},
         h('dt', {}, 'List'), h('dd', {}, a.list_name),
         h('dt', {}, 'Reason'), h('dd', {}, a.reason),
@@ -103,37 +104,30 @@ export async function alertsPage(main, { settings, signal }) {
   function add(a, fresh) {
     if (shown.has(a.id)) return;
     const el = card(a, fresh);
+    if (fresh) shownNotice();
     shown.set(a.id, el);
     cards.prepend(el);
-    if (fresh) { tone(); flash(`Alert: ${a.plate} — ${a.list_name}. Verify through CLETS.`, 'warn'); }
+    if (fresh) flash(`Alert: ${a.plate} — ${a.list_name}. Verify through CLETS.`, 'warn');
   }
 
   try {
     const open = await api('GET', '/api/v1/alerts?open=true&limit=50', undefined, { signal });
     open.alerts.reverse().forEach((a) => add(a, false));
+    // The notice in full once: on the newest card, the first time.
+    const top = cards.querySelector('details.verify');
+    if (top && !noticeShown) { top.open = true; shownNotice(); }
   } catch (err) { if (err.name !== 'AbortError') cards.append(problem(err, 'Open alerts could not be listed.')); }
   if (!shown.size) cards.append(h('p', { class: 'empty', id: 'no-alerts' }, 'No open alerts. New ones appear here.'));
 
-  // Keep the stream open; reconnect with growing pauses if it drops.
-  let pause = 1000;
-  while (!signal.aborted) {
-    try {
-      status.textContent = 'Connecting…';
-      await streamEvents('/api/v1/alerts/stream', (type, data) => {
-        if (type === 'alert') {
-          const empty = document.getElementById('no-alerts'); if (empty) empty.remove();
-          try { add(JSON.parse(data), true); } catch { /* a malformed event is skipped */ }
-        } else if (type === 'lagged') {
-          flash('Some alerts were missed while the connection was slow; the list below is reloaded.', 'warn');
-        }
-      }, signal, () => { status.textContent = 'Live: connected'; pause = 1000; });
-    } catch (err) {
-      if (signal.aborted || err.status === 401) return;
-      if (err.status === 403) { status.textContent = `Not connected: ${err.message}`; return; }
+  // Hits arrive over the session's stream (alertwatch.js).
+  const stop = subscribe((e) => {
+    if (e.type === 'status') status.textContent = e.status.text;
+    else if (e.type === 'alert') {
+      const empty = document.getElementById('no-alerts'); if (empty) empty.remove();
+      add(e.alert, true);
+    } else if (e.type === 'lagged') {
+      flash('Some alerts were missed while the connection was slow; reload this page to list them.', 'warn');
     }
-    if (signal.aborted) return;
-    status.textContent = `Disconnected — reconnecting in ${Math.round(pause / 1000)} s`;
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 30_000);
-  }
+  });
+  signal.addEventListener('abort', stop, { once: true });
 }

@@ -10,6 +10,7 @@ import { hotlistsPage } from './hotlists.js';
 import { usersPage, camerasPage, policyPage } from './admin.js';
 import { sharingPage } from './sharing.js';
 import { auditPage } from './audit.js';
+import { startWatching, stopWatching, markSeen, unseenCount, muted, setMuted } from './alertwatch.js';
 
 // Each page, the right that opens it (from the role table, via /me) and
 // its menu label. The server checks the right again on every call.
@@ -25,7 +26,7 @@ const PAGES = [
   { id: 'audit', label: 'Audit', right: 'read_audit_log', view: auditPage },
 ];
 
-const state = { me: null, settings: null, controller: null, expiryTimers: [] };
+const state = { me: null, settings: null, controller: null, expiryTimers: [], watching: false };
 const main = document.getElementById('main');
 
 function allowed() {
@@ -46,17 +47,25 @@ function drawChrome() {
     return;
   }
   const current = route().id;
+  const fresh = unseenCount();
   put(nav, h('ul', {}, allowed().map((p) => h('li', {},
-    h('a', { href: `#/${p.id}`, 'aria-current': p.id === current ? 'page' : null }, p.label)))));
+    h('a', { href: `#/${p.id}`, 'aria-current': p.id === current ? 'page' : null }, p.label,
+      p.id === 'alerts' && fresh ? h('span', { class: 'badge', id: 'alerts-count', 'aria-label': `${fresh} new` }, String(fresh)) : null)))));
   const s = session.get();
+  const alerts = state.me.rights.includes('view_alerts');
+  const sound = alerts ? h('button', { type: 'button', class: 'link', 'aria-pressed': String(!muted()), title: 'Alert sound (AMBER, warrant, wanted and missing-person hits sound even when off)',
+    onclick: () => { setMuted(!muted()); drawChrome(); } }, muted() ? 'Sound off' : 'Sound on') : null;
   put(who,
     h('span', { class: 'me' }, `${state.me.name} · ${state.me.role}`),
+    sound,
     s && s.expires_at ? h('span', { class: 'expires', title: 'Your session ends then; you will be asked to sign in again.' },
       `until ${new Date(s.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`) : null,
     h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
 }
 
 async function signOut() {
+  stopWatching();
+  state.watching = false;
   try { await api('DELETE', '/api/v1/session'); } catch { /* already ended */ }
   session.clear();
   state.me = null;
@@ -78,6 +87,8 @@ function watchExpiry() {
 }
 
 function ended(message) {
+  stopWatching();
+  state.watching = false;
   session.clear();
   state.me = null;
   if (state.controller) state.controller.abort();
@@ -98,6 +109,13 @@ window.addEventListener('session-ended', (e) => {
   ended(`Your session has ended (${err.message}). Sign in again to go on where you were.`);
 });
 
+function offline() {
+  put(main, h('div', { class: 'card narrow' },
+    h('h1', {}, 'No connection to the server'),
+    h('p', { class: 'lead' }, 'This device keeps only the interface itself, never plate data, alerts or searches, so nothing can be shown until the connection returns. Your session is kept.'),
+    h('button', { type: 'button', class: 'primary', onclick: () => show() }, 'Try again')));
+}
+
 /** Draws the page the address names, or sign-in. */
 async function show(message) {
   if (state.controller) state.controller.abort();
@@ -108,7 +126,12 @@ async function show(message) {
     document.getElementById('agency').textContent = state.settings.agency_name;
   }
   if (session.get() && !state.me) {
-    try { state.me = await api('GET', '/api/v1/me'); } catch { state.me = null; session.clear(); }
+    try { state.me = await api('GET', '/api/v1/me'); } catch (err) {
+      // Without a connection the shell still starts (sw.js), but nothing
+      // of the agency's data is on this device: say so, keep the session.
+      if (err.code === 'network') { offline(); return; }
+      state.me = null; session.clear();
+    }
   }
   drawChrome();
   if (!state.me) {
@@ -118,6 +141,11 @@ async function show(message) {
   if (state.me.next.length) {
     enrol(main, { me: state.me, onDone: afterSignIn });
     return;
+  }
+  // Hits reach every page, not only Alerts (issue 23 item 1).
+  if (!state.watching && state.me.rights.includes('view_alerts')) {
+    state.watching = true;
+    startWatching({ onCount: () => drawChrome(), onAlertsPage: () => route().id === 'alerts' });
   }
   const pages = allowed();
   let { id, rest } = route();
@@ -133,6 +161,7 @@ async function show(message) {
     rest = [];
     drawChrome();
   }
+  if (page.id === 'alerts') { markSeen(); const b = document.getElementById('alert-banner'); if (b) b.replaceChildren(); }
   document.title = `${page.label} — Platekeeper`;
   // Each page draws into its own element: a page left while it was still
   // loading then draws into a detached element, never over the next one.
@@ -153,5 +182,7 @@ async function afterSignIn() {
 }
 
 window.addEventListener('hashchange', () => show());
+// Installable on a phone or tablet; the worker keeps the shell only.
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
 watchExpiry();
 show();

@@ -2,7 +2,7 @@
 // why; whether the hash chain is intact; period reports to download.
 
 import { api } from './api.js';
-import { h, put, heading, field, input, select, values, table, when, toUtc, problem, busy, download } from './dom.js';
+import { h, put, heading, field, input, select, values, table, when, utcWhen, fields, toUtc, problem, busy, download } from './dom.js';
 
 function quarter(d = new Date()) { return `${d.getUTCFullYear()}Q${Math.floor(d.getUTCMonth() / 3) + 1}`; }
 
@@ -29,7 +29,7 @@ export async function auditPage(main, { signal }) {
       // An access names every read it returned (one entry since issue 28;
       // older logs carry the count on a following "result" entry).
       ['Reads', (e) => (e.details && typeof e.details.result_count === 'number' ? String(e.details.result_count) : '')],
-      ['Details', (e) => h('code', { class: 'details' }, JSON.stringify(e.details))],
+      ['Details', (e) => fields(e.details)],
       ['Hash', (e) => h('code', { title: e.hash }, e.hash.slice(0, 12))],
     ], res.entries, 'No entries match.'),
     cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Older entries') : null);
@@ -122,18 +122,61 @@ function showVerify(box, v) {
   put(box, ...parts);
 }
 
-/** The JSON report's headline figures: counts of each section. */
+/**
+ * The period report as a report (issue 23 item 9): what needs attention
+ * first, then the totals, then the period's records; times in UTC, as in
+ * the downloaded report.
+ */
 function summary(r) {
-  const figure = (v) => {
-    if (v === null || typeof v !== 'object') return String(v);
-    if (Array.isArray(v)) return `${v.length}`;
-    if ('count' in v) return String(v.count);
-    if ('compliant' in v) return v.compliant ? 'compliant' : 'NOT compliant';
-    if ('label' in v) return v.label;
-    return null;
-  };
-  const rows = Object.entries(r).map(([k, v]) => [k, figure(v)]).filter(([, v]) => v !== null);
-  return h('div', { class: 'card' },
-    h('dl', { class: 'figures' }, rows.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, v)])),
+  const FINDINGS = [
+    ['unqualified_accesses', 'Accesses without current training or approval'],
+    ['purposes_short', 'Purposes that fell short (refused)'],
+    ['after_hours', 'Accesses outside working hours'],
+    ['lockouts', 'Accounts locked and unlocked'],
+    ['policy_changes', 'Changes of the agency\'s policy'],
+  ];
+  const RECORDS = [
+    ['hotlist_changes', 'Hot-list changes'],
+    ['shares', 'Sharing with other agencies'],
+    ['purges', 'Purge runs'],
+    ['corrections', 'Corrections of misreads'],
+  ];
+  const findingTable = (sec) => table([
+    ['#', (f) => String(f.seq)],
+    ['When (UTC)', (f) => utcWhen(f.ts)],
+    ['Who', (f) => f.username],
+    ['What', (f) => f.kind.replace(/_/g, ' ')],
+    ['Details', (f) => fields(f.detail)],
+  ], sec.items, 'None.');
+  const attention = [];
+  if (r.log_alarm) attention.push(h('div', { class: 'refusal', role: 'alert' }, h('h4', {}, 'The audit log failed its check'), h('p', {}, r.log_alarm)));
+  if (r.purge_compliance && !r.purge_compliance.compliant) attention.push(h('div', { class: 'refusal', role: 'alert' }, h('h4', {}, 'Retention is not being applied'), fields(r.purge_compliance)));
+  for (const [k, title] of FINDINGS) {
+    const sec = r[k];
+    if (sec && sec.count > 0) attention.push(h('section', { class: 'finding' }, h('h4', {}, `${title}: ${sec.count}`), findingTable(sec), sec.count > sec.items.length ? h('p', {}, `The first ${sec.items.length} of ${sec.count} are listed; the downloaded report has them all.`) : null));
+  }
+  if (r.unusual_volume && r.unusual_volume.length) {
+    attention.push(h('section', { class: 'finding' }, h('h4', {}, `Unusual volume: ${r.unusual_volume.length} day${r.unusual_volume.length === 1 ? '' : 's'}`),
+      table([['Who', (u) => u.username], ['Day', (u) => u.day], ['Accesses', (u) => String(u.accesses)], ['Their median day', (u) => String(u.median_daily)]], r.unusual_volume)));
+  }
+  const clean = FINDINGS.filter(([k]) => r[k] && r[k].count === 0).map(([, t]) => t.toLowerCase());
+  return h('div', { class: 'card report' },
+    h('h3', {}, `Report for ${r.period.label}`),
+    h('p', {}, `${utcWhen(r.from)} to ${utcWhen(r.to)}; generated ${utcWhen(r.generated_at)}.`),
+    h('h4', {}, 'Needs attention'),
+    attention.length ? attention : h('p', { class: 'notice' }, 'Nothing in this period needs attention.'),
+    clean.length ? h('p', {}, `None found: ${clean.join('; ')}.`) : null,
+    h('h4', {}, 'Totals'),
+    h('dl', { class: 'figures' },
+      h('dt', {}, 'Log entries examined'), h('dd', {}, String(r.entries_examined)),
+      h('dt', {}, 'Accesses to plate data'), h('dd', {}, String(r.accesses)),
+      h('dt', {}, 'Retention'), h('dd', {}, r.purge_compliance ? (r.purge_compliance.compliant ? 'applied on time' : 'NOT applied on time') : '—'),
+      RECORDS.map(([k, t]) => [h('dt', {}, t), h('dd', {}, String(r[k] ? r[k].count : 0))])),
+    table([
+      ['User', (u) => u.username], ['Accesses', (u) => String(u.accesses)], ['Refused', (u) => String(u.refused)],
+      ['After hours', (u) => String(u.after_hours)], ['Unqualified', (u) => String(u.unqualified)],
+      ['Median day', (u) => String(u.median_daily)], ['Busiest day', (u) => (u.busiest_day ? `${u.busiest_day} (${u.busiest_day_accesses})` : '—')],
+    ], r.users || [], 'No accesses in this period.'),
+    (r.notes || []).length ? [h('h4', {}, 'Notes'), h('ul', {}, r.notes.map((n) => h('li', {}, n)))] : null,
     h('p', {}, 'Download the CSV or HTML report for every item.'));
 }

@@ -102,13 +102,63 @@ export function table(columns, rows, empty = 'Nothing to show.', rowAttrs) {
       columns.map(([, cell]) => h('td', {}, cell(r))))))));
 }
 
-/** `2026-11-22T18:04:05Z` → local `2026-11-22 10:04:05`. */
+/** The short name of this computer's zone at `d` (`PST`, `PDT`, `UTC`). */
+function zoneAt(d) {
+  try {
+    const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName');
+    return part ? part.value : '';
+  } catch { return ''; }
+}
+
+/**
+ * `2026-11-22T18:04:05Z` → local `2026-11-22 10:04:05 PST`: every time
+ * shown says its zone (issue 23 item 9; the agency's own computers keep
+ * the agency's zone).
+ */
 export function when(iso) {
   if (iso === null || iso === undefined || iso === '') return '';
   const d = typeof iso === 'number' ? new Date(iso) : new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const zone = zoneAt(d);
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${zone ? ` ${zone}` : ''}`;
+}
+
+/** `2026-11-22T18:04:05Z` → `2026-11-22 18:04 UTC`, as reports give times. */
+export function utcWhen(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso ?? '');
+  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/**
+ * A log entry's or finding's details as fields (name: value), not raw
+ * JSON; a list of read ids folds away behind its count.
+ */
+export function fields(d) {
+  if (d === null || d === undefined) return '';
+  if (typeof d !== 'object' || Array.isArray(d)) return fieldText(d);
+  const rows = [];
+  for (const [k, v] of Object.entries(d)) {
+    const name = k.replace(/_/g, ' ');
+    if (k === 'reads' && Array.isArray(v)) {
+      rows.push(h('dt', {}, name), h('dd', {}, v.length
+        ? h('details', {}, h('summary', {}, `${v.length} read id${v.length === 1 ? '' : 's'}`), h('code', {}, v.join(' ')))
+        : 'none'));
+    } else {
+      rows.push(h('dt', {}, name), h('dd', {}, fieldText(v)));
+    }
+  }
+  return h('dl', { class: 'fields' }, rows);
+}
+
+function fieldText(v) {
+  if (v === null || v === undefined) return '—';
+  if (Array.isArray(v)) return v.length ? v.map(fieldText).join(', ') : 'none';
+  if (typeof v === 'object') return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, ' ')}: ${fieldText(x)}`).join('; ');
+  if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return when(v);
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return String(v);
 }
 
 /** Local `datetime-local` input value → RFC 3339 UTC, or undefined. */
