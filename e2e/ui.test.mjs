@@ -346,6 +346,9 @@ test('an officer canvasses by drawing a radius on the map', async () => withPage
   await page.mouse.up();
   const text = await page.locator('.shape-text').innerText();
   assert.match(text, /Canvass: \d+ m around 37\.\d+, -122\.\d+/);
+  // Issue 23 item 5: a legend, and where the streets come from (the demo
+  // sets no tile server: the grid, said so).
+  assert.match(await page.locator('.map-legend').innerText(), /camera.*read found.*search area.*No street map/s);
   assert.ok(Number(await page.getByLabel('Radius (m)').inputValue()) > 1000);
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.getByText(/logged as access \d+/).waitFor();

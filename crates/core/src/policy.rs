@@ -106,12 +106,81 @@ impl MapPolicy {
                         .nth(1)
                         .is_some_and(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))) =>
             {
+                // Plain http would show every viewed area to the network
+                // (and let it swap the map): only on this machine.
+                if self.tile_url.starts_with("http://") && !self.tile_host_is_loopback() {
+                    return Err("map.tile_url must use https:// for a server other than this machine (plain http:// lets the network see and change the map)".into());
+                }
                 Ok(())
             }
             _ => Err("map.tile_url must be an http(s) URL with {z}, {x} and {y}, like https://tiles.example.gov/{z}/{x}/{y}.png".into()),
         }
     }
+
+    /// The tile URL the interface may use: a policy stored before plain
+    /// http:// to another machine was refused keeps working only over
+    /// https (the map falls back to the grid until it is changed).
+    pub fn served_tile_url(&self) -> &str {
+        if self.tile_url.starts_with("http://") && !self.tile_host_is_loopback() {
+            ""
+        } else {
+            &self.tile_url
+        }
+    }
+
+    /// The tile server's host name, without port.
+    pub fn tile_host(&self) -> Option<&str> {
+        let origin = self.tile_origin()?;
+        let host = origin.split("//").nth(1)?;
+        Some(match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host.split(':').next().unwrap_or(host),
+        })
+    }
+
+    fn tile_host_is_loopback(&self) -> bool {
+        self.tile_host().is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "::1"
+        })
+    }
+
+    /// A warning when the tiles come from a public service outside the
+    /// agency: every area an analyst views (a canvass's surroundings, a
+    /// plate's trail) is then sent to that service (issue 23 item 5).
+    pub fn tile_warning(&self) -> Option<String> {
+        let host = self.tile_host()?.to_ascii_lowercase();
+        let public = PUBLIC_TILE_HOSTS
+            .iter()
+            .any(|p| host == *p || host.ends_with(&format!(".{p}")));
+        public.then(|| {
+            format!(
+                "The map's tiles come from {host}, a public service outside the agency: \
+                 every area viewed on the map is sent to it. Run the agency's own tile \
+                 server to keep searched areas inside the agency."
+            )
+        })
+    }
 }
+
+/// Public tile services (and their subdomains) that are not the agency's.
+pub const PUBLIC_TILE_HOSTS: &[&str] = &[
+    "openstreetmap.org",
+    "openstreetmap.fr",
+    "openstreetmap.de",
+    "cartocdn.com",
+    "stadiamaps.com",
+    "mapbox.com",
+    "googleapis.com",
+    "google.com",
+    "arcgisonline.com",
+    "arcgis.com",
+    "thunderforest.com",
+    "maptiler.com",
+    "here.com",
+    "opentopomap.org",
+    "wikimedia.org",
+    "tomtom.com",
+];
 
 /// How alerts are pushed (SPEC R3.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +297,23 @@ mod tests {
         m.tile_url = "https://tiles.city.gov:8443/osm/{z}/{x}/{y}.png".into();
         assert!(m.check().is_ok());
         assert_eq!(m.tile_origin(), Some("https://tiles.city.gov:8443"));
+        // Plain http only to this machine (issue 23 item 5).
+        m.tile_url = "http://localhost:8080/{z}/{x}/{y}.png".into();
+        assert!(m.check().is_ok());
+        m.tile_url = "http://127.0.0.1/{z}/{x}/{y}.png".into();
+        assert!(m.check().is_ok());
+        m.tile_url = "http://tiles.city.gov/{z}/{x}/{y}.png".into();
+        assert!(m.check().unwrap_err().contains("https://"));
+        // A public service is allowed, with a warning that names it.
+        m.tile_url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into();
+        assert!(m.check().is_ok());
+        assert!(m.tile_warning().unwrap().contains("tile.openstreetmap.org"));
+        m.tile_url = "https://a.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png".into();
+        assert!(m.tile_warning().is_some());
+        m.tile_url = "https://tiles.city.gov:8443/osm/{z}/{x}/{y}.png".into();
+        assert_eq!(m.tile_warning(), None, "the agency's own server");
+        m.tile_url = "https://notopenstreetmap.org.evil.example/{z}/{x}/{y}.png".into();
+        assert_eq!(m.tile_warning(), None, "a suffix match is on whole labels");
         for bad in [
             "ftp://tiles/{z}/{x}/{y}.png",
             "https://tiles.city.gov/{z}/{x}.png",

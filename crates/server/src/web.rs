@@ -147,7 +147,12 @@ fn serve_asset(i: usize, csp: Option<String>, headers: &HeaderMap) -> Response {
 async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.path == PAGE) {
         Some(i) => {
-            let csp = content_security_policy(state.store.policy().map.tile_origin());
+            let map = state.store.policy().map;
+            let csp = content_security_policy(
+                (!map.served_tile_url().is_empty())
+                    .then(|| map.tile_origin())
+                    .flatten(),
+            );
             serve_asset(i, Some(csp), &headers)
         }
         None => StatusCode::NOT_FOUND.into_response(),
@@ -206,6 +211,9 @@ pub struct MapSettings {
     pub zoom: u8,
     /// Empty when the agency runs no tile server.
     pub tile_url: String,
+    /// Set when the tiles come from a public service outside the agency
+    /// (the areas viewed are sent to it).
+    pub warning: Option<String>,
 }
 
 /// The agency's name and map settings (public: no plate data).
@@ -218,7 +226,8 @@ pub async fn settings(State(state): State<AppState>) -> Json<UiSettings> {
             center_lat: p.map.center_lat,
             center_lon: p.map.center_lon,
             zoom: p.map.zoom,
-            tile_url: p.map.tile_url.clone(),
+            tile_url: p.map.served_tile_url().to_string(),
+            warning: p.map.tile_warning(),
         },
         purpose_rule: platekeeper_core::purpose::PURPOSE_RULE,
         dispositions: platekeeper_core::hotlist::Disposition::ALL

@@ -128,6 +128,43 @@ async fn a_tile_server_is_allowed_by_the_policy_only_when_the_agency_sets_one() 
     );
     let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
     assert_eq!(settings["map"]["center_lat"], 37.8044);
+    assert!(
+        settings["map"]["warning"].is_null(),
+        "the agency's own server"
+    );
+
+    // Issue 23 item 5: plain http only on this machine; a public service
+    // is allowed but the page warns that viewed areas go to it.
+    let (_, mut policy) = api
+        .call("GET", "/api/v1/policy", Some(&api.admin), None)
+        .await;
+    policy["map"]["tile_url"] = json!("http://tiles.example.gov/{z}/{x}/{y}.png");
+    let (s, v) = api
+        .call(
+            "PUT",
+            "/api/v1/policy",
+            Some(&api.admin),
+            Some(policy.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("https://"),
+        "{v}"
+    );
+    policy["map"]["tile_url"] = json!("https://tile.openstreetmap.org/{z}/{x}/{y}.png");
+    let (s, v) = api
+        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(policy))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert!(
+        settings["map"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("tile.openstreetmap.org"),
+        "{settings}"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,17 @@ export class MapView {
       h('button', { type: 'button', class: 'tool', 'aria-label': 'Zoom in', onclick: () => this.zoomBy(1) }, '+'),
       h('button', { type: 'button', class: 'tool', 'aria-label': 'Zoom out', onclick: () => this.zoomBy(-1) }, '−'),
       this.status);
-    this.el = h('div', { class: 'map' }, this.toolbar, this.canvas);
+    // What the marks mean, where the streets come from, and a warning
+    // when they come from a public service (issue 23 item 5).
+    let source = 'No street map (the agency has set no tile server): a latitude/longitude grid';
+    if (this.tileUrl) { try { source = `Streets: ${new URL(this.tileUrl.replace(/[{}]/g, '')).host}`; } catch { source = 'Streets: the agency\'s tile server'; } }
+    this.legend = h('p', { class: 'map-legend' },
+      h('span', { class: 'key cam', 'aria-hidden': 'true' }), ' camera ',
+      h('span', { class: 'key read', 'aria-hidden': 'true' }), ' read found ',
+      h('span', { class: 'key sel', 'aria-hidden': 'true' }), ' selected ',
+      h('span', { class: 'key area', 'aria-hidden': 'true' }), ' search area · ', source);
+    this.el = h('div', { class: 'map' }, this.toolbar, this.canvas, this.legend,
+      settings.warning ? h('p', { class: 'map-warning', role: 'note' }, settings.warning) : null);
     this.bind();
     new ResizeObserver(() => this.draw()).observe(this.canvas);
   }
