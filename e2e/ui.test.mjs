@@ -294,6 +294,15 @@ test('an officer\'s search is refused for a generic purpose, then accepted, with
   const rows = await page.locator('.results tbody tr').count();
   assert.ok(rows > 0, 'the plate has reads');
   assert.equal(await page.locator('.results tbody tr').first().locator('.plate').innerText(), demo.plate);
+  // Issue 23 item 7: cameras by name (the id on hover), and sorting.
+  const cam = page.locator('.results tbody tr').first().locator('td').nth(5).locator('span[title]');
+  assert.notEqual(await cam.innerText(), await cam.getAttribute('title'), 'the camera\'s name, not its id');
+  const times = async () => page.locator('.results tbody tr').evaluateAll((rows) => rows.map((r) => r.cells[4].innerText));
+  const newestFirst = await times();
+  await page.getByRole('button', { name: /^Time/ }).click();
+  const oldestFirst = await times();
+  assert.deepEqual(oldestFirst, [...newestFirst].reverse(), 'Time sorts oldest first on a second click');
+  await page.getByRole('button', { name: /^Time/ }).click();
   await page.waitForTimeout(500);
   const cls = await page.evaluate(() => window.__cls);
   assert.ok(cls < 0.1, `cumulative layout shift ${cls}`);

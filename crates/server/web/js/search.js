@@ -40,6 +40,8 @@ export async function searchPage(main, ctx) {
   let lastQuery = null;
   let results = [];
   let accessId = null;
+  // Newest first, as the server sends them, until a column is chosen.
+  let order = { key: 'ts', desc: true };
   const selected = new Set();
   const thumbs = [];
 
@@ -196,21 +198,38 @@ export async function searchPage(main, ctx) {
     const actions = h('div', { class: 'actions' },
       may('hold_reads') ? h('button', { type: 'button', onclick: (e) => hold(e.target, holdOut) }, 'Put selected on legal hold') : null,
       res.next_cursor ? h('button', { type: 'button', onclick: () => run(lastQuery, true) }, 'More results') : null);
+    // Per-plate counts over what is shown, most-read first (issue 23 item 7).
+    const perPlate = new Map();
+    for (const r of results) perPlate.set(r.plate, (perPlate.get(r.plate) || 0) + 1);
+    const counts = [...perPlate.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const cameraName = new Map(cameras.map((c) => [c.id, c.name]));
+    const sortBy = (key, label) => h('button', { type: 'button', class: 'link sort', 'aria-pressed': String(order.key === key),
+      title: `Sort by ${label.toLowerCase()}`, onclick: () => { order = { key, desc: order.key === key ? !order.desc : key === 'ts' }; draw(res); } },
+      label, order.key === key ? (order.desc ? ' ▼' : ' ▲') : '');
+    const shownRows = [...results].sort((a, b) => {
+      const va = order.key === 'camera' ? (cameraName.get(a.camera) || a.camera) : a[order.key];
+      const vb = order.key === 'camera' ? (cameraName.get(b.camera) || b.camera) : b[order.key];
+      const c = String(va ?? '').localeCompare(String(vb ?? ''));
+      return order.desc ? -c : c;
+    });
     put(out,
-      h('p', { class: 'summary' }, `${results.length} read${results.length === 1 ? '' : 's'}`,
+      h('p', { class: 'summary' }, `${results.length} read${results.length === 1 ? '' : 's'} shown`,
+        res.next_cursor ? ' (more to load)' : '',
         res.plates_matched ? ` of ${res.plates_matched} matching plate${res.plates_matched === 1 ? '' : 's'}` : '',
         ` · logged as access ${accessId}`),
+      counts.length > 1 ? h('p', { class: 'per-plate' }, 'By plate: ', counts.slice(0, 12).map(([p, n], i) => [i ? ', ' : '', h('span', { class: 'plate' }, p), ` ×${n}`]),
+        counts.length > 12 ? `, and ${counts.length - 12} more` : '') : null,
       table([
         ['', (r) => h('input', { type: 'checkbox', 'aria-label': `Select read of ${r.plate} at ${when(r.ts)}`, checked: selected.has(r.read_id),
           onchange: (e) => { if (e.target.checked) selected.add(r.read_id); else selected.delete(r.read_id); } })],
         ['Picture', (r) => thumb(r)],
-        ['Plate', (r) => h('span', { class: 'plate' }, r.plate)],
+        [sortBy('plate', 'Plate'), (r) => h('span', { class: 'plate' }, r.plate)],
         ['State', (r) => r.state || ''],
-        ['Time', (r) => when(r.ts)],
-        ['Camera', (r) => r.camera],
+        [sortBy('ts', 'Time'), (r) => when(r.ts)],
+        [sortBy('camera', 'Camera'), (r) => (cameraName.has(r.camera) ? h('span', { title: r.camera }, cameraName.get(r.camera)) : r.camera)],
         ['Confidence', (r) => (r.confidence ?? '')],
         ['Place', (r) => (r.lat !== null ? h('button', { type: 'button', class: 'link', onclick: () => { map.select(r.read_id); map.el.scrollIntoView({ block: 'nearest' }); } }, `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}`) : '')],
-      ], results, 'No reads match. The search was still logged.', (r) => ({ id: `read-${r.read_id}` })),
+      ], shownRows, 'No reads match. The search was still logged.', (r) => ({ id: `read-${r.read_id}` })),
       actions, holdOut);
   }
 
