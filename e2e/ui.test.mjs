@@ -436,6 +436,23 @@ test('a new analyst enrols two-factor from the QR page, then adds a partial plat
   await why.getByRole('button', { name: 'Remove' }).click();
   await page.getByText('6WXY300 removed.').waitFor();
   await page.getByRole('cell', { name: '6WXY300' }).waitFor({ state: 'detached' });
+
+  // Issue 23 item 7: a misread is corrected from the read's own window
+  // (R8.2), under the search that showed it.
+  await page.goto(`${base}/#/search`);
+  await fillPurpose(page, '26-004300', '211 PC', 'checking the partial plate the witness gave');
+  await page.getByLabel('Plate').fill(demo.plate);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByText(/logged as access \d+/).waitFor();
+  await page.locator('.results tbody tr').last().getByRole('button', { name: `Open the read of ${demo.plate}` }).click();
+  const read = page.getByRole('dialog', { name: `Read of ${demo.plate}` });
+  await read.getByLabel('Plate in the picture').fill('9ZZZ999');
+  await read.getByLabel('Why').fill('the picture shows 9ZZZ999; a sticker hid the first character');
+  await read.getByRole('button', { name: 'Record correction' }).click();
+  await read.getByText(`Corrected: ${demo.plate} → 9ZZZ999`).waitFor();
+  await shot(page, 'correction');
+  await read.getByRole('button', { name: 'Close' }).click();
+  assert.deepEqual(page.errors, []);
 }));
 
 test('an alert arrives live on a tablet-sized screen, is acknowledged and given a disposition', async () => withPage('alert-live', { width: 1024, height: 768 }, async (page) => {
@@ -514,7 +531,7 @@ test('an alert arrives live on a tablet-sized screen, is acknowledged and given 
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   const thumb = page.locator('.results .thumb img').first();
   await thumb.waitFor();
-  await page.getByRole('button', { name: 'Open the pictures of 8DEF456' }).first().click();
+  await page.getByRole('button', { name: 'Open the read of 8DEF456' }).first().click();
   const dialog = page.getByRole('dialog');
   await dialog.getByRole('img', { name: 'Vehicle picture of 8DEF456' }).waitFor();
   await dialog.getByRole('button', { name: 'Close' }).click();

@@ -181,8 +181,10 @@ export async function searchPage(main, ctx) {
       const res = await api('POST', '/api/v1/search', q, { signal });
       lastQuery = { ...q, cursor: res.next_cursor };
       accessId = res.access_id;
-      if (!more) { results = []; selected.clear(); thumbs.splice(0).forEach(URL.revokeObjectURL); }
-      results = results.concat(res.results);
+      if (!more) { results = []; selected.clear(); thumbs.splice(0).forEach(URL.revokeObjectURL); thumbOf.clear(); }
+      // Each read keeps the access that returned it: its pictures and its
+      // correction are opened under that one.
+      results = results.concat(res.results.map((x) => ({ ...x, access_id: res.access_id })));
       draw(res);
     } catch (err) {
       if (err.name === 'AbortError') return;
@@ -233,7 +235,13 @@ export async function searchPage(main, ctx) {
       actions, holdOut);
   }
 
-  const thumb = (r) => readThumb(r, { canView: may('view_images'), signal, keep: thumbs });
+  // One thumbnail per read, kept across redraws (sorting, more results):
+  // each fetch of a picture is an image view in the log.
+  const thumbOf = new Map();
+  const thumb = (r) => {
+    if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), canCorrect: may('correct_reads'), accessId: r.access_id, signal, keep: thumbs }));
+    return thumbOf.get(r.read_id);
+  };
 
   async function hold(button, holdOut) {
     const v = values(form);
@@ -251,27 +259,36 @@ export async function searchPage(main, ctx) {
   map.setMode('pan');
 }
 
-/** A read's picture as a button that opens its pictures; blob URLs go
- * into `keep` so the page can release them. */
-function readThumb(r, { canView, signal, keep }) {
-  const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the pictures of ${r.plate}`, onclick: () => openRead(r) });
-  if (!r.image_url || !canView) { box.disabled = true; box.textContent = '—'; return box; }
+/** A read's picture as a button that opens its pictures (and, for those
+ * who may, the correction of a misread); blob URLs go into `keep` so the
+ * page can release them. */
+function readThumb(r, { canView, canCorrect, accessId, signal, keep }) {
+  const open = { canView, canCorrect, accessId };
+  const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the read of ${r.plate}`, onclick: () => openRead(r, open) });
+  if (!r.image_url || !canView) {
+    box.textContent = '—';
+    if (!canCorrect) box.disabled = true;
+    return box;
+  }
   imageUrl(r.image_url, signal).then((url) => { keep.push(url); box.append(h('img', { src: url, alt: '' })); }).catch(() => { box.textContent = '!'; });
   return box;
 }
 
-/** A dialog with a read's vehicle and plate pictures. */
-async function openRead(r) {
+/** A dialog with a read's vehicle and plate pictures, and the form that
+ * corrects a misread from them (R8.2; issue 23 item 7). */
+async function openRead(r, { canView = true, canCorrect = false, accessId = null } = {}) {
   const body = h('div', { class: 'pictures' });
   const dlg = h('dialog', { class: 'read-dialog', 'aria-label': `Read of ${r.plate}` },
     h('h2', {}, h('span', { class: 'plate' }, r.plate), ` ${r.state || ''}`),
     h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
     body,
+    canCorrect ? correctionForm(r, accessId) : null,
     h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
   const shown = [];
   dlg.addEventListener('close', () => { dlg.remove(); shown.forEach(URL.revokeObjectURL); });
   document.body.append(dlg);
   dlg.showModal();
+  if (!canView || !r.image_url) { body.append(h('p', {}, 'This read has no pictures to show.')); return; }
   for (const [url, label] of [[r.image_url, 'Vehicle'], [r.plate_image_url, 'Plate']]) {
     if (!url || (label === 'Plate' && url === r.image_url)) continue;
     try {
@@ -279,6 +296,27 @@ async function openRead(r) {
       body.append(h('figure', {}, h('img', { src: shown[shown.length - 1], alt: `${label} picture of ${r.plate}` }), h('figcaption', {}, label)));
     } catch (err) { body.append(problem(err)); }
   }
+}
+
+function correctionForm(r, accessId) {
+  const out = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'correction', 'aria-label': 'Correct a misread' },
+    h('h3', {}, 'Correct a misread'),
+    h('p', { class: 'hint' }, 'If the picture shows another plate or state, record what it shows. The original is kept, and the correction is logged with your name.'),
+    h('div', { class: 'row' },
+      field('Plate in the picture', input('plate', { required: true, value: r.plate, autocapitalize: 'characters', spellcheck: 'false' })),
+      field('State', input('state', { maxlength: '2', value: r.state || '', autocapitalize: 'characters' }))),
+    field('Why', input('reason', { required: true, placeholder: 'the picture shows 8; the camera read B' })),
+    h('button', { type: 'submit' }, 'Record correction'), out);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const v = values(form);
+    try {
+      const c = await api('POST', `/api/v1/reads/${r.read_id}/correction`, { plate: v.plate, state: v.state, reason: v.reason, access_id: accessId ?? undefined });
+      put(out, h('p', { class: 'notice' }, `Corrected: ${c.old_plate} → ${c.new_plate} (correction ${c.id}). The original is kept.`));
+    } catch (err) { put(out, problem(err, 'Not corrected.')); }
+  });
+  return form;
 }
 
 // Whoever opens a hold that someone else placed states their own reason
@@ -323,7 +361,7 @@ export async function holdsPage(main, { me, signal }) {
       const reads = earlier.concat(page.results);
       // Earlier pages keep their pictures (no second image view each).
       const picture = (r) => {
-        if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), signal, keep: thumbs }));
+        if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), canCorrect: may('correct_reads'), accessId: page.access_id, signal, keep: thumbs }));
         return thumbOf.get(r.read_id);
       };
       put(shown,
