@@ -296,6 +296,13 @@ pub async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> 
     metrics::gauge!("platekeeper_cameras").set(state.store.cameras().len() as f64);
     metrics::gauge!("platekeeper_hotlist_entries").set(state.store.hot_entry_count() as f64);
     metrics::gauge!("platekeeper_alert_streams").set(state.alerts.connected() as f64);
+    // Durable commits of logged changes and the changes they held since
+    // start: their ratio is how far group commit shares the disk's sync
+    // (issue 28).
+    if let Ok(c) = state.store.log_commits() {
+        metrics::gauge!("platekeeper_log_commits").set(c.commits as f64);
+        metrics::gauge!("platekeeper_log_changes").set(c.changes as f64);
+    }
     if let Some(free) = state.ops.storage.free_bytes() {
         metrics::gauge!("platekeeper_storage_free_bytes").set(free as f64);
     }

@@ -785,6 +785,11 @@ async fn health_metrics_and_openapi() {
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("platekeeper_reads_accepted_total"), "{text}");
     assert!(text.contains("platekeeper_distinct_plates"));
+    // Issue 28: how far logged changes share their commits.
+    assert!(
+        text.contains("platekeeper_log_commits") && text.contains("platekeeper_log_changes"),
+        "{text}"
+    );
     let (s, v, _) = api.get("/api/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
     for path in [
