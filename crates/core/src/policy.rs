@@ -148,6 +148,9 @@ impl MapPolicy {
     /// agency: every area an analyst views (a canvass's surroundings, a
     /// plate's trail) is then sent to that service (issue 23 item 5).
     pub fn tile_warning(&self) -> Option<String> {
+        if self.served_tile_url().is_empty() {
+            return None;
+        }
         let host = self.tile_host()?.to_ascii_lowercase();
         let public = PUBLIC_TILE_HOSTS
             .iter()

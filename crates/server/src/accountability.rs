@@ -106,8 +106,8 @@ impl SessionUser {
                 )
             };
             let Some(session) = store.session(&token, now)? else {
-                return Err(match store.session_end(&token, now)? {
-                    Some(platekeeper_store::SessionEnd::SignedInElsewhere { at_ms, .. }) => {
+                return Err(match store.replaced_at(&token)? {
+                    Some(at_ms) => {
                         let at = platekeeper_core::read::format_time_ms(at_ms);
                         let mut e = ApiError::unauthorized(
                             "signed_in_elsewhere",
@@ -119,7 +119,7 @@ impl SessionUser {
                         e.at = Some(at);
                         e
                     }
-                    _ => invalid(),
+                    None => invalid(),
                 });
             };
             let account = store.account(&session.username)?.ok_or_else(invalid)?;

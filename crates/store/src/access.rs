@@ -92,10 +92,6 @@ impl Access {
     pub fn purpose(&self) -> &Purpose {
         &self.req.purpose
     }
-
-    pub fn kind(&self) -> AccessKind {
-        self.req.kind
-    }
 }
 
 /// Plate data found under an [`Access`] and not yet released: nothing
@@ -147,17 +143,12 @@ impl<T> Sealed<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     access_id: i64,
-    logged_at_ms: i64,
 }
 
 impl Receipt {
     /// The entry's number in the log: the access's id in the API.
     pub fn access_id(&self) -> i64 {
         self.access_id
-    }
-
-    pub fn logged_at_ms(&self) -> i64 {
-        self.logged_at_ms
     }
 }
 
@@ -187,13 +178,6 @@ impl<T> Released<T> {
     }
 
     /// The same receipt with what the store made of the released data.
-    pub(crate) fn with_value<U>(self, value: U) -> Released<U> {
-        Released {
-            receipt: self.receipt,
-            value,
-        }
-    }
-
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Released<U> {
         Released {
             receipt: self.receipt,
@@ -337,10 +321,7 @@ impl Store {
             for (id, ts) in &returned {
                 stmt.execute(params![e.seq, &id.as_bytes()[..], ts])?;
             }
-            let receipt = Receipt {
-                access_id: e.seq,
-                logged_at_ms: e.ts_ms,
-            };
+            let receipt = Receipt { access_id: e.seq };
             let (changed, head) = change(tx, e.as_head(), &receipt, &value)?;
             Ok(Logged {
                 value: (receipt, changed),

@@ -192,18 +192,6 @@ pub struct SessionRecord {
     pub expires_at_ms: i64,
 }
 
-/// Why a session that is no longer live ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// Its holder signed in again (one session per person): at that
-    /// time, from that address.
-    SignedInElsewhere { at_ms: i64, client: Option<String> },
-    /// Signed out, or ended by an administrator's action, at that time.
-    Revoked { at_ms: i64 },
-    /// Past its end.
-    Expired { at_ms: i64 },
-}
-
 /// What a sign-in attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignIn {
@@ -568,40 +556,21 @@ impl Store {
         })
     }
 
-    /// Why the session `token` names is no longer live; `None` if it is
-    /// live or never existed.
-    pub fn session_end(&self, token: &str, now_ms: i64) -> Result<Option<SessionEnd>, StoreError> {
+    /// When the person's newer sign-in ended the session `token` names
+    /// (one session per person: a sign-in revokes the others at the
+    /// moment it creates its own); `None` if it ended otherwise, or lives.
+    pub fn replaced_at(&self, token: &str) -> Result<Option<i64>, StoreError> {
         let conn = self.main_readers.get()?;
-        let row: Option<(String, i64, Option<i64>)> = conn
+        Ok(conn
             .query_row(
-                "SELECT username, expires_at, revoked_at FROM sessions WHERE token_hash = ?1",
+                "SELECT old.revoked_at FROM sessions old JOIN sessions new
+                   ON new.username = old.username AND new.created_at = old.revoked_at
+                  AND new.token_hash != old.token_hash
+                 WHERE old.token_hash = ?1 LIMIT 1",
                 [&credentials::token_hash(token)[..]],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let Some((username, expires_at, revoked_at)) = row else {
-            return Ok(None);
-        };
-        let Some(revoked_at) = revoked_at else {
-            return Ok((expires_at <= now_ms).then_some(SessionEnd::Expired { at_ms: expires_at }));
-        };
-        // A sign-in revokes the person's other sessions at the moment it
-        // creates its own.
-        let newer: Option<Option<String>> = conn
-            .query_row(
-                "SELECT client FROM sessions WHERE username = ?1 AND created_at = ?2
-                 AND token_hash != ?3 LIMIT 1",
-                params![username, revoked_at, &credentials::token_hash(token)[..]],
                 |r| r.get(0),
             )
-            .optional()?;
-        Ok(Some(match newer {
-            Some(client) => SessionEnd::SignedInElsewhere {
-                at_ms: revoked_at,
-                client,
-            },
-            None => SessionEnd::Revoked { at_ms: revoked_at },
-        }))
+            .optional()?)
     }
 
     /// Counts a failed proof of identity (a wrong password or code, at

@@ -229,11 +229,8 @@ impl Store {
 
     /// One alert (plate data: under an access).
     pub fn alert(&self, access: &Access, id: i64) -> Result<Sealed<Alert>, StoreError> {
-        let alert = self
-            .alert_unlogged(id)?
-            .ok_or(StoreError::UnknownAlert(id))?;
-        let returned = alert_read_of(&alert).into_iter().collect();
-        Ok(Sealed::new(access, alert, returned))
+        let (alert, read) = self.alert_and_read(id)?;
+        Ok(Sealed::new(access, alert, read.into_iter().collect()))
     }
 
     /// One alert and the read behind it (gone once its day is purged),
@@ -243,15 +240,25 @@ impl Store {
         access: &Access,
         id: i64,
     ) -> Result<Sealed<(Alert, Option<crate::search::StoredRead>)>, StoreError> {
-        let alert = self
-            .alert_unlogged(id)?
-            .ok_or(StoreError::UnknownAlert(id))?;
-        let read = match alert_read_of(&alert) {
+        let (alert, read) = self.alert_and_read(id)?;
+        let stored = match read {
             Some((read_id, ts)) => self.find_read_at(read_id, ts)?,
             None => None,
         };
-        let returned = alert_read_of(&alert).into_iter().collect();
-        Ok(Sealed::new(access, (alert, read), returned))
+        Ok(Sealed::new(
+            access,
+            (alert, stored),
+            read.into_iter().collect(),
+        ))
+    }
+
+    /// An alert, and the read it was raised on (id and time).
+    fn alert_and_read(&self, id: i64) -> Result<(Alert, Option<(ReadId, i64)>), StoreError> {
+        let alert = self
+            .alert_unlogged(id)?
+            .ok_or(StoreError::UnknownAlert(id))?;
+        let read = alert_read_of(&alert);
+        Ok((alert, read))
     }
 
     fn alert_unlogged(&self, id: i64) -> Result<Option<Alert>, StoreError> {

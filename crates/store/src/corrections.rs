@@ -143,7 +143,7 @@ impl Store {
             corrected_by: actor.username.clone(),
             corrected_at: format_time_ms(now_ms),
         };
-        Ok(released.with_value(correction))
+        Ok(released.map(|_| correction))
     }
 
     /// Takes `plate` out of the dictionary if no stored read carries it

@@ -285,7 +285,7 @@ impl Store {
         let hold = self
             .hold(id)?
             .ok_or_else(|| StoreError::not_found("hold", id))?;
-        Ok(released.with_value(hold))
+        Ok(released.map(|_| hold))
     }
 
     pub fn hold(&self, id: i64) -> Result<Option<Hold>, StoreError> {
@@ -625,7 +625,7 @@ impl Store {
                 )?;
                 Ok((download, e.as_head()))
             })?;
-        self.with_download(released.with_value(package), download, now_ms)
+        self.with_download(released.map(|_| package), download, now_ms)
     }
 
     /// A released package with the download it was recorded as.
