@@ -28,6 +28,11 @@ fn code_of(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// `POST path` as the administrator.
+async fn admin_post(api: &Api, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    api.call("POST", path, Some(&api.admin), body).await
+}
+
 #[tokio::test]
 async fn a_new_officer_enrols_from_a_one_time_password() {
     let api = api().await;
@@ -872,40 +877,19 @@ async fn no_one_certifies_or_reactivates_themselves_and_reactivation_keeps_a_rol
     let today = platekeeper_core::read::format_time_ms(api.now());
     let training =
         json!({"course": "ALPR", "completed_on": &today[..10], "expires_on": "2027-11-01"});
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/users/capt/training",
-            Some(&api.admin),
-            Some(training.clone()),
-        )
-        .await;
+    let (s, v) = admin_post(&api, "/api/v1/users/capt/training", Some(training.clone())).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("self_certification")),
         "{v}"
     );
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/users/capt/reactivate",
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let (s, v) = admin_post(&api, "/api/v1/users/capt/reactivate", None).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("self_reactivation")),
         "{v}"
     );
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/users/officer1/reactivate",
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let (s, v) = admin_post(&api, "/api/v1/users/officer1/reactivate", None).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("not_suspended")),
@@ -915,37 +899,26 @@ async fn no_one_certifies_or_reactivates_themselves_and_reactivation_keeps_a_rol
     // A role change voids the approval; suspending and reactivating does
     // not bring it back.
     api.advance(60_000);
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/users/officer1/role",
-            Some(&api.admin),
-            Some(json!({"role": "analyst"})),
-        )
-        .await;
+    let (s, v) = admin_post(
+        &api,
+        "/api/v1/users/officer1/role",
+        Some(json!({"role": "analyst"})),
+    )
+    .await;
     assert!(s.is_success(), "{v}");
     let (_, v) = api
         .call("GET", "/api/v1/users/officer1", Some(&api.admin), None)
         .await;
     assert_eq!(v["approval_current"], false, "{v}");
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/users/officer1/suspend",
-            Some(&api.admin),
-            Some(json!({"reason": "leave"})),
-        )
-        .await;
+    let (s, _) = admin_post(
+        &api,
+        "/api/v1/users/officer1/suspend",
+        Some(json!({"reason": "leave"})),
+    )
+    .await;
     assert!(s.is_success());
     api.advance(60_000);
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/users/officer1/reactivate",
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let (s, v) = admin_post(&api, "/api/v1/users/officer1/reactivate", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (_, v) = api
         .call("GET", "/api/v1/users/officer1", Some(&api.admin), None)

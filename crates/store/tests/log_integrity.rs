@@ -206,14 +206,11 @@ fn an_emptied_log_with_its_marker_left_is_refused_even_in_an_empty_store() {
     assert!(!verify_dir(dir.path()).unwrap().ok);
 }
 
-/// A data folder made before genesis entries: its intact log is marked
-/// once (`log_upgraded`), keeping its numbers; a broken one is refused.
-#[test]
-fn a_log_from_an_earlier_version_is_marked_once_and_keeps_its_numbers() {
+/// A store of four entries as an earlier version left it: no genesis
+/// entry, no marker, no checkpoints. Returns its entries.
+fn pre_genesis_store() -> (tempfile::TempDir, Vec<LogEntry>) {
     let dir = tempfile::tempdir().unwrap();
     drop(store_with_entries(dir.path(), 4));
-    // Make it as an earlier version left it: no genesis entry, no marker,
-    // no checkpoints.
     let conn = db(dir.path());
     let old: Vec<LogEntry> = entries(&conn).into_iter().skip(1).collect();
     conn.execute(
@@ -224,6 +221,14 @@ fn a_log_from_an_earlier_version_is_marked_once_and_keeps_its_numbers() {
     drop(conn);
     remove_kept_checkpoints(dir.path());
     rewrite_log(dir.path(), old.clone());
+    (dir, old)
+}
+
+/// A data folder made before genesis entries: its intact log is marked
+/// once (`log_upgraded`), keeping its numbers; a broken one is refused.
+#[test]
+fn a_log_from_an_earlier_version_is_marked_once_and_keeps_its_numbers() {
+    let (dir, old) = pre_genesis_store();
     assert!(
         verify_dir(dir.path()).unwrap().ok,
         "an earlier version's log verifies"
@@ -253,18 +258,7 @@ fn a_log_from_an_earlier_version_is_marked_once_and_keeps_its_numbers() {
     drop(store);
 
     // An earlier version's log that is already broken is not marked.
-    let dir = tempfile::tempdir().unwrap();
-    drop(store_with_entries(dir.path(), 4));
-    let conn = db(dir.path());
-    let old: Vec<LogEntry> = entries(&conn).into_iter().skip(1).collect();
-    conn.execute(
-        "DELETE FROM meta WHERE key IN ('log_genesis', 'store_id')",
-        [],
-    )
-    .unwrap();
-    drop(conn);
-    remove_kept_checkpoints(dir.path());
-    rewrite_log(dir.path(), old);
+    let (dir, _) = pre_genesis_store();
     db(dir.path())
         .execute("UPDATE log SET username = 'someone' WHERE seq = 2", [])
         .unwrap();
