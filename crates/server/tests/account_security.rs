@@ -22,6 +22,12 @@ fn message_of(v: &Value) -> &str {
     v["error"]["message"].as_str().unwrap_or("")
 }
 
+/// `PUT /api/v1/policy` as the administrator.
+async fn put_policy(api: &Api, body: Value) -> (StatusCode, Value) {
+    api.call("PUT", "/api/v1/policy", Some(&api.admin), Some(body))
+        .await
+}
+
 async fn policy(api: &Api) -> Value {
     let (s, v) = api
         .call("GET", "/api/v1/policy", Some(&api.admin), None)
@@ -52,19 +58,10 @@ async fn an_empty_put_no_longer_resets_the_policy() {
     let mut before = policy(&api).await;
     before["administrator_name"] = json!("Dana Reyes");
     before["administrator_title"] = json!("Captain");
-    let (s, v) = api
-        .call(
-            "PUT",
-            "/api/v1/policy",
-            Some(&api.admin),
-            Some(before.clone()),
-        )
-        .await;
+    let (s, v) = put_policy(&api, before.clone()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 
-    let (s, v) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(json!({})))
-        .await;
+    let (s, v) = put_policy(&api, json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(code_of(&v), "invalid_policy");
     assert_eq!(v["error"]["detail"], "missing_fields");
@@ -77,17 +74,13 @@ async fn an_empty_put_no_longer_resets_the_policy() {
         .as_object_mut()
         .unwrap()
         .remove("access_log_days");
-    let (s, v) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(partial))
-        .await;
+    let (s, v) = put_policy(&api, partial).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(message_of(&v).contains("retention.access_log_days"), "{v}");
     // A misspelt field is refused, not ignored.
     let mut typo = before.clone();
     typo["retention"]["reads_dayz"] = json!(30);
-    let (s, v) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(typo))
-        .await;
+    let (s, v) = put_policy(&api, typo).await;
     assert_eq!(
         (s, v["error"]["detail"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_fields"))
@@ -96,14 +89,7 @@ async fn an_empty_put_no_longer_resets_the_policy() {
     // Nothing changed.
     assert_eq!(policy(&api).await, before);
     // GET → PUT round-trips.
-    let (s, v) = api
-        .call(
-            "PUT",
-            "/api/v1/policy",
-            Some(&api.admin),
-            Some(before.clone()),
-        )
-        .await;
+    let (s, v) = put_policy(&api, before.clone()).await;
     assert_eq!((s, &v), (StatusCode::OK, &before));
 }
 
@@ -114,9 +100,7 @@ async fn a_weakening_needs_a_confirmation_naming_it_and_is_reported() {
     p["retention"]["access_log_days"] = json!(400);
     p["accounts"]["lockout_attempts"] = json!(8);
     p["agency_name"] = json!("Oakland Police Department");
-    let (s, v) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(p.clone()))
-        .await;
+    let (s, v) = put_policy(&api, p.clone()).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(code_of(&v), "confirmation_required");
     let fields: Vec<&str> = v["error"]["weakenings"]
@@ -139,14 +123,10 @@ async fn a_weakening_needs_a_confirmation_naming_it_and_is_reported() {
     );
     // Confirming one of two is not enough.
     p["confirm_weakening"] = json!(["retention.access_log_days"]);
-    let (s, _) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(p.clone()))
-        .await;
+    let (s, _) = put_policy(&api, p.clone()).await;
     assert_eq!(s, StatusCode::CONFLICT);
     p["confirm_weakening"] = json!(["retention.access_log_days", "accounts.lockout_attempts"]);
-    let (s, v) = api
-        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(p.clone()))
-        .await;
+    let (s, v) = put_policy(&api, p.clone()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v.get("confirm_weakening").is_none());
     assert_eq!(v["retention"]["access_log_days"], 400);
