@@ -61,19 +61,6 @@ impl Api {
         (s, v)
     }
 
-    async fn camera_key(&self, id: &str) -> String {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/api/v1/cameras",
-                Some(&self.admin),
-                Some(json!({"id": id, "name": id, "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["api_key"].as_str().unwrap().to_string()
-    }
-
     async fn ingest(&self, key: &str, reads: Value) -> Value {
         let (s, v, _) = self
             .send(

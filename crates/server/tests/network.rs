@@ -112,19 +112,6 @@ fn parse(answer: &[u8]) -> (u16, String, Value) {
     )
 }
 
-async fn camera_key(api: &Api, id: &str) -> String {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/cameras",
-            Some(&api.admin),
-            Some(json!({"id": id, "name": id, "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
-        )
-        .await;
-    assert_eq!(s.as_u16(), 201, "{v}");
-    v["api_key"].as_str().unwrap().to_string()
-}
-
 fn reads(n: u32, plate: &str) -> Value {
     json!({"reads": [{
         "id": format!("00000000-0000-4000-8000-{n:012}"),
@@ -139,7 +126,7 @@ async fn slow_clients_cannot_keep_health_checks_or_cameras_out() {
     // Issue 22 finding 4: 3 connections per address, 6 in all, headers
     // due within 2 s.
     let api = api().await;
-    let key = camera_key(&api, "cam-net").await;
+    let key = api.camera_key("cam-net").await;
     let addr = start(&api, short_limits(6, 3)).await;
 
     // One address opens more slow connections than it may hold: each one
@@ -202,7 +189,7 @@ async fn slow_clients_cannot_keep_health_checks_or_cameras_out() {
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_refused_with_408() {
     let api = api().await;
-    let key = camera_key(&api, "cam-body").await;
+    let key = api.camera_key("cam-body").await;
     let addr = start(&api, short_limits(8, 8)).await;
     let mut s = connect_from(CAMERA, addr).await;
     let head = format!(
@@ -229,7 +216,7 @@ async fn alert_streams_outlive_every_timeout_and_are_never_displaced() {
     // request in progress are never taken over: a new connection from a
     // full address is refused instead.
     let api = api().await;
-    let key = camera_key(&api, "cam-stream").await;
+    let key = api.camera_key("cam-stream").await;
     let addr = start(&api, short_limits(8, 2)).await;
     let mut streams = Vec::new();
     for token in [&api.officer, &api.admin] {

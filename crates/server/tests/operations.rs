@@ -62,19 +62,6 @@ fn with_ops(api: &Api, ops: Ops) -> Router {
     )
 }
 
-async fn camera_key(api: &Api, id: &str) -> String {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/cameras",
-            Some(&api.admin),
-            Some(json!({"id": id, "name": id, "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["api_key"].as_str().unwrap().to_string()
-}
-
 fn read(n: u32, plate: &str) -> Value {
     json!({
         "id": format!("00000000-0000-4000-8000-{n:012}"),
@@ -164,7 +151,7 @@ async fn a_full_disk_is_answered_507_and_reported_by_the_health_check() {
     // free space, read with statvfs, under the floor). SQLITE_FULL and
     // ENOSPC themselves are mapped in the store's and error's unit tests.
     let api = api().await;
-    let key = camera_key(&api, "cam-disk").await;
+    let key = api.camera_key("cam-disk").await;
     let full = with_ops(
         &api,
         Ops {
@@ -233,8 +220,8 @@ async fn one_camera_flooding_pictures_cannot_make_another_wait() {
         },
         LIMIT,
     );
-    let flood = camera_key(&api, "cam-flood").await;
-    let other = camera_key(&api, "cam-other").await;
+    let flood = api.camera_key("cam-flood").await;
+    let other = api.camera_key("cam-other").await;
     let flood_num = api
         .store
         .authenticate_camera(&flood, api.now())

@@ -159,6 +159,20 @@ impl Api {
         (entries, commits)
     }
 
+    /// Registers a fixed camera `id` as the administrator; its API key.
+    pub async fn camera_key(&self, id: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/cameras",
+                Some(&self.admin),
+                Some(json!({"id": id, "name": id, "kind": "fixed", "lat": 37.8044, "lon": -122.2712})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["api_key"].as_str().unwrap().to_string()
+    }
+
     /// The kinds of the newest 10,000 log entries, newest first.
     pub fn log_kinds(&self) -> Vec<String> {
         self.store
