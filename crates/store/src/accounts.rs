@@ -1167,15 +1167,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_administrators_lock_lifts_at_its_time_and_is_logged() {
-        let (_dir, store) = store_with(Role::Administrator);
+    /// Five wrong passwords for jdoe, a millisecond apart from `T`.
+    fn five_wrong_passwords(store: &Store) {
         let a = Actor::system("t");
         for i in 0..5 {
             store
                 .count_failure("jdoe", "wrong password", 5, &a, T + i)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn an_administrators_lock_lifts_at_its_time_and_is_logged() {
+        let (_dir, store) = store_with(Role::Administrator);
+        five_wrong_passwords(&store);
         let acc = store.account("jdoe").unwrap().unwrap();
         let until = T + 4 + 15 * 60_000;
         assert_eq!((acc.locked, acc.locked_until_ms), (true, Some(until)));
@@ -1199,12 +1204,7 @@ mod tests {
     #[test]
     fn other_peoples_locks_wait_for_an_administrator() {
         let (_dir, store) = store_with(Role::Officer);
-        let a = Actor::system("t");
-        for i in 0..5 {
-            store
-                .count_failure("jdoe", "wrong password", 5, &a, T + i)
-                .unwrap();
-        }
+        five_wrong_passwords(&store);
         let acc = store.account("jdoe").unwrap().unwrap();
         assert_eq!((acc.locked, acc.locked_until_ms), (true, None));
         assert!(store.lift_expired_locks(T + 365 * DAY).unwrap().is_empty());
