@@ -539,27 +539,10 @@ fn serve_refused(data: &Path, extra: &[&str]) -> String {
 /// details changed, every hash recomputed, the head file rewritten — what
 /// an insider with the machine can do.
 fn rewrite_log(data: &Path) {
-    use platekeeper_store::log::{entry_hash, LogEntry};
     let conn = rusqlite::Connection::open(data.join("platekeeper.db")).unwrap();
-    let mut log: Vec<LogEntry> = platekeeper_store::log::read_entries(&conn).unwrap();
+    let mut log = platekeeper_store::log::read_entries(&conn).unwrap();
     log[1].details = "{\"rewritten\":true}".into();
-    let mut prev = [0u8; 32];
-    for e in &mut log {
-        e.prev = prev;
-        e.hash = entry_hash(e);
-        prev = e.hash;
-        conn.execute(
-            "UPDATE log SET details = ?1, prev = ?2, hash = ?3 WHERE seq = ?4",
-            rusqlite::params![e.details, &e.prev[..], &e.hash[..], e.seq],
-        )
-        .unwrap();
-    }
-    let head: String = prev.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(
-        data.join("log-head.json"),
-        json!({"entries": log.len(), "head": head}).to_string(),
-    )
-    .unwrap();
+    platekeeper_store::log::forge(&conn, data, log).unwrap();
 }
 
 /// Issue 22 finding 2, end to end: the server signs checkpoints and

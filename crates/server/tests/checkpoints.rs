@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use platekeeper_core::checkpoint::OnTamper;
 use platekeeper_server::{router, AppState};
-use platekeeper_store::log::{entry_hash, LogEntry};
 use platekeeper_store::{OpenOptions, Store};
 use serde_json::json;
 use support::{api, Api, LIMIT};
@@ -24,30 +23,14 @@ fn db(api: &Api) -> rusqlite::Connection {
 /// and the head file rewritten to match.
 fn rewrite_log(api: &Api, keep: Option<i64>, edit: bool) {
     let conn = db(api);
+    let mut log = platekeeper_store::log::read_entries(&conn).unwrap();
     if let Some(n) = keep {
-        conn.execute("DELETE FROM log WHERE seq > ?1", [n]).unwrap();
+        log.truncate(n as usize);
     }
-    let mut log: Vec<LogEntry> = platekeeper_store::log::read_entries(&conn).unwrap();
     if edit {
         log[1].details = "{\"rewritten\":true}".into();
     }
-    let mut prev = [0u8; 32];
-    for e in &mut log {
-        e.prev = prev;
-        e.hash = entry_hash(e);
-        prev = e.hash;
-        conn.execute(
-            "UPDATE log SET details = ?1, prev = ?2, hash = ?3 WHERE seq = ?4",
-            rusqlite::params![e.details, &e.prev[..], &e.hash[..], e.seq],
-        )
-        .unwrap();
-    }
-    let head: String = prev.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(
-        api.store.dir().join("log-head.json"),
-        json!({"entries": log.len(), "head": head}).to_string(),
-    )
-    .unwrap();
+    platekeeper_store::log::forge(&conn, api.store.dir(), log).unwrap();
 }
 
 /// Reopens the API's store as the server would at its next start.

@@ -165,7 +165,12 @@ pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEn
         hash: [0; 32],
     };
     e.hash = entry_hash(&e);
-    tx.prepare_cached(
+    insert(tx, &e)?;
+    Ok(e)
+}
+
+fn insert(conn: &Connection, e: &LogEntry) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "INSERT INTO log(seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
@@ -183,7 +188,25 @@ pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEn
         &e.prev[..],
         &e.hash[..]
     ])?;
-    Ok(e)
+    Ok(())
+}
+
+/// Replaces the log in `conn` with `log`, numbered from 1 and chained
+/// anew, and writes a head file in `dir` to match: the consistent rewrite
+/// an insider who can write the data folder can make. Only checkpoints
+/// kept elsewhere catch it; tests of verification use this to play that
+/// insider.
+pub fn forge(conn: &Connection, dir: &Path, mut log: Vec<LogEntry>) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM log", [])?;
+    let mut head = Head::GENESIS;
+    for (i, e) in log.iter_mut().enumerate() {
+        e.seq = i as i64 + 1;
+        e.prev = head.hash;
+        e.hash = entry_hash(e);
+        insert(conn, e)?;
+        head = e.as_head();
+    }
+    write_head(dir, head)
 }
 
 /// Records the head outside the database (write, then rename: a reader

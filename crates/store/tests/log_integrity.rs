@@ -6,7 +6,7 @@ use std::path::Path;
 
 use platekeeper_core::checkpoint::{Checkpoint, OnTamper};
 use platekeeper_store::checkpoint::{prove_dir, CHECKPOINT_FILE, KEY_FILE};
-use platekeeper_store::log::{entry_hash, verify_dir, LogEntry, HEAD_FILE};
+use platekeeper_store::log::{verify_dir, LogEntry, HEAD_FILE};
 use platekeeper_store::{Actor, NewEntry, OpenOptions, Store, StoreError};
 use rusqlite::Connection;
 
@@ -86,34 +86,8 @@ fn entries(conn: &Connection) -> Vec<LogEntry> {
 /// Replaces the whole log with `log`, renumbered from 1 and with every
 /// hash recomputed, and rewrites the head file to match: the consistent
 /// rewrite an insider with the machine can make.
-fn rewrite_log(dir: &Path, mut log: Vec<LogEntry>) {
-    let conn = db(dir);
-    conn.execute("DELETE FROM log", []).unwrap();
-    let mut prev = [0u8; 32];
-    for (i, e) in log.iter_mut().enumerate() {
-        e.seq = i as i64 + 1;
-        e.prev = prev;
-        e.hash = entry_hash(e);
-        prev = e.hash;
-        conn.execute(
-            "INSERT INTO log(seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            rusqlite::params![
-                e.seq, e.ts_ms, e.category, e.kind, e.username, e.affiliation, e.role, e.client,
-                e.details, e.purpose, &e.prev[..], &e.hash[..]
-            ],
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.join(HEAD_FILE),
-        serde_json::json!({"entries": log.len(), "head": hex(&prev)}).to_string(),
-    )
-    .unwrap();
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+fn rewrite_log(dir: &Path, log: Vec<LogEntry>) {
+    platekeeper_store::log::forge(&db(dir), dir, log).unwrap();
 }
 
 /// Removes every checkpoint kept on the machine (the table and the file):
