@@ -33,8 +33,9 @@ pub struct AgencyPolicy {
     pub map: MapPolicy,
 }
 
-/// The web interface's map: where it opens, and an optional tile server
-/// the agency runs. Without one, the map is drawn from local data only.
+/// The web interface's map: where it opens, and optional services the
+/// agency runs (tiles, address search). Without them, the map is drawn
+/// from local data only and no address search is offered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MapPolicy {
@@ -44,6 +45,10 @@ pub struct MapPolicy {
     pub zoom: u8,
     /// `http(s)://host/…/{z}/{x}/{y}.png`; empty for none.
     pub tile_url: String,
+    /// The agency's own geocoder, `https://host/…{query}…` (Nominatim's
+    /// `/search?format=json&q={query}` or Pelias's `/v1/search?text={query}`);
+    /// empty for none. Every address searched is sent to it.
+    pub geocoder_url: String,
 }
 
 impl Default for MapPolicy {
@@ -54,26 +59,118 @@ impl Default for MapPolicy {
             center_lon: -119.5,
             zoom: 6,
             tile_url: String::new(),
+            geocoder_url: String::new(),
         }
     }
 }
 
 impl Eq for MapPolicy {}
 
+/// A service URL's scheme, host and port (what a Content-Security-Policy
+/// names).
+fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host_len = rest.find('/').unwrap_or(rest.len());
+    Some(&url[..url.len() - rest.len() + host_len])
+}
+
+/// A service URL's host name, without port.
+fn host_of(url: &str) -> Option<&str> {
+    let host = origin_of(url)?.split("//").nth(1)?;
+    Some(match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.split(':').next().unwrap_or(host),
+    })
+}
+
+fn is_loopback(url: &str) -> bool {
+    host_of(url)
+        .is_some_and(|h| h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "::1")
+}
+
+/// Plain http to another machine shows every viewed area or searched
+/// address to the network (and lets it change the answers): refused
+/// then, and not served if a store has one from before the rule.
+fn served(url: &str) -> &str {
+    if url.starts_with("http://") && !is_loopback(url) {
+        ""
+    } else {
+        url
+    }
+}
+
+/// Checks a service URL the browser will call: safe characters, the
+/// placeholders it needs, a host fit for a CSP header, https unless on
+/// this machine.
+fn check_service_url(
+    field: &str,
+    url: &str,
+    placeholders: &[&str],
+    example: &str,
+) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    let safe = url.len() <= 300
+        && url
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%{}".contains(&b))
+        && placeholders.iter().all(|p| url.contains(p));
+    match origin_of(url) {
+        Some(origin)
+            if safe
+                && origin.len() > "https://".len()
+                && origin.split("//").nth(1).is_some_and(|h| {
+                    h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                }) =>
+        {
+            if served(url).is_empty() {
+                return Err(format!("{field} must use https:// for a server other than this machine (plain http:// lets the network see and change what it answers)"));
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "{field} must be an http(s) URL with {}, like {example}",
+            placeholders.join(", ")
+        )),
+    }
+}
+
+/// A warning when `url` is a public service outside the agency.
+fn public_service_warning(url: &str, what: &str) -> Option<String> {
+    if served(url).is_empty() {
+        return None;
+    }
+    let host = host_of(url)?.to_ascii_lowercase();
+    let public = PUBLIC_TILE_HOSTS
+        .iter()
+        .any(|p| host == *p || host.ends_with(&format!(".{p}")));
+    public.then(|| {
+        format!(
+            "The map's {what} come from {host}, a public service outside the agency: {}. \
+             Run the agency's own server to keep them inside the agency.",
+            if what == "tiles" {
+                "every area viewed on the map is sent to it"
+            } else {
+                "every address searched is sent to it"
+            }
+        )
+    })
+}
+
 impl MapPolicy {
     /// The scheme, host and port the tile URL points at, which the web
     /// pages' Content-Security-Policy then allows images from.
     pub fn tile_origin(&self) -> Option<&str> {
-        if self.tile_url.is_empty() {
-            return None;
-        }
-        let rest = self
-            .tile_url
-            .strip_prefix("https://")
-            .or_else(|| self.tile_url.strip_prefix("http://"))?;
-        let host_len = rest.find('/').unwrap_or(rest.len());
-        let scheme_len = self.tile_url.len() - rest.len();
-        Some(&self.tile_url[..scheme_len + host_len])
+        origin_of(self.served_tile_url())
+    }
+
+    /// The geocoder's origin, which the pages' CSP lets them call.
+    pub fn geocoder_origin(&self) -> Option<&str> {
+        origin_of(self.served_geocoder_url())
     }
 
     fn check(&self) -> Result<(), String> {
@@ -85,83 +182,47 @@ impl MapPolicy {
         if !(3..=18).contains(&self.zoom) {
             return Err("map.zoom must be 3 to 18".into());
         }
-        if self.tile_url.is_empty() {
-            return Ok(());
-        }
-        let safe = self.tile_url.len() <= 300
-            && self
-                .tile_url
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%{}".contains(&b))
-            && ["{z}", "{x}", "{y}"]
-                .iter()
-                .all(|p| self.tile_url.contains(p));
-        match self.tile_origin() {
-            // The origin goes into a CSP header: host and port only.
-            Some(origin)
-                if safe
-                    && origin.len() > "https://".len()
-                    && origin
-                        .split("//")
-                        .nth(1)
-                        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))) =>
-            {
-                // Plain http would show every viewed area to the network
-                // (and let it swap the map): only on this machine.
-                if self.tile_url.starts_with("http://") && !self.tile_host_is_loopback() {
-                    return Err("map.tile_url must use https:// for a server other than this machine (plain http:// lets the network see and change the map)".into());
-                }
-                Ok(())
-            }
-            _ => Err("map.tile_url must be an http(s) URL with {z}, {x} and {y}, like https://tiles.example.gov/{z}/{x}/{y}.png".into()),
-        }
+        check_service_url(
+            "map.tile_url",
+            &self.tile_url,
+            &["{z}", "{x}", "{y}"],
+            "https://tiles.example.gov/{z}/{x}/{y}.png",
+        )?;
+        check_service_url(
+            "map.geocoder_url",
+            &self.geocoder_url,
+            &["{query}"],
+            "https://geo.example.gov/search?format=json&q={query}",
+        )
     }
 
     /// The tile URL the interface may use: a policy stored before plain
     /// http:// to another machine was refused keeps working only over
     /// https (the map falls back to the grid until it is changed).
     pub fn served_tile_url(&self) -> &str {
-        if self.tile_url.starts_with("http://") && !self.tile_host_is_loopback() {
-            ""
-        } else {
-            &self.tile_url
-        }
+        served(&self.tile_url)
+    }
+
+    /// The geocoder URL the interface may use (as [`Self::served_tile_url`]).
+    pub fn served_geocoder_url(&self) -> &str {
+        served(&self.geocoder_url)
     }
 
     /// The tile server's host name, without port.
     pub fn tile_host(&self) -> Option<&str> {
-        let origin = self.tile_origin()?;
-        let host = origin.split("//").nth(1)?;
-        Some(match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(v6),
-            None => host.split(':').next().unwrap_or(host),
-        })
-    }
-
-    fn tile_host_is_loopback(&self) -> bool {
-        self.tile_host().is_some_and(|h| {
-            h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "::1"
-        })
+        host_of(&self.tile_url)
     }
 
     /// A warning when the tiles come from a public service outside the
     /// agency: every area an analyst views (a canvass's surroundings, a
     /// plate's trail) is then sent to that service (issue 23 item 5).
     pub fn tile_warning(&self) -> Option<String> {
-        if self.served_tile_url().is_empty() {
-            return None;
-        }
-        let host = self.tile_host()?.to_ascii_lowercase();
-        let public = PUBLIC_TILE_HOSTS
-            .iter()
-            .any(|p| host == *p || host.ends_with(&format!(".{p}")));
-        public.then(|| {
-            format!(
-                "The map's tiles come from {host}, a public service outside the agency: \
-                 every area viewed on the map is sent to it. Run the agency's own tile \
-                 server to keep searched areas inside the agency."
-            )
-        })
+        public_service_warning(&self.tile_url, "tiles")
+    }
+
+    /// The same for a public geocoder: every address searched leaves.
+    pub fn geocoder_warning(&self) -> Option<String> {
+        public_service_warning(&self.geocoder_url, "addresses")
     }
 }
 
@@ -336,5 +397,36 @@ mod tests {
         m.zoom = 6;
         m.center_lat = f64::NAN;
         assert!(m.check().is_err());
+    }
+
+    #[test]
+    fn a_geocoder_is_the_agencys_own_over_https_with_a_query_placeholder() {
+        let mut m = MapPolicy::default();
+        assert_eq!((m.geocoder_origin(), m.check()), (None, Ok(())));
+        m.geocoder_url = "https://geo.city.gov/search?format=json&q={query}".into();
+        assert!(m.check().is_ok());
+        assert_eq!(m.geocoder_origin(), Some("https://geo.city.gov"));
+        assert_eq!(m.geocoder_warning(), None);
+        m.geocoder_url = "http://127.0.0.1:4000/v1/search?text={query}".into();
+        assert!(m.check().is_ok(), "plain http on this machine");
+        m.geocoder_url = "http://geo.city.gov/search?q={query}".into();
+        assert!(m.check().unwrap_err().contains("https://"));
+        assert_eq!(m.served_geocoder_url(), "", "never served");
+        assert_eq!(m.geocoder_origin(), None);
+        m.geocoder_url = "https://nominatim.openstreetmap.org/search?format=json&q={query}".into();
+        assert!(m.check().is_ok());
+        assert!(m
+            .geocoder_warning()
+            .unwrap()
+            .contains("every address searched"));
+        for bad in [
+            "https://geo.city.gov/search?q=",
+            "https://geo.city.gov/search?q={query}' 'unsafe-inline",
+            "https://a;connect-src:*/{query}",
+            "data:text/html,{query}",
+        ] {
+            m.geocoder_url = bad.into();
+            assert!(m.check().is_err(), "{bad} accepted");
+        }
     }
 }

@@ -206,6 +206,33 @@ pub enum FieldError {
     WrongType(Vec<String>),
 }
 
+/// Fields added after `PUT /api/v1/policy` was published: a client
+/// written before them sends every field it knows, so a `PUT` without
+/// one keeps its current value (see [`keep_absent`]) instead of being
+/// refused or resetting it.
+pub const KEPT_WHEN_ABSENT: &[&str] = &["map.geocoder_url"];
+
+/// Fills the [`KEPT_WHEN_ABSENT`] fields a `PUT` body lacks from the
+/// policy in force.
+pub fn keep_absent(body: &mut Value, current: &AgencyPolicy) {
+    let Ok(current) = serde_json::to_value(current) else {
+        return;
+    };
+    for path in KEPT_WHEN_ABSENT {
+        let pointer: String = path.split('.').map(|k| format!("/{k}")).collect();
+        let (Some((parent, last)), None, Some(v)) = (
+            pointer.rsplit_once('/'),
+            body.pointer(&pointer),
+            current.pointer(&pointer),
+        ) else {
+            continue;
+        };
+        if let Some(Value::Object(m)) = body.pointer_mut(parent) {
+            m.insert(last.to_string(), v.clone());
+        }
+    }
+}
+
 /// The policy's JSON form with every field, as a template.
 fn template() -> Value {
     serde_json::to_value(AgencyPolicy::default()).unwrap_or(Value::Null)
@@ -248,7 +275,9 @@ fn walk(
     let path = |k: &str| format!("{prefix}{k}");
     for (k, tv) in t {
         match v.get(k) {
-            None if full => p.missing.push(path(k)),
+            None if full && !KEPT_WHEN_ABSENT.contains(&path(k).as_str()) => {
+                p.missing.push(path(k))
+            }
             None => {}
             Some(vv) => match (tv, vv) {
                 (Value::Object(tm), Value::Object(vm)) => {
@@ -624,5 +653,31 @@ mod tests {
                 r.field
             );
         }
+    }
+
+    #[test]
+    fn a_put_written_before_a_field_existed_keeps_that_fields_value() {
+        let mut current = AgencyPolicy::default();
+        current.map.geocoder_url = "https://geo.city.gov/?q={query}".into();
+        let mut old_client = serde_json::to_value(AgencyPolicy::default()).unwrap();
+        old_client["map"]
+            .as_object_mut()
+            .unwrap()
+            .remove("geocoder_url");
+        assert!(check_fields(&old_client).is_ok(), "not refused as missing");
+        keep_absent(&mut old_client, &current);
+        let kept: AgencyPolicy = serde_json::from_value(old_client).unwrap();
+        assert_eq!(kept.map.geocoder_url, current.map.geocoder_url, "not reset");
+        // A client that sends it sets it, empty included.
+        let mut new_client = serde_json::to_value(AgencyPolicy::default()).unwrap();
+        keep_absent(&mut new_client, &current);
+        let set: AgencyPolicy = serde_json::from_value(new_client).unwrap();
+        assert_eq!(set.map.geocoder_url, "");
+        // Every other field is still required.
+        let mut lacking = serde_json::to_value(AgencyPolicy::default()).unwrap();
+        lacking["map"].as_object_mut().unwrap().remove("tile_url");
+        assert!(
+            matches!(check_fields(&lacking), Err(FieldError::Missing(f)) if f == ["map.tile_url"])
+        );
     }
 }

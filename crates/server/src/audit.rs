@@ -401,9 +401,13 @@ pub async fn put_policy(
     who.require(Right::ManagePolicy)?;
     let confirmed = confirmations(&mut body)?;
     policy_change::check_fields(&body).map_err(field_error)?;
-    let policy: AgencyPolicy = serde_json::from_value(body)
-        .map_err(|e| StoreError::InvalidPolicy(format!("the policy: {e}")))?;
-    apply_policy(&state, &who, move |_| Ok(policy), confirmed).await
+    let change = move |current: &AgencyPolicy| {
+        let mut body = body;
+        policy_change::keep_absent(&mut body, current);
+        serde_json::from_value::<AgencyPolicy>(body)
+            .map_err(|e| StoreError::InvalidPolicy(format!("the policy: {e}")))
+    };
+    apply_policy(&state, &who, change, confirmed).await
 }
 
 /// Change some policy settings (administrator): an RFC 7396 merge patch

@@ -22,6 +22,40 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/cameras", post(create_camera).get(list_cameras))
         .route("/api/v1/cameras/{id}/rotate", post(rotate_key))
         .route("/api/v1/cameras/{id}/revoke", post(revoke))
+        .route("/api/v1/cameras/{id}", axum::routing::patch(rename))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraChange {
+    /// The camera's new name. Nothing else can change: a fixed camera's
+    /// reads take their place from its position, so a camera that moves
+    /// is registered again under a new id.
+    pub name: String,
+}
+
+/// Rename a camera (administrator). Logged with the old and new names.
+#[utoipa::path(patch, path = "/api/v1/cameras/{id}", params(("id" = String, Path)), request_body = CameraChange,
+    responses((status = 200, body = CameraInfo), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    tag = "cameras")]
+pub async fn rename(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<CameraChange>,
+) -> Result<Json<CameraInfo>, ApiError> {
+    who.require(Right::ManageCameras)?;
+    let id = crate::search::path_param(path)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let cam = blocking(move || {
+        store
+            .rename_camera(&id, &body.name, &actor, now)
+            .map_err(camera_error)
+    })
+    .await?;
+    Ok(Json(CameraInfo::from(&cam)))
 }
 
 #[derive(Deserialize, ToSchema)]

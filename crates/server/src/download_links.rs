@@ -71,6 +71,14 @@ pub enum LinkTarget {
     /// An approved sharing request's package, as
     /// `GET /api/v1/sharing/requests/{id}/export`.
     SharingExport { request_id: i64 },
+    /// A search's results as CSV (at most 10,000 reads, newest first):
+    /// the body of `POST /api/v1/search`, purpose included (its `limit`
+    /// and `cursor` are ignored). Logged as an export access and tracked
+    /// as a download with a destroy-by date.
+    SearchExport {
+        #[schema(value_type = Object)]
+        search: serde_json::Value,
+    },
 }
 
 #[derive(Serialize, ToSchema)]
@@ -179,6 +187,9 @@ pub async fn create_link(
                 .await
                 .map(|_| ())?
         }
+        LinkTarget::SearchExport { search } => {
+            crate::search::may_export_search(&state, &who, search).await?;
+        }
     }
     let (secret, expires_ms) = state.links.issue(
         &token,
@@ -230,6 +241,9 @@ pub async fn fetch_link(
         }
         LinkTarget::SharingExport { request_id } => {
             sharing::sharing_zip(&state, &who, request_id).await?
+        }
+        LinkTarget::SearchExport { search } => {
+            crate::search::search_csv(&state, &who, &search).await?
         }
     };
     // The secret is spent, but it should not travel further either.

@@ -251,6 +251,8 @@ pub async fn add_entry(
 
 #[derive(Deserialize, IntoParams)]
 pub struct EntryPage {
+    /// Only entries whose plate holds these letters and digits.
+    pub plate: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     pub limit: Option<usize>,
@@ -287,7 +289,8 @@ pub async fn list_entries(
     let limit = crate::search::page_limit(page.limit)?;
     let after = crate::search::id_cursor(page.cursor.as_deref())?.unwrap_or(0);
     let store = state.store.clone();
-    let entries = blocking(move || Ok(store.hot_entries(id, after, limit)?)).await?;
+    let entries =
+        blocking(move || Ok(store.hot_entries(id, page.plate.as_deref(), after, limit)?)).await?;
     let next_cursor = (entries.len() >= limit)
         .then(|| entries.last().map(|e| e.id.to_string()))
         .flatten();

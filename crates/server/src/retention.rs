@@ -10,6 +10,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use platekeeper_core::legal_hold::{self, HoldAction};
+use platekeeper_core::read::format_time_ms;
 use platekeeper_core::{Purpose, ReadId, Right, Role};
 use platekeeper_store::{Access, AccessKind, Download, Hold, PurgeReport, MAX_HOLD_READS};
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/evidence", post(export_evidence))
         .route("/api/v1/downloads", get(list_downloads))
         .route("/api/v1/downloads/{id}/destroyed", post(record_destruction))
-        .route("/api/v1/purge", post(purge))
+        .route("/api/v1/purge", post(purge).get(purge_status))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -481,6 +482,10 @@ pub async fn hold_reads(
             .collect(),
         next_cursor: (next < page.total).then(|| next.to_string()),
         plates_matched: page.plates,
+        total: Some(platekeeper_store::Total {
+            count: page.total,
+            at_least: false,
+        }),
     }))
 }
 
@@ -523,10 +528,16 @@ pub struct EvidenceRequest {
 
 /// A zip response with the download's tracking headers, streamed from
 /// the package's spool file (a package may be gigabytes).
-pub(crate) fn zip_response(package: platekeeper_store::Package, download: &Download) -> Response {
+/// A package (`application/zip`) or other export file streamed from its
+/// spool file, with the download it was recorded as.
+pub(crate) fn package_response(
+    package: platekeeper_store::Package,
+    download: &Download,
+    content_type: &'static str,
+) -> Response {
     let file = tokio::fs::File::from_std(package.file);
     Response::builder()
-        .header(header::CONTENT_TYPE, "application/zip")
+        .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, package.size)
         .header(
             header::CONTENT_DISPOSITION,
@@ -596,7 +607,7 @@ pub(crate) async fn evidence_zip(
             .into_value())
     })
     .await?;
-    Ok(zip_response(package, &download))
+    Ok(package_response(package, &download, "application/zip"))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -689,4 +700,71 @@ pub async fn purge(
     Ok(Json(
         blocking(move || Ok(store.purge(now, p.dry_run.unwrap_or(false), &actor)?)).await?,
     ))
+}
+
+/// Purges shown at most by [`purge_status`].
+const PURGE_RUNS_SHOWN: usize = 30;
+
+#[derive(Serialize, ToSchema)]
+pub struct PurgeRun {
+    /// The log entry recording it.
+    pub seq: i64,
+    pub at: String,
+    /// `system` for the daily run, else the administrator who ran it.
+    pub by: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PurgeStatus {
+    /// The latest purges that removed something, newest first (a run
+    /// that found nothing due changes nothing and is not logged).
+    pub runs: Vec<PurgeRun>,
+    /// The daily purge runs at the first maintenance pass (hourly) after
+    /// the UTC day turns: between these two times.
+    pub next_run_after: String,
+    pub next_run_before: String,
+    /// What a purge now would remove (a dry run; nothing changes).
+    #[schema(value_type = Object)]
+    pub due: PurgeReport,
+}
+
+/// Past purges, the next one, and what is due now (administrator).
+#[utoipa::path(get, path = "/api/v1/purge", responses((status = 200, body = PurgeStatus)), tag = "retention")]
+pub async fn purge_status(
+    State(state): State<AppState>,
+    who: Person,
+) -> Result<Json<PurgeStatus>, ApiError> {
+    who.require(Right::ManagePolicy)?;
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let actor = who.actor();
+    let (entries, due) = blocking(move || {
+        let filter = platekeeper_store::LogFilter {
+            category: Some("system".into()),
+            kind: Some("purge".into()),
+            ..Default::default()
+        };
+        let entries = store.log_entries_matching(&filter, None, PURGE_RUNS_SHOWN)?;
+        Ok((entries, store.purge(now, true, &actor)?))
+    })
+    .await?;
+    let day = platekeeper_core::retention::DAY_MS;
+    let next = (now.div_euclid(day) + 1) * day;
+    let every = i64::try_from(crate::MAINTENANCE_EVERY.as_millis()).unwrap_or(i64::MAX);
+    Ok(Json(PurgeStatus {
+        runs: entries
+            .into_iter()
+            .map(|e| PurgeRun {
+                seq: e.seq,
+                at: format_time_ms(e.ts_ms),
+                by: e.username,
+                details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            })
+            .collect(),
+        next_run_after: format_time_ms(next),
+        next_run_before: format_time_ms(next.saturating_add(every)),
+        due,
+    }))
 }

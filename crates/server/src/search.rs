@@ -103,6 +103,10 @@ pub struct SearchResponse {
     pub next_cursor: Option<String>,
     /// Distinct plates the plate condition matched.
     pub plates_matched: usize,
+    /// On a first page: every read the search matches (this page and the
+    /// pages after it), counted up to 10,000 (`at_least` then true).
+    #[schema(value_type = Option<Object>)]
+    pub total: Option<platekeeper_store::Total>,
 }
 
 /// A numeric paging cursor (the last id of the previous page), if any.
@@ -316,7 +320,7 @@ pub async fn search(
     // Everything that can refuse the query runs before the access is
     // opened: a refused query is not an access.
     let store = state.store.clone();
-    let plan = blocking(move || Ok(store.plan(query)?)).await?;
+    let plan = blocking(move || Ok(store.plan(query)?.count_total())).await?;
     let logged = serde_json::json!({
         "plate": plan.query().plate.as_ref().map(|p| p.as_str()),
         "fuzzy": req.fuzzy,
@@ -343,7 +347,79 @@ pub async fn search(
         results: page.reads.iter().map(|r| result_of(r, access_id)).collect(),
         next_cursor: page.next.map(|c| c.encode()),
         plates_matched: page.plates_matched,
+        total: page.total,
     }))
+}
+
+/// Most reads one CSV export of a search carries.
+pub const MAX_SEARCH_EXPORT_READS: usize = 10_000;
+
+/// The checks of a search export before anything is found: the rights,
+/// the purpose and the query (see [`search_csv`]).
+async fn export_plan(
+    state: &AppState,
+    who: &Person,
+    search: &serde_json::Value,
+) -> Result<(platekeeper_store::SearchPlan, Purpose, serde_json::Value), ApiError> {
+    who.require_plate_data(state, Right::SearchReads)?;
+    who.require_plate_data(state, Right::ExportReads)?;
+    let req: SearchRequest = serde_json::from_value(search.clone()).map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_query",
+            format!("search is not a search request: {e}"),
+        )
+    })?;
+    let mut query = build_query(&req)?;
+    query.limit = platekeeper_store::search::MAX_LIMIT;
+    query.cursor = None;
+    let purpose = purpose_of(req.purpose.clone())?;
+    check_purpose(state, &purpose)?;
+    let logged = serde_json::json!({
+        "export": "csv",
+        "plate": req.plate, "fuzzy": req.fuzzy, "from": req.from, "to": req.to,
+        "near": req.near.as_ref().map(|n| serde_json::json!({"lat": n.lat, "lon": n.lon, "radius_m": n.radius_m})),
+        "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
+        "camera": req.camera, "state": req.state,
+    });
+    let store = state.store.clone();
+    let plan = blocking(move || Ok(store.plan(query)?)).await?;
+    Ok((plan, purpose, logged))
+}
+
+/// Checks that `who` may export `search` now (before a download link).
+pub(crate) async fn may_export_search(
+    state: &AppState,
+    who: &Person,
+    search: &serde_json::Value,
+) -> Result<(), ApiError> {
+    export_plan(state, who, search).await.map(|_| ())
+}
+
+/// A search's results as CSV, exported by `who`: one access (kind
+/// `export`) naming every read, and a download with a destroy-by date,
+/// in one commit.
+pub(crate) async fn search_csv(
+    state: &AppState,
+    who: &Person,
+    search: &serde_json::Value,
+) -> Result<axum::response::Response, ApiError> {
+    let (plan, purpose, logged) = export_plan(state, who, search).await?;
+    let access = access(who, AccessKind::Export, logged, purpose);
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    let (package, download) = blocking(move || {
+        let found = store.sharing_reads(&access, plan, MAX_SEARCH_EXPORT_READS)?;
+        Ok(store
+            .export_search(access, found, &actor, now)?
+            .into_value())
+    })
+    .await?;
+    Ok(crate::retention::package_response(
+        package,
+        &download,
+        "text/csv; charset=utf-8",
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -38,7 +38,10 @@ pub fn routes() -> Router<AppState> {
             post(create_request).get(list_requests),
         )
         .route("/api/v1/sharing/requests/{id}", get(get_request))
-        .route("/api/v1/sharing/requests/{id}/document", get(get_document))
+        .route(
+            "/api/v1/sharing/requests/{id}/document",
+            get(get_document).put(attach_document),
+        )
         .route("/api/v1/sharing/requests/{id}/approve", post(approve))
         .route("/api/v1/sharing/requests/{id}/deny", post(deny))
         .route("/api/v1/sharing/requests/{id}/export", get(export))
@@ -170,24 +173,7 @@ pub async fn create_request(
 ) -> Result<(StatusCode, Json<SharingRequest>), ApiError> {
     who.require(Right::ManageSharing)?;
     parse_query(&req.query)?;
-    let document = req
-        .document
-        .map(|d| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(d.content_base64.trim())
-                .map_err(|e| {
-                    ApiError::unprocessable(
-                        "invalid_document",
-                        format!("document.content_base64 is not base64: {e}"),
-                    )
-                })?;
-            Ok::<_, ApiError>(Document {
-                name: d.name,
-                media_type: d.media_type,
-                bytes,
-            })
-        })
-        .transpose()?;
+    let document = req.document.map(decode_document).transpose()?;
     let now = state.now_ms();
     let received_on = req.received_on.unwrap_or_else(|| today(now));
     let new = NewSharingRequest {
@@ -203,6 +189,45 @@ pub async fn create_request(
     let actor = who.actor();
     let r = blocking(move || Ok(store.create_sharing_request(new, &actor, now)?)).await?;
     Ok((StatusCode::CREATED, Json(r)))
+}
+
+fn decode_document(d: DocumentBody) -> Result<Document, ApiError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(d.content_base64.trim())
+        .map_err(|e| {
+            ApiError::unprocessable(
+                "invalid_document",
+                format!("document.content_base64 is not base64: {e}"),
+            )
+        })?;
+    Ok(Document {
+        name: d.name,
+        media_type: d.media_type,
+        bytes,
+    })
+}
+
+/// File the written request of a pending request (administrator); the
+/// request cannot be approved without it (SPEC R7.2). Logged with its
+/// SHA-256.
+#[utoipa::path(put, path = "/api/v1/sharing/requests/{id}/document", params(("id" = i64, Path)), request_body = DocumentBody,
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)), tag = "sharing")]
+pub async fn attach_document(
+    State(state): State<AppState>,
+    who: Person,
+    path: Result<Path<i64>, PathRejection>,
+    ApiJson(body): ApiJson<DocumentBody>,
+) -> Result<Json<SharingRequest>, ApiError> {
+    who.require(Right::ManageSharing)?;
+    let id = path_param(path)?;
+    let document = decode_document(body)?;
+    let store = state.store.clone();
+    let actor = who.actor();
+    let now = state.now_ms();
+    Ok(Json(
+        blocking(move || Ok(store.attach_sharing_document(id, document, &actor, now)?)).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -450,7 +475,11 @@ pub(crate) async fn sharing_zip(
             .into_value())
     })
     .await?;
-    Ok(crate::retention::zip_response(package, &download))
+    Ok(crate::retention::package_response(
+        package,
+        &download,
+        "application/zip",
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

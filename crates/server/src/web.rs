@@ -61,6 +61,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/hotlists.js", JS),
     asset!("js/admin.js", JS),
     asset!("js/sharing.js", JS),
+    asset!("js/records.js", JS),
     asset!("js/audit.js", JS),
     asset!("manifest.webmanifest", "application/manifest+json"),
     asset!("sw.js", JS),
@@ -85,11 +86,12 @@ pub fn routes() -> Router<AppState> {
 
 /// The Content-Security-Policy of every page: this host only, plus the
 /// agency's tile server for map images when one is configured.
-fn content_security_policy(tile_origin: Option<&str>) -> String {
+fn content_security_policy(tile_origin: Option<&str>, geocoder_origin: Option<&str>) -> String {
     let tiles = tile_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    let geocoder = geocoder_origin.map(|o| format!(" {o}")).unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; \
-         img-src 'self' data: blob:{tiles}; connect-src 'self'; media-src 'self' blob:; \
+         img-src 'self' data: blob:{tiles}; connect-src 'self'{geocoder}; media-src 'self' blob:; \
          worker-src 'self'; manifest-src 'self'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
@@ -148,11 +150,7 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.path == PAGE) {
         Some(i) => {
             let map = state.store.policy().map;
-            let csp = content_security_policy(
-                (!map.served_tile_url().is_empty())
-                    .then(|| map.tile_origin())
-                    .flatten(),
-            );
+            let csp = content_security_policy(map.tile_origin(), map.geocoder_origin());
             serve_asset(i, Some(csp), &headers)
         }
         None => StatusCode::NOT_FOUND.into_response(),
@@ -214,6 +212,11 @@ pub struct MapSettings {
     /// Set when the tiles come from a public service outside the agency
     /// (the areas viewed are sent to it).
     pub warning: Option<String>,
+    /// The agency's geocoder (`{query}` stands for the address); empty
+    /// when none is set, and then no address search is offered.
+    pub geocoder_url: String,
+    /// Set when the geocoder is a public service outside the agency.
+    pub geocoder_warning: Option<String>,
 }
 
 /// The agency's name and map settings (public: no plate data).
@@ -228,6 +231,8 @@ pub async fn settings(State(state): State<AppState>) -> Json<UiSettings> {
             zoom: p.map.zoom,
             tile_url: p.map.served_tile_url().to_string(),
             warning: p.map.tile_warning(),
+            geocoder_url: p.map.served_geocoder_url().to_string(),
+            geocoder_warning: p.map.geocoder_warning(),
         },
         purpose_rule: platekeeper_core::purpose::PURPOSE_RULE,
         dispositions: platekeeper_core::hotlist::Disposition::ALL

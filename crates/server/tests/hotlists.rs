@@ -940,3 +940,77 @@ async fn only_someone_who_saw_an_alert_acknowledges_or_closes_it() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn a_large_list_is_searched_by_plate() {
+    // Issue 23 item 8: a search box for lists of 100,000 entries.
+    let api = api().await;
+    let list = api
+        .new_list("Stolen vehicles", "stolen_vehicle", false)
+        .await;
+    let expires = platekeeper_core::read::format_time_ms(api.now() + 20 * DAY);
+    for plate in ["7ABC123", "5XYZ987", "4KX?9*", "8ABC999"] {
+        let (s, v) = api
+            .add(
+                list,
+                &api.admin,
+                json!({"plate": plate, "reason": "stolen", "expires_at": expires}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let find = |q: &str| {
+        let api = &api;
+        let path = format!("/api/v1/hotlists/{list}/entries?{q}");
+        async move { api.call("GET", &path, Some(&api.admin), None).await }
+    };
+    let plates = |v: &Value| -> Vec<String> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["plate"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v) = find("plate=abc").await;
+    assert_eq!(
+        (s, plates(&v)),
+        (
+            StatusCode::OK,
+            vec!["7ABC123".to_string(), "8ABC999".to_string()]
+        ),
+        "{v}"
+    );
+    let (_, v) = find("plate=9&limit=1").await;
+    assert_eq!(plates(&v), ["5XYZ987"]);
+    let (_, v) = find(&format!(
+        "plate=9&limit=1&cursor={}",
+        v["next_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(plates(&v), ["4KX?9*"], "pages go on within the filter");
+    let (_, v) = find("plate=KX").await;
+    assert_eq!(
+        plates(&v),
+        ["4KX?9*"],
+        "a pattern entry is found by its letters"
+    );
+    let (_, v) = find("plate=NONE1").await;
+    assert_eq!(plates(&v), Vec::<String>::new());
+    for bad in [
+        "plate=%27%20OR%201%3D1",
+        "plate=AB%25",
+        "plate=ABCDEFGHIJK",
+        "plate=",
+        "plate=%3F",
+    ] {
+        let (s, v) = find(bad).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_plate")),
+            "{bad}: {v}"
+        );
+    }
+    let (_, v) = find("").await;
+    assert_eq!(plates(&v).len(), 4, "no filter: every entry");
+}

@@ -160,6 +160,85 @@ async fn a_tile_server_is_allowed_by_the_policy_only_when_the_agency_sets_one() 
 }
 
 #[tokio::test]
+async fn an_address_search_uses_the_agencys_own_geocoder_when_one_is_set() {
+    // Issue 23 item 5: none by default; the agency's own over https; the
+    // page may call it (CSP connect-src) and nothing else.
+    let api = api().await;
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(settings["map"]["geocoder_url"], "");
+    let csp = header_of(&get(&api, "/", None).await, header::CONTENT_SECURITY_POLICY).to_string();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    let patch = |url: &str| {
+        let api = &api;
+        let body = json!({"map": {"geocoder_url": url}});
+        async move {
+            api.call("PATCH", "/api/v1/policy", Some(&api.admin), Some(body))
+                .await
+        }
+    };
+    let (s, v) = patch("https://geo.city.gov/search?format=json&q={query}").await;
+    assert!(s.is_success(), "{v}");
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(
+        settings["map"]["geocoder_url"],
+        "https://geo.city.gov/search?format=json&q={query}"
+    );
+    assert!(settings["map"]["geocoder_warning"].is_null());
+    let csp = header_of(&get(&api, "/", None).await, header::CONTENT_SECURITY_POLICY).to_string();
+    assert!(
+        csp.contains("connect-src 'self' https://geo.city.gov;"),
+        "{csp}"
+    );
+    for bad in [
+        "http://geo.city.gov/search?q={query}",
+        "https://geo.city.gov/search?q=",
+        "https://geo.city.gov/{query}; script-src *",
+    ] {
+        let (s, v) = patch(bad).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("map.geocoder_url"),
+            "{v}"
+        );
+    }
+    // A client written before the field sends every field it knew: the
+    // geocoder is kept, not reset or refused.
+    let (_, mut policy) = api
+        .call("GET", "/api/v1/policy", Some(&api.admin), None)
+        .await;
+    policy["map"]
+        .as_object_mut()
+        .unwrap()
+        .remove("geocoder_url");
+    policy["agency_name"] = json!("Oakland PD");
+    let (s, v) = api
+        .call("PUT", "/api/v1/policy", Some(&api.admin), Some(policy))
+        .await;
+    assert!(s.is_success(), "{v}");
+    assert_eq!(
+        v["map"]["geocoder_url"],
+        "https://geo.city.gov/search?format=json&q={query}"
+    );
+    let (s, _) = patch("https://nominatim.openstreetmap.org/search?format=json&q={query}").await;
+    assert!(s.is_success());
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert!(
+        settings["map"]["geocoder_warning"]
+            .as_str()
+            .unwrap()
+            .contains("every address searched"),
+        "{settings}"
+    );
+    let (s, _) = patch("").await;
+    assert!(s.is_success(), "emptied: none again");
+    let (_, settings) = api.call("GET", "/api/v1/ui/settings", None, None).await;
+    assert_eq!(settings["map"]["geocoder_url"], "");
+}
+
+#[tokio::test]
 async fn the_review_list_names_lapsing_approvals_and_unfinished_enrolments() {
     // R5.3, R5.4: what the administrator must act on soon.
     let mut api = api().await;

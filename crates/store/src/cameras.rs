@@ -405,6 +405,55 @@ impl Store {
         Ok(cam)
     }
 
+    /// Gives camera `id` a new name (a site renamed, a typo). Only the
+    /// name: a fixed camera's reads take their place from its position,
+    /// so moving it would move every read it ever made; a camera moved
+    /// is registered again under a new id. Logged with both names.
+    pub fn rename_camera(
+        &self,
+        id: &str,
+        name: &str,
+        actor: &crate::Actor,
+        now_ms: i64,
+    ) -> Result<Camera, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(StoreError::InvalidCamera(
+                "camera name must be 1 to 200 characters, without control characters".into(),
+            ));
+        }
+        let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
+        let num = cams
+            .num_of(id)
+            .ok_or_else(|| StoreError::UnknownCamera(id.to_string()))?;
+        let mut cam = cams.by_num[&num].clone();
+        if cam.name == name {
+            return Ok(cam);
+        }
+        self.with_log(|tx, head| {
+            tx.execute(
+                "UPDATE cameras SET name = ?2 WHERE num = ?1",
+                params![num, name],
+            )?;
+            crate::log::append(
+                tx,
+                head,
+                actor.entry(
+                    now_ms,
+                    "admin",
+                    "camera_renamed",
+                    serde_json::json!({"camera": id, "old_name": cam.name, "name": name}),
+                ),
+            )
+        })?;
+        cam.name = name.to_string();
+        // The keys stay as they are: only the name changed.
+        if let Some(c) = cams.by_num.get_mut(&num) {
+            c.name = cam.name.clone();
+        }
+        Ok(cam)
+    }
+
     pub fn camera(&self, id: &str) -> Option<Camera> {
         let cams = self.cameras.read().ok()?;
         cams.by_id.get(id).and_then(|n| cams.by_num.get(n)).cloned()

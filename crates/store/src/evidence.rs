@@ -206,6 +206,45 @@ pub(crate) fn build(
 }
 
 /// The records as CSV, one line per read.
+/// Search results as one CSV file (the columns of an evidence package's
+/// `reads.csv`, without pictures), spooled to disk like a package.
+pub(crate) fn csv_file(
+    spool_dir: &std::path::Path,
+    reads: &[StoredRead],
+    file_stem: &str,
+) -> Result<Package, StoreError> {
+    let records: Vec<ReadRecord> = reads
+        .iter()
+        .map(|r| ReadRecord {
+            read_id: r.id.to_string(),
+            plate: r.plate.to_string(),
+            state: r.region.map(|g| g.to_string()),
+            ts: format_time_ms(r.ts_ms),
+            lat: r.position.map(|p| p.lat),
+            lon: r.position.map(|p| p.lon),
+            camera: &r.camera,
+            heading: r.heading,
+            confidence: r.confidence,
+            plate_image: None,
+            vehicle_image: None,
+        })
+        .collect();
+    let csv = reads_csv(&records);
+    crate::private::create_dir(spool_dir)?;
+    let mut file = tempfile::tempfile_in(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
+    file.write_all(csv.as_bytes())
+        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)).map(|_| ()))
+        .map_err(|e| StoreError::io(spool_dir, e))?;
+    Ok(Package {
+        file,
+        size: csv.len() as u64,
+        sha256: hex::encode(Sha256::digest(csv.as_bytes())),
+        file_name: format!("{file_stem}.csv"),
+        reads: reads.len(),
+        images: 0,
+    })
+}
+
 fn reads_csv(records: &[ReadRecord]) -> String {
     let mut csv = String::from(
         "read_id,plate,state,ts,lat,lon,camera,heading,confidence,plate_image,vehicle_image\n",

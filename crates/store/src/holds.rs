@@ -628,6 +628,44 @@ impl Store {
         self.with_download(released.map(|_| package), download, now_ms)
     }
 
+    /// Search results as a CSV file (found under `access` by
+    /// [`Store::sharing_reads`]), committed with the access's entry as a
+    /// download with a destroy-by date, like every copy that leaves
+    /// (SPEC R6.3).
+    pub fn export_search(
+        &self,
+        access: Access,
+        found: Sealed<Vec<StoredRead>>,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<Released<(crate::evidence::Package, crate::sharing::Download)>, StoreError> {
+        let stamp: String = platekeeper_core::read::format_time_ms(now_ms)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(14)
+            .collect();
+        let package = crate::evidence::csv_file(
+            &self.spool_dir(),
+            found.peek(),
+            &format!("search-{}-{stamp}", actor.username),
+        )?;
+        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
+        let (released, download) =
+            self.release_with(access, found, now_ms, |tx, head, receipt, _| {
+                let (download, e) = crate::sharing::record_search_export(
+                    tx,
+                    head,
+                    receipt.access_id(),
+                    &package,
+                    destroy_by,
+                    actor,
+                    now_ms,
+                )?;
+                Ok((download, e.as_head()))
+            })?;
+        self.with_download(released.map(|_| package), download, now_ms)
+    }
+
     /// A released package with the download it was recorded as.
     fn with_download(
         &self,

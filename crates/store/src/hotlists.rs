@@ -383,18 +383,41 @@ impl Store {
     }
 
     /// A page of a list's entries by id, after `after` (0 to start).
+    /// `containing`: only entries whose plate (or pattern) holds these
+    /// letters and digits, in this order (a search box on a list of
+    /// 100,000 entries).
     pub fn hot_entries(
         &self,
         list_id: i64,
+        containing: Option<&str>,
         after: i64,
         limit: usize,
     ) -> Result<Vec<HotEntry>, StoreError> {
         self.require_hotlist(list_id)?;
+        let containing = containing
+            .map(|c| {
+                let c = c.trim().to_ascii_uppercase();
+                if c.is_empty() || c.len() > 10 || !c.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    Err(StoreError::invalid(
+                        "invalid_plate",
+                        format!("plate filter {c:?} must be 1 to 10 letters and digits"),
+                    ))
+                } else {
+                    Ok(c)
+                }
+            })
+            .transpose()?;
         let conn = self.main_readers.get()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM hotlist_entries WHERE list_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            "SELECT {ENTRY_COLUMNS} FROM hotlist_entries WHERE list_id = ?1 AND id > ?2
+             AND (?4 IS NULL OR instr(plate, ?4) > 0) ORDER BY id LIMIT ?3"
         ))?;
-        let mut rows = stmt.query(params![list_id, after, limit.clamp(1, 1_000) as i64])?;
+        let mut rows = stmt.query(params![
+            list_id,
+            after,
+            limit.clamp(1, 1_000) as i64,
+            containing
+        ])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(entry_row(r)?);

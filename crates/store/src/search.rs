@@ -137,7 +137,23 @@ pub struct SearchPage {
     pub next: Option<Cursor>,
     /// Distinct plates the plate condition matched (0 without one).
     pub plates_matched: usize,
+    /// Every read the query matches, this page and all after it, when
+    /// the plan asked for it ([`SearchPlan::count_total`]).
+    pub total: Option<Total>,
 }
+
+/// How many reads a query matches, counted up to a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Total {
+    pub count: usize,
+    /// The count stopped at the cap: there are at least `count`.
+    pub at_least: bool,
+}
+
+/// Most reads [`SearchPlan::count_total`] counts before it says "at
+/// least": counting reads them, and an analyst needs to know "more than
+/// ten thousand", not the exact figure.
+pub const MAX_TOTAL_COUNT: usize = 10_000;
 
 const COLUMNS: &str =
     "r.rid, r.plate, r.meta, r.pos, r.id, i.plate_sha, i.plate_kind, i.vehicle_sha, i.vehicle_kind";
@@ -221,11 +237,20 @@ fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
 pub struct SearchPlan {
     query: ReadQuery,
     candidates: Option<Vec<PlateSpan>>,
+    count_total: bool,
 }
 
 impl SearchPlan {
     pub fn query(&self) -> &ReadQuery {
         &self.query
+    }
+
+    /// Also count every read the query matches (up to
+    /// [`MAX_TOTAL_COUNT`]) when the page is full. Only a first page
+    /// counts: the next pages' totals follow from it.
+    pub fn count_total(mut self) -> SearchPlan {
+        self.count_total = self.query.cursor.is_none();
+        self
     }
 
     /// Moves the plan to the page after `cursor` (the candidates stay).
@@ -250,6 +275,7 @@ impl Store {
         Ok(SearchPlan {
             query: q,
             candidates,
+            count_total: false,
         })
     }
 
@@ -265,9 +291,39 @@ impl Store {
         access: &Access,
         plan: &SearchPlan,
     ) -> Result<Sealed<SearchPage>, StoreError> {
-        let page = self.run_plan(plan)?;
+        let mut page = self.run_plan(plan)?;
+        if plan.count_total {
+            page.total = Some(self.total_of(plan, &page)?);
+        }
         let returned = page.reads.iter().map(|r| (r.id, r.ts_ms)).collect();
         Ok(Sealed::new(access, page, returned))
+    }
+
+    /// How many reads `plan` matches in all, given its first `page`: the
+    /// page's own when it is the last, else the page plus the pages after
+    /// it, read a full page at a time up to [`MAX_TOTAL_COUNT`].
+    fn total_of(&self, plan: &SearchPlan, page: &SearchPage) -> Result<Total, StoreError> {
+        let mut count = page.reads.len();
+        let mut next = page.next;
+        let mut rest = plan.clone();
+        rest.count_total = false;
+        rest.query.limit = MAX_LIMIT;
+        while let Some(cursor) = next {
+            if count >= MAX_TOTAL_COUNT {
+                return Ok(Total {
+                    count: MAX_TOTAL_COUNT,
+                    at_least: true,
+                });
+            }
+            rest.set_cursor(Some(cursor));
+            let more = self.run_plan(&rest)?;
+            count += more.reads.len();
+            next = more.next;
+        }
+        Ok(Total {
+            count: count.min(MAX_TOTAL_COUNT),
+            at_least: count > MAX_TOTAL_COUNT,
+        })
     }
 
     /// Runs a planned query (for the store's own callers, which seal what
@@ -462,6 +518,7 @@ impl Store {
             reads,
             next,
             plates_matched,
+            total: None,
         })
     }
 

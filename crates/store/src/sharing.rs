@@ -219,7 +219,7 @@ pub struct Transfer {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Download {
     pub id: i64,
-    /// `evidence` or `sharing_export`.
+    /// `evidence`, `sharing_export` or `search_export` (its reference is the access).
     pub kind: String,
     /// The hold or sharing request exported.
     pub ref_id: i64,
@@ -422,21 +422,7 @@ impl Store {
                 "query is longer than 100 KB",
             ));
         }
-        let doc = match &req.document {
-            Some(d) if d.bytes.is_empty() || d.bytes.len() > MAX_DOCUMENT_BYTES => {
-                return Err(StoreError::invalid(
-                    "invalid_document",
-                    format!("document must be 1 byte to {} MB", MAX_DOCUMENT_BYTES >> 20),
-                ))
-            }
-            Some(d) => Some((
-                text("document.name", &d.name, 200)?,
-                text("document.media_type", &d.media_type, 100)?,
-                hex::encode(Sha256::digest(&d.bytes)),
-                &d.bytes,
-            )),
-            None => None,
-        };
+        let doc = req.document.as_ref().map(checked_document).transpose()?;
         let (id, _) = self.with_log(|tx, head| {
             tx.execute(
                 "INSERT INTO sharing_requests(agency_id, requester_name, case_number, purpose, query, received_on,
@@ -486,6 +472,45 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?)
+    }
+
+    /// Files the written request of a pending request recorded without
+    /// it (it came by post after the phone call). A request is approved
+    /// only with its document on file; once decided, what was decided on
+    /// stays as it was. Logged with the document's SHA-256.
+    pub fn attach_sharing_document(
+        &self,
+        id: i64,
+        document: Document,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<SharingRequest, StoreError> {
+        let (name, media_type, sha, bytes) = checked_document(&document)?;
+        self.with_log(|tx, head| {
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM sharing_requests WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            match status.as_deref() {
+                None => return Err(StoreError::not_found("sharing_request", id)),
+                Some("pending") => {}
+                Some(other) => {
+                    return Err(StoreError::conflict(
+                        "request_decided",
+                        format!("sharing request {id} is already {other}: the document it was decided on stays as it was"),
+                    ))
+                }
+            }
+            tx.execute(
+                "UPDATE sharing_requests SET document_name = ?2, document_type = ?3, document = ?4, document_sha256 = ?5
+                 WHERE id = ?1",
+                params![id, name, media_type, bytes.as_slice(), sha],
+            )?;
+            log::append(tx, head, actor.entry(now_ms, "admin", "sharing_document_attached", serde_json::json!({
+                "request_id": id, "document_name": name, "document_sha256": sha,
+            })))
+        })?;
+        self.sharing_request(id)?
+            .ok_or_else(|| StoreError::not_found("sharing_request", id))
     }
 
     /// Requests, newest first; `status` filters.
@@ -580,6 +605,14 @@ impl Store {
         }
         if approve {
             self.refuse_unless_shareable(&req, "approval", actor, now_ms)?;
+            // SPEC R7.2: a share follows a written request, reviewed and
+            // kept on file; it is on file before the approval.
+            if req.document_sha256.is_none() {
+                return Err(StoreError::conflict(
+                    "document_required",
+                    format!("sharing request {id} has no written request on file: attach it (PUT /api/v1/sharing/requests/{id}/document) before approving"),
+                ));
+            }
         }
         let note = note.map(|n| text("note", n, 1000)).transpose()?;
         let status = if approve { "approved" } else { "denied" };
@@ -848,6 +881,22 @@ impl Store {
     }
 }
 
+/// A written request's (name, media type, SHA-256, bytes), checked.
+fn checked_document(d: &Document) -> Result<(String, String, String, &Vec<u8>), StoreError> {
+    if d.bytes.is_empty() || d.bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(StoreError::invalid(
+            "invalid_document",
+            format!("document must be 1 byte to {} MB", MAX_DOCUMENT_BYTES >> 20),
+        ));
+    }
+    Ok((
+        text("document.name", &d.name, 200)?,
+        text("document.media_type", &d.media_type, 100)?,
+        hex::encode(Sha256::digest(&d.bytes)),
+        &d.bytes,
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn insert_download(
     tx: &Connection,
@@ -991,6 +1040,43 @@ pub(crate) fn record_sharing_export(
                 "request_id": req.id, "agency_id": req.agency_id, "agency": req.agency_name,
                 "access": access_id, "download_id": download, "transfer_id": transfer,
                 "reads": package.reads, "sha256": package.sha256,
+            }),
+        ),
+    )?;
+    Ok((download, e))
+}
+
+/// The download of a search's results (`search_export`; its reference
+/// is the access that found them) and its log entry.
+pub(crate) fn record_search_export(
+    tx: &Connection,
+    head: log::Head,
+    access_id: i64,
+    package: &Package,
+    destroy_by: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<(i64, log::LogEntry), StoreError> {
+    let download = insert_download(
+        tx,
+        "search_export",
+        access_id,
+        access_id,
+        package,
+        destroy_by,
+        actor,
+        now_ms,
+    )?;
+    let e = log::append(
+        tx,
+        head,
+        actor.entry(
+            now_ms,
+            "admin",
+            "search_exported",
+            serde_json::json!({
+                "access": access_id, "download_id": download, "reads": package.reads,
+                "sha256": package.sha256, "destroy_by": format_time_ms(destroy_by),
             }),
         ),
     )?;
