@@ -20,6 +20,7 @@ const FILES = [
   '/assets/js/hotlists.js',
   '/assets/js/admin.js',
   '/assets/js/sharing.js',
+  '/assets/js/records.js',
   '/assets/js/audit.js',
 ];
 

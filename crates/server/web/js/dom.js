@@ -91,15 +91,17 @@ export function values(form) {
 }
 
 /**
- * A table. `columns` are [label, row => cell] pairs; an empty list shows
- * `empty` instead.
+ * A table. `columns` are [label, row => cell] pairs (a third element
+ * `'rowheader'` makes that column name its row); an empty list shows
+ * `empty` instead. Each cell carries its column's label, for layouts
+ * that stack a row's cells on a phone.
  */
 export function table(columns, rows, empty = 'Nothing to show.', rowAttrs) {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
   return h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', { scope: 'col' }, label)))),
     h('tbody', {}, rows.map((r) => h('tr', rowAttrs ? rowAttrs(r) : {},
-      columns.map(([, cell]) => h('td', {}, cell(r))))))));
+      columns.map(([label, cell, kind]) => (kind === 'rowheader' ? h('th', { scope: 'row' }, cell(r)) : h('td', { 'data-label': label || null }, cell(r)))))))));
 }
 
 /** The short name of this computer's zone at `d` (`PST`, `PDT`, `UTC`). */
@@ -179,13 +181,13 @@ export function localValue(d) {
  * `confirm`/`prompt`, which kiosk and in-car browsers may suppress, which
  * cannot say that an answer is required, and which look like another
  * site's. With `answer` (the label of a text box) it asks for text, and
- * `required` makes that text needed. Resolves to the text (or `true`)
- * when the person presses `yes`, and to `null` when they cancel (Cancel
- * or Escape).
+ * `required` makes that text needed; `value` fills it in first.
+ * Resolves to the text (or `true`) when the person presses `yes`, and
+ * to `null` when they cancel (Cancel or Escape).
  */
-export function ask(question, { answer, required = false, yes = 'OK', danger = false } = {}) {
+export function ask(question, { answer, value, required = false, yes = 'OK', danger = false } = {}) {
   return new Promise((resolve) => {
-    const text = answer ? input('answer', { required, maxlength: '500' }) : null;
+    const text = answer ? input('answer', { required, maxlength: '500', value }) : null;
     const q = h('p', { id: `ask${++fieldSeq}` }, question);
     const dlg = h('dialog', { class: 'ask-dialog', 'aria-labelledby': q.id });
     put(dlg, h('form', { method: 'dialog' },
