@@ -128,14 +128,27 @@ export async function camerasPage(main, { signal }) {
   const list = h('div', {});
   async function load() {
     const res = await api('GET', '/api/v1/cameras?limit=1000', undefined, { signal });
+    // Working cameras first; disabled ones after, marked as such.
+    const cams = [...res.cameras].sort((a, b) => Number(!!a.revoked_at) - Number(!!b.revoked_at));
     put(list, table([
       ['Id', (c) => c.id], ['Name', (c) => c.name], ['Kind', (c) => c.kind],
       ['Place', (c) => (c.lat !== null ? `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}` : 'mobile')],
-      ['Key', (c) => (c.revoked_at ? `revoked ${when(c.revoked_at)}` : c.old_key_valid_until ? `rotated; old key works until ${when(c.old_key_valid_until)}` : 'active')],
+      ['Key', (c) => (c.revoked_at ? [h('span', { class: 'tag suspended' }, 'Disabled'), ` keys revoked ${when(c.revoked_at)}`]
+        : c.old_key_valid_until ? `rotated; old key works until ${when(c.old_key_valid_until)}` : h('span', { class: 'tag active' }, 'active'))],
       ['', (c) => h('span', { class: 'actions' },
-        h('button', { type: 'button', onclick: () => rotate(c) }, c.revoked_at ? 'New key' : 'Rotate key'),
-        c.revoked_at ? null : h('button', { type: 'button', class: 'danger', onclick: () => revoke(c) }, 'Revoke'))],
-    ], res.cameras, 'No cameras registered.'));
+        h('button', { type: 'button', onclick: () => rename(c) }, 'Rename'),
+        h('button', { type: 'button', onclick: () => rotate(c) }, c.revoked_at ? 'New key (enable)' : 'Rotate key'),
+        c.revoked_at ? null : h('button', { type: 'button', class: 'danger', onclick: () => revoke(c) }, 'Disable (revoke keys)'))],
+    ], cams, 'No cameras registered.', (c) => ({ class: c.revoked_at ? 'disabled' : null })));
+  }
+  async function rename(c) {
+    const name = await ask(`New name for ${c.id}? Its id and position stay as they are.`, { answer: 'Name', value: c.name, required: true, yes: 'Rename' });
+    if (!name || name === c.name) return;
+    try {
+      const r = await api('PATCH', `/api/v1/cameras/${encodeURIComponent(c.id)}`, { name });
+      flash(`${r.id} renamed "${r.name}".`);
+      load();
+    } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
   // A rotation shows the new key once; the old one keeps working for the
   // grace period while the new one is put in the camera.
@@ -150,9 +163,9 @@ export async function camerasPage(main, { signal }) {
     } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
   async function revoke(c) {
-    const reason = await ask(`Revoke every key of ${c.id}? Its next upload is refused. A new key brings it back.`, { answer: 'Why (stolen, key leaked, retired)?', required: true, yes: 'Revoke', danger: true });
+    const reason = await ask(`Disable ${c.id} by revoking every key it has? Its next upload is refused. A new key brings it back.`, { answer: 'Why (stolen, key leaked, retired)?', required: true, yes: 'Disable', danger: true });
     if (!reason) return;
-    try { await api('POST', `/api/v1/cameras/${encodeURIComponent(c.id)}/revoke`, { reason }); flash(`${c.id} revoked.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
+    try { await api('POST', `/api/v1/cameras/${encodeURIComponent(c.id)}/revoke`, { reason }); flash(`${c.id} disabled: its keys are revoked.`); load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
   const out = h('div', { class: 'out' });
   const form = h('form', { class: 'card' },
@@ -169,38 +182,61 @@ export async function camerasPage(main, { signal }) {
     form.reset();
     load();
   });
-  put(main, ...heading('Cameras', 'Each camera sends reads with its own key. Keys are stored only as hashes.'), list, form);
+  put(main, ...heading('Cameras', 'Each camera sends reads with its own key; keys are stored only as hashes. A camera can be renamed, or disabled by revoking its keys. Its position cannot be edited: reads from a fixed camera take their place from it, so a camera that moves is registered again under a new id and its earlier reads keep the place where they were made.'), list, form);
   await load();
 }
 
-// The policy fields people change most, as a form; the rest stays as it is.
+// The policy, as a form: each field its path in the policy, its label,
+// and how it is edited (`lines`: a list, one per line; `nullable`: empty
+// is none; `text`: a large text; `optional`: shown only where the
+// server's policy has it, so the page works with servers before and after
+// the field was added). Fields not listed are sent back as they came.
 const POLICY_FIELDS = [
   ['Agency', [['agency_name', 'Agency name'], ['administrator_name', 'ALPR Administrator'], ['administrator_title', 'Administrator\'s title']]],
+  ['Purpose of a search', [
+    ['purpose.offenses', 'Offenses accepted, one per line', { as: 'lines', hint: 'A search must name one of these. Empty: the built-in list of common offenses, and code sections such as 211 PC or 10851 VC.' }],
+    ['purpose.case_number_format', 'Case-number format', { as: 'nullable', hint: '# a digit, @ a letter, ? a letter or digit, anything else itself: ##-###### accepts 26-004211. Empty: at least 4 characters with a digit.' }]]],
   ['Retention (days)', [['retention.reads_days', 'Reads'], ['retention.images_days', 'Images'], ['retention.hotlists_days', 'Hot-list entries'], ['retention.access_log_days', 'Access log'], ['retention.audit_documents_days', 'Audit documents'], ['retention.downloads_days', 'Downloads']]],
   ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.admin_lockout_minutes', 'Administrator lock lasts (minutes)'], ['accounts.lockout_minutes', 'Others\' lock lasts (minutes; 0 until unlocked)'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
+  ['Alerts', [['alerts.resend_after_s', 'Send an unacknowledged alert again after (seconds, 10–3600)'], ['alerts.max_sends', 'Sends of one alert at most (1–100)']]],
   ['Audit log', [['audit.on_tamper', 'If the log fails its check at start: refuse or alarm']]],
-  ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)']]],
+  ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)'],
+    ['map.geocoder_url', 'Address search URL (optional, your own)', { optional: true, hint: 'The agency\'s own geocoder, with {query} where the address goes, e.g. https://geo.agency.gov/search?format=json&q={query}. Empty: no address search.' }]]],
+  ['Public policy', [['public_policy_markdown', 'Usage and privacy policy (Markdown)', { as: 'text', hint: 'Published on the public transparency page (/transparency). # for a heading, * for a list, **bold**. At most 200,000 characters.' }]]],
 ];
 
 const getPath = (o, p) => p.split('.').reduce((x, k) => (x == null ? x : x[k]), o);
 function setPath(o, p, v) { const ks = p.split('.'); const last = ks.pop(); ks.reduce((x, k) => x[k], o)[last] = v; }
+const shown = (policy, [p, , opts = {}]) => !opts.optional || getPath(policy, p) !== undefined;
+
+function policyControl(policy, [p, label, opts = {}]) {
+  const v = getPath(policy, p);
+  if (opts.as === 'text') return field(label, h('textarea', { name: p, rows: '14', class: 'policy-text', value: v ?? '' }), opts.hint);
+  if (opts.as === 'lines') return field(label, h('textarea', { name: p, rows: '6', value: (v || []).join('\n') }), opts.hint);
+  return field(label, input(p, { value: v ?? '', type: typeof v === 'number' ? 'number' : 'text', step: 'any' }), opts.hint);
+}
+
+/** A control's value as the policy holds it. */
+function policyValue(policy, [p, , opts = {}], form) {
+  const raw = form.elements[p].value;
+  if (opts.as === 'text') return raw;
+  if (opts.as === 'lines') return raw.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (opts.as === 'nullable') return raw.trim() || null;
+  return typeof getPath(policy, p) === 'number' ? Number(raw) : raw.trim();
+}
 
 export async function policyPage(main, { signal }) {
   const policy = await api('GET', '/api/v1/policy', undefined, { signal });
   const out = h('div', { class: 'out' });
   const form = h('form', { class: 'card' },
     POLICY_FIELDS.map(([legend, fields]) => h('fieldset', {}, h('legend', {}, legend),
-      h('div', { class: 'row wrap' }, fields.map(([p, label]) => {
-        const v = getPath(policy, p);
-        return field(label, input(p, { value: v ?? '', type: typeof v === 'number' ? 'number' : 'text', step: 'any' }));
-      })))),
+      h('div', { class: 'row wrap' }, fields.filter((f) => shown(policy, f)).map((f) => policyControl(policy, f))))),
     h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit' }, 'Save policy')), out);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    const v = values(form);
     const next = structuredClone(policy);
     for (const [, fields] of POLICY_FIELDS) {
-      for (const [p] of fields) setPath(next, p, typeof getPath(policy, p) === 'number' ? Number(v[p]) : v[p]);
+      for (const f of fields) if (shown(policy, f)) setPath(next, f[0], policyValue(policy, f, form));
     }
     busy(form, async () => {
       try {
@@ -224,5 +260,5 @@ export async function policyPage(main, { signal }) {
       } catch (err) { put(out, problem(err, 'Not saved.')); }
     });
   });
-  put(main, ...heading('Policy', 'Retention, account rules and the map. Settings that would switch a rule off are refused; a change that weakens one (a retention shortened, more sign-in attempts, …) asks you to confirm; each change is logged with its old and new values.'), form);
+  put(main, ...heading('Policy', 'The purpose rules, retention, account and alert rules, the map and the public policy text. Settings that would switch a rule off are refused; a change that weakens one (a retention shortened, more sign-in attempts, …) asks you to confirm; each change is logged with its old and new values.'), form);
 }
