@@ -52,24 +52,48 @@ export async function auditPage(main, { signal }) {
     h('button', { type: 'submit', value: 'html' }, 'View'),
     h('button', { type: 'button', onclick: () => fetchReport('csv') }, 'Download CSV'),
     h('button', { type: 'button', onclick: () => fetchReport('html') }, 'Download HTML'));
-  reportForm.addEventListener('submit', async (e) => {
-    e.preventDefault();
+  reportForm.addEventListener('submit', (e) => { e.preventDefault(); viewReport(values(reportForm).period); });
+  async function viewReport(period) {
     try {
-      const r = await api('GET', `/api/v1/audit/report?period=${encodeURIComponent(values(reportForm).period)}&format=json`);
+      const r = await api('GET', `/api/v1/audit/report?period=${encodeURIComponent(period)}&format=json`);
       put(reportOut, summary(r));
+      reportOut.scrollIntoView({ block: 'nearest' });
     } catch (err) { put(reportOut, problem(err, 'No report.')); }
-  });
-  async function fetchReport(format) {
-    const period = values(reportForm).period;
+    loadReports();
+  }
+  async function fetchReport(format, period = values(reportForm).period) {
     try {
       const { blob, filename } = await api('GET', `/api/v1/audit/report?period=${encodeURIComponent(period)}&format=${format}`, undefined, { blob: true, filename: `audit-${period}.${format}` });
       download(blob, filename);
     } catch (err) { put(reportOut, problem(err, 'No report.')); }
+    loadReports();
+  }
+
+  // Reports made before: each period again, as it stands now.
+  const reports = h('div', { 'aria-live': 'polite' });
+  let showAll = false;
+  async function loadReports() {
+    try {
+      const res = await api('GET', '/api/v1/audit/reports', undefined, { signal });
+      const rows = showAll ? res.reports : res.reports.slice(0, 10);
+      put(reports, table([
+        ['Period', (r) => r.period],
+        ['Generated', (r) => when(r.generated_at)],
+        ['By', (r) => r.generated_by],
+        ['', (r) => h('span', { class: 'actions' },
+          h('button', { type: 'button', onclick: () => viewReport(r.period), 'aria-label': `View the report for ${r.period}` }, 'View'),
+          h('button', { type: 'button', onclick: () => fetchReport('csv', r.period), 'aria-label': `Download the report for ${r.period} as CSV` }, 'CSV'),
+          h('button', { type: 'button', onclick: () => fetchReport('html', r.period), 'aria-label': `Download the report for ${r.period} as HTML` }, 'HTML'))],
+      ], rows, 'No report has been generated yet.'),
+      rows.length < res.reports.length ? h('button', { type: 'button', class: 'link', onclick: () => { showAll = true; loadReports(); } }, `Show all ${res.reports.length}`) : null);
+    } catch (err) { if (err.name !== 'AbortError') put(reports, problem(err, 'The reports made before cannot be listed.')); }
   }
 
   put(main, ...heading('Audit', 'The access log: every search, view, export and administrative change, each entry chained to the one before by SHA-256.'),
-    verify, h('h2', {}, 'Period report'), reportForm, reportOut, h('h2', {}, 'Access log'), filterForm, log);
-  const [v] = await Promise.all([api('GET', '/api/v1/audit/verify', undefined, { signal }), load(false)]);
+    verify, h('h2', {}, 'Period report'), reportForm, reportOut,
+    h('h3', {}, 'Reports made before'), h('p', {}, 'Each generation of a report is kept as an audit document. View or download a period again: it is made afresh from the log as it stands now.'), reports,
+    h('h2', {}, 'Access log'), filterForm, log);
+  const [v] = await Promise.all([api('GET', '/api/v1/audit/verify', undefined, { signal }), load(false), loadReports()]);
   showVerify(verify, v);
 }
 
