@@ -43,16 +43,21 @@ async function listPage(main, id, manage, signal) {
   const entries = h('div', {});
   const lead = h('p', { class: 'lead' }, describe(list));
   let cursor = null;
+  let plate = '';
   async function load(more) {
     if (!more) {
       // The count in the heading follows additions, removals and imports.
       api('GET', `/api/v1/hotlists/${list.id}`, undefined, { signal }).then((l) => { lead.textContent = describe(l); }).catch(() => {});
     }
     const q = new URLSearchParams({ limit: '200' });
+    if (plate) q.set('plate', plate);
     if (more && cursor) q.set('cursor', cursor);
     const res = await api('GET', `/api/v1/hotlists/${list.id}/entries?${q}`, undefined, { signal });
     cursor = res.next_cursor;
-    put(entries, table([
+    put(entries, plate ? h('p', { class: 'summary', role: 'status' }, res.entries.length
+      ? `Entries whose plate contains ${plate}${cursor ? ' (the first 200; Next page shows more)' : `: ${res.entries.length}`}.`
+      : `No entry's plate contains ${plate}.`) : null,
+    table([
       ['Plate', (x) => h('span', { class: 'plate' }, x.plate)],
       ['State', (x) => x.state || ''],
       ['Reason', (x) => x.reason],
@@ -61,7 +66,7 @@ async function listPage(main, id, manage, signal) {
       ['Entered', (x) => `${when(x.entered_at_ms)} by ${x.entered_by}`],
       ['Expires', (x) => when(x.expires_at_ms)],
       ['', (x) => (manage ? h('button', { type: 'button', onclick: () => remove(x) }, 'Remove') : '')],
-    ], res.entries, 'This list has no entries.'),
+    ], res.entries, plate ? 'No entries match.' : 'This list has no entries.'),
     cursor ? h('button', { type: 'button', onclick: () => load(true) }, 'Next page') : null);
   }
   async function remove(x) {
@@ -116,9 +121,20 @@ async function listPage(main, id, manage, signal) {
     });
   });
 
+  // A list of 100,000 entries is searched on the server, not paged through.
+  const find = h('form', { class: 'inline', role: 'search', 'aria-label': 'Search this list' },
+    field('Plate contains', input('plate', { autocapitalize: 'characters', placeholder: '7ABC', maxlength: '20' }), 'Part of a plate: 7ABC finds 7ABC123 and 17ABC9.'),
+    h('button', { type: 'submit' }, 'Find'),
+    h('button', { type: 'button', onclick: () => { find.reset(); plate = ''; load(false).catch((err) => put(entries, problem(err, 'No entries.'))); } }, 'Show all'));
+  find.addEventListener('submit', (e) => {
+    e.preventDefault();
+    plate = values(find).plate.toUpperCase().replace(/[\s-]/g, '');
+    busy(find, () => load(false).catch((err) => put(entries, problem(err, 'No entries.'))));
+  });
+
   put(main, h('p', {}, h('a', { href: '#/hotlists' }, '← All hot lists')),
     h('h1', {}, list.name), lead,
-    manage ? h('div', { class: 'two' }, add, imp) : null, h('h2', {}, 'Entries'), entries);
+    manage ? h('div', { class: 'two' }, add, imp) : null, h('h2', {}, 'Entries'), find, entries);
   await load();
 }
 
