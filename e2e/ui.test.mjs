@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  demoServer, base, demo, totp, freshTotp, withPage, signIn, png, sendRead, pageWeight, localValue, fillPurpose, shot,
+  demoServer, base, demo, totp, freshTotp, withPage, newPage, apiAs, signIn, png, sendRead, pageWeight, localValue, fillPurpose, shot,
 } from './support.mjs';
 
 demoServer({ reads: 30000 });
@@ -482,4 +482,63 @@ test('an ended session returns to sign-in with an explanation', async () => with
   await page.goto(`${base}/#/audit`);
   await page.reload();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+}));
+
+test('an officer finds an address with the agency\'s geocoder, sees the total, exports it as CSV and holds a read from its picture', async () => withPage('search-address', undefined, async (page) => {
+  // Issue 23 items 5 and 7. The administrator names the agency's own
+  // geocoder; the browser test answers for it.
+  const admin = await newPage();
+  await signIn(admin, 'admin', demo.adminPassword);
+  const geocoder = 'https://geo.agency.test/search?format=json&q={query}';
+  assert.equal((await apiAs(admin, 'PATCH', '/api/v1/policy', { map: { geocoder_url: geocoder } })).status, 200);
+  const asked = [];
+  await page.route('https://geo.agency.test/**', (route) => {
+    asked.push(route.request().url());
+    return route.fulfill({ json: [{ lat: '37.8044', lon: '-122.2712', display_name: 'Oakland City Hall, 1 Frank H Ogawa Plaza' }], headers: { 'access-control-allow-origin': '*' } });
+  });
+  try {
+    await signIn(page, 'officer', demo.officer[1]);
+    await page.goto(`${base}/#/search`);
+    await fillPurpose(page, '26-004213', '459 PC', 'canvass around the burglary at city hall');
+    await page.getByLabel('Address').fill('1 Frank H Ogawa Plaza');
+    await page.getByRole('button', { name: 'Find address' }).click();
+    await page.getByRole('button', { name: /Oakland City Hall/ }).click();
+    assert.deepEqual(asked, ['https://geo.agency.test/search?format=json&q=1%20Frank%20H%20Ogawa%20Plaza']);
+    assert.equal(await page.getByLabel('Latitude').inputValue(), '37.80440');
+    assert.match(await page.locator('.shape-text').innerText(), /Canvass: 300 m around 37\.80440, -122\.27120/);
+    await page.getByLabel('Radius (m)').fill('30000');
+    await page.getByLabel('Radius (m)').dispatchEvent('change');
+    await page.getByLabel('From', { exact: true }).fill(localValue(new Date(Date.now() - 6 * 86_400_000)));
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByText(/logged as access \d+/).waitFor();
+    // The total, not "200 reads".
+    const summary = await page.locator('.summary').innerText();
+    const m = /^([\d,]+) of (more than )?([\d,]+) reads shown/.exec(summary) || /^([\d,]+) reads? found/.exec(summary);
+    assert.ok(m, summary);
+    const total = Number((m[3] || m[1]).replace(/,/g, ''));
+    await shot(page, 'search-address');
+
+    // Every match leaves as one CSV file, through a one-time link.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: /^Export (all [\d,]+ |the newest [\d,]+ )?as CSV$/ }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^search-officer-\d{14}\.csv$/);
+    const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
+    assert.match(csv[0], /^read_id,plate,state,ts,lat,lon,camera/);
+    assert.equal(csv.length - 1, Math.min(total, 10000), 'every read the search matched');
+
+    // A read seen in its picture goes on hold from the picture's window.
+    await page.locator('.results tbody tr').first().locator('button.thumb').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Put this read on legal hold' }).click();
+    await dialog.getByText(/On legal hold \d+ for case 26-004213/).waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    assert.deepEqual(page.requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:')),
+      asked, 'the geocoder the agency set is the only other host');
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await apiAs(admin, 'PATCH', '/api/v1/policy', { map: { geocoder_url: '' } });
+    await admin.context().close();
+  }
 }));

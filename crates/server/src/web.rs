@@ -54,6 +54,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/api.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/map.js", JS),
+    asset!("js/geocode.js", JS),
     asset!("js/signin.js", JS),
     asset!("js/search.js", JS),
     asset!("js/alerts.js", JS),

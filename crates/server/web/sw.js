@@ -13,6 +13,7 @@ const FILES = [
   '/assets/js/api.js',
   '/assets/js/dom.js',
   '/assets/js/map.js',
+  '/assets/js/geocode.js',
   '/assets/js/signin.js',
   '/assets/js/search.js',
   '/assets/js/alerts.js',

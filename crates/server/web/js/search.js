@@ -5,6 +5,7 @@
 import { api, imageUrl, saveThroughLink } from './api.js';
 import { h, put, heading, field, input, select, values, table, when, toUtc, localValue, problem, busy, flash, DENIAL_HELP, ask } from './dom.js';
 import { MapView } from './map.js';
+import { geocode } from './geocode.js';
 
 /** Why a purpose was refused, by the server's `detail`, for people. */
 const PURPOSE_HELP = {
@@ -40,6 +41,8 @@ export async function searchPage(main, ctx) {
   let lastQuery = null;
   let results = [];
   let accessId = null;
+  // The first page's count of every match (the server counts to 10,000).
+  let total = null;
   // Newest first, as the server sends them, until a column is chosen.
   let order = { key: 'ts', desc: true };
   const selected = new Set();
@@ -139,10 +142,43 @@ export async function searchPage(main, ctx) {
     h('fieldset', {},
       h('legend', {}, 'Area (canvass)'),
       shapeText,
+      addressSearch(),
       h('div', { class: 'row' }, field('Latitude', area.lat), field('Longitude', area.lon), field('Radius (m)', area.radius))),
     h('div', { class: 'actions' },
       h('button', { class: 'primary', type: 'submit' }, 'Search'),
       h('button', { type: 'button', onclick: clear }, 'Clear')));
+
+  // With the agency's own geocoder set: find an address, centre the map
+  // there and put a radius around it (none otherwise: no address leaves).
+  function addressSearch() {
+    const url = settings.map.geocoder_url;
+    if (!url) return null;
+    const text = input('address', { placeholder: '1 Frank H Ogawa Plaza, Oakland', autocomplete: 'off' });
+    const found = h('ul', { class: 'places', 'aria-live': 'polite' });
+    const go = async () => {
+      if (!text.value.trim()) return;
+      put(found, h('li', {}, 'Searching…'));
+      try {
+        const list = await geocode(url, text.value, signal);
+        put(found, list.length ? list.map((p) => h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => choose(p) }, p.label)))
+          : h('li', {}, 'No place found for that address.'));
+      } catch (err) { if (err.name !== 'AbortError') put(found, h('li', { class: 'error' }, `Address search failed: ${err.message}`)); }
+    };
+    const choose = (p) => {
+      area.lat.value = p.lat.toFixed(5);
+      area.lon.value = p.lon.toFixed(5);
+      if (!area.radius.value) area.radius.value = '300';
+      typedArea();
+      defaultWindow();
+      map.fit([p]);
+      put(found, h('li', {}, `Centred on ${p.label}.`));
+    };
+    text.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); go(); } });
+    return h('div', { class: 'address' },
+      h('div', { class: 'row' }, field('Address', text), h('button', { type: 'button', onclick: go }, 'Find address')),
+      settings.map.geocoder_warning ? h('p', { class: 'map-warning', role: 'note' }, settings.map.geocoder_warning) : null,
+      found);
+  }
 
   // Clear empties what to look for and the area; the purpose stays, as it
   // does for the next search in the same case.
@@ -181,7 +217,7 @@ export async function searchPage(main, ctx) {
       const res = await api('POST', '/api/v1/search', q, { signal });
       lastQuery = { ...q, cursor: res.next_cursor };
       accessId = res.access_id;
-      if (!more) { results = []; selected.clear(); thumbs.splice(0).forEach(URL.revokeObjectURL); thumbOf.clear(); }
+      if (!more) { results = []; selected.clear(); thumbs.splice(0).forEach(URL.revokeObjectURL); thumbOf.clear(); total = res.total; }
       // Each read keeps the access that returned it: its pictures and its
       // correction are opened under that one.
       results = results.concat(res.results.map((x) => ({ ...x, access_id: res.access_id })));
@@ -199,7 +235,9 @@ export async function searchPage(main, ctx) {
     const holdOut = h('div', { class: 'out' });
     const actions = h('div', { class: 'actions' },
       may('hold_reads') ? h('button', { type: 'button', onclick: (e) => hold(e.target, holdOut) }, 'Put selected on legal hold') : null,
-      res.next_cursor ? h('button', { type: 'button', onclick: () => run(lastQuery, true) }, 'More results') : null);
+      res.next_cursor ? h('button', { type: 'button', onclick: () => run(lastQuery, true) }, 'More results') : null,
+      may('export_reads') && results.length ? h('button', { type: 'button', onclick: (e) => exportCsv(e.target) },
+        exportLabel()) : null);
     // Per-plate counts over what is shown, most-read first (issue 23 item 7).
     const perPlate = new Map();
     for (const r of results) perPlate.set(r.plate, (perPlate.get(r.plate) || 0) + 1);
@@ -215,7 +253,9 @@ export async function searchPage(main, ctx) {
       return order.desc ? -c : c;
     });
     put(out,
-      h('p', { class: 'summary' }, `${results.length} read${results.length === 1 ? '' : 's'} shown`,
+      h('p', { class: 'summary' }, total && total.count > results.length
+        ? `${results.length.toLocaleString()} of ${countText(total)} reads shown`
+        : `${results.length.toLocaleString()} read${results.length === 1 ? '' : 's'}${total ? ' found' : ' shown'}`,
         res.next_cursor ? ' (more to load)' : '',
         res.plates_matched ? ` of ${res.plates_matched} matching plate${res.plates_matched === 1 ? '' : 's'}` : '',
         ` · logged as access ${accessId}`),
@@ -239,9 +279,27 @@ export async function searchPage(main, ctx) {
   // each fetch of a picture is an image view in the log.
   const thumbOf = new Map();
   const thumb = (r) => {
-    if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), canCorrect: may('correct_reads'), accessId: r.access_id, signal, keep: thumbs }));
+    if (!thumbOf.has(r.read_id)) thumbOf.set(r.read_id, readThumb(r, { canView: may('view_images'), canCorrect: may('correct_reads'), accessId: r.access_id, signal, keep: thumbs, holdFor: may('hold_reads') ? holdPurposeNow : null }));
     return thumbOf.get(r.read_id);
   };
+  // A hold placed from a read's window is for the case the search names.
+  const holdPurposeNow = () => { const v = values(form); return { case_number: v.case_number, offense: v.offense || undefined, reason: v.reason || undefined }; };
+
+  const exportLabel = () => {
+    if (!total || total.count <= results.length) return 'Export as CSV';
+    return total.at_least ? `Export the newest ${total.count.toLocaleString()} as CSV` : `Export all ${total.count.toLocaleString()} as CSV`;
+  };
+  // Every match (up to 10,000) leaves as one file: an export access
+  // naming each read, recorded as a download with a destroy-by date.
+  async function exportCsv(button) {
+    if (!lastQuery) return;
+    const { cursor, limit, ...search } = lastQuery;
+    button.disabled = true;
+    try {
+      await saveThroughLink({ search_export: { search } });
+      flash('The CSV file is downloading. It is logged as an export of every read in it and recorded as a download: destroy it by its destroy-by date (see Records).');
+    } catch (err) { flash(`${err.message} (${err.code})`, 'error'); } finally { button.disabled = false; }
+  }
 
   async function hold(button, holdOut) {
     const v = values(form);
@@ -259,15 +317,21 @@ export async function searchPage(main, ctx) {
   map.setMode('pan');
 }
 
+/** "1,234" or "more than 10,000". */
+function countText(t) {
+  return t.at_least ? `more than ${t.count.toLocaleString()}` : t.count.toLocaleString();
+}
+
 /** A read's picture as a button that opens its pictures (and, for those
  * who may, the correction of a misread); blob URLs go into `keep` so the
  * page can release them. */
-function readThumb(r, { canView, canCorrect, accessId, signal, keep }) {
-  const open = { canView, canCorrect, accessId };
+function readThumb(r, { canView, canCorrect, accessId, signal, keep, holdFor = null }) {
+  const open = { canView, canCorrect, accessId, holdFor };
   const box = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open the read of ${r.plate}`, onclick: () => openRead(r, open) });
   if (!r.image_url || !canView) {
     box.textContent = '—';
-    if (!canCorrect) box.disabled = true;
+    // Without a picture the window still holds the read or corrects it.
+    if (!canCorrect && !holdFor) box.disabled = true;
     return box;
   }
   imageUrl(r.image_url, signal).then((url) => { keep.push(url); box.append(h('img', { src: url, alt: '' })); }).catch(() => { box.textContent = '!'; });
@@ -276,12 +340,22 @@ function readThumb(r, { canView, canCorrect, accessId, signal, keep }) {
 
 /** A dialog with a read's vehicle and plate pictures, and the form that
  * corrects a misread from them (R8.2; issue 23 item 7). */
-async function openRead(r, { canView = true, canCorrect = false, accessId = null } = {}) {
+async function openRead(r, { canView = true, canCorrect = false, accessId = null, holdFor = null } = {}) {
   const body = h('div', { class: 'pictures' });
+  const holdOut = h('div', { 'aria-live': 'polite' });
+  // Seen in the picture, kept for the case without going back to the list.
+  const holdButton = holdFor ? h('button', { type: 'button', onclick: async (e) => {
+    e.target.disabled = true;
+    try {
+      const held = await api('POST', '/api/v1/holds', { ...holdFor(), read_ids: [r.read_id] });
+      put(holdOut, h('p', { class: 'notice' }, `On legal hold ${held.id} for case ${held.case_number}: kept past retention until the hold is lifted.`));
+    } catch (err) { e.target.disabled = false; put(holdOut, problem(err, 'Not held.')); }
+  } }, 'Put this read on legal hold') : null;
   const dlg = h('dialog', { class: 'read-dialog', 'aria-label': `Read of ${r.plate}` },
     h('h2', {}, h('span', { class: 'plate' }, r.plate), ` ${r.state || ''}`),
     h('p', {}, `${when(r.ts)} · camera ${r.camera}${r.lat !== null ? ` · ${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` : ''}`),
     body,
+    holdButton ? h('div', { class: 'actions' }, holdButton, holdOut) : null,
     canCorrect ? correctionForm(r, accessId) : null,
     h('form', { method: 'dialog' }, h('button', { class: 'primary' }, 'Close')));
   const shown = [];
