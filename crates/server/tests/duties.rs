@@ -400,6 +400,55 @@ async fn a_search_gives_its_total_and_exports_as_a_tracked_csv_download() {
     assert_eq!(small["total"]["count"], 150);
     let (_, none) = search(json!({"plate": "1NOPE11", "purpose": purpose()})).await;
     assert_eq!(none["total"], json!({"count": 0, "at_least": false}));
+    // The count keeps every condition of the search: state, camera, a
+    // pattern, and an area (counted read by read).
+    for (extra, want) in [
+        (json!({"state": "NV"}), 0),
+        (json!({"state": "CA", "camera": "cam-1"}), 150),
+        (json!({"plate": "7ABC1*"}), 150),
+        (json!({"camera": "cam-9"}), -1),
+        (
+            json!({"plate": null, "near": {"lat": 37.8044, "lon": -122.2712, "radius_m": 200},
+                "from": platekeeper_core::read::format_time_ms(NOW - 2 * DAY),
+                "to": platekeeper_core::read::format_time_ms(NOW)}),
+            150,
+        ),
+    ] {
+        let mut body = json!({"plate": "7ABC120", "limit": 20, "purpose": purpose()});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, v) = search(body.clone()).await;
+        if want < 0 {
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_camera")),
+                "{v}"
+            );
+            continue;
+        }
+        assert_eq!(s, StatusCode::OK, "{body}: {v}");
+        assert_eq!(
+            v["total"],
+            json!({"count": want, "at_least": false}),
+            "{body}"
+        );
+    }
+    // A finished day is sealed (its plate index built, the in-memory one
+    // dropped): counted from that index, the same.
+    assert!(!api
+        .store
+        .seal_finished_days(NOW + 2 * DAY)
+        .unwrap()
+        .is_empty());
+    for body in [
+        json!({"plate": "7ABC120", "limit": 20, "purpose": purpose()}),
+        json!({"plate": "7ABC1*", "limit": 20, "purpose": purpose()}),
+        json!({"plate": "7ABC120", "camera": "cam-1", "state": "CA", "limit": 20, "purpose": purpose()}),
+    ] {
+        let (_, v) = search(body).await;
+        assert_eq!(v["total"], json!({"count": 150, "at_least": false}), "{v}");
+    }
 
     // The export: a link as for every download, then one fetch.
     let target = json!({"search_export": {"search": {"plate": "7ABC120", "limit": 5, "purpose": purpose()}}});

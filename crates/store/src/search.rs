@@ -204,6 +204,24 @@ impl RowContext<'_> {
     }
 }
 
+/// SQL conditions (and their values) for a query's camera and state.
+fn row_filters(q: &ReadQuery, camera_num: Option<u32>) -> (String, Vec<Value>) {
+    let mut filters = String::new();
+    let mut extra: Vec<Value> = Vec::new();
+    if let Some(n) = camera_num {
+        filters.push_str(&format!(" AND (r.meta & {}) = ?", partition::CAM_MASK));
+        extra.push(Value::Integer(n as i64));
+    }
+    if let Some(region) = q.region {
+        filters.push_str(&format!(
+            " AND ((r.meta >> {}) & 127) = ?",
+            partition::STATE_SHIFT
+        ));
+        extra.push(Value::Integer(region.code() as i64));
+    }
+    (filters, extra)
+}
+
 /// SQL for the area prefilter: rows with their own position inside the
 /// box, or rows placed at a fixed camera whose position is in the area.
 fn area_condition(area: &Area, fixed_inside: &[u32]) -> String {
@@ -303,6 +321,20 @@ impl Store {
     /// page's own when it is the last, else the page plus the pages after
     /// it, read a full page at a time up to [`MAX_TOTAL_COUNT`].
     fn total_of(&self, plan: &SearchPlan, page: &SearchPage) -> Result<Total, StoreError> {
+        if page.next.is_none() {
+            return Ok(Total {
+                count: page.reads.len(),
+                at_least: false,
+            });
+        }
+        if let (Some(cands), None) = (&plan.candidates, &plan.query.area) {
+            let count = self.count_by_plate(plan, cands, MAX_TOTAL_COUNT)?;
+            return Ok(Total {
+                count: count.min(MAX_TOTAL_COUNT),
+                at_least: count > MAX_TOTAL_COUNT,
+            });
+        }
+        // An area is tested read by read: count the pages after this one.
         let mut count = page.reads.len();
         let mut next = page.next;
         let mut rest = plan.clone();
@@ -368,19 +400,7 @@ impl Store {
             .collect();
         days.reverse();
 
-        let mut filters = String::new();
-        let mut extra: Vec<Value> = Vec::new();
-        if let Some(n) = camera_num {
-            filters.push_str(&format!(" AND (r.meta & {}) = ?", partition::CAM_MASK));
-            extra.push(Value::Integer(n as i64));
-        }
-        if let Some(region) = q.region {
-            filters.push_str(&format!(
-                " AND ((r.meta >> {}) & 127) = ?",
-                partition::STATE_SHIFT
-            ));
-            extra.push(Value::Integer(region.code() as i64));
-        }
+        let (mut filters, extra) = row_filters(q, camera_num);
         if let Some(area) = &q.area {
             filters.push_str(" AND ");
             filters.push_str(&area_condition(area, &fixed_inside));
@@ -520,6 +540,89 @@ impl Store {
             plates_matched,
             total: None,
         })
+    }
+
+    /// Every read a plate query without an area matches in its window,
+    /// counted without reading a row: per plate and day, the day's plate
+    /// index (or, on the open day, the rows its in-memory index names,
+    /// checked one by one, since a corrected read stays under its old
+    /// plate there). Stops past `cap`.
+    fn count_by_plate(
+        &self,
+        plan: &SearchPlan,
+        cands: &[PlateSpan],
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let q = &plan.query;
+        let from = q.from_ms.unwrap_or(i64::MIN / 4);
+        let to = q.to_ms.unwrap_or(i64::MAX / 4);
+        let camera_num = match &q.camera {
+            Some(id) => Some(
+                self.cameras
+                    .read()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .num_of(id)
+                    .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
+            ),
+            None => None,
+        };
+        let (filters, extra) = row_filters(q, camera_num);
+        let by_index = format!(
+            "SELECT count(*) FROM reads r INDEXED BY reads_plate WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters}"
+        );
+        let by_rowid =
+            format!("SELECT count(*) FROM reads r WHERE r.rid = ? AND r.plate = ?{filters}");
+        let mut count = 0usize;
+        let days = self
+            .day_files()
+            .into_iter()
+            .filter(|f| (partition::day_of(from)..=partition::day_of(to)).contains(&f.day));
+        for file in days {
+            let Some((lo, hi)) = partition::rowid_range(file.day, from, to) else {
+                continue;
+            };
+            let mut conn = None;
+            for span in cands.iter().filter(|s| s.maybe_on(file.day)) {
+                let code = span.plate.code();
+                let conn = match &mut conn {
+                    Some(c) => c,
+                    None => conn.insert(file.reader()?),
+                };
+                let args = |first: Vec<Value>| {
+                    let mut a = first;
+                    a.extend(extra.iter().cloned());
+                    a
+                };
+                if let Some(rowids) = file.open_rowids(code, lo, hi) {
+                    let mut stmt = conn.prepare_cached(&by_rowid)?;
+                    for rowid in rowids {
+                        let n: i64 = stmt.query_row(
+                            params_from_iter(args(vec![
+                                Value::Integer(rowid),
+                                Value::Integer(code),
+                            ])),
+                            |r| r.get(0),
+                        )?;
+                        count += n as usize;
+                    }
+                } else {
+                    let mut stmt = conn.prepare_cached(&by_index)?;
+                    let n: i64 = stmt.query_row(
+                        params_from_iter(args(vec![
+                            Value::Integer(code),
+                            Value::Integer(lo),
+                            Value::Integer(hi),
+                        ])),
+                        |r| r.get(0),
+                    )?;
+                    count += n as usize;
+                }
+                if count > cap {
+                    return Ok(count);
+                }
+            }
+        }
+        Ok(count)
     }
 
     /// Every camera's id and fixed position, by number, for turning rows
