@@ -36,15 +36,7 @@ async fn seed(api: &Api, plate: &str, n: usize, at: i64) {
             })
             .collect();
         let sent = batch.len();
-        let (s, v, _) = api
-            .send(
-                Request::post("/api/v1/reads")
-                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(json!({ "reads": batch }).to_string()))
-                    .unwrap(),
-            )
-            .await;
+        let (s, v) = api.post_reads(&key, json!(batch)).await;
         assert_eq!(
             (s, v["accepted"].as_u64()),
             (StatusCode::OK, Some(sent as u64)),
@@ -357,14 +349,9 @@ async fn the_purge_page_shows_past_runs_the_next_one_and_what_is_due() {
 /// Reads within retention beside the old ones, so a purge leaves some.
 async fn seed_more(api: &Api, at: i64) {
     let key = api.camera_key("cam-2").await;
-    let (s, v, _) = api
-        .send(Request::post("/api/v1/reads")
-            .header(header::AUTHORIZATION, format!("Bearer {key}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({"reads": [{"id": "00000000-0000-4000-9000-000000000001", "plate": "5XYZ999",
-                "ts": platekeeper_core::read::format_time_ms(at), "lat": 37.8, "lon": -122.27}]}).to_string()))
-            .unwrap())
-        .await;
+    let read = json!([{"id": "00000000-0000-4000-9000-000000000001", "plate": "5XYZ999",
+        "ts": platekeeper_core::read::format_time_ms(at), "lat": 37.8, "lon": -122.27}]);
+    let (s, v) = api.post_reads(&key, read).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
 

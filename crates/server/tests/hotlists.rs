@@ -62,15 +62,7 @@ impl Api {
     }
 
     async fn ingest(&self, key: &str, reads: Value) -> Value {
-        let (s, v, _) = self
-            .send(
-                Request::post("/api/v1/reads")
-                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(json!({ "reads": reads }).to_string()))
-                    .unwrap(),
-            )
-            .await;
+        let (s, v) = self.post_reads(key, reads).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }

@@ -48,15 +48,7 @@ impl Api {
                 })
             })
             .collect();
-        let (s, v, _) = self
-            .send(
-                Request::post("/api/v1/reads")
-                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(json!({ "reads": reads }).to_string()))
-                    .unwrap(),
-            )
-            .await;
+        let (s, v) = self.post_reads(&key, json!(reads)).await;
         assert_eq!(
             (s, v["accepted"].as_u64()),
             (StatusCode::OK, Some(4)),
@@ -392,17 +384,9 @@ async fn a_late_read_for_a_purged_day_is_refused() {
         .call("POST", "/api/v1/purge", Some(&api.admin), None)
         .await;
     assert_eq!(s, StatusCode::OK);
-    let late = json!({"reads": [{"id": "00000000-0000-4000-8000-0000000000aa", "plate": "5LATE01",
-        "ts": platekeeper_core::read::format_time_ms(NOW - 2 * DAY)}]});
-    let (s, v, _) = api
-        .send(
-            Request::post("/api/v1/reads")
-                .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(late.to_string()))
-                .unwrap(),
-        )
-        .await;
+    let late = json!([{"id": "00000000-0000-4000-8000-0000000000aa", "plate": "5LATE01",
+        "ts": platekeeper_core::read::format_time_ms(NOW - 2 * DAY)}]);
+    let (s, v) = api.post_reads(&key, late).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["rejected"][0]["code"], "past_retention", "{v}");
     assert!(files_under(&api.store.dir().join("reads")).is_empty());
@@ -968,17 +952,9 @@ async fn sharing_is_refused_outside_california_public_agencies() {
     // A read of the plate made after the approval is not in a later
     // export: what was approved is what existed then (issue 22's sweep).
     api.advance(3_600_000);
-    let late = json!({"reads": [{"id": "00000000-0000-4000-8000-000000000777", "plate": "7ABC120",
-        "state": "CA", "ts": platekeeper_core::read::format_time_ms(api.now() - 60_000)}]});
-    let (s, v, _) = api
-        .send(
-            Request::post("/api/v1/reads")
-                .header(header::AUTHORIZATION, format!("Bearer {camera}"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(late.to_string()))
-                .unwrap(),
-        )
-        .await;
+    let late = json!([{"id": "00000000-0000-4000-8000-000000000777", "plate": "7ABC120",
+        "state": "CA", "ts": platekeeper_core::read::format_time_ms(api.now() - 60_000)}]);
+    let (s, v) = api.post_reads(&camera, late).await;
     assert_eq!(
         (s, v["accepted"].as_u64()),
         (StatusCode::OK, Some(1)),

@@ -536,10 +536,10 @@ impl Store {
         let found = Sealed::new(&access, package, returned);
         let (released, download) =
             self.release_with(access, found, now_ms, |tx, head, receipt, package| {
-                let (download, e) = crate::sharing::record_evidence_export(
+                let (download, e) = crate::sharing::record_export(
                     tx,
                     head,
-                    hold.id,
+                    crate::sharing::Exported::Evidence { hold_id: hold.id },
                     receipt.access_id(),
                     package,
                     destroy_by,
@@ -652,9 +652,10 @@ impl Store {
         let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
         let (released, download) =
             self.release_with(access, found, now_ms, |tx, head, receipt, _| {
-                let (download, e) = crate::sharing::record_search_export(
+                let (download, e) = crate::sharing::record_export(
                     tx,
                     head,
+                    crate::sharing::Exported::Search,
                     receipt.access_id(),
                     &package,
                     destroy_by,

@@ -1046,72 +1046,45 @@ pub(crate) fn record_sharing_export(
     Ok((download, e))
 }
 
-/// The download of a search's results (`search_export`; its reference
-/// is the access that found them) and its log entry.
-pub(crate) fn record_search_export(
-    tx: &Connection,
-    head: log::Head,
-    access_id: i64,
-    package: &Package,
-    destroy_by: i64,
-    actor: &Actor,
-    now_ms: i64,
-) -> Result<(i64, log::LogEntry), StoreError> {
-    let download = insert_download(
-        tx,
-        "search_export",
-        access_id,
-        access_id,
-        package,
-        destroy_by,
-        actor,
-        now_ms,
-    )?;
-    let e = log::append(
-        tx,
-        head,
-        actor.entry(
-            now_ms,
-            "admin",
-            "search_exported",
-            serde_json::json!({
-                "access": access_id, "download_id": download, "reads": package.reads,
-                "sha256": package.sha256, "destroy_by": format_time_ms(destroy_by),
-            }),
-        ),
-    )?;
-    Ok((download, e))
+/// What a tracked download holds besides a sharing request's package.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Exported {
+    /// A hold's evidence package.
+    Evidence { hold_id: i64 },
+    /// A search's results as CSV; the download's reference is the access
+    /// that found them.
+    Search,
 }
 
-/// Records an evidence export of a hold as a tracked download inside
-/// `tx`, after `head`. Returns the download's id.
+/// Records an export as a tracked download inside `tx`, after `head`,
+/// with its log entry (`evidence_exported` or `search_exported`).
+/// Returns the download's id.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record_evidence_export(
+pub(crate) fn record_export(
     tx: &Connection,
     head: log::Head,
-    hold_id: i64,
+    what: Exported,
     access_id: i64,
     package: &Package,
     destroy_by: i64,
     actor: &Actor,
     now_ms: i64,
 ) -> Result<(i64, log::LogEntry), StoreError> {
+    let (kind, ref_id, log_kind) = match what {
+        Exported::Evidence { hold_id } => ("evidence", hold_id, "evidence_exported"),
+        Exported::Search => ("search_export", access_id, "search_exported"),
+    };
     let download = insert_download(
-        tx, "evidence", hold_id, access_id, package, destroy_by, actor, now_ms,
+        tx, kind, ref_id, access_id, package, destroy_by, actor, now_ms,
     )?;
-    let e = log::append(
-        tx,
-        head,
-        actor.entry(
-            now_ms,
-            "admin",
-            "evidence_exported",
-            serde_json::json!({
-                "hold_id": hold_id, "access": access_id, "download_id": download,
-                "reads": package.reads, "images": package.images, "sha256": package.sha256,
-                "destroy_by": format_time_ms(destroy_by),
-            }),
-        ),
-    )?;
+    let mut details = serde_json::json!({
+        "access": access_id, "download_id": download,
+        "reads": package.reads, "images": package.images, "sha256": package.sha256,
+        "destroy_by": format_time_ms(destroy_by),
+    });
+    if let Exported::Evidence { hold_id } = what {
+        details["hold_id"] = hold_id.into();
+    }
+    let e = log::append(tx, head, actor.entry(now_ms, "admin", log_kind, details))?;
     Ok((download, e))
 }

@@ -173,6 +173,20 @@ impl Api {
         v["api_key"].as_str().unwrap().to_string()
     }
 
+    /// Sends `{"reads": reads}` as the camera holding `key`.
+    pub async fn post_reads(&self, key: &str, reads: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .send(
+                Request::post("/api/v1/reads")
+                    .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(json!({ "reads": reads }).to_string()))
+                    .unwrap(),
+            )
+            .await;
+        (s, v)
+    }
+
     /// The kinds of the newest 10,000 log entries, newest first.
     pub fn log_kinds(&self) -> Vec<String> {
         self.store
