@@ -150,19 +150,11 @@ pub(crate) fn build(
         for i in [r.plate_image, r.vehicle_image].into_iter().flatten() {
             pictures.insert(name_of(&i), (r.locator.day, i));
         }
-        records.push(ReadRecord {
-            read_id: r.id.to_string(),
-            plate: r.plate.to_string(),
-            state: r.region.map(|g| g.to_string()),
-            ts: format_time_ms(r.ts_ms),
-            lat: r.position.map(|p| p.lat),
-            lon: r.position.map(|p| p.lon),
-            camera: &r.camera,
-            heading: r.heading,
-            confidence: r.confidence,
-            plate_image: r.plate_image.as_ref().map(name_of),
-            vehicle_image: r.vehicle_image.as_ref().map(name_of),
-        });
+        records.push(read_record(
+            r,
+            r.plate_image.as_ref().map(name_of),
+            r.vehicle_image.as_ref().map(name_of),
+        ));
     }
     crate::private::create_dir(spool_dir)?;
     let file = tempfile::tempfile_in(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;
@@ -206,6 +198,27 @@ pub(crate) fn build(
 }
 
 /// The records as CSV, one line per read.
+/// A read as the package's files give it, with its pictures' names.
+fn read_record(
+    r: &StoredRead,
+    plate_image: Option<String>,
+    vehicle_image: Option<String>,
+) -> ReadRecord<'_> {
+    ReadRecord {
+        read_id: r.id.to_string(),
+        plate: r.plate.to_string(),
+        state: r.region.map(|g| g.to_string()),
+        ts: format_time_ms(r.ts_ms),
+        lat: r.position.map(|p| p.lat),
+        lon: r.position.map(|p| p.lon),
+        camera: &r.camera,
+        heading: r.heading,
+        confidence: r.confidence,
+        plate_image,
+        vehicle_image,
+    }
+}
+
 /// Search results as one CSV file (the columns of an evidence package's
 /// `reads.csv`, without pictures), spooled to disk like a package.
 pub(crate) fn csv_file(
@@ -213,22 +226,7 @@ pub(crate) fn csv_file(
     reads: &[StoredRead],
     file_stem: &str,
 ) -> Result<Package, StoreError> {
-    let records: Vec<ReadRecord> = reads
-        .iter()
-        .map(|r| ReadRecord {
-            read_id: r.id.to_string(),
-            plate: r.plate.to_string(),
-            state: r.region.map(|g| g.to_string()),
-            ts: format_time_ms(r.ts_ms),
-            lat: r.position.map(|p| p.lat),
-            lon: r.position.map(|p| p.lon),
-            camera: &r.camera,
-            heading: r.heading,
-            confidence: r.confidence,
-            plate_image: None,
-            vehicle_image: None,
-        })
-        .collect();
+    let records: Vec<ReadRecord> = reads.iter().map(|r| read_record(r, None, None)).collect();
     let csv = reads_csv(&records);
     crate::private::create_dir(spool_dir)?;
     let mut file = tempfile::tempfile_in(spool_dir).map_err(|e| StoreError::io(spool_dir, e))?;

@@ -366,16 +366,7 @@ impl Store {
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
         let cameras = self.camera_map()?;
-        let camera_num = match &q.camera {
-            Some(id) => Some(
-                self.cameras
-                    .read()
-                    .map_err(|_| StoreError::Poisoned)?
-                    .num_of(id)
-                    .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
-            ),
-            None => None,
-        };
+        let camera_num = self.camera_num(q)?;
         let fixed_inside: Vec<u32> = match &q.area {
             Some(area) => cameras
                 .iter()
@@ -556,16 +547,7 @@ impl Store {
         let q = &plan.query;
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
-        let camera_num = match &q.camera {
-            Some(id) => Some(
-                self.cameras
-                    .read()
-                    .map_err(|_| StoreError::Poisoned)?
-                    .num_of(id)
-                    .ok_or_else(|| StoreError::UnknownCamera(id.clone()))?,
-            ),
-            None => None,
-        };
+        let camera_num = self.camera_num(q)?;
         let (filters, extra) = row_filters(q, camera_num);
         let by_index = format!(
             "SELECT count(*) FROM reads r INDEXED BY reads_plate WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters}"
@@ -623,6 +605,20 @@ impl Store {
             }
         }
         Ok(count)
+    }
+
+    /// The number of the camera a query names, if it names one.
+    fn camera_num(&self, q: &ReadQuery) -> Result<Option<u32>, StoreError> {
+        q.camera
+            .as_ref()
+            .map(|id| {
+                self.cameras
+                    .read()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .num_of(id)
+                    .ok_or_else(|| StoreError::UnknownCamera(id.clone()))
+            })
+            .transpose()
     }
 
     /// Every camera's id and fixed position, by number, for turning rows
