@@ -52,6 +52,18 @@ enum Command {
         /// it, the policy's audit.on_tamper decides (default refuse).
         #[arg(long, value_parser = parse_on_tamper)]
         on_tamper: Option<platekeeper_core::checkpoint::OnTamper>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        /// Clients may then present an agency device certificate.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// A TLS-terminating proxy's address whose `x-client-cert` header
+        /// (the client's device certificate, URL-escaped PEM) is believed;
+        /// repeat for several. No other address can set it.
+        #[arg(long)]
+        trusted_proxy: Vec<std::net::IpAddr>,
         #[command(flatten)]
         limits: ServeLimits,
     },
@@ -315,6 +327,9 @@ fn main() -> anyhow::Result<()> {
             max_body_mb,
             checkpoint_key,
             on_tamper,
+            tls_cert,
+            tls_key,
+            trusted_proxy,
             limits,
         } => {
             init_logging();
@@ -324,9 +339,18 @@ fn main() -> anyhow::Result<()> {
             limits.apply(&mut config);
             config.checkpoint_key = checkpoint_key;
             config.on_tamper = on_tamper;
+            config.tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| platekeeper_server::TlsFiles { cert, key });
+            config.trusted_proxies = trusted_proxy;
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             runtime()?.block_on(platekeeper_server::serve(config, |addr| {
-                tracing::info!(data = %data.display(), "listening on http://{addr}");
-                println!("platekeeper listening on http://{addr}");
+                tracing::info!(data = %data.display(), "listening on {scheme}://{addr}");
+                println!("platekeeper listening on {scheme}://{addr}");
             }))
         }
         Command::Demo { listen, reads } => {

@@ -31,6 +31,10 @@ pub struct AgencyPolicy {
     pub public_policy_markdown: String,
     /// How the web interface draws its map (no internet needed).
     pub map: MapPolicy,
+    /// Plate data only from agency-issued devices (a client certificate
+    /// from the agency's device authority): set on when the first device
+    /// is registered (issue 24 item 3).
+    pub devices_required: bool,
 }
 
 /// The web interface's map: where it opens, and optional services the
@@ -279,6 +283,7 @@ impl Default for AgencyPolicy {
             audit: AuditPolicy::default(),
             public_policy_markdown: String::new(),
             map: MapPolicy::default(),
+            devices_required: false,
         }
     }
 }

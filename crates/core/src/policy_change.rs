@@ -40,6 +40,8 @@ pub enum Weaker {
     /// `0` means "never" (e.g. a lock that only an administrator lifts):
     /// from never to a time, or to a shorter time, is weaker.
     ShorterFromNever,
+    /// A requirement turned off (`true` to `false`).
+    SwitchedOff,
 }
 
 /// One row of [`WEAKENING_RULES`].
@@ -118,6 +120,11 @@ pub const WEAKENING_RULES: &[WeakeningRule] = &[
         "purpose.case_number_format",
         Weaker::ChangedOrCleared,
         "searches may name case numbers of another shape, or none the agency issues (R4.4)",
+    ),
+    rule(
+        "devices_required",
+        Weaker::SwitchedOff,
+        "plate data can then be reached from any computer, not only the agency's devices (003 § Accessing ALPR information)",
     ),
     rule(
         "purpose.offenses",
@@ -210,7 +217,7 @@ pub enum FieldError {
 /// written before them sends every field it knows, so a `PUT` without
 /// one keeps its current value (see [`keep_absent`]) instead of being
 /// refused or resetting it.
-pub const KEPT_WHEN_ABSENT: &[&str] = &["map.geocoder_url"];
+pub const KEPT_WHEN_ABSENT: &[&str] = &["map.geocoder_url", "devices_required"];
 
 /// Fills the [`KEPT_WHEN_ABSENT`] fields a `PUT` body lacks from the
 /// policy in force.
@@ -416,6 +423,7 @@ pub fn is_weaker(how: Weaker, old: &Value, new: &Value) -> bool {
             (Some(o), Some(n)) => n != 0.0 && (o == 0.0 || n < o),
             _ => false,
         },
+        Weaker::SwitchedOff => old == &Value::Bool(true) && new == &Value::Bool(false),
     }
 }
 

@@ -70,12 +70,115 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The agency device a request came from, or why it is none (issue 24
+/// item 3): the client certificate of its TLS connection, or the one a
+/// trusted TLS-terminating proxy passed on in `x-client-cert`.
+#[derive(Debug, Clone)]
+pub enum DeviceSeen {
+    Device(Box<platekeeper_store::Device>),
+    NotADevice(String),
+}
+
+impl DeviceSeen {
+    /// What the log records of it, after the client's address.
+    fn label(&self) -> Option<String> {
+        match self {
+            DeviceSeen::Device(d) => Some(format!("device {} ({})", d.id, d.name)),
+            DeviceSeen::NotADevice(_) => None,
+        }
+    }
+}
+
+/// The header a trusted proxy passes the client's certificate in: the
+/// PEM, URL-escaped (nginx's `$ssl_client_escaped_cert`).
+pub const CLIENT_CERT_HEADER: &str = "x-client-cert";
+
+fn device_of(parts: &Parts, state: &AppState) -> DeviceSeen {
+    use crate::device_certs::NotADevice;
+    let chain = match parts.extensions.get::<crate::net::PeerCertificates>() {
+        Some(c) => Some(c.0.to_vec()),
+        None => proxied_certificate(parts, state),
+    };
+    let checked = match chain {
+        Some(chain) => state.devices.check(&chain, state.now_ms()),
+        None => Err(NotADevice::NoCertificate),
+    };
+    let fingerprint = match checked {
+        Ok(fp) => fp,
+        Err(e) => return DeviceSeen::NotADevice(e.to_string()),
+    };
+    match state.store.device_by_fingerprint(&fingerprint) {
+        Ok(Some(d)) if d.revoked_at.is_none() => DeviceSeen::Device(Box::new(d)),
+        Ok(Some(d)) => DeviceSeen::NotADevice(format!(
+            "device {} ({}) was revoked at {}",
+            d.id,
+            d.name,
+            d.revoked_at.unwrap_or_default()
+        )),
+        Ok(None) => DeviceSeen::NotADevice(
+            "the certificate is the agency's but no registered device holds it".into(),
+        ),
+        Err(e) => DeviceSeen::NotADevice(format!("the device list could not be read: {e}")),
+    }
+}
+
+/// The certificate in [`CLIENT_CERT_HEADER`], only when the connection
+/// comes from a proxy the operator named (anyone else could write it).
+fn proxied_certificate(
+    parts: &Parts,
+    state: &AppState,
+) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    if !state.devices.trusted_proxies.contains(&peer) {
+        return None;
+    }
+    let raw = parts.headers.get(CLIENT_CERT_HEADER)?.as_bytes();
+    if raw.len() > 4 * crate::device_certs::MAX_CERT_BYTES {
+        return None;
+    }
+    let pem = percent_decode(raw)?;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (!certs.is_empty()).then_some(certs)
+}
+
+fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+impl FromRequestParts<AppState> for DeviceSeen {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(device_of(parts, state))
+    }
+}
+
 /// A live session, whatever the state of enrolment: enough to sign out,
 /// change the one-time password and enrol two factors.
 pub struct SessionUser {
     pub token: String,
     pub account: Account,
+    /// The client's address, and its device when it is one (as logged).
     pub client: Option<String>,
+    pub device: DeviceSeen,
 }
 
 impl FromRequestParts<AppState> for SessionUser {
@@ -83,7 +186,8 @@ impl FromRequestParts<AppState> for SessionUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts, "sign in and send Authorization: Bearer <token>")?;
-        SessionUser::of_token(state, token, client_of(parts)).await
+        let device = device_of(parts, state);
+        SessionUser::of_token(state, token, client_of(parts), device).await
     }
 }
 
@@ -94,6 +198,7 @@ impl SessionUser {
         state: &AppState,
         token: String,
         client: Option<String>,
+        device: DeviceSeen,
     ) -> Result<SessionUser, ApiError> {
         let store = state.store.clone();
         let now = state.now_ms();
@@ -129,10 +234,16 @@ impl SessionUser {
             Ok((account, token))
         })
         .await?;
+        let client = match (client, device.label()) {
+            (Some(addr), Some(d)) => Some(format!("{addr} · {d}")),
+            (None, Some(d)) => Some(d),
+            (addr, None) => addr,
+        };
         Ok(SessionUser {
             token,
             account,
             client,
+            device,
         })
     }
 }
@@ -164,6 +275,7 @@ pub struct Person {
     pub account: Account,
     pub client: Option<String>,
     pub affiliation: String,
+    pub device: DeviceSeen,
 }
 
 impl FromRequestParts<AppState> for Person {
@@ -194,6 +306,7 @@ impl Person {
             affiliation: affiliation(&policy.agency_name, s.account.title.as_deref()),
             account: s.account,
             client: s.client,
+            device: s.device,
         })
     }
 
@@ -214,9 +327,33 @@ impl Person {
     /// data now (enrolled, trained, approved).
     pub fn require_plate_data(&self, state: &AppState, right: Right) -> Result<(), ApiError> {
         self.require(right)?;
+        let policy = state.store.policy();
         self.account
             .state()
-            .check_plate_data(&state.store.policy().accounts, state.now_ms())?;
+            .check_plate_data(&policy.accounts, state.now_ms())?;
+        if let (true, DeviceSeen::NotADevice(why)) = (policy.devices_required, &self.device) {
+            // Refused and on record: a search from a personal laptop is
+            // something the audit must show (issue 24 item 3).
+            let entry = platekeeper_store::NewEntry {
+                ts_ms: state.now_ms(),
+                category: "refused",
+                kind: "device_not_registered".into(),
+                username: self.account.username.clone(),
+                affiliation: self.affiliation.clone(),
+                role: Some(self.account.role.as_str().into()),
+                client: self.client.clone(),
+                details: serde_json::json!({"right": format!("{right:?}"), "why": why}),
+                purpose: None,
+            };
+            if let Err(e) = state.store.log_event(entry) {
+                tracing::error!(error = %e, "logging a refused device failed");
+            }
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "device_not_registered",
+                format!("plate data only on the agency's own devices: {why}"),
+            ));
+        }
         Ok(())
     }
 

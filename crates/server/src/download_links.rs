@@ -216,6 +216,7 @@ pub async fn create_link(
 pub async fn fetch_link(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    device: crate::accountability::DeviceSeen,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let gone = || {
@@ -233,7 +234,7 @@ pub async fn fetch_link(
         .redeem(&secret, state.now_ms())?
         .filter(|l| l.client == client)
         .ok_or_else(gone)?;
-    let session = SessionUser::of_token(&state, link.session, client).await?;
+    let session = SessionUser::of_token(&state, link.session, client, device).await?;
     let who = Person::of_session(&state, session)?;
     let mut response = match link.target {
         LinkTarget::Evidence { hold_id, purpose } => {

@@ -42,7 +42,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::ApiError;
@@ -121,6 +121,28 @@ pub async fn serve(
     limits: NetLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_tls(listener, app, limits, None, shutdown).await
+}
+
+/// The client certificates a TLS connection presented (none: the
+/// extension is absent), for the device check of each request.
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
+
+/// Whether the request came over TLS (then responses carry HSTS).
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
+/// As [`serve`], over TLS when `tls` is given: the handshake must finish
+/// within the header timeout, and each request carries the client's
+/// certificates ([`PeerCertificates`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: NetLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let limits = Arc::new(limits);
     let registry = Arc::new(Registry {
         listener: listener
@@ -147,14 +169,52 @@ pub async fn serve(
                 continue; // dropping the stream closes it
             }
         };
-        tokio::spawn(run_connection(
-            stream,
-            peer,
-            conn,
-            app.clone(),
-            limits.clone(),
-            registry.clone(),
-        ));
+        match &tls {
+            None => {
+                tokio::spawn(run_connection(
+                    stream,
+                    peer,
+                    conn,
+                    app.clone(),
+                    limits.clone(),
+                    registry.clone(),
+                    None,
+                ));
+            }
+            Some(acceptor) => {
+                let (acceptor, app, limits, registry) = (
+                    acceptor.clone(),
+                    app.clone(),
+                    limits.clone(),
+                    registry.clone(),
+                );
+                tokio::spawn(async move {
+                    // A client that never finishes its handshake is a slow
+                    // client like any other.
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let certs = tls.get_ref().1.peer_certificates().map(|c| {
+                                PeerCertificates(Arc::new(
+                                    c.iter().map(|c| c.clone().into_owned()).collect(),
+                                ))
+                            });
+                            run_connection(tls, peer, conn, app, limits, registry, Some(certs))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            registry.release(conn.id);
+                        }
+                        Err(_) => {
+                            metrics::counter!("platekeeper_connections_timed_out_total")
+                                .increment(1);
+                            registry.release(conn.id);
+                        }
+                    }
+                });
+            }
+        }
     }
     registry.close_all();
     let _ = tokio::time::timeout(DRAIN_LIMIT, registry.drained()).await;
@@ -426,20 +486,31 @@ impl Registry {
 }
 
 /// Serves one connection until it ends, times out or is asked to close.
-async fn run_connection(
-    stream: TcpStream,
+/// `tls`: `None` for plain HTTP, else the client's certificates if any.
+async fn run_connection<S>(
+    stream: S,
     peer: SocketAddr,
     state: Arc<ConnState>,
     app: Router,
     limits: Arc<NetLimits>,
     registry: Arc<Registry>,
-) {
+    tls: Option<Option<PeerCertificates>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(Watched::new(stream, state.clone(), limits.send_timeout));
     let service = {
         let state = state.clone();
         let limits = limits.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            handle(req, peer, state.clone(), app.clone(), limits.body_timeout)
+            handle(
+                req,
+                peer,
+                state.clone(),
+                app.clone(),
+                limits.body_timeout,
+                tls.clone(),
+            )
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -500,6 +571,7 @@ async fn handle(
     state: Arc<ConnState>,
     app: Router,
     body_timeout: Duration,
+    tls: Option<Option<PeerCertificates>>,
 ) -> Result<Response<Body>, Infallible> {
     use hyper::service::Service;
     state.request_started();
@@ -518,9 +590,24 @@ async fn handle(
     };
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(ConnectInfo(peer));
-    let resp = hyper_util::service::TowerToHyperService::new(app)
+    let over_tls = tls.is_some();
+    if let Some(certs) = tls {
+        req.extensions_mut().insert(OverTls);
+        if let Some(c) = certs {
+            req.extensions_mut().insert(c);
+        }
+    }
+    let mut resp = hyper_util::service::TowerToHyperService::new(app)
         .call(req)
         .await?;
+    if over_tls {
+        // Browsers that once reached the server over TLS never try plain
+        // HTTP to it again (for a year).
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     let resp = if timed_out.load(Ordering::Acquire) {
         // Whatever the handler made of a cut-off body, the client's
         // problem is the time it took: say so and close.

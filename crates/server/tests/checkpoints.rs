@@ -56,6 +56,7 @@ fn restart(api: &mut Api, on_tamper: Option<OnTamper>) -> Result<(), String> {
             links: Default::default(),
             ops: Default::default(),
             throttle: Default::default(),
+            devices: Default::default(),
         },
         LIMIT,
     );

@@ -95,6 +95,7 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(crate::reports::SCHEMA)?;
     conn.execute_batch(crate::corrections::SCHEMA)?;
     conn.execute_batch(crate::checkpoint::SCHEMA)?;
+    conn.execute_batch(crate::devices::SCHEMA)?;
     crate::accounts::migrate(conn)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",

@@ -58,6 +58,7 @@ pub async fn api() -> Api {
         links: Default::default(),
         ops: Default::default(),
         throttle: Default::default(),
+        devices: Default::default(),
     };
     let app = router(state.clone(), LIMIT);
     let mut api = Api {
