@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { demoServer, base, demo, withPage, enrolAdmin, apiAs, foreignRequests, shot } from './support.mjs';
+import { demoServer, base, demo, withPage, enrolAdmin, signIn, apiAs, foreignRequests, shot } from './support.mjs';
 
 demoServer({ reads: 5000 });
 
@@ -271,5 +271,41 @@ test('the administrator does every records, sharing, camera, policy, audit and h
   await page.waitForFunction((n) => document.querySelectorAll('.view table tbody tr').length === n, all);
 
   assert.deepEqual(foreignRequests(page), [], 'every request stays on the server');
+  assert.deepEqual(page.errors, []);
+}));
+
+test('the administrator registers an agency device, saves its certificate once, and revokes it', async () => withPage('devices', undefined, async (page) => {
+  // Issue 24 item 3. The administrator enrolled in the test above.
+  await signIn(page, 'admin', demo.adminPassword);
+  await page.goto(`${base}/#/devices`);
+  await page.getByText('No device is required yet').waitFor();
+  const form = page.locator('form', { has: page.getByRole('heading', { name: 'Register a device' }) });
+  await form.getByLabel('Name').fill('Unit 12 MDT');
+  await form.getByLabel('Issued to').selectOption('officer');
+  await form.getByRole('button', { name: 'Register and issue certificate' }).click();
+  const once = page.getByRole('status').filter({ hasText: 'Certificate for Unit 12 MDT' });
+  await once.waitFor();
+  assert.match(await once.locator('code.secret').innerText(), /^[a-z2-9]{5}(-[a-z2-9]{5}){3}$/);
+  const [file] = await Promise.all([page.waitForEvent('download'), once.getByRole('button', { name: /^Save device-\d+-Unit-12-MDT\.p12$/ }).click()]);
+  const p12 = readFileSync(await file.path());
+  assert.equal(p12[0], 0x30, 'a DER-encoded PKCS#12 file');
+  await page.locator('p.notice').filter({ hasText: 'Plate data is served only to registered devices' }).first().waitFor();
+  const row = page.getByRole('row', { name: /Unit 12 MDT/ });
+  assert.match(await row.innerText(), /officer.*active/s);
+  await shot(page, 'devices');
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Why (lost, stolen, retired)?').fill('tablet lost on patrol');
+  await dialog.getByRole('button', { name: 'Revoke' }).click();
+  await row.getByText(/revoked .*tablet lost on patrol/).waitFor();
+  // This plain-HTTP demo has no device certificates: a search is now
+  // refused, and says why.
+  const refused = await apiAs(page, 'POST', '/api/v1/search', { plate: '8DEF456', purpose: { case_number: '26-000123', offense: '10851 VC', reason: 'stolen vehicle seen on patrol' } });
+  assert.equal(refused.status, 403);
+  assert.equal(refused.body.error.code, 'device_not_registered');
+  // Put back as it was for anything after this (a confirmed weakening).
+  const off = await apiAs(page, 'PATCH', '/api/v1/policy', { devices_required: false, confirm_weakening: ['devices_required'] });
+  assert.equal(off.status, 200, JSON.stringify(off.body));
+  assert.deepEqual(foreignRequests(page), []);
   assert.deepEqual(page.errors, []);
 }));

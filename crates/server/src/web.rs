@@ -61,6 +61,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/alertwatch.js", JS),
     asset!("js/hotlists.js", JS),
     asset!("js/admin.js", JS),
+    asset!("js/devices.js", JS),
     asset!("js/sharing.js", JS),
     asset!("js/records.js", JS),
     asset!("js/audit.js", JS),

@@ -20,6 +20,7 @@ const FILES = [
   '/assets/js/alertwatch.js',
   '/assets/js/hotlists.js',
   '/assets/js/admin.js',
+  '/assets/js/devices.js',
   '/assets/js/sharing.js',
   '/assets/js/records.js',
   '/assets/js/audit.js',

@@ -9,6 +9,7 @@ import { alertsPage } from './alerts.js';
 import { hotlistsPage } from './hotlists.js';
 import { usersPage, camerasPage, policyPage } from './admin.js';
 import { sharingPage } from './sharing.js';
+import { devicesPage } from './devices.js';
 import { recordsPage } from './records.js';
 import { auditPage } from './audit.js';
 import { startWatching, stopWatching, markSeen, unseenCount, muted, setMuted } from './alertwatch.js';
@@ -22,6 +23,7 @@ const PAGES = [
   { id: 'holds', label: 'Holds & evidence', right: 'hold_reads', view: holdsPage },
   { id: 'users', label: 'Users', right: 'manage_accounts', view: usersPage },
   { id: 'cameras', label: 'Cameras', right: 'manage_cameras', view: camerasPage },
+  { id: 'devices', label: 'Devices', right: 'manage_accounts', view: devicesPage },
   { id: 'sharing', label: 'Sharing', right: 'manage_sharing', view: sharingPage },
   { id: 'records', label: 'Records', right: 'manage_policy', view: recordsPage },
   { id: 'policy', label: 'Policy', right: 'manage_policy', view: policyPage },
