@@ -56,7 +56,9 @@ pub struct BenchArgs {
     /// `reads` (the read store: ingest, search, size), `hotlists`
     /// (import, matching cost, alert delivery over SSE), `audit` (the
     /// quarterly report over `--reads` log entries) or `evidence` (the
-    /// package of a hold of `--reads` reads with pictures, at most 10,000).
+    /// package of a hold of `--reads` reads with pictures, at most 10,000)
+    /// or `tls` (an exact search over HTTP, HTTPS and HTTPS with the
+    /// device check, kept and new connections, on `--reads` reads).
     #[arg(long, default_value = "reads")]
     suite: String,
     /// Measure only these query kinds (exact, wildcard, substring, fuzzy,
@@ -312,7 +314,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "hotlists" => return crate::bench_hotlists::run(args.json, args.seed),
         "audit" => return crate::bench_audit::run(args.json, args.seed, args.reads),
         "evidence" => return crate::bench_evidence::run(args.json, args.seed, args.reads),
-        other => bail!("--suite {other:?} must be reads, hotlists, audit or evidence"),
+        "tls" => return crate::bench_tls::run(args.json, args.reads, args.queries),
+        other => bail!("--suite {other:?} must be reads, hotlists, audit, evidence or tls"),
     }
     // Checked before a bulk load that may take minutes.
     if let Some(k) = args

@@ -5,6 +5,7 @@ mod bench;
 mod bench_audit;
 mod bench_evidence;
 mod bench_hotlists;
+mod bench_tls;
 mod demo;
 mod import;
 mod limits;
