@@ -243,6 +243,10 @@ impl Client {
 /// One kept-alive HTTP/1.1 connection.
 struct Stream<S>(BufReader<S>);
 
+/// An answer to come: its status and body.
+type Answer<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<(u16, String)>> + 'a>>;
+
 /// A kept-alive HTTP/1.1 connection, plain or TLS.
 trait Conn {
     fn call<'a>(
@@ -251,7 +255,7 @@ trait Conn {
         path: &'a str,
         token: Option<&'a str>,
         body: &'a serde_json::Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<(u16, String)>> + 'a>>;
+    ) -> Answer<'a>;
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn for Stream<S> {
