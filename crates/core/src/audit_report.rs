@@ -238,8 +238,27 @@ pub struct Entry {
     pub category: String,
     pub kind: String,
     pub username: String,
+    /// Where it came from: the address, and the agency device if one
+    /// (`… · device 7 (Unit 12 MDT)`).
+    pub client: Option<String>,
     /// The entry's details (JSON).
     pub details: serde_json::Value,
+}
+
+/// The device an entry's client names, if one.
+fn device_of(client: Option<&str>) -> Option<&str> {
+    let c = client?;
+    let at = c.find("device ")?;
+    Some(&c[at..])
+}
+
+/// Accesses made from one agency device in the period (issue 24 item 3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceSummary {
+    /// `device 7 (Unit 12 MDT)`, or `no device` for accesses made before
+    /// devices were required or from outside (refused ones are a section).
+    pub device: String,
+    pub accesses: usize,
 }
 
 /// When a user was trained and approved: `[from, to)` spans.
@@ -341,6 +360,10 @@ pub struct Report {
     /// Accounts locked by failed sign-ins, and unlocked (by an
     /// administrator, the command line, or a lock's time running out).
     pub lockouts: Section,
+    /// Plate data refused to a connection without a registered device.
+    pub device_refusals: Section,
+    /// Accesses per device.
+    pub devices: Vec<DeviceSummary>,
     pub notes: Vec<String>,
     /// The log's head, signed when the report was made: keeping the
     /// report keeps a copy of it, with which `platekeeper audit verify
@@ -383,12 +406,21 @@ pub fn build(
     let mut corrections = Section::new();
     let mut policy_changes = Section::new();
     let mut lockouts = Section::new();
+    let mut device_refusals = Section::new();
+    let mut devices: BTreeMap<String, usize> = BTreeMap::new();
     let mut accesses = 0;
     let none = Qualification::default();
     for e in entries {
         match e.category.as_str() {
             "access" => {
                 accesses += 1;
+                *devices
+                    .entry(
+                        device_of(e.client.as_deref())
+                            .unwrap_or("no device")
+                            .to_string(),
+                    )
+                    .or_default() += 1;
                 let t = users.entry(&e.username).or_default();
                 t.accesses += 1;
                 // The offset is worked out once per entry, for both uses.
@@ -410,6 +442,10 @@ pub fn build(
                     t.unqualified += 1;
                     unqualified.push(e, serde_json::json!({ "lacking": missing }));
                 }
+            }
+            "refused" if e.kind == "device_not_registered" => {
+                users.entry(&e.username).or_default().refused += 1;
+                device_refusals.push(e, e.details.clone());
             }
             "refused" => {
                 users.entry(&e.username).or_default().refused += 1;
@@ -513,6 +549,11 @@ pub fn build(
         corrections,
         policy_changes,
         lockouts,
+        device_refusals,
+        devices: devices
+            .into_iter()
+            .map(|(device, accesses)| DeviceSummary { device, accesses })
+            .collect(),
         notes,
         log_checkpoint: None,
         log_alarm: None,
@@ -568,7 +609,7 @@ fn policy_change_detail(details: &serde_json::Value) -> serde_json::Value {
 }
 
 impl Report {
-    fn sections(&self) -> [(&'static str, &'static str, &Section); 9] {
+    fn sections(&self) -> [(&'static str, &'static str, &Section); 10] {
         [
             (
                 "purposes_short",
@@ -595,6 +636,11 @@ impl Report {
                 &self.policy_changes,
             ),
             ("lockout", "Accounts locked and unlocked", &self.lockouts),
+            (
+                "device_refusal",
+                "Plate data refused: not an agency device",
+                &self.device_refusals,
+            ),
         ]
     }
 
@@ -623,6 +669,16 @@ impl Report {
         for d in &self.unusual_volume {
             let detail = format!("{} accesses; median {}", d.accesses, d.median_daily);
             row(["unusual_volume", "", &d.day, &d.username, "", &detail]);
+        }
+        for d in &self.devices {
+            row([
+                "device",
+                "",
+                "",
+                "",
+                &d.device,
+                &format!("accesses={}", d.accesses),
+            ]);
         }
         for (name, _, s) in self.sections() {
             for f in &s.items {
@@ -699,7 +755,21 @@ impl Report {
                 u.median_daily, esc(u.busiest_day.as_deref().unwrap_or("—")), u.busiest_day_accesses
             ));
         }
-        h.push_str("</table><h2>Unusual volume</h2>");
+        h.push_str("</table><h2>Accesses by device</h2>");
+        if self.devices.is_empty() {
+            h.push_str("<p>None.</p>");
+        } else {
+            h.push_str("<table><tr><th>Device</th><th>Accesses</th></tr>");
+            for d in &self.devices {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    esc(&d.device),
+                    d.accesses
+                ));
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("<h2>Unusual volume</h2>");
         if self.unusual_volume.is_empty() {
             h.push_str("<p>None.</p>");
         } else {
@@ -827,6 +897,7 @@ mod tests {
             category: category.into(),
             kind: kind.into(),
             username: user.into(),
+            client: None,
             details: serde_json::json!({}),
         }
     }
@@ -1073,6 +1144,65 @@ mod tests {
         assert_eq!(r.lockouts.count, 1);
         assert!(r.to_csv().contains("policy_change,1,"));
         assert!(r.to_html("PD").contains("Policy changes"));
+    }
+
+    #[test]
+    fn accesses_are_counted_per_device_and_device_refusals_have_their_section() {
+        // Issue 24 item 3: the report shows which device each access came
+        // from, and a search from a personal laptop apart from purposes.
+        let policy = AuditPolicy::default();
+        let day = 20_000 * DAY_MS;
+        let from = |seq, device: Option<&str>| {
+            let mut e = entry(seq, day + seq * H, "access", "search", "ana");
+            e.client = Some(match device {
+                Some(d) => format!("10.0.0.5 · {d}"),
+                None => "10.0.0.5".into(),
+            });
+            e
+        };
+        let mut refused = entry(9, day + 9 * H, "refused", "device_not_registered", "ana");
+        refused.details =
+            serde_json::json!({"why": "the connection presented no device certificate"});
+        let entries = [
+            from(1, Some("device 7 (Unit 12 MDT)")),
+            from(2, Some("device 7 (Unit 12 MDT)")),
+            from(3, Some("device 8 (Desk 4)")),
+            from(4, None),
+            refused,
+        ];
+        let period = Period {
+            label: "t".into(),
+            from_ms: day,
+            to_ms: day + DAY_MS,
+        };
+        let r = build(
+            period,
+            &entries,
+            &HashMap::new(),
+            &policy,
+            compliance(60, None, day),
+            day,
+        );
+        let counts: Vec<(&str, usize)> = r
+            .devices
+            .iter()
+            .map(|d| (d.device.as_str(), d.accesses))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("device 7 (Unit 12 MDT)", 2),
+                ("device 8 (Desk 4)", 1),
+                ("no device", 1)
+            ]
+        );
+        assert_eq!((r.device_refusals.count, r.purposes_short.count), (1, 0));
+        assert_eq!(r.users[0].refused, 1);
+        assert!(r
+            .to_csv()
+            .contains("device,,,,device 7 (Unit 12 MDT),accesses=2"));
+        let html = r.to_html("PD");
+        assert!(html.contains("Accesses by device") && html.contains("not an agency device"));
     }
 
     #[test]

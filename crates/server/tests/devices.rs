@@ -256,6 +256,30 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
         "{access:?}"
     );
 
+    // The period report shows both: the refusal, and the device's access.
+    let (s, report) = api
+        .call(
+            "GET",
+            "/api/v1/audit/report?period=2026Q4&format=json",
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["device_refusals"]["count"], 1, "{report}");
+    assert!(
+        report["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |d| d["device"] == format!("device {device_id} (Unit 12 MDT)")
+                    && d["accesses"] == 1
+            ),
+        "{}",
+        report["devices"]
+    );
+
     // Another authority's certificate, though well formed and held.
     let stranger_ca = device_certs::new_authority("Elsewhere PD", NOW).unwrap();
     let issued = device_certs::issue(&stranger_ca, "Unit 12 MDT", NOW).unwrap();

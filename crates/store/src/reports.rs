@@ -59,7 +59,7 @@ impl Store {
         let entries = {
             let conn = self.main_readers.get()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, ts, category, kind, username, details FROM log
+                "SELECT seq, ts, category, kind, username, details, client FROM log
                  WHERE ts >= ?1 AND ts < ?2 ORDER BY seq",
             )?;
             let mut rows = stmt.query(params![period.from_ms, period.to_ms])?;
@@ -83,6 +83,7 @@ impl Store {
                     category,
                     kind,
                     username: r.get(4)?,
+                    client: r.get(6)?,
                     details,
                 });
             }

@@ -24,6 +24,8 @@ export async function auditPage(main, { signal }) {
       ['#', (e) => String(e.seq)],
       ['When', (e) => when(e.ts)],
       ['Who', (e) => `${e.username}${e.role ? ` (${e.role})` : ''}`],
+      // The address, and the agency device when there was one.
+      ['From', (e) => e.client || ''],
       ['What', (e) => `${e.category} · ${e.kind}`],
       ['Purpose', (e) => (e.purpose ? [e.purpose.case_number, e.purpose.offense, e.purpose.reason].filter(Boolean).join(' · ') : '')],
       // An access names every read it returned (one entry since issue 28;
@@ -157,6 +159,7 @@ function summary(r) {
     ['purposes_short', 'Purposes that fell short (refused)'],
     ['after_hours', 'Accesses outside working hours'],
     ['lockouts', 'Accounts locked and unlocked'],
+    ['device_refusals', 'Plate data refused: not an agency device'],
     ['policy_changes', 'Changes of the agency\'s policy'],
   ];
   const RECORDS = [
@@ -201,6 +204,7 @@ function summary(r) {
       ['After hours', (u) => String(u.after_hours)], ['Unqualified', (u) => String(u.unqualified)],
       ['Median day', (u) => String(u.median_daily)], ['Busiest day', (u) => (u.busiest_day ? `${u.busiest_day} (${u.busiest_day_accesses})` : '—')],
     ], r.users || [], 'No accesses in this period.'),
+    (r.devices || []).length ? table([['Device', (d) => d.device], ['Accesses', (d) => String(d.accesses)]], r.devices) : null,
     (r.notes || []).length ? [h('h4', {}, 'Notes'), h('ul', {}, r.notes.map((n) => h('li', {}, n)))] : null,
     h('p', {}, 'Download the CSV or HTML report for every item.'));
 }
