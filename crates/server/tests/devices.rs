@@ -158,6 +158,36 @@ async fn register(
     (v, (PrivateKeyDer::Pkcs8(key), chain))
 }
 
+/// The officer's search over TLS, presenting `device` if given.
+async fn search_from(
+    tls: &Tls,
+    device: Option<&(PrivateKeyDer<'static>, Vec<CertificateDer<'static>>)>,
+    token: &str,
+) -> (u16, String, Value) {
+    tls_call(
+        tls,
+        device,
+        "POST",
+        "/api/v1/search",
+        token,
+        Some(search_body()),
+    )
+    .await
+}
+
+/// A 403 `device_not_registered` whose message says `why`.
+fn refused_because(status: u16, v: &Value, why: &str) {
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("device_not_registered")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains(why),
+        "{v}"
+    );
+}
+
 fn search_body() -> Value {
     json!({"plate": "7ABC120", "purpose": purpose()})
 }
@@ -170,15 +200,7 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
     let officer = api.officer.clone();
 
     // HTTPS from the binary; before any device, no device is needed.
-    let (s, head, v) = tls_call(
-        &tls,
-        None,
-        "POST",
-        "/api/v1/search",
-        &officer,
-        Some(search_body()),
-    )
-    .await;
+    let (s, head, v) = search_from(&tls, None, &officer).await;
     assert_eq!(s, 200, "{head} {v}");
     assert!(
         head.to_ascii_lowercase()
@@ -205,20 +227,8 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
 
     // A personal laptop: no certificate. Refused and on record.
     let mark = api.mark();
-    let (s, _, v) = tls_call(
-        &tls,
-        None,
-        "POST",
-        "/api/v1/search",
-        &officer,
-        Some(search_body()),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("device_not_registered")),
-        "{v}"
-    );
+    let (s, _, v) = search_from(&tls, None, &officer).await;
+    refused_because(s, &v, "no device certificate");
     let (entries, _) = api.since(mark);
     assert_eq!(
         entries
@@ -233,15 +243,7 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
 
     // The agency's device: the search, with the device in the log.
     let mark = api.mark();
-    let (s, _, v) = tls_call(
-        &tls,
-        Some(&device),
-        "POST",
-        "/api/v1/search",
-        &officer,
-        Some(search_body()),
-    )
-    .await;
+    let (s, _, v) = search_from(&tls, Some(&device), &officer).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
     let (entries, _) = api.since(mark);
@@ -285,27 +287,8 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
     let issued = device_certs::issue(&stranger_ca, "Unit 12 MDT", NOW).unwrap();
     let (key, chain) = device_certs::open_pkcs12(&issued.pkcs12, &issued.passphrase).unwrap();
     let stranger = (PrivateKeyDer::Pkcs8(key), chain);
-    let (s, _, v) = tls_call(
-        &tls,
-        Some(&stranger),
-        "POST",
-        "/api/v1/search",
-        &officer,
-        Some(search_body()),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("device_not_registered")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not the agency's"),
-        "{v}"
-    );
+    let (s, _, v) = search_from(&tls, Some(&stranger), &officer).await;
+    refused_because(s, &v, "not the agency's");
 
     // Revoked: refused from its next request.
     let (s, v) = api
@@ -318,24 +301,8 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["revoked_at"].is_string());
-    let (s, _, v) = tls_call(
-        &tls,
-        Some(&device),
-        "POST",
-        "/api/v1/search",
-        &officer,
-        Some(search_body()),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("device_not_registered")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("revoked"),
-        "{v}"
-    );
+    let (s, _, v) = search_from(&tls, Some(&device), &officer).await;
+    refused_because(s, &v, "revoked");
     let (s, v) = api
         .call(
             "DELETE",
