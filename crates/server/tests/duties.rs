@@ -422,19 +422,40 @@ async fn a_search_gives_its_total_and_exports_as_a_tracked_csv_download() {
         );
     }
     // A finished day is sealed (its plate index built, the in-memory one
-    // dropped): counted from that index, the same.
+    // dropped): counted from that index, the same; a pattern's plates in
+    // one statement. Two more plates under the pattern, on the same day.
+    let key = api.camera_key("cam-3").await;
+    let more: Vec<Value> = (0..7)
+        .map(|k| json!({"id": format!("00000000-0000-4000-a000-{k:012}"), "plate": if k < 3 { "7ABC199" } else { "7ABC188" },
+                        "state": "CA", "ts": platekeeper_core::read::format_time_ms(NOW - DAY + 500_000 + k)}))
+        .collect();
+    assert_eq!(api.post_reads(&key, json!(more)).await.0, StatusCode::OK);
     assert!(!api
         .store
         .seal_finished_days(NOW + 2 * DAY)
         .unwrap()
         .is_empty());
-    for body in [
-        json!({"plate": "7ABC120", "limit": 20, "purpose": purpose()}),
-        json!({"plate": "7ABC1*", "limit": 20, "purpose": purpose()}),
-        json!({"plate": "7ABC120", "camera": "cam-1", "state": "CA", "limit": 20, "purpose": purpose()}),
+    for (body, want) in [
+        (
+            json!({"plate": "7ABC120", "limit": 20, "purpose": purpose()}),
+            150,
+        ),
+        (
+            json!({"plate": "7ABC1*", "limit": 20, "purpose": purpose()}),
+            157,
+        ),
+        (
+            json!({"plate": "7ABC1*", "camera": "cam-3", "from": platekeeper_core::read::format_time_ms(NOW - 2 * DAY),
+                "to": platekeeper_core::read::format_time_ms(NOW), "limit": 2, "purpose": purpose()}),
+            7,
+        ),
+        (
+            json!({"plate": "7ABC120", "camera": "cam-1", "state": "CA", "limit": 20, "purpose": purpose()}),
+            150,
+        ),
     ] {
         let (_, v) = search(body).await;
-        assert_eq!(v["total"], json!({"count": 150, "at_least": false}), "{v}");
+        assert_eq!(v["total"], json!({"count": want, "at_least": false}), "{v}");
     }
 
     // The export: a link as for every download, then one fetch.
