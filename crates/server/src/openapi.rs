@@ -129,6 +129,7 @@ use crate::AppState;
         crate::sessions::SignInBody,
         crate::sessions::SessionCreated,
         crate::sessions::Me,
+        crate::sessions::MeDevice,
         crate::sessions::PasswordBody,
         crate::sessions::TotpEnrolment,
         crate::sessions::CodeBody,

@@ -14,7 +14,9 @@ use platekeeper_store::{Actor, SignIn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::accountability::{affiliation, suspend_if_inactive, ClientAddr, SessionUser};
+use crate::accountability::{
+    affiliation, suspend_if_inactive, ClientAddr, DeviceSeen, SessionUser,
+};
 use crate::json::ApiJson;
 use crate::{blocking, ApiError, AppState};
 
@@ -233,6 +235,19 @@ pub struct Me {
     /// The rights of the role, from the role table.
     #[schema(value_type = Vec<String>)]
     pub rights: Vec<platekeeper_core::Right>,
+    /// The agency device this connection presents, if it is one.
+    #[schema(value_type = Option<Object>)]
+    pub device: Option<MeDevice>,
+    /// Whether plate data needs a registered device (and, when this
+    /// connection has none, why it is not one).
+    pub devices_required: bool,
+    pub device_problem: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeDevice {
+    pub id: i64,
+    pub name: String,
 }
 
 /// The signed-in person's own account (no credentials).
@@ -251,6 +266,18 @@ pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
         training_current: st.training_current(now),
         approval_current: st.approval_current(now),
         rights: a.role.rights().to_vec(),
+        device: match &who.device {
+            DeviceSeen::Device(d) => Some(MeDevice {
+                id: d.id,
+                name: d.name.clone(),
+            }),
+            DeviceSeen::NotADevice(_) => None,
+        },
+        devices_required: state.store.policy().devices_required,
+        device_problem: match &who.device {
+            DeviceSeen::NotADevice(why) => Some(why.clone()),
+            DeviceSeen::Device(_) => None,
+        },
     })
 }
 

@@ -240,6 +240,23 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
     // What needs no plate data works from anywhere.
     let (s, _, v) = tls_call(&tls, None, "GET", "/api/v1/me", &officer, None).await;
     assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["devices_required"].as_bool(), v["device"].is_null()),
+        (Some(true), true),
+        "{v}"
+    );
+    assert!(
+        v["device_problem"]
+            .as_str()
+            .unwrap()
+            .contains("no device certificate"),
+        "{v}"
+    );
+    let (_, _, v) = tls_call(&tls, Some(&device), "GET", "/api/v1/me", &officer, None).await;
+    assert_eq!(
+        v["device"]["name"], "Unit 12 MDT",
+        "the page can say which device this is: {v}"
+    );
 
     // The agency's device: the search, with the device in the log.
     let mark = api.mark();

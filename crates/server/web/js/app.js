@@ -59,8 +59,14 @@ function drawChrome() {
   const alerts = state.me.rights.includes('view_alerts');
   const sound = alerts ? h('button', { type: 'button', class: 'link', 'aria-pressed': String(!muted()), title: 'Alert sound (AMBER, warrant, wanted and missing-person hits sound even when off)',
     onclick: () => { setMuted(!muted()); drawChrome(); } }, muted() ? 'Sound off' : 'Sound on') : null;
+  // Which agency device this is, or that it is none where one is needed
+  // (issue 24 item 3): the officer learns it before a search is refused.
+  const device = state.me.device
+    ? h('span', { class: 'device', title: 'A registered agency device' }, state.me.device.name)
+    : (state.me.devices_required ? h('span', { class: 'device warn', title: state.me.device_problem || '' }, 'Not an agency device: plate data is refused here') : null);
   put(who,
     h('span', { class: 'me' }, `${state.me.name} · ${state.me.role}`),
+    device,
     sound,
     s && s.expires_at ? h('span', { class: 'expires', title: 'Your session ends then; you will be asked to sign in again.' },
       `until ${new Date(s.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`) : null,
