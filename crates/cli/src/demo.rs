@@ -179,12 +179,117 @@ fn demo_hotlist(store: &Store, sample: &[(String, i64)], now: i64) -> anyhow::Re
     Ok(())
 }
 
+/// What the demo's records show from before today, made first so the log
+/// stays in time order: reads from 400 days ago, past retention, which
+/// the server's start-up purge removes (logged as the daily run is), and
+/// an export to another agency 45 days ago whose copy is past its
+/// destroy-by date with no destruction recorded (the Records page's
+/// overdue list).
+fn demo_past(store: &Store, now: i64) -> anyhow::Result<()> {
+    use platekeeper_core::read::TimeInput;
+    use platekeeper_core::{GeoPoint, PlatePattern, Purpose, RawRead};
+    use platekeeper_store::{
+        Access, AccessKind, AccessRequest, CameraKind, IngestItem, NewCamera, ReadQuery,
+    };
+    let actor = Actor::system("demo");
+    let old = now - 400 * DAY_MS;
+    let then = now - 45 * DAY_MS;
+    let (camera, _) = store.create_camera(
+        NewCamera {
+            id: "demo-archive".into(),
+            name: "Demo camera, Grand Ave (sample history)".into(),
+            kind: CameraKind::Fixed,
+            position: Some(GeoPoint::new(37.8117, -122.2585)?),
+        },
+        &actor,
+        old,
+    )?;
+    let ingest = |plates: &[&str], at: i64, seq: usize| -> anyhow::Result<()> {
+        let items = plates
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let raw = RawRead {
+                    id: Some(format!("00000000-0000-4000-9d00-{:012}", seq + i)),
+                    plate: Some((*p).into()),
+                    state: Some("CA".into()),
+                    ts: Some(TimeInput::EpochMs(at + i as i64 * 60_000)),
+                    ..RawRead::default()
+                };
+                Ok(IngestItem {
+                    camera: camera.num,
+                    read: raw.validate(at + DAY_MS, "demo-archive")?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        store.ingest(&items)?;
+        Ok(())
+    };
+    ingest(
+        &[
+            "6OLD101", "6OLD102", "6OLD103", "6OLD104", "6OLD105", "6OLD106",
+        ],
+        old,
+        0,
+    )?;
+    ingest(&["7SHR201", "7SHR201", "7SHR201"], then - DAY_MS, 100)?;
+    let agency = store.create_agency(
+        "Alameda County DA Investigations",
+        platekeeper_core::sharing::AgencyKind::CaPublic,
+        "CA",
+        None,
+        &actor,
+        then,
+    )?;
+    let req = store.create_sharing_request(
+        platekeeper_store::NewSharingRequest {
+            agency_id: agency.id,
+            requester_name: "Inv. R. Okafor".into(),
+            case_number: Some("ACDA-26-0417".into()),
+            purpose: "Vehicle in a felony hit-and-run, their case ACDA-26-0417".into(),
+            query: serde_json::json!({"plate": "7SHR201"}),
+            received_on: platekeeper_core::read::format_time_ms(then)[..10].to_string(),
+            document: Some(platekeeper_store::Document {
+                name: "acda-request.pdf".into(),
+                media_type: "application/pdf".into(),
+                bytes: b"%PDF-1.4 sample written request (demo)".to_vec(),
+            }),
+        },
+        &actor,
+        then,
+    )?;
+    let req = store.approve_sharing_request(req.id, Some("sample data"), &actor, then)?;
+    let plan = store.plan(ReadQuery {
+        plate: Some(PlatePattern::parse("7SHR201", false)?),
+        to_ms: Some(then),
+        limit: 1000,
+        ..ReadQuery::default()
+    })?;
+    let access = Access::new(AccessRequest {
+        username: actor.username.clone(),
+        affiliation: actor.affiliation.clone(),
+        kind: AccessKind::Export,
+        query: serde_json::json!({"sharing_request": req.id, "agency": agency.name}),
+        purpose: Purpose::new(
+            "ACDA-26-0417",
+            "sharing request",
+            "sample export to another agency",
+        )?,
+        client: None,
+        role: None,
+    });
+    let found = store.sharing_reads(&access, plan, 1000)?;
+    store.export_sharing(access, found, &req, &agency, &actor, then)?;
+    Ok(())
+}
+
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("platekeeper-demo-{}", std::process::id()));
     let now = crate::now_ms();
     let (sample, camera_key, logins) = {
         let store = platekeeper_store::Store::open(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;
+        demo_past(&store, now)?;
         let logins = demo_accounts(&store, now)?;
         let cameras = register_cameras(&store, 7, now)?;
         // One more camera whose key is printed, for trying ingest by hand.

@@ -710,7 +710,8 @@ pub struct PurgeRun {
     /// The log entry recording it.
     pub seq: i64,
     pub at: String,
-    /// `system` for the daily run, else the administrator who ran it.
+    /// `system:retention` for the daily run, else the administrator who
+    /// ran it.
     pub by: String,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,

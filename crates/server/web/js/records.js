@@ -162,7 +162,7 @@ export async function recordsPage(main, { me, signal }) {
       table([
         ['#', (r) => String(r.seq)],
         ['When', (r) => when(r.at)],
-        ['By', (r) => (r.by === 'system' ? 'daily run' : r.by)],
+        ['By', (r) => (r.by === 'system:retention' ? 'daily run' : r.by)],
         ['Removed', (r) => what(run(r).classes)],
         ['Day files', (r) => (run(r).days_removed || []).join(', ') || 'none'],
       ], s.runs, 'No purge has removed anything yet (a run with nothing due changes nothing and is not listed).'));
