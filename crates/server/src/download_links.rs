@@ -172,11 +172,13 @@ fn poisoned() -> ApiError {
     tag = "retention")]
 pub async fn create_link(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     session: SessionUser,
     ApiJson(target): ApiJson<LinkTarget>,
 ) -> Result<(StatusCode, Json<NewLink>), ApiError> {
     let token = session.token.clone();
-    let client = session.client.clone();
+    // The bare address the fetch must come from (`session.client` also
+    // names the device, which the fetch checks on its own).
     let who = Person::of_session(&state, session)?;
     match &target {
         LinkTarget::Evidence { hold_id, purpose } => {

@@ -299,6 +299,46 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
         report["devices"]
     );
 
+    // A download link is checked where it is fetched: a link asked for on
+    // the device, fetched from elsewhere, gives nothing.
+    let link_for = |_: ()| json!({"search_export": {"search": search_body()}});
+    let (s, _, link) = tls_call(
+        &tls,
+        Some(&device),
+        "POST",
+        "/api/v1/download-links",
+        &officer,
+        Some(link_for(())),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    let url = link["url"].as_str().unwrap().to_string();
+    let (s, _, v) = tls_call(&tls, None, "GET", &url, "", None).await;
+    refused_because(s, &v, "no device certificate");
+    let (_, _, link) = tls_call(
+        &tls,
+        Some(&device),
+        "POST",
+        "/api/v1/download-links",
+        &officer,
+        Some(link_for(())),
+    )
+    .await;
+    let (s, head, _) = tls_call(
+        &tls,
+        Some(&device),
+        "GET",
+        link["url"].as_str().unwrap(),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: text/csv"),
+        "{head}"
+    );
+
     // Another authority's certificate, though well formed and held.
     let stranger_ca = device_certs::new_authority("Elsewhere PD", NOW).unwrap();
     let issued = device_certs::issue(&stranger_ca, "Unit 12 MDT", NOW).unwrap();
