@@ -44,17 +44,32 @@ pub async fn rename(
     path: Result<Path<String>, PathRejection>,
     ApiJson(body): ApiJson<CameraChange>,
 ) -> Result<Json<CameraInfo>, ApiError> {
+    change_camera(&state, &who, path, move |store, id, actor, now| {
+        store.rename_camera(id, &body.name, actor, now)
+    })
+    .await
+}
+
+/// An administrator's logged change to the camera the path names.
+async fn change_camera(
+    state: &AppState,
+    who: &Person,
+    path: Result<Path<String>, PathRejection>,
+    change: impl FnOnce(
+            &platekeeper_store::Store,
+            &str,
+            &platekeeper_store::Actor,
+            i64,
+        ) -> Result<Camera, platekeeper_store::StoreError>
+        + Send
+        + 'static,
+) -> Result<Json<CameraInfo>, ApiError> {
     who.require(Right::ManageCameras)?;
     let id = crate::search::path_param(path)?;
     let store = state.store.clone();
     let actor = who.actor();
     let now = state.now_ms();
-    let cam = blocking(move || {
-        store
-            .rename_camera(&id, &body.name, &actor, now)
-            .map_err(camera_error)
-    })
-    .await?;
+    let cam = blocking(move || change(&store, &id, &actor, now).map_err(camera_error)).await?;
     Ok(Json(CameraInfo::from(&cam)))
 }
 
@@ -192,18 +207,10 @@ pub async fn revoke(
     path: Result<Path<String>, PathRejection>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<CameraInfo>, ApiError> {
-    who.require(Right::ManageCameras)?;
-    let id = crate::search::path_param(path)?;
-    let store = state.store.clone();
-    let actor = who.actor();
-    let now = state.now_ms();
-    let cam = blocking(move || {
-        store
-            .revoke_camera(&id, &body.reason, &actor, now)
-            .map_err(camera_error)
+    change_camera(&state, &who, path, move |store, id, actor, now| {
+        store.revoke_camera(id, &body.reason, actor, now)
     })
-    .await?;
-    Ok(Json(CameraInfo::from(&cam)))
+    .await
 }
 
 /// Register a camera; the answer holds its API key, shown only this once.
