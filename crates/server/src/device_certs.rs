@@ -383,3 +383,92 @@ pub fn open_pkcs12(
             .collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn authority(ca: &DeviceCa) -> DeviceAuthority {
+        let a = DeviceAuthority::new(Vec::new());
+        a.set(ca).unwrap();
+        a
+    }
+
+    #[test]
+    fn a_device_certificate_is_the_agencys_only_while_it_is_valid() {
+        let ca = new_authority("Oakland PD", NOW).unwrap();
+        let issued = issue(&ca, "Unit 12 MDT", NOW).unwrap();
+        let (_, chain) = open_pkcs12(&issued.pkcs12, &issued.passphrase).unwrap();
+        assert_eq!(
+            Sha256::digest(chain[0].as_ref()).as_slice(),
+            issued.fingerprint
+        );
+        let a = authority(&ca);
+        assert_eq!(a.check(&chain, NOW), Ok(issued.fingerprint));
+        assert_eq!(
+            a.check(&chain[..1], NOW + DAY),
+            Ok(issued.fingerprint),
+            "the leaf alone is enough"
+        );
+        // Before it was issued, and after it ends.
+        assert!(matches!(
+            a.check(&chain, NOW - 2 * DAY),
+            Err(NotADevice::Invalid(_))
+        ));
+        let after = issued.not_after_ms + DAY;
+        assert!(
+            matches!(a.check(&chain, after), Err(NotADevice::Invalid(_))),
+            "expired"
+        );
+        // Another agency's authority does not vouch for it.
+        let other = authority(&new_authority("Elsewhere PD", NOW).unwrap());
+        assert!(matches!(
+            other.check(&chain, NOW),
+            Err(NotADevice::Invalid(_))
+        ));
+        // The authority's own certificate is not a device.
+        let ca_only = vec![CertificateDer::from(ca.cert.clone())];
+        assert!(matches!(
+            a.check(&ca_only, NOW),
+            Err(NotADevice::Invalid(_))
+        ));
+        // Nothing, no authority yet, rubbish, too large.
+        assert_eq!(a.check(&[], NOW), Err(NotADevice::NoCertificate));
+        assert_eq!(
+            DeviceAuthority::new(Vec::new()).check(&chain, NOW),
+            Err(NotADevice::NoAuthority)
+        );
+        let junk = vec![CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00])];
+        assert!(matches!(a.check(&junk, NOW), Err(NotADevice::Invalid(_))));
+        let huge = vec![CertificateDer::from(vec![0u8; MAX_CERT_BYTES + 1])];
+        assert!(
+            matches!(a.check(&huge, NOW), Err(NotADevice::Invalid(w)) if w.contains("too large"))
+        );
+    }
+
+    #[test]
+    fn each_device_gets_its_own_key_serial_and_passphrase() {
+        let ca = new_authority("Oakland PD", NOW).unwrap();
+        let a = issue(&ca, "A", NOW).unwrap();
+        let b = issue(&ca, "A", NOW).unwrap();
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.serial, b.serial);
+        assert_ne!(a.passphrase, b.passphrase);
+        assert_eq!(a.passphrase.len(), 23, "four groups of five, dashed");
+        assert!(
+            open_pkcs12(&a.pkcs12, &b.passphrase).is_err(),
+            "each file opens with its own passphrase"
+        );
+        let bad = DeviceCa {
+            cert: ca.cert.clone(),
+            key: vec![1, 2, 3],
+        };
+        assert!(matches!(
+            issue(&bad, "A", NOW),
+            Err(CertError::Authority(_))
+        ));
+    }
+}
