@@ -118,7 +118,10 @@ fn device_of(parts: &Parts, state: &AppState) -> DeviceSeen {
         Ok(None) => DeviceSeen::NotADevice(
             "the certificate is the agency's but no registered device holds it".into(),
         ),
-        Err(e) => DeviceSeen::NotADevice(format!("the device list could not be read: {e}")),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the device list failed");
+            DeviceSeen::NotADevice("the device list could not be read".into())
+        }
     }
 }
 
@@ -129,7 +132,13 @@ fn proxied_certificate(
     state: &AppState,
 ) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    // A dual-stack listener sees an IPv4 proxy as ::ffff:a.b.c.d.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()?
+        .0
+        .ip()
+        .to_canonical();
     if !state.devices.trusted_proxies.contains(&peer) {
         return None;
     }
@@ -331,6 +340,16 @@ impl Person {
         self.account
             .state()
             .check_plate_data(&policy.accounts, state.now_ms())?;
+        self.require_device(state, &format!("{right:?}"))
+    }
+
+    /// While `devices_required` is on, refuses (403, logged) a connection
+    /// that is not a registered agency device: before plate data, and
+    /// before anything that could hand out a device or switch the rule
+    /// off (a stolen administrator's login on a personal laptop must not
+    /// issue itself a certificate).
+    pub fn require_device(&self, state: &AppState, what: &str) -> Result<(), ApiError> {
+        let policy = state.store.policy();
         if let (true, DeviceSeen::NotADevice(why)) = (policy.devices_required, &self.device) {
             // Refused and on record: a search from a personal laptop is
             // something the audit must show (issue 24 item 3).
@@ -342,7 +361,7 @@ impl Person {
                 affiliation: self.affiliation.clone(),
                 role: Some(self.account.role.as_str().into()),
                 client: self.client.clone(),
-                details: serde_json::json!({"right": format!("{right:?}"), "why": why}),
+                details: serde_json::json!({"right": what, "why": why}),
                 purpose: None,
             };
             if let Err(e) = state.store.log_event(entry) {
@@ -351,7 +370,7 @@ impl Person {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "device_not_registered",
-                format!("plate data only on the agency's own devices: {why}"),
+                format!("only on the agency's own devices: {why}"),
             ));
         }
         Ok(())

@@ -354,6 +354,9 @@ async fn apply_policy(
     confirmed: Vec<String>,
 ) -> Result<Response, ApiError> {
     who.require(Right::ManagePolicy)?;
+    // The rules (the device rule among them) change only from an agency
+    // device once devices are required.
+    who.require_device(state, "change_policy")?;
     let store = state.store.clone();
     let now = state.now_ms();
     let actor = who.actor();

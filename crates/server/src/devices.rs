@@ -71,8 +71,24 @@ pub async fn register(
     State(state): State<AppState>,
     who: Person,
     ApiJson(body): ApiJson<NewDeviceBody>,
-) -> Result<(StatusCode, Json<RegisteredDevice>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, &'static str); 1],
+        Json<RegisteredDevice>,
+    ),
+    ApiError,
+> {
     who.require(Right::ManageAccounts)?;
+    // Once devices are required, only from one of them, unless none is
+    // left in service (every one revoked: the agency must be able to
+    // start again, as with its first).
+    let store = state.store.clone();
+    let in_service =
+        blocking(move || Ok(store.devices()?.iter().any(|d| d.revoked_at.is_none()))).await?;
+    if in_service {
+        who.require_device(&state, "register_device")?;
+    }
     let store = state.store.clone();
     let authority = state.devices.clone();
     let actor = who.actor();
@@ -120,6 +136,8 @@ pub async fn register(
     );
     Ok((
         StatusCode::CREATED,
+        // The key's passphrase is in this answer: no cache may keep it.
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
         Json(RegisteredDevice {
             device,
             pkcs12_base64: base64::engine::general_purpose::STANDARD.encode(&issued.pkcs12),
@@ -169,6 +187,7 @@ pub async fn revoke(
     params: Result<Query<RevokeParams>, QueryRejection>,
 ) -> Result<Json<Device>, ApiError> {
     who.require(Right::ManageAccounts)?;
+    who.require_device(&state, "revoke_device")?;
     let id = crate::search::path_param(path)?;
     let p = crate::search::query_param(params)?;
     let store = state.store.clone();

@@ -347,46 +347,71 @@ async fn plate_data_reaches_only_registered_unrevoked_devices() {
     let (s, _, v) = search_from(&tls, Some(&stranger), &officer).await;
     refused_because(s, &v, "not the agency's");
 
-    // Revoked: refused from its next request.
+    // A stolen administrator's login on a personal laptop can neither
+    // issue itself a device, nor revoke the agency's, nor switch the
+    // rule off: those too need a device once devices are required.
+    let admin = api.admin.clone();
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&admin),
+            Some(json!({"name": "my laptop"})),
+        )
+        .await;
+    refused_because(s.as_u16(), &v, "no device certificate");
     let (s, v) = api
         .call(
             "DELETE",
-            &format!("/api/v1/devices/{device_id}?reason=lost%20in%20the%20field"),
-            Some(&api.admin),
+            &format!("/api/v1/devices/{device_id}?reason=x"),
+            Some(&admin),
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(v["revoked_at"].is_string());
-    let (s, _, v) = search_from(&tls, Some(&device), &officer).await;
-    refused_because(s, &v, "revoked");
-    let (s, v) = api
-        .call(
-            "DELETE",
-            &format!("/api/v1/devices/{device_id}?reason=again"),
-            Some(&api.admin),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("device_revoked"))
-    );
-
-    // Turning the rule off is a weakening: it must be confirmed.
+    refused_because(s.as_u16(), &v, "no device certificate");
     let (s, v) = api
         .call(
             "PATCH",
             "/api/v1/policy",
-            Some(&api.admin),
-            Some(json!({"devices_required": false})),
+            Some(&admin),
+            Some(json!({"devices_required": false, "confirm_weakening": ["devices_required"]})),
         )
         .await;
+    refused_because(s.as_u16(), &v, "no device certificate");
+    // From the device, switching the rule off is a weakening to confirm.
+    let off = Some(json!({"devices_required": false}));
+    let (s, _, v) = tls_call(&tls, Some(&device), "PATCH", "/api/v1/policy", &admin, off).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("confirmation_required")),
+        (409, Some("confirmation_required")),
         "{v}"
     );
+
+    // Revoked (from the device itself): refused from its next request.
+    let (s, _, v) = tls_call(
+        &tls,
+        Some(&device),
+        "DELETE",
+        &format!("/api/v1/devices/{device_id}?reason=lost%20in%20the%20field"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["revoked_at"].is_string());
+    let (s, _, v) = search_from(&tls, Some(&device), &officer).await;
+    refused_because(s, &v, "revoked");
+    // With no device left in service the agency can start again, as with
+    // its first (registering is then open to the administrator).
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&admin),
+            Some(json!({"name": "Replacement MDT"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
 }
 
 #[tokio::test]
