@@ -357,25 +357,41 @@ impl StreamState {
                     let store = self.state.store.clone();
                     let now = self.state.now_ms();
                     let token = self.token.clone();
+                    let device = match &self.who.device {
+                        crate::accountability::DeviceSeen::Device(d) => Some(d.id),
+                        crate::accountability::DeviceSeen::NotADevice(_) => None,
+                    };
                     // Still signed in, and still allowed plate data
-                    // (training, approval, role may have changed).
+                    // (training, approval, role may have changed), and
+                    // still on a device in service if devices are required
+                    // (a revocation, or the rule turned on, ends it).
                     let live = tokio::task::spawn_blocking(move || {
                         let Some(session) = store.session(&token, now).ok().flatten() else {
-                            return false;
+                            return Some("session_ended");
                         };
                         let Some(account) = store.account(&session.username).ok().flatten() else {
-                            return false;
+                            return Some("session_ended");
                         };
                         let policy = store.policy();
-                        account.role.may(Right::ViewAlerts)
+                        let allowed = account.role.may(Right::ViewAlerts)
                             && account.state().check_usable(&policy.accounts, now).is_ok()
-                            && account.state().check_plate_data(&policy.accounts, now).is_ok()
+                            && account.state().check_plate_data(&policy.accounts, now).is_ok();
+                        if !allowed {
+                            return Some("session_ended");
+                        }
+                        let in_service = |id: i64| {
+                            store.device(id).ok().flatten().is_some_and(|d| d.revoked_at.is_none())
+                        };
+                        if policy.devices_required && !device.is_some_and(in_service) {
+                            return Some("device_not_registered");
+                        }
+                        None
                     })
                     .await
-                    .unwrap_or(false);
-                    if !live {
+                    .unwrap_or(Some("session_ended"));
+                    if let Some(reason) = live {
                         self.done = true;
-                        return Some(Event::default().event("end").data("{\"reason\":\"session_ended\"}"));
+                        return Some(Event::default().event("end").data(format!("{{\"reason\":\"{reason}\"}}")));
                     }
                 }
             }

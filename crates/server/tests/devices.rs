@@ -560,3 +560,24 @@ async fn a_trusted_proxy_passes_the_device_certificate_on() {
         );
     }
 }
+
+/// An open alert stream is held to the device rule too: turned on (or the
+/// device revoked) while it is open, the stream ends, saying why.
+#[tokio::test]
+async fn an_open_alert_stream_ends_when_devices_become_required() {
+    let api = api().await;
+    let mut stream = api.open_stream("/api/v1/alerts/stream", &api.officer).await;
+    register(&api, "Unit 12 MDT", None).await;
+    let mut ended = None;
+    for _ in 0..20 {
+        match stream.next(std::time::Duration::from_secs(1)).await {
+            Some((name, data)) if name == "end" => {
+                ended = Some(data);
+                break;
+            }
+            Some(_) => continue,
+            None => continue,
+        }
+    }
+    assert_eq!(ended, Some(json!({"reason": "device_not_registered"})));
+}
