@@ -340,7 +340,7 @@ impl Person {
         self.account
             .state()
             .check_plate_data(&policy.accounts, state.now_ms())?;
-        self.require_device(state, &format!("{right:?}"))
+        self.refuse_unless_device(state, policy.devices_required, &format!("{right:?}"))
     }
 
     /// While `devices_required` is on, refuses (403, logged) a connection
@@ -349,8 +349,16 @@ impl Person {
     /// off (a stolen administrator's login on a personal laptop must not
     /// issue itself a certificate).
     pub fn require_device(&self, state: &AppState, what: &str) -> Result<(), ApiError> {
-        let policy = state.store.policy();
-        if let (true, DeviceSeen::NotADevice(why)) = (policy.devices_required, &self.device) {
+        self.refuse_unless_device(state, state.store.policy().devices_required, what)
+    }
+
+    fn refuse_unless_device(
+        &self,
+        state: &AppState,
+        required: bool,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if let (true, DeviceSeen::NotADevice(why)) = (required, &self.device) {
             // Refused and on record: a search from a personal laptop is
             // something the audit must show (issue 24 item 3).
             let entry = platekeeper_store::NewEntry {

@@ -295,7 +295,8 @@ pub async fn search(
     who.require_plate_data(&state, Right::SearchReads)?;
     let query = build_query(&req)?;
     let raw_purpose = serde_json::to_value(&req.purpose).ok();
-    let checked = purpose_of(req.purpose).and_then(|p| check_purpose(&state, &p).map(|()| p));
+    let checked =
+        purpose_of(req.purpose.clone()).and_then(|p| check_purpose(&state, &p).map(|()| p));
     let purpose = match checked {
         Ok(p) => p,
         Err(e) => {
@@ -321,14 +322,8 @@ pub async fn search(
     // opened: a refused query is not an access.
     let store = state.store.clone();
     let plan = blocking(move || Ok(store.plan(query)?.count_total())).await?;
-    let logged = serde_json::json!({
-        "plate": plan.query().plate.as_ref().map(|p| p.as_str()),
-        "fuzzy": req.fuzzy,
-        "from": req.from, "to": req.to,
-        "near": req.near.as_ref().map(|n| serde_json::json!({"lat": n.lat, "lon": n.lon, "radius_m": n.radius_m})),
-        "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
-        "camera": req.camera, "state": req.state, "cursor": req.cursor,
-    });
+    let mut logged = logged_query(&req, &plan);
+    logged["cursor"] = serde_json::json!(req.cursor);
     let access = access(&who, AccessKind::Search, logged, purpose);
     let store = state.store.clone();
     let started = std::time::Instant::now();
@@ -374,16 +369,24 @@ async fn export_plan(
     query.cursor = None;
     let purpose = purpose_of(req.purpose.clone())?;
     check_purpose(state, &purpose)?;
-    let logged = serde_json::json!({
-        "export": "csv",
-        "plate": req.plate, "fuzzy": req.fuzzy, "from": req.from, "to": req.to,
+    let store = state.store.clone();
+    let plan = blocking(move || Ok(store.plan(query)?)).await?;
+    let mut logged = logged_query(&req, &plan);
+    logged["export"] = serde_json::json!("csv");
+    Ok((plan, purpose, logged))
+}
+
+/// What an access log entry records of a search: its plate as planned
+/// and every condition as asked.
+fn logged_query(req: &SearchRequest, plan: &platekeeper_store::SearchPlan) -> serde_json::Value {
+    serde_json::json!({
+        "plate": plan.query().plate.as_ref().map(|p| p.as_str()),
+        "fuzzy": req.fuzzy,
+        "from": req.from, "to": req.to,
         "near": req.near.as_ref().map(|n| serde_json::json!({"lat": n.lat, "lon": n.lon, "radius_m": n.radius_m})),
         "polygon": req.polygon.as_ref().map(|p| p.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>()),
         "camera": req.camera, "state": req.state,
-    });
-    let store = state.store.clone();
-    let plan = blocking(move || Ok(store.plan(query)?)).await?;
-    Ok((plan, purpose, logged))
+    })
 }
 
 /// Checks that `who` may export `search` now (before a download link).

@@ -256,12 +256,13 @@ pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
     let now = state.now_ms();
     let a = &who.account;
     let st = a.state();
+    let policy = state.store.policy();
     Json(Me {
         username: a.username.clone(),
         name: a.name.clone(),
         title: a.title.clone(),
         role: a.role.as_str().into(),
-        affiliation: affiliation(&state.store.policy().agency_name, a.title.as_deref()),
+        affiliation: affiliation(&policy.agency_name, a.title.as_deref()),
         next: st.next_steps().into_iter().map(String::from).collect(),
         training_current: st.training_current(now),
         approval_current: st.approval_current(now),
@@ -273,7 +274,7 @@ pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
             }),
             DeviceSeen::NotADevice(_) => None,
         },
-        devices_required: state.store.policy().devices_required,
+        devices_required: policy.devices_required,
         device_problem: match &who.device {
             DeviceSeen::NotADevice(why) => Some(why.clone()),
             DeviceSeen::Device(_) => None,
