@@ -235,13 +235,7 @@ impl Store {
         actor: &Actor,
         now_ms: i64,
     ) -> Result<Device, StoreError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(StoreError::invalid(
-                "invalid_reason",
-                "reason must say why the device is revoked (1 to 500 characters)",
-            ));
-        }
+        let reason = crate::sharing::reason(reason, "the device is revoked")?;
         let device = self
             .device(id)?
             .ok_or_else(|| StoreError::not_found("device", id))?;

@@ -446,13 +446,7 @@ impl Store {
         actor: &Actor,
         now_ms: i64,
     ) -> Result<Hold, StoreError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(StoreError::invalid(
-                "invalid_reason",
-                "reason must say why the hold is lifted (1 to 500 characters)",
-            ));
-        }
+        let reason = crate::sharing::reason(reason, "the hold is lifted")?;
         let hold = self
             .hold(id)?
             .ok_or_else(|| StoreError::not_found("hold", id))?;
@@ -610,22 +604,17 @@ impl Store {
             &format!("sharing-request-{}-{date}", req.id),
             now_ms,
         )?;
-        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
-        let (released, download) =
-            self.release_with(access, found, now_ms, |tx, head, receipt, _| {
-                let (download, e) = crate::sharing::record_sharing_export(
-                    tx,
-                    head,
-                    req,
-                    receipt.access_id(),
-                    &package,
-                    destroy_by,
-                    actor,
-                    now_ms,
-                )?;
-                Ok((download, e.as_head()))
-            })?;
-        self.with_download(released.map(|_| package), download, now_ms)
+        self.release_as_download(
+            access,
+            found,
+            package,
+            now_ms,
+            |tx, head, access_id, package, destroy_by| {
+                crate::sharing::record_sharing_export(
+                    tx, head, req, access_id, package, destroy_by, actor, now_ms,
+                )
+            },
+        )
     }
 
     /// Search results as a CSV file (found under `access` by
@@ -649,19 +638,47 @@ impl Store {
             found.peek(),
             &format!("search-{}-{stamp}", actor.username),
         )?;
-        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
-        let (released, download) =
-            self.release_with(access, found, now_ms, |tx, head, receipt, _| {
-                let (download, e) = crate::sharing::record_export(
+        self.release_as_download(
+            access,
+            found,
+            package,
+            now_ms,
+            |tx, head, access_id, package, destroy_by| {
+                crate::sharing::record_export(
                     tx,
                     head,
                     crate::sharing::Exported::Search,
-                    receipt.access_id(),
-                    &package,
+                    access_id,
+                    package,
                     destroy_by,
                     actor,
                     now_ms,
-                )?;
+                )
+            },
+        )
+    }
+
+    /// Releases `found` with `package` made of it: the access's entry and
+    /// the download `record` writes (given the access's id and the
+    /// destroy-by date) in one commit.
+    fn release_as_download<T>(
+        &self,
+        access: Access,
+        found: Sealed<T>,
+        package: crate::evidence::Package,
+        now_ms: i64,
+        record: impl FnOnce(
+            &rusqlite::Connection,
+            crate::log::Head,
+            i64,
+            &crate::evidence::Package,
+            i64,
+        ) -> Result<(i64, crate::log::LogEntry), StoreError>,
+    ) -> Result<Released<(crate::evidence::Package, crate::sharing::Download)>, StoreError> {
+        let destroy_by = self.policy().retention.destroy_by_ms(now_ms);
+        let (released, download) =
+            self.release_with(access, found, now_ms, |tx, head, receipt, _| {
+                let (download, e) = record(tx, head, receipt.access_id(), &package, destroy_by)?;
                 Ok((download, e.as_head()))
             })?;
         self.with_download(released.map(|_| package), download, now_ms)

@@ -299,6 +299,19 @@ pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<String, StoreErro
     Ok(v.to_string())
 }
 
+/// The reason a change is logged with (lifting a hold, revoking a
+/// device): 1 to 500 characters; `what` completes "reason must say why …".
+pub(crate) fn reason(v: &str, what: &str) -> Result<String, StoreError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > 500 {
+        return Err(StoreError::invalid(
+            "invalid_reason",
+            format!("reason must say why {what} (1 to 500 characters)"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// Checks a `YYYY-MM-DD` date no later than today.
 fn date_not_future(field: &str, v: &str, now_ms: i64) -> Result<String, StoreError> {
     let bad = || {
