@@ -188,6 +188,8 @@ test('the administrator does every records, sharing, camera, policy, audit and h
   await disable.getByRole('button', { name: 'Disable' }).click();
   await page.getByText(`${otherId} disabled: its keys are revoked.`).waitFor();
   const gone = page.locator('tbody tr', { has: page.getByRole('cell', { name: otherId, exact: true }) });
+  // The list is drawn again after the notice: wait for the new row.
+  await gone.filter({ hasText: 'Disabled' }).waitFor();
   assert.match(await gone.innerText(), /Disabled/);
   assert.equal(await gone.getAttribute('class'), 'disabled');
   await page.getByRole('cell', { name: 'demo-camera', exact: true }).scrollIntoViewIfNeeded();
