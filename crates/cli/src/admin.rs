@@ -5,18 +5,23 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use platekeeper_store::admin_requests::{self, AdminAction, AdminRequest};
-use platekeeper_store::{Actor, NewUser, Store};
+use platekeeper_store::{Actor, NewUser};
 use serde_json::json;
 
 use crate::import::lock_data_dir;
+use crate::keys::{self, KeyArgs};
 use crate::now_ms;
 
 /// Creates the first ALPR Administrator and records their name and title
 /// as the agency's administrator (SPEC R5.5).
-pub fn create(data: &Path, username: &str, name: &str, title: &str) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(data)?;
-    let store =
-        Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
+pub fn create(
+    data: &Path,
+    key: &KeyArgs,
+    username: &str,
+    name: &str,
+    title: &str,
+) -> anyhow::Result<()> {
+    let (_lock, store) = keys::open_locked(data, key)?;
     let now = now_ms();
     let policy = store.policy();
     let (otp, secret) = store.create_administrator(
@@ -60,7 +65,7 @@ fn os_user() -> String {
 /// (it alone appends to the audit log; see
 /// `platekeeper_store::admin_requests`). Logged as `account_unlocked` by
 /// `cli:<OS user>`.
-pub fn unlock(data: &Path, username: &str) -> anyhow::Result<()> {
+pub fn unlock(data: &Path, key: &KeyArgs, username: &str) -> anyhow::Result<()> {
     if !data.join("platekeeper.db").is_file() {
         bail!("{} holds no Platekeeper data", data.display());
     }
@@ -73,8 +78,7 @@ pub fn unlock(data: &Path, username: &str) -> anyhow::Result<()> {
     };
     let outcome = match lock_data_dir(data) {
         Ok(_lock) => {
-            let store = Store::open(data)
-                .with_context(|| format!("opening the store in {}", data.display()))?;
+            let store = keys::open(data, key.load()?)?;
             store.apply_admin_request(&req, None, now_ms())
         }
         Err(_) => {
@@ -112,9 +116,10 @@ pub fn unlock(data: &Path, username: &str) -> anyhow::Result<()> {
 /// Verifies the audit log's chain and head, and with `checkpoint` that
 /// the log extends that signed checkpoint (issue 22 finding 2); exit 1 if
 /// either fails.
-pub fn verify(data: &Path, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+pub fn verify(data: &Path, key: &KeyArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+    let key = key.load()?;
     let Some(file) = checkpoint else {
-        let v = platekeeper_store::log::verify_dir(data)
+        let v = platekeeper_store::log::verify_dir(data, key.as_deref())
             .with_context(|| format!("reading the audit log in {}", data.display()))?;
         if v.ok {
             println!("audit log intact: {} entries, head {}", v.entries, v.head);
@@ -139,7 +144,7 @@ pub fn verify(data: &Path, checkpoint: Option<&Path>) -> anyhow::Result<()> {
             )
         })?
         .into_checkpoint();
-    let p = platekeeper_store::checkpoint::prove_dir(data, &c)
+    let p = platekeeper_store::checkpoint::prove_dir(data, key.as_deref(), &c)
         .with_context(|| format!("reading the audit log in {}", data.display()))?;
     println!(
         "checkpoint: entry {} with head {}, signed {} by public key {}",

@@ -70,6 +70,28 @@ pub struct BenchArgs {
     /// memory for a process that is not touching it.
     #[arg(long, default_value_t = 0)]
     idle_s: u64,
+    /// Encrypt the store at rest (issue 24): under the key given with
+    /// --key-file or PLATEKEEPER_DATA_KEY, else under a throwaway key.
+    #[arg(long)]
+    encrypt: bool,
+    /// The key of an encrypted store (needed with --reuse).
+    #[command(flatten)]
+    key: crate::keys::KeyArgs,
+}
+
+impl BenchArgs {
+    /// The key the benchmark's store is opened with, if any.
+    fn data_key(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<platekeeper_store::at_rest::DataKey>>> {
+        match self.key.load()? {
+            Some(k) => Ok(Some(k)),
+            None if self.encrypt => Ok(Some(std::sync::Arc::new(
+                platekeeper_store::at_rest::DataKey::generate()?,
+            ))),
+            None => Ok(None),
+        }
+    }
 }
 
 const SAMPLE: usize = 4_096;
@@ -317,6 +339,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "tls" => return crate::bench_tls::run(args.json, args.reads, args.queries),
         other => bail!("--suite {other:?} must be reads, hotlists, audit, evidence or tls"),
     }
+    let data_key = args.data_key()?;
     // Checked before a bulk load that may take minutes.
     if let Some(k) = args
         .only
@@ -352,7 +375,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sample_file = dir.join(SAMPLE_FILE);
     let (store, end, ingest) = if args.reuse {
         let (end, sample) = read_sample(&sample_file)?;
-        let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let store = crate::keys::open(&dir, data_key.clone())?;
         say(format!(
             "measuring queries on the store in {} ({} reads)",
             dir.display(),
@@ -361,7 +384,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (store, end, Ingested::Reused(sample))
     } else {
         let end = now_ms();
-        let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let store = crate::keys::open(&dir, data_key.clone())?;
         let cameras = register_cameras(&store, args.seed, end)?;
         say(format!(
             "ingesting {} synthetic reads into {} …",
@@ -608,6 +631,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "refused_queries": errors,
         "lawful_concurrent": concurrent,
         "peak_rss_mb": peak_rss_mb().round(),
+        "encrypted": store.encryption_key_id().is_some(),
     });
     if let Ingested::Built {
         ingest_s, wall_s, ..

@@ -14,7 +14,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use platekeeper_core::read::TimeInput;
 use platekeeper_core::RawRead;
 use platekeeper_server::ingest::{accept_batch, Candidate, Rejected};
-use platekeeper_store::Store;
 
 const BATCH: usize = 5_000;
 const HEADER: [&str; 8] = [
@@ -70,12 +69,10 @@ fn number(
     })
 }
 
-pub fn reads(file: &Path, data: &Path) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(data)?;
+pub fn reads(file: &Path, data: &Path, key: &crate::keys::KeyArgs) -> anyhow::Result<()> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let store =
-        Store::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
+    let (_lock, store) = crate::keys::open_locked(data, key)?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)

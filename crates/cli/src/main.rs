@@ -8,6 +8,7 @@ mod bench_hotlists;
 mod bench_tls;
 mod demo;
 mod import;
+mod keys;
 mod limits;
 mod retention;
 mod synthetic;
@@ -37,6 +38,8 @@ enum Command {
         /// Data folder (created on first start).
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Largest request body accepted, in MiB.
@@ -104,6 +107,8 @@ enum Command {
     Purge {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
         /// Show what would go; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -139,6 +144,43 @@ enum Command {
     Evidence {
         #[command(subcommand)]
         what: EvidenceWhat,
+    },
+    /// The data key of an encrypted store (see README, Encryption at
+    /// rest).
+    Keys {
+        #[command(subcommand)]
+        what: KeysWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysWhat {
+    /// Make a new data key in a new file (mode 0600). Keep it outside the
+    /// data folder and its backups.
+    Init {
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Encrypt a plain store (the server stopped) under the key in FILE,
+    /// made if missing; shows progress and can be run again to finish
+    /// an interrupted run.
+    Encrypt {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Re-encrypt a store (the server stopped) from its current key
+    /// (--key-file or PLATEKEEPER_DATA_KEY) to the key in
+    /// --new-key-file, made if missing; can be run again to finish an
+    /// interrupted run.
+    Rotate {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
     },
 }
 
@@ -227,6 +269,8 @@ enum AdminWhat {
     Create {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
         #[arg(long)]
         username: String,
         /// Full name.
@@ -242,6 +286,8 @@ enum AdminWhat {
     Unlock {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
         #[arg(long)]
         username: String,
     },
@@ -254,6 +300,8 @@ enum AuditWhat {
     Verify {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
         /// Also prove that the log extends this signed checkpoint, saved
         /// earlier (from GET /api/v1/audit/checkpoint, the transparency
         /// page's JSON or an audit report's JSON).
@@ -273,6 +321,8 @@ enum ImportWhat {
         file: PathBuf,
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        #[command(flatten)]
+        key: keys::KeyArgs,
     },
 }
 
@@ -292,7 +342,6 @@ fn init_logging() {
 /// its memory again: a fifth of the time per photo (perf). With these
 /// limits the freed buffers stay in the heap (at most 64 MiB of it idle)
 /// and are reused: 58 → 42 ms median on 1280×720 photos (BENCHMARKS.md).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 /// Whatever this process creates (a package written with `-o`, a file
 /// a library makes on its own) is this account's alone: the store sets
 /// its own files' modes, and this covers everything else (issue 22
@@ -305,6 +354,7 @@ fn private_files() {
     }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     // SAFETY: mallopt only sets allocator parameters; it is called before
     // any other thread exists.
@@ -324,6 +374,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             data,
+            key,
             listen,
             max_body_mb,
             checkpoint_key,
@@ -334,8 +385,10 @@ fn main() -> anyhow::Result<()> {
             limits,
         } => {
             init_logging();
-            let _lock = import::lock_data_dir(&data)?;
+            let data_key = key.load()?;
+            let _lock = keys::check_and_lock(&data, data_key.as_deref())?;
             let mut config = platekeeper_server::Config::new(data.clone(), listen);
+            config.data_key = data_key;
             config.max_body_bytes = max_body_mb.saturating_mul(1024 * 1024);
             limits.apply(&mut config);
             config.checkpoint_key = checkpoint_key;
@@ -359,25 +412,45 @@ fn main() -> anyhow::Result<()> {
             demo::run(listen, reads)
         }
         Command::Import {
-            what: ImportWhat::Reads { file, data },
-        } => import::reads(&file, &data),
+            what: ImportWhat::Reads { file, data, key },
+        } => import::reads(&file, &data, &key),
         Command::Bench(args) => bench::run(args),
         Command::Admin {
             what:
                 AdminWhat::Create {
                     data,
+                    key,
                     username,
                     name,
                     title,
                 },
-        } => admin::create(&data, &username, &name, &title),
+        } => admin::create(&data, &key, &username, &name, &title),
         Command::Admin {
-            what: AdminWhat::Unlock { data, username },
-        } => admin::unlock(&data, &username),
+            what:
+                AdminWhat::Unlock {
+                    data,
+                    key,
+                    username,
+                },
+        } => admin::unlock(&data, &key, &username),
         Command::Audit {
-            what: AuditWhat::Verify { data, checkpoint },
-        } => admin::verify(&data, checkpoint.as_deref()),
-        Command::Purge { data, dry_run } => retention::purge(&data, dry_run),
+            what:
+                AuditWhat::Verify {
+                    data,
+                    key,
+                    checkpoint,
+                },
+        } => admin::verify(&data, &key, checkpoint.as_deref()),
+        Command::Purge { data, key, dry_run } => retention::purge(&data, &key, dry_run),
+        Command::Keys { what } => match what {
+            KeysWhat::Init { key_file } => keys::init(&key_file),
+            KeysWhat::Encrypt { data, key_file } => keys::encrypt(&data, &key_file),
+            KeysWhat::Rotate {
+                data,
+                key,
+                new_key_file,
+            } => keys::rotate(&data, &key, &new_key_file),
+        },
         Command::Retention(args) => retention::retention(&args),
         Command::Evidence {
             what: EvidenceWhat::Verify { file },

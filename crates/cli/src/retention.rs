@@ -6,15 +6,14 @@
 use std::path::Path;
 
 use anyhow::Context;
-use platekeeper_store::{Actor, Confirm, PolicyOutcome, Store};
+use platekeeper_store::{Actor, Confirm, PolicyOutcome};
 
-use crate::import::lock_data_dir;
+use crate::keys::{self, KeyArgs};
 use crate::now_ms;
 
 /// Applies retention now (or, with `dry_run`, shows what would go).
-pub fn purge(data: &Path, dry_run: bool) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(data)?;
-    let store = Store::open(data).with_context(|| format!("opening {}", data.display()))?;
+pub fn purge(data: &Path, key: &KeyArgs, dry_run: bool) -> anyhow::Result<()> {
+    let (_lock, store) = keys::open_locked(data, key)?;
     let report = store.purge(now_ms(), dry_run, &Actor::system("purge-command"))?;
     println!(
         "{} at {}:",
@@ -51,6 +50,8 @@ pub fn purge(data: &Path, dry_run: bool) -> anyhow::Result<()> {
 pub struct RetentionArgs {
     #[arg(long, default_value = "./platekeeper-data")]
     pub data: std::path::PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     #[arg(long)]
     pub reads_days: Option<i64>,
     #[arg(long)]
@@ -71,9 +72,7 @@ pub struct RetentionArgs {
 
 /// Shows the retention periods, changing those given (logged).
 pub fn retention(args: &RetentionArgs) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&args.data)?;
-    let store =
-        Store::open(&args.data).with_context(|| format!("opening {}", args.data.display()))?;
+    let (_lock, store) = keys::open_locked(&args.data, &args.key)?;
     let mut policy = store.policy();
     let r = &mut policy.retention;
     let mut changed = false;

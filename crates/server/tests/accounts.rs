@@ -739,7 +739,11 @@ async fn searches_are_logged_before_results_with_who_what_and_why() {
 /// Opens the database behind the API's back, as an attacker with file
 /// access would.
 fn tamper(api: &Api, sql: &str) {
-    let conn = rusqlite::Connection::open(api.store.dir().join("platekeeper.db")).unwrap();
+    let conn = platekeeper_store::at_rest::open_database(
+        &api.store.dir().join("platekeeper.db"),
+        Some(&support::test_key()),
+    )
+    .unwrap();
     conn.execute_batch(sql).unwrap();
 }
 

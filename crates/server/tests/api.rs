@@ -1007,7 +1007,7 @@ async fn camera_keys_are_rotated_with_a_grace_period_and_revoked_at_once() {
     assert!(list["cameras"][0]["revoked_at"].is_string(), "{list}");
 
     // Revocation survives a restart (it is in the store, not only in memory).
-    let reopened = platekeeper_store::Store::open(api._dir.path()).unwrap();
+    let reopened = support::open_store(api._dir.path());
     assert!(reopened.authenticate_camera(&newest, api.now()).is_none());
     assert!(reopened.authenticate_camera(&other, api.now()).is_some());
     drop(reopened);

@@ -15,7 +15,11 @@ use serde_json::json;
 use support::{api, Api, LIMIT};
 
 fn db(api: &Api) -> rusqlite::Connection {
-    rusqlite::Connection::open(api.store.dir().join("platekeeper.db")).unwrap()
+    platekeeper_store::at_rest::open_database(
+        &api.store.dir().join("platekeeper.db"),
+        Some(&support::test_key()),
+    )
+    .unwrap()
 }
 
 /// Rewrites the log behind the server's back: entries from `keep` on are
@@ -42,6 +46,7 @@ fn restart(api: &mut Api, on_tamper: Option<OnTamper>) -> Result<(), String> {
             checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
             on_tamper,
             now_ms: Some(api.now()),
+            key: Some(support::test_key()),
         },
     )
     .map_err(|e| e.to_string())?;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use platekeeper_core::checkpoint::{message, Checkpoint, OnTamper};
 use platekeeper_core::read::format_time_ms;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
@@ -659,15 +659,12 @@ fn prove_conn(
 
 /// Proves, read-only, that the log of a data folder extends `c` (safe
 /// while a server runs).
-pub fn prove_dir(dir: &Path, c: &Checkpoint) -> Result<CheckpointProof, StoreError> {
-    let path = dir.join("platekeeper.db");
-    if !path.exists() {
-        return Err(StoreError::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no store in this folder"),
-        ));
-    }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+pub fn prove_dir(
+    dir: &Path,
+    key: Option<&crate::at_rest::DataKey>,
+    c: &Checkpoint,
+) -> Result<CheckpointProof, StoreError> {
+    let conn = crate::at_rest::open_main_read_only(dir, key)?;
     prove_conn(&conn, dir, c)
 }
 

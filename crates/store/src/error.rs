@@ -17,6 +17,28 @@ pub enum StoreError {
     Insecure(String),
     #[error("a store lock was poisoned by a panic in another thread")]
     Poisoned,
+    /// Encryption at rest ([`crate::at_rest`]): the folder and the key
+    /// given do not go together. Reported before anything is changed.
+    #[error("this data folder is encrypted (key {key_id}): give its key with --key-file FILE or the environment variable {env}", env = crate::at_rest::KEY_ENV)]
+    KeyRequired { key_id: String },
+    #[error("the key given (id {given}) is not this data folder's key (id {expected}); nothing was opened or changed")]
+    WrongKey { given: String, expected: String },
+    #[error("this data folder is not encrypted; to encrypt it, stop the server and run `platekeeper keys encrypt --data DIR --key-file FILE`")]
+    NotEncrypted,
+    #[error("a change of the data key (from {from} to key {to}) was interrupted; finish it by running the same `platekeeper keys` command again")]
+    RekeyUnfinished { from: String, to: String },
+    #[error("{path} cannot be read with the data key: it is under another key, or damaged")]
+    Unreadable { path: String },
+    #[error("picture {path}: {source}")]
+    Picture {
+        path: String,
+        #[source]
+        source: crate::at_rest::PictureError,
+    },
+    #[error(transparent)]
+    Key(#[from] crate::at_rest::KeyError),
+    #[error("{0}")]
+    Encryption(String),
     #[error("camera {0:?} already exists")]
     CameraExists(String),
     #[error("camera {0:?} is not registered")]

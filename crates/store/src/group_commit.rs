@@ -318,7 +318,12 @@ mod tests {
 
     fn writer() -> (tempfile::TempDir, Arc<Writer>) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = open_connection(&dir.path().join("log.db"), Role::Writer).unwrap();
+        let conn = open_connection(
+            &dir.path().join("log.db"),
+            Role::Writer,
+            &Default::default(),
+        )
+        .unwrap();
         conn.execute_batch(log::SCHEMA).unwrap();
         (dir, Arc::new(Writer::new(conn, Head::GENESIS)))
     }
@@ -340,7 +345,7 @@ mod tests {
     /// What a second connection (another process, a crash-restarted
     /// server) finds committed, in order.
     fn committed(dir: &Path) -> Vec<log::LogEntry> {
-        let conn = open_connection(&dir.join("log.db"), Role::Reader).unwrap();
+        let conn = open_connection(&dir.join("log.db"), Role::Reader, &Default::default()).unwrap();
         log::read_entries(&conn).unwrap()
     }
 

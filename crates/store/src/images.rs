@@ -71,12 +71,18 @@ impl ImageRef {
 
 pub struct ImageStore {
     root: PathBuf,
+    /// Seals every picture written, and opens every picture read, in an
+    /// encrypted store ([`crate::at_rest`]).
+    cipher: crate::at_rest::Cipher,
 }
 
 impl ImageStore {
-    pub(crate) fn open(root: PathBuf) -> Result<ImageStore, StoreError> {
+    pub(crate) fn open(
+        root: PathBuf,
+        cipher: crate::at_rest::Cipher,
+    ) -> Result<ImageStore, StoreError> {
         crate::private::create_dir(&root)?;
-        Ok(ImageStore { root })
+        Ok(ImageStore { root, cipher })
     }
 
     fn file_in(dir: PathBuf, r: &ImageRef) -> PathBuf {
@@ -120,23 +126,20 @@ impl ImageStore {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         crate::private::create_dir(&dir)?;
-        // A name no other writer uses: two requests carrying the same
-        // picture must not truncate each other's temporary file.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            ".{}.{}.{}.tmp",
-            hex::encode(&r.sha256[..8]),
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = crate::private::new_file().open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| StoreError::io(&path, e))?;
+        match self.cipher.pictures() {
+            Some(key) => {
+                let sealed = key
+                    .seal(&r.sha256, bytes)
+                    .map_err(|e| StoreError::Picture {
+                        path: path.display().to_string(),
+                        source: e,
+                    })?;
+                replace_file(&path, &sealed)?;
+            }
+            None => {
+                replace_file(&path, bytes)?;
+            }
+        }
         Ok(r)
     }
 
@@ -144,13 +147,29 @@ impl ImageStore {
     /// held pictures (the day's were purged but the read is on hold).
     pub fn read(&self, day: i32, r: &ImageRef) -> Result<Vec<u8>, StoreError> {
         let path = self.path(day, r);
-        match fs::read(&path) {
-            Ok(b) => Ok(b),
+        let (found, bytes) = match fs::read(&path) {
+            Ok(b) => (path, b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let held = self.held_path(r);
-                fs::read(&held).map_err(|_| StoreError::io(&path, e))
+                match fs::read(&held) {
+                    Ok(b) => (held, b),
+                    Err(_) => return Err(StoreError::io(&path, e)),
+                }
             }
-            Err(e) => Err(StoreError::io(&path, e)),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let picture = |source| StoreError::Picture {
+            path: found.display().to_string(),
+            source,
+        };
+        match self.cipher.pictures() {
+            Some(key) => key.open(&r.sha256, bytes).map_err(picture),
+            // A sealed file in a plain store: not something this store
+            // wrote, so not shown as if it were the picture.
+            None if crate::at_rest::pictures::sealed_under(&bytes).is_some() => {
+                Err(picture(crate::at_rest::PictureError::Tampered))
+            }
+            None => Ok(bytes),
         }
     }
 
@@ -241,6 +260,42 @@ impl ImageStore {
         }
         Ok(())
     }
+}
+
+/// Writes `bytes` as `path` whole or not at all: a temporary file beside
+/// it (a name no other writer uses, hidden by its leading dot), made
+/// durable, then renamed over it. Always `Ok(true)`, for callers that
+/// count files written.
+pub(crate) fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    // Two requests carrying the same picture must not truncate each
+    // other's temporary file.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.get(..16).unwrap_or(&name),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = crate::private::new_file().open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io(path, e)
+    })?;
+    Ok(true)
 }
 
 fn count_files(dir: &std::path::Path) -> u64 {

@@ -16,9 +16,9 @@
 //! checkpoints kept elsewhere ([`crate::checkpoint`]) make a rewrite
 //! provable; verification checks both.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -503,14 +503,10 @@ pub(crate) fn verify_tail(
 }
 
 /// Verifies the log of a data folder, read-only (safe while a server runs).
-pub fn verify_dir(dir: &Path) -> Result<Verification, StoreError> {
-    let path: PathBuf = dir.join("platekeeper.db");
-    if !path.exists() {
-        return Err(StoreError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store in this folder"),
-        });
-    }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+pub fn verify_dir(
+    dir: &Path,
+    key: Option<&crate::at_rest::DataKey>,
+) -> Result<Verification, StoreError> {
+    let conn = crate::at_rest::open_main_read_only(dir, key)?;
     verify_conn(&conn, dir)
 }

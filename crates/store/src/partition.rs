@@ -178,6 +178,7 @@ pub(crate) struct DayFile {
     /// Opened on first write; a day that is only read never opens one.
     writer: Mutex<Option<Connection>>,
     readers: ReaderPool,
+    cipher: crate::at_rest::Cipher,
     /// The plate index while the day is open; `None` once sealed.
     open_index: RwLock<Option<OpenIndex>>,
     /// Sealed by this release: the canvass table is complete.
@@ -186,9 +187,13 @@ pub(crate) struct DayFile {
 
 impl DayFile {
     /// Opens a day's file, creating it (and its tables) if needed.
-    pub(crate) fn open(dir: &Path, day: i32) -> Result<DayFile, StoreError> {
+    pub(crate) fn open(
+        dir: &Path,
+        day: i32,
+        cipher: &crate::at_rest::Cipher,
+    ) -> Result<DayFile, StoreError> {
         let path = dir.join(file_name(day));
-        let conn = schema::open_connection(&path, schema::Role::Writer)?;
+        let conn = schema::open_connection(&path, schema::Role::Writer, cipher)?;
         conn.execute_batch(DAY_SCHEMA)?;
         let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
         let sealed = version >= 1;
@@ -212,7 +217,8 @@ impl DayFile {
         let writer = if sealed { None } else { Some(conn) };
         let file = DayFile {
             day,
-            readers: ReaderPool::new(path.clone()),
+            readers: ReaderPool::new(path.clone(), cipher.clone()),
+            cipher: cipher.clone(),
             path,
             writer: Mutex::new(writer),
             open_index: RwLock::new(open_index),
@@ -297,7 +303,11 @@ impl DayFile {
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Option<Connection>>, StoreError> {
         let mut guard = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         if guard.is_none() {
-            *guard = Some(schema::open_connection(&self.path, schema::Role::Writer)?);
+            *guard = Some(schema::open_connection(
+                &self.path,
+                schema::Role::Writer,
+                &self.cipher,
+            )?);
         }
         Ok(guard)
     }

@@ -22,6 +22,7 @@ static IDLE_TOTAL: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    cipher: crate::at_rest::Cipher,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -31,9 +32,10 @@ pub(crate) struct PooledConnection<'a> {
 }
 
 impl ReaderPool {
-    pub(crate) fn new(path: PathBuf) -> ReaderPool {
+    pub(crate) fn new(path: PathBuf, cipher: crate::at_rest::Cipher) -> ReaderPool {
         ReaderPool {
             path,
+            cipher,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -45,7 +47,7 @@ impl ReaderPool {
         }
         let conn = match reused {
             Some(c) => c,
-            None => schema::open_connection(&self.path, schema::Role::Reader)?,
+            None => schema::open_connection(&self.path, schema::Role::Reader, &self.cipher)?,
         };
         Ok(PooledConnection {
             pool: self,

@@ -20,9 +20,14 @@ pub(crate) enum Role {
 /// reach the disk, which is what "acknowledged only once durable" (SPEC
 /// R1.3) means; batching keeps the cost to one sync per batch. Readers keep
 /// a small page cache each (the operating system's file cache does the
-/// rest), so many open day files cost little memory; sorting for index
-/// builds and VACUUM spills to temporary files rather than memory.
-pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
+/// rest), so many open day files cost little memory. Temporary data
+/// (sorts for index builds, VACUUM's copy) stays in memory: SQLCipher's
+/// build keeps it there, so no unencrypted copy reaches the disk.
+pub(crate) fn open_connection(
+    path: &Path,
+    role: Role,
+    cipher: &crate::at_rest::Cipher,
+) -> Result<Connection, StoreError> {
     // Only a writer creates a file: a reader opened on a day file the
     // purge has just deleted must fail, not bring back an empty one.
     let create = match role {
@@ -36,6 +41,7 @@ pub(crate) fn open_connection(path: &Path, role: Role) -> Result<Connection, Sto
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    cipher.apply(&conn)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -112,10 +118,11 @@ mod tests {
     fn only_a_writer_creates_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("2026-11-23.db");
-        assert!(open_connection(&path, Role::Reader).is_err());
+        let plain = crate::at_rest::Cipher::plain();
+        assert!(open_connection(&path, Role::Reader, &plain).is_err());
         assert!(!path.exists(), "a reader brought a purged day back");
-        open_connection(&path, Role::Writer).unwrap();
+        open_connection(&path, Role::Writer, &plain).unwrap();
         assert!(path.exists());
-        open_connection(&path, Role::Reader).expect("then it may read it");
+        open_connection(&path, Role::Reader, &plain).expect("then it may read it");
     }
 }

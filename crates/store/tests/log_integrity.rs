@@ -18,6 +18,7 @@ fn options(dir: &Path) -> OpenOptions {
         checkpoint_key: Some(dir.join(KEY_FILE)),
         on_tamper: None,
         now_ms: Some(NOW - 900 * DAY),
+        key: None,
     }
 }
 
@@ -143,7 +144,7 @@ fn a_deleted_log_is_refused_at_open_and_fails_verification() {
     std::fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
     let _ = std::fs::remove_file(dir.path().join(CHECKPOINT_FILE));
 
-    let v = verify_dir(dir.path()).unwrap();
+    let v = verify_dir(dir.path(), None).unwrap();
     assert!(!v.ok, "{v:?}");
     let problem = v.problem.unwrap();
     assert!(
@@ -177,7 +178,7 @@ fn an_emptied_log_with_its_marker_left_is_refused_even_in_an_empty_store() {
     std::fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
     let err = refused(dir.path(), options(dir.path()));
     assert!(err.to_string().contains("started at entry 1"), "{err}");
-    assert!(!verify_dir(dir.path()).unwrap().ok);
+    assert!(!verify_dir(dir.path(), None).unwrap().ok);
 }
 
 /// A store of four entries as an earlier version left it: no genesis
@@ -204,7 +205,7 @@ fn pre_genesis_store() -> (tempfile::TempDir, Vec<LogEntry>) {
 fn a_log_from_an_earlier_version_is_marked_once_and_keeps_its_numbers() {
     let (dir, old) = pre_genesis_store();
     assert!(
-        verify_dir(dir.path()).unwrap().ok,
+        verify_dir(dir.path(), None).unwrap().ok,
         "an earlier version's log verifies"
     );
 
@@ -268,7 +269,7 @@ fn a_consistent_rewrite_is_caught_by_a_checkpoint_kept_elsewhere() {
     rewrite_log(dir.path(), log);
 
     // The checkpoints kept on the machine catch it at open and in verify…
-    let v = verify_dir(dir.path()).unwrap();
+    let v = verify_dir(dir.path(), None).unwrap();
     assert!(
         !v.ok && v.problem.as_deref().unwrap().contains("differs"),
         "{v:?}"
@@ -280,10 +281,10 @@ fn a_consistent_rewrite_is_caught_by_a_checkpoint_kept_elsewhere() {
     // …and once those are removed too, only the copy kept elsewhere does.
     remove_kept_checkpoints(dir.path());
     assert!(
-        verify_dir(dir.path()).unwrap().ok,
+        verify_dir(dir.path(), None).unwrap().ok,
         "undetectable without a checkpoint"
     );
-    let p = prove_dir(dir.path(), &saved).unwrap();
+    let p = prove_dir(dir.path(), None, &saved).unwrap();
     assert!(!p.ok, "{p:?}");
     assert!(p.log.ok);
     let problem = p.problem.unwrap();
@@ -304,7 +305,7 @@ fn truncation_before_a_checkpoint_is_caught() {
     drop(conn);
     rewrite_log(dir.path(), log[..4].to_vec());
     remove_kept_checkpoints(dir.path());
-    let p = prove_dir(dir.path(), &saved).unwrap();
+    let p = prove_dir(dir.path(), None, &saved).unwrap();
     assert!(!p.ok);
     assert!(
         p.problem
@@ -534,7 +535,7 @@ fn forged_entries_after_the_last_checkpoint_are_beyond_its_proof() {
     forged.details = "{\"forged\":true}".into();
     log.push(forged);
     rewrite_log(dir.path(), log);
-    let p = prove_dir(dir.path(), &saved).unwrap();
+    let p = prove_dir(dir.path(), None, &saved).unwrap();
     assert!(p.ok, "{p:?}");
     assert!(Store::open_with(dir.path(), options(dir.path())).is_ok());
 }
@@ -659,5 +660,5 @@ fn two_entry_accesses_of_earlier_versions_still_verify_and_count_once() {
         .unwrap();
     assert_eq!(report.accesses, 2);
     drop(store);
-    assert!(verify_dir(dir.path()).unwrap().ok);
+    assert!(verify_dir(dir.path(), None).unwrap().ok);
 }

@@ -810,7 +810,7 @@ fn purged_log_entries_leave_a_chain_that_still_verifies() {
     .unwrap();
     let _ = hash;
     drop(conn);
-    let v = platekeeper_store::log::verify_dir(&dir).unwrap();
+    let v = platekeeper_store::log::verify_dir(&dir, None).unwrap();
     assert!(!v.ok, "a moved anchor must fail: {v:?}");
     assert!(v.problem.unwrap().contains("no purge entry"));
 }

@@ -114,9 +114,18 @@ pub async fn api() -> Api {
     api
 }
 
-/// The store in `dir` as the server opens it: with a checkpoint key in
-/// the folder (so checkpoints can be signed), its log started before the
-/// test's clock.
+/// The data key every test store is encrypted under: the server's tests
+/// run on SQLCipher files and sealed pictures, as an agency's server
+/// does (issue 24).
+pub fn test_key() -> std::sync::Arc<platekeeper_store::at_rest::DataKey> {
+    std::sync::Arc::new(
+        platekeeper_store::at_rest::DataKey::parse(&"5e".repeat(32), "test key").unwrap(),
+    )
+}
+
+/// The store in `dir` as the server opens it: encrypted, with a
+/// checkpoint key in the folder (so checkpoints can be signed), its log
+/// started before the test's clock.
 pub fn open_store(dir: &std::path::Path) -> Store {
     Store::open_with(
         dir,
@@ -124,6 +133,7 @@ pub fn open_store(dir: &std::path::Path) -> Store {
             checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
             on_tamper: None,
             now_ms: Some(NOW - 11 * DAY_MS),
+            key: Some(test_key()),
         },
     )
     .unwrap()

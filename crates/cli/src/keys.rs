@@ -1,0 +1,161 @@
+//! The data key on the command line (issue 24; SPEC R11.1): `--key-file`
+//! on every command that opens a store, and `platekeeper keys init`,
+//! `keys encrypt` and `keys rotate`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use platekeeper_store::at_rest::{self, rekey, DataKey, KEY_ENV};
+use platekeeper_store::{OpenOptions, Store};
+
+use crate::import::{lock_data_dir, DataLock};
+
+/// Where an encrypted store's key comes from.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KeyArgs {
+    /// The data key's file (made by `platekeeper keys init`; mode 0600,
+    /// kept outside the data folder and its backups). Or give the key's
+    /// 64 hex digits in the environment variable PLATEKEEPER_DATA_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key given, if any; both ways at once is refused, so there is
+    /// never a doubt which key a store was opened with.
+    pub fn load(&self) -> anyhow::Result<Option<Arc<DataKey>>> {
+        let env = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty());
+        match (&self.key_file, env) {
+            (Some(_), Some(_)) => {
+                bail!("the data key is given twice (--key-file and {KEY_ENV}); give it one way")
+            }
+            (Some(path), None) => Ok(Some(Arc::new(DataKey::load(path)?))),
+            (None, Some(text)) => Ok(Some(Arc::new(DataKey::parse(&text, KEY_ENV)?))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Checks the folder against the key (changing nothing: a wrong key
+/// stops here, before the lock file or anything else is made), then
+/// takes the folder's lock.
+pub fn check_and_lock(data: &Path, key: Option<&DataKey>) -> anyhow::Result<DataLock> {
+    at_rest::check(data, key).with_context(|| format!("opening {}", data.display()))?;
+    lock_data_dir(data)
+}
+
+/// The store in `data`, under its lock, opened with the key given.
+pub fn open_locked(data: &Path, keys: &KeyArgs) -> anyhow::Result<(DataLock, Store)> {
+    let key = keys.load()?;
+    let lock = check_and_lock(data, key.as_deref())?;
+    let store = open(data, key)?;
+    Ok((lock, store))
+}
+
+/// The store in `data`, opened with `key` (the caller holds the lock).
+pub fn open(data: &Path, key: Option<Arc<DataKey>>) -> anyhow::Result<Store> {
+    Store::open_with(
+        data,
+        OpenOptions {
+            key,
+            ..OpenOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the store in {}", data.display()))
+}
+
+/// `keys init`: a new key in a new file.
+pub fn init(key_file: &Path) -> anyhow::Result<()> {
+    let key = DataKey::create(key_file)?;
+    println!(
+        "wrote a new data key to {} (id {}). Keep it off the data folder and its backups, \
+         readable by the server's account only, and keep a copy where the agency keeps its \
+         secrets: without it the data cannot be read.",
+        key_file.display(),
+        key.id()
+    );
+    Ok(())
+}
+
+/// The key in `path`, made there first if the file does not exist.
+fn load_or_create(path: &Path) -> anyhow::Result<DataKey> {
+    if path.exists() {
+        return Ok(DataKey::load(path)?);
+    }
+    let key = DataKey::create(path)?;
+    eprintln!(
+        "wrote a new data key to {} (id {})",
+        path.display(),
+        key.id()
+    );
+    Ok(key)
+}
+
+/// `keys encrypt`: a plain store encrypted under the key in `key_file`
+/// (made if missing).
+pub fn encrypt(data: &Path, key_file: &Path) -> anyhow::Result<()> {
+    if std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        bail!("{KEY_ENV} is set: `keys encrypt` takes the new key from --key-file only");
+    }
+    let _lock = lock_data_dir(data)?;
+    let to = load_or_create(key_file)?;
+    run_rekey(data, None, &to)?;
+    println!(
+        "{} is encrypted under key {}; start the server with --key-file {}",
+        data.display(),
+        to.id(),
+        key_file.display()
+    );
+    Ok(())
+}
+
+/// `keys rotate`: re-encrypts under the key in `new_key_file` (made if
+/// missing).
+pub fn rotate(data: &Path, current: &KeyArgs, new_key_file: &Path) -> anyhow::Result<()> {
+    let Some(from) = current.load()? else {
+        bail!("give the store's current key with --key-file FILE (or {KEY_ENV})");
+    };
+    if current.key_file.as_deref() == Some(new_key_file) {
+        bail!("--new-key-file must be a new file, not the current key's");
+    }
+    let _lock = lock_data_dir(data)?;
+    let to = load_or_create(new_key_file)?;
+    run_rekey(data, Some(&from), &to)?;
+    println!(
+        "{} is now encrypted under key {} ({}); start the server with --key-file {}. \
+         Keep the old key (id {}) only as long as backups made under it are kept.",
+        data.display(),
+        to.id(),
+        new_key_file.display(),
+        new_key_file.display(),
+        from.id()
+    );
+    Ok(())
+}
+
+fn run_rekey(data: &Path, from: Option<&DataKey>, to: &DataKey) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = rekey::rekey(data, from, to, |p| {
+        bar.set_length(p.bytes_total);
+        bar.set_position(p.bytes_done);
+        bar.set_message(format!("{}/{} files", p.files_done, p.files_total));
+    })
+    .with_context(|| {
+        format!(
+            "changing the key of {} (it can be run again to finish)",
+            data.display()
+        )
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "re-encrypted {} database files and {} pictures ({} bytes); {} already done by an earlier run",
+        report.databases, report.pictures, report.bytes, report.already_done
+    );
+    Ok(())
+}
