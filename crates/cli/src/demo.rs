@@ -286,8 +286,12 @@ fn demo_past(store: &Store, now: i64) -> anyhow::Result<()> {
 pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("platekeeper-demo-{}", std::process::id()));
     let now = crate::now_ms();
+    // Encrypted at rest like an agency's store, under a key that lives
+    // only in this process (the folder is deleted on exit anyway).
+    let key = std::sync::Arc::new(platekeeper_store::at_rest::DataKey::generate()?);
+    crate::keys::hold_key_privately();
     let (sample, camera_key, logins) = {
-        let store = platekeeper_store::Store::open(&dir)
+        let store = crate::keys::open(&dir, Some(key.clone()))
             .with_context(|| format!("creating {}", dir.display()))?;
         demo_past(&store, now)?;
         let logins = demo_accounts(&store, now)?;
@@ -327,7 +331,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         let url = format!("http://{addr}");
         println!(
             "\nPlatekeeper demo: {reads} reads from 500 cameras around Oakland over 30 days.\n\
-             Data folder (deleted on exit): {dir}\n\n\
+             Data folder (encrypted at rest under a throw-away key held in memory; deleted on exit): {dir}\n\n\
              Open {url}/ in a browser and sign in with a login below (the authenticator code\n\
              comes from the TOTP secret: add it to an authenticator app, or run the totp command).\n\
              The API is described at {url}/api/openapi.json\n\n\
@@ -359,6 +363,7 @@ pub fn run(listen: SocketAddr, reads: u64) -> anyhow::Result<()> {
         );
     };
     let mut config = platekeeper_server::Config::new(dir.clone(), listen);
+    config.data_key = Some(key);
     // /metrics needs a token (issue 22 finding 10); the demo's is as
     // throw-away as its passwords.
     config.metrics_token = Some(DEMO_METRICS_TOKEN.into());

@@ -27,14 +27,28 @@ impl KeyArgs {
     /// never a doubt which key a store was opened with.
     pub fn load(&self) -> anyhow::Result<Option<Arc<DataKey>>> {
         let env = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty());
-        match (&self.key_file, env) {
+        let key = match (&self.key_file, env) {
             (Some(_), Some(_)) => {
                 bail!("the data key is given twice (--key-file and {KEY_ENV}); give it one way")
             }
-            (Some(path), None) => Ok(Some(Arc::new(DataKey::load(path)?))),
-            (None, Some(text)) => Ok(Some(Arc::new(DataKey::parse(&text, KEY_ENV)?))),
-            (None, None) => Ok(None),
-        }
+            (Some(path), None) => DataKey::load(path)?,
+            (None, Some(text)) => DataKey::parse(&text, KEY_ENV)?,
+            (None, None) => return Ok(None),
+        };
+        hold_key_privately();
+        Ok(Some(Arc::new(key)))
+    }
+}
+
+/// Once the process holds a data key: no core file that would write it
+/// to disk, and no other process of the same account attaching to read
+/// it (docs/SECURITY.md, Encryption at rest).
+pub fn hold_key_privately() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's own
+    // dumpable flag; it has no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 
@@ -136,6 +150,7 @@ pub fn rotate(data: &Path, current: &KeyArgs, new_key_file: &Path) -> anyhow::Re
 }
 
 fn run_rekey(data: &Path, from: Option<&DataKey>, to: &DataKey) -> anyhow::Result<()> {
+    hold_key_privately();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta} left)")

@@ -933,3 +933,157 @@ fn recognize_prints_one_json_line_per_image_and_names_bad_files() {
     // One picture failed, so the command says so.
     assert!(!ok);
 }
+
+/// Every file under `dir` with its bytes: a refused start must leave
+/// them all as they were.
+fn folder_snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let b = std::fs::read(&p).unwrap();
+                out.push((p, b));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 24 item 1, end to end: a key made by `keys init`, a plain store
+/// converted by `keys encrypt`, a server that refuses a missing or wrong
+/// key without touching the folder and serves with the right one (from
+/// the file or the environment), `keys rotate`, and `audit verify` with
+/// the key.
+#[test]
+fn keys_encrypt_and_rotate_a_store_that_serves_only_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let k = |name: &str| keys.join(name).to_str().unwrap().to_string();
+    let d = data.to_str().unwrap().to_string();
+    let admin = admin_create(&data);
+
+    let (ok, out, err) = run(&["keys", "init", "--key-file", &k("one.key")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("id "), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(k("one.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (ok, _, err) = run(&["keys", "init", "--key-file", &k("one.key")]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    // A key for a plain store is refused: it would seem encrypted.
+    let err = serve_refused(&data, &["--key-file", &k("one.key")]);
+    assert!(
+        err.contains("not encrypted") && err.contains("keys encrypt"),
+        "{err}"
+    );
+
+    let (ok, out, err) = run(&["keys", "encrypt", "--data", &d, "--key-file", &k("one.key")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("encrypted under key"), "{out}");
+    let raw = std::fs::read(data.join("platekeeper.db")).unwrap();
+    assert!(!raw.starts_with(b"SQLite format 3"));
+    assert!(!raw.windows(10).any(|w| w == b"Dana Reyes"));
+
+    // Missing, wrong: refused, naming the problem, nothing changed.
+    let before = folder_snapshot(&data);
+    let err = serve_refused(&data, &[]);
+    assert!(
+        err.contains("encrypted") && err.contains("--key-file"),
+        "{err}"
+    );
+    run(&["keys", "init", "--key-file", &k("other.key")]);
+    let err = serve_refused(&data, &["--key-file", &k("other.key")]);
+    assert!(err.contains("is not this data folder's key"), "{err}");
+    let err = serve_refused(&data, &["--key-file", &k("absent.key")]);
+    assert!(
+        err.contains("not found") && err.contains("keys init"),
+        "{err}"
+    );
+    assert_eq!(
+        folder_snapshot(&data),
+        before,
+        "a refused start changed the folder"
+    );
+
+    // The right key: the administrator created before encryption signs in.
+    let server = Server::start(&[
+        "serve",
+        "--data",
+        &d,
+        "--listen",
+        "127.0.0.1:0",
+        "--key-file",
+        &k("one.key"),
+    ]);
+    let token = admin_session(&server.url, &admin);
+    create_camera(&server.url, &token, "cam-enc");
+    server.kill();
+
+    let (ok, _, err) = run(&[
+        "keys",
+        "rotate",
+        "--data",
+        &d,
+        "--key-file",
+        &k("one.key"),
+        "--new-key-file",
+        &k("two.key"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("re-encrypted"), "{err}");
+    let err = serve_refused(&data, &["--key-file", &k("one.key")]);
+    assert!(err.contains("is not this data folder's key"), "{err}");
+
+    // The new key from the environment, as a service manager passes it.
+    let text = std::fs::read_to_string(k("two.key")).unwrap();
+    let digits = text.trim().rsplit(':').next().unwrap().to_string();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data", &d, "--listen", "127.0.0.1:0"])
+        .env("PLATEKEEPER_DATA_KEY", &digits)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    // Both ways at once is refused.
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--data", &d, "--key-file", &k("two.key")])
+        .env("PLATEKEEPER_DATA_KEY", &digits)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("given twice"));
+
+    let (ok, out, err) = run(&["audit", "verify", "--data", &d, "--key-file", &k("two.key")]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("audit log intact"), "{out}");
+
+    // A key file others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(k("two.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = serve_refused(&data, &["--key-file", &k("two.key")]);
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+}

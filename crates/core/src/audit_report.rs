@@ -252,6 +252,15 @@ fn device_of(client: Option<&str>) -> Option<&str> {
     Some(&c[at..])
 }
 
+/// Whether the store was encrypted at rest when the report was made
+/// (issue 24 item 1, SPEC R11.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct AtRest {
+    pub encrypted: bool,
+    /// The public id of the data key (never the key).
+    pub key_id: Option<String>,
+}
+
 /// Accesses made from one agency device in the period (issue 24 item 3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceSummary {
@@ -364,6 +373,8 @@ pub struct Report {
     pub device_refusals: Section,
     /// Accesses per device.
     pub devices: Vec<DeviceSummary>,
+    /// Encryption at rest, as the store stood when the report was made.
+    pub at_rest: AtRest,
     pub notes: Vec<String>,
     /// The log's head, signed when the report was made: keeping the
     /// report keeps a copy of it, with which `platekeeper audit verify
@@ -554,6 +565,7 @@ pub fn build(
             .into_iter()
             .map(|(device, accesses)| DeviceSummary { device, accesses })
             .collect(),
+        at_rest: AtRest::default(),
         notes,
         log_checkpoint: None,
         log_alarm: None,

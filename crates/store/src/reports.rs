@@ -109,6 +109,15 @@ impl Store {
             self.latest_checkpoint()?
         };
         report.log_alarm = alarm.map(|a| a.problem);
+        report.at_rest = audit_report::AtRest {
+            encrypted: self.encryption_key_id().is_some(),
+            key_id: self.encryption_key_id().map(|k| k.0.clone()),
+        };
+        if !report.at_rest.encrypted {
+            report.notes.push(
+                "The store is not encrypted at rest: a copy of its data folder shows every plate, place and time (SPEC R11.1; `platekeeper keys encrypt`).".into(),
+            );
+        }
         let body = serde_json::to_string(&report)
             .map_err(|e| StoreError::Corrupt(format!("report: {e}")))?;
         let (id, _) = self.with_log(|tx, head| {

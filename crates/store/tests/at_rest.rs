@@ -393,7 +393,11 @@ fn encrypting_a_plain_store_keeps_every_read_and_the_log() {
     ));
     let store = open(dir.path(), Some(&key)).unwrap();
     for p in &secrets.plates {
-        assert_eq!(search(&store, p), vec![p.to_string()], "{p} after encryption");
+        assert_eq!(
+            search(&store, p),
+            vec![p.to_string()],
+            "{p} after encryption"
+        );
     }
     drop(store);
     let v = platekeeper_store::log::verify_dir(dir.path(), Some(&key)).unwrap();

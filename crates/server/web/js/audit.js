@@ -177,6 +177,7 @@ function summary(r) {
   ], sec.items, 'None.');
   const attention = [];
   if (r.log_alarm) attention.push(h('div', { class: 'refusal', role: 'alert' }, h('h4', {}, 'The audit log failed its check'), h('p', {}, r.log_alarm)));
+  if (r.at_rest && !r.at_rest.encrypted) attention.push(h('div', { class: 'refusal', role: 'alert' }, h('h4', {}, 'The data is not encrypted at rest'), h('p', {}, 'A copy of the data folder shows every plate, place and time. Stop the server and run platekeeper keys encrypt.')));
   if (r.purge_compliance && !r.purge_compliance.compliant) attention.push(h('div', { class: 'refusal', role: 'alert' }, h('h4', {}, 'Retention is not being applied'), fields(r.purge_compliance)));
   for (const [k, title] of FINDINGS) {
     const sec = r[k];
@@ -197,6 +198,7 @@ function summary(r) {
     h('dl', { class: 'figures' },
       h('dt', {}, 'Log entries examined'), h('dd', {}, String(r.entries_examined)),
       h('dt', {}, 'Accesses to plate data'), h('dd', {}, String(r.accesses)),
+      h('dt', {}, 'Encryption at rest'), h('dd', {}, r.at_rest ? (r.at_rest.encrypted ? `on (key ${r.at_rest.key_id})` : 'OFF') : '—'),
       h('dt', {}, 'Retention'), h('dd', {}, r.purge_compliance ? (r.purge_compliance.compliant ? 'applied on time' : 'NOT applied on time') : '—'),
       RECORDS.map(([k, t]) => [h('dt', {}, t), h('dd', {}, String(r[k] ? r[k].count : 0))])),
     table([
