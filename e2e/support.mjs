@@ -110,7 +110,7 @@ export async function signIn(page, who, password) {
   await page.getByLabel('Password', { exact: true }).fill(password);
   const code = await freshTotp(demo[who][2], demo.used[who]);
   await page.getByLabel('Authenticator code').fill(code);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.locator('#who .me').waitFor();
 }
 
@@ -124,7 +124,7 @@ export async function enrolAdmin(page, password = 'correct horse battery staple 
   await page.getByLabel('Username').fill('admin');
   await page.getByLabel('Password', { exact: true }).fill(demo.admin[1]);
   await page.getByLabel('Authenticator code').fill(await freshTotp(demo.admin[2], demo.used.admin));
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
   await page.getByLabel('New password', { exact: true }).fill(password);
   await page.getByLabel('New password again').fill(password);

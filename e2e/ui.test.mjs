@@ -46,7 +46,7 @@ test('the administrator enrols, then signs in with a TOTP code; pages load nothi
   await page.getByLabel('Username').fill('admin');
   await page.getByLabel('Password', { exact: true }).fill(newPassword);
   await page.getByLabel('Authenticator code').fill('000000');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'invalid_credentials' }).waitFor();
 
   await signIn(page, 'admin', newPassword);
@@ -255,7 +255,7 @@ test('a new analyst enrols two-factor from the QR page, then adds a partial plat
   await page.goto(`${base}/`);
   await page.getByLabel('Username').fill('analyst1');
   await page.getByLabel('Password', { exact: true }).fill(demo.analystOtp);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   const password = 'analyst one strong passphrase';
   await page.getByLabel('New password', { exact: true }).fill(password);
   await page.getByLabel('New password again').fill(password);

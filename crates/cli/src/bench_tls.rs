@@ -116,6 +116,7 @@ pub fn run(json_only: bool, reads: u64, queries: usize) -> anyhow::Result<()> {
             throttle: Default::default(),
             ops: Default::default(),
             devices: authority,
+            passkey_rp: Default::default(),
         };
         let app = platekeeper_server::router(state, 1 << 20);
         let mut limits = platekeeper_server::net::NetLimits::default();

@@ -35,6 +35,15 @@ pub struct AccountPolicy {
     pub min_password_len: usize,
     /// How long training counts, at most (policy 003 § 429.5: periodic).
     pub training_days: u32,
+    /// Roles whose people must sign in with a passkey (WebAuthn) as their
+    /// second factor once they have one; a TOTP code is then refused
+    /// (issue 24 item 4; CJIS "advanced authentication").
+    pub passkey_roles: Vec<Role>,
+    /// Everyone signs in with a passkey: TOTP codes are refused for
+    /// anyone who has one. A TOTP code still lets a person without any
+    /// passkey (new, or whose passkeys the administrator removed) in, to
+    /// register one and nothing else.
+    pub passkeys_only: bool,
 }
 
 impl Default for AccountPolicy {
@@ -48,11 +57,18 @@ impl Default for AccountPolicy {
             approval_days: 365,
             min_password_len: 12,
             training_days: 365,
+            passkey_roles: Vec::new(),
+            passkeys_only: false,
         }
     }
 }
 
 impl AccountPolicy {
+    /// Whether people of `role` must use a passkey as their second factor.
+    pub fn passkey_required(&self, role: Role) -> bool {
+        self.passkeys_only || self.passkey_roles.contains(&role)
+    }
+
     /// How long a new lock of an account with `role` lasts, in ms; `None`:
     /// until an administrator (or `platekeeper admin unlock`) lifts it.
     pub fn lock_duration_ms(&self, role: Role) -> Option<i64> {
@@ -109,6 +125,11 @@ pub struct AccountState {
     /// earlier on the same day must not survive the change (issue 22
     /// finding 6).
     pub requalify_after_ms: Option<i64>,
+    /// Passkeys registered (not removed).
+    pub passkeys: u32,
+    /// Whether the agency's policy requires this person to sign in with a
+    /// passkey ([`AccountPolicy::passkey_required`]).
+    pub passkey_required: bool,
 }
 
 /// Why an account may not proceed. Each has its API code and status.
@@ -195,6 +216,9 @@ impl AccountState {
         }
         if !self.totp_enrolled {
             next.push("enroll_totp");
+        }
+        if self.passkey_required && self.passkeys == 0 {
+            next.push("enroll_passkey");
         }
         next
     }
@@ -427,6 +451,8 @@ mod tests {
                 expires_ms: NOW + 345 * DAY_MS,
             }],
             requalify_after_ms: None,
+            passkeys: 0,
+            passkey_required: false,
         }
     }
 

@@ -42,6 +42,8 @@ pub enum Weaker {
     ShorterFromNever,
     /// A requirement turned off (`true` to `false`).
     SwitchedOff,
+    /// A list that lost an entry (e.g. a role no longer held to a rule).
+    Shrunk,
 }
 
 /// One row of [`WEAKENING_RULES`].
@@ -120,6 +122,16 @@ pub const WEAKENING_RULES: &[WeakeningRule] = &[
         "purpose.case_number_format",
         Weaker::ChangedOrCleared,
         "searches may name case numbers of another shape, or none the agency issues (R4.4)",
+    ),
+    rule(
+        "accounts.passkey_roles",
+        Weaker::Shrunk,
+        "people of the roles taken off may sign in with a code that can be phished, instead of a passkey (R11.4)",
+    ),
+    rule(
+        "accounts.passkeys_only",
+        Weaker::SwitchedOff,
+        "sign-in codes, which can be phished, are accepted again from people who have passkeys (R11.4)",
     ),
     rule(
         "devices_required",
@@ -217,7 +229,12 @@ pub enum FieldError {
 /// written before them sends every field it knows, so a `PUT` without
 /// one keeps its current value (see [`keep_absent`]) instead of being
 /// refused or resetting it.
-pub const KEPT_WHEN_ABSENT: &[&str] = &["map.geocoder_url", "devices_required"];
+pub const KEPT_WHEN_ABSENT: &[&str] = &[
+    "map.geocoder_url",
+    "devices_required",
+    "accounts.passkey_roles",
+    "accounts.passkeys_only",
+];
 
 /// Fills the [`KEPT_WHEN_ABSENT`] fields a `PUT` body lacks from the
 /// policy in force.
@@ -424,6 +441,10 @@ pub fn is_weaker(how: Weaker, old: &Value, new: &Value) -> bool {
             _ => false,
         },
         Weaker::SwitchedOff => old == &Value::Bool(true) && new == &Value::Bool(false),
+        Weaker::Shrunk => match (old, new) {
+            (Value::Array(o), Value::Array(n)) => o.iter().any(|x| !n.contains(x)),
+            _ => false,
+        },
     }
 }
 

@@ -307,10 +307,15 @@ pub fn affiliation(agency: &str, title: Option<&str>) -> String {
 impl Person {
     /// The person of a session that has finished enrolment.
     pub fn of_session(state: &AppState, s: SessionUser) -> Result<Person, ApiError> {
-        if !s.account.state().next_steps().is_empty() {
+        let policy = state.store.policy();
+        if !s
+            .account
+            .state_under(&policy.accounts)
+            .next_steps()
+            .is_empty()
+        {
             return Err(Denial::EnrolmentIncomplete.into());
         }
-        let policy = state.store.policy();
         Ok(Person {
             affiliation: affiliation(&policy.agency_name, s.account.title.as_deref()),
             account: s.account,

@@ -45,6 +45,9 @@ pub struct SignInBody {
     pub password: String,
     /// The current 6-digit code, once two factors are enrolled.
     pub totp: Option<String>,
+    /// Instead of a code: a passkey's answer to the challenge from
+    /// `POST /api/v1/session/passkey` (issue 24 item 4).
+    pub passkey: Option<crate::passkeys::PasskeyAnswer>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -74,6 +77,7 @@ pub struct SessionCreated {
 pub async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    crate::passkeys::MaybeRp(rp): crate::passkeys::MaybeRp,
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<Json<SessionCreated>, Response> {
     // Throttled before anything else: no password check, no count toward
@@ -88,7 +92,7 @@ pub async fn sign_in(
     let throttle = state.throttle.clone();
     let username = body.username.clone();
     let addr = client.clone();
-    let outcome = checked_sign_in(state, client, body).await;
+    let outcome = checked_sign_in(state, client, rp, body).await;
     match &outcome {
         Ok(_) => throttle.succeeded(addr.as_deref(), &username),
         // Only a wrong password or code, or a locked account, is a failed
@@ -104,7 +108,7 @@ pub async fn sign_in(
 }
 
 /// 429 `too_many_attempts` with `Retry-After` (whole seconds, rounded up).
-fn too_many_attempts(wait_ms: i64) -> Response {
+pub(crate) fn too_many_attempts(wait_ms: i64) -> Response {
     let secs = (wait_ms.max(0) + 999) / 1000;
     let mut r = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -119,7 +123,7 @@ fn too_many_attempts(wait_ms: i64) -> Response {
 }
 
 /// The lock's refusal, saying when a time-limited lock lifts.
-fn locked(until: Option<i64>, now: i64) -> ApiError {
+pub(crate) fn locked(until: Option<i64>, now: i64) -> ApiError {
     match until.filter(|u| *u > now) {
         Some(u) => ApiError::new(
             StatusCode::LOCKED,
@@ -133,28 +137,50 @@ fn locked(until: Option<i64>, now: i64) -> ApiError {
     }
 }
 
-async fn checked_sign_in(
-    state: AppState,
-    client: Option<String>,
-    body: SignInBody,
-) -> Result<Json<SessionCreated>, ApiError> {
-    if body.username.len() > 64
-        || body.password.len() > 1024
-        || body.totp.as_ref().is_some_and(|t| t.len() > 16)
-    {
+/// Refuses credentials too long to be real (the same answer as wrong
+/// ones: nothing is checked, nothing counted).
+pub(crate) fn check_lengths(
+    username: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> Result<(), ApiError> {
+    if username.len() > 64 || password.len() > 1024 || totp.is_some_and(|t| t.len() > 16) {
         return Err(ApiError::unauthorized(
             "invalid_credentials",
             "the username, password or code is wrong",
+        ));
+    }
+    Ok(())
+}
+
+async fn checked_sign_in(
+    state: AppState,
+    client: Option<String>,
+    rp: Result<webauthn_rs::prelude::Webauthn, ApiError>,
+    body: SignInBody,
+) -> Result<Json<SessionCreated>, ApiError> {
+    check_lengths(&body.username, &body.password, body.totp.as_deref())?;
+    if body.passkey.is_some() && body.totp.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sign_in",
+            "send a code or a passkey's answer, not both",
         ));
     }
     let store = state.store.clone();
     let now = state.now_ms();
     let policy = store.policy();
     let (token, expires, next) = blocking(move || {
-        let outcome = store.sign_in(
+        let factor = match &body.passkey {
+            Some(answer) => platekeeper_store::SecondFactor::Passkey(
+                crate::passkeys::check_answer(&state, &rp?, &body.username, answer, now)?,
+            ),
+            None => platekeeper_store::SecondFactor::Totp(body.totp.as_deref()),
+        };
+        let outcome = store.sign_in_with(
             &body.username,
             &body.password,
-            body.totp.as_deref(),
+            factor,
             policy.accounts.lockout_attempts,
             client.clone(),
             now,
@@ -183,10 +209,17 @@ async fn checked_sign_in(
                 )
                 .retry_after(next_code_in_s))
             }
+            SignIn::PasskeyRequired => {
+                return Err(ApiError::unauthorized(
+                    "passkey_required",
+                    "sign in with your passkey: the agency's policy no longer accepts a code from you. \
+                     Lost your passkeys? The ALPR Administrator can remove them, and you can then sign in with a code to add a new one",
+                ))
+            }
             SignIn::Ok(a) => a,
         };
         suspend_if_inactive(&store, &account, &policy.accounts, now)?;
-        let st = account.state();
+        let st = account.state_under(&policy.accounts);
         st.check_usable(&policy.accounts, now)?;
         let next = st.next_steps();
         // People whose work is only plate data have nothing to do here
@@ -242,6 +275,10 @@ pub struct Me {
     /// connection has none, why it is not one).
     pub devices_required: bool,
     pub device_problem: Option<String>,
+    /// Passkeys registered (issue 24 item 4).
+    pub passkeys: u32,
+    /// Whether the policy requires this person to sign in with a passkey.
+    pub passkey_required: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -255,8 +292,8 @@ pub struct MeDevice {
 pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
     let now = state.now_ms();
     let a = &who.account;
-    let st = a.state();
     let policy = state.store.policy();
+    let st = a.state_under(&policy.accounts);
     Json(Me {
         username: a.username.clone(),
         name: a.name.clone(),
@@ -275,6 +312,8 @@ pub async fn me(State(state): State<AppState>, who: SessionUser) -> Json<Me> {
             DeviceSeen::NotADevice(_) => None,
         },
         devices_required: policy.devices_required,
+        passkeys: a.passkeys,
+        passkey_required: policy.accounts.passkey_required(a.role),
         device_problem: match &who.device {
             DeviceSeen::NotADevice(why) => Some(why.clone()),
             DeviceSeen::Device(_) => None,

@@ -55,6 +55,9 @@ pub struct UserView {
     pub role: String,
     /// active, enrolling, locked, suspended, deleted
     pub status: String,
+    /// Passkeys registered (the administrator can remove them all for a
+    /// person who lost theirs: `DELETE /api/v1/users/{username}/passkeys`).
+    pub passkeys: u32,
     /// While `locked` by a time-limited lock: when it lifts by itself
     /// (administrators always; others where the policy sets
     /// `accounts.lockout_minutes`). Absent for a lock only an
@@ -71,8 +74,8 @@ pub struct UserView {
     pub deleted_at: Option<String>,
 }
 
-fn view(a: &Account, now: i64) -> UserView {
-    let st = a.state();
+fn view(a: &Account, accounts: &platekeeper_core::account::AccountPolicy, now: i64) -> UserView {
+    let st = a.state_under(accounts);
     let status = if a.deleted_at_ms.is_some() {
         "deleted"
     } else if a.suspended {
@@ -90,6 +93,7 @@ fn view(a: &Account, now: i64) -> UserView {
         title: a.title.clone(),
         role: a.role.as_str().into(),
         status: status.into(),
+        passkeys: a.passkeys,
         locked_until: a
             .locked_until_ms
             .filter(|_| status == "locked")
@@ -269,7 +273,13 @@ pub async fn list(
         .collect();
     let next_cursor = (page.len() > limit).then(|| page[limit - 1].username.clone());
     Ok(Json(UserList {
-        users: page.iter().take(limit).map(|a| view(a, now)).collect(),
+        users: {
+            let accounts = state.store.policy().accounts;
+            page.iter()
+                .take(limit)
+                .map(|a| view(a, &accounts, now))
+                .collect()
+        },
         next_cursor,
     }))
 }
@@ -295,6 +305,7 @@ pub async fn show(
     who.require(Right::ManageAccounts)?;
     Ok(Json(view(
         &account(&state, &username).await?,
+        &state.store.policy().accounts,
         state.now_ms(),
     )))
 }

@@ -62,6 +62,7 @@ fn restart(api: &mut Api, on_tamper: Option<OnTamper>) -> Result<(), String> {
             ops: Default::default(),
             throttle: Default::default(),
             devices: Default::default(),
+            passkey_rp: Default::default(),
         },
         LIMIT,
     );

@@ -497,6 +497,7 @@ async fn a_trusted_proxy_passes_the_device_certificate_on() {
     let app = platekeeper_server::router(
         platekeeper_server::AppState {
             devices: Arc::new(authority),
+            passkey_rp: Default::default(),
             ..api.state.clone()
         },
         1 << 20,

@@ -123,9 +123,22 @@ pub struct Account {
     pub approvals: Vec<Approval>,
     pub requalify_after_ms: Option<i64>,
     pub failed_logins: u32,
+    /// Passkeys registered and not removed (issue 24 item 4).
+    pub passkeys: u32,
 }
 
 impl Account {
+    /// The account's state under the agency's account rules (whether a
+    /// passkey is required depends on them).
+    pub fn state_under(&self, policy: &platekeeper_core::account::AccountPolicy) -> AccountState {
+        AccountState {
+            passkey_required: policy.passkey_required(self.role),
+            ..self.state()
+        }
+    }
+
+    /// The account's state, without the policy's passkey rule (see
+    /// [`Account::state_under`]).
     pub fn state(&self) -> AccountState {
         AccountState {
             role: self.role,
@@ -140,6 +153,8 @@ impl Account {
             training: self.training.clone(),
             approvals: self.approvals.clone(),
             requalify_after_ms: self.requalify_after_ms,
+            passkeys: self.passkeys,
+            passkey_required: false,
         }
     }
 }
@@ -207,13 +222,40 @@ pub enum SignIn {
     CodeUsed {
         next_code_in_s: u64,
     },
+    /// Password and code right, from someone who must sign in with a
+    /// passkey and has one (issue 24 item 4): refused, not counted.
+    PasskeyRequired,
     /// Password (and code, where enrolled) right.
     Ok(Box<Account>),
 }
 
+/// What [`Store::check_password`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Right,
+    /// Wrong password or unknown user (not told apart).
+    Wrong,
+    /// Locked (before, or by this failure); `until` for a lock that lifts
+    /// by itself.
+    Locked {
+        until: Option<i64>,
+    },
+}
+
+/// The second factor of a sign-in.
+#[derive(Debug, Clone)]
+pub enum SecondFactor<'a> {
+    /// A TOTP code; `None` if none was given.
+    Totp(Option<&'a str>),
+    /// A passkey assertion as the server found it: `Ok` with the passkey
+    /// and its updated credential, `Err` naming why it was refused.
+    Passkey(Result<crate::passkeys::PasskeyUse, String>),
+}
+
 const ACCOUNT_COLUMNS: &str =
     "username, name, title, role, created_at, created_by, last_active, deleted_at, \
-     locked, suspended, must_change_password, totp_enrolled, requalify_after, failed_logins, locked_until";
+     locked, suspended, must_change_password, totp_enrolled, requalify_after, failed_logins, locked_until, \
+     (SELECT count(*) FROM passkeys p WHERE p.username = users.username AND p.removed_at IS NULL)";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let role: String = r.get(3)?;
@@ -233,6 +275,7 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         requalify_after_ms: r.get(12)?,
         failed_logins: r.get(13)?,
         locked_until_ms: r.get(14)?,
+        passkeys: r.get(15)?,
         training: Vec::new(),
         approvals: Vec::new(),
     })
@@ -282,7 +325,7 @@ fn load_account(
 }
 
 /// An account that exists and is not deleted, or an error naming it.
-fn live(tx: &Connection, username: &str) -> Result<Account, StoreError> {
+pub(crate) fn live(tx: &Connection, username: &str) -> Result<Account, StoreError> {
     load_account(tx, username)?
         .filter(|a| a.deleted_at_ms.is_none())
         .ok_or_else(|| StoreError::UnknownUser(username.to_string()))
@@ -427,8 +470,7 @@ impl Store {
         Ok((otp, secret))
     }
 
-    /// Checks a sign-in. Counts failures and locks the account after
-    /// `lockout_attempts` in a row; logs every outcome.
+    /// Checks a password and TOTP code (see [`Store::sign_in_with`]).
     pub fn sign_in(
         &self,
         username: &str,
@@ -438,13 +480,39 @@ impl Store {
         client: Option<String>,
         now_ms: i64,
     ) -> Result<SignIn, StoreError> {
+        self.sign_in_with(
+            username,
+            password,
+            SecondFactor::Totp(totp),
+            lockout_attempts,
+            client,
+            now_ms,
+        )
+    }
+
+    /// Checks a password and a second factor: a TOTP code, or a passkey
+    /// assertion the server has verified. Every failure is logged and
+    /// counted towards the lock, except a right code used twice and a
+    /// code from someone who must use a passkey (both logged).
+    pub fn sign_in_with(
+        &self,
+        username: &str,
+        password: &str,
+        factor: SecondFactor,
+        lockout_attempts: u32,
+        client: Option<String>,
+        now_ms: i64,
+    ) -> Result<SignIn, StoreError> {
         let row = {
             let conn = self.main_readers.get()?;
             conn.query_row(
-                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked, locked_until FROM users WHERE username = ?1 AND deleted_at IS NULL",
+                "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked, locked_until, role,
+                        (SELECT count(*) FROM passkeys p WHERE p.username = users.username AND p.removed_at IS NULL)
+                 FROM users WHERE username = ?1 AND deleted_at IS NULL",
                 [username],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?,
-                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<i64>>(5)?)),
+                        r.get::<_, Option<i64>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, String>(6)?, r.get::<_, u32>(7)?)),
             )
             .optional()?
         };
@@ -454,7 +522,8 @@ impl Store {
             role: None,
             client,
         };
-        let Some((hash, secret, enrolled, last_step, locked, locked_until)) = row else {
+        let Some((hash, secret, enrolled, last_step, locked, locked_until, role, passkeys)) = row
+        else {
             credentials::dummy_verify(password);
             self.log_event(actor.entry(
                 now_ms,
@@ -479,6 +548,19 @@ impl Store {
             return Ok(SignIn::Locked);
         }
         let password_ok = credentials::verify_password(password, &hash);
+        let totp = match factor {
+            SecondFactor::Totp(code) => code,
+            SecondFactor::Passkey(result) => {
+                return self.passkey_sign_in(
+                    username,
+                    password_ok,
+                    result,
+                    lockout_attempts,
+                    &actor,
+                    now_ms,
+                )
+            }
+        };
         let step = match (&secret, enrolled) {
             (Some(s), true) => totp.and_then(|c| {
                 credentials::totp_step_matching(s, c, (now_ms / 1000).max(0) as u64, last_step)
@@ -503,6 +585,23 @@ impl Store {
             let locked_now =
                 self.count_failure(username, reason, lockout_attempts, &actor, now_ms)?;
             return Ok(SignIn::BadCredentials { locked_now });
+        }
+        // A code, right as it is, from someone who must use a passkey and
+        // has one: refused, not counted (the person knows both secrets).
+        let role = Role::parse(&role).unwrap_or(Role::Vendor);
+        let required = self
+            .policy
+            .read()
+            .map(|p| p.accounts.passkey_required(role))
+            .unwrap_or(true);
+        if required && passkeys > 0 && step.is_some_and(|s| s >= 0) {
+            self.log_event(actor.entry(
+                now_ms,
+                "auth",
+                "sign_in_refused",
+                json!({"reason": "passkey required"}),
+            ))?;
+            return Ok(SignIn::PasskeyRequired);
         }
         // Claim the code's time step only if no other sign-in used it (or
         // a later one) meanwhile: a code works once, even under a race.
@@ -536,6 +635,124 @@ impl Store {
             return Ok(SignIn::CodeUsed {
                 next_code_in_s: credentials::seconds_to_next_code(now_ms),
             });
+        }
+        let account = self
+            .account(username)?
+            .ok_or_else(|| StoreError::UnknownUser(username.into()))?;
+        Ok(SignIn::Ok(Box::new(account)))
+    }
+
+    /// Step one of a passkey sign-in: the password alone. A wrong one is
+    /// logged and counted towards the lock like any failed sign-in; a
+    /// right one is not logged (the sign-in that follows is).
+    pub fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        lockout_attempts: u32,
+        client: Option<String>,
+        now_ms: i64,
+    ) -> Result<PasswordCheck, StoreError> {
+        let row = {
+            let conn = self.main_readers.get()?;
+            conn.query_row(
+                "SELECT password_hash, locked, locked_until FROM users WHERE username = ?1 AND deleted_at IS NULL",
+                [username],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, Option<i64>>(2)?)),
+            )
+            .optional()?
+        };
+        let actor = Actor {
+            username: username.to_string(),
+            affiliation: String::new(),
+            role: None,
+            client,
+        };
+        let Some((hash, locked, locked_until)) = row else {
+            credentials::dummy_verify(password);
+            self.log_event(actor.entry(
+                now_ms,
+                "auth",
+                "sign_in_failed",
+                json!({"reason": "unknown user"}),
+            ))?;
+            return Ok(PasswordCheck::Wrong);
+        };
+        if locked && locked_until.is_some_and(|until| now_ms >= until) {
+            self.lift_expired_lock(username, now_ms)?;
+        } else if locked {
+            self.log_event(actor.entry(
+                now_ms,
+                "auth",
+                "sign_in_refused",
+                json!({"reason": "locked"}),
+            ))?;
+            return Ok(PasswordCheck::Locked {
+                until: locked_until,
+            });
+        }
+        if credentials::verify_password(password, &hash) {
+            return Ok(PasswordCheck::Right);
+        }
+        if self.count_failure(username, "wrong password", lockout_attempts, &actor, now_ms)? {
+            let until = self.account(username)?.and_then(|a| a.locked_until_ms);
+            return Ok(PasswordCheck::Locked { until });
+        }
+        Ok(PasswordCheck::Wrong)
+    }
+
+    /// The passkey half of [`Store::sign_in_with`]: the assertion was
+    /// checked by the server against a challenge this store issued once;
+    /// here the passkey must still be this person's (not removed
+    /// meanwhile), and its signature counter is saved with the sign-in.
+    fn passkey_sign_in(
+        &self,
+        username: &str,
+        password_ok: bool,
+        result: Result<crate::passkeys::PasskeyUse, String>,
+        lockout_attempts: u32,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<SignIn, StoreError> {
+        let refused = match (password_ok, result) {
+            (true, Ok(used)) => Ok(used),
+            (false, _) => Err("wrong password".to_string()),
+            (true, Err(why)) => Err(format!("passkey not accepted: {why}")),
+        };
+        let used = match refused {
+            Ok(used) => used,
+            Err(reason) => {
+                let locked_now =
+                    self.count_failure(username, &reason, lockout_attempts, actor, now_ms)?;
+                return Ok(SignIn::BadCredentials { locked_now });
+            }
+        };
+        let (claimed, _) = self.with_log(|tx, head| {
+            let claimed = tx.execute(
+                "UPDATE passkeys SET credential = ?3, last_used_at = ?4
+                 WHERE id = ?1 AND username = ?2 AND removed_at IS NULL",
+                params![used.passkey_id, username, used.credential, now_ms],
+            )? == 1;
+            let (kind, details) = if claimed {
+                tx.execute(
+                    "UPDATE users SET failed_logins = 0 WHERE username = ?1",
+                    [username],
+                )?;
+                (
+                    "signed_in",
+                    json!({"factor": "passkey", "passkey": used.passkey_id}),
+                )
+            } else {
+                (
+                    "sign_in_failed",
+                    json!({"reason": "passkey no longer registered", "passkey": used.passkey_id}),
+                )
+            };
+            let e = log::append(tx, head, actor.entry(now_ms, "auth", kind, details))?;
+            Ok((claimed, e))
+        })?;
+        if !claimed {
+            return Ok(SignIn::BadCredentials { locked_now: false });
         }
         let account = self
             .account(username)?

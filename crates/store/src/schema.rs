@@ -51,7 +51,7 @@ pub(crate) fn open_connection(
     match role {
         Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
         Role::Reader => {
-            conn.pragma_update(None, "cache_size", -2_048)?;
+            conn.pragma_update(None, "cache_size", -cipher.reader_cache_kib())?;
             conn.pragma_update(None, "query_only", true)?;
         }
     }
@@ -102,6 +102,7 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(crate::corrections::SCHEMA)?;
     conn.execute_batch(crate::checkpoint::SCHEMA)?;
     conn.execute_batch(crate::devices::SCHEMA)?;
+    conn.execute_batch(crate::passkeys::SCHEMA)?;
     crate::accounts::migrate(conn)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",

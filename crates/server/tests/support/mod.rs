@@ -59,6 +59,7 @@ pub async fn api() -> Api {
         ops: Default::default(),
         throttle: Default::default(),
         devices: Default::default(),
+        passkey_rp: Default::default(),
     };
     let app = router(state.clone(), LIMIT);
     let mut api = Api {

@@ -44,6 +44,7 @@ export async function usersPage(main, { me, signal }) {
         ['Name', (u) => `${u.name}${u.title ? `, ${u.title}` : ''}`],
         ['Role', (u) => u.role],
         ['Status', (u) => h('span', { class: `tag ${u.status}` }, u.status)],
+        ['Passkeys', (u) => String(u.passkeys ?? 0)],
         ['Training until', (u) => (u.training_expires_on ? when(u.training_expires_on).slice(0, 10) : '—')],
         ['Approved until', (u) => (u.approval_expires_on ? when(u.approval_expires_on).slice(0, 10) : '—')],
         ['Last active', (u) => when(u.last_active) || 'never'],
@@ -91,6 +92,12 @@ export async function usersPage(main, { me, signal }) {
         u.status === 'suspended' ? reasoned('reactivate', 'Reactivate', 'Why is the account reactivated? New training and approval are then needed.')
           : reasoned('suspend', 'Suspend', 'Why is the account suspended?'),
         u.status === 'locked' ? reasoned('unlock', 'Unlock', 'Why is the account unlocked?') : null,
+        u.passkeys ? h('button', { type: 'button', onclick: async () => {
+          const reason = await ask(`Remove all ${u.passkeys} of ${username}'s passkeys? Do this only for someone who lost them, after checking who they are: they then sign in with their authenticator code and add a new passkey.`,
+            { answer: 'Why (lost phone, identity checked in person)?', required: true, yes: 'Remove passkeys', danger: true });
+          if (!reason) return;
+          if (await act(api('DELETE', `${path}/passkeys?reason=${encodeURIComponent(reason)}`), `${username}'s passkeys removed.`)) reload();
+        } }, `Remove passkeys (${u.passkeys})`) : null,
         h('button', { type: 'button', onclick: async () => {
           if (!(await ask(`Give ${username} a new one-time password? Their sessions end and they enrol again.`, { yes: 'Reset password' }))) return;
           try { const r = await api('POST', `${path}/reset`); put(otp, h('p', { class: 'notice' }, `New one-time password for ${username} (shown once): `, h('code', {}, r.one_time_password))); } catch (err) { put(otp, problem(err)); }
@@ -197,7 +204,9 @@ const POLICY_FIELDS = [
     ['purpose.offenses', 'Offenses accepted, one per line', { as: 'lines', hint: 'A search must name one of these. Empty: the built-in list of common offenses, and code sections such as 211 PC or 10851 VC.' }],
     ['purpose.case_number_format', 'Case-number format', { as: 'nullable', hint: '# a digit, @ a letter, ? a letter or digit, anything else itself: ##-###### accepts 26-004211. Empty: at least 4 characters with a digit.' }]]],
   ['Retention (days)', [['retention.reads_days', 'Reads'], ['retention.images_days', 'Images'], ['retention.hotlists_days', 'Hot-list entries'], ['retention.access_log_days', 'Access log'], ['retention.audit_documents_days', 'Audit documents'], ['retention.downloads_days', 'Downloads']]],
-  ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.admin_lockout_minutes', 'Administrator lock lasts (minutes)'], ['accounts.lockout_minutes', 'Others\' lock lasts (minutes; 0 until unlocked)'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)']]],
+  ['Accounts', [['accounts.session_hours', 'Session hours'], ['accounts.lockout_attempts', 'Failed sign-ins before lock'], ['accounts.admin_lockout_minutes', 'Administrator lock lasts (minutes)'], ['accounts.lockout_minutes', 'Others\' lock lasts (minutes; 0 until unlocked)'], ['accounts.inactivity_days', 'Suspend after unused (days)'], ['accounts.approval_days', 'Approval lasts (days)'], ['accounts.training_days', 'Training lasts (days)'],
+    ['accounts.passkeys_only', 'Everyone signs in with a passkey (codes refused from anyone who has one)', { as: 'bool', optional: true }],
+    ['accounts.passkey_roles', 'Roles that must sign in with a passkey', { as: 'roles', optional: true, hint: 'A person of these roles who has a passkey can no longer sign in with a code, which can be phished; one who has none is asked to add one at the next sign-in.' }]]],
   ['Alerts', [['alerts.resend_after_s', 'Send an unacknowledged alert again after (seconds, 10–3600)'], ['alerts.max_sends', 'Sends of one alert at most (1–100)']]],
   ['Audit log', [['audit.on_tamper', 'If the log fails its check at start: refuse or alarm']]],
   ['Map', [['map.center_lat', 'Centre latitude'], ['map.center_lon', 'Centre longitude'], ['map.zoom', 'Zoom (3–18)'], ['map.tile_url', 'Tile server URL (optional, your own)'],
@@ -213,11 +222,19 @@ function policyControl(policy, [p, label, opts = {}]) {
   const v = getPath(policy, p);
   if (opts.as === 'text') return field(label, h('textarea', { name: p, rows: '14', class: 'policy-text', value: v ?? '' }), opts.hint);
   if (opts.as === 'lines') return field(label, h('textarea', { name: p, rows: '6', value: (v || []).join('\n') }), opts.hint);
+  if (opts.as === 'bool') return h('label', { class: 'check' }, h('input', { type: 'checkbox', name: p, checked: v ? 'checked' : null }), ` ${label}`);
+  if (opts.as === 'roles') {
+    return h('fieldset', { class: 'roles' }, h('legend', {}, label),
+      ROLES.map(([r]) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: p, value: r, checked: (v || []).includes(r) ? 'checked' : null }), ` ${r}`)),
+      opts.hint ? h('p', { class: 'hint' }, opts.hint) : null);
+  }
   return field(label, input(p, { value: v ?? '', type: typeof v === 'number' ? 'number' : 'text', step: 'any' }), opts.hint);
 }
 
 /** A control's value as the policy holds it. */
 function policyValue(policy, [p, , opts = {}], form) {
+  if (opts.as === 'bool') return form.elements[p].checked;
+  if (opts.as === 'roles') return [...form.querySelectorAll(`input[name="${p}"]`)].filter((c) => c.checked).map((c) => c.value);
   const raw = form.elements[p].value;
   if (opts.as === 'text') return raw;
   if (opts.as === 'lines') return raw.split('\n').map((l) => l.trim()).filter(Boolean);

@@ -12,6 +12,7 @@ import { sharingPage } from './sharing.js';
 import { devicesPage } from './devices.js';
 import { recordsPage } from './records.js';
 import { auditPage } from './audit.js';
+import { accountPage } from './passkeys.js';
 import { startWatching, stopWatching, markSeen, unseenCount, muted, setMuted } from './alertwatch.js';
 
 // Each page, the right that opens it (from the role table, via /me) and
@@ -28,13 +29,14 @@ const PAGES = [
   { id: 'records', label: 'Records', right: 'manage_policy', view: recordsPage },
   { id: 'policy', label: 'Policy', right: 'manage_policy', view: policyPage },
   { id: 'audit', label: 'Audit', right: 'read_audit_log', view: auditPage },
+  { id: 'account', label: 'Account', right: null, view: accountPage },
 ];
 
 const state = { me: null, settings: null, controller: null, expiryTimers: [], watching: false };
 const main = document.getElementById('main');
 
 function allowed() {
-  return PAGES.filter((p) => state.me && state.me.rights.includes(p.right));
+  return PAGES.filter((p) => state.me && (p.right === null || state.me.rights.includes(p.right)));
 }
 
 function route() {

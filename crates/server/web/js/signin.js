@@ -4,6 +4,7 @@
 
 import { api, session } from './api.js';
 import { h, put, field, input, problem, busy, values } from './dom.js';
+import { passkeysSupported, signInWithPasskey, passkeyEnrolment, browserProblem } from './passkeys.js';
 
 // The one-time password typed at a first sign-in, kept in memory (never
 // in storage) so the password form need not ask for it again.
@@ -20,25 +21,42 @@ export function signIn(main, { settings, message, onSignedIn }) {
     field('Password', input('password', { type: 'password', autocomplete: 'current-password', required: true }),
       'A new account signs in with its one-time password.'),
     field('Authenticator code', input('totp', { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: '6' }),
-      'Six digits from your authenticator app. Leave it empty only if you have not set one up yet.'),
-    h('button', { class: 'primary', type: 'submit' }, 'Sign in'),
+      'Six digits from your authenticator app (or use a passkey instead). Leave it empty only if you have not set one up yet.'),
+    h('div', { class: 'actions' },
+      h('button', { class: 'primary', type: 'submit' }, 'Sign in'),
+      passkeysSupported() ? h('button', { type: 'button', id: 'passkey-sign-in', onclick: withPasskey }, 'Sign in with a passkey') : null),
     out);
+  async function signedIn(s, password) {
+    session.set({ token: s.token, expires_at: s.expires_at });
+    oneTimePassword = s.next.includes('change_password') ? password : undefined;
+    await onSignedIn();
+  }
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const v = values(form);
     busy(form, async () => {
       try {
-        const s = await api('POST', '/api/v1/session', {
+        await signedIn(await api('POST', '/api/v1/session', {
           username: v.username, password: v.password, totp: v.totp || undefined,
-        });
-        session.set({ token: s.token, expires_at: s.expires_at });
-        oneTimePassword = s.next.includes('change_password') ? v.password : undefined;
-        await onSignedIn();
+        }), v.password);
       } catch (err) {
         put(out, problem(err, explainSignIn(err.code)));
       }
     });
   });
+  // The password first, then the passkey instead of the code.
+  function withPasskey() {
+    if (!form.elements.username.reportValidity() || !form.elements.password.reportValidity()) return;
+    const v = values(form);
+    busy(form, async () => {
+      try {
+        await signedIn(await signInWithPasskey(v.username, v.password), v.password);
+      } catch (err) {
+        const local = browserProblem(err);
+        put(out, problem(local ? { message: local } : err, local ? 'Not signed in.' : explainSignIn(err.code)));
+      }
+    });
+  }
   put(main, form);
   form.elements.username.focus();
 }
@@ -49,6 +67,9 @@ function explainSignIn(code) {
     account_locked: 'Account locked.',
     too_many_attempts: 'Too many failed sign-ins.',
     code_already_used: 'That code was just used — wait for the next one. This did not count as a wrong code.',
+    passkey_required: 'Use your passkey.',
+    no_passkey: 'No passkey yet.',
+    passkeys_unavailable: 'Passkeys are not set up on this server.',
     training_required: 'Training needed.',
     approval_lapsed: 'Approval needed.',
     account_suspended: 'Account suspended.',
@@ -60,6 +81,7 @@ export function enrol(main, { me, onDone }) {
   document.title = 'Finish enrolment — Platekeeper';
   if (me.next.includes('change_password')) return newPassword(main, onDone);
   if (me.next.includes('enroll_totp')) return authenticator(main, onDone);
+  if (me.next.includes('enroll_passkey')) return passkeyEnrolment(main, onDone);
   return onDone();
 }
 

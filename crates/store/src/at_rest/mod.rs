@@ -4,7 +4,10 @@
 //! * Every SQLite file (the main database with the access log, accounts
 //!   and TOTP secrets; each day's reads) is a SQLCipher database: every
 //!   page, of the file and of its write-ahead log, is encrypted with
-//!   AES-256-CBC and authenticated with HMAC-SHA512. Temporary tables and
+//!   AES-256-CBC and authenticated with HMAC-SHA256 (not SQLCipher's
+//!   default SHA-512: SHA-256 runs on the processor's SHA instructions,
+//!   and checking each page read halved the cost of a search; see
+//!   docs/BENCHMARKS.md). Temporary tables and
 //!   sort spills stay in memory (SQLCipher's build keeps the temporary
 //!   store there), so nothing unencrypted reaches the disk on the side.
 //! * Every picture file is sealed with AES-256-GCM ([`pictures`]).
@@ -50,18 +53,66 @@ pub(crate) struct Marker {
     /// For a reader of the folder: what the files are encrypted with.
     pub databases: String,
     pub pictures: String,
+    /// The HMAC that authenticates each database page. Stores encrypted
+    /// before this field existed used SQLCipher's default, SHA-512.
+    #[serde(default = "PageHmac::sqlcipher_default")]
+    pub page_hmac: PageHmac,
+    /// During a change of key: the page HMAC of the files not yet done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_from_page_hmac: Option<PageHmac>,
+}
+
+/// The HMAC SQLCipher authenticates each page with: part of the files'
+/// format, so it is recorded in the marker and never changes for a store
+/// except by re-encrypting it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PageHmac {
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+impl PageHmac {
+    fn sqlcipher_default() -> PageHmac {
+        PageHmac::Sha512
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            PageHmac::Sha256 => "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
+            PageHmac::Sha512 => "PRAGMA cipher_hmac_algorithm = HMAC_SHA512;",
+        }
+    }
+
+    fn pragma_for(self, schema: &str) -> String {
+        let algorithm = match self {
+            PageHmac::Sha256 => "HMAC_SHA256",
+            PageHmac::Sha512 => "HMAC_SHA512",
+        };
+        format!("PRAGMA {schema}.cipher_hmac_algorithm = {algorithm};")
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            PageHmac::Sha256 => "SQLCipher 4 (AES-256-CBC, HMAC-SHA256 per page)",
+            PageHmac::Sha512 => "SQLCipher 4 (AES-256-CBC, HMAC-SHA512 per page)",
+        }
+    }
 }
 
 /// How a plain store is named in `rekey_from`.
 pub(crate) const PLAINTEXT: &str = "plaintext";
 
 impl Marker {
-    pub(crate) fn new(key_id: &KeyId, rekey_from: Option<String>) -> Marker {
+    pub(crate) fn new(key_id: &KeyId, rekey_from: Option<String>, page_hmac: PageHmac) -> Marker {
         Marker {
             key_id: key_id.0.clone(),
             rekey_from,
-            databases: "SQLCipher 4 (AES-256-CBC, HMAC-SHA512 per page)".into(),
+            databases: page_hmac.label().into(),
             pictures: "AES-256-GCM, a key per file".into(),
+            page_hmac,
+            rekey_from_page_hmac: None,
         }
     }
 
@@ -100,6 +151,7 @@ pub struct Cipher(Option<Arc<Keys>>);
 
 struct Keys {
     id: KeyId,
+    page_hmac: PageHmac,
     /// SQLCipher's raw-key form, `x'…'`: used as is, without a password
     /// derivation on every open.
     database: Zeroizing<String>,
@@ -120,13 +172,20 @@ impl Cipher {
         Cipher(None)
     }
 
+    /// A new store's cipher under `key`.
     pub fn new(key: &DataKey) -> Cipher {
+        Cipher::with(key, PageHmac::default())
+    }
+
+    /// The cipher under `key` with the page HMAC a store's marker names.
+    pub fn with(key: &DataKey, page_hmac: PageHmac) -> Cipher {
         let database = Zeroizing::new(format!(
             "x'{}'",
             hex::encode(*key.derive(key::Purpose::Databases))
         ));
         Cipher(Some(Arc::new(Keys {
             id: key.id(),
+            page_hmac,
             database,
             pictures: PictureKey::new(key),
         })))
@@ -134,6 +193,23 @@ impl Cipher {
 
     pub fn key_id(&self) -> Option<&KeyId> {
         self.0.as_ref().map(|k| &k.id)
+    }
+
+    /// Page cache of each read-only connection, in KiB. Decrypted pages
+    /// are what the cache keeps, and a page read again from the file
+    /// must be checked and decrypted again (about 3 µs against 1 µs for a
+    /// plain page), so an encrypted store's readers keep four times as
+    /// many (docs/BENCHMARKS.md).
+    pub(crate) fn reader_cache_kib(&self) -> i64 {
+        if self.0.is_some() {
+            8_192
+        } else {
+            2_048
+        }
+    }
+
+    fn page_hmac(&self) -> Option<PageHmac> {
+        self.0.as_ref().map(|k| k.page_hmac)
     }
 
     pub(crate) fn pictures(&self) -> Option<&PictureKey> {
@@ -146,6 +222,7 @@ impl Cipher {
         if let Some(k) = &self.0 {
             let sql = Zeroizing::new(format!("PRAGMA key = \"{}\";", k.database.as_str()));
             conn.execute_batch(&sql)?;
+            conn.execute_batch(k.page_hmac.pragma())?;
         }
         Ok(())
     }
@@ -156,6 +233,15 @@ impl Cipher {
             Some(k) => format!("KEY \"{}\"", k.database.as_str()),
             None => "KEY ''".to_string(),
         })
+    }
+
+    /// The settings an attached database `schema` needs before its first
+    /// use (an attached database starts with SQLCipher's defaults).
+    pub(crate) fn attach_settings(&self, schema: &str) -> String {
+        match &self.0 {
+            Some(k) => k.page_hmac.pragma_for(schema),
+            None => String::new(),
+        }
     }
 }
 
@@ -210,19 +296,23 @@ pub fn check(dir: &Path, key: Option<&DataKey>) -> Result<Decision, StoreError> 
                 expected: m.key_id,
             })
         }
-        (Some(_), Some(k)) => Decision::Encrypted(Cipher::new(k)),
+        (Some(m), Some(k)) => Decision::Encrypted(Cipher::with(k, m.page_hmac)),
         (None, key) => match (is_plain_database(&dir.join("platekeeper.db"))?, key) {
             (None | Some(true), None) => Decision::Plain,
             (Some(true), Some(_)) => return Err(StoreError::NotEncrypted),
             (Some(false), None) => return Err(StoreError::KeyRequired { key_id: unknown() }),
             (Some(false), Some(k)) => {
-                let cipher = Cipher::new(k);
-                if !opens_under(&dir.join("platekeeper.db"), &cipher) {
+                let main = dir.join("platekeeper.db");
+                let Some(cipher) = [PageHmac::Sha256, PageHmac::Sha512]
+                    .into_iter()
+                    .map(|h| Cipher::with(k, h))
+                    .find(|c| opens_under(&main, c))
+                else {
                     return Err(StoreError::WrongKey {
                         given: k.id().0,
                         expected: unknown(),
                     });
-                }
+                };
                 Decision::MarkerLost(cipher)
             }
             (None, Some(k)) => Decision::New(Cipher::new(k)),
@@ -252,9 +342,9 @@ pub(crate) fn check_folder(dir: &Path, key: Option<&DataKey>) -> Result<Cipher, 
 }
 
 fn write_marker_of(dir: &Path, cipher: &Cipher) -> Result<(), StoreError> {
-    match cipher.key_id() {
-        Some(id) => Marker::new(id, None).write(dir),
-        None => Ok(()),
+    match (cipher.key_id(), cipher.page_hmac()) {
+        (Some(id), Some(h)) => Marker::new(id, None, h).write(dir),
+        _ => Ok(()),
     }
 }
 

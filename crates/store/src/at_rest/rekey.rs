@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{pictures, Cipher, DataKey, Marker, PLAINTEXT};
+use super::{pictures, Cipher, DataKey, Marker, PageHmac, PLAINTEXT};
 use crate::StoreError;
 
 /// Suffix of a database's re-encrypted copy while it is being written.
@@ -50,7 +50,7 @@ pub fn rekey(
 ) -> Result<RekeyReport, StoreError> {
     let from_name = from.map(|k| k.id().0).unwrap_or_else(|| PLAINTEXT.into());
     let to_id = to.id();
-    match Marker::read(dir)? {
+    let old_hmac = match Marker::read(dir)? {
         Some(m) if m.rekey_from.is_some() => {
             if m.key_id != to_id.0 || m.rekey_from.as_deref() != Some(&from_name) {
                 return Err(StoreError::Encryption(format!(
@@ -60,6 +60,7 @@ pub fn rekey(
                     dir.display()
                 )));
             }
+            m.rekey_from_page_hmac.unwrap_or(PageHmac::Sha512)
         }
         Some(m) => match from {
             None => {
@@ -80,7 +81,7 @@ pub fn rekey(
                     "the new key is the key the store already has; make a new one with `platekeeper keys init`".into(),
                 ))
             }
-            Some(_) => {}
+            Some(_) => m.page_hmac,
         },
         None => {
             match super::is_plain_database(&dir.join("platekeeper.db"))? {
@@ -102,15 +103,18 @@ pub fn rekey(
             if from.is_some() {
                 return Err(StoreError::NotEncrypted);
             }
+            PageHmac::default()
         }
-    }
+    };
     // From here on the server refuses the folder until the change ends.
-    Marker::new(&to_id, Some(from_name)).write(dir)?;
+    let mut marker = Marker::new(&to_id, Some(from_name), PageHmac::default());
+    marker.rekey_from_page_hmac = Some(old_hmac);
+    marker.write(dir)?;
     // Each file is first tried under the new key; SQLCipher would print
     // every expected failure of that try as an error.
     super::quiet_sqlcipher();
 
-    let old = from.map(Cipher::new).unwrap_or_default();
+    let old = from.map(|k| Cipher::with(k, old_hmac)).unwrap_or_default();
     let new = Cipher::new(to);
     let databases = database_files(dir)?;
     let pictures = picture_files(&dir.join("images"))?;
@@ -157,7 +161,7 @@ pub fn rekey(
     for d in touched_dirs {
         sync_dir(&d)?;
     }
-    Marker::new(&to_id, None).write(dir)?;
+    Marker::new(&to_id, None, PageHmac::default()).write(dir)?;
     Ok(report)
 }
 
@@ -255,6 +259,7 @@ fn rekey_database(path: &Path, old: &Cipher, new: &Cipher) -> Result<bool, Store
         new.attach_key().as_str()
     );
     conn.execute(&attach, [temp.to_string_lossy()])?;
+    conn.execute_batch(&new.attach_settings("rekeyed"))?;
     conn.query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))?;
     conn.execute_batch(&format!(
         "PRAGMA rekeyed.user_version = {user_version}; DETACH DATABASE rekeyed;"
