@@ -62,6 +62,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/hotlists.js", JS),
     asset!("js/admin.js", JS),
     asset!("js/devices.js", JS),
+    asset!("js/passkeys.js", JS),
     asset!("js/sharing.js", JS),
     asset!("js/records.js", JS),
     asset!("js/audit.js", JS),

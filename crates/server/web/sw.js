@@ -21,6 +21,7 @@ const FILES = [
   '/assets/js/hotlists.js',
   '/assets/js/admin.js',
   '/assets/js/devices.js',
+  '/assets/js/passkeys.js',
   '/assets/js/sharing.js',
   '/assets/js/records.js',
   '/assets/js/audit.js',

@@ -141,6 +141,6 @@ export async function accountPage(main, { me, signal }) {
     if (!(await ask(`Remove the passkey “${p.name}”? It can no longer be used to sign in.`, { yes: 'Remove', danger: true }))) return;
     try { await api('DELETE', `/api/v1/me/passkeys/${p.id}`); flash(`Passkey “${p.name}” removed.`); await load(); } catch (err) { flash(`${err.message} (${err.code})`, 'error'); }
   }
-  put(main, heading('Your account', `${me.name} · ${me.username} · ${me.role}`), list);
+  put(main, ...heading('Your account', `${me.name} · ${me.username} · ${me.role}`), list);
   await load();
 }
