@@ -171,7 +171,9 @@ test('the administrator does every records, sharing, camera, policy, audit and h
 
   // --- Cameras: renamed; a camera disabled is shown as such.
   await page.getByRole('link', { name: 'Cameras' }).click();
-  assert.match(await page.locator('.lead').innerText(), /position cannot be edited[^]*registered again under a new id/);
+  // Waits for the Cameras page's own lead (the Records page's is still
+  // there for a moment after the click).
+  await page.locator('.lead', { hasText: /position cannot be edited[^]*registered again under a new id/ }).waitFor();
   const cam = page.getByRole('row', { name: /demo-camera/ });
   await cam.getByRole('button', { name: 'Rename' }).click();
   const rename = page.getByRole('dialog', { name: /New name for demo-camera/ });

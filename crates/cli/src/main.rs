@@ -68,6 +68,11 @@ enum Command {
         /// repeat for several. No other address can set it.
         #[arg(long)]
         trusted_proxy: Vec<std::net::IpAddr>,
+        /// The address people open Platekeeper at (https://HOST[:PORT]);
+        /// passkeys are bound to its host name. Without it passkeys work
+        /// only on localhost.
+        #[arg(long, value_parser = platekeeper_server::passkeys::parse_public_url)]
+        public_url: Option<platekeeper_server::passkeys::Url>,
         #[command(flatten)]
         limits: ServeLimits,
     },
@@ -382,6 +387,7 @@ fn main() -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             trusted_proxy,
+            public_url,
             limits,
         } => {
             init_logging();
@@ -397,6 +403,7 @@ fn main() -> anyhow::Result<()> {
                 .zip(tls_key)
                 .map(|(cert, key)| platekeeper_server::TlsFiles { cert, key });
             config.trusted_proxies = trusted_proxy;
+            config.public_url = public_url;
             let scheme = if config.tls.is_some() {
                 "https"
             } else {

@@ -27,10 +27,12 @@ use platekeeper_store::passkeys::{ChallengePurpose, Passkey as StoredPasskey, Pa
 use platekeeper_store::{Actor, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+/// The address type of `--public-url`.
+pub use webauthn_rs::prelude::Url;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
-    Webauthn, WebauthnBuilder,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Uuid, Webauthn,
+    WebauthnBuilder,
 };
 
 use crate::accountability::{ClientAddr, Person, SessionUser};
@@ -64,6 +66,41 @@ pub fn routes() -> Router<AppState> {
 pub struct RelyingParty {
     /// `--public-url`; without it passkeys work only on `localhost`.
     pub public_url: Option<Url>,
+}
+
+/// Reads `--public-url`: an `https://` address with a host name and
+/// nothing after it (a passkey is bound to the host name; browsers allow
+/// plain `http://` only for `localhost`).
+pub fn parse_public_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{text:?} is not an address: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("{text:?} has no host name"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if host == "localhost" => {}
+        other => {
+            return Err(format!(
+                "{text:?}: passkeys need an https:// address (not {other}://), except on localhost"
+            ))
+        }
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return Err(format!(
+            "{text:?}: passkeys are bound to a host name, not an IP address"
+        ));
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "{text:?}: give only scheme, host and port (for example https://alpr.agency.gov)"
+        ));
+    }
+    Ok(url)
 }
 
 fn unavailable(why: String) -> ApiError {
@@ -573,4 +610,33 @@ pub fn check_answer(
         }
     }
     Ok(Err("the passkey is not registered to this person".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn public_url_takes_only_an_https_host_name() {
+        assert_eq!(
+            parse_public_url("https://alpr.agency.gov").map(|u| u.to_string()),
+            Ok("https://alpr.agency.gov/".to_string())
+        );
+        assert!(parse_public_url("https://alpr.agency.gov:8443/").is_ok());
+        assert!(parse_public_url("http://localhost:8080").is_ok());
+        for (bad, says) in [
+            ("http://alpr.agency.gov", "https://"),
+            ("ftp://alpr.agency.gov", "https://"),
+            ("https://10.0.0.5", "IP address"),
+            ("https://[::1]", "IP address"),
+            ("https://alpr.agency.gov/platekeeper", "only scheme"),
+            ("https://alpr.agency.gov/?x=1", "only scheme"),
+            ("https://u:p@alpr.agency.gov", "only scheme"),
+            ("alpr.agency.gov", "not an address"),
+            ("", "not an address"),
+        ] {
+            let err = parse_public_url(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }
