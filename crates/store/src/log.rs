@@ -150,6 +150,14 @@ pub fn entry_hash(e: &LogEntry) -> [u8; 32] {
 /// Appends an entry inside `tx`, chaining it to `head`, and returns it.
 /// The caller commits, then calls [`write_head`] and advances its head.
 pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEntry, StoreError> {
+    let e = chained(head, new);
+    insert(tx, &e)?;
+    Ok(e)
+}
+
+/// The entry `new` becomes when chained after `head`: numbered next and
+/// hashed (both backends append exactly this).
+pub fn chained(head: Head, new: NewEntry) -> LogEntry {
     let mut e = LogEntry {
         seq: head.seq + 1,
         ts_ms: new.ts_ms,
@@ -165,8 +173,7 @@ pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEn
         hash: [0; 32],
     };
     e.hash = entry_hash(&e);
-    insert(tx, &e)?;
-    Ok(e)
+    e
 }
 
 fn insert(conn: &Connection, e: &LogEntry) -> Result<(), StoreError> {
@@ -327,6 +334,102 @@ enum Walk {
     Bad(Verification),
 }
 
+/// The check of a chain, entry by entry, whatever holds it: each entry
+/// must follow the one before and be unaltered (both backends walk their
+/// log with this).
+pub struct ChainWalk {
+    head: Head,
+    anchor: Option<Head>,
+    anchor_named: bool,
+}
+
+impl ChainWalk {
+    /// A walk from `start` (trusted: the log's start, or an entry matched
+    /// with a signed checkpoint); `anchor` is where a purge cut the log.
+    pub fn new(start: Head, anchor: Option<Head>) -> ChainWalk {
+        ChainWalk {
+            head: start,
+            anchor,
+            anchor_named: false,
+        }
+    }
+
+    /// Checks the next entry (`Err(())`: a row that cannot be read as an
+    /// entry). The first wrong one ends the walk with its verdict.
+    pub fn step(&mut self, entry: Result<LogEntry, ()>) -> Result<(), Verification> {
+        let expected = self.head.seq + 1;
+        let Ok(e) = entry else {
+            return Err(self.bad_at(
+                expected,
+                format!("entry {expected} cannot be read: its columns were changed"),
+            ));
+        };
+        if e.seq != expected {
+            return Err(self.bad_at(
+                expected,
+                format!(
+                    "entry {expected} is missing (the next entry present is {})",
+                    e.seq
+                ),
+            ));
+        }
+        if e.prev != self.head.hash {
+            return Err(self.bad_at(
+                e.seq,
+                format!(
+                    "entry {} does not follow entry {}: entries were inserted, removed or reordered",
+                    e.seq, self.head.seq
+                ),
+            ));
+        }
+        if entry_hash(&e) != e.hash {
+            return Err(self.bad_at(
+                e.seq,
+                format!("entry {} was altered after it was written", e.seq),
+            ));
+        }
+        if let (Some(a), "purge") = (self.anchor, e.kind.as_str()) {
+            let through = serde_json::from_str::<serde_json::Value>(&e.details)
+                .ok()
+                .and_then(|d| d.get("log_through").and_then(|v| v.as_i64()));
+            self.anchor_named |= through == Some(a.seq);
+        }
+        self.head = e.as_head();
+        Ok(())
+    }
+
+    /// The last entry reached.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Whether a `purge` entry named the anchor.
+    pub fn anchor_named(&self) -> bool {
+        self.anchor_named
+    }
+
+    /// The verdict that entry `seq` is wrong.
+    pub fn bad_at(&self, seq: i64, problem: String) -> Verification {
+        bad(seq, self.head, problem)
+    }
+
+    /// The verdict that the log's end is wrong.
+    pub fn bad_end(&self, problem: String) -> Verification {
+        bad(self.head.seq + 1, self.head, problem)
+    }
+
+    /// The verdict that the whole walk was sound.
+    pub fn finish(&self) -> Verification {
+        Verification {
+            ok: true,
+            entries: self.head.seq,
+            head: hex::encode(self.head.hash),
+            first_bad: None,
+            problem: None,
+        }
+    }
+}
+
 /// Walks the entries after `start` (which the caller trusts), checking
 /// that each follows the one before and is unaltered.
 fn walk(conn: &Connection, start: Head, anchor: Option<Head>) -> Result<Walk, StoreError> {
@@ -334,56 +437,16 @@ fn walk(conn: &Connection, start: Head, anchor: Option<Head>) -> Result<Walk, St
         "SELECT {COLUMNS} FROM log WHERE seq > ?1 ORDER BY seq"
     ))?;
     let mut rows = stmt.query([start.seq])?;
-    let mut head = start;
-    let mut anchor_named = false;
+    let mut chain = ChainWalk::new(start, anchor);
     while let Some(row) = rows.next()? {
-        let expected = head.seq + 1;
-        let Ok(e) = row_entry(row) else {
-            return Ok(Walk::Bad(bad(
-                expected,
-                head,
-                format!("entry {expected} cannot be read: its columns were changed"),
-            )));
-        };
-        if e.seq != expected {
-            return Ok(Walk::Bad(bad(
-                expected,
-                head,
-                format!(
-                    "entry {expected} is missing (the next entry present is {})",
-                    e.seq
-                ),
-            )));
+        if let Err(v) = chain.step(row_entry(row).map_err(|_| ())) {
+            return Ok(Walk::Bad(v));
         }
-        if e.prev != head.hash {
-            return Ok(Walk::Bad(bad(
-                e.seq,
-                head,
-                format!(
-                    "entry {} does not follow entry {}: entries were inserted, removed or reordered",
-                    e.seq, head.seq
-                ),
-            )));
-        }
-        if entry_hash(&e) != e.hash {
-            return Ok(Walk::Bad(bad(
-                e.seq,
-                head,
-                format!("entry {} was altered after it was written", e.seq),
-            )));
-        }
-        if let (Some(a), "purge") = (anchor, e.kind.as_str()) {
-            let through = serde_json::from_str::<serde_json::Value>(&e.details)
-                .ok()
-                .and_then(|d| d.get("log_through").and_then(|v| v.as_i64()));
-            anchor_named |= through == Some(a.seq);
-        }
-        head = Head {
-            seq: e.seq,
-            hash: e.hash,
-        };
     }
-    Ok(Walk::End { head, anchor_named })
+    Ok(Walk::End {
+        head: chain.head(),
+        anchor_named: chain.anchor_named(),
+    })
 }
 
 /// Compares the log's end with the head recorded in the head file.

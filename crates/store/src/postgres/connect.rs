@@ -1,0 +1,179 @@
+//! Connections to PostgreSQL: opened with the URL's TLS mode, errors told
+//! apart (a wrong password is not an unreachable server), and a small pool
+//! so a request does not pay a connection's start.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use postgres::error::SqlState;
+use postgres::Client;
+
+use super::url::{DatabaseUrl, TlsMode};
+use super::PgError;
+
+/// Idle connections kept for reuse; more are opened under load and
+/// closed when given back to a full pool.
+const MAX_IDLE: usize = 16;
+
+/// Opens one connection to the database `url` names.
+pub fn connect(url: &DatabaseUrl) -> Result<Client, PgError> {
+    let result = match url.tls {
+        TlsMode::Disable => url.config.connect(postgres::NoTls),
+        TlsMode::VerifyFull => {
+            let roots = url.root_cert.clone().unwrap_or_else(|| SYSTEM_ROOTS.into());
+            let tls = super::tls::VerifyFull::new(&roots).map_err(|why| PgError::Tls {
+                url: url.to_string(),
+                why,
+            })?;
+            let mut config = url.config.clone();
+            config.ssl_mode(postgres::config::SslMode::Require);
+            config.connect(tls)
+        }
+    };
+    result.map_err(|e| classify(url, e))
+}
+
+/// Debian's bundle of the system's trusted roots (ca-certificates).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Names what went wrong with a connection or a statement.
+pub(crate) fn classify(url: &DatabaseUrl, e: postgres::Error) -> PgError {
+    let shown = url.to_string();
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let why = db.message().to_string();
+        return if *code == SqlState::INVALID_PASSWORD {
+            PgError::WrongPassword {
+                url: shown,
+                user: url.user().to_string(),
+            }
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE && why.contains("CONNECT")
+        {
+            PgError::NotAllowed {
+                url: shown,
+                user: url.user().to_string(),
+                why,
+            }
+        } else if *code == SqlState::INVALID_CATALOG_NAME {
+            PgError::NoDatabase { url: shown }
+        } else if *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            PgError::Unavailable { url: shown, why }
+        } else {
+            PgError::Query(match db.detail() {
+                Some(d) => format!("{why} ({d})"),
+                None => why,
+            })
+        };
+    }
+    if e.is_closed() {
+        return PgError::Lost {
+            url: shown,
+            why: e.to_string(),
+        };
+    }
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    if why.contains("certificate") || why.contains("tls") || why.contains("TLS") {
+        PgError::Tls { url: shown, why }
+    } else {
+        PgError::Unreachable { url: shown, why }
+    }
+}
+
+/// Reusable connections to one database.
+pub struct PgPool {
+    url: DatabaseUrl,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl PgPool {
+    /// A pool whose first connection is opened now, so a wrong address,
+    /// password or database is reported at start, not at the first
+    /// request.
+    pub fn open(url: &DatabaseUrl) -> Result<PgPool, PgError> {
+        let first = connect(url)?;
+        Ok(PgPool {
+            url: url.clone(),
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A connection: an idle one that still works, or a new one.
+    pub fn get(&self) -> Result<PgConn<'_>, PgError> {
+        loop {
+            let idle = self.idle.lock().map_err(|_| PgError::Poisoned)?.pop();
+            match idle {
+                Some(c) if !c.is_closed() => {
+                    return Ok(PgConn {
+                        pool: self,
+                        client: Some(c),
+                    })
+                }
+                // Closed by the server (a restart, an idle timeout): drop
+                // it and try the next.
+                Some(_) => continue,
+                None => {
+                    return Ok(PgConn {
+                        pool: self,
+                        client: Some(connect(&self.url)?),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Names an error from a statement run on this pool's database.
+    pub fn error(&self, e: postgres::Error) -> PgError {
+        classify(&self.url, e)
+    }
+}
+
+/// A connection lent by a [`PgPool`]; given back when dropped unless it
+/// was closed or is inside a transaction that did not end.
+pub struct PgConn<'a> {
+    pool: &'a PgPool,
+    client: Option<Client>,
+}
+
+impl Deref for PgConn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for PgConn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for PgConn<'_> {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.pool.idle.lock() {
+            if idle.len() < MAX_IDLE {
+                idle.push(client);
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The PostgreSQL backend against a real PostgreSQL (issue 25, R10.1,
+//! R4.5): `scripts/with-postgres` starts a private cluster and names it in
+//! PLATEKEEPER_TEST_DATABASE / PLATEKEEPER_TEST_PG_ADMIN; `scripts/test`
+//! runs these under it and sets PLATEKEEPER_REQUIRE_POSTGRES so that a
+//! missing server fails rather than skips.
+
+use platekeeper_store::log::{Head, NewEntry};
+use platekeeper_store::postgres::{self as pg, DatabaseUrl, PgError};
+
+/// A new, empty database of its own for one test, owned by the
+/// unprivileged application role; `None` (the test is skipped) when no
+/// PostgreSQL was started for the tests.
+fn fresh_database() -> Option<DatabaseUrl> {
+    let (Ok(app), Ok(admin)) = (
+        std::env::var("PLATEKEEPER_TEST_DATABASE"),
+        std::env::var("PLATEKEEPER_TEST_PG_ADMIN"),
+    ) else {
+        assert!(
+            std::env::var_os("PLATEKEEPER_REQUIRE_POSTGRES").is_none(),
+            "PLATEKEEPER_REQUIRE_POSTGRES is set but no PostgreSQL was started (run under scripts/with-postgres)"
+        );
+        eprintln!("skipped: no PostgreSQL (run under scripts/with-postgres)");
+        return None;
+    };
+    let name = format!("pk_test_{}", hex(8));
+    let mut su = postgres::Client::connect(&admin, postgres::NoTls).expect("admin connection");
+    su.batch_execute(&format!("CREATE DATABASE {name} OWNER platekeeper"))
+        .expect("create database");
+    let (base, _) = app.rsplit_once('/').expect("database url");
+    Some(DatabaseUrl::parse(&format!("{base}/{name}")).expect("test url"))
+}
+
+fn hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn admin() -> postgres::Client {
+    let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").expect("admin url");
+    postgres::Client::connect(&admin, postgres::NoTls).expect("admin connection")
+}
+
+/// A superuser connection to the test's database: the insider.
+fn insider(url: &DatabaseUrl) -> postgres::Client {
+    let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").expect("admin url");
+    let (base, _) = admin.rsplit_once('/').expect("admin url");
+    let db = url.to_string();
+    let name = db
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .expect("database name");
+    let mut c = postgres::Client::connect(&format!("{base}/{name}"), postgres::NoTls)
+        .expect("insider connection");
+    c.batch_execute("SET search_path = platekeeper")
+        .expect("path");
+    c
+}
+
+fn entry(i: usize) -> NewEntry {
+    NewEntry {
+        ts_ms: 1_800_000_000_000 + i as i64,
+        category: "access",
+        kind: "search".into(),
+        username: format!("officer{}", i % 7),
+        affiliation: "Agency".into(),
+        role: Some("officer".into()),
+        client: Some("127.0.0.1".into()),
+        details: serde_json::json!({ "plate": format!("7ABC{i:03}") }),
+        purpose: Some(serde_json::json!({ "case": format!("C-{i}") })),
+    }
+}
+
+fn append_n(pool: &pg::PgPool, n: usize) {
+    for i in 0..n {
+        let mut c = pool.get().expect("connection");
+        let mut tx = c.transaction().expect("tx");
+        pg::log::append(&mut tx, entry(i)).expect("append");
+        tx.commit().expect("commit");
+    }
+}
+
+#[test]
+fn wrong_address_password_database_or_application_each_named() {
+    let Some(url) = fresh_database() else { return };
+    let text = std::env::var("PLATEKEEPER_TEST_DATABASE").expect("url");
+
+    // A wrong password.
+    let (scheme_user, rest) = text
+        .split_once(':')
+        .map(|(a, b)| (a.to_string(), b))
+        .expect("url");
+    let after_scheme = rest.trim_start_matches("//");
+    let (user, tail) = after_scheme.split_once(':').expect("user:password");
+    let (_, host_db) = tail.split_once('@').expect("host");
+    let wrong = DatabaseUrl::parse(&format!(
+        "{scheme_user}://{user}:not-the-password@{host_db}"
+    ))
+    .expect("url");
+    let e = pg::open(&wrong).err().expect("wrong password refused");
+    assert!(matches!(e, PgError::WrongPassword { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("refused the password of user \"platekeeper\""),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("not-the-password"));
+
+    // Nobody listening.
+    let closed =
+        DatabaseUrl::parse("postgres://platekeeper:x@127.0.0.1:1/platekeeper?connect_timeout=2")
+            .expect("url");
+    let e = pg::open(&closed).err().expect("unreachable");
+    assert!(matches!(e, PgError::Unreachable { .. }), "{e}");
+    assert!(e.is_transient());
+    assert!(e.to_string().contains("cannot be reached"), "{e}");
+
+    // A database that does not exist.
+    let (base, _) = text.rsplit_once('/').expect("url");
+    let none = DatabaseUrl::parse(&format!("{base}/no_such_database")).expect("url");
+    let e = pg::open(&none).err().expect("no database");
+    assert!(matches!(e, PgError::NoDatabase { .. }), "{e}");
+
+    // Another application's database: refused, and left as it was.
+    let mut c = pg::connect::connect(&url).expect("connect");
+    c.batch_execute(
+        "CREATE TABLE public.customers(id int); INSERT INTO public.customers VALUES (1)",
+    )
+    .expect("foreign table");
+    let e = pg::open(&url).err().expect("foreign database refused");
+    assert!(matches!(e, PgError::ForeignDatabase { .. }), "{e}");
+    assert!(e.to_string().contains("public.customers"), "{e}");
+    let ours: bool = c
+        .query_one("SELECT to_regnamespace('platekeeper') IS NOT NULL", &[])
+        .expect("q")
+        .get(0);
+    assert!(
+        !ours,
+        "nothing of Platekeeper's was written to another application's database"
+    );
+}
+
+#[test]
+fn schema_is_made_once_upgraded_in_place_and_newer_refused() {
+    let Some(url) = fresh_database() else { return };
+    let (_, m) = pg::open(&url).expect("first start");
+    assert_eq!((m.from, m.to), (0, pg::SCHEMA_VERSION));
+    let (pool, m) = pg::open(&url).expect("second start");
+    assert_eq!((m.from, m.to), (pg::SCHEMA_VERSION, pg::SCHEMA_VERSION));
+
+    // Run time needs no superuser.
+    let mut c = pool.get().expect("connection");
+    let superuser: bool = c
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert!(!superuser);
+    // Everything is in the schema `platekeeper`.
+    let tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'platekeeper'",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert!(tables >= 3, "{tables}");
+    drop(c);
+
+    // A database a newer Platekeeper upgraded: refused, untouched.
+    let mut i = insider(&url);
+    i.execute(
+        "INSERT INTO schema_version(version, application, program) VALUES (999, 'platekeeper', 'future')",
+        &[],
+    )
+    .expect("newer version");
+    let e = pg::open(&url).err().expect("newer schema refused");
+    assert!(matches!(e, PgError::NewerSchema { found: 999, .. }), "{e}");
+    assert!(e.to_string().contains("newer than this program's"), "{e}");
+}
+
+#[test]
+fn concurrent_writers_make_one_unbroken_chain() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let pool = std::sync::Arc::new(pool);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let mut c = pool.get().expect("connection");
+                    let mut tx = c.transaction().expect("tx");
+                    pg::log::append(&mut tx, entry(t * 100 + i)).expect("append");
+                    tx.commit().expect("commit");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("writer");
+    }
+    let mut c = pool.get().expect("connection");
+    let v = pg::log::verify(&mut c, None).expect("verify");
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.entries, 320);
+    let entries = pg::log::read_entries(&mut *c).expect("entries");
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=320).collect::<Vec<_>>());
+
+    // An entry appended in a transaction that rolls back leaves no trace.
+    let mut tx = c.transaction().expect("tx");
+    pg::log::append(&mut tx, entry(999)).expect("append");
+    tx.rollback().expect("rollback");
+    let v = pg::log::verify(&mut c, None).expect("verify");
+    assert!(v.ok && v.entries == 320, "{v:?}");
+}
+
+/// A store with ten entries, and the head an auditor kept after them.
+fn ten_entries() -> Option<(DatabaseUrl, pg::PgPool, Head)> {
+    let url = fresh_database()?;
+    let (pool, _) = pg::open(&url).expect("open");
+    append_n(&pool, 10);
+    let head = pg::log::head(&mut *pool.get().expect("c")).expect("head");
+    Some((url, pool, head))
+}
+
+fn check(pool: &pg::PgPool, kept: Option<Head>) -> platekeeper_store::Verification {
+    pg::log::verify(&mut pool.get().expect("c"), kept).expect("verify")
+}
+
+#[test]
+fn edit_delete_insert_reorder_and_truncation_are_found() {
+    // Edited.
+    let Some((url, pool, kept)) = ten_entries() else {
+        return;
+    };
+    assert!(check(&pool, Some(kept)).ok);
+    insider(&url)
+        .execute(
+            "UPDATE log SET details = '{\"plate\":\"OTHER\"}' WHERE seq = 4",
+            &[],
+        )
+        .expect("edit");
+    let v = check(&pool, Some(kept));
+    assert_eq!((v.ok, v.first_bad), (false, Some(4)), "{v:?}");
+    assert!(
+        v.problem.as_deref().unwrap_or("").contains("altered"),
+        "{v:?}"
+    );
+
+    // Deleted from the middle.
+    let (url, pool, kept) = ten_entries().expect("pg");
+    insider(&url)
+        .execute("DELETE FROM log WHERE seq = 6", &[])
+        .expect("delete");
+    let v = check(&pool, Some(kept));
+    assert_eq!((v.ok, v.first_bad), (false, Some(6)), "{v:?}");
+    assert!(
+        v.problem.as_deref().unwrap_or("").contains("missing"),
+        "{v:?}"
+    );
+
+    // Inserted: entries 5.. moved up by one to make room for a forged one.
+    let (url, pool, kept) = ten_entries().expect("pg");
+    let mut i = insider(&url);
+    i.batch_execute(
+        "UPDATE log SET seq = seq + 1000 WHERE seq >= 5;
+         UPDATE log SET seq = seq - 999 WHERE seq >= 1005;
+         INSERT INTO log(seq, ts, category, kind, username, affiliation, details, prev, hash)
+           SELECT 5, ts, category, kind, 'nobody', affiliation, details, hash, hash FROM log WHERE seq = 4;",
+    )
+    .expect("insert");
+    let v = check(&pool, Some(kept));
+    assert_eq!((v.ok, v.first_bad), (false, Some(5)), "{v:?}");
+
+    // Reordered: two entries' places swapped.
+    let (url, pool, kept) = ten_entries().expect("pg");
+    insider(&url)
+        .batch_execute(
+            "UPDATE log SET seq = -1 WHERE seq = 3;
+             UPDATE log SET seq = 3 WHERE seq = 7;
+             UPDATE log SET seq = 7 WHERE seq = -1;",
+        )
+        .expect("swap");
+    let v = check(&pool, Some(kept));
+    assert_eq!((v.ok, v.first_bad), (false, Some(3)), "{v:?}");
+
+    // Cut from the end, head row left: the head row shows it.
+    let (url, pool, kept) = ten_entries().expect("pg");
+    insider(&url)
+        .execute("DELETE FROM log WHERE seq > 8", &[])
+        .expect("cut");
+    let v = check(&pool, None);
+    assert!(!v.ok, "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("removed from the end"),
+        "{v:?}"
+    );
+
+    // Cut from the end and the head row moved to match: consistent inside
+    // the database, so only the head kept outside it shows the cut.
+    insider(&url)
+        .execute(
+            "UPDATE log_head SET seq = 8, hash = (SELECT hash FROM log WHERE seq = 8)",
+            &[],
+        )
+        .expect("move head");
+    assert!(
+        check(&pool, None).ok,
+        "without a kept head the cut is invisible"
+    );
+    let v = check(&pool, Some(kept));
+    assert!(!v.ok, "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("kept outside the database"),
+        "{v:?}"
+    );
+
+    // The whole log rewritten consistently: the kept head's entry differs.
+    let (url, pool, kept) = ten_entries().expect("pg");
+    let mut i = insider(&url);
+    let mut tx = i.transaction().expect("tx");
+    tx.batch_execute(
+        "DELETE FROM log; UPDATE log_head SET seq = 0, hash = decode(repeat('00', 32), 'hex')",
+    )
+    .expect("wipe");
+    for n in 0..10 {
+        let mut forged = entry(n);
+        forged.username = "forger".into();
+        pg::log::append(&mut tx, forged).expect("forge");
+    }
+    tx.commit().expect("commit");
+    assert!(check(&pool, None).ok);
+    let v = check(&pool, Some(kept));
+    assert_eq!((v.ok, v.first_bad), (false, Some(10)), "{v:?}");
+    assert!(
+        v.problem.as_deref().unwrap_or("").contains("rewritten"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_server_that_drops_the_connection_is_a_transient_error_and_the_pool_recovers() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let pid: i32 = {
+        let mut c = pool.get().expect("c");
+        c.query_one("SELECT pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0)
+    };
+    // The administrator (or a fail-over) ends the pooled session.
+    admin()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .expect("terminate");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let failed = {
+        let mut c = pool.get().expect("c");
+        let attempt = c.transaction().map_err(|e| pool.error(e));
+        let failed = match attempt {
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                true
+            }
+            Ok(mut tx) => {
+                // The pool noticed the closed session and opened another.
+                let one: i32 = tx.query_one("SELECT 1", &[]).expect("q").get(0);
+                assert_eq!(one, 1);
+                false
+            }
+        };
+        failed
+    };
+    // Either way, the next request gets a working connection.
+    let mut c = pool.get().expect("c");
+    let mut tx = c.transaction().expect("tx after a lost connection");
+    pg::log::append(&mut tx, entry(1)).expect("append");
+    tx.commit().expect("commit");
+    let v = pg::log::verify(&mut c, None).expect("verify");
+    assert!(
+        v.ok && v.entries == 1,
+        "{v:?} (first attempt failed: {failed})"
+    );
+}
+
+#[test]
+fn tls_verify_full_checks_the_authority_and_the_host_name() {
+    let Some(url) = fresh_database() else { return };
+    let ca = std::env::var("PLATEKEEPER_TEST_PG_CA").expect("the test cluster's CA");
+    let other = std::env::var("PLATEKEEPER_TEST_PG_OTHER_CA").expect("another CA");
+    let text = std::env::var("PLATEKEEPER_TEST_DATABASE").expect("url");
+    let db = url.to_string();
+    let name = db
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .expect("database name")
+        .to_string();
+    let with = |host: &str, roots: &str| {
+        let (userinfo, rest) = text
+            .trim_start_matches("postgres://")
+            .split_once('@')
+            .expect("url");
+        let port = rest
+            .split_once(':')
+            .and_then(|(_, p)| p.split('/').next())
+            .expect("port");
+        DatabaseUrl::parse(&format!(
+            "postgres://{userinfo}@{host}:{port}/{name}?sslmode=verify-full&sslrootcert={roots}"
+        ))
+        .expect("url")
+    };
+
+    // The server's certificate, from the trusted authority, for the host
+    // named: the connection is encrypted.
+    let good = with("localhost", &ca);
+    let (pool, _) = pg::open(&good).expect("verify-full to localhost");
+    let ssl: bool = pool
+        .get()
+        .expect("c")
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert!(ssl);
+
+    // Another authority: refused, as TLS, before the password is sent.
+    let e = pg::open(&with("localhost", &other))
+        .err()
+        .expect("untrusted CA");
+    assert!(matches!(e, PgError::Tls { .. }), "{e}");
+    // The certificate names localhost, not 127.0.0.1.
+    let e = pg::open(&with("127.0.0.1", &ca))
+        .err()
+        .expect("wrong host name");
+    assert!(matches!(e, PgError::Tls { .. }), "{e}");
+    // A roots file that is missing or is not PEM.
+    let e = pg::open(&with("localhost", "/nonexistent/ca.pem"))
+        .err()
+        .expect("no roots");
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    let junk = std::env::temp_dir().join(format!("pk-junk-{}.pem", hex(4)));
+    std::fs::write(&junk, b"not a certificate").expect("write");
+    let e = pg::open(&with("localhost", junk.to_str().expect("path")))
+        .err()
+        .expect("junk roots");
+    assert!(e.to_string().contains("holds no certificate"), "{e}");
+    let _ = std::fs::remove_file(junk);
+}
