@@ -229,6 +229,13 @@ pub enum SignIn {
     Ok(Box<Account>),
 }
 
+/// What [`Store::sign_in_gate`] decided.
+enum Gate {
+    Unknown,
+    Locked { until: Option<i64> },
+    Open,
+}
+
 /// What [`Store::check_password`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -522,31 +529,15 @@ impl Store {
             role: None,
             client,
         };
-        let Some((hash, secret, enrolled, last_step, locked, locked_until, role, passkeys)) = row
-        else {
-            credentials::dummy_verify(password);
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_failed",
-                json!({"reason": "unknown user"}),
-            ))?;
-            return Ok(SignIn::BadCredentials { locked_now: false });
-        };
-
-        if locked && locked_until.is_some_and(|until| now_ms >= until) {
-            // A time-limited lock that has run out: lifted (and logged)
-            // before this attempt is judged like any other.
-            self.lift_expired_lock(username, now_ms)?;
-        } else if locked {
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_refused",
-                json!({"reason": "locked"}),
-            ))?;
-            return Ok(SignIn::Locked);
+        let lock = row.as_ref().map(|r| (r.4, r.5));
+        match self.sign_in_gate(&actor, username, password, lock, now_ms)? {
+            Gate::Unknown => return Ok(SignIn::BadCredentials { locked_now: false }),
+            Gate::Locked { .. } => return Ok(SignIn::Locked),
+            Gate::Open => {}
         }
+        let Some((hash, secret, enrolled, last_step, _, _, role, passkeys)) = row else {
+            return Err(StoreError::UnknownUser(username.into()));
+        };
         let password_ok = credentials::verify_password(password, &hash);
         let totp = match factor {
             SecondFactor::Totp(code) => code,
@@ -642,6 +633,44 @@ impl Store {
         Ok(SignIn::Ok(Box::new(account)))
     }
 
+    /// The checks every sign-in makes before the password: an unknown
+    /// name (answered after a dummy hash, so the time taken does not tell
+    /// it apart) and a lock, lifted first if its time has run out. Each
+    /// refusal is logged.
+    fn sign_in_gate(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: &str,
+        lock: Option<(bool, Option<i64>)>,
+        now_ms: i64,
+    ) -> Result<Gate, StoreError> {
+        let Some((locked, locked_until)) = lock else {
+            credentials::dummy_verify(password);
+            self.log_event(actor.entry(
+                now_ms,
+                "auth",
+                "sign_in_failed",
+                json!({"reason": "unknown user"}),
+            ))?;
+            return Ok(Gate::Unknown);
+        };
+        if locked && locked_until.is_some_and(|until| now_ms >= until) {
+            self.lift_expired_lock(username, now_ms)?;
+        } else if locked {
+            self.log_event(actor.entry(
+                now_ms,
+                "auth",
+                "sign_in_refused",
+                json!({"reason": "locked"}),
+            ))?;
+            return Ok(Gate::Locked {
+                until: locked_until,
+            });
+        }
+        Ok(Gate::Open)
+    }
+
     /// Step one of a passkey sign-in: the password alone. A wrong one is
     /// logged and counted towards the lock like any failed sign-in; a
     /// right one is not logged (the sign-in that follows is).
@@ -668,29 +697,15 @@ impl Store {
             role: None,
             client,
         };
-        let Some((hash, locked, locked_until)) = row else {
-            credentials::dummy_verify(password);
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_failed",
-                json!({"reason": "unknown user"}),
-            ))?;
-            return Ok(PasswordCheck::Wrong);
-        };
-        if locked && locked_until.is_some_and(|until| now_ms >= until) {
-            self.lift_expired_lock(username, now_ms)?;
-        } else if locked {
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_refused",
-                json!({"reason": "locked"}),
-            ))?;
-            return Ok(PasswordCheck::Locked {
-                until: locked_until,
-            });
+        let lock = row.as_ref().map(|r| (r.1, r.2));
+        match self.sign_in_gate(&actor, username, password, lock, now_ms)? {
+            Gate::Unknown => return Ok(PasswordCheck::Wrong),
+            Gate::Locked { until } => return Ok(PasswordCheck::Locked { until }),
+            Gate::Open => {}
         }
+        let Some((hash, _, _)) = row else {
+            return Err(StoreError::UnknownUser(username.into()));
+        };
         if credentials::verify_password(password, &hash) {
             return Ok(PasswordCheck::Right);
         }
