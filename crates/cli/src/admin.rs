@@ -116,6 +116,27 @@ pub fn unlock(data: &Path, key: &KeyArgs, username: &str) -> anyhow::Result<()> 
 /// Verifies the audit log's chain and head, and with `checkpoint` that
 /// the log extends that signed checkpoint (issue 22 finding 2); exit 1 if
 /// either fails.
+/// `audit verify --database URL`: walks the PostgreSQL log's chain in one
+/// snapshot and checks its end against the head row (issue 25). Opening
+/// brings the schema up to date first, as a server start would.
+pub fn verify_postgres(url: &platekeeper_store::postgres::DatabaseUrl) -> anyhow::Result<()> {
+    let (pool, _) = platekeeper_store::postgres::open(url)?;
+    let mut conn = pool.get()?;
+    let v = platekeeper_store::postgres::log::verify(&mut conn, None)
+        .map_err(|e| pool.error(e))
+        .with_context(|| format!("reading the audit log in {url}"))?;
+    println!("{}", serde_json::to_string(&v)?);
+    if v.ok {
+        println!("audit log intact: {} entries, head {}", v.entries, v.head);
+        return Ok(());
+    }
+    bail!(
+        "audit log check FAILED at entry {}: {}",
+        v.first_bad.unwrap_or(0),
+        v.problem.unwrap_or_default()
+    )
+}
+
 pub fn verify(data: &Path, key: &KeyArgs, checkpoint: Option<&Path>) -> anyhow::Result<()> {
     let key = key.load()?;
     let Some(file) = checkpoint else {

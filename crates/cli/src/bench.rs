@@ -58,9 +58,15 @@ pub struct BenchArgs {
     /// quarterly report over `--reads` log entries) or `evidence` (the
     /// package of a hold of `--reads` reads with pictures, at most 10,000)
     /// or `tls` (an exact search over HTTP, HTTPS and HTTPS with the
-    /// device check, kept and new connections, on `--reads` reads).
+    /// device check, kept and new connections, on `--reads` reads) or
+    /// `postgres` (the PostgreSQL backend's ingest, size, exact search and
+    /// audit log, on the empty database --database names).
     #[arg(long, default_value = "reads")]
     suite: String,
+    /// The PostgreSQL database for `--suite postgres`
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or PLATEKEEPER_DATABASE).
+    #[arg(long)]
+    database: Option<String>,
     /// Measure only these query kinds (exact, wildcard, substring, fuzzy,
     /// canvass), comma-separated; for studying one kind's tail.
     #[arg(long, value_delimiter = ',')]
@@ -337,7 +343,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "audit" => return crate::bench_audit::run(args.json, args.seed, args.reads),
         "evidence" => return crate::bench_evidence::run(args.json, args.seed, args.reads),
         "tls" => return crate::bench_tls::run(args.json, args.reads, args.queries),
-        other => bail!("--suite {other:?} must be reads, hotlists, audit, evidence or tls"),
+        "postgres" => {
+            return crate::bench_postgres::run(
+                args.json,
+                args.database.as_deref(),
+                args.reads,
+                args.batch,
+                args.queries,
+                args.seed,
+                args.days,
+            )
+        }
+        other => {
+            bail!("--suite {other:?} must be reads, hotlists, audit, evidence, tls or postgres")
+        }
     }
     let data_key = args.data_key()?;
     // Checked before a bulk load that may take minutes.

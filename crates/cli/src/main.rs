@@ -5,6 +5,7 @@ mod bench;
 mod bench_audit;
 mod bench_evidence;
 mod bench_hotlists;
+mod bench_postgres;
 mod bench_tls;
 mod demo;
 mod import;
@@ -307,6 +308,11 @@ enum AuditWhat {
     Verify {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
+        /// Verify the audit log in this PostgreSQL database instead
+        /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or the environment
+        /// variable PLATEKEEPER_DATABASE).
+        #[arg(long, conflicts_with = "checkpoint")]
+        database: Option<String>,
         #[command(flatten)]
         key: keys::KeyArgs,
         /// Also prove that the log extends this signed checkpoint, saved
@@ -446,10 +452,17 @@ fn main() -> anyhow::Result<()> {
             what:
                 AuditWhat::Verify {
                     data,
+                    database,
                     key,
                     checkpoint,
                 },
-        } => admin::verify(&data, &key, checkpoint.as_deref()),
+        } => {
+            match platekeeper_store::postgres::DatabaseUrl::from_option_or_env(database.as_deref())?
+            {
+                Some(url) => admin::verify_postgres(&url),
+                None => admin::verify(&data, &key, checkpoint.as_deref()),
+            }
+        }
         Command::Purge { data, key, dry_run } => retention::purge(&data, &key, dry_run),
         Command::Keys { what } => match what {
             KeysWhat::Init { key_file } => keys::init(&key_file),

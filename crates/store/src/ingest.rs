@@ -113,21 +113,12 @@ impl Store {
                     .get(item.camera)
                     .ok_or_else(|| StoreError::UnknownCamera(item.camera.to_string()))?;
                 let r = &item.read;
-                // Positions equal to a fixed camera's own are stored as
-                // NULL: most reads come from fixed cameras, and this keeps
-                // 8 bytes out of each of their rows.
-                let micro = r.position.map(|p| p.to_micro());
-                let pos = match (micro, cam.home_micro()) {
-                    (Some(m), Some(home)) if m == home => None,
-                    (Some((lat, lon)), _) => Some(partition::pack_pos(lat, lon)),
-                    (None, Some(_)) => None,
-                    (None, None) => {
-                        return Err(StoreError::InvalidCamera(format!(
-                            "read {} has no position and camera {} has none registered",
-                            r.id, cam.id
-                        )))
-                    }
-                };
+                let pos = partition::stored_pos(r, cam.home_micro()).ok_or_else(|| {
+                    StoreError::InvalidCamera(format!(
+                        "read {} has no position and camera {} has none registered",
+                        r.id, cam.id
+                    ))
+                })?;
                 let day = partition::day_of(r.ts_ms);
                 let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
                     img.as_ref()

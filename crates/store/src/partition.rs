@@ -136,6 +136,22 @@ pub(crate) fn pack_pos(lat: i32, lon: i32) -> i64 {
     ((lat as i64 + 90_000_000) << LON_BITS) | (lon as i64 + 180_000_000)
 }
 
+/// What a read's row holds for its position (both backends): `Some(None)`
+/// where it is the fixed camera's own (most reads come from fixed
+/// cameras, and this keeps 8 bytes out of each of their rows), `None`
+/// where there is no position at all (refused).
+pub(crate) fn stored_pos(
+    read: &platekeeper_core::NewRead,
+    home: Option<(i32, i32)>,
+) -> Option<Option<i64>> {
+    match (read.position.map(|p| p.to_micro()), home) {
+        (Some(m), Some(home)) if m == home => Some(None),
+        (Some((lat, lon)), _) => Some(Some(pack_pos(lat, lon))),
+        (None, Some(_)) => Some(None),
+        (None, None) => None,
+    }
+}
+
 pub(crate) fn unpack_pos(pos: i64) -> (i32, i32) {
     (
         ((pos >> LON_BITS) - 90_000_000) as i32,

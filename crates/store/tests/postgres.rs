@@ -457,3 +457,154 @@ fn tls_verify_full_checks_the_authority_and_the_host_name() {
     assert!(e.to_string().contains("holds no certificate"), "{e}");
     let _ = std::fs::remove_file(junk);
 }
+
+fn new_read(plate: &str, ts_ms: i64, at_home: bool) -> platekeeper_core::NewRead {
+    platekeeper_core::NewRead {
+        id: platekeeper_core::ReadId(random_id()),
+        plate: platekeeper_core::Plate::parse(plate).expect("plate"),
+        region: platekeeper_core::Region::parse("CA"),
+        ts_ms,
+        position: Some(if at_home {
+            platekeeper_core::GeoPoint {
+                lat: 37.8,
+                lon: -122.27,
+            }
+        } else {
+            platekeeper_core::GeoPoint {
+                lat: 37.81,
+                lon: -122.28,
+            }
+        }),
+        heading: Some(90),
+        confidence: Some(93),
+        plate_image: None,
+        vehicle_image: None,
+    }
+}
+
+fn random_id() -> uuid::Uuid {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("random");
+    uuid::Uuid::from_bytes(b)
+}
+
+const HOME: Option<(i32, i32)> = Some((37_800_000, -122_270_000));
+const DAY: i64 = 86_400_000;
+
+#[test]
+fn reads_are_stored_once_found_by_plate_and_dropped_by_whole_days() {
+    use platekeeper_store::IngestStatus::{Accepted, Duplicate, PastRetention};
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let days = pg::reads::Days::default();
+    let t0 = 20_400 * DAY + 3_600_000; // a day in 2025, an hour in
+    let reads: Vec<pg::reads::PgRead> = [
+        new_read("7ABC123", t0, true),
+        new_read("7ABC123", t0 + DAY, false),
+        new_read("8XYZ999", t0 + 5, true),
+        new_read("7ABC123", t0 + 2 * DAY, true),
+    ]
+    .iter()
+    .map(|r| pg::reads::PgRead::pack(7, HOME, r).expect("packs"))
+    .collect();
+    assert_eq!(
+        reads[0].pos, None,
+        "the fixed camera's own position is not stored"
+    );
+    assert!(reads[1].pos.is_some());
+    assert_eq!(reads[0].camera(), 7);
+
+    let mut c = pool.get().expect("c");
+    let st = pg::reads::ingest(&mut c, &days, &reads, 0).expect("ingest");
+    assert_eq!(st, vec![Accepted; 4]);
+    // Sent again (the camera got no acknowledgement): nothing stored twice.
+    let mut again = reads.clone();
+    again.push(reads[2].clone());
+    let st = pg::reads::ingest(&mut c, &days, &again, 0).expect("re-send");
+    assert_eq!(st, vec![Duplicate; 5]);
+    // The same new read twice in one batch: stored once.
+    let fresh = pg::reads::PgRead::pack(7, HOME, &new_read("5DEF456", t0 + 9, true)).expect("p");
+    let st = pg::reads::ingest(&mut c, &days, &[fresh.clone(), fresh.clone()], 0).expect("twice");
+    assert_eq!(st, vec![Accepted, Duplicate]);
+
+    let found = pg::reads::exact(&mut *c, reads[0].plate, 0, i64::MAX, 100).expect("exact");
+    let times: Vec<i64> = found.iter().map(|r| r.ts_ms).collect();
+    assert_eq!(times, vec![t0 + 2 * DAY, t0 + DAY, t0], "newest first");
+    assert_eq!(found[2], reads[0], "stored as sent");
+    let window = pg::reads::exact(&mut *c, reads[0].plate, t0 + 1, t0 + DAY, 100).expect("w");
+    assert_eq!(window.len(), 1);
+    let mut plates = pg::reads::distinct_plates(&mut *c).expect("plates");
+    plates.sort_unstable();
+    assert_eq!(plates.len(), 3);
+
+    // Retention drops the first day's partition whole.
+    let day0 = (t0 / DAY) as i32;
+    let dropped = pg::reads::drop_days_before(&mut c, &days, day0 + 1).expect("purge");
+    assert_eq!(dropped, vec![day0]);
+    let left = pg::reads::exact(&mut *c, reads[0].plate, 0, i64::MAX, 100).expect("exact");
+    assert_eq!(left.len(), 2);
+    let partitions: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'reads'::regclass",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert_eq!(partitions, 2);
+    // A late read for the purged day is refused, not a new partition.
+    let late =
+        pg::reads::PgRead::pack(7, HOME, &new_read("1LAT000", t0 + 60_000, true)).expect("p");
+    let st = pg::reads::ingest(&mut c, &days, &[late], day0 + 1).expect("late");
+    assert_eq!(st, vec![PastRetention]);
+    assert!(pg::reads::bytes(&mut *c).expect("bytes") > 0);
+    pg::reads::seal_day(&mut c, day0 + 1).expect("seal");
+    assert_eq!(
+        pg::reads::exact(&mut *c, reads[0].plate, 0, i64::MAX, 100)
+            .expect("after seal")
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn the_same_batch_sent_by_four_connections_at_once_is_stored_once() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let pool = std::sync::Arc::new(pool);
+    let days = std::sync::Arc::new(pg::reads::Days::default());
+    let t0 = 20_400 * DAY;
+    let batch: Vec<pg::reads::PgRead> = (0..300)
+        .map(|i| {
+            let r = new_read(&format!("7A{:05}", i % 50), t0 + i * 1_000, i % 3 == 0);
+            pg::reads::PgRead::pack(3, HOME, &r).expect("p")
+        })
+        .collect();
+    let batch = std::sync::Arc::new(batch);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, days, batch) = (pool.clone(), days.clone(), batch.clone());
+            std::thread::spawn(move || {
+                let mut c = pool.get().expect("c");
+                pg::reads::ingest(&mut c, &days, &batch, 0).expect("ingest")
+            })
+        })
+        .collect();
+    let results: Vec<Vec<platekeeper_store::IngestStatus>> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    for i in 0..300 {
+        let accepted = results
+            .iter()
+            .filter(|r| r[i] == platekeeper_store::IngestStatus::Accepted)
+            .count();
+        assert_eq!(accepted, 1, "read {i} accepted by exactly one sender");
+    }
+    let n: i64 = pool
+        .get()
+        .expect("c")
+        .query_one("SELECT count(*) FROM reads", &[])
+        .expect("q")
+        .get(0);
+    assert_eq!(n, 300);
+}

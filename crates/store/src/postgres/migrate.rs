@@ -13,11 +13,11 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
 /// appends (see `super::log`).
@@ -44,6 +44,24 @@ CREATE TABLE log_head(
     hash BYTEA NOT NULL
 );
 INSERT INTO log_head(seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'));
+";
+
+/// Version 2: reads, partitioned by UTC day (see `super::reads`). The
+/// partitions themselves are made as days arrive.
+const V2: &str = "
+CREATE TABLE reads(
+    ts BIGINT NOT NULL,
+    plate BIGINT NOT NULL,
+    meta BIGINT NOT NULL,
+    id UUID NOT NULL,
+    pos BIGINT
+) PARTITION BY RANGE (ts);
+CREATE INDEX reads_plate ON reads(plate, ts);
+CREATE INDEX reads_time ON reads USING brin(ts) WITH (pages_per_range = 32);
+CREATE TABLE read_days(
+    day INTEGER PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates

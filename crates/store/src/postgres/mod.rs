@@ -9,15 +9,19 @@
 //! * [`migrate`]: the schema `platekeeper`, versioned and upgraded in
 //!   place; another application's database and a newer schema refused;
 //! * [`log`]: the audit log, the same hash chain as `crate::log`, its
-//!   appends serialized by a row lock on the chain's head.
+//!   appends serialized by a row lock on the chain's head;
+//! * [`reads`]: reads partitioned by UTC day, idempotent ingest, the
+//!   exact search, the distinct plates for the dictionary, retention by
+//!   dropping days.
 //!
-//! The rest of the store (reads, pictures, accounts, hot lists, …) is not
+//! The rest of the store (pictures, accounts, hot lists, …) is not
 //! on PostgreSQL yet, so no command offers `--database`: see the README's
 //! "PostgreSQL backend" section for where this stands.
 
 pub mod connect;
 pub mod log;
 pub mod migrate;
+pub mod reads;
 mod tls;
 pub mod url;
 

@@ -1,0 +1,129 @@
+//! The command line against a real PostgreSQL (issue 25): the benchmark
+//! writes reads and log entries through the PostgreSQL backend, and
+//! `audit verify --database` checks the log, then finds an insider's
+//! edit. Runs under scripts/with-postgres; skipped without it unless
+//! PLATEKEEPER_REQUIRE_POSTGRES is set.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_platekeeper");
+
+fn fresh_database() -> Option<(String, String)> {
+    let (Ok(app), Ok(admin)) = (
+        std::env::var("PLATEKEEPER_TEST_DATABASE"),
+        std::env::var("PLATEKEEPER_TEST_PG_ADMIN"),
+    ) else {
+        assert!(
+            std::env::var_os("PLATEKEEPER_REQUIRE_POSTGRES").is_none(),
+            "PLATEKEEPER_REQUIRE_POSTGRES is set but no PostgreSQL was started"
+        );
+        eprintln!("skipped: no PostgreSQL (run under scripts/with-postgres)");
+        return None;
+    };
+    let name = format!("pk_cli_{}", std::process::id());
+    let psql = format!(
+        "{}/psql",
+        std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
+    );
+    let out = Command::new(&psql)
+        .args([
+            &admin,
+            "-c",
+            &format!("CREATE DATABASE {name} OWNER platekeeper"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = app.rsplit_once('/').expect("url");
+    let (admin_base, _) = admin.rsplit_once('/').expect("url");
+    Some((format!("{base}/{name}"), format!("{admin_base}/{name}")))
+}
+
+#[test]
+fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
+    let Some((url, insider)) = fresh_database() else {
+        return;
+    };
+    let out = Command::new(BIN)
+        .args(["bench", "--suite", "postgres", "--database", &url])
+        .args(["--reads", "5000", "--queries", "20", "--json"])
+        .output()
+        .expect("bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let figures: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("json line")).expect("json");
+    assert_eq!(figures["reads"], 5000);
+    assert_eq!(figures["log_entries_verified"], 40);
+    assert!(!stdout.contains("PASSWORD") && !url.contains("PASSWORD"));
+
+    // Again on the same database: refused, nothing added.
+    let again = Command::new(BIN)
+        .args([
+            "bench",
+            "--suite",
+            "postgres",
+            "--database",
+            &url,
+            "--reads",
+            "10",
+        ])
+        .output()
+        .expect("bench");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds 5000 reads"));
+
+    // The environment variable does as well as the option.
+    let ok = Command::new(BIN)
+        .args(["audit", "verify"])
+        .env("PLATEKEEPER_DATABASE", &url)
+        .output()
+        .expect("verify");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit log intact: 40 entries"));
+
+    // An insider edits one entry: verify fails and names it.
+    let psql = format!(
+        "{}/psql",
+        std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("bin")
+    );
+    let edit = Command::new(&psql)
+        .args([
+            &insider,
+            "-c",
+            "UPDATE platekeeper.log SET username = 'nobody' WHERE seq = 17",
+        ])
+        .output()
+        .expect("psql");
+    assert!(edit.status.success());
+    let bad = Command::new(BIN)
+        .args(["audit", "verify", "--database", &url])
+        .output()
+        .expect("verify");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("FAILED at entry 17"), "{err}");
+
+    // A wrong password is named as such, and not echoed.
+    let wrong = url.replacen("platekeeper:", "platekeeper:wrong-", 1);
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--database", &wrong])
+        .output()
+        .expect("verify");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the password"), "{err}");
+    assert!(!err.contains("wrong-"), "{err}");
+}
