@@ -8,8 +8,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use platekeeper_core::{Area, GeoPoint, Plate, PlatePattern};
 use platekeeper_store::log::NewEntry;
 use platekeeper_store::postgres::{self as pg, reads::PgRead, DatabaseUrl};
+use platekeeper_store::search::MAX_PATTERN_CANDIDATES;
 use platekeeper_store::CameraKind;
 
 use crate::bench::{peak_rss_mb, percentile, round3};
@@ -59,6 +61,11 @@ pub fn run(
             };
             (*num, (c.id.clone(), home))
         })
+        .collect();
+    let homes_points: Vec<(u32, GeoPoint)> = cameras
+        .iter()
+        .filter(|(_, c)| c.kind == CameraKind::Fixed)
+        .filter_map(|(n, c)| c.position.map(|p| (*n, p)))
         .collect();
     let mut gen = ReadGenerator::new(seed, reads, end_ms, days.max(1), cameras);
     let mut rng = Rng::new(seed ^ 0x5A3F);
@@ -173,6 +180,103 @@ pub fn run(
             logged_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
+    // The pattern searches: the plate dictionary (rebuilt from the
+    // database, as a node does at start) finds the plates, then their
+    // reads come from the (plate, ts) index; patterns made as in the
+    // embedded benchmark.
+    let (dictionary_s, dictionary) = {
+        let t = Instant::now();
+        let mut d = platekeeper_store::dictionary::PlateDictionary::default();
+        pg::reads::load_dictionary(&mut *conn, &mut d).map_err(|e| pool.error(e))?;
+        (t.elapsed().as_secs_f64(), d)
+    };
+    let mut pattern_figures = serde_json::Map::new();
+    for kind in ["wildcard", "substring", "fuzzy"] {
+        let mut times = Vec::with_capacity(queries);
+        let mut results = 0usize;
+        let mut refused = 0usize;
+        for _ in 0..queries {
+            let (code, _) = sample[rng.below(sample.len() as u64) as usize];
+            let plate = Plate::from_code(code).context("a sampled plate code")?;
+            let p = plate.as_str();
+            let pattern = match kind {
+                "wildcard" => {
+                    PlatePattern::parse(&format!("{}?{}*", &p[..3], &p[4..6.min(p.len())]), false)?
+                }
+                "substring" => PlatePattern::parse(&format!("*{}*", &p[..3]), false)?,
+                _ => PlatePattern::exact(&plate, true),
+            };
+            let t = Instant::now();
+            let found = dictionary.matching(&pattern, MAX_PATTERN_CANDIDATES);
+            if found.len() > MAX_PATTERN_CANDIDATES {
+                refused += 1;
+                continue;
+            }
+            let reads = pg::reads::of_spans(&mut *conn, &found, from, end_ms, 100)
+                .map_err(|e| pool.error(e))?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            results += reads.len();
+        }
+        let n = times.len().max(1);
+        pattern_figures.insert(
+            format!("{kind}_p50_ms"),
+            round3(percentile(&mut times.clone(), 0.5)).into(),
+        );
+        pattern_figures.insert(
+            format!("{kind}_p99_ms"),
+            round3(percentile(&mut times, 0.99)).into(),
+        );
+        pattern_figures.insert(format!("{kind}_mean_results"), (results / n).into());
+        pattern_figures.insert(format!("{kind}_refused"), refused.into());
+    }
+
+    // Canvass: 500 m around a camera in the hour before a sampled read;
+    // the candidates (reads of the cameras inside, and reads with a
+    // position of their own) are kept if they lie in the circle.
+    let mut canvass_ms = Vec::with_capacity(queries);
+    let mut canvass_results = 0usize;
+    let fixed: Vec<(u32, GeoPoint)> = homes_points.clone();
+    for _ in 0..queries {
+        let (_, ts) = sample[rng.below(sample.len() as u64) as usize];
+        let (_, center) = fixed[rng.below(fixed.len() as u64) as usize];
+        let area = Area::circle(center, 500.0)?;
+        let t = Instant::now();
+        let inside: Vec<i64> = fixed
+            .iter()
+            .filter(|(_, p)| area.contains(*p))
+            .map(|(n, _)| *n as i64)
+            .collect();
+        let candidates = pg::reads::in_window(&mut *conn, ts - 3_600_000, ts, &inside)
+            .map_err(|e| pool.error(e))?;
+        let kept = candidates
+            .iter()
+            .filter(|r| {
+                let home = homes.get(&r.camera()).and_then(|(_, h)| *h);
+                r.position_micro(home).is_some_and(|(lat, lon)| {
+                    GeoPoint::new(lat as f64 / 1e6, lon as f64 / 1e6)
+                        .map(|p| area.contains(p))
+                        .unwrap_or(false)
+                })
+            })
+            .count();
+        canvass_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        canvass_results += kept;
+    }
+    pattern_figures.insert(
+        "canvass_p50_ms".into(),
+        round3(percentile(&mut canvass_ms.clone(), 0.5)).into(),
+    );
+    pattern_figures.insert(
+        "canvass_p99_ms".into(),
+        round3(percentile(&mut canvass_ms, 0.99)).into(),
+    );
+    pattern_figures.insert(
+        "canvass_mean_results".into(),
+        (canvass_results / queries.max(1)).into(),
+    );
+    pattern_figures.insert("dictionary_load_s".into(), round3(dictionary_s).into());
+    pattern_figures.insert("distinct_plates".into(), dictionary.len().into());
+
     let verify = pg::log::verify(&mut conn, None).map_err(|e| pool.error(e))?;
     if !verify.ok {
         bail!("the benchmark's audit log failed its check: {verify:?}");
@@ -195,6 +299,10 @@ pub fn run(
         "log_entries_verified": verify.entries,
         "peak_rss_mb": peak_rss_mb(),
     });
+    let mut figures = figures;
+    if let Some(map) = figures.as_object_mut() {
+        map.extend(pattern_figures);
+    }
     if !json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
     }

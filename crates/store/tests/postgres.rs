@@ -537,6 +537,49 @@ fn reads_are_stored_once_found_by_plate_and_dropped_by_whole_days() {
     plates.sort_unstable();
     assert_eq!(plates.len(), 3);
 
+    // The pattern searches' two steps: the dictionary rebuilt from the
+    // database finds the plates, their reads come from the index.
+    let mut dictionary = platekeeper_store::dictionary::PlateDictionary::default();
+    assert_eq!(
+        pg::reads::load_dictionary(&mut *c, &mut dictionary).expect("load"),
+        3
+    );
+    let pattern = platekeeper_core::PlatePattern::parse("7AB*", false).expect("pattern");
+    let spans = dictionary.matching(&pattern, 100);
+    let codes: Vec<i64> = spans.iter().map(|s| s.plate.code()).collect();
+    assert_eq!(codes, vec![reads[0].plate]);
+    assert_eq!(spans[0].first_day, (t0 / DAY) as i32);
+    assert_eq!(spans[0].last_day, (t0 / DAY) as i32 + 2);
+    let spans: Vec<_> = ["7ABC123", "8XYZ999", "5DEF456"]
+        .iter()
+        .filter_map(|p| dictionary.get(&platekeeper_core::Plate::parse(p).expect("plate")))
+        .collect();
+    assert_eq!(spans.len(), 3);
+    let by_day = pg::reads::of_spans(&mut *c, &spans, 0, t0 + 3 * DAY, 100).expect("of spans");
+    let times: Vec<i64> = by_day.iter().map(|r| r.ts_ms).collect();
+    assert_eq!(
+        times,
+        vec![t0 + 2 * DAY, t0 + DAY, t0 + 9, t0 + 5, t0],
+        "every read of the matched plates, newest first, day by day"
+    );
+    let two = pg::reads::of_spans(&mut *c, &spans, 0, t0 + 3 * DAY, 2).expect("limit");
+    assert_eq!(two.len(), 2);
+
+    // A canvass's candidates: camera 7's reads at home in the window, and
+    // reads with a position of their own; none of another camera.
+    let window = pg::reads::in_window(&mut *c, t0, t0 + 10, &[7]).expect("window");
+    assert_eq!(window.len(), 3, "{window:?}");
+    assert!(window.iter().all(|r| r.position_micro(HOME) == HOME));
+    assert!(pg::reads::in_window(&mut *c, t0, t0 + 10, &[8])
+        .expect("w")
+        .is_empty());
+    let own = pg::reads::in_window(&mut *c, t0 + DAY, t0 + DAY, &[]).expect("w");
+    assert_eq!(own.len(), 1);
+    assert_eq!(
+        own[0].position_micro(HOME),
+        Some((37_810_000, -122_280_000))
+    );
+
     // Retention drops the first day's partition whole.
     let day0 = (t0 / DAY) as i32;
     let dropped = pg::reads::drop_days_before(&mut c, &days, day0 + 1).expect("purge");

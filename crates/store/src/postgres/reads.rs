@@ -213,16 +213,7 @@ pub fn exact(
          WHERE plate = $1 AND ts BETWEEN $2 AND $3 ORDER BY ts DESC LIMIT $4",
         &[&plate, &from_ms, &to_ms, &limit],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| PgRead {
-            ts_ms: r.get(0),
-            plate: r.get(1),
-            meta: r.get(2),
-            id: r.get(3),
-            pos: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(row_read).collect())
 }
 
 /// Every distinct plate read, for the in-memory plate dictionary the
@@ -283,4 +274,121 @@ pub fn seal_day(client: &mut postgres::Client, day: i32) -> Result<(), postgres:
         "REINDEX TABLE CONCURRENTLY {}",
         partition_name(day)
     ))
+}
+
+fn row_read(r: &postgres::Row) -> PgRead {
+    PgRead {
+        ts_ms: r.get(0),
+        plate: r.get(1),
+        meta: r.get(2),
+        id: r.get(3),
+        pos: r.get(4),
+    }
+}
+
+/// The reads of the plates the dictionary found (`spans`) in
+/// `[from_ms, to_ms]`, newest first, at most `limit`: day by day from the
+/// newest, each day's partition asked only for the plates the dictionary
+/// says were read that day, stopping once `limit` are found. A substring
+/// pattern can match thousands of plates; asking every partition for all
+/// of them in one statement took 660 ms at p99 on 10M reads, against this.
+pub fn of_spans(
+    client: &mut impl GenericClient,
+    spans: &[crate::dictionary::PlateSpan],
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+) -> Result<Vec<PgRead>, postgres::Error> {
+    let (first, last) = (partition::day_of(from_ms), partition::day_of(to_ms));
+    let days: Vec<i32> = client
+        .query(
+            "SELECT day FROM read_days WHERE day BETWEEN $1 AND $2 ORDER BY day DESC",
+            &[&first, &last],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for day in days {
+        let codes: Vec<i64> = spans
+            .iter()
+            .filter(|s| s.maybe_on(day))
+            .map(|s| s.plate.code())
+            .collect();
+        if codes.is_empty() {
+            continue;
+        }
+        let rows = client.query(
+            &format!(
+                "SELECT ts, plate, meta, id, pos FROM {}
+                 WHERE plate = ANY($1) AND ts BETWEEN $2 AND $3 ORDER BY ts DESC LIMIT $4",
+                partition_name(day)
+            ),
+            &[&codes, &from_ms, &to_ms, &((limit - out.len()) as i64)],
+        )?;
+        out.extend(rows.iter().map(row_read));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The reads in `[from_ms, to_ms]` taken by one of `cameras` at its own
+/// place, or carrying a position of their own: a canvass's candidates,
+/// which the caller keeps if they lie in its area (the BRIN on time finds
+/// the window's pages).
+pub fn in_window(
+    client: &mut impl GenericClient,
+    from_ms: i64,
+    to_ms: i64,
+    cameras: &[i64],
+) -> Result<Vec<PgRead>, postgres::Error> {
+    let rows = client.query(
+        &format!(
+            "SELECT ts, plate, meta, id, pos FROM reads
+             WHERE ts BETWEEN $1 AND $2 AND (pos IS NOT NULL OR (meta & {}) = ANY($3))
+             ORDER BY ts DESC",
+            partition::CAM_MASK
+        ),
+        &[&from_ms, &to_ms, &cameras],
+    )?;
+    Ok(rows.iter().map(row_read).collect())
+}
+
+/// Fills `dictionary` with every plate read, day by day: the in-memory
+/// cache the pattern searches run over, which a node rebuilds at start.
+/// Returns the distinct plates.
+pub fn load_dictionary(
+    client: &mut impl GenericClient,
+    dictionary: &mut crate::dictionary::PlateDictionary,
+) -> Result<usize, postgres::Error> {
+    let days: Vec<i32> = client
+        .query("SELECT day FROM read_days ORDER BY day", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for day in days {
+        for r in client.query(
+            &format!("SELECT DISTINCT plate FROM {}", partition_name(day)),
+            &[],
+        )? {
+            // A code that is no plate is damage: it can match nothing.
+            if let Some(p) = platekeeper_core::Plate::from_code(r.get(0)) {
+                dictionary.observe(&p, day);
+            }
+        }
+    }
+    Ok(dictionary.len())
+}
+
+impl PgRead {
+    /// Where the read was taken, in microdegrees: its own position, or
+    /// its fixed camera's (`home`).
+    pub fn position_micro(&self, home: Option<(i32, i32)>) -> Option<(i32, i32)> {
+        match self.pos {
+            Some(p) => Some(partition::unpack_pos(p)),
+            None => home,
+        }
+    }
 }
