@@ -116,24 +116,67 @@ pub fn unlock(data: &Path, key: &KeyArgs, username: &str) -> anyhow::Result<()> 
 /// Verifies the audit log's chain and head, and with `checkpoint` that
 /// the log extends that signed checkpoint (issue 22 finding 2); exit 1 if
 /// either fails.
-/// `audit verify --database URL`: walks the PostgreSQL log's chain in one
-/// snapshot and checks its end against the head row (issue 25). Opening
-/// brings the schema up to date first, as a server start would.
-pub fn verify_postgres(url: &platekeeper_store::postgres::DatabaseUrl) -> anyhow::Result<()> {
+/// `audit verify --database URL [--checkpoint FILE]`: walks the
+/// PostgreSQL log's chain in one snapshot and checks its end against the
+/// head row and, given one, a signed checkpoint kept outside the database
+/// (issue 25). Opening brings the schema up to date first, as a server
+/// start would.
+pub fn verify_postgres(
+    url: &platekeeper_store::postgres::DatabaseUrl,
+    checkpoint: Option<&Path>,
+) -> anyhow::Result<()> {
     let (pool, _) = platekeeper_store::postgres::open(url)?;
     let mut conn = pool.get()?;
-    let v = platekeeper_store::postgres::log::verify(&mut conn, None)
-        .map_err(|e| pool.error(e))
+    let Some(file) = checkpoint else {
+        let v = platekeeper_store::postgres::log::verify(&mut conn, None)
+            .map_err(|e| pool.error(e))
+            .with_context(|| format!("reading the audit log in {url}"))?;
+        println!("{}", serde_json::to_string(&v)?);
+        if v.ok {
+            println!("audit log intact: {} entries, head {}", v.entries, v.head);
+            return Ok(());
+        }
+        bail!(
+            "audit log check FAILED at entry {}: {}",
+            v.first_bad.unwrap_or(0),
+            v.problem.unwrap_or_default()
+        )
+    };
+    let c = read_checkpoint(file)?;
+    let (v, problem) = platekeeper_store::postgres::log::prove(&mut conn, &c)
         .with_context(|| format!("reading the audit log in {url}"))?;
+    println!(
+        "checkpoint: entry {} with head {}, signed {} by public key {}",
+        c.entries, c.head, c.time, c.public_key
+    );
+    println!("compare that public key with the agency's copy kept elsewhere: anyone can sign with a key of their own");
     println!("{}", serde_json::to_string(&v)?);
-    if v.ok {
-        println!("audit log intact: {} entries, head {}", v.entries, v.head);
-        return Ok(());
+    match problem {
+        None => {
+            println!(
+                "audit log intact ({} entries) and extends the checkpoint of entry {}",
+                v.entries, c.entries
+            );
+            Ok(())
+        }
+        Some(p) => bail!("audit log check against the checkpoint FAILED: {p}"),
     }
-    bail!(
-        "audit log check FAILED at entry {}: {}",
-        v.first_bad.unwrap_or(0),
-        v.problem.unwrap_or_default()
+}
+
+/// A checkpoint saved from the API, the transparency page or a report.
+fn read_checkpoint(file: &Path) -> anyhow::Result<platekeeper_core::checkpoint::Checkpoint> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the checkpoint {}", file.display()))?;
+    Ok(
+        serde_json::from_str::<platekeeper_server::checkpoints::CheckpointDocument>(&text)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a checkpoint: expected a JSON object with entries, head, time, store_id, \
+                     signature and public_key (or one holding it under \"checkpoint\" or \"log_checkpoint\")",
+                    file.display()
+                )
+            })?
+            .into_checkpoint(),
     )
 }
 
@@ -154,17 +197,7 @@ pub fn verify(data: &Path, key: &KeyArgs, checkpoint: Option<&Path>) -> anyhow::
             v.problem.unwrap_or_default()
         )
     };
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading the checkpoint {}", file.display()))?;
-    let c = serde_json::from_str::<platekeeper_server::checkpoints::CheckpointDocument>(&text)
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "{} is not a checkpoint: expected a JSON object with entries, head, time, store_id, \
-                 signature and public_key (or one holding it under \"checkpoint\" or \"log_checkpoint\")",
-                file.display()
-            )
-        })?
-        .into_checkpoint();
+    let c = read_checkpoint(file)?;
     let p = platekeeper_store::checkpoint::prove_dir(data, key.as_deref(), &c)
         .with_context(|| format!("reading the audit log in {}", data.display()))?;
     println!(

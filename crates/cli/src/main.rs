@@ -311,7 +311,7 @@ enum AuditWhat {
         /// Verify the audit log in this PostgreSQL database instead
         /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or the environment
         /// variable PLATEKEEPER_DATABASE).
-        #[arg(long, conflicts_with = "checkpoint")]
+        #[arg(long)]
         database: Option<String>,
         #[command(flatten)]
         key: keys::KeyArgs,
@@ -459,7 +459,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             match platekeeper_store::postgres::DatabaseUrl::from_option_or_env(database.as_deref())?
             {
-                Some(url) => admin::verify_postgres(&url),
+                Some(url) => admin::verify_postgres(&url, checkpoint.as_deref()),
                 None => admin::verify(&data, &key, checkpoint.as_deref()),
             }
         }

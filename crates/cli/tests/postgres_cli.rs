@@ -62,7 +62,10 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
     let figures: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("json line")).expect("json");
     assert_eq!(figures["reads"], 5000);
-    assert_eq!(figures["log_entries_verified"], 40);
+    assert_eq!(
+        figures["log_entries_verified"], 41,
+        "the genesis entry and 40"
+    );
     assert!(!stdout.contains("PASSWORD") && !url.contains("PASSWORD"));
 
     // Again on the same database: refused, nothing added.
@@ -92,7 +95,34 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit log intact: 40 entries"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit log intact: 41 entries"));
+
+    // A checkpoint signed now and kept outside the database: the log
+    // extends it.
+    let dir = tempfile::tempdir().expect("dir");
+    let key = platekeeper_store::CheckpointKey::load_or_create(&dir.path().join("checkpoint.key"))
+        .expect("key");
+    let parsed = platekeeper_store::postgres::DatabaseUrl::parse(&url).expect("url");
+    let (pool, _) = platekeeper_store::postgres::open(&parsed).expect("open");
+    let kept = platekeeper_store::postgres::log::checkpoint(
+        &mut pool.get().expect("c"),
+        &key,
+        1_800_000_000_000,
+    )
+    .expect("checkpoint");
+    let file = dir.path().join("checkpoint.json");
+    std::fs::write(&file, serde_json::to_vec(&kept).expect("json")).expect("write");
+    let proven = Command::new(BIN)
+        .args(["audit", "verify", "--database", &url, "--checkpoint"])
+        .arg(&file)
+        .output()
+        .expect("verify");
+    assert!(
+        proven.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proven.stderr)
+    );
+    assert!(String::from_utf8_lossy(&proven.stdout).contains("extends the checkpoint of entry 41"));
 
     // An insider edits one entry: verify fails and names it.
     let psql = format!(
@@ -115,6 +145,14 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("FAILED at entry 17"), "{err}");
+    let bad = Command::new(BIN)
+        .args(["audit", "verify", "--database", &url, "--checkpoint"])
+        .arg(&file)
+        .output()
+        .expect("verify");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("against the checkpoint FAILED"), "{err}");
 
     // A wrong password is named as such, and not echoed.
     let wrong = url.replacen("platekeeper:", "platekeeper:wrong-", 1);

@@ -205,17 +205,18 @@ fn concurrent_writers_make_one_unbroken_chain() {
     let mut c = pool.get().expect("connection");
     let v = pg::log::verify(&mut c, None).expect("verify");
     assert!(v.ok, "{v:?}");
-    assert_eq!(v.entries, 320);
+    // The genesis entry written at open, then every append.
+    assert_eq!(v.entries, 321);
     let entries = pg::log::read_entries(&mut *c).expect("entries");
     let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=320).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=321).collect::<Vec<_>>());
 
     // An entry appended in a transaction that rolls back leaves no trace.
     let mut tx = c.transaction().expect("tx");
     pg::log::append(&mut tx, entry(999)).expect("append");
     tx.rollback().expect("rollback");
     let v = pg::log::verify(&mut c, None).expect("verify");
-    assert!(v.ok && v.entries == 320, "{v:?}");
+    assert!(v.ok && v.entries == 321, "{v:?}");
 }
 
 /// A store with ten entries, and the head an auditor kept after them.
@@ -333,7 +334,7 @@ fn edit_delete_insert_reorder_and_truncation_are_found() {
         "DELETE FROM log; UPDATE log_head SET seq = 0, hash = decode(repeat('00', 32), 'hex')",
     )
     .expect("wipe");
-    for n in 0..10 {
+    for n in 0..11 {
         let mut forged = entry(n);
         forged.username = "forger".into();
         pg::log::append(&mut tx, forged).expect("forge");
@@ -341,7 +342,7 @@ fn edit_delete_insert_reorder_and_truncation_are_found() {
     tx.commit().expect("commit");
     assert!(check(&pool, None).ok);
     let v = check(&pool, Some(kept));
-    assert_eq!((v.ok, v.first_bad), (false, Some(10)), "{v:?}");
+    assert_eq!((v.ok, v.first_bad), (false, Some(11)), "{v:?}");
     assert!(
         v.problem.as_deref().unwrap_or("").contains("rewritten"),
         "{v:?}"
@@ -387,7 +388,7 @@ fn a_server_that_drops_the_connection_is_a_transient_error_and_the_pool_recovers
     tx.commit().expect("commit");
     let v = pg::log::verify(&mut c, None).expect("verify");
     assert!(
-        v.ok && v.entries == 1,
+        v.ok && v.entries == 2,
         "{v:?} (first attempt failed: {failed})"
     );
 }
@@ -650,4 +651,84 @@ fn the_same_batch_sent_by_four_connections_at_once_is_stored_once() {
         .expect("q")
         .get(0);
     assert_eq!(n, 300);
+}
+
+#[test]
+fn genesis_once_checkpoints_signed_and_a_rewrite_proven_against_them() {
+    let Some(url) = fresh_database() else { return };
+    // Four nodes start at once: one genesis entry.
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || pg::open(&url).map(|_| ()))
+        })
+        .collect();
+    for o in opens {
+        o.join().expect("thread").expect("open");
+    }
+    let (pool, _) = pg::open(&url).expect("open again");
+    let entries = pg::log::read_entries(&mut *pool.get().expect("c")).expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].kind, "log_started");
+    append_n(&pool, 5);
+
+    let dir = std::env::temp_dir().join(format!("pk-ckpt-{}", hex(4)));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key =
+        platekeeper_store::CheckpointKey::load_or_create(&dir.join("checkpoint.key")).expect("key");
+    let mut c = pool.get().expect("c");
+    let kept = pg::log::checkpoint(&mut c, &key, 1_800_000_000_000).expect("checkpoint");
+    assert_eq!(kept.entries, 6);
+    let (v, problem) = pg::log::prove(&mut c, &kept).expect("prove");
+    assert!(v.ok && problem.is_none(), "{v:?} {problem:?}");
+    drop(c);
+    append_n(&pool, 3);
+    let (_, problem) = pg::log::prove(&mut pool.get().expect("c"), &kept).expect("prove");
+    assert!(
+        problem.is_none(),
+        "a longer log still extends the checkpoint: {problem:?}"
+    );
+
+    // An altered checkpoint, and one of another store, prove nothing.
+    let mut forged = kept.clone();
+    forged.entries = 8;
+    let (_, problem) = pg::log::prove(&mut pool.get().expect("c"), &forged).expect("prove");
+    assert!(problem.unwrap_or_default().contains("not validly signed"));
+    let other = fresh_database().expect("pg");
+    let (other_pool, _) = pg::open(&other).expect("other store");
+    let (_, problem) = pg::log::prove(&mut other_pool.get().expect("c"), &kept).expect("prove");
+    assert!(problem.unwrap_or_default().contains("is of store"));
+
+    // The insider rewrites the log consistently, head row and all: the
+    // log's own check passes, the kept checkpoint does not.
+    let mut i = insider(&url);
+    let mut tx = i.transaction().expect("tx");
+    tx.batch_execute(
+        "DELETE FROM log WHERE seq > 1;
+         UPDATE log_head SET seq = 1, hash = (SELECT hash FROM log WHERE seq = 1)",
+    )
+    .expect("cut");
+    for n in 0..8 {
+        let mut e = entry(n);
+        e.username = "forger".into();
+        pg::log::append(&mut tx, e).expect("forge");
+    }
+    tx.commit().expect("commit");
+    let mut c = pool.get().expect("c");
+    assert!(pg::log::verify(&mut c, None).expect("verify").ok);
+    let (v, problem) = pg::log::prove(&mut c, &kept).expect("prove");
+    assert!(!v.ok, "{v:?}");
+    assert!(problem.unwrap_or_default().contains("rewritten"));
+    drop(c);
+
+    // The whole log deleted: the store refuses to open rather than start
+    // a new chain.
+    insider(&url)
+        .batch_execute(
+            "DELETE FROM log; UPDATE log_head SET seq = 0, hash = decode(repeat('00', 32), 'hex')",
+        )
+        .expect("wipe");
+    let e = pg::open(&url).err().expect("a wiped log is refused");
+    assert!(matches!(e, PgError::LogMissing(_)), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -14,9 +14,13 @@
 //! outside the database ([`verify`]'s `recorded`, from a signed
 //! checkpoint) is what catches that.
 
+use platekeeper_core::checkpoint::Checkpoint;
 use postgres::{GenericClient, Transaction};
 
 use super::PgError;
+use crate::accounts::Actor;
+use crate::checkpoint::{verify_signature, CheckpointKey};
+use crate::genesis::GENESIS_KIND;
 use crate::log::{ChainWalk, Head, LogEntry, NewEntry, Verification};
 
 const COLUMNS: &str =
@@ -161,4 +165,160 @@ pub fn read_entries(client: &mut impl GenericClient) -> Result<Vec<LogEntry>, Pg
     rows.iter()
         .map(|r| row_entry(r).map_err(|e| PgError::Query(e.to_string())))
         .collect()
+}
+
+/// Opens the log of a new database with its genesis entry (`log_started`,
+/// naming a random store id that checkpoints carry), once: under the
+/// head row's lock, so two nodes starting together write one. Refuses a
+/// database whose log is gone while its store id says it had one (a new
+/// chain would hide the deletion). Returns the store id.
+pub fn open_log(client: &mut postgres::Client, now_ms: i64) -> Result<String, PgError> {
+    let q = |e: postgres::Error| PgError::Query(e.to_string());
+    let mut tx = client.transaction().map_err(q)?;
+    let head = tx
+        .query_one("SELECT seq FROM log_head FOR UPDATE", &[])
+        .map_err(q)?
+        .get::<_, i64>(0);
+    let id: Option<String> = tx
+        .query_opt("SELECT value FROM meta WHERE key = 'store_id'", &[])
+        .map_err(q)?
+        .map(|r| r.get(0));
+    let entries: i64 = tx
+        .query_one("SELECT count(*) FROM log", &[])
+        .map_err(q)?
+        .get(0);
+    match id {
+        Some(id) if head > 0 && entries > 0 => Ok(id),
+        Some(id) => Err(PgError::LogMissing(format!(
+            "the database is store {id}, whose log had entries, but its log is empty: it was deleted; restore it from a backup (the store is not opened, so a new log cannot hide the deletion)"
+        ))),
+        None if head > 0 || entries > 0 => Err(PgError::LogMissing(
+            "the log has entries but no store id: the store's records were altered".into(),
+        )),
+        None => {
+            let id = crate::genesis::new_store_id().map_err(|e| PgError::Query(e.to_string()))?;
+            append(
+                &mut tx,
+                Actor::system("log").entry(
+                    now_ms,
+                    "system",
+                    GENESIS_KIND,
+                    serde_json::json!({"store_id": id, "software": concat!("platekeeper ", env!("CARGO_PKG_VERSION"))}),
+                ),
+            )
+            .map_err(q)?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('store_id', $1)",
+                &[&id],
+            )
+            .map_err(q)?;
+            tx.commit().map_err(q)?;
+            Ok(id)
+        }
+    }
+}
+
+/// The store id the log's genesis entry names (read from the chained
+/// entry itself, not from `meta`, which is not hash-chained).
+fn genesis_store_id(client: &mut impl GenericClient) -> Result<Option<String>, postgres::Error> {
+    let details: Option<String> = client
+        .query_opt(
+            "SELECT details FROM log WHERE kind = $1 ORDER BY seq LIMIT 1",
+            &[&GENESIS_KIND],
+        )?
+        .map(|r| r.get(0));
+    Ok(details.and_then(|d| {
+        serde_json::from_str::<serde_json::Value>(&d)
+            .ok()?
+            .get("store_id")?
+            .as_str()
+            .map(str::to_string)
+    }))
+}
+
+/// Signs the log's head now and keeps the checkpoint in the database;
+/// the checkpoint is worth something only once it is also kept where
+/// the database's administrators cannot change it (the transparency
+/// page, the auditor's copy of a report).
+pub fn checkpoint(
+    client: &mut postgres::Client,
+    key: &CheckpointKey,
+    now_ms: i64,
+) -> Result<Checkpoint, PgError> {
+    let q = |e: postgres::Error| PgError::Query(e.to_string());
+    let store_id = genesis_store_id(client)
+        .map_err(q)?
+        .ok_or_else(|| PgError::LogMissing("the log has no genesis entry".into()))?;
+    let mut tx = client.transaction().map_err(q)?;
+    // Under the head's lock: the checkpoint is of a committed head.
+    let row = tx
+        .query_one("SELECT seq, hash FROM log_head FOR SHARE", &[])
+        .map_err(q)?;
+    let head = Head {
+        seq: row.get(0),
+        hash: hash32(row.get(1)),
+    };
+    let c = key.sign(&store_id, head, now_ms);
+    tx.execute(
+        "INSERT INTO checkpoints(entries, head, time, store_id, public_key, signature)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &c.entries,
+            &c.head,
+            &c.time,
+            &c.store_id,
+            &c.public_key,
+            &c.signature,
+        ],
+    )
+    .map_err(q)?;
+    tx.commit().map_err(q)?;
+    Ok(c)
+}
+
+/// Checks that the log extends `c`, a checkpoint kept outside the
+/// database: its signature, that it is of this store, and that the
+/// chain holds entry `c.entries` with `c.head` and is intact from the
+/// start to its end. `Ok(None)`: it does; `Ok(Some(problem))`: it does not.
+pub fn prove(
+    client: &mut postgres::Client,
+    c: &Checkpoint,
+) -> Result<(Verification, Option<String>), PgError> {
+    let q = |e: postgres::Error| PgError::Query(e.to_string());
+    if let Err(e) = verify_signature(c) {
+        let v = verify(client, None).map_err(q)?;
+        return Ok((v, Some(format!(
+            "the checkpoint is not validly signed: {e} (it was altered, or is not a Platekeeper checkpoint)"
+        ))));
+    }
+    match genesis_store_id(client).map_err(q)? {
+        Some(id) if id == c.store_id => {}
+        Some(id) => {
+            let v = verify(client, None).map_err(q)?;
+            return Ok((
+                v,
+                Some(format!(
+                    "the checkpoint is of store {}, but this log is of store {id}",
+                    c.store_id
+                )),
+            ));
+        }
+        None => {
+            let v = verify(client, None).map_err(q)?;
+            return Ok((
+                v,
+                Some("this log has no genesis entry, so no checkpoint is of it".into()),
+            ));
+        }
+    }
+    let kept = Head {
+        seq: c.entries,
+        hash: hex::decode(&c.head)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .unwrap_or([0xFF; 32]),
+    };
+    let v = verify(client, Some(kept)).map_err(q)?;
+    let problem = (!v.ok).then(|| v.problem.clone().unwrap_or_default());
+    Ok((v, problem))
 }

@@ -13,11 +13,11 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
 /// appends (see `super::log`).
@@ -62,6 +62,24 @@ CREATE TABLE read_days(
     day INTEGER PRIMARY KEY,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+";
+
+/// Version 3: the store's id (written with the log's genesis entry) and
+/// the signed checkpoints of the log's head (see `super::log`).
+const V3: &str = "
+CREATE TABLE meta(
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE checkpoints(
+    entries BIGINT NOT NULL,
+    head TEXT NOT NULL,
+    time TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX checkpoints_entries ON checkpoints(entries);
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates

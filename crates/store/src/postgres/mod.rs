@@ -61,6 +61,9 @@ pub enum PgError {
     Query(String),
     #[error("a connection pool lock was poisoned by a panic in another thread")]
     Poisoned,
+    /// The audit log is gone from a store that had one: not opened.
+    #[error("the audit log is missing: {0}")]
+    LogMissing(String),
 }
 
 impl PgError {
@@ -82,7 +85,16 @@ pub fn open(url: &DatabaseUrl) -> Result<(PgPool, Migrated), PgError> {
     let pool = PgPool::open(url)?;
     let migrated = {
         let mut conn = pool.get()?;
-        migrate::migrate(&mut conn, url)?
+        let m = migrate::migrate(&mut conn, url)?;
+        log::open_log(&mut conn, now_ms())?;
+        m
     };
     Ok((pool, migrated))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
