@@ -732,3 +732,78 @@ fn genesis_once_checkpoints_signed_and_a_rewrite_proven_against_them() {
     assert!(matches!(e, PgError::LogMissing(_)), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let key = platekeeper_store::at_rest::DataKey::generate().expect("key");
+    let other = platekeeper_store::at_rest::DataKey::generate().expect("key");
+    let picture = b"\xFF\xD8\xFF\xE0 a JPEG of plate 7ABC123 at Main and 5th".to_vec();
+    let day = 20_400;
+    let mut c = pool.get().expect("c");
+    let mut tx = c.transaction().expect("tx");
+    let r = pg::pictures::put(
+        &mut tx,
+        &key,
+        day,
+        platekeeper_core::ImageKind::Jpeg,
+        &picture,
+    )
+    .expect("put");
+    // Stored once per day, however many reads carry it.
+    pg::pictures::put(
+        &mut tx,
+        &key,
+        day,
+        platekeeper_core::ImageKind::Jpeg,
+        &picture,
+    )
+    .expect("again");
+    pg::pictures::put(
+        &mut tx,
+        &key,
+        day + 1,
+        platekeeper_core::ImageKind::Jpeg,
+        b"next day",
+    )
+    .expect("next day");
+    tx.commit().expect("commit");
+    assert_eq!(
+        pg::pictures::get(&mut *c, &key, day, &r)
+            .expect("get")
+            .as_deref(),
+        Some(&picture[..])
+    );
+    // What the database (and its backups) hold is sealed.
+    let stored: Vec<u8> = insider(&url)
+        .query_one("SELECT sealed FROM pictures WHERE day = $1", &[&day])
+        .expect("row")
+        .get(0);
+    assert!(!stored.windows(7).any(|w| w == b"7ABC123"));
+    assert!(!stored.windows(4).any(|w| w == b"JPEG"));
+    let n: i64 = insider(&url)
+        .query_one("SELECT count(*) FROM pictures WHERE day = $1", &[&day])
+        .expect("q")
+        .get(0);
+    assert_eq!(n, 1);
+    // Another key, an altered copy, or a picture moved under another name
+    // is refused, not shown.
+    assert!(pg::pictures::get(&mut *c, &other, day, &r).is_err());
+    insider(&url)
+        .execute(
+            "UPDATE pictures SET sealed = overlay(sealed placing '\\x00'::bytea from 40 for 1) WHERE day = $1",
+            &[&day],
+        )
+        .expect("alter");
+    assert!(pg::pictures::get(&mut *c, &key, day, &r).is_err());
+    // Retention drops the day's partition.
+    assert_eq!(
+        pg::pictures::drop_days_before(&mut c, day + 1).expect("drop"),
+        1
+    );
+    assert_eq!(
+        pg::pictures::get(&mut *c, &key, day, &r).expect("gone"),
+        None
+    );
+}

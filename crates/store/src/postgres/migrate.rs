@@ -13,11 +13,11 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
 /// appends (see `super::log`).
@@ -80,6 +80,18 @@ CREATE TABLE checkpoints(
     signature TEXT NOT NULL
 );
 CREATE INDEX checkpoints_entries ON checkpoints(entries);
+";
+
+/// Version 4: pictures, sealed before they leave the node, partitioned
+/// by day (see `super::pictures`).
+const V4: &str = "
+CREATE TABLE pictures(
+    day INTEGER NOT NULL,
+    sha256 BYTEA NOT NULL,
+    kind SMALLINT NOT NULL,
+    sealed BYTEA NOT NULL,
+    PRIMARY KEY (day, sha256)
+) PARTITION BY RANGE (day);
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates

@@ -12,7 +12,9 @@
 //!   appends serialized by a row lock on the chain's head;
 //! * [`reads`]: reads partitioned by UTC day, idempotent ingest, the
 //!   exact search, the distinct plates for the dictionary, retention by
-//!   dropping days.
+//!   dropping days;
+//! * [`pictures`]: sealed with the data key before they leave the node,
+//!   partitioned by day.
 //!
 //! The rest of the store (pictures, accounts, hot lists, …) is not
 //! on PostgreSQL yet, so no command offers `--database`: see the README's
@@ -21,6 +23,7 @@
 pub mod connect;
 pub mod log;
 pub mod migrate;
+pub mod pictures;
 pub mod reads;
 mod tls;
 pub mod url;

@@ -71,7 +71,7 @@ fn partition_name(day: i32) -> String {
 
 /// The advisory lock (key pair 1347, 0) under which partitions are made;
 /// camera locks use (1347, camera number ≥ 1).
-const PARTITION_LOCK: &str = "1347, 0";
+pub(crate) const PARTITION_LOCK: &str = "1347, 0";
 
 /// Days whose partitions are known to exist: a cache, rebuilt from the
 /// catalog on demand (another node may have made a day since).
