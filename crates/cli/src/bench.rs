@@ -247,9 +247,8 @@ pub fn fill(
     let by_num: std::collections::HashMap<u32, &Camera> =
         cameras.iter().map(|c| (c.num, c)).collect();
     let mut gen = ReadGenerator::new(seed, n, end_ms, days.max(1), pairs);
-    let mut rng = Rng::new(seed ^ 0x5A3F);
-    let mut sample: Vec<(String, i64)> = Vec::with_capacity(SAMPLE);
-    let mut seen = 0u64;
+    // Reservoir sampling keeps every read equally likely.
+    let mut sample = synthetic::Reservoir::new(SAMPLE, seed ^ 0x5A3F);
     let mut ingest_s = 0.0;
     let mut done = 0u64;
     let (tx, rx) = std::sync::mpsc::channel::<i64>();
@@ -268,26 +267,13 @@ pub fn fill(
         loop {
             let mut candidates = Vec::with_capacity(batch);
             for (num, raw) in gen.by_ref().take(batch) {
-                seen += 1;
-                // Reservoir sampling keeps every read equally likely.
-                let slot = if sample.len() < SAMPLE {
-                    Some(sample.len())
-                } else {
-                    let j = rng.below(seen) as usize;
-                    (j < SAMPLE).then_some(j)
-                };
-                if let Some(slot) = slot {
+                sample.offer(|| {
                     let ts = match &raw.ts {
                         Some(platekeeper_core::read::TimeInput::EpochMs(t)) => *t,
                         _ => 0,
                     };
-                    let item = (raw.plate.clone().unwrap_or_default(), ts);
-                    if slot == sample.len() {
-                        sample.push(item);
-                    } else {
-                        sample[slot] = item;
-                    }
-                }
+                    (raw.plate.clone().unwrap_or_default(), ts)
+                });
                 if let Some(platekeeper_core::read::TimeInput::EpochMs(t)) = &raw.ts {
                     let day = t.div_euclid(86_400_000);
                     // Late reads from offline units do not move the clock back.
@@ -327,7 +313,7 @@ pub fn fill(
             .map_err(|_| anyhow::anyhow!("the sealing thread panicked"))??;
         Ok(())
     })?;
-    Ok((ingest_s, sample))
+    Ok((ingest_s, sample.into_items()))
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {

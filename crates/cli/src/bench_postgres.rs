@@ -68,8 +68,7 @@ pub fn run(
         .filter_map(|(n, c)| c.position.map(|p| (*n, p)))
         .collect();
     let mut gen = ReadGenerator::new(seed, reads, end_ms, days.max(1), cameras);
-    let mut rng = Rng::new(seed ^ 0x5A3F);
-    let mut sample: Vec<(i64, i64)> = Vec::with_capacity(SAMPLE);
+    let mut sample = synthetic::Reservoir::new(SAMPLE, seed ^ 0x5A3F);
     let days_cache = pg::reads::Days::default();
     let mut seen = 0u64;
     let mut ingest_s = 0.0;
@@ -97,20 +96,8 @@ pub fn run(
                     .validate(end_ms, camera)
                     .map_err(|e| anyhow::anyhow!("a synthetic read was refused: {e}"))?;
                 seen += 1;
-                let slot = if sample.len() < SAMPLE {
-                    Some(sample.len())
-                } else {
-                    let j = rng.below(seen) as usize;
-                    (j < SAMPLE).then_some(j)
-                };
                 let p = PgRead::pack(num, *home, &read).context("a read without a position")?;
-                if let Some(slot) = slot {
-                    if slot == sample.len() {
-                        sample.push((p.plate, p.ts_ms));
-                    } else {
-                        sample[slot] = (p.plate, p.ts_ms);
-                    }
-                }
+                sample.offer(|| (p.plate, p.ts_ms));
                 let day = platekeeper_store::partition::day_of(p.ts_ms);
                 if day > current_day {
                     if current_day != i32::MIN {
@@ -147,6 +134,11 @@ pub fn run(
         Ok(())
     })?;
     let wall_s = wall.elapsed().as_secs_f64();
+    let sample = sample.into_items();
+    if sample.is_empty() {
+        bail!("no reads were generated (--reads 0?)");
+    }
+    let mut rng = Rng::new(seed ^ 0xBE4C);
     conn.batch_execute("VACUUM (ANALYZE) reads")
         .map_err(|e| pool.error(e))?;
     let bytes = pg::reads::bytes(&mut *conn).map_err(|e| pool.error(e))?;

@@ -50,6 +50,43 @@ impl Rng {
     }
 }
 
+/// A fixed-size sample in which every item offered so far is equally
+/// likely (reservoir sampling): what the benchmarks' queries draw from.
+pub struct Reservoir<T> {
+    items: Vec<T>,
+    cap: usize,
+    seen: u64,
+    rng: Rng,
+}
+
+impl<T> Reservoir<T> {
+    pub fn new(cap: usize, seed: u64) -> Reservoir<T> {
+        Reservoir {
+            items: Vec::with_capacity(cap),
+            cap,
+            seen: 0,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Offers one item; `make` runs only if it is kept.
+    pub fn offer(&mut self, make: impl FnOnce() -> T) {
+        self.seen += 1;
+        if self.items.len() < self.cap {
+            self.items.push(make());
+        } else {
+            let j = self.rng.below(self.seen) as usize;
+            if j < self.cap {
+                self.items[j] = make();
+            }
+        }
+    }
+
+    pub fn into_items(self) -> Vec<T> {
+        self.items
+    }
+}
+
 fn letter(v: u64) -> char {
     // California skips I, O and Q on standard plates.
     const L: &[u8] = b"ABCDEFGHJKLMNPRSTUVWXYZ";
