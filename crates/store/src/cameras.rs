@@ -115,12 +115,12 @@ pub(crate) struct CameraRegistry {
     rows: Arc<CameraMap>,
 }
 
-fn key_hash(key: &str) -> [u8; 32] {
+pub(crate) fn key_hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
 /// A new camera key (256 random bits) and its hash.
-fn new_key() -> Result<(String, [u8; 32]), StoreError> {
+pub(crate) fn new_key() -> Result<(String, [u8; 32]), StoreError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
         .map_err(|e| StoreError::InvalidCamera(format!("no randomness for a key: {e}")))?;
@@ -140,6 +140,108 @@ fn check_id(id: &str) -> Result<(), StoreError> {
         Err(StoreError::InvalidCamera(format!(
             "camera id {id:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
         )))
+    }
+}
+
+/// The rules every backend applies to a new camera: its id, and its name
+/// (returned trimmed).
+pub(crate) fn check_new(new: &NewCamera) -> Result<String, StoreError> {
+    check_id(&new.id)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(StoreError::InvalidCamera(
+            "camera name must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A camera's new name (trimmed), or why it is refused.
+pub(crate) fn check_rename(name: &str) -> Result<&str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(StoreError::InvalidCamera(
+            "camera name must be 1 to 200 characters, without control characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+pub(crate) fn check_grace(grace_ms: i64) -> Result<(), StoreError> {
+    if !(0..=MAX_ROTATION_GRACE_MS).contains(&grace_ms) {
+        return Err(StoreError::InvalidCamera(format!(
+            "the grace period must be 0 to {} minutes",
+            MAX_ROTATION_GRACE_MS / 60_000
+        )));
+    }
+    Ok(())
+}
+
+/// Why a camera's keys are revoked (trimmed), or why that is refused.
+pub(crate) fn check_revoke_reason(reason: &str) -> Result<&str, StoreError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(StoreError::InvalidCamera(
+            "reason must say why the camera's keys are revoked (1 to 500 characters)".into(),
+        ));
+    }
+    Ok(reason)
+}
+
+/// The log entries of camera changes, the same on both backends.
+pub(crate) mod entries {
+    use crate::log::NewEntry;
+    use crate::Actor;
+
+    pub(crate) fn registered(
+        actor: &Actor,
+        now_ms: i64,
+        id: &str,
+        name: &str,
+        kind: &str,
+    ) -> NewEntry {
+        actor.entry(
+            now_ms,
+            "admin",
+            "camera_registered",
+            serde_json::json!({"camera": id, "name": name, "kind": kind}),
+        )
+    }
+
+    pub(crate) fn key_rotated(
+        actor: &Actor,
+        now_ms: i64,
+        id: &str,
+        was_revoked: bool,
+        until: Option<i64>,
+    ) -> NewEntry {
+        actor.entry(
+            now_ms,
+            "admin",
+            "camera_key_rotated",
+            serde_json::json!({
+                "camera": id, "was_revoked": was_revoked,
+                "old_key_valid_until": until.map(platekeeper_core::read::format_time_ms),
+            }),
+        )
+    }
+
+    pub(crate) fn revoked(actor: &Actor, now_ms: i64, id: &str, reason: &str) -> NewEntry {
+        actor.entry(
+            now_ms,
+            "admin",
+            "camera_revoked",
+            serde_json::json!({"camera": id, "reason": reason}),
+        )
+    }
+
+    pub(crate) fn renamed(actor: &Actor, now_ms: i64, id: &str, old: &str, name: &str) -> NewEntry {
+        actor.entry(
+            now_ms,
+            "admin",
+            "camera_renamed",
+            serde_json::json!({"camera": id, "old_name": old, "name": name}),
+        )
     }
 }
 
@@ -220,13 +322,8 @@ impl Store {
         actor: &crate::Actor,
         now_ms: i64,
     ) -> Result<(Camera, String), StoreError> {
-        check_id(&new.id)?;
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(StoreError::InvalidCamera(
-                "camera name must be 1 to 200 characters".into(),
-            ));
-        }
+        let name = check_new(&new)?;
+        let name = name.as_str();
         let (key, hash) = new_key()?;
         let micro = new.position.map(GeoPoint::to_micro);
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
@@ -250,17 +347,7 @@ impl Store {
             let e = crate::log::append(
                 tx,
                 head,
-                crate::log::NewEntry {
-                    ts_ms: now_ms,
-                    category: "admin",
-                    kind: "camera_registered".into(),
-                    username: actor.username.clone(),
-                    affiliation: actor.affiliation.clone(),
-                    role: actor.role.clone(),
-                    client: actor.client.clone(),
-                    details: serde_json::json!({"camera": new.id, "name": name, "kind": new.kind.as_str()}),
-                    purpose: None,
-                },
+                entries::registered(actor, now_ms, &new.id, name, new.kind.as_str()),
             )?;
             Ok((num, e))
         })?;
@@ -313,12 +400,7 @@ impl Store {
         actor: &crate::Actor,
         now_ms: i64,
     ) -> Result<(Camera, String), StoreError> {
-        if !(0..=MAX_ROTATION_GRACE_MS).contains(&grace_ms) {
-            return Err(StoreError::InvalidCamera(format!(
-                "the grace period must be 0 to {} minutes",
-                MAX_ROTATION_GRACE_MS / 60_000
-            )));
-        }
+        check_grace(grace_ms)?;
         let (key, hash) = new_key()?;
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
@@ -337,15 +419,7 @@ impl Store {
             crate::log::append(
                 tx,
                 head,
-                actor.entry(
-                    now_ms,
-                    "admin",
-                    "camera_key_rotated",
-                    serde_json::json!({
-                        "camera": id, "was_revoked": cam.revoked_at_ms.is_some(),
-                        "old_key_valid_until": until.map(platekeeper_core::read::format_time_ms),
-                    }),
-                ),
+                entries::key_rotated(actor, now_ms, id, cam.revoked_at_ms.is_some(), until),
             )
         })?;
         cam.revoked_at_ms = None;
@@ -364,12 +438,7 @@ impl Store {
         actor: &crate::Actor,
         now_ms: i64,
     ) -> Result<Camera, StoreError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(StoreError::InvalidCamera(
-                "reason must say why the camera's keys are revoked (1 to 500 characters)".into(),
-            ));
-        }
+        let reason = check_revoke_reason(reason)?;
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
             .num_of(id)
@@ -391,12 +460,7 @@ impl Store {
             crate::log::append(
                 tx,
                 head,
-                actor.entry(
-                    now_ms,
-                    "admin",
-                    "camera_revoked",
-                    serde_json::json!({"camera": id, "reason": reason}),
-                ),
+                entries::revoked(actor, now_ms, id, reason),
             )
         })?;
         cam.revoked_at_ms = Some(now_ms);
@@ -416,12 +480,7 @@ impl Store {
         actor: &crate::Actor,
         now_ms: i64,
     ) -> Result<Camera, StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(StoreError::InvalidCamera(
-                "camera name must be 1 to 200 characters, without control characters".into(),
-            ));
-        }
+        let name = check_rename(name)?;
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
             .num_of(id)
@@ -438,12 +497,7 @@ impl Store {
             crate::log::append(
                 tx,
                 head,
-                actor.entry(
-                    now_ms,
-                    "admin",
-                    "camera_renamed",
-                    serde_json::json!({"camera": id, "old_name": cam.name, "name": name}),
-                ),
+                entries::renamed(actor, now_ms, id, &cam.name, name),
             )
         })?;
         cam.name = name.to_string();

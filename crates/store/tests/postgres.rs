@@ -807,3 +807,110 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
         None
     );
 }
+
+#[test]
+fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
+    use pg::cameras::{self, CameraError};
+    use platekeeper_store::{Actor, CameraKind, NewCamera, StoreError};
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let admin = Actor::system("test-admin");
+    let now = 1_800_000_000_000;
+    let new = |id: &str| NewCamera {
+        id: id.into(),
+        name: "Main and 5th".into(),
+        kind: CameraKind::Fixed,
+        position: Some(platekeeper_core::GeoPoint {
+            lat: 37.8,
+            lon: -122.27,
+        }),
+    };
+    let mut c = pool.get().expect("c");
+    let (cam, key) = cameras::create(&mut c, new("cam-1"), &admin, now).expect("create");
+    assert_eq!(cam.num, 1);
+    assert_eq!(cam.home_micro(), Some((37_800_000, -122_270_000)));
+    assert!(key.starts_with("pkc_"));
+    // Refused as on the embedded store, and nothing logged for them.
+    let e = cameras::create(&mut c, new("cam-1"), &admin, now).expect_err("twice");
+    assert!(
+        matches!(e, CameraError::Refused(StoreError::CameraExists(_))),
+        "{e}"
+    );
+    let e = cameras::create(&mut c, new("bad id!"), &admin, now).expect_err("id");
+    assert!(e.to_string().contains("letters, digits"), "{e}");
+    let mut blank = new("cam-2");
+    blank.name = "  ".into();
+    assert!(cameras::create(&mut c, blank, &admin, now).is_err());
+    assert!(cameras::rename(&mut c, "cam-1", "a\u{0}b", &admin, now).is_err());
+    assert!(cameras::rotate_key(&mut c, "cam-1", -1, &admin, now).is_err());
+    assert!(cameras::revoke(&mut c, "cam-1", "", &admin, now).is_err());
+    assert!(matches!(
+        cameras::rename(&mut c, "nope", "x", &admin, now),
+        Err(CameraError::Refused(StoreError::UnknownCamera(_)))
+    ));
+
+    // The key works from another connection (another node) too.
+    let mut other = pool.get().expect("second connection");
+    assert_eq!(
+        cameras::authenticate(&mut *other, &key, now)
+            .expect("auth")
+            .map(|c| c.id),
+        Some("cam-1".to_string())
+    );
+    assert!(cameras::authenticate(&mut *other, "pkc_wrong", now)
+        .expect("auth")
+        .is_none());
+
+    // Rotation with a grace period: both keys work until it ends.
+    let (_, new_key) = cameras::rotate_key(&mut c, "cam-1", 60_000, &admin, now).expect("rotate");
+    assert!(cameras::authenticate(&mut *other, &key, now + 59_000)
+        .expect("a")
+        .is_some());
+    assert!(cameras::authenticate(&mut *other, &key, now + 60_000)
+        .expect("a")
+        .is_none());
+    assert!(cameras::authenticate(&mut *other, &new_key, now + 60_000)
+        .expect("a")
+        .is_some());
+    let renamed = cameras::rename(&mut c, "cam-1", "Main & 5th (north)", &admin, now).expect("r");
+    assert_eq!(renamed.name, "Main & 5th (north)");
+
+    // Revoked on one node: refused on the other at once.
+    cameras::revoke(&mut c, "cam-1", "stolen from the pole", &admin, now).expect("revoke");
+    assert!(cameras::authenticate(&mut *other, &new_key, now)
+        .expect("a")
+        .is_none());
+    assert!(cameras::revoke(&mut c, "cam-1", "again", &admin, now).is_err());
+    let (back, newest) = cameras::rotate_key(&mut c, "cam-1", 60_000, &admin, now).expect("back");
+    assert_eq!(back.revoked_at_ms, None);
+    assert_eq!(
+        back.old_key_until_ms, None,
+        "a revoked camera's old key is not brought back"
+    );
+    assert!(cameras::authenticate(&mut *other, &newest, now)
+        .expect("a")
+        .is_some());
+    assert!(cameras::authenticate(&mut *other, &new_key, now)
+        .expect("a")
+        .is_none());
+    assert_eq!(cameras::all(&mut *other).expect("all").len(), 1);
+
+    // Every change logged, in the chain, with the embedded store's kinds.
+    let kinds: Vec<String> = pg::log::read_entries(&mut *c)
+        .expect("log")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "log_started",
+            "camera_registered",
+            "camera_key_rotated",
+            "camera_renamed",
+            "camera_revoked",
+            "camera_key_rotated"
+        ]
+    );
+    assert!(pg::log::verify(&mut c, None).expect("verify").ok);
+}

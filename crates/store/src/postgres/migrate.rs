@@ -13,11 +13,11 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
 /// appends (see `super::log`).
@@ -92,6 +92,26 @@ CREATE TABLE pictures(
     sealed BYTEA NOT NULL,
     PRIMARY KEY (day, sha256)
 ) PARTITION BY RANGE (day);
+";
+
+/// Version 5: cameras (see `super::cameras`); a camera's number is what
+/// each read row packs in 20 bits.
+const V5: &str = "
+CREATE TABLE cameras(
+    num SERIAL PRIMARY KEY CHECK (num <= 1048575),
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    lat INTEGER,
+    lon INTEGER,
+    key_hash BYTEA NOT NULL,
+    old_key_hash BYTEA,
+    old_key_until BIGINT,
+    revoked_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX cameras_key ON cameras(key_hash);
+CREATE INDEX cameras_old_key ON cameras(old_key_hash) WHERE old_key_hash IS NOT NULL;
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates

@@ -14,12 +14,16 @@
 //!   exact search, the distinct plates for the dictionary, retention by
 //!   dropping days;
 //! * [`pictures`]: sealed with the data key before they leave the node,
-//!   partitioned by day.
+//!   partitioned by day;
+//! * [`cameras`]: registration, keys (checked in the database, so a
+//!   revocation holds on every node), rotation, revocation, renaming,
+//!   with the embedded store's rules and log entries.
 //!
-//! The rest of the store (pictures, accounts, hot lists, …) is not
+//! The rest of the store (accounts, hot lists, holds, …) is not
 //! on PostgreSQL yet, so no command offers `--database`: see the README's
 //! "PostgreSQL backend" section for where this stands.
 
+pub mod cameras;
 pub mod connect;
 pub mod log;
 pub mod migrate;
