@@ -56,6 +56,70 @@ pub enum PolicyOutcome {
     NeedsConfirmation(Vec<Weakening>),
 }
 
+/// What a policy change comes to, decided the same way on both
+/// backends: refused for want of a confirmation, nothing to do, or a new
+/// policy to store with its log entry.
+pub(crate) enum Decision {
+    /// Nothing to store: a weakening not confirmed, or no change at all.
+    NothingToStore(PolicyOutcome),
+    Apply {
+        outcome: PolicyOutcome,
+        entry: Box<log::NewEntry>,
+    },
+}
+
+/// Checks `policy` (no rule can be switched off), compares it with `old`,
+/// and decides (see [`Store::change_policy`]).
+pub(crate) fn decide(
+    old: &AgencyPolicy,
+    policy: AgencyPolicy,
+    confirm: Confirm<'_>,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<Decision, StoreError> {
+    policy.check().map_err(StoreError::InvalidPolicy)?;
+    let changes = policy_change::changes(old, &policy);
+    let weakenings = policy_change::weakenings(old, &policy);
+    let (confirmed, missing) = match confirm {
+        Confirm::All => ("all (installation command)", Vec::new()),
+        Confirm::Fields(f) => (
+            "named by the administrator",
+            policy_change::unconfirmed(&weakenings, f),
+        ),
+    };
+    if !missing.is_empty() {
+        return Ok(Decision::NothingToStore(PolicyOutcome::NeedsConfirmation(
+            weakenings,
+        )));
+    }
+    if changes.is_empty() {
+        return Ok(Decision::NothingToStore(PolicyOutcome::Applied(Box::new(
+            PolicyChange {
+                changes,
+                weakenings,
+                policy,
+            },
+        ))));
+    }
+    let mut details = json!({
+        "changes": changes,
+        "weakenings": weakenings,
+        "policy": policy,
+    });
+    if !weakenings.is_empty() {
+        details["weakenings_confirmed"] = json!(confirmed);
+    }
+    let entry = actor.entry(now_ms, "admin", "policy_changed", details);
+    Ok(Decision::Apply {
+        outcome: PolicyOutcome::Applied(Box::new(PolicyChange {
+            changes,
+            weakenings,
+            policy,
+        })),
+        entry: Box::new(entry),
+    })
+}
+
 impl Store {
     pub fn policy(&self) -> AgencyPolicy {
         // Never the defaults in place of the agency's settings: a lock
@@ -111,68 +175,23 @@ impl Store {
         // changes are each judged against the policy the other left.
         let (outcome, _) = self.with_log(|tx, head| {
             let old = load(tx)?;
-            let policy = f(&old)?;
-            policy.check().map_err(StoreError::InvalidPolicy)?;
-            let changes = policy_change::changes(&old, &policy);
-            let weakenings = policy_change::weakenings(&old, &policy);
-            let (confirmed, missing) = match confirm {
-                Confirm::All => ("all (installation command)", Vec::new()),
-                Confirm::Fields(f) => (
-                    "named by the administrator",
-                    policy_change::unconfirmed(&weakenings, f),
-                ),
-            };
-            if !missing.is_empty() {
-                return Ok((PolicyOutcome::NeedsConfirmation(weakenings.clone()), None));
+            match decide(&old, f(&old)?, confirm, actor, now_ms)? {
+                Decision::NothingToStore(outcome) => Ok((outcome, None)),
+                Decision::Apply { outcome, entry } => {
+                    let PolicyOutcome::Applied(c) = &outcome else {
+                        return Ok((outcome, None));
+                    };
+                    let text = serde_json::to_string(&c.policy)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES ('policy', ?1)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        [&text],
+                    )?;
+                    let e = log::append(tx, head, *entry)?;
+                    Ok((outcome, Some(e)))
+                }
             }
-            if changes.is_empty() {
-                return Ok((
-                    PolicyOutcome::Applied(Box::new(PolicyChange {
-                        changes,
-                        weakenings,
-                        policy,
-                    })),
-                    None,
-                ));
-            }
-            let text =
-                serde_json::to_string(&policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO meta(key, value) VALUES ('policy', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [&text],
-            )?;
-            let mut details = json!({
-                "changes": changes,
-                "weakenings": weakenings,
-                "policy": policy,
-            });
-            if !weakenings.is_empty() {
-                details["weakenings_confirmed"] = json!(confirmed);
-            }
-            let e = log::append(
-                tx,
-                head,
-                log::NewEntry {
-                    ts_ms: now_ms,
-                    category: "admin",
-                    kind: "policy_changed".into(),
-                    username: actor.username.clone(),
-                    affiliation: actor.affiliation.clone(),
-                    role: actor.role.clone(),
-                    client: actor.client.clone(),
-                    details,
-                    purpose: None,
-                },
-            )?;
-            Ok((
-                PolicyOutcome::Applied(Box::new(PolicyChange {
-                    changes,
-                    weakenings,
-                    policy,
-                })),
-                Some(e),
-            ))
         })?;
         if let PolicyOutcome::Applied(c) = &outcome {
             *self.policy.write().map_err(|_| StoreError::Poisoned)? = c.policy.clone();

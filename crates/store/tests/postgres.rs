@@ -914,3 +914,143 @@ fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
     );
     assert!(pg::log::verify(&mut c, None).expect("verify").ok);
 }
+
+#[test]
+fn policy_changes_are_judged_logged_and_never_undo_each_other() {
+    use platekeeper_store::{Actor, Confirm, PolicyOutcome};
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let admin = Actor::system("test-admin");
+    let mut c = pool.get().expect("c");
+    let p = pg::settings::policy(&mut *c).expect("policy");
+    assert_eq!(
+        p.retention.access_log_days, 730,
+        "the defaults until one is set"
+    );
+
+    // A weakening waits for its confirmation, and nothing is stored.
+    let mut weaker = p.clone();
+    weaker.retention.access_log_days = 400;
+    let out = pg::settings::update_policy(
+        &mut c,
+        |_| Ok(weaker.clone()),
+        Confirm::Fields(&[]),
+        &admin,
+        1_000,
+    )
+    .expect("update");
+    let PolicyOutcome::NeedsConfirmation(w) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(w[0].field, "retention.access_log_days");
+    assert_eq!(
+        pg::settings::policy(&mut *c)
+            .expect("p")
+            .retention
+            .access_log_days,
+        730
+    );
+    let confirm = ["retention.access_log_days".to_string()];
+    let out = pg::settings::update_policy(
+        &mut c,
+        |_| Ok(weaker.clone()),
+        Confirm::Fields(&confirm),
+        &admin,
+        2_000,
+    )
+    .expect("update");
+    assert!(
+        matches!(out, PolicyOutcome::Applied(ref ch) if ch.changes.len() == 1),
+        "{out:?}"
+    );
+    assert_eq!(
+        pg::settings::policy(&mut *c)
+            .expect("p")
+            .retention
+            .access_log_days,
+        400
+    );
+    let entries = pg::log::read_entries(&mut *c).expect("log");
+    let last = entries.last().expect("entry");
+    assert_eq!(last.kind, "policy_changed");
+    let d: serde_json::Value = serde_json::from_str(&last.details).expect("json");
+    assert_eq!(
+        (
+            d["changes"][0]["old"].clone(),
+            d["changes"][0]["new"].clone()
+        ),
+        (730.into(), 400.into())
+    );
+    assert_eq!(d["weakenings_confirmed"], "named by the administrator");
+    // The same policy again: nothing changed, nothing logged.
+    let n = entries.len();
+    pg::settings::update_policy(&mut c, |_| Ok(weaker.clone()), Confirm::All, &admin, 3_000)
+        .expect("same");
+    assert_eq!(pg::log::read_entries(&mut *c).expect("log").len(), n);
+    // A rule switched off is refused outright.
+    let e = pg::settings::update_policy(
+        &mut c,
+        |old| {
+            let mut p = old.clone();
+            p.retention.reads_days = 0;
+            Ok(p)
+        },
+        Confirm::All,
+        &admin,
+        4_000,
+    )
+    .expect_err("invalid");
+    assert!(matches!(e, pg::settings::SettingsError::Refused(_)), "{e}");
+    drop(c);
+
+    // Two administrators on two connections change different fields at
+    // once: both changes stand.
+    let pool = std::sync::Arc::new(pool);
+    let a = {
+        let (pool, admin) = (pool.clone(), admin.clone());
+        std::thread::spawn(move || {
+            for i in 0..10 {
+                pg::settings::update_policy(
+                    &mut pool.get().expect("c"),
+                    |old| {
+                        let mut p = old.clone();
+                        p.retention.access_log_days = 800 + i;
+                        Ok(p)
+                    },
+                    Confirm::All,
+                    &admin,
+                    5_000,
+                )
+                .expect("a");
+            }
+        })
+    };
+    for i in 0..10 {
+        pg::settings::update_policy(
+            &mut pool.get().expect("c"),
+            |old| {
+                let mut p = old.clone();
+                p.retention.audit_documents_days = 1_900 + i;
+                Ok(p)
+            },
+            Confirm::All,
+            &admin,
+            5_000,
+        )
+        .expect("b");
+    }
+    a.join().expect("thread");
+    let p = pg::settings::policy(&mut *pool.get().expect("c")).expect("p");
+    assert_eq!(
+        (
+            p.retention.access_log_days,
+            p.retention.audit_documents_days
+        ),
+        (809, 1_909)
+    );
+    assert!(
+        pg::log::verify(&mut pool.get().expect("c"), None)
+            .expect("v")
+            .ok
+    );
+}

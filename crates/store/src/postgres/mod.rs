@@ -17,7 +17,9 @@
 //!   partitioned by day;
 //! * [`cameras`]: registration, keys (checked in the database, so a
 //!   revocation holds on every node), rotation, revocation, renaming,
-//!   with the embedded store's rules and log entries.
+//!   with the embedded store's rules and log entries;
+//! * [`settings`]: the agency's policy, changed by the embedded store's
+//!   own decision (weakenings confirmed, logged with old and new values).
 //!
 //! The rest of the store (accounts, hot lists, holds, …) is not
 //! on PostgreSQL yet, so no command offers `--database`: see the README's
@@ -29,6 +31,7 @@ pub mod log;
 pub mod migrate;
 pub mod pictures;
 pub mod reads;
+pub mod settings;
 mod tls;
 pub mod url;
 
