@@ -99,6 +99,9 @@ impl ApiError {
 /// for an operator to be alerted, short enough that reads resume soon
 /// after space is made.
 pub const STORAGE_FULL_RETRY_S: u64 = 60;
+/// How long a client is asked to wait while the database is away (a
+/// PostgreSQL fail-over takes seconds).
+pub const DATABASE_RETRY_S: u64 = 5;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
@@ -109,6 +112,17 @@ impl From<StoreError> for ApiError {
             );
         }
         match &e {
+            // The database is away, restarting or failing over: nothing was
+            // stored; a camera sends again after the pause (issue 25).
+            StoreError::Postgres(p) if p.is_transient() => {
+                tracing::error!(error = %e, "the database cannot be reached");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database cannot be reached; nothing was stored: send again later",
+                )
+                .retry_after(DATABASE_RETRY_S)
+            }
             StoreError::CameraExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "camera_exists", e.to_string())
             }
@@ -231,5 +245,42 @@ mod tests {
         }
         let other = ApiError::from(StoreError::Corrupt("x".into()));
         assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    /// A database that is away answers 503 with `Retry-After` (a camera
+    /// sends again), never a 2xx; a query the database refused is a 500
+    /// (issue 25).
+    #[test]
+    fn a_database_that_is_away_answers_503_with_retry_after() {
+        use platekeeper_store::postgres::PgError;
+        for p in [
+            PgError::Unreachable {
+                url: "postgres://pk@db/alpr".into(),
+                why: "connection refused".into(),
+            },
+            PgError::Lost {
+                url: "postgres://pk@db/alpr".into(),
+                why: "connection closed".into(),
+            },
+            PgError::Unavailable {
+                url: "postgres://pk@db/alpr".into(),
+                why: "the database system is starting up".into(),
+            },
+        ] {
+            let e = ApiError::from(StoreError::Postgres(p));
+            assert_eq!(
+                (e.status, e.code, e.retry_after_s),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    Some(5)
+                )
+            );
+            assert!(!e.message.contains("postgres://"), "{}", e.message);
+            let resp = e.into_response();
+            assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "5");
+        }
+        let refused = ApiError::from(StoreError::Postgres(PgError::Query("syntax".into())));
+        assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

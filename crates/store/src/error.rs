@@ -110,6 +110,10 @@ pub enum StoreError {
     LogTampered(String),
     #[error("{0}")]
     CheckpointKey(String),
+    /// The PostgreSQL backend's own failures (unreachable, lost, …);
+    /// `is_transient` ones are worth a retry.
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
 }
 
 impl From<rusqlite::types::FromSqlError> for StoreError {

@@ -810,7 +810,7 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
 
 #[test]
 fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
-    use pg::cameras::{self, CameraError};
+    use pg::cameras;
     use platekeeper_store::{Actor, CameraKind, NewCamera, StoreError};
     let Some(url) = fresh_database() else { return };
     let (pool, _) = pg::open(&url).expect("open");
@@ -832,10 +832,7 @@ fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
     assert!(key.starts_with("pkc_"));
     // Refused as on the embedded store, and nothing logged for them.
     let e = cameras::create(&mut c, new("cam-1"), &admin, now).expect_err("twice");
-    assert!(
-        matches!(e, CameraError::Refused(StoreError::CameraExists(_))),
-        "{e}"
-    );
+    assert!(matches!(e, StoreError::CameraExists(_)), "{e}");
     let e = cameras::create(&mut c, new("bad id!"), &admin, now).expect_err("id");
     assert!(e.to_string().contains("letters, digits"), "{e}");
     let mut blank = new("cam-2");
@@ -846,7 +843,7 @@ fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
     assert!(cameras::revoke(&mut c, "cam-1", "", &admin, now).is_err());
     assert!(matches!(
         cameras::rename(&mut c, "nope", "x", &admin, now),
-        Err(CameraError::Refused(StoreError::UnknownCamera(_)))
+        Err(StoreError::UnknownCamera(_))
     ));
 
     // The key works from another connection (another node) too.
@@ -1000,7 +997,10 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
         4_000,
     )
     .expect_err("invalid");
-    assert!(matches!(e, pg::settings::SettingsError::Refused(_)), "{e}");
+    assert!(
+        matches!(e, platekeeper_store::StoreError::InvalidPolicy(_)),
+        "{e}"
+    );
     drop(c);
 
     // Two administrators on two connections change different fields at
@@ -1053,4 +1053,27 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
             .expect("v")
             .ok
     );
+}
+
+#[test]
+fn a_statement_on_a_connection_the_server_dropped_is_a_transient_store_error() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let mut c = pool.get().expect("c");
+    let pid: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    admin()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .expect("terminate");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let e = pg::cameras::all(&mut *c).expect_err("the session is gone");
+    match &e {
+        platekeeper_store::StoreError::Postgres(p) => assert!(p.is_transient(), "{e}"),
+        other => panic!("{other}"),
+    }
+    drop(c);
+    // The pool does not lend the dead connection again.
+    assert!(pg::cameras::all(&mut *pool.get().expect("c")).is_ok());
 }

@@ -8,27 +8,16 @@ use platekeeper_core::GeoPoint;
 use postgres::error::SqlState;
 use postgres::GenericClient;
 
-use super::PgError;
 use crate::cameras::{self, entries, Camera, CameraKind, NewCamera};
 use crate::{Actor, StoreError};
 
-/// What can go wrong: the store's own refusals (bad input, unknown or
-/// existing camera) or the database's.
-#[derive(Debug, thiserror::Error)]
-pub enum CameraError {
-    #[error(transparent)]
-    Refused(#[from] StoreError),
-    #[error(transparent)]
-    Database(#[from] PgError),
-}
-
-fn db(e: postgres::Error) -> CameraError {
-    CameraError::Database(PgError::Query(e.to_string()))
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Postgres(super::connect::statement_error(e))
 }
 
 const COLUMNS: &str = "num, id, name, kind, lat, lon, revoked_at, old_key_until";
 
-fn row_camera(r: &postgres::Row) -> Result<Camera, CameraError> {
+fn row_camera(r: &postgres::Row) -> Result<Camera, StoreError> {
     let kind: String = r.get(3);
     let lat: Option<i32> = r.get(4);
     let lon: Option<i32> = r.get(5);
@@ -51,7 +40,7 @@ pub fn create(
     new: NewCamera,
     actor: &Actor,
     now_ms: i64,
-) -> Result<(Camera, String), CameraError> {
+) -> Result<(Camera, String), StoreError> {
     let name = cameras::check_new(&new)?;
     let (key, hash) = cameras::new_key()?;
     let micro = new.position.map(GeoPoint::to_micro);
@@ -74,14 +63,13 @@ pub fn create(
     let row = match inserted {
         Ok(r) => r,
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            return Err(StoreError::CameraExists(new.id).into())
+            return Err(StoreError::CameraExists(new.id))
         }
         Err(e) if e.code() == Some(&SqlState::CHECK_VIOLATION) => {
             return Err(StoreError::InvalidCamera(format!(
                 "this store holds at most {} cameras",
                 crate::partition::MAX_CAMERA_NUM
-            ))
-            .into())
+            )))
         }
         Err(e) => return Err(db(e)),
     };
@@ -101,7 +89,7 @@ pub fn authenticate(
     client: &mut impl GenericClient,
     key: &str,
     now_ms: i64,
-) -> Result<Option<Camera>, CameraError> {
+) -> Result<Option<Camera>, StoreError> {
     let hash = cameras::key_hash(key.trim());
     let row = client
         .query_opt(
@@ -116,7 +104,7 @@ pub fn authenticate(
 }
 
 /// Every camera, by number.
-pub fn all(client: &mut impl GenericClient) -> Result<Vec<Camera>, CameraError> {
+pub fn all(client: &mut impl GenericClient) -> Result<Vec<Camera>, StoreError> {
     client
         .query(&format!("SELECT {COLUMNS} FROM cameras ORDER BY num"), &[])
         .map_err(db)?
@@ -126,7 +114,7 @@ pub fn all(client: &mut impl GenericClient) -> Result<Vec<Camera>, CameraError> 
 }
 
 /// The camera `id`, locked for a change in `tx`.
-fn locked(tx: &mut postgres::Transaction<'_>, id: &str) -> Result<(Camera, Vec<u8>), CameraError> {
+fn locked(tx: &mut postgres::Transaction<'_>, id: &str) -> Result<(Camera, Vec<u8>), StoreError> {
     let row = tx
         .query_opt(
             &format!("SELECT {COLUMNS}, key_hash FROM cameras WHERE id = $1 FOR UPDATE"),
@@ -146,7 +134,7 @@ pub fn rotate_key(
     grace_ms: i64,
     actor: &Actor,
     now_ms: i64,
-) -> Result<(Camera, String), CameraError> {
+) -> Result<(Camera, String), StoreError> {
     cameras::check_grace(grace_ms)?;
     let (key, hash) = cameras::new_key()?;
     let mut tx = client.transaction().map_err(db)?;
@@ -176,15 +164,14 @@ pub fn revoke(
     reason: &str,
     actor: &Actor,
     now_ms: i64,
-) -> Result<Camera, CameraError> {
+) -> Result<Camera, StoreError> {
     let reason = cameras::check_revoke_reason(reason)?;
     let mut tx = client.transaction().map_err(db)?;
     let (mut cam, _) = locked(&mut tx, id)?;
     if cam.revoked_at_ms.is_some() {
         return Err(StoreError::InvalidCamera(format!(
             "camera {id:?} is already revoked; rotate its key to bring it back"
-        ))
-        .into());
+        )));
     }
     tx.execute(
         "UPDATE cameras SET revoked_at = $2, old_key_hash = NULL, old_key_until = NULL WHERE id = $1",
@@ -206,7 +193,7 @@ pub fn rename(
     name: &str,
     actor: &Actor,
     now_ms: i64,
-) -> Result<Camera, CameraError> {
+) -> Result<Camera, StoreError> {
     let name = cameras::check_rename(name)?;
     let mut tx = client.transaction().map_err(db)?;
     let (mut cam, _) = locked(&mut tx, id)?;

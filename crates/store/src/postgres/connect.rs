@@ -57,12 +57,7 @@ pub(crate) fn classify(url: &DatabaseUrl, e: postgres::Error) -> PgError {
             }
         } else if *code == SqlState::INVALID_CATALOG_NAME {
             PgError::NoDatabase { url: shown }
-        } else if *code == SqlState::TOO_MANY_CONNECTIONS
-            || *code == SqlState::CANNOT_CONNECT_NOW
-            || *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
-        {
+        } else if classify_code(&e).is_some() {
             PgError::Unavailable { url: shown, why }
         } else {
             PgError::Query(match db.detail() {
@@ -88,6 +83,42 @@ pub(crate) fn classify(url: &DatabaseUrl, e: postgres::Error) -> PgError {
     } else {
         PgError::Unreachable { url: shown, why }
     }
+}
+
+/// Names what went wrong with a statement where the URL is not at hand
+/// (the database is then named generically): a lost connection or a
+/// server that cannot take the request is transient, anything else a
+/// query error.
+pub(crate) fn statement_error(e: postgres::Error) -> PgError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        return PgError::Lost {
+            url: "the database".into(),
+            why: e.to_string(),
+        };
+    }
+    match classify_code(&e) {
+        Some(why) => PgError::Unavailable {
+            url: "the database".into(),
+            why,
+        },
+        None => PgError::Query(
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string()),
+        ),
+    }
+}
+
+/// The message of a database error that means "not now".
+fn classify_code(e: &postgres::Error) -> Option<String> {
+    let db = e.as_db_error()?;
+    let code = db.code();
+    (*code == SqlState::TOO_MANY_CONNECTIONS
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION)
+        .then(|| db.message().to_string())
 }
 
 /// Reusable connections to one database.
@@ -143,7 +174,8 @@ impl PgPool {
 }
 
 /// A connection lent by a [`PgPool`]; given back when dropped unless it
-/// was closed or is inside a transaction that did not end.
+/// was closed. (A transaction left unfinished was rolled back when its
+/// `Transaction` was dropped, so a returned connection holds none.)
 pub struct PgConn<'a> {
     pool: &'a PgPool,
     client: Option<Client>,

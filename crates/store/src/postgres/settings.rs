@@ -7,32 +7,22 @@
 use platekeeper_core::policy::AgencyPolicy;
 use postgres::GenericClient;
 
-use super::PgError;
 use crate::settings::{decide, Confirm, Decision, PolicyOutcome};
 use crate::{Actor, StoreError};
 
-/// What can go wrong: the store's own refusals or the database's.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Refused(#[from] StoreError),
-    #[error(transparent)]
-    Database(#[from] PgError),
-}
-
-fn db(e: postgres::Error) -> SettingsError {
-    SettingsError::Database(PgError::Query(e.to_string()))
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Postgres(super::connect::statement_error(e))
 }
 
 /// The policy in force (the defaults until one is set).
-pub fn policy(client: &mut impl GenericClient) -> Result<AgencyPolicy, SettingsError> {
+pub fn policy(client: &mut impl GenericClient) -> Result<AgencyPolicy, StoreError> {
     let text: Option<String> = client
         .query_opt("SELECT value FROM meta WHERE key = 'policy'", &[])
         .map_err(db)?
         .map(|r| r.get(0));
     match text {
         Some(t) => {
-            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("policy: {e}")).into())
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("policy: {e}")))
         }
         None => Ok(AgencyPolicy::default()),
     }
@@ -46,7 +36,7 @@ pub fn update_policy(
     confirm: Confirm<'_>,
     actor: &Actor,
     now_ms: i64,
-) -> Result<PolicyOutcome, SettingsError> {
+) -> Result<PolicyOutcome, StoreError> {
     let mut tx = client.transaction().map_err(db)?;
     // The chain's lock first: the policy read below is then the one the
     // last committed change left.
