@@ -1077,3 +1077,78 @@ fn a_statement_on_a_connection_the_server_dropped_is_a_transient_store_error() {
     // The pool does not lend the dead connection again.
     assert!(pg::cameras::all(&mut *pool.get().expect("c")).is_ok());
 }
+
+#[test]
+fn the_pool_never_opens_more_than_its_limit_and_a_busy_pool_is_transient() {
+    use std::time::Duration;
+    let Some(url) = fresh_database() else { return };
+    pg::open(&url).expect("schema");
+    let pool = pg::PgPool::with_limits(&url, 3, Duration::from_millis(300)).expect("pool");
+    let (a, b, c) = (
+        pool.get().expect("1"),
+        pool.get().expect("2"),
+        pool.get().expect("3"),
+    );
+    let started = std::time::Instant::now();
+    let e = pool.get().err().expect("a fourth waits, then is refused");
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        e.to_string().contains("all 3 of this node's connections"),
+        "{e}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(290));
+    drop(b);
+    assert!(pool.get().is_ok(), "a connection given back is lent again");
+    drop((a, c));
+    drop(pool);
+
+    // Sixteen threads share three connections; every call is served.
+    let pool = std::sync::Arc::new(
+        pg::PgPool::with_limits(&url, 3, Duration::from_secs(10)).expect("pool"),
+    );
+    let name = url
+        .to_string()
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next().map(str::to_string))
+        .expect("db name");
+    // The first pool's sessions end as it closes them; wait until the
+    // server has let them go, so only the new pool's are counted.
+    let mut su = admin();
+    for _ in 0..100 {
+        let n: i64 = su
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'platekeeper'",
+                &[&name],
+            )
+            .expect("q")
+            .get(0);
+        if n <= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (pool, peak, name) = (pool.clone(), peak.clone(), name.clone());
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    let mut c = pool.get().expect("served");
+                    let n: i64 = c
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'platekeeper'",
+                            &[&name],
+                        )
+                        .expect("q")
+                        .get(0);
+                    peak.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let seen = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((1..=3).contains(&seen), "{seen} connections open at once");
+}

@@ -3,17 +3,14 @@
 //! so a request does not pay a connection's start.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::Client;
 
 use super::url::{DatabaseUrl, TlsMode};
 use super::PgError;
-
-/// Idle connections kept for reuse; more are opened under load and
-/// closed when given back to a full pool.
-const MAX_IDLE: usize = 16;
 
 /// Opens one connection to the database `url` names.
 pub fn connect(url: &DatabaseUrl) -> Result<Client, PgError> {
@@ -121,21 +118,51 @@ fn classify_code(e: &postgres::Error) -> Option<String> {
         .then(|| db.message().to_string())
 }
 
-/// Reusable connections to one database.
+/// Reusable connections to one database, at most `max` of them open at
+/// once (a database's `max_connections` is shared by every node and
+/// tool): a request that finds them all busy waits up to `wait` for one,
+/// then gets a transient error (503 with `Retry-After`), rather than
+/// opening connections until the database refuses everyone.
 pub struct PgPool {
     url: DatabaseUrl,
-    idle: Mutex<Vec<Client>>,
+    max: usize,
+    wait: Duration,
+    state: Mutex<PoolState>,
+    freed: Condvar,
 }
+
+struct PoolState {
+    idle: Vec<Client>,
+    /// Connections open: idle ones and those lent out.
+    open: usize,
+}
+
+/// Connections a node keeps open at most, unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// How long a request waits for a busy pool before it is told to retry.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
 
 impl PgPool {
     /// A pool whose first connection is opened now, so a wrong address,
     /// password or database is reported at start, not at the first
     /// request.
     pub fn open(url: &DatabaseUrl) -> Result<PgPool, PgError> {
+        PgPool::with_limits(url, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_WAIT)
+    }
+
+    /// As [`PgPool::open`], with at most `max` connections (at least 1)
+    /// and `wait` for a free one.
+    pub fn with_limits(url: &DatabaseUrl, max: usize, wait: Duration) -> Result<PgPool, PgError> {
         let first = connect(url)?;
         Ok(PgPool {
             url: url.clone(),
-            idle: Mutex::new(vec![first]),
+            max: max.max(1),
+            wait,
+            state: Mutex::new(PoolState {
+                idle: vec![first],
+                open: 1,
+            }),
+            freed: Condvar::new(),
         })
     }
 
@@ -143,28 +170,61 @@ impl PgPool {
         &self.url
     }
 
-    /// A connection: an idle one that still works, or a new one.
+    /// A connection: an idle one that still works, a new one while fewer
+    /// than `max` are open, or the next one given back within `wait`.
     pub fn get(&self) -> Result<PgConn<'_>, PgError> {
+        let deadline = std::time::Instant::now() + self.wait;
+        let mut state = self.state.lock().map_err(|_| PgError::Poisoned)?;
         loop {
-            let idle = self.idle.lock().map_err(|_| PgError::Poisoned)?.pop();
-            match idle {
-                Some(c) if !c.is_closed() => {
+            while let Some(c) = state.idle.pop() {
+                if !c.is_closed() {
                     return Ok(PgConn {
                         pool: self,
                         client: Some(c),
-                    })
+                    });
                 }
-                // Closed by the server (a restart, an idle timeout): drop
-                // it and try the next.
-                Some(_) => continue,
-                None => {
-                    return Ok(PgConn {
-                        pool: self,
-                        client: Some(connect(&self.url)?),
-                    })
-                }
+                // Closed by the server (a restart, an idle timeout).
+                state.open -= 1;
             }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match connect(&self.url) {
+                    Ok(c) => Ok(PgConn {
+                        pool: self,
+                        client: Some(c),
+                    }),
+                    Err(e) => {
+                        self.release_slot();
+                        Err(e)
+                    }
+                };
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(PgError::Unavailable {
+                    url: self.url.to_string(),
+                    why: format!(
+                        "all {} of this node's connections stayed busy for {} ms",
+                        self.max,
+                        self.wait.as_millis()
+                    ),
+                });
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .map_err(|_| PgError::Poisoned)?
+                .0;
         }
+    }
+
+    /// One connection fewer is open (it closed, or failed to open).
+    fn release_slot(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.open = state.open.saturating_sub(1);
+        }
+        self.freed.notify_one();
     }
 
     /// Names an error from a statement run on this pool's database.
@@ -200,12 +260,12 @@ impl Drop for PgConn<'_> {
             return;
         };
         if client.is_closed() {
+            self.pool.release_slot();
             return;
         }
-        if let Ok(mut idle) = self.pool.idle.lock() {
-            if idle.len() < MAX_IDLE {
-                idle.push(client);
-            }
+        if let Ok(mut state) = self.pool.state.lock() {
+            state.idle.push(client);
         }
+        self.pool.freed.notify_one();
     }
 }
