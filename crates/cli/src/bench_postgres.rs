@@ -238,8 +238,20 @@ pub fn run(
             .filter(|(_, p)| area.contains(*p))
             .map(|(n, _)| *n as i64)
             .collect();
-        let candidates = pg::reads::in_window(&mut *conn, ts - 3_600_000, ts, &inside)
-            .map_err(|e| pool.error(e))?;
+        let (candidates, more) = pg::reads::in_window(
+            &mut *conn,
+            ts - 3_600_000,
+            ts,
+            &inside,
+            pg::reads::MAX_CANVASS_CANDIDATES,
+        )
+        .map_err(|e| pool.error(e))?;
+        if more {
+            bail!(
+                "a one-hour canvass had more than {} candidates",
+                pg::reads::MAX_CANVASS_CANDIDATES
+            );
+        }
         let kept = candidates
             .iter()
             .filter(|r| {

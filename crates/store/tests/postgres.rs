@@ -568,13 +568,19 @@ fn reads_are_stored_once_found_by_plate_and_dropped_by_whole_days() {
 
     // A canvass's candidates: camera 7's reads at home in the window, and
     // reads with a position of their own; none of another camera.
-    let window = pg::reads::in_window(&mut *c, t0, t0 + 10, &[7]).expect("window");
+    let (window, more) = pg::reads::in_window(&mut *c, t0, t0 + 10, &[7], 100).expect("window");
+    assert!(!more);
     assert_eq!(window.len(), 3, "{window:?}");
     assert!(window.iter().all(|r| r.position_micro(HOME) == HOME));
-    assert!(pg::reads::in_window(&mut *c, t0, t0 + 10, &[8])
+    assert!(pg::reads::in_window(&mut *c, t0, t0 + 10, &[8], 100)
         .expect("w")
+        .0
         .is_empty());
-    let own = pg::reads::in_window(&mut *c, t0 + DAY, t0 + DAY, &[]).expect("w");
+    // A window with more candidates than asked for says so.
+    let (two, more) = pg::reads::in_window(&mut *c, t0, t0 + 10, &[7], 2).expect("capped");
+    assert_eq!((two.len(), more), (2, true));
+    assert_eq!(two[0].ts_ms, t0 + 9, "the newest kept");
+    let (own, _) = pg::reads::in_window(&mut *c, t0 + DAY, t0 + DAY, &[], 100).expect("w");
     assert_eq!(own.len(), 1);
     assert_eq!(
         own[0].position_micro(HOME),

@@ -334,26 +334,35 @@ pub fn of_spans(
     Ok(out)
 }
 
+/// The most candidates one canvass fetches: a window wider than this
+/// holds is refused with "narrow the query" rather than read whole.
+pub const MAX_CANVASS_CANDIDATES: i64 = 200_000;
+
 /// The reads in `[from_ms, to_ms]` taken by one of `cameras` at its own
 /// place, or carrying a position of their own: a canvass's candidates,
 /// which the caller keeps if they lie in its area (the BRIN on time finds
-/// the window's pages).
+/// the window's pages). At most `max` (newest first); `true` with them
+/// when there were more, so the caller can refuse rather than answer
+/// from part of the window.
 pub fn in_window(
     client: &mut impl GenericClient,
     from_ms: i64,
     to_ms: i64,
     cameras: &[i64],
-) -> Result<Vec<PgRead>, postgres::Error> {
+    max: i64,
+) -> Result<(Vec<PgRead>, bool), postgres::Error> {
+    let max = max.clamp(1, MAX_CANVASS_CANDIDATES);
     let rows = client.query(
         &format!(
             "SELECT ts, plate, meta, id, pos FROM reads
              WHERE ts BETWEEN $1 AND $2 AND (pos IS NOT NULL OR (meta & {}) = ANY($3))
-             ORDER BY ts DESC",
+             ORDER BY ts DESC LIMIT $4",
             partition::CAM_MASK
         ),
-        &[&from_ms, &to_ms, &cameras],
+        &[&from_ms, &to_ms, &cameras, &(max + 1)],
     )?;
-    Ok(rows.iter().map(row_read).collect())
+    let more = rows.len() as i64 > max;
+    Ok((rows.iter().take(max as usize).map(row_read).collect(), more))
 }
 
 /// Fills `dictionary` with every plate read, day by day: the in-memory
