@@ -55,14 +55,12 @@ pub fn run(
     let homes: std::collections::HashMap<u32, (String, Option<(i32, i32)>)> = cameras
         .iter()
         .map(|(num, c)| {
-            let home = match c.kind {
-                CameraKind::Fixed => c.position.map(|p| p.to_micro()),
-                CameraKind::Mobile => None,
-            };
+            let home = platekeeper_store::cameras::home_micro(c.kind, c.position);
             (*num, (c.id.clone(), home))
         })
         .collect();
-    let homes_points: Vec<(u32, GeoPoint)> = cameras
+    // Fixed cameras in number order: the canvass centres.
+    let fixed: Vec<(u32, GeoPoint)> = cameras
         .iter()
         .filter(|(_, c)| c.kind == CameraKind::Fixed)
         .filter_map(|(n, c)| c.position.map(|p| (*n, p)))
@@ -227,7 +225,6 @@ pub fn run(
     // position of their own) are kept if they lie in the circle.
     let mut canvass_ms = Vec::with_capacity(queries);
     let mut canvass_results = 0usize;
-    let fixed: Vec<(u32, GeoPoint)> = homes_points.clone();
     for _ in 0..queries {
         let (_, ts) = sample[rng.below(sample.len() as u64) as usize];
         let (_, center) = fixed[rng.below(fixed.len() as u64) as usize];

@@ -68,6 +68,18 @@ fn answer_body(user: &str, challenge: &Value, credential: Value) -> Value {
     json!({"username": user, "password": PASSWORD, "passkey": {"challenge_id": challenge, "credential": credential}})
 }
 
+/// Signs in as `user` with the password and a passkey's answer to
+/// `challenge`.
+async fn sign_in_answering(
+    api: &Api,
+    user: &str,
+    challenge: &Value,
+    credential: Value,
+) -> (StatusCode, Value) {
+    let body = answer_body(user, challenge, credential);
+    api.call("POST", "/api/v1/session", None, Some(body)).await
+}
+
 async fn failed_logins(api: &Api, user: &str) -> u32 {
     api.store.account(user).unwrap().unwrap().failed_logins
 }
@@ -126,25 +138,11 @@ async fn a_passkey_is_registered_and_signs_in_and_a_replay_is_refused() {
     let (_, start) = options(&api, "officer1", PASSWORD).await;
     let mut forged = key.get(&start["options"], ORIGIN, RP_ID);
     forged["response"]["signature"] = json!(softkey::b64(&[0x30, 0x06, 2, 1, 1, 2, 1, 1]));
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(answer_body("officer1", &start["challenge_id"], forged)),
-        )
-        .await;
+    let (s, _) = sign_in_answering(&api, "officer1", &start["challenge_id"], forged).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (_, start) = options(&api, "officer1", PASSWORD).await;
     let stranger = SoftKey::new().get(&start["options"], ORIGIN, RP_ID);
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(answer_body("officer1", &start["challenge_id"], stranger)),
-        )
-        .await;
+    let (s, _) = sign_in_answering(&api, "officer1", &start["challenge_id"], stranger).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(
         failed_logins(&api, "officer1").await,
@@ -154,14 +152,7 @@ async fn a_passkey_is_registered_and_signs_in_and_a_replay_is_refused() {
     // A right answer clears the count (five in a row would lock).
     let (_, start) = options(&api, "officer1", PASSWORD).await;
     let answer = key.get(&start["options"], ORIGIN, RP_ID);
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(answer_body("officer1", &start["challenge_id"], answer)),
-        )
-        .await;
+    let (s, v) = sign_in_answering(&api, "officer1", &start["challenge_id"], answer).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(failed_logins(&api, "officer1").await, 0);
     // An answer made for a look-alike site (another origin) is refused:
@@ -172,28 +163,14 @@ async fn a_passkey_is_registered_and_signs_in_and_a_replay_is_refused() {
         "https://alpr-test-agency.gov.example",
         RP_ID,
     );
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(answer_body("officer1", &start["challenge_id"], phished)),
-        )
-        .await;
+    let (s, _) = sign_in_answering(&api, "officer1", &start["challenge_id"], phished).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Someone else's challenge cannot be used for this person.
     api.ready_user("officer2", platekeeper_core::Role::Officer)
         .await;
     let (_, start) = options(&api, "officer1", PASSWORD).await;
     let answer = key.get(&start["options"], ORIGIN, RP_ID);
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(answer_body("officer2", &start["challenge_id"], answer)),
-        )
-        .await;
+    let (s, v) = sign_in_answering(&api, "officer2", &start["challenge_id"], answer).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     let reasons: Vec<String> = api
         .since(start_of_test)

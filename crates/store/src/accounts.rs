@@ -169,6 +169,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// Someone who has named themselves but is not (yet) signed in.
+    pub fn signing_in(username: &str, client: Option<String>) -> Actor {
+        Actor {
+            username: username.to_string(),
+            affiliation: String::new(),
+            role: None,
+            client,
+        }
+    }
+
     pub fn system(what: &str) -> Actor {
         Actor {
             username: format!("system:{what}"),
@@ -227,13 +237,6 @@ pub enum SignIn {
     PasskeyRequired,
     /// Password (and code, where enrolled) right.
     Ok(Box<Account>),
-}
-
-/// What [`Store::sign_in_gate`] decided.
-enum Gate {
-    Unknown,
-    Locked { until: Option<i64> },
-    Open,
 }
 
 /// What [`Store::check_password`] found.
@@ -523,21 +526,15 @@ impl Store {
             )
             .optional()?
         };
-        let actor = Actor {
-            username: username.to_string(),
-            affiliation: String::new(),
-            role: None,
-            client,
+        let actor = Actor::signing_in(username, client);
+        let Some((hash, secret, enrolled, last_step, locked, locked_until, role, passkeys)) = row
+        else {
+            self.refuse_unknown_user(&actor, password, now_ms)?;
+            return Ok(SignIn::BadCredentials { locked_now: false });
         };
-        let lock = row.as_ref().map(|r| (r.4, r.5));
-        match self.sign_in_gate(&actor, username, password, lock, now_ms)? {
-            Gate::Unknown => return Ok(SignIn::BadCredentials { locked_now: false }),
-            Gate::Locked { .. } => return Ok(SignIn::Locked),
-            Gate::Open => {}
+        if self.refused_for_lock(&actor, locked, locked_until, now_ms)? {
+            return Ok(SignIn::Locked);
         }
-        let Some((hash, secret, enrolled, last_step, _, _, role, passkeys)) = row else {
-            return Err(StoreError::UnknownUser(username.into()));
-        };
         let password_ok = credentials::verify_password(password, &hash);
         let totp = match factor {
             SecondFactor::Totp(code) => code,
@@ -633,42 +630,47 @@ impl Store {
         Ok(SignIn::Ok(Box::new(account)))
     }
 
-    /// The checks every sign-in makes before the password: an unknown
-    /// name (answered after a dummy hash, so the time taken does not tell
-    /// it apart) and a lock, lifted first if its time has run out. Each
-    /// refusal is logged.
-    fn sign_in_gate(
+    /// An unknown name: answered after a dummy hash, so the time taken
+    /// does not tell it apart from a wrong password; logged.
+    fn refuse_unknown_user(
         &self,
         actor: &Actor,
-        username: &str,
         password: &str,
-        lock: Option<(bool, Option<i64>)>,
         now_ms: i64,
-    ) -> Result<Gate, StoreError> {
-        let Some((locked, locked_until)) = lock else {
-            credentials::dummy_verify(password);
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_failed",
-                json!({"reason": "unknown user"}),
-            ))?;
-            return Ok(Gate::Unknown);
-        };
-        if locked && locked_until.is_some_and(|until| now_ms >= until) {
-            self.lift_expired_lock(username, now_ms)?;
-        } else if locked {
-            self.log_event(actor.entry(
-                now_ms,
-                "auth",
-                "sign_in_refused",
-                json!({"reason": "locked"}),
-            ))?;
-            return Ok(Gate::Locked {
-                until: locked_until,
-            });
+    ) -> Result<(), StoreError> {
+        credentials::dummy_verify(password);
+        self.log_event(actor.entry(
+            now_ms,
+            "auth",
+            "sign_in_failed",
+            json!({"reason": "unknown user"}),
+        ))
+        .map(|_| ())
+    }
+
+    /// Whether a lock refuses this sign-in (logged); a time-limited lock
+    /// that has run out is lifted, and logged, first.
+    fn refused_for_lock(
+        &self,
+        actor: &Actor,
+        locked: bool,
+        locked_until: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if !locked {
+            return Ok(false);
         }
-        Ok(Gate::Open)
+        if locked_until.is_some_and(|until| now_ms >= until) {
+            self.lift_expired_lock(&actor.username, now_ms)?;
+            return Ok(false);
+        }
+        self.log_event(actor.entry(
+            now_ms,
+            "auth",
+            "sign_in_refused",
+            json!({"reason": "locked"}),
+        ))?;
+        Ok(true)
     }
 
     /// Step one of a passkey sign-in: the password alone. A wrong one is
@@ -691,21 +693,16 @@ impl Store {
             )
             .optional()?
         };
-        let actor = Actor {
-            username: username.to_string(),
-            affiliation: String::new(),
-            role: None,
-            client,
+        let actor = Actor::signing_in(username, client);
+        let Some((hash, locked, locked_until)) = row else {
+            self.refuse_unknown_user(&actor, password, now_ms)?;
+            return Ok(PasswordCheck::Wrong);
         };
-        let lock = row.as_ref().map(|r| (r.1, r.2));
-        match self.sign_in_gate(&actor, username, password, lock, now_ms)? {
-            Gate::Unknown => return Ok(PasswordCheck::Wrong),
-            Gate::Locked { until } => return Ok(PasswordCheck::Locked { until }),
-            Gate::Open => {}
+        if self.refused_for_lock(&actor, locked, locked_until, now_ms)? {
+            return Ok(PasswordCheck::Locked {
+                until: locked_until,
+            });
         }
-        let Some((hash, _, _)) = row else {
-            return Err(StoreError::UnknownUser(username.into()));
-        };
         if credentials::verify_password(password, &hash) {
             return Ok(PasswordCheck::Right);
         }
@@ -962,12 +959,7 @@ impl Store {
     /// Starts TOTP enrolment: a new secret, not active until confirmed.
     pub fn begin_totp(&self, username: &str, now_ms: i64) -> Result<String, StoreError> {
         let secret = credentials::new_totp_secret()?;
-        let actor = Actor {
-            username: username.into(),
-            affiliation: String::new(),
-            role: None,
-            client: None,
-        };
+        let actor = Actor::signing_in(username, None);
         self.with_log(|tx, head| {
             let acc = live(tx, username)?;
             if acc.totp_enrolled {
@@ -998,12 +990,7 @@ impl Store {
         code: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let actor = Actor {
-            username: username.into(),
-            affiliation: String::new(),
-            role: None,
-            client: None,
-        };
+        let actor = Actor::signing_in(username, None);
         let (ok, _) = self.with_log(|tx, head| {
             let secret: Option<String> = tx
                 .query_row(

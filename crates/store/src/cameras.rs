@@ -91,10 +91,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 impl Camera {
     /// The position stored rows fall back to (fixed cameras only).
     pub fn home_micro(&self) -> Option<(i32, i32)> {
-        match self.kind {
-            CameraKind::Fixed => self.position.map(GeoPoint::to_micro),
-            CameraKind::Mobile => None,
-        }
+        home_micro(self.kind, self.position)
+    }
+}
+
+/// The position a camera's stored reads fall back to, in microdegrees:
+/// a fixed camera's own; none for a mobile one.
+pub fn home_micro(kind: CameraKind, position: Option<GeoPoint>) -> Option<(i32, i32)> {
+    match kind {
+        CameraKind::Fixed => position.map(GeoPoint::to_micro),
+        CameraKind::Mobile => None,
     }
 }
 

@@ -116,42 +116,45 @@ pub fn rekey(
 
     let old = from.map(|k| Cipher::with(k, old_hmac)).unwrap_or_default();
     let new = Cipher::new(to);
-    let databases = database_files(dir)?;
-    let pictures = picture_files(&dir.join("images"))?;
+    // Each file's size once: for the total, then for the progress.
+    let sized = |paths: Vec<std::path::PathBuf>| -> Vec<(std::path::PathBuf, u64)> {
+        paths
+            .into_iter()
+            .map(|p| {
+                let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                (p, size)
+            })
+            .collect()
+    };
+    let databases = sized(database_files(dir)?);
+    let pictures = sized(picture_files(&dir.join("images"))?);
     let mut at = Progress {
         files_total: (databases.len() + pictures.len()) as u64,
-        bytes_total: databases
-            .iter()
-            .chain(&pictures)
-            .filter_map(|p| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum(),
+        bytes_total: databases.iter().chain(&pictures).map(|(_, n)| n).sum(),
         ..Progress::default()
     };
     progress(at);
     let mut report = RekeyReport::default();
-    for path in &databases {
-        let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if rekey_database(path, &old, &new)? {
-            report.databases += 1;
-        } else {
-            report.already_done += 1;
-        }
-        at.files_done += 1;
-        at.bytes_done += size;
-        report.bytes += size;
-        progress(at);
-    }
     let mut touched_dirs = std::collections::BTreeSet::new();
-    for path in &pictures {
-        let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if rekey_picture(path, &old, &new)? {
-            report.pictures += 1;
-            if let Some(d) = path.parent() {
-                touched_dirs.insert(d.to_path_buf());
-            }
+    let files = databases
+        .iter()
+        .map(|(p, n)| (p, *n, true))
+        .chain(pictures.iter().map(|(p, n)| (p, *n, false)));
+    for (path, size, is_database) in files {
+        let changed = if is_database {
+            rekey_database(path, &old, &new)?
         } else {
-            report.already_done += 1;
+            rekey_picture(path, &old, &new)?
+        };
+        match (changed, is_database) {
+            (false, _) => report.already_done += 1,
+            (true, true) => report.databases += 1,
+            (true, false) => {
+                report.pictures += 1;
+                if let Some(d) = path.parent() {
+                    touched_dirs.insert(d.to_path_buf());
+                }
+            }
         }
         at.files_done += 1;
         at.bytes_done += size;
