@@ -736,15 +736,9 @@ async fn searches_are_logged_before_results_with_who_what_and_why() {
     assert!(v["entries"].as_i64().unwrap() > 10);
 }
 
-/// Opens the database behind the API's back, as an attacker with file
-/// access would.
+/// Changes the log behind the API's back (see [`support::tamper`]).
 fn tamper(api: &Api, sql: &str) {
-    let conn = platekeeper_store::at_rest::open_database(
-        &api.store.dir().join("platekeeper.db"),
-        Some(&support::test_key()),
-    )
-    .unwrap();
-    conn.execute_batch(sql).unwrap();
+    support::tamper(api.store.dir(), sql);
 }
 
 async fn verify(api: &Api) -> Value {

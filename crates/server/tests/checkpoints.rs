@@ -10,46 +10,15 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use platekeeper_core::checkpoint::OnTamper;
 use platekeeper_server::{router, AppState};
-use platekeeper_store::{OpenOptions, Store};
+use platekeeper_store::Store;
 use serde_json::json;
 use support::{api, Api, LIMIT};
-
-fn db(api: &Api) -> rusqlite::Connection {
-    platekeeper_store::at_rest::open_database(
-        &api.store.dir().join("platekeeper.db"),
-        Some(&support::test_key()),
-    )
-    .unwrap()
-}
-
-/// Rewrites the log behind the server's back: entries from `keep` on are
-/// dropped, entry 2's details changed when `edit`, every hash recomputed
-/// and the head file rewritten to match.
-fn rewrite_log(api: &Api, keep: Option<i64>, edit: bool) {
-    let conn = db(api);
-    let mut log = platekeeper_store::log::read_entries(&conn).unwrap();
-    if let Some(n) = keep {
-        log.truncate(n as usize);
-    }
-    if edit {
-        log[1].details = "{\"rewritten\":true}".into();
-    }
-    platekeeper_store::log::forge(&conn, api.store.dir(), log).unwrap();
-}
 
 /// Reopens the API's store as the server would at its next start.
 fn restart(api: &mut Api, on_tamper: Option<OnTamper>) -> Result<(), String> {
     let dir = api.store.dir().to_path_buf();
-    let store = Store::open_with(
-        &dir,
-        OpenOptions {
-            checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
-            on_tamper,
-            now_ms: Some(api.now()),
-            key: Some(support::test_key()),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let store = Store::open_with(&dir, support::store_options(&dir, on_tamper, api.now()))
+        .map_err(|e| e.to_string())?;
     let store = Arc::new(store);
     let c = api.clock.clone();
     api.app = router(
@@ -219,9 +188,11 @@ async fn checkpoints_are_published_and_prove_the_log() {
 
     // A consistent rewrite with every checkpoint on the machine removed:
     // the plain check passes, the saved checkpoint does not.
-    rewrite_log(&api, None, true);
-    db(&api).execute("DELETE FROM checkpoints", []).unwrap();
-    std::fs::remove_file(api.store.dir().join("log-checkpoint.json")).unwrap();
+    support::rewrite_log(api.store.dir(), None, true);
+    support::tamper(api.store.dir(), "DELETE FROM checkpoints");
+    if !support::on_postgres() {
+        std::fs::remove_file(api.store.dir().join("log-checkpoint.json")).unwrap();
+    }
     let (_, v) = api
         .call("GET", "/api/v1/audit/verify", Some(&api.admin), None)
         .await;
@@ -252,7 +223,7 @@ async fn an_alarmed_start_is_shown_until_acknowledged() {
         .call("POST", "/api/v1/audit/checkpoint", Some(&api.admin), None)
         .await;
     let n = signed["entries"].as_i64().unwrap();
-    rewrite_log(&api, Some(n - 2), false);
+    support::rewrite_log(api.store.dir(), Some(n - 2), false);
 
     let err = restart(&mut api, None).unwrap_err();
     assert!(

@@ -13,7 +13,7 @@
 //! approval, purpose policy) belongs to the server's accountability layer.
 
 use platekeeper_core::{Purpose, ReadId};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 use std::collections::HashMap;
@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::group_commit::HasHead;
 use crate::log::{self, LogEntry, NewEntry};
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -242,12 +243,21 @@ impl Store {
     /// not at all.
     pub(crate) fn with_log<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection, log::Head) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn Sql, log::Head) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>
     where
         T: HasHead,
     {
-        self.writer.with_log(&self.dir, f)
+        match &self.main {
+            crate::Main::Embedded { writer, .. } => {
+                writer.with_log(&self.dir, |conn, head| f(conn, head))
+            }
+            crate::Main::Postgres { pool, commits } => {
+                let value = crate::postgres::log::with_log(pool, f)?;
+                commits.fetch_add(1, Ordering::SeqCst);
+                Ok(value)
+            }
+        }
     }
 
     /// Writes `access`'s one log entry — who, when, why, what was asked,
@@ -273,12 +283,7 @@ impl Store {
         access: Access,
         found: Sealed<T>,
         now_ms: i64,
-        change: impl FnOnce(
-            &rusqlite::Connection,
-            log::Head,
-            &Receipt,
-            &T,
-        ) -> Result<(U, log::Head), StoreError>,
+        change: impl FnOnce(&dyn Sql, log::Head, &Receipt, &T) -> Result<(U, log::Head), StoreError>,
     ) -> Result<(Released<T>, U), StoreError> {
         if found.token != access.token {
             return Err(StoreError::WrongAccess);
@@ -315,11 +320,12 @@ impl Store {
         };
         let logged = self.with_log(|tx, head| {
             let e = log::append(tx, head, entry)?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)",
-            )?;
             for (id, ts) in &returned {
-                stmt.execute(params![e.seq, &id.as_bytes()[..], ts])?;
+                tx.execute(
+                    "INSERT INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![e.seq, &id.as_bytes()[..], ts],
+                )?;
             }
             let receipt = Receipt { access_id: e.seq };
             let (changed, head) = change(tx, e.as_head(), &receipt, &value)?;
@@ -354,22 +360,22 @@ impl Store {
         if wanted.is_empty() {
             return Ok(found);
         }
-        let conn = self.main_readers.get()?;
-        // One snapshot for the whole walk.
-        let tx = conn.unchecked_transaction()?;
-        let mut accesses = tx.prepare_cached(
+        let conn = self.reader()?;
+        // An access and the reads it returned are committed together and
+        // never change afterwards, so no snapshot is needed for the walk.
+        let seqs = conn.query_map(
             "SELECT seq FROM log WHERE username = ?1 AND category = 'access' AND kind != 'result'
-             AND (?2 IS NULL OR kind = ?2) ORDER BY seq DESC",
+             AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2) ORDER BY seq DESC",
+            params![username, kind],
+            |r| Ok(r.get::<_, i64>(0)?),
         )?;
-        let mut returned =
-            tx.prepare_cached("SELECT read_id, ts FROM access_reads WHERE access_id = ?1")?;
-        let mut seqs = accesses.query(params![username, kind])?;
-        while let Some(row) = seqs.next()? {
-            let access: i64 = row.get(0)?;
-            let mut rows = returned.query([access])?;
-            while let Some(r) = rows.next()? {
-                let bytes = r.get_ref(0)?.as_blob()?;
-                let Ok(key) = <[u8; 16]>::try_from(bytes) else {
+        for access in seqs {
+            for r in conn.rows(
+                "SELECT read_id, ts FROM access_reads WHERE access_id = ?1",
+                [access],
+            )? {
+                let bytes: Vec<u8> = r.get(0)?;
+                let Ok(key) = <[u8; 16]>::try_from(bytes.as_slice()) else {
                     continue;
                 };
                 if let Some(id) = wanted.remove(&key) {
@@ -385,19 +391,18 @@ impl Store {
 
     /// The time of a read that `access_id` returned, if it returned it.
     pub fn access_returned(&self, access_id: i64, read: ReadId) -> Result<Option<i64>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                "SELECT ts FROM access_reads WHERE access_id = ?1 AND read_id = ?2",
-                params![access_id, &read.as_bytes()[..]],
-                |r| r.get(0),
-            )
-            .optional()?)
+        let conn = self.reader()?;
+        conn.query_row(
+            "SELECT ts FROM access_reads WHERE access_id = ?1 AND read_id = ?2",
+            params![access_id, &read.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()
     }
 
     /// A logged access, by id.
     pub fn access_record(&self, id: i64) -> Result<Option<AccessRecord>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let row = conn
             .query_row(
                 "SELECT seq, ts, username, kind, purpose FROM log
@@ -430,10 +435,10 @@ impl Store {
 
     /// Number of accesses to plate data in the log.
     pub fn access_count(&self) -> Result<u64, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         Ok(conn.query_row(
             "SELECT count(*) FROM log WHERE category = 'access' AND kind != 'result'",
-            [],
+            (),
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
@@ -461,15 +466,17 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        let conn = self.main_readers.get()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM log WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR category = ?2) \
-             AND (?3 IS NULL OR kind = ?3) \
-             AND (?4 IS NULL OR (purpose IS NOT NULL AND json_valid(purpose) AND json_extract(purpose, '$.case_number') = ?4)) \
-             AND ts >= ?5 AND ts < ?6 AND seq < ?7 ORDER BY seq DESC LIMIT ?8",
-            log::COLUMNS
-        ))?;
-        let rows = stmt.query_map(
+        let conn = self.reader()?;
+        let case_number = crate::sql::json_field(conn.dialect(), "purpose", "case_number");
+        conn.query_map(
+            &format!(
+                "SELECT {} FROM log WHERE (CAST(?1 AS TEXT) IS NULL OR username = ?1) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR category = ?2) \
+                 AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR {case_number} = ?4) \
+                 AND ts >= ?5 AND ts < ?6 AND seq < ?7 ORDER BY seq DESC LIMIT ?8",
+                log::COLUMNS
+            ),
             params![
                 filter.username,
                 filter.category,
@@ -480,15 +487,48 @@ impl Store {
                 before.unwrap_or(i64::MAX),
                 limit as i64
             ],
-            log::row_entry,
-        )?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            |r| Ok(log::row_entry(r)?),
+        )
     }
 
     /// Walks the whole log (see [`log::verify_conn`]).
     pub fn verify_log(&self) -> Result<log::Verification, StoreError> {
-        let conn = self.main_readers.get()?;
-        log::verify_conn(&conn, &self.dir)
+        match &self.main {
+            crate::Main::Embedded { readers, .. } => {
+                let conn = readers.get()?;
+                log::verify_conn(&conn, &self.dir)
+            }
+            crate::Main::Postgres { pool, .. } => crate::postgres::connect::off_runtime(|| {
+                let mut conn = pool.get()?;
+                let v = crate::postgres::log::verify(&mut conn, None)
+                    .map_err(crate::postgres::connect::statement_error)?;
+                if !v.ok {
+                    return Ok(v);
+                }
+                // The chain is intact: it must also still match every
+                // checkpoint kept in the database.
+                let head = log::Head {
+                    seq: v.entries,
+                    hash: hex::decode(&v.head)
+                        .ok()
+                        .and_then(|h| h.try_into().ok())
+                        .unwrap_or([0; 32]),
+                };
+                let sql = crate::sql::Pg::new(&mut *conn);
+                let anchor = crate::retention::load_log_anchor(&sql)?;
+                Ok(
+                    match crate::checkpoint::stored_problem(&sql, Vec::new(), head, anchor)? {
+                        Some((seq, problem)) => log::Verification {
+                            ok: false,
+                            first_bad: Some(seq),
+                            problem: Some(problem),
+                            ..v
+                        },
+                        None => v,
+                    },
+                )
+            }),
+        }
     }
 }
 

@@ -9,12 +9,13 @@
 
 use platekeeper_core::account::{check_username, AccountState, Approval, Training, DAY_MS};
 use platekeeper_core::Role;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::credentials;
 use crate::log::{self, LogEntry, NewEntry};
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -80,9 +81,9 @@ CREATE INDEX IF NOT EXISTS sessions_user ON sessions(username);
 pub(crate) fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {
     let has_locked_until: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'locked_until'")?
-        .exists([])?;
+        .exists(())?;
     if !has_locked_until {
-        conn.execute("ALTER TABLE users ADD COLUMN locked_until INTEGER", [])?;
+        conn.execute("ALTER TABLE users ADD COLUMN locked_until INTEGER", ())?;
     }
     conn.execute(
         "UPDATE users SET requalify_after = (
@@ -267,7 +268,7 @@ const ACCOUNT_COLUMNS: &str =
      locked, suspended, must_change_password, totp_enrolled, requalify_after, failed_logins, locked_until, \
      (SELECT count(*) FROM passkeys p WHERE p.username = users.username AND p.removed_at IS NULL)";
 
-fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+fn account_row(r: &crate::sql::Row) -> rusqlite::Result<Account> {
     let role: String = r.get(3)?;
     Ok(Account {
         username: r.get(0)?,
@@ -291,10 +292,7 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-fn load_account(
-    conn: &rusqlite::Connection,
-    username: &str,
-) -> Result<Option<Account>, StoreError> {
+fn load_account(conn: &dyn Sql, username: &str) -> Result<Option<Account>, StoreError> {
     let mut acc = match conn
         .query_row(
             &format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE username = ?1"),
@@ -335,14 +333,14 @@ fn load_account(
 }
 
 /// An account that exists and is not deleted, or an error naming it.
-pub(crate) fn live(tx: &Connection, username: &str) -> Result<Account, StoreError> {
+pub(crate) fn live(tx: &dyn Sql, username: &str) -> Result<Account, StoreError> {
     load_account(tx, username)?
         .filter(|a| a.deleted_at_ms.is_none())
         .ok_or_else(|| StoreError::UnknownUser(username.to_string()))
 }
 
 fn logged(
-    tx: &Connection,
+    tx: &dyn Sql,
     head: log::Head,
     actor: &Actor,
     now: i64,
@@ -357,12 +355,12 @@ fn logged(
 /// already kept if the clock reads earlier (two requests in the same
 /// millisecond, a clock set back). Every record made before the change
 /// is then voided, whatever the clock says (issue 22 finding 6).
-fn requalify_instant(tx: &Connection, username: &str, now_ms: i64) -> Result<i64, StoreError> {
+fn requalify_instant(tx: &dyn Sql, username: &str, now_ms: i64) -> Result<i64, StoreError> {
     let latest: Option<i64> = tx.query_row(
         "SELECT max(t) FROM (
              SELECT max(recorded_at) AS t FROM training WHERE username = ?1
              UNION ALL SELECT max(approved_at) FROM approvals WHERE username = ?1
-             UNION ALL SELECT requalify_after FROM users WHERE username = ?1)",
+             UNION ALL SELECT requalify_after FROM users WHERE username = ?1) AS latest",
         [username],
         |r| r.get(0),
     )?;
@@ -389,16 +387,16 @@ pub struct NewUser {
 impl Store {
     /// An account by username (deleted ones included, marked).
     pub fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         load_account(&conn, username)
     }
 
     /// Every account, including deleted ones, by username.
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let names: Vec<String> = conn
             .prepare("SELECT username FROM users ORDER BY username")?
-            .query_map([], |r| r.get(0))?
+            .query_map((), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         names
             .iter()
@@ -514,7 +512,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<SignIn, StoreError> {
         let row = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             conn.query_row(
                 "SELECT password_hash, totp_secret, totp_enrolled, totp_last_step, locked, locked_until, role,
                         (SELECT count(*) FROM passkeys p WHERE p.username = users.username AND p.removed_at IS NULL)
@@ -685,7 +683,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<PasswordCheck, StoreError> {
         let row = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             conn.query_row(
                 "SELECT password_hash, locked, locked_until FROM users WHERE username = ?1 AND deleted_at IS NULL",
                 [username],
@@ -789,17 +787,16 @@ impl Store {
     /// (one session per person: a sign-in revokes the others at the
     /// moment it creates its own); `None` if it ended otherwise, or lives.
     pub fn replaced_at(&self, token: &str) -> Result<Option<i64>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                "SELECT old.revoked_at FROM sessions old JOIN sessions new
+        let conn = self.reader()?;
+        conn.query_row(
+            "SELECT old.revoked_at FROM sessions old JOIN sessions new
                    ON new.username = old.username AND new.created_at = old.revoked_at
                   AND new.token_hash != old.token_hash
                  WHERE old.token_hash = ?1 LIMIT 1",
-                [&credentials::token_hash(token)[..]],
-                |r| r.get(0),
-            )
-            .optional()?)
+            [&credentials::token_hash(token)[..]],
+            |r| r.get(0),
+        )
+        .optional()
     }
 
     /// Counts a failed proof of identity (a wrong password or code, at
@@ -852,48 +849,48 @@ impl Store {
         now_ms: i64,
     ) -> Result<String, StoreError> {
         let (token, hash) = credentials::new_session_token()?;
-        let mut conn = self.main()?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE sessions SET revoked_at = ?2 WHERE username = ?1 AND revoked_at IS NULL",
-            params![username, now_ms],
-        )?;
-        tx.execute(
-            "INSERT INTO sessions(token_hash, username, created_at, expires_at, client) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![&hash[..], username, now_ms, expires_at_ms, client],
-        )?;
-        tx.execute(
-            "UPDATE users SET last_active = ?2 WHERE username = ?1",
-            params![username, now_ms],
-        )?;
-        tx.commit()?;
+        self.unlogged(|tx| {
+            tx.execute(
+                "UPDATE sessions SET revoked_at = ?2 WHERE username = ?1 AND revoked_at IS NULL",
+                params![username, now_ms],
+            )?;
+            tx.execute(
+                "INSERT INTO sessions(token_hash, username, created_at, expires_at, client) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&hash[..], username, now_ms, expires_at_ms, client],
+            )?;
+            tx.execute(
+                "UPDATE users SET last_active = ?2 WHERE username = ?1",
+                params![username, now_ms],
+            )
+        })?;
         Ok(token)
     }
 
     /// The live session a token names, if any.
     pub fn session(&self, token: &str, now_ms: i64) -> Result<Option<SessionRecord>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                "SELECT username, created_at, expires_at FROM sessions
+        let conn = self.reader()?;
+        conn.query_row(
+            "SELECT username, created_at, expires_at FROM sessions
                  WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2",
-                params![&credentials::token_hash(token)[..], now_ms],
-                |r| {
-                    Ok(SessionRecord {
-                        username: r.get(0)?,
-                        created_at_ms: r.get(1)?,
-                        expires_at_ms: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+            params![&credentials::token_hash(token)[..], now_ms],
+            |r| {
+                Ok(SessionRecord {
+                    username: r.get(0)?,
+                    created_at_ms: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                })
+            },
+        )
+        .optional()
     }
 
     pub fn end_session(&self, token: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.main()?.execute(
-            "UPDATE sessions SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
-            params![&credentials::token_hash(token)[..], now_ms],
-        )?;
+        self.unlogged(|tx| {
+            tx.execute(
+                "UPDATE sessions SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+                params![&credentials::token_hash(token)[..], now_ms],
+            )
+        })?;
         Ok(())
     }
 
@@ -906,10 +903,12 @@ impl Store {
         {
             return Ok(());
         }
-        self.main()?.execute(
-            "UPDATE users SET last_active = ?2 WHERE username = ?1",
-            params![account.username, now_ms],
-        )?;
+        self.unlogged(|tx| {
+            tx.execute(
+                "UPDATE users SET last_active = ?2 WHERE username = ?1",
+                params![account.username, now_ms],
+            )
+        })?;
         Ok(())
     }
 
@@ -945,7 +944,7 @@ impl Store {
 
     /// Whether `password` is the account's current one.
     pub fn password_matches(&self, username: &str, password: &str) -> Result<bool, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let hash: Option<String> = conn
             .query_row(
                 "SELECT password_hash FROM users WHERE username = ?1",
@@ -1231,14 +1230,13 @@ impl Store {
     /// sign-in lifts one as it meets it). Returns whose.
     pub fn lift_expired_locks(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
         let names: Vec<String> = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             let mut stmt = conn.prepare(
                 "SELECT username FROM users WHERE locked = 1 AND locked_until IS NOT NULL AND locked_until <= ?1 AND deleted_at IS NULL",
             )?;
-            let v = stmt
-                .query_map([now_ms], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            v
+
+            stmt.query_map([now_ms], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         let mut lifted = Vec::new();
         for n in names {
@@ -1302,14 +1300,13 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let cutoff = now_ms - inactivity_days as i64 * 86_400_000;
         let names: Vec<String> = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             let mut stmt = conn.prepare(
                 "SELECT username FROM users WHERE deleted_at IS NULL AND suspended = 0 AND COALESCE(last_active, created_at) < ?1",
             )?;
-            let v = stmt
-                .query_map([cutoff], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            v
+
+            stmt.query_map([cutoff], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         let actor = Actor::system("inactivity");
         for n in &names {

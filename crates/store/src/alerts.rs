@@ -5,13 +5,14 @@
 use platekeeper_core::hotlist::matcher::MatchEntry;
 use platekeeper_core::hotlist::{self, Disposition};
 use platekeeper_core::{GeoPoint, NewRead, ReadId, Region};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::access::{Access, AccessKind, Sealed};
 use crate::accounts::Actor;
 use crate::cameras::Camera;
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -103,7 +104,7 @@ const COLUMNS: &str = "id, created_at, read_id, read_ts, plate, state, camera, l
      last_sent_at, acknowledged_by, acknowledged_at, disposition, disposition_note, \
      disposition_by, disposition_at";
 
-fn alert_row(r: &Row<'_>) -> Result<Alert, StoreError> {
+fn alert_row(r: &crate::sql::Row) -> Result<Alert, StoreError> {
     let id: Vec<u8> = r.get(2)?;
     let id: [u8; 16] = id
         .try_into()
@@ -147,7 +148,7 @@ fn alert_row(r: &Row<'_>) -> Result<Alert, StoreError> {
 
 /// Why an update to alert `id` changed nothing: it does not exist, or
 /// it is past the state the update needs (`how`).
-fn not_open(tx: &rusqlite::Connection, id: i64, how: &str) -> Result<StoreError, StoreError> {
+fn not_open(tx: &dyn Sql, id: i64, how: &str) -> Result<StoreError, StoreError> {
     let exists: bool = tx.query_row("SELECT count(*) FROM alerts WHERE id = ?1", [id], |r| {
         r.get(0)
     })?;
@@ -180,51 +181,51 @@ impl Store {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.main()?;
-        let tx = conn.transaction()?;
-        let mut ids = Vec::with_capacity(hits.len());
-        {
-            // The entry's fields are copied as they are now; an entry
-            // removed since the match gives no alert.
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO alerts(created_at, read_id, read_ts, plate, state, camera, lat, lon,
-                    list_id, list_name, kind, entry_id, entry_plate, reason, case_number, details, last_sent_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, l.id, l.name, l.kind, e.id, e.plate, e.reason,
-                    e.case_number, e.details, ?1
-                 FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id WHERE e.id = ?9",
-            )?;
-            for (i, entry) in hits {
-                let HotCheck { read, camera } = reads[i];
-                let micro = read.position.or(camera.position).map(GeoPoint::to_micro);
-                if insert.execute(params![
-                    now_ms,
-                    &read.id.0.as_bytes()[..],
-                    read.ts_ms,
-                    read.plate.as_str(),
-                    read.region.map(|g| g.code()),
-                    camera.id,
-                    micro.map(|m| m.0),
-                    micro.map(|m| m.1),
-                    entry
-                ])? == 1
-                {
-                    ids.push(tx.last_insert_rowid());
+        self.unlogged(|tx| {
+            let mut ids = Vec::with_capacity(hits.len());
+            {
+                // The entry's fields are copied as they are now; an entry
+                // removed since the match gives no alert.
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO alerts(created_at, read_id, read_ts, plate, state, camera, lat, lon,
+                        list_id, list_name, kind, entry_id, entry_plate, reason, case_number, details, last_sent_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, l.id, l.name, l.kind, e.id, e.plate, e.reason,
+                        e.case_number, e.details, ?1
+                     FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id WHERE e.id = ?9
+                     ON CONFLICT DO NOTHING",
+                )?;
+                for (i, entry) in hits {
+                    let HotCheck { read, camera } = reads[i];
+                    let micro = read.position.or(camera.position).map(GeoPoint::to_micro);
+                    if insert.execute(params![
+                        now_ms,
+                        &read.id.0.as_bytes()[..],
+                        read.ts_ms,
+                        read.plate.as_str(),
+                        read.region.map(|g| g.code()),
+                        camera.id,
+                        micro.map(|m| m.0),
+                        micro.map(|m| m.1),
+                        entry
+                    ])? == 1
+                    {
+                        ids.push(tx.last_insert_rowid()?);
+                    }
                 }
             }
-        }
-        let mut alerts = Vec::with_capacity(ids.len());
-        {
-            let mut get =
-                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?;
-            for id in ids {
-                let mut rows = get.query([id])?;
-                if let Some(row) = rows.next()? {
-                    alerts.push(alert_row(row)?);
+            let mut alerts = Vec::with_capacity(ids.len());
+            {
+                let mut get =
+                    tx.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?;
+                for id in ids {
+                    let mut rows = get.query([id])?;
+                    if let Some(row) = rows.next()? {
+                        alerts.push(alert_row(row)?);
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(alerts)
+            Ok(alerts)
+        })
     }
 
     /// One alert (plate data: under an access).
@@ -262,7 +263,7 @@ impl Store {
     }
 
     fn alert_unlogged(&self, id: i64) -> Result<Option<Alert>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?;
         let mut rows = stmt.query([id])?;
@@ -278,7 +279,7 @@ impl Store {
         limit: usize,
         open_only: bool,
     ) -> Result<Sealed<Vec<Alert>>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE id < ?1 AND (?2 = 0 OR disposition IS NULL)
              ORDER BY id DESC LIMIT ?3"
@@ -295,21 +296,20 @@ impl Store {
     /// What an alert's read is to be opened for: the entry's case number,
     /// reason and list name (no plate data).
     pub fn alert_purpose(&self, id: i64) -> Result<Option<AlertPurpose>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                "SELECT case_number, reason, list_name FROM alerts WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
+        let conn = self.reader()?;
+        conn.query_row(
+            "SELECT case_number, reason, list_name FROM alerts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
     }
 
     /// Whether `username` has opened alert `id`: an access of theirs
     /// returned its read (listing alerts, opening the alert or its read).
     /// Acknowledging and closing an alert is for those who saw it.
     pub fn has_opened_alert(&self, username: &str, id: i64) -> Result<bool, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let read: Option<Vec<u8>> = conn
             .query_row("SELECT read_id FROM alerts WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -427,24 +427,23 @@ impl Store {
         after_ms: i64,
         max_sends: i64,
     ) -> Result<Vec<Alert>, StoreError> {
-        let mut conn = self.main()?;
-        let tx = conn.transaction()?;
-        let mut out = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE alerts SET sent_count = sent_count + 1, last_sent_at = ?1
-                 WHERE acknowledged_at IS NULL AND last_sent_at <= ?2 AND sent_count < ?3
-                   AND created_at > ?4
-                 RETURNING {COLUMNS}"
-            ))?;
-            let window = now_ms - after_ms.saturating_mul(max_sends);
-            let mut rows = stmt.query(params![now_ms, now_ms - after_ms, max_sends, window])?;
-            while let Some(r) = rows.next()? {
-                out.push(alert_row(r)?);
+        self.unlogged(|tx| {
+            let mut out = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE alerts SET sent_count = sent_count + 1, last_sent_at = ?1
+                     WHERE acknowledged_at IS NULL AND last_sent_at <= ?2 AND sent_count < ?3
+                       AND created_at > ?4
+                     RETURNING {COLUMNS}"
+                ))?;
+                let window = now_ms - after_ms.saturating_mul(max_sends);
+                let mut rows = stmt.query(params![now_ms, now_ms - after_ms, max_sends, window])?;
+                while let Some(r) = rows.next()? {
+                    out.push(alert_row(r)?);
+                }
             }
-        }
-        tx.commit()?;
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

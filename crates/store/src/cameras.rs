@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use platekeeper_core::GeoPoint;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 
+use crate::sql::Sql;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +70,10 @@ pub const MAX_ROTATION_GRACE_MS: i64 = 7 * 86_400_000;
 /// Columns added after the first release (issue 22 finding 8): the key a
 /// rotation replaced, until when it still works, and when the camera was
 /// revoked.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {
     let mut have = Vec::new();
     let mut stmt = conn.prepare("PRAGMA table_info(cameras)")?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         have.push(r.get::<_, String>(1)?);
     }
@@ -252,13 +253,12 @@ pub(crate) mod entries {
 }
 
 impl CameraRegistry {
-    pub(crate) fn load(conn: &Connection) -> Result<CameraRegistry, StoreError> {
-        migrate(conn)?;
+    pub(crate) fn load(conn: &dyn Sql) -> Result<CameraRegistry, StoreError> {
         let mut reg = CameraRegistry::default();
         let mut stmt = conn.prepare(
             "SELECT num, id, name, kind, lat, lon, key_hash, old_key_hash, old_key_until, revoked_at FROM cameras",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(())?;
         let hash_of = |v: Vec<u8>| -> Result<[u8; 32], StoreError> {
             v.try_into()
                 .map_err(|_| StoreError::Corrupt("camera key hash length".into()))
@@ -349,7 +349,7 @@ impl Store {
                     now_ms
                 ],
             )?;
-            let num = tx.last_insert_rowid();
+            let num = tx.last_insert_rowid()?;
             let e = crate::log::append(
                 tx,
                 head,

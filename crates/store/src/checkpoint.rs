@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use platekeeper_core::checkpoint::{message, Checkpoint, OnTamper};
 use platekeeper_core::read::format_time_ms;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::json;
 
@@ -36,6 +36,7 @@ use crate::accounts::Actor;
 use crate::genesis;
 use crate::log::{self, Head, Verification, HEAD_FILE};
 use crate::retention::load_log_anchor;
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
 /// The signing key's default file, in the data folder. `serve
@@ -211,11 +212,15 @@ pub struct CheckpointProof {
     pub note: Option<String>,
 }
 
-fn table_exists(conn: &Connection) -> Result<bool, StoreError> {
+fn table_exists(conn: &dyn Sql) -> Result<bool, StoreError> {
+    if conn.dialect() == crate::sql::Dialect::Postgres {
+        // Made by the schema's migrations before anything runs.
+        return Ok(true);
+    }
     Ok(conn
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'",
-            [],
+            (),
             |_| Ok(()),
         )
         .optional()?
@@ -224,32 +229,31 @@ fn table_exists(conn: &Connection) -> Result<bool, StoreError> {
 
 const COLUMNS: &str = "entries, head, time, store_id, public_key, signature";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+fn row(r: &impl crate::sql::Get) -> rusqlite::Result<Checkpoint> {
     Ok(Checkpoint {
-        entries: r.get(0)?,
-        head: r.get(1)?,
-        time: r.get(2)?,
-        store_id: r.get(3)?,
-        public_key: r.get(4)?,
-        signature: r.get(5)?,
+        entries: r.col(0)?,
+        head: r.col(1)?,
+        time: r.col(2)?,
+        store_id: r.col(3)?,
+        public_key: r.col(4)?,
+        signature: r.col(5)?,
     })
 }
 
 /// The newest checkpoint kept in the database.
-pub(crate) fn latest_stored(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
+pub(crate) fn latest_stored(conn: &dyn Sql) -> Result<Option<Checkpoint>, StoreError> {
     if !table_exists(conn)? {
         return Ok(None);
     }
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM checkpoints WHERE superseded_by IS NULL
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM checkpoints WHERE superseded_by IS NULL
                  ORDER BY entries DESC, id DESC LIMIT 1"
-            ),
-            [],
-            row,
-        )
-        .optional()?)
+        ),
+        (),
+        row,
+    )
+    .optional()
 }
 
 /// The checkpoint in `log-checkpoint.json`: `None` without the file,
@@ -284,7 +288,7 @@ enum Relation {
 }
 
 fn relate(
-    conn: &Connection,
+    conn: &dyn Sql,
     c: &Checkpoint,
     head: Head,
     anchor: Option<Head>,
@@ -313,7 +317,7 @@ fn relate(
 /// What is wrong between the log and one checkpoint, in words; `None` if
 /// the log extends it (or it covers only purged entries).
 fn check_one(
-    conn: &Connection,
+    conn: &dyn Sql,
     c: &Checkpoint,
     store_id: Option<&str>,
     head: Head,
@@ -355,6 +359,34 @@ fn check_one(
     })
 }
 
+/// The check at open of a PostgreSQL store's log against its newest
+/// checkpoint kept in the database: validly signed, by `key` when the
+/// server's key is known, and still matched by the log ending at `head`.
+pub(crate) fn newest_checkpoint_problem(
+    conn: &dyn Sql,
+    store_id: &str,
+    key: Option<&CheckpointKey>,
+    head: Head,
+    anchor: Option<Head>,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = latest_stored(conn)? else {
+        return Ok(None);
+    };
+    if let Some((_, p)) = check_one(conn, &c, Some(store_id), head, anchor)? {
+        return Ok(Some(p));
+    }
+    Ok(key.filter(|k| k.public_key() != c.public_key).map(|k| {
+        format!(
+            "the checkpoint of entry {} signed {} was signed with key {}, not with this server's key {} ({}): the key was replaced",
+            c.entries,
+            c.time,
+            c.public_key,
+            k.public_key(),
+            k.path().display()
+        )
+    }))
+}
+
 /// Checks the log that ends at `head` against every checkpoint kept with
 /// it (the database's and the file's): part of a full verification.
 pub(crate) fn kept_problem(
@@ -363,22 +395,33 @@ pub(crate) fn kept_problem(
     head: Head,
     anchor: Option<Head>,
 ) -> Result<Option<(i64, String)>, StoreError> {
-    let store_id = genesis::store_id(conn)?;
     let mut kept = Vec::new();
     match read_file(dir) {
         Some(Ok(c)) => kept.push(c),
         Some(Err(e)) => return Ok(Some((head.seq, e))),
         None => {}
     }
+    stored_problem(conn, kept, head, anchor)
+}
+
+/// Checks the log that ends at `head` against `kept` and every checkpoint
+/// kept in the database (all a PostgreSQL store has: no file).
+pub(crate) fn stored_problem(
+    conn: &dyn Sql,
+    mut kept: Vec<Checkpoint>,
+    head: Head,
+    anchor: Option<Head>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let store_id = crate::genesis::store_id(conn)?;
     if table_exists(conn)? {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM checkpoints WHERE entries > ?1 AND superseded_by IS NULL
-             ORDER BY entries"
-        ))?;
-        let rows = stmt.query_map([anchor.map_or(0, |a| a.seq) - 1], row)?;
-        for r in rows {
-            kept.push(r?);
-        }
+        kept.extend(conn.query_map(
+            &format!(
+                "SELECT {COLUMNS} FROM checkpoints WHERE entries > ?1 AND superseded_by IS NULL
+                 ORDER BY entries"
+            ),
+            [anchor.map_or(0, |a| a.seq) - 1],
+            |r| Ok(row(r)?),
+        )?);
     }
     for c in &kept {
         if let Some(p) = check_one(conn, c, store_id.as_deref(), head, anchor)? {
@@ -687,8 +730,7 @@ impl Store {
 
     /// The newest checkpoint kept.
     pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let conn = self.main_readers.get()?;
-        latest_stored(&conn)
+        latest_stored(&*self.reader()?)
     }
 
     /// Signs the log's current head and keeps the checkpoint (in the
@@ -711,6 +753,15 @@ impl Store {
                 "this store was opened without its checkpoint key, so it cannot sign checkpoints",
             )
         })?;
+        if let crate::Main::Postgres { pool, .. } = &self.main {
+            // Signed under the head row's lock, in the database only: a
+            // node has no file of its own to keep it in (see
+            // docs/ARCHITECTURE.md on checkpoints kept elsewhere).
+            return crate::postgres::connect::off_runtime(|| {
+                let mut conn = pool.get()?;
+                Ok(crate::postgres::log::checkpoint(&mut conn, key, now_ms)?)
+            });
+        }
         // The writer's lock: no entry is appended while the head is signed
         // and the checkpoint written.
         let conn = self.main()?;
@@ -766,7 +817,7 @@ impl Store {
             let mut stmt = tx.prepare(&format!(
                 "SELECT id, {COLUMNS} FROM checkpoints WHERE superseded_by IS NULL"
             ))?;
-            let kept = crate::collect_rows(&mut stmt, [], |r| {
+            let kept = crate::sql::collect_rows(&mut stmt, (), |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     Checkpoint {
@@ -822,7 +873,36 @@ impl Store {
 
     /// Checks that the log extends `c`, a checkpoint kept elsewhere.
     pub fn prove_checkpoint(&self, c: &Checkpoint) -> Result<CheckpointProof, StoreError> {
-        let conn = self.main_readers.get()?;
-        prove_conn(&conn, &self.dir, c)
+        match &self.main {
+            crate::Main::Embedded { readers, .. } => {
+                let conn = readers.get()?;
+                prove_conn(&conn, &self.dir, c)
+            }
+            crate::Main::Postgres { pool, .. } => {
+                let mut conn = pool.get()?;
+                let (log, problem) = crate::postgres::connect::off_runtime(|| {
+                    crate::postgres::log::prove(&mut conn, c)
+                })?;
+                let store_public_key =
+                    latest_stored(&crate::sql::Pg::new(&mut *conn))?.map(|s| s.public_key);
+                let note = store_public_key
+                    .as_ref()
+                    .filter(|k| **k != c.public_key)
+                    .map(|k| {
+                        format!(
+                            "the checkpoint was signed with key {}; this store now signs with key {k}: check which one is the agency's",
+                            c.public_key
+                        )
+                    });
+                Ok(CheckpointProof {
+                    ok: problem.is_none() && log.ok,
+                    checkpoint: c.clone(),
+                    log,
+                    store_public_key,
+                    problem,
+                    note,
+                })
+            }
+        }
     }
 }

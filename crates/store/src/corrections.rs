@@ -86,7 +86,7 @@ impl Store {
                         read.region.map(|g| g.to_string()), state.map(|g| g.to_string()), reason,
                         actor.username, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             tx.execute(
                 "UPDATE held_reads SET plate = ?2, state = ?3 WHERE read_id = ?1",
                 params![&read.id.as_bytes()[..], plate.to_string(), state.map(|g| g.to_string())],
@@ -184,10 +184,10 @@ impl Store {
         &self,
         read: Option<platekeeper_core::ReadId>,
     ) -> Result<Vec<Correction>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, read_id, read_ts, old_plate, new_plate, old_state, new_state, reason, corrected_by, corrected_at
-             FROM corrections WHERE ?1 IS NULL OR read_id = ?1 ORDER BY id DESC LIMIT 10000",
+             FROM corrections WHERE CAST(?1 AS BYTEA) IS NULL OR read_id = ?1 ORDER BY id DESC LIMIT 10000",
         )?;
         let key = read.map(|r| r.as_bytes().to_vec());
         let mut rows = stmt.query([key])?;

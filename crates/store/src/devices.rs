@@ -10,10 +10,11 @@
 //! the store only keeps what was issued and to whom.
 
 use platekeeper_core::read::format_time_ms;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::accounts::Actor;
+use crate::sql::Optional as _;
 use crate::{log, Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -81,7 +82,7 @@ pub struct NewDevice {
 
 const COLUMNS: &str = "id, name, assigned_to, fingerprint, serial, not_after, issued_by, issued_at, revoked_at, revoked_by, revoke_reason";
 
-fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+fn device_row(r: &crate::sql::Row) -> rusqlite::Result<Device> {
     let fp: Vec<u8> = r.get(3)?;
     Ok(Device {
         id: r.get(0)?,
@@ -113,15 +114,14 @@ fn check_name(name: &str) -> Result<String, StoreError> {
 impl Store {
     /// The device certificate authority, if one was made.
     pub fn device_ca(&self) -> Result<Option<DeviceCa>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row("SELECT cert, key FROM device_ca WHERE id = 1", [], |r| {
-                Ok(DeviceCa {
-                    cert: r.get(0)?,
-                    key: r.get(1)?,
-                })
+        let conn = self.reader()?;
+        conn.query_row("SELECT cert, key FROM device_ca WHERE id = 1", (), |r| {
+            Ok(DeviceCa {
+                cert: r.get(0)?,
+                key: r.get(1)?,
             })
-            .optional()?)
+        })
+        .optional()
     }
 
     /// Keeps `ca` as the agency's device authority unless one exists, and
@@ -137,7 +137,8 @@ impl Store {
         }
         self.with_log(|tx, head| {
             tx.execute(
-                "INSERT OR IGNORE INTO device_ca(id, cert, key, created_at) VALUES (1, ?1, ?2, ?3)",
+                "INSERT INTO device_ca(id, cert, key, created_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
                 params![ca.cert, ca.key, now_ms],
             )?;
             log::append(
@@ -182,7 +183,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![name, assigned_to, &new.fingerprint[..], new.serial, new.not_after_ms, actor.username, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(tx, head, actor.entry(now_ms, "admin", "device_registered", serde_json::json!({
                 "device_id": id, "name": name, "assigned_to": assigned_to,
                 "fingerprint": hex::encode(new.fingerprint), "serial": new.serial,
@@ -195,22 +196,21 @@ impl Store {
     }
 
     pub fn device(&self, id: i64) -> Result<Option<Device>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1"),
-                [id],
-                device_row,
-            )
-            .optional()?)
+        let conn = self.reader()?;
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1"),
+            [id],
+            device_row,
+        )
+        .optional()
     }
 
     /// Every device, newest first.
     pub fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM devices ORDER BY id DESC"))?;
-        crate::collect_rows(&mut stmt, [], |r| Ok(device_row(r)?))
+        crate::sql::collect_rows(&mut stmt, (), |r| Ok(device_row(r)?))
     }
 
     /// The device holding the certificate with this SHA-256, revoked or
@@ -219,7 +219,7 @@ impl Store {
         &self,
         fingerprint: &[u8; 32],
     ) -> Result<Option<Device>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM devices WHERE fingerprint = ?1"
         ))?;

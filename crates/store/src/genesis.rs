@@ -14,6 +14,8 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension};
+
+use crate::sql::{Optional as _, Sql};
 use serde_json::json;
 
 use crate::accounts::Actor;
@@ -29,14 +31,13 @@ pub const UPGRADE_KIND: &str = "log_upgraded";
 const META_GENESIS: &str = "log_genesis";
 const META_STORE_ID: &str = "store_id";
 
-fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
+fn meta(conn: &dyn Sql, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
 }
 
 /// The number of the log's opening entry, once it has one.
-pub(crate) fn genesis_seq(conn: &Connection) -> Result<Option<i64>, StoreError> {
+pub(crate) fn genesis_seq(conn: &dyn Sql) -> Result<Option<i64>, StoreError> {
     meta(conn, META_GENESIS)?
         .map(|v| {
             v.parse()
@@ -46,7 +47,7 @@ pub(crate) fn genesis_seq(conn: &Connection) -> Result<Option<i64>, StoreError> 
 }
 
 /// The store's id (written with its opening entry).
-pub(crate) fn store_id(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn store_id(conn: &dyn Sql) -> Result<Option<String>, StoreError> {
     meta(conn, META_STORE_ID)
 }
 

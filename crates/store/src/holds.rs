@@ -21,6 +21,7 @@ use crate::images::ImageRef;
 use crate::log;
 use crate::partition;
 use crate::search::{Cursor, StoredRead};
+use crate::sql::Sql;
 use crate::{Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -104,12 +105,26 @@ impl Hold {
     }
 }
 
-const HOLD_COLUMNS: &str = "h.id, h.case_number, h.purpose, h.created_by, h.created_at, h.access_id, \
-     h.lifted_by, h.lifted_at, h.lift_reason, (SELECT count(*) FROM held_reads r WHERE r.hold_id = h.id), \
-     (SELECT group_concat(username, char(10)) FROM \
-        (SELECT username FROM hold_members m WHERE m.hold_id = h.id ORDER BY username))";
+/// A hold's columns, with its members as one line each.
+fn hold_columns(dialect: crate::sql::Dialect) -> String {
+    let members = match dialect {
+        crate::sql::Dialect::Sqlite => {
+            "(SELECT group_concat(username, char(10)) FROM \
+               (SELECT username FROM hold_members m WHERE m.hold_id = h.id ORDER BY username))"
+        }
+        crate::sql::Dialect::Postgres => {
+            "(SELECT string_agg(username, chr(10) ORDER BY username) FROM hold_members m \
+               WHERE m.hold_id = h.id)"
+        }
+    };
+    format!(
+        "h.id, h.case_number, h.purpose, h.created_by, h.created_at, h.access_id, \
+         h.lifted_by, h.lifted_at, h.lift_reason, \
+         (SELECT count(*) FROM held_reads r WHERE r.hold_id = h.id), {members}"
+    )
+}
 
-fn hold_row(r: &rusqlite::Row<'_>) -> Result<Hold, StoreError> {
+fn hold_row(r: &crate::sql::Row) -> Result<Hold, StoreError> {
     let purpose: String = r.get(2)?;
     Ok(Hold {
         id: r.get(0)?,
@@ -135,7 +150,7 @@ fn hold_row(r: &rusqlite::Row<'_>) -> Result<Hold, StoreError> {
 const READ_COLUMNS: &str = "read_id, ts, plate, state, lat, lon, camera, heading, confidence, \
      plate_sha, plate_kind, vehicle_sha, vehicle_kind";
 
-pub(crate) fn held_row(r: &rusqlite::Row<'_>) -> Result<StoredRead, StoreError> {
+pub(crate) fn held_row(r: &crate::sql::Row) -> Result<StoredRead, StoreError> {
     let id: Vec<u8> = r.get(0)?;
     let ts: i64 = r.get(1)?;
     let plate: String = r.get(2)?;
@@ -244,10 +259,11 @@ impl Store {
                         receipt.access_id()
                     ],
                 )?;
-                let id = tx.last_insert_rowid();
+                let id = tx.last_insert_rowid()?;
                 let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO held_reads(hold_id, {READ_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                    "INSERT INTO held_reads(hold_id, {READ_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT DO NOTHING"
                 ))?;
                 for r in reads {
                     stmt.execute(params![
@@ -289,10 +305,10 @@ impl Store {
     }
 
     pub fn hold(&self, id: i64) -> Result<Option<Hold>, StoreError> {
-        let conn = self.main_readers.get()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id = ?1"
-        ))?;
+        let conn = self.reader()?;
+        let columns = hold_columns(conn.dialect());
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {columns} FROM holds h WHERE h.id = ?1"))?;
         let mut rows = stmt.query([id])?;
         rows.next()?.map(hold_row).transpose()
     }
@@ -306,14 +322,15 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Hold>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
+        let columns = hold_columns(conn.dialect());
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id < ?1 AND (?2 OR h.lifted_at IS NULL)
-               AND (?4 IS NULL OR h.created_by = ?4
+            "SELECT {columns} FROM holds h WHERE h.id < ?1 AND (?2 OR h.lifted_at IS NULL)
+               AND (CAST(?4 AS TEXT) IS NULL OR h.created_by = ?4
                     OR EXISTS (SELECT 1 FROM hold_members m WHERE m.hold_id = h.id AND m.username = ?4))
              ORDER BY h.id DESC LIMIT ?3"
         ))?;
-        crate::collect_rows(
+        crate::sql::collect_rows(
             &mut stmt,
             params![
                 before.unwrap_or(i64::MAX),
@@ -391,11 +408,11 @@ impl Store {
 
     /// The reads kept under a hold, oldest first.
     pub(crate) fn held_reads_of(&self, hold_id: i64) -> Result<Vec<StoredRead>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {READ_COLUMNS} FROM held_reads WHERE hold_id = ?1 ORDER BY ts, read_id"
         ))?;
-        crate::collect_rows(&mut stmt, [hold_id], held_row)
+        crate::sql::collect_rows(&mut stmt, [hold_id], held_row)
     }
 
     /// Reads `skip..skip + take` of a hold (in time order), under an
@@ -430,7 +447,7 @@ impl Store {
     /// The held copy of one read (from any hold that keeps it), for a
     /// read whose day may already be purged.
     pub(crate) fn held_copy(&self, id: ReadId) -> Result<Option<StoredRead>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {READ_COLUMNS} FROM held_reads WHERE read_id = ?1 LIMIT 1"
         ))?;
@@ -668,7 +685,7 @@ impl Store {
         package: crate::evidence::Package,
         now_ms: i64,
         record: impl FnOnce(
-            &rusqlite::Connection,
+            &dyn Sql,
             crate::log::Head,
             i64,
             &crate::evidence::Package,

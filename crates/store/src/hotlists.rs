@@ -8,11 +8,12 @@ use platekeeper_core::hotlist::import::{Format, LineProblem, Parsed};
 use platekeeper_core::hotlist::matcher::{is_loose, MatchEntry, Matcher};
 use platekeeper_core::hotlist::{self, EntryDraft, ListKind};
 use platekeeper_core::{PlatePattern, Region};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts::Actor;
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -137,7 +138,7 @@ fn check_source(source: &str) -> Result<(), StoreError> {
 const LIST_COLUMNS: &str = "l.id, l.name, l.kind, l.retention_days, l.fuzzy, l.created_by, \
      l.created_at, l.updated_at, (SELECT count(*) FROM hotlist_entries e WHERE e.list_id = l.id)";
 
-fn list_row(r: &Row<'_>) -> Result<HotList, StoreError> {
+fn list_row(r: &crate::sql::Row) -> Result<HotList, StoreError> {
     let kind: String = r.get(2)?;
     Ok(HotList {
         id: r.get(0)?,
@@ -156,7 +157,7 @@ fn list_row(r: &Row<'_>) -> Result<HotList, StoreError> {
 const ENTRY_COLUMNS: &str = "id, list_id, source, plate, state, reason, case_number, details, \
      entered_by, entered_at, expires_at";
 
-fn entry_row(r: &Row<'_>) -> Result<HotEntry, StoreError> {
+fn entry_row(r: &crate::sql::Row) -> Result<HotEntry, StoreError> {
     let state: Option<u8> = r.get(4)?;
     let details: Option<String> = r.get(7)?;
     Ok(HotEntry {
@@ -191,7 +192,7 @@ fn details_json(d: &[(&'static str, String)]) -> Option<String> {
 }
 
 fn insert_entry(
-    tx: &rusqlite::Connection,
+    tx: &dyn Sql,
     list_id: i64,
     source: &str,
     d: &EntryDraft,
@@ -214,7 +215,7 @@ fn insert_entry(
         now_ms,
         d.expires_at_ms
     ])?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_rowid()
 }
 
 fn match_entry(id: i64, list: i64, d: EntryDraft) -> MatchEntry {
@@ -228,13 +229,13 @@ fn match_entry(id: i64, list: i64, d: EntryDraft) -> MatchEntry {
 }
 
 /// Builds the index from every stored entry.
-pub(crate) fn load_matcher(conn: &rusqlite::Connection) -> Result<Matcher, StoreError> {
+pub(crate) fn load_matcher(conn: &dyn Sql) -> Result<Matcher, StoreError> {
     let mut m = Matcher::new();
     let mut stmt = conn.prepare(
         "SELECT e.id, e.list_id, e.plate, e.state, e.expires_at, l.fuzzy
          FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let plate: String = r.get(2)?;
         let state: Option<u8> = r.get(3)?;
@@ -288,7 +289,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                 params![name, new.kind.as_str(), new.retention_days, new.fuzzy, actor.username, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = crate::log::append(
                 tx,
                 head,
@@ -307,11 +308,11 @@ impl Store {
     }
 
     pub fn hotlists(&self) -> Result<Vec<HotList>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {LIST_COLUMNS} FROM hotlists l ORDER BY l.name"
         ))?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(())?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(list_row(r)?);
@@ -320,7 +321,7 @@ impl Store {
     }
 
     pub fn hotlist(&self, id: i64) -> Result<Option<HotList>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {LIST_COLUMNS} FROM hotlists l WHERE l.id = ?1"
         ))?;
@@ -374,7 +375,7 @@ impl Store {
     }
 
     pub fn hot_entry(&self, id: i64) -> Result<Option<HotEntry>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM hotlist_entries WHERE id = ?1"
         ))?;
@@ -407,10 +408,11 @@ impl Store {
                 }
             })
             .transpose()?;
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM hotlist_entries WHERE list_id = ?1 AND id > ?2
-             AND (?4 IS NULL OR instr(plate, ?4) > 0) ORDER BY id LIMIT ?3"
+             AND (CAST(?4 AS TEXT) IS NULL OR {}) ORDER BY id LIMIT ?3",
+            crate::sql::contains(conn.dialect(), "plate", "?4")
         ))?;
         let mut rows = stmt.query(params![
             list_id,
@@ -537,7 +539,7 @@ impl Store {
         // All hot-list writes hold `hot_changes`: the source cannot change
         // between this read and the transaction below.
         let old = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             source_keys(&conn, list_id, source)?
         };
         let existing: Vec<Option<i64>> = entries
@@ -667,12 +669,12 @@ impl Store {
 
     /// Entries and lists that [`Store::purge_hotlists_within`] would remove.
     pub(crate) fn hotlist_purge_due(&self, now_ms: i64, cap_days: i64) -> Result<u64, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let due: i64 = conn.query_row(
             "SELECT (SELECT count(*) FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
-                     WHERE e.expires_at <= ?1 OR e.entered_at + min(l.retention_days, ?2) * 86400000 <= ?1)
+                     WHERE e.expires_at <= ?1 OR e.entered_at + (CASE WHEN l.retention_days < ?2 THEN l.retention_days ELSE ?2 END) * 86400000 <= ?1)
                   + (SELECT count(*) FROM hotlists l
-                     WHERE updated_at + min(retention_days, ?2) * 86400000 <= ?1
+                     WHERE updated_at + (CASE WHEN retention_days < ?2 THEN retention_days ELSE ?2 END) * 86400000 <= ?1
                        AND NOT EXISTS (SELECT 1 FROM hotlist_entries e WHERE e.list_id = l.id))",
             params![now_ms, cap_days],
             |r| r.get(0),
@@ -701,7 +703,7 @@ impl Store {
                 let mut stmt = tx.prepare(
                     "SELECT e.id, e.list_id, e.plate, e.source, e.expires_at <= ?1
                      FROM hotlist_entries e JOIN hotlists l ON l.id = e.list_id
-                     WHERE e.expires_at <= ?1 OR e.entered_at + min(l.retention_days, ?2) * 86400000 <= ?1",
+                     WHERE e.expires_at <= ?1 OR e.entered_at + (CASE WHEN l.retention_days < ?2 THEN l.retention_days ELSE ?2 END) * 86400000 <= ?1",
                 )?;
                 let mut rows = stmt.query(params![now_ms, cap_days])?;
                 while let Some(r) = rows.next()? {
@@ -726,7 +728,7 @@ impl Store {
             {
                 let mut stmt = tx.prepare(
                     "SELECT id, name FROM hotlists l
-                     WHERE updated_at + min(retention_days, ?2) * 86400000 <= ?1
+                     WHERE updated_at + (CASE WHEN retention_days < ?2 THEN retention_days ELSE ?2 END) * 86400000 <= ?1
                        AND NOT EXISTS (SELECT 1 FROM hotlist_entries e WHERE e.list_id = l.id)",
                 )?;
                 let mut rows = stmt.query(params![now_ms, cap_days])?;
@@ -822,7 +824,7 @@ impl Store {
 }
 
 /// Records that a list changed now (its retention counts from here).
-fn touch_list(tx: &rusqlite::Connection, list_id: i64, now_ms: i64) -> Result<(), StoreError> {
+fn touch_list(tx: &dyn Sql, list_id: i64, now_ms: i64) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE hotlists SET updated_at = ?2 WHERE id = ?1",
         params![list_id, now_ms],
@@ -831,11 +833,7 @@ fn touch_list(tx: &rusqlite::Connection, list_id: i64, now_ms: i64) -> Result<()
 }
 
 /// (plate, state code) → entry id, for one source of a list.
-fn source_keys(
-    conn: &rusqlite::Connection,
-    list_id: i64,
-    source: &str,
-) -> Result<SourceKeys, StoreError> {
+fn source_keys(conn: &dyn Sql, list_id: i64, source: &str) -> Result<SourceKeys, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, plate, state FROM hotlist_entries WHERE list_id = ?1 AND source = ?2",
     )?;
@@ -876,7 +874,7 @@ impl SourceKeys {
     }
 }
 
-fn entry_ids(tx: &rusqlite::Connection, list_id: i64) -> Result<Vec<i64>, StoreError> {
+fn entry_ids(tx: &dyn Sql, list_id: i64) -> Result<Vec<i64>, StoreError> {
     let mut stmt = tx.prepare("SELECT id FROM hotlist_entries WHERE list_id = ?1")?;
     let mut rows = stmt.query([list_id])?;
     let mut out = Vec::new();

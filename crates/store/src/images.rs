@@ -35,19 +35,19 @@ impl ImageRef {
 
     /// The picture named by two columns of a row (hash, kind), if any.
     pub(crate) fn in_row(
-        row: &rusqlite::Row<'_>,
+        row: &impl crate::sql::Get,
         sha: usize,
         kind: usize,
     ) -> rusqlite::Result<Option<ImageRef>> {
-        let sha: Option<Vec<u8>> = row.get(sha)?;
-        let kind: Option<i64> = row.get(kind)?;
+        let sha: Option<Vec<u8>> = row.col(sha)?;
+        let kind: Option<i64> = row.col(kind)?;
         Ok(sha.zip(kind).and_then(|(s, k)| ImageRef::from_parts(&s, k)))
     }
 
     /// The plate and vehicle pictures of a row whose columns from `at`
     /// are plate hash, plate kind, vehicle hash, vehicle kind.
     pub(crate) fn pair_in_row(
-        row: &rusqlite::Row<'_>,
+        row: &impl crate::sql::Get,
         at: usize,
     ) -> rusqlite::Result<[Option<ImageRef>; 2]> {
         Ok([

@@ -19,6 +19,8 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::sql::{Optional as _, Sql};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -149,7 +151,7 @@ pub fn entry_hash(e: &LogEntry) -> [u8; 32] {
 
 /// Appends an entry inside `tx`, chaining it to `head`, and returns it.
 /// The caller commits, then calls [`write_head`] and advances its head.
-pub(crate) fn append(tx: &Connection, head: Head, new: NewEntry) -> Result<LogEntry, StoreError> {
+pub(crate) fn append(tx: &dyn Sql, head: Head, new: NewEntry) -> Result<LogEntry, StoreError> {
     let e = chained(head, new);
     insert(tx, &e)?;
     Ok(e)
@@ -176,12 +178,11 @@ pub fn chained(head: Head, new: NewEntry) -> LogEntry {
     e
 }
 
-fn insert(conn: &Connection, e: &LogEntry) -> Result<(), StoreError> {
-    conn.prepare_cached(
+fn insert(conn: &dyn Sql, e: &LogEntry) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO log(seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
+        params![
         e.seq,
         e.ts_ms,
         e.category,
@@ -203,8 +204,15 @@ fn insert(conn: &Connection, e: &LogEntry) -> Result<(), StoreError> {
 /// an insider who can write the data folder can make. Only checkpoints
 /// kept elsewhere catch it; tests of verification use this to play that
 /// insider.
-pub fn forge(conn: &Connection, dir: &Path, mut log: Vec<LogEntry>) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM log", [])?;
+pub fn forge(conn: &Connection, dir: &Path, log: Vec<LogEntry>) -> Result<(), StoreError> {
+    let head = rechain(conn, log)?;
+    write_head(dir, head)
+}
+
+/// Replaces the log in `conn` with `log`, numbered from 1 and chained
+/// anew; returns the new head ([`forge`] on either backend).
+pub(crate) fn rechain(conn: &dyn Sql, mut log: Vec<LogEntry>) -> Result<Head, StoreError> {
+    conn.execute("DELETE FROM log", ())?;
     let mut head = Head::GENESIS;
     for (i, e) in log.iter_mut().enumerate() {
         e.seq = i as i64 + 1;
@@ -213,7 +221,7 @@ pub fn forge(conn: &Connection, dir: &Path, mut log: Vec<LogEntry>) -> Result<()
         insert(conn, e)?;
         head = e.as_head();
     }
-    write_head(dir, head)
+    Ok(head)
 }
 
 /// Records the head outside the database (write, then rename: a reader
@@ -249,22 +257,22 @@ pub(crate) fn load_head(conn: &Connection) -> Result<Head, StoreError> {
         .unwrap_or(Head::GENESIS))
 }
 
-pub(crate) fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+pub(crate) fn row_entry(r: &impl crate::sql::Get) -> rusqlite::Result<LogEntry> {
     let blob = |i: usize| -> rusqlite::Result<[u8; 32]> {
-        let v: Vec<u8> = r.get(i)?;
+        let v: Vec<u8> = r.col(i)?;
         Ok(v.try_into().unwrap_or([0xFF; 32]))
     };
     Ok(LogEntry {
-        seq: r.get(0)?,
-        ts_ms: r.get(1)?,
-        category: r.get(2)?,
-        kind: r.get(3)?,
-        username: r.get(4)?,
-        affiliation: r.get(5)?,
-        role: r.get(6)?,
-        client: r.get(7)?,
-        details: r.get(8)?,
-        purpose: r.get(9)?,
+        seq: r.col(0)?,
+        ts_ms: r.col(1)?,
+        category: r.col(2)?,
+        kind: r.col(3)?,
+        username: r.col(4)?,
+        affiliation: r.col(5)?,
+        role: r.col(6)?,
+        client: r.col(7)?,
+        details: r.col(8)?,
+        purpose: r.col(9)?,
         prev: blob(10)?,
         hash: blob(11)?,
     })
@@ -274,7 +282,7 @@ pub(crate) fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
 /// and tests that inspect or, as an attacker would, rewrite it).
 pub fn read_entries(conn: &Connection) -> Result<Vec<LogEntry>, StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
-    let rows = stmt.query_map([], row_entry)?;
+    let rows = stmt.query_map([], |r| row_entry(r))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -306,7 +314,7 @@ fn read_head_file(dir: &Path) -> Result<Option<HeadFile>, StoreError> {
 }
 
 /// The hash of entry `seq`, if it is in the log.
-pub(crate) fn hash_at(conn: &Connection, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
+pub(crate) fn hash_at(conn: &dyn Sql, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
     let h: Option<Vec<u8>> = conn
         .query_row("SELECT hash FROM log WHERE seq = ?1", [seq], |r| r.get(0))
         .optional()?;

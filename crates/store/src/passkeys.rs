@@ -9,11 +9,12 @@
 //! server's memory, so any node of a cluster can finish what another
 //! started, and a replayed assertion finds its challenge gone.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts::Actor;
+use crate::sql::Optional as _;
 use crate::{log, Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -104,12 +105,12 @@ pub fn clean_name(name: &str) -> Result<String, StoreError> {
 impl Store {
     /// A person's passkeys, oldest first (removed ones left out).
     pub fn passkeys(&self, username: &str) -> Result<Vec<Passkey>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, username, name, created_at, last_used_at, credential FROM passkeys
              WHERE username = ?1 AND removed_at IS NULL ORDER BY id",
         )?;
-        crate::collect_rows(&mut stmt, [username], |r| {
+        crate::sql::collect_rows(&mut stmt, [username], |r| {
             Ok(Passkey {
                 id: r.get(0)?,
                 username: r.get(1)?,
@@ -134,17 +135,16 @@ impl Store {
         getrandom::fill(&mut id)
             .map_err(|e| StoreError::Corrupt(format!("no random bytes for a challenge: {e}")))?;
         let id = hex::encode(id);
-        let mut main = self.main()?;
-        let tx = main.transaction()?;
-        tx.execute(
-            "DELETE FROM webauthn_challenges WHERE expires_at <= ?1",
-            [now_ms],
-        )?;
-        tx.execute(
-            "INSERT INTO webauthn_challenges(id, username, purpose, state, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, username, purpose.as_str(), state, now_ms + CHALLENGE_TTL_MS],
-        )?;
-        tx.commit()?;
+        self.unlogged(|tx| {
+            tx.execute(
+                "DELETE FROM webauthn_challenges WHERE expires_at <= ?1",
+                [now_ms],
+            )?;
+            tx.execute(
+                "INSERT INTO webauthn_challenges(id, username, purpose, state, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, username, purpose.as_str(), state, now_ms + CHALLENGE_TTL_MS],
+            )
+        })?;
         Ok(id)
     }
 
@@ -158,16 +158,13 @@ impl Store {
         purpose: ChallengePurpose,
         now_ms: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut main = self.main()?;
-        let tx = main.transaction()?;
-        let row: Option<(String, String, String, i64)> = tx
-            .query_row(
+        let row: Option<(String, String, String, i64)> = self.unlogged(|tx| {
+            tx.query_opt(
                 "DELETE FROM webauthn_challenges WHERE id = ?1 RETURNING username, purpose, state, expires_at",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
-            .optional()?;
-        tx.commit()?;
+        })?;
         Ok(row.and_then(|(user, p, state, expires)| {
             (user == username && p == purpose.as_str() && now_ms < expires).then_some(state)
         }))
@@ -211,7 +208,7 @@ impl Store {
                 "INSERT INTO passkeys(username, name, credential_id, credential, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![actor.username, name, credential_id, credential, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(
                 tx,
                 head,

@@ -57,7 +57,7 @@ impl Store {
     ) -> Result<(i64, Report), StoreError> {
         let policy = self.policy();
         let entries = {
-            let conn = self.main_readers.get()?;
+            let conn = self.reader()?;
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, ts, category, kind, username, details, client FROM log
                  WHERE ts >= ?1 AND ts < ?2 ORDER BY seq",
@@ -72,8 +72,8 @@ impl Store {
                     continue;
                 }
                 let details = if wants_details(&category, &kind) {
-                    let text = r.get_ref(5)?.as_str()?;
-                    serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()))
+                    let text: String = r.get(5)?;
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
                 } else {
                     serde_json::Value::Null
                 };
@@ -125,7 +125,7 @@ impl Store {
                 "INSERT INTO audit_reports(period, generated_by, generated_at, report) VALUES (?1, ?2, ?3, ?4)",
                 params![report.period.label, actor.username, now_ms, body],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(tx, head, actor.entry(now_ms, "admin", "audit_report_generated", serde_json::json!({
                 "report_id": id, "period": report.period.label, "entries_examined": report.entries_examined,
                 "accesses": report.accesses, "compliant": report.purge_compliance.compliant,
@@ -137,11 +137,11 @@ impl Store {
 
     /// Who was trained and approved when, per user.
     fn qualifications(&self) -> Result<HashMap<String, Qualification>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut out: HashMap<String, Qualification> = HashMap::new();
         let mut stmt =
             conn.prepare_cached("SELECT username, completed_at, expires_at FROM training")?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(())?;
         while let Some(r) = rows.next()? {
             out.entry(r.get(0)?)
                 .or_default()
@@ -150,7 +150,7 @@ impl Store {
         }
         let mut stmt =
             conn.prepare_cached("SELECT username, approved_at, expires_at FROM approvals")?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(())?;
         while let Some(r) = rows.next()? {
             out.entry(r.get(0)?)
                 .or_default()
@@ -162,11 +162,11 @@ impl Store {
 
     /// Reports kept, newest first.
     pub fn stored_reports(&self) -> Result<Vec<StoredReport>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, period, generated_by, generated_at FROM audit_reports ORDER BY id DESC LIMIT 1000",
         )?;
-        crate::collect_rows(&mut stmt, [], |r| {
+        crate::sql::collect_rows(&mut stmt, (), |r| {
             Ok(StoredReport {
                 id: r.get(0)?,
                 period: r.get(1)?,

@@ -20,11 +20,12 @@ use std::time::Instant;
 
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::retention::{DataClass, DAY_MS};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::accounts::Actor;
 use crate::images::ImageRef;
+use crate::sql::{Optional as _, Sql};
 use crate::{log, partition, Store, StoreError};
 
 /// One class's share of a purge.
@@ -73,7 +74,7 @@ const META_LOG_ANCHOR: &str = "log_anchor";
 
 /// The first day whose reads may still be written (earlier days were
 /// purged and must not be recreated by a late upload).
-pub(crate) fn load_purged_before(conn: &rusqlite::Connection) -> Result<i32, StoreError> {
+pub(crate) fn load_purged_before(conn: &dyn Sql) -> Result<i32, StoreError> {
     Ok(conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
@@ -86,9 +87,7 @@ pub(crate) fn load_purged_before(conn: &rusqlite::Connection) -> Result<i32, Sto
 }
 
 /// The (seq, hash) the log now starts after, if old entries were purged.
-pub(crate) fn load_log_anchor(
-    conn: &rusqlite::Connection,
-) -> Result<Option<log::Head>, StoreError> {
+pub(crate) fn load_log_anchor(conn: &dyn Sql) -> Result<Option<log::Head>, StoreError> {
     let v: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
@@ -195,7 +194,7 @@ impl Store {
             }
         }
 
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         // Held copies of lifted holds, past retention, named by no open hold.
         const RELEASABLE: &str = "FROM held_reads r JOIN holds h ON h.id = r.hold_id
              WHERE h.lifted_at IS NOT NULL AND r.ts < ?1
@@ -206,7 +205,7 @@ impl Store {
                 r.get(0)
             })?;
         let held_total: i64 =
-            conn.query_row("SELECT count(*) FROM held_reads", [], |r| r.get(0))?;
+            conn.query_row("SELECT count(*) FROM held_reads", (), |r| r.get(0))?;
         let alerts_cut = policy.cutoff_ms(DataClass::Reads, now_ms);
         let alerts: i64 = conn.query_row(
             "SELECT count(*) FROM alerts WHERE read_ts < ?1",
@@ -285,7 +284,7 @@ impl Store {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT r.plate_sha, r.plate_kind, r.vehicle_sha, r.vehicle_kind {RELEASABLE}"
                 ))?;
-                let pairs = crate::collect_rows(&mut stmt, [reads_cut], |r| {
+                let pairs = crate::sql::collect_rows(&mut stmt, [reads_cut], |r| {
                     Ok(ImageRef::pair_in_row(r, 0)?)
                 })?;
                 released_images.extend(pairs.into_iter().flatten().flatten());
@@ -314,7 +313,8 @@ impl Store {
                 tx.execute("DELETE FROM log WHERE seq <= ?1", [through])?;
                 tx.execute("DELETE FROM access_reads WHERE access_id <= ?1", [through])?;
                 tx.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     params![META_LOG_ANCHOR, format!("{through}:{}", hex::encode(hash))],
                 )?;
             }
@@ -323,7 +323,9 @@ impl Store {
                 let before = read_days.iter().map(|f| f.day).max().unwrap_or(i32::MIN) + 1;
                 tx.execute(
                     "INSERT INTO meta(key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(?2 AS INTEGER))",
+                     ON CONFLICT(key) DO UPDATE SET value = CASE
+                         WHEN CAST(meta.value AS BIGINT) >= CAST(excluded.value AS BIGINT)
+                         THEN meta.value ELSE excluded.value END",
                     params![META_PURGED_BEFORE, before.to_string()],
                 )?;
                 self.purged_before

@@ -104,6 +104,7 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(crate::devices::SCHEMA)?;
     conn.execute_batch(crate::passkeys::SCHEMA)?;
     crate::accounts::migrate(conn)?;
+    crate::cameras::migrate(conn)?;
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2')",
         [],

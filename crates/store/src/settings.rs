@@ -5,17 +5,18 @@
 
 use platekeeper_core::policy::AgencyPolicy;
 use platekeeper_core::policy_change::{self, Change, Weakening};
-use rusqlite::{Connection, OptionalExtension};
+
 use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts::Actor;
 use crate::log;
+use crate::sql::{Optional as _, Sql};
 use crate::{Store, StoreError};
 
-pub(crate) fn load(conn: &Connection) -> Result<AgencyPolicy, StoreError> {
+pub(crate) fn load(conn: &dyn Sql) -> Result<AgencyPolicy, StoreError> {
     let text: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'policy'", [], |r| {
+        .query_row("SELECT value FROM meta WHERE key = 'policy'", (), |r| {
             r.get(0)
         })
         .optional()?;

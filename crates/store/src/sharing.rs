@@ -12,12 +12,13 @@
 
 use platekeeper_core::read::format_time_ms;
 use platekeeper_core::sharing::{may_share, AgencyKind};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::Actor;
 use crate::evidence::Package;
+use crate::sql::{Optional as _, Sql};
 use crate::{log, Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
@@ -108,7 +109,7 @@ pub struct Agency {
     pub may_receive: bool,
 }
 
-fn agency_row(r: &Row<'_>) -> Result<Agency, StoreError> {
+fn agency_row(r: &crate::sql::Row) -> Result<Agency, StoreError> {
     let kind: String = r.get(2)?;
     let kind = AgencyKind::parse(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("agency kind {kind:?}")))?;
@@ -174,7 +175,7 @@ const REQUEST_COLUMNS: &str =
      s.received_on, s.document_name, s.document_sha256, s.status, s.recorded_by, s.recorded_at, \
      s.decided_by, s.decided_at, s.decision_note, s.fulfilled_at";
 
-fn request_row(r: &Row<'_>) -> Result<SharingRequest, StoreError> {
+fn request_row(r: &crate::sql::Row) -> Result<SharingRequest, StoreError> {
     let query: String = r.get(6)?;
     let time = |i: usize| -> Result<Option<String>, StoreError> {
         Ok(r.get::<_, Option<i64>>(i)?.map(format_time_ms))
@@ -242,7 +243,7 @@ const DOWNLOAD_COLUMNS: &str =
     "id, kind, ref_id, access_id, username, created_at, destroy_by, file_name, sha256, \
      bytes, reads, destroyed_at, destroyed_by, destruction_note";
 
-fn download_row(r: &Row<'_>, now_ms: i64) -> Result<Download, StoreError> {
+fn download_row(r: &crate::sql::Row, now_ms: i64) -> Result<Download, StoreError> {
     let destroy_by: i64 = r.get(6)?;
     let destroyed_at: Option<i64> = r.get(11)?;
     Ok(Download {
@@ -358,7 +359,7 @@ impl Store {
         let contact = contact.map(|c| text("contact", c, 300)).transpose()?;
         let (id, _) = self.with_log(|tx, head| {
             let exists: Option<i64> = tx
-                .query_row("SELECT id FROM agencies WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT id FROM agencies WHERE lower(name) = lower(?1)", [&name], |r| r.get(0))
                 .optional()?;
             if let Some(id) = exists {
                 return Err(StoreError::conflict(
@@ -371,7 +372,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![name, kind.as_str(), state, contact, actor.username, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(
                 tx,
                 head,
@@ -385,7 +386,7 @@ impl Store {
     }
 
     pub fn agency(&self, id: i64) -> Result<Option<Agency>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, name, kind, state, contact, created_by, created_at FROM agencies WHERE id = ?1",
         )?;
@@ -394,11 +395,11 @@ impl Store {
     }
 
     pub fn agencies(&self) -> Result<Vec<Agency>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, name, kind, state, contact, created_by, created_at FROM agencies ORDER BY name",
         )?;
-        crate::collect_rows(&mut stmt, [], agency_row)
+        crate::sql::collect_rows(&mut stmt, (), agency_row)
     }
 
     /// Records a written request. It waits for the administrator.
@@ -448,7 +449,7 @@ impl Store {
                     actor.username, now_ms
                 ],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(
                 tx,
                 head,
@@ -464,7 +465,7 @@ impl Store {
     }
 
     pub fn sharing_request(&self, id: i64) -> Result<Option<SharingRequest>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {REQUEST_COLUMNS} FROM sharing_requests s JOIN agencies a ON a.id = s.agency_id WHERE s.id = ?1"
         ))?;
@@ -477,14 +478,14 @@ impl Store {
         &self,
         id: i64,
     ) -> Result<Option<(String, String, Vec<u8>)>, StoreError> {
-        let conn = self.main_readers.get()?;
-        Ok(conn
+        let conn = self.reader()?;
+        conn
             .query_row(
                 "SELECT document_name, document_type, document FROM sharing_requests WHERE id = ?1 AND document IS NOT NULL",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?)
+            .optional()
     }
 
     /// Files the written request of a pending request recorded without
@@ -533,12 +534,12 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<SharingRequest>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {REQUEST_COLUMNS} FROM sharing_requests s JOIN agencies a ON a.id = s.agency_id
-             WHERE s.id < ?1 AND (?2 IS NULL OR s.status = ?2) ORDER BY s.id DESC LIMIT ?3"
+             WHERE s.id < ?1 AND (CAST(?2 AS TEXT) IS NULL OR s.status = ?2) ORDER BY s.id DESC LIMIT ?3"
         ))?;
-        crate::collect_rows(
+        crate::sql::collect_rows(
             &mut stmt,
             params![before.unwrap_or(i64::MAX), status, limit as i64],
             request_row,
@@ -716,14 +717,14 @@ impl Store {
     }
 
     pub fn transfers(&self, agency_id: Option<i64>) -> Result<Vec<Transfer>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT t.id, t.agency_id, a.name, t.request_id, t.method, t.description, t.reads, t.download_id,
                     t.sent_at, t.recorded_by
              FROM transfers t JOIN agencies a ON a.id = t.agency_id
-             WHERE ?1 IS NULL OR t.agency_id = ?1 ORDER BY t.id",
+             WHERE CAST(?1 AS BIGINT) IS NULL OR t.agency_id = ?1 ORDER BY t.id",
         )?;
-        crate::collect_rows(&mut stmt, [agency_id], |r| {
+        crate::sql::collect_rows(&mut stmt, [agency_id], |r| {
             Ok(Transfer {
                 id: r.get(0)?,
                 agency_id: r.get(1)?,
@@ -742,7 +743,7 @@ impl Store {
     /// The register: every agency, its requests and every transfer.
     pub fn sharing_register(&self) -> Result<Vec<RegisterLine>, StoreError> {
         let transfers = self.transfers(None)?;
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut out = Vec::new();
         for agency in self.agencies()? {
             let (requests, approved, refused): (i64, i64, i64) = conn.query_row(
@@ -771,7 +772,7 @@ impl Store {
 
     /// One download, with `overdue` judged at `now_ms`.
     pub fn download(&self, id: i64, now_ms: i64) -> Result<Option<Download>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE id = ?1"
         ))?;
@@ -788,13 +789,13 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Download>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {DOWNLOAD_COLUMNS} FROM downloads
              WHERE id < ?1 AND (NOT ?2 OR (destroyed_at IS NULL AND destroy_by <= ?3))
              ORDER BY id DESC LIMIT ?4"
         ))?;
-        crate::collect_rows(
+        crate::sql::collect_rows(
             &mut stmt,
             params![
                 before.unwrap_or(i64::MAX),
@@ -860,7 +861,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![requester, organisation, received_on, description, RECORDS_PROCESS, actor.username, now_ms],
             )?;
-            let id = tx.last_insert_rowid();
+            let id = tx.last_insert_rowid()?;
             let e = log::append(tx, head, actor.entry(now_ms, "admin", "records_request_routed", serde_json::json!({
                 "records_request_id": id, "requester": requester, "organisation": organisation,
                 "routed_to": RECORDS_PROCESS,
@@ -874,12 +875,12 @@ impl Store {
     }
 
     pub fn records_requests(&self) -> Result<Vec<RecordsRequest>, StoreError> {
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, requester, organisation, received_on, description, routed_to, recorded_by, recorded_at
              FROM records_requests ORDER BY id DESC",
         )?;
-        crate::collect_rows(&mut stmt, [], |r| {
+        crate::sql::collect_rows(&mut stmt, (), |r| {
             Ok(RecordsRequest {
                 id: r.get(0)?,
                 requester: r.get(1)?,
@@ -912,7 +913,7 @@ fn checked_document(d: &Document) -> Result<(String, String, String, &Vec<u8>), 
 
 #[allow(clippy::too_many_arguments)]
 fn insert_download(
-    tx: &Connection,
+    tx: &dyn Sql,
     kind: &str,
     ref_id: i64,
     access_id: i64,
@@ -927,12 +928,12 @@ fn insert_download(
         params![kind, ref_id, access_id, actor.username, now_ms, destroy_by, package.file_name,
                 package.sha256, package.size as i64, package.reads as i64],
     )?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_rowid()
 }
 
 #[allow(clippy::too_many_arguments)]
 fn insert_transfer(
-    tx: &Connection,
+    tx: &dyn Sql,
     agency_id: i64,
     request_id: Option<i64>,
     method: &str,
@@ -948,7 +949,7 @@ fn insert_transfer(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![agency_id, request_id, method, description, reads, download_id, sent_at_ms, actor.username, now_ms],
     )?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_rowid()
 }
 
 /// Audit documents past retention: decided requests, transfers,
@@ -961,10 +962,7 @@ const DOCUMENT_TABLES: &[(&str, &str)] = &[
     ("audit_reports", "generated_at < ?1"),
 ];
 
-pub(crate) fn count_documents_before(
-    conn: &rusqlite::Connection,
-    cutoff_ms: i64,
-) -> Result<u64, StoreError> {
+pub(crate) fn count_documents_before(conn: &dyn Sql, cutoff_ms: i64) -> Result<u64, StoreError> {
     let mut n = 0;
     for (table, cond) in DOCUMENT_TABLES {
         n += conn.query_row(
@@ -976,7 +974,7 @@ pub(crate) fn count_documents_before(
     Ok(n as u64)
 }
 
-pub(crate) fn purge_documents_before(tx: &Connection, cutoff_ms: i64) -> Result<u64, StoreError> {
+pub(crate) fn purge_documents_before(tx: &dyn Sql, cutoff_ms: i64) -> Result<u64, StoreError> {
     let mut n = 0;
     // Transfers first: a request goes only once no kept transfer names it.
     for (table, cond) in [
@@ -991,10 +989,7 @@ pub(crate) fn purge_documents_before(tx: &Connection, cutoff_ms: i64) -> Result<
     Ok(n)
 }
 
-pub(crate) fn count_overdue_downloads(
-    conn: &rusqlite::Connection,
-    now_ms: i64,
-) -> Result<u64, StoreError> {
+pub(crate) fn count_overdue_downloads(conn: &dyn Sql, now_ms: i64) -> Result<u64, StoreError> {
     Ok(conn.query_row(
         "SELECT count(*) FROM downloads WHERE destroyed_at IS NULL AND destroy_by <= ?1",
         [now_ms],
@@ -1007,7 +1002,7 @@ pub(crate) fn count_overdue_downloads(
 /// the download's id.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_sharing_export(
-    tx: &Connection,
+    tx: &dyn Sql,
     head: log::Head,
     req: &SharingRequest,
     access_id: i64,
@@ -1074,7 +1069,7 @@ pub(crate) enum Exported {
 /// Returns the download's id.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_export(
-    tx: &Connection,
+    tx: &dyn Sql,
     head: log::Head,
     what: Exported,
     access_id: i64,

@@ -51,9 +51,9 @@ impl Store {
         let (month, year) = month_and_year_start(now_ms);
         let reads_kept = self.read_count()?;
         let oldest = self.oldest_read_ms()?;
-        let conn = self.main_readers.get()?;
+        let conn = self.reader()?;
         let count = |sql: &str, arg: i64| -> Result<i64, StoreError> {
-            Ok(conn.query_row(sql, [arg], |r| r.get(0))?)
+            conn.query_row(sql, [arg], |r| r.get(0))
         };
         let hits_month = count("SELECT count(*) FROM alerts WHERE created_at >= ?1", month)?;
         let hits_kept = count("SELECT count(*) FROM alerts WHERE ?1 = ?1", 0)?;
@@ -70,10 +70,10 @@ impl Store {
             year,
         )?;
         let mut stmt = conn.prepare_cached(
-            "SELECT a.name, count(t.id), coalesce(sum(t.reads), 0) FROM transfers t
+            "SELECT a.name, count(t.id), CAST(coalesce(sum(t.reads), 0) AS BIGINT) FROM transfers t
              JOIN agencies a ON a.id = t.agency_id GROUP BY a.id ORDER BY a.name",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(())?;
         let mut shares = Vec::new();
         while let Some(r) = rows.next()? {
             shares.push(AgencyShares {

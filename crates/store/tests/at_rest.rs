@@ -22,6 +22,7 @@ fn open(dir: &Path, key: Option<&Arc<DataKey>>) -> Result<Store, StoreError> {
         dir,
         OpenOptions {
             key: key.cloned(),
+            database: None,
             now_ms: Some(NOW),
             ..OpenOptions::default()
         },

@@ -19,6 +19,7 @@ fn options(dir: &Path) -> OpenOptions {
         on_tamper: None,
         now_ms: Some(NOW - 900 * DAY),
         key: None,
+        database: None,
     }
 }
 

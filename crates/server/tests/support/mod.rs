@@ -124,20 +124,141 @@ pub fn test_key() -> std::sync::Arc<platekeeper_store::at_rest::DataKey> {
     )
 }
 
+/// The backend the tests run on: the embedded store, or (with
+/// PLATEKEEPER_TEST_BACKEND=postgres, as `scripts/test` runs them a
+/// second time) PostgreSQL, each store in a new database of its own.
+pub fn on_postgres() -> bool {
+    std::env::var("PLATEKEEPER_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The database of the store in `dir` (made on first use, so a store
+/// reopened in a test finds its own again).
+fn database_for(dir: &std::path::Path) -> Option<platekeeper_store::postgres::DatabaseUrl> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static MADE: Mutex<Option<HashMap<std::path::PathBuf, String>>> = Mutex::new(None);
+    if !on_postgres() {
+        return None;
+    }
+    let mut made = MADE.lock().unwrap();
+    let url = made
+        .get_or_insert_with(HashMap::new)
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| {
+            let app = std::env::var("PLATEKEEPER_TEST_DATABASE")
+                .expect("PLATEKEEPER_TEST_BACKEND=postgres needs scripts/with-postgres");
+            let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").expect("admin url");
+            let mut id = [0u8; 8];
+            getrandom::fill(&mut id).unwrap();
+            let name: String = std::iter::once("pk_srv_".to_string())
+                .chain(id.iter().map(|b| format!("{b:02x}")))
+                .collect();
+            // On a thread of its own: the synchronous client cannot run
+            // on the test's async runtime.
+            let create = format!("CREATE DATABASE {name} OWNER platekeeper");
+            std::thread::spawn(move || {
+                let mut su = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+                su.batch_execute(&create).unwrap();
+            })
+            .join()
+            .unwrap();
+            let (base, _) = app.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        })
+        .clone();
+    Some(platekeeper_store::postgres::DatabaseUrl::parse(&url).unwrap())
+}
+
+/// How the store in `dir` is opened, as the server opens it (see
+/// [`open_store`]), with the tamper policy's override and the time of
+/// the entries written at open.
+pub fn store_options(
+    dir: &std::path::Path,
+    on_tamper: Option<platekeeper_core::checkpoint::OnTamper>,
+    now_ms: i64,
+) -> platekeeper_store::OpenOptions {
+    platekeeper_store::OpenOptions {
+        checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
+        on_tamper,
+        now_ms: Some(now_ms),
+        key: Some(test_key()),
+        database: database_for(dir),
+    }
+}
+
+/// Runs `f` with a superuser's connection to the database of the store
+/// in `dir` (the insider who can write it), on a thread of its own.
+fn as_insider<T: Send>(
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut postgres::Client) -> T + Send,
+) -> T {
+    let url = database_for(dir).expect("a PostgreSQL store").to_string();
+    let name = url
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .unwrap()
+        .to_string();
+    let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let target = format!("{base}/{name}");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut c = postgres::Client::connect(&target, postgres::NoTls).unwrap();
+            c.batch_execute("SET search_path = platekeeper").unwrap();
+            f(&mut c)
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Runs `sql` on the store's main database behind the API's back, as an
+/// attacker with access to the files (embedded) or to the database
+/// (PostgreSQL) would.
+pub fn tamper(dir: &std::path::Path, sql: &str) {
+    if on_postgres() {
+        as_insider(dir, |c| c.batch_execute(sql).unwrap());
+        return;
+    }
+    let conn =
+        platekeeper_store::at_rest::open_database(&dir.join("platekeeper.db"), Some(&test_key()))
+            .unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+/// Rewrites the log behind the server's back, consistently (every hash
+/// recomputed, the head file or head row moved to match): entries from
+/// `keep` on are dropped, entry 2's details changed when `edit`.
+pub fn rewrite_log(dir: &std::path::Path, keep: Option<i64>, edit: bool) {
+    let change = move |mut log: Vec<platekeeper_store::LogEntry>| {
+        if let Some(n) = keep {
+            log.truncate(n as usize);
+        }
+        if edit {
+            log[1].details = "{\"rewritten\":true}".into();
+        }
+        log
+    };
+    if on_postgres() {
+        as_insider(dir, |c| {
+            let log = platekeeper_store::postgres::log::read_entries(c).unwrap();
+            platekeeper_store::postgres::log::forge(c, change(log)).unwrap();
+        });
+        return;
+    }
+    let conn =
+        platekeeper_store::at_rest::open_database(&dir.join("platekeeper.db"), Some(&test_key()))
+            .unwrap();
+    let log = platekeeper_store::log::read_entries(&conn).unwrap();
+    platekeeper_store::log::forge(&conn, dir, change(log)).unwrap();
+}
+
 /// The store in `dir` as the server opens it: encrypted, with a
 /// checkpoint key in the folder (so checkpoints can be signed), its log
-/// started before the test's clock.
+/// started before the test's clock; on PostgreSQL when the tests run
+/// there (see [`on_postgres`]).
 pub fn open_store(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        platekeeper_store::OpenOptions {
-            checkpoint_key: Some(dir.join(platekeeper_store::checkpoint::KEY_FILE)),
-            on_tamper: None,
-            now_ms: Some(NOW - 11 * DAY_MS),
-            key: Some(test_key()),
-        },
-    )
-    .unwrap()
+    Store::open_with(dir, store_options(dir, None, NOW - 11 * DAY_MS)).unwrap()
 }
 
 /// Where the log stood: its newest entry and the durable commits so far.

@@ -87,6 +87,16 @@ pub(crate) fn classify(url: &DatabaseUrl, e: postgres::Error) -> PgError {
 /// server that cannot take the request is transient, anything else a
 /// query error.
 pub(crate) fn statement_error(e: postgres::Error) -> PgError {
+    // Not from the server and not the connection: a value that did not
+    // fit its column or parameter — a fault in the statement, not "try
+    // again later".
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.as_db_error().is_none() && !e.is_closed() && !io {
+        return PgError::Query(match std::error::Error::source(&e) {
+            Some(why) => format!("{e}: {why}"),
+            None => e.to_string(),
+        });
+    }
     if e.is_closed() || e.as_db_error().is_none() {
         return PgError::Lost {
             url: "the database".into(),
@@ -116,6 +126,22 @@ fn classify_code(e: &postgres::Error) -> Option<String> {
         || *code == SqlState::CRASH_SHUTDOWN
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION)
         .then(|| db.message().to_string())
+}
+
+/// Runs `f` where the synchronous PostgreSQL client may block: on this
+/// thread, or, when this thread drives an async runtime (the server's,
+/// a test's), on a thread of its own for the call. The client runs each
+/// call on a small runtime of its own, which tokio refuses to start
+/// inside another; the server hands store work to blocking threads, so
+/// the extra thread is only for the few calls made from async code.
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// Reusable connections to one database, at most `max` of them open at
@@ -183,13 +209,14 @@ impl PgPool {
                         client: Some(c),
                     });
                 }
+                off_runtime(move || drop(c));
                 // Closed by the server (a restart, an idle timeout).
                 state.open -= 1;
             }
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match connect(&self.url) {
+                return match off_runtime(|| connect(&self.url)) {
                     Ok(c) => Ok(PgConn {
                         pool: self,
                         client: Some(c),
@@ -233,6 +260,16 @@ impl PgPool {
     }
 }
 
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        // Closing a connection talks to the server.
+        if let Ok(state) = self.state.get_mut() {
+            let idle = std::mem::take(&mut state.idle);
+            off_runtime(move || drop(idle));
+        }
+    }
+}
+
 /// A connection lent by a [`PgPool`]; given back when dropped unless it
 /// was closed. (A transaction left unfinished was rolled back when its
 /// `Transaction` was dropped, so a returned connection holds none.)
@@ -260,6 +297,7 @@ impl Drop for PgConn<'_> {
             return;
         };
         if client.is_closed() {
+            off_runtime(move || drop(client));
             self.pool.release_slot();
             return;
         }

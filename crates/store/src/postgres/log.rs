@@ -17,11 +17,18 @@
 use platekeeper_core::checkpoint::Checkpoint;
 use postgres::{GenericClient, Transaction};
 
+use platekeeper_core::checkpoint::OnTamper;
+
+use super::connect::{off_runtime, PgPool};
 use super::PgError;
 use crate::accounts::Actor;
+use crate::checkpoint::LogStart;
 use crate::checkpoint::{verify_signature, CheckpointKey};
 use crate::genesis::GENESIS_KIND;
+use crate::group_commit::HasHead;
 use crate::log::{ChainWalk, Head, LogEntry, NewEntry, Verification};
+use crate::sql::{Pg, Sql};
+use crate::StoreError;
 
 const COLUMNS: &str =
     "seq, ts, category, kind, username, affiliation, role, client, details, purpose, prev, hash";
@@ -165,6 +172,22 @@ pub fn read_entries(client: &mut impl GenericClient) -> Result<Vec<LogEntry>, Pg
     rows.iter()
         .map(|r| row_entry(r).map_err(|e| PgError::Query(e.to_string())))
         .collect()
+}
+
+/// Replaces the log with `log`, numbered from 1 and chained anew, and
+/// moves the head row to match: the consistent rewrite an insider who
+/// can write the database can make (the embedded `crate::log::forge`).
+/// Only checkpoints kept outside the database catch it; tests of
+/// verification use this to play that insider.
+pub fn forge(client: &mut postgres::Client, log: Vec<LogEntry>) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(db)?;
+    let head = crate::log::rechain(&Pg::new(&mut tx), log)?;
+    tx.execute(
+        "UPDATE log_head SET seq = $1, hash = $2",
+        &[&head.seq, &&head.hash[..]],
+    )
+    .map_err(db)?;
+    tx.commit().map_err(db)
 }
 
 /// Opens the log of a new database with its genesis entry (`log_started`,
@@ -321,4 +344,140 @@ pub fn prove(
     let v = verify(client, Some(kept)).map_err(q)?;
     let problem = (!v.ok).then(|| v.problem.clone().unwrap_or_default());
     Ok((v, problem))
+}
+
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Postgres(super::connect::statement_error(e))
+}
+
+/// Runs `f` in one transaction holding the chain's lock, with the head,
+/// and moves the head to where `f` left it: the PostgreSQL form of the
+/// embedded store's group commit (`crate::group_commit`). The change and
+/// its entries commit together, or not at all; with `synchronous_commit`
+/// on, the commit is durable when this returns.
+pub(crate) fn with_log<T: HasHead>(
+    pool: &PgPool,
+    f: impl FnOnce(&dyn Sql, Head) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = pool.get()?;
+    let (mut tx, row) = off_runtime(|| {
+        let mut tx = conn.transaction()?;
+        let row = tx.query_one("SELECT seq, hash FROM log_head FOR UPDATE", &[])?;
+        Ok((tx, row))
+    })
+    .map_err(db)?;
+    let head = Head {
+        seq: row.get(0),
+        hash: hash32(row.get(1)),
+    };
+    let value = match f(&Pg::new(&mut tx), head) {
+        Ok(v) => v,
+        Err(e) => {
+            // Rolled back here, not by the drop (which may be on an async
+            // thread, where the client cannot block).
+            let _ = off_runtime(move || tx.rollback());
+            return Err(e);
+        }
+    };
+    let moved = value.head().filter(|h| *h != head);
+    off_runtime(move || {
+        if let Some(h) = moved {
+            tx.execute(
+                "UPDATE log_head SET seq = $1, hash = $2",
+                &[&h.seq, &&h.hash[..]],
+            )?;
+        }
+        tx.commit()
+    })
+    .map_err(db)?;
+    Ok(value)
+}
+
+/// Runs `f` in one transaction, for changes that are not logged.
+pub(crate) fn unlogged<T>(
+    pool: &PgPool,
+    f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = pool.get()?;
+    let mut tx = off_runtime(|| conn.transaction()).map_err(db)?;
+    match f(&Pg::new(&mut tx)) {
+        Ok(value) => {
+            off_runtime(move || tx.commit()).map_err(db)?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = off_runtime(move || tx.rollback());
+            Err(e)
+        }
+    }
+}
+
+/// Opens the log for a store: the chain is walked and checked against
+/// the newest checkpoint kept in the database; a failure refuses the
+/// store or, as `on_tamper` says, opens it alarmed with a
+/// `log_tamper_detected` entry (as the embedded store does).
+pub(crate) fn start(
+    pool: &PgPool,
+    key: Option<&CheckpointKey>,
+    on_tamper: OnTamper,
+    now_ms: i64,
+) -> Result<LogStart, StoreError> {
+    let mut conn = pool.get()?;
+    let store_id = genesis_store_id(&mut *conn)
+        .map_err(db)?
+        .ok_or_else(|| PgError::LogMissing("the log has no genesis entry".into()))?;
+    let v = verify(&mut conn, None).map_err(db)?;
+    let head = Head {
+        seq: v.entries,
+        hash: hex::decode(&v.head)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .unwrap_or([0; 32]),
+    };
+    let problem = match v.problem.filter(|_| !v.ok) {
+        Some(p) => Some(p),
+        None => {
+            let sql = Pg::new(&mut *conn);
+            let anchor = crate::retention::load_log_anchor(&sql)?;
+            crate::checkpoint::newest_checkpoint_problem(&sql, &store_id, key, head, anchor)?
+        }
+    };
+    drop(conn);
+    let Some(problem) = problem else {
+        return Ok(LogStart {
+            head,
+            store_id,
+            alarm: None,
+        });
+    };
+    if on_tamper == OnTamper::Refuse {
+        return Err(StoreError::LogTampered(format!(
+            "the audit log in PostgreSQL failed its check: {problem}. The store was not opened. \
+             Investigate (run `platekeeper audit verify --database URL --checkpoint FILE` with \
+             checkpoints kept elsewhere); to run anyway, alarmed, start with `--on-tamper alarm` \
+             or set the policy's audit.on_tamper to \"alarm\""
+        )));
+    }
+    let entry = with_log(pool, |tx, head| {
+        crate::log::append(
+            tx,
+            head,
+            Actor::system("log").entry(
+                now_ms,
+                "system",
+                "log_tamper_detected",
+                serde_json::json!({"problem": problem, "on_tamper": "alarm"}),
+            ),
+        )
+    })?;
+    tracing::error!(%problem, "the audit log failed its check; starting alarmed");
+    Ok(LogStart {
+        head: entry.as_head(),
+        store_id,
+        alarm: Some(crate::checkpoint::LogAlarm {
+            problem,
+            since: platekeeper_core::read::format_time_ms(now_ms),
+            entry: entry.seq,
+        }),
+    })
 }

@@ -102,6 +102,18 @@ pub fn open(url: &DatabaseUrl) -> Result<(PgPool, Migrated), PgError> {
     Ok((pool, migrated))
 }
 
+/// Connects, brings the schema up to date and opens the log (writing
+/// its genesis entry once): what a store on PostgreSQL does first.
+pub(crate) fn open_main(url: &DatabaseUrl, now_ms: i64) -> Result<PgPool, PgError> {
+    let pool = PgPool::open(url)?;
+    {
+        let mut conn = pool.get()?;
+        migrate::migrate(&mut conn, url)?;
+        log::open_log(&mut conn, now_ms)?;
+    }
+    Ok(pool)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
