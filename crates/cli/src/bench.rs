@@ -63,10 +63,6 @@ pub struct BenchArgs {
     /// audit log, on the empty database --database names).
     #[arg(long, default_value = "reads")]
     suite: String,
-    /// The PostgreSQL database for `--suite postgres`
-    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or PLATEKEEPER_DATABASE).
-    #[arg(long)]
-    database: Option<String>,
     /// Measure only these query kinds (exact, wildcard, substring, fuzzy,
     /// canvass), comma-separated; for studying one kind's tail.
     #[arg(long, value_delimiter = ',')]
@@ -332,7 +328,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "postgres" => {
             return crate::bench_postgres::run(
                 args.json,
-                args.database.as_deref(),
+                args.key.database.as_deref(),
                 args.reads,
                 args.batch,
                 args.queries,

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use platekeeper_store::at_rest::{self, rekey, DataKey, KEY_ENV};
+use platekeeper_store::postgres::DatabaseUrl;
 use platekeeper_store::{OpenOptions, Store};
 
 use crate::import::{lock_data_dir, DataLock};
 
-/// Where an encrypted store's key comes from.
+/// Where an encrypted store's key comes from, and where its data is.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct KeyArgs {
     /// The data key's file (made by `platekeeper keys init`; mode 0600,
@@ -20,6 +21,13 @@ pub struct KeyArgs {
     /// 64 hex digits in the environment variable PLATEKEEPER_DATA_KEY.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Keep the store in this PostgreSQL database instead of the data
+    /// folder: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (TLS with
+    /// verify-full off loopback; `?sslrootcert=FILE` names the CA), or the
+    /// environment variable PLATEKEEPER_DATABASE. The data folder then
+    /// holds only the checkpoint key and temporary export files.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 impl KeyArgs {
@@ -37,6 +45,12 @@ impl KeyArgs {
         };
         hold_key_privately();
         Ok(Some(Arc::new(key)))
+    }
+
+    /// The PostgreSQL database given, if any (`--database` or
+    /// PLATEKEEPER_DATABASE).
+    pub fn database(&self) -> anyhow::Result<Option<DatabaseUrl>> {
+        Ok(DatabaseUrl::from_option_or_env(self.database.as_deref())?)
     }
 }
 
@@ -63,21 +77,36 @@ pub fn check_and_lock(data: &Path, key: Option<&DataKey>) -> anyhow::Result<Data
 /// The store in `data`, under its lock, opened with the key given.
 pub fn open_locked(data: &Path, keys: &KeyArgs) -> anyhow::Result<(DataLock, Store)> {
     let key = keys.load()?;
+    let database = keys.database()?;
     let lock = check_and_lock(data, key.as_deref())?;
-    let store = open(data, key)?;
+    let store = open_in(data, key, database)?;
     Ok((lock, store))
 }
 
 /// The store in `data`, opened with `key` (the caller holds the lock).
 pub fn open(data: &Path, key: Option<Arc<DataKey>>) -> anyhow::Result<Store> {
+    open_in(data, key, None)
+}
+
+/// The store in `data`, or in `database` when one is given.
+pub fn open_in(
+    data: &Path,
+    key: Option<Arc<DataKey>>,
+    database: Option<DatabaseUrl>,
+) -> anyhow::Result<Store> {
+    let place = match &database {
+        Some(url) => format!("the store in {url}"),
+        None => format!("the store in {}", data.display()),
+    };
     Store::open_with(
         data,
         OpenOptions {
             key,
+            database,
             ..OpenOptions::default()
         },
     )
-    .with_context(|| format!("opening the store in {}", data.display()))
+    .with_context(|| format!("opening {place}"))
 }
 
 /// `keys init`: a new key in a new file.

@@ -36,7 +36,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server with its embedded database.
+    /// Run the server with its embedded database (or on PostgreSQL, with
+    /// --database).
     Serve {
         /// Data folder (created on first start).
         #[arg(long, default_value = "./platekeeper-data")]
@@ -308,11 +309,6 @@ enum AuditWhat {
     Verify {
         #[arg(long, default_value = "./platekeeper-data")]
         data: PathBuf,
-        /// Verify the audit log in this PostgreSQL database instead
-        /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or the environment
-        /// variable PLATEKEEPER_DATABASE).
-        #[arg(long)]
-        database: Option<String>,
         #[command(flatten)]
         key: keys::KeyArgs,
         /// Also prove that the log extends this signed checkpoint, saved
@@ -403,6 +399,7 @@ fn main() -> anyhow::Result<()> {
             let _lock = keys::check_and_lock(&data, data_key.as_deref())?;
             let mut config = platekeeper_server::Config::new(data.clone(), listen);
             config.data_key = data_key;
+            config.database = key.database()?;
             config.max_body_bytes = max_body_mb.saturating_mul(1024 * 1024);
             limits.apply(&mut config);
             config.checkpoint_key = checkpoint_key;
@@ -452,17 +449,13 @@ fn main() -> anyhow::Result<()> {
             what:
                 AuditWhat::Verify {
                     data,
-                    database,
                     key,
                     checkpoint,
                 },
-        } => {
-            match platekeeper_store::postgres::DatabaseUrl::from_option_or_env(database.as_deref())?
-            {
-                Some(url) => admin::verify_postgres(&url, checkpoint.as_deref()),
-                None => admin::verify(&data, &key, checkpoint.as_deref()),
-            }
-        }
+        } => match key.database()? {
+            Some(url) => admin::verify_postgres(&url, checkpoint.as_deref()),
+            None => admin::verify(&data, &key, checkpoint.as_deref()),
+        },
         Command::Purge { data, key, dry_run } => retention::purge(&data, &key, dry_run),
         Command::Keys { what } => match what {
             KeysWhat::Init { key_file } => keys::init(&key_file),

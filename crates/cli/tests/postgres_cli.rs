@@ -20,7 +20,12 @@ fn fresh_database() -> Option<(String, String)> {
         eprintln!("skipped: no PostgreSQL (run under scripts/with-postgres)");
         return None;
     };
-    let name = format!("pk_cli_{}", std::process::id());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "pk_cli_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
     let psql = format!(
         "{}/psql",
         std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
@@ -164,4 +169,147 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused the password"), "{err}");
     assert!(!err.contains("wrong-"), "{err}");
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--database` on the commands that open a store (R10.1): the
+/// administrator, an import, retention and a purge all land in the
+/// database, and the data folder keeps nothing of the agency's data (no
+/// database file, no day files, no pictures).
+#[test]
+fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
+    let Some((url, _)) = fresh_database() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("dir");
+    let data_s = data.path().to_str().expect("path");
+    let (ok, out, err) = run(&[
+        "admin",
+        "create",
+        "--data",
+        data_s,
+        "--database",
+        &url,
+        "--username",
+        "capt",
+        "--name",
+        "Dana Reyes",
+        "--title",
+        "Captain",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("capt"), "{out}");
+    // A camera, registered as the server would.
+    {
+        let parsed = platekeeper_store::postgres::DatabaseUrl::parse(&url).expect("url");
+        let store = platekeeper_store::Store::open_with(
+            data.path(),
+            platekeeper_store::OpenOptions {
+                database: Some(parsed),
+                ..Default::default()
+            },
+        )
+        .expect("open");
+        store
+            .create_camera(
+                platekeeper_store::NewCamera {
+                    id: "cam-csv".into(),
+                    name: "Broadway".into(),
+                    kind: platekeeper_store::CameraKind::Mobile,
+                    position: None,
+                },
+                &platekeeper_store::Actor::system("test"),
+                1_800_000_000_000,
+            )
+            .expect("camera");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let ts = |ms: i64| platekeeper_core::read::format_time_ms(ms);
+    let csv = data.path().join("reads.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "id,plate,state,ts,lat,lon,camera,confidence\n\
+             0b6f3c1e-4d4b-4c8e-9a57-2f3d2b1c9e10,7ABC123,CA,{},37.8044,-122.2712,cam-csv,90\n\
+             ,7ABC124,CA,{},37.81,-122.27,cam-csv,\n\
+             ,7AB$124,CA,{},37.81,-122.27,cam-csv,\n",
+            ts(now - 600_000),
+            ts(now - 500_000),
+            ts(now - 400_000)
+        ),
+    )
+    .expect("csv");
+    let csv_s = csv.to_str().expect("path");
+    let (ok, out, err) = run(&[
+        "import",
+        "reads",
+        csv_s,
+        "--data",
+        data_s,
+        "--database",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    let last: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("summary")).expect("json");
+    assert_eq!(
+        last,
+        serde_json::json!({"accepted": 2, "duplicates": 0, "rejected": 1})
+    );
+    // The same file again: duplicates, nothing added.
+    let (ok, out, _) = run(&[
+        "import",
+        "reads",
+        csv_s,
+        "--data",
+        data_s,
+        "--database",
+        &url,
+    ]);
+    assert!(ok);
+    assert!(out.contains("\"duplicates\":2"), "{out}");
+    std::fs::remove_file(&csv).expect("rm");
+
+    let (ok, _, err) = run(&[
+        "retention",
+        "--data",
+        data_s,
+        "--database",
+        &url,
+        "--reads-days",
+        "400",
+        "--confirm-weakening",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["purge", "--data", data_s, "--database", &url, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("reads"), "{out}");
+    let (ok, out, err) = run(&["audit", "verify", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("audit log intact"), "{out}");
+
+    // Nothing of the agency's data in the folder: its key files only.
+    let left: Vec<String> = std::fs::read_dir(data.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in &left {
+        assert!(
+            ["checkpoint.key", "platekeeper.lock", "exports"].contains(&name.as_str())
+                || name.starts_with(".platekeeper"),
+            "{name} in the data folder of a PostgreSQL store: {left:?}"
+        );
+    }
 }

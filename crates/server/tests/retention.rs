@@ -219,14 +219,8 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
         "{v}"
     );
 
-    let images = api.store.dir().join("images");
-    assert_eq!(
-        files_under(&images)
-            .iter()
-            .filter(|p| !p.starts_with(images.join("held")))
-            .count(),
-        4
-    );
+    let dir = api.store.dir().to_path_buf();
+    assert_eq!(support::pictures_stored(&dir).0, 4);
     api.advance(40 * DAY);
     api.resign().await;
 
@@ -258,11 +252,12 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
     assert_eq!(api.store.distinct_plates(), 0);
     // Gone from the database and from the image folder…
     assert_eq!(api.store.read_count().unwrap(), 0);
-    let day_files = files_under(&api.store.dir().join("reads"));
-    assert!(day_files.is_empty(), "{day_files:?}");
-    let left: Vec<_> = files_under(&images);
-    assert_eq!(left.len(), 1, "only the held picture stays: {left:?}");
-    assert!(left[0].starts_with(images.join("held")));
+    assert_eq!(support::read_days_stored(&dir), 0);
+    assert_eq!(
+        support::pictures_stored(&dir),
+        (0, 1),
+        "only the held picture stays"
+    );
     // …the held read stays, and its evidence still exports whole.
     let (s, zip) = api
         .bytes(
@@ -352,11 +347,7 @@ async fn purge_removes_reads_and_images_past_retention_but_keeps_held_ones_until
         .await;
     assert_eq!(report["classes"][0]["count"], 1, "{report}");
     assert_eq!(report["held_reads_kept"], 0);
-    assert!(
-        files_under(&images).is_empty(),
-        "{:?}",
-        files_under(&images)
-    );
+    assert_eq!(support::pictures_stored(&dir), (0, 0));
     let (_, v) = api
         .call(
             "GET",
@@ -389,7 +380,7 @@ async fn a_late_read_for_a_purged_day_is_refused() {
     let (s, v) = api.post_reads(&key, late).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["rejected"][0]["code"], "past_retention", "{v}");
-    assert!(files_under(&api.store.dir().join("reads")).is_empty());
+    assert_eq!(support::read_days_stored(api.store.dir()), 0);
 }
 
 #[tokio::test]

@@ -252,7 +252,7 @@ impl Store {
             crate::Main::Embedded { writer, .. } => {
                 writer.with_log(&self.dir, |conn, head| f(conn, head))
             }
-            crate::Main::Postgres { pool, commits } => {
+            crate::Main::Postgres { pool, commits, .. } => {
                 let value = crate::postgres::log::with_log(pool, f)?;
                 commits.fetch_add(1, Ordering::SeqCst);
                 Ok(value)

@@ -72,11 +72,18 @@ impl Store {
             ));
         }
         let day = read.locator.day;
-        let file = self
-            .day_files()
-            .into_iter()
-            .find(|f| f.day == day)
-            .ok_or_else(|| StoreError::not_found("read", read.id))?;
+        // The embedded store rewrites the row in its day file once the
+        // correction is committed; PostgreSQL in the same transaction.
+        let file = if self.on_postgres() {
+            None
+        } else {
+            Some(
+                self.day_files()
+                    .into_iter()
+                    .find(|f| f.day == day)
+                    .ok_or_else(|| StoreError::not_found("read", read.id))?,
+            )
+        };
         let found = Sealed::new(&access, read, vec![(id, ts_ms)]);
         let (released, id) = self.release_with(access, found, now_ms, |tx, head, receipt, read| {
             tx.execute(
@@ -91,6 +98,20 @@ impl Store {
                 "UPDATE held_reads SET plate = ?2, state = ?3 WHERE read_id = ?1",
                 params![&read.id.as_bytes()[..], plate.to_string(), state.map(|g| g.to_string())],
             )?;
+            if file.is_none() {
+                let table = crate::postgres::reads::partition_name(day);
+                let meta: i64 = tx.query_row(
+                    &format!("SELECT meta FROM {table} WHERE ts = ?1 AND id = ?2"),
+                    params![read.ts_ms, &read.id.as_bytes()[..]],
+                    |r| r.get(0),
+                )?;
+                let (cam, conf, _, heading) = partition::unpack_meta(meta);
+                let meta = partition::pack_meta(cam, conf, state.map(|g| g.code()), heading);
+                tx.execute(
+                    &format!("UPDATE {table} SET plate = ?3, meta = ?4 WHERE ts = ?1 AND id = ?2"),
+                    params![read.ts_ms, &read.id.as_bytes()[..], plate.code(), meta],
+                )?;
+            }
             let e = log::append(tx, head, actor.entry(now_ms, "admin", "read_corrected", serde_json::json!({
                 "correction_id": id, "read_id": read.id.to_string(), "read_ts": format_time_ms(read.ts_ms),
                 "access": receipt.access_id(),
@@ -101,7 +122,7 @@ impl Store {
             Ok((id, e.as_head()))
         })?;
         let read = released.value();
-        {
+        if let Some(file) = file {
             let mut guard = file.writer()?;
             let conn = guard.as_mut().ok_or(StoreError::Poisoned)?;
             let rowid = read.locator.rowid;
@@ -164,13 +185,16 @@ impl Store {
             return Ok(());
         };
         // The first day with the plate, or the first error, ends the look.
-        let seen = self
-            .day_files()
-            .iter()
-            .filter(|f| span.maybe_on(f.day))
-            .map(|f| f.has_plate(plate.code()))
-            .find(|r| !matches!(r, Ok(false)))
-            .unwrap_or(Ok(false));
+        let seen = if self.on_postgres() {
+            self.pg_has_plate(plate, &span)
+        } else {
+            self.day_files()
+                .iter()
+                .filter(|f| span.maybe_on(f.day))
+                .map(|f| f.has_plate(plate.code()))
+                .find(|r| !matches!(r, Ok(false)))
+                .unwrap_or(Ok(false))
+        };
         let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
         let observed = dict.unwatch(plate);
         if !seen? && !observed {

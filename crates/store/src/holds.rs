@@ -174,6 +174,7 @@ pub(crate) fn held_row(r: &crate::sql::Row) -> Result<StoredRead, StoreError> {
         locator: Cursor {
             day: partition::day_of(ts),
             rowid: partition::rowid_base(ts),
+            tie: None,
         },
     })
 }

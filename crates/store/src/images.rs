@@ -74,6 +74,9 @@ pub struct ImageStore {
     /// Seals every picture written, and opens every picture read, in an
     /// encrypted store ([`crate::at_rest`]).
     cipher: crate::at_rest::Cipher,
+    /// A store on PostgreSQL keeps its pictures there
+    /// ([`crate::postgres::pictures`]), not in `root`.
+    database: Option<std::sync::Arc<crate::postgres::PgPool>>,
 }
 
 impl ImageStore {
@@ -82,7 +85,40 @@ impl ImageStore {
         cipher: crate::at_rest::Cipher,
     ) -> Result<ImageStore, StoreError> {
         crate::private::create_dir(&root)?;
-        Ok(ImageStore { root, cipher })
+        Ok(ImageStore {
+            root,
+            cipher,
+            database: None,
+        })
+    }
+
+    /// Pictures kept in PostgreSQL, sealed with `cipher`'s key.
+    pub(crate) fn in_database(
+        pool: std::sync::Arc<crate::postgres::PgPool>,
+        cipher: crate::at_rest::Cipher,
+    ) -> ImageStore {
+        ImageStore {
+            root: PathBuf::new(),
+            cipher,
+            database: Some(pool),
+        }
+    }
+
+    /// Runs `f` on a connection of the store's database, if it has one.
+    fn on_database<T: Send>(
+        &self,
+        f: impl FnOnce(
+                &mut postgres::Client,
+                Option<&crate::at_rest::pictures::PictureKey>,
+            ) -> Result<T, crate::postgres::PgError>
+            + Send,
+    ) -> Option<Result<T, StoreError>> {
+        let pool = self.database.as_ref()?;
+        let key = self.cipher.pictures();
+        Some(crate::postgres::connect::off_runtime(|| {
+            let mut conn = pool.get()?;
+            Ok(f(&mut conn, key)?)
+        }))
     }
 
     fn file_in(dir: PathBuf, r: &ImageRef) -> PathBuf {
@@ -116,6 +152,11 @@ impl ImageStore {
     /// before returning, so a committed row never points at a missing
     /// file.
     pub fn put(&self, day: i32, kind: ImageKind, bytes: &[u8]) -> Result<ImageRef, StoreError> {
+        if let Some(done) =
+            self.on_database(|c, key| crate::postgres::pictures::put(c, key, day, kind, bytes))
+        {
+            return done;
+        }
         let r = ImageRef {
             sha256: Sha256::digest(bytes).into(),
             kind,
@@ -146,6 +187,14 @@ impl ImageStore {
     /// A picture of a read on `day`: from the day's folder, else from the
     /// held pictures (the day's were purged but the read is on hold).
     pub fn read(&self, day: i32, r: &ImageRef) -> Result<Vec<u8>, StoreError> {
+        if let Some(done) =
+            self.on_database(|c, key| crate::postgres::pictures::get(c, key, day, r))
+        {
+            return done?.ok_or_else(|| StoreError::Gone {
+                code: "no_image",
+                message: format!("picture {} is no longer stored", hex::encode(r.sha256)),
+            });
+        }
         let path = self.path(day, r);
         let (found, bytes) = match fs::read(&path) {
             Ok(b) => (path, b),
@@ -176,6 +225,9 @@ impl ImageStore {
     /// Links a read's picture into the held folder (a hard link: no copy,
     /// and the picture survives its day's purge).
     pub(crate) fn hold(&self, day: i32, r: &ImageRef) -> Result<(), StoreError> {
+        if let Some(done) = self.on_database(|c, _| crate::postgres::pictures::hold(c, day, r)) {
+            return done;
+        }
         let to = self.held_path(r);
         if to.exists() {
             return Ok(());
@@ -199,6 +251,9 @@ impl ImageStore {
 
     /// Removes a held picture (its hold was lifted and purged).
     pub(crate) fn release_held(&self, r: &ImageRef) -> Result<bool, StoreError> {
+        if let Some(done) = self.on_database(|c, _| crate::postgres::pictures::release_held(c, r)) {
+            return done;
+        }
         let path = self.held_path(r);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
@@ -208,12 +263,22 @@ impl ImageStore {
     }
 
     /// Pictures stored for a day.
-    pub(crate) fn count_day(&self, day: i32) -> u64 {
-        count_files(&self.day_dir(day))
+    pub(crate) fn count_day(&self, day: i32) -> Result<u64, StoreError> {
+        if let Some(done) = self.on_database(|c, _| crate::postgres::pictures::count_day(c, day)) {
+            return done;
+        }
+        Ok(count_files(&self.day_dir(day)))
     }
 
     /// Removes a day's folder of pictures; returns the files removed.
     pub(crate) fn remove_day(&self, day: i32) -> Result<u64, StoreError> {
+        if let Some(done) = self.on_database(|c, _| {
+            let n = crate::postgres::pictures::count_day(c, day)?;
+            crate::postgres::pictures::drop_day(c, day)?;
+            Ok(n)
+        }) {
+            return done;
+        }
         let dir = self.day_dir(day);
         if !dir.exists() {
             return Ok(0);

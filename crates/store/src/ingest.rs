@@ -53,6 +53,9 @@ impl Store {
     /// Stores a batch; returns one status per item, in order. Reads must
     /// already have passed `RawRead::validate`; the camera must exist.
     pub fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestStatus>, StoreError> {
+        if self.on_postgres() {
+            return self.pg_ingest(items);
+        }
         let rows = self.prepare_rows(items)?;
         let mut by_day: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
         for (i, row) in rows.iter().enumerate() {

@@ -159,6 +159,24 @@ impl Store {
         let mut image_days = Vec::new();
         let mut reads_count = 0u64;
         let mut images_count = 0u64;
+        // On PostgreSQL: the days whose partitions go, and those whose
+        // pictures go.
+        let mut pg_read_days: Vec<i32> = Vec::new();
+        let mut pg_picture_days: Vec<i32> = Vec::new();
+        if self.on_postgres() {
+            for (day, n) in self.pg_day_counts()? {
+                if day < first_read_day {
+                    reads_count += n;
+                    pg_read_days.push(day);
+                }
+            }
+            for day in self.pg_picture_days()? {
+                if day < first_image_day {
+                    images_count += self.images.count_day(day)?;
+                    pg_picture_days.push(day);
+                }
+            }
+        }
         for f in self.day_files() {
             if f.day < first_read_day {
                 let n: i64 = f
@@ -179,7 +197,12 @@ impl Store {
         // whose day file is gone).
         let mut folder_days: Vec<i32> = Vec::new();
         let images_root = self.dir.join("images");
-        if let Ok(entries) = std::fs::read_dir(&images_root) {
+        let folders = if self.on_postgres() {
+            Err(std::io::Error::other("pictures are in the database"))
+        } else {
+            std::fs::read_dir(&images_root)
+        };
+        if let Ok(entries) = folders {
             for e in entries.flatten() {
                 if let Some(day) = e
                     .file_name()
@@ -187,7 +210,7 @@ impl Store {
                     .and_then(|n| partition::parse_file_name(&format!("{n}.db")))
                 {
                     if day < first_image_day {
-                        images_count += self.images.count_day(day);
+                        images_count += self.images.count_day(day)?;
                         folder_days.push(day);
                     }
                 }
@@ -242,7 +265,12 @@ impl Store {
                 class(DataClass::AccessLog, log_count),
                 class(DataClass::AuditDocuments, docs),
             ],
-            days_removed: read_days.iter().map(|f| day_label(f.day)).collect(),
+            days_removed: read_days
+                .iter()
+                .map(|f| f.day)
+                .chain(pg_read_days.iter().copied())
+                .map(day_label)
+                .collect(),
             held_reads_kept: (held_total - held_release) as u64,
             // A dry run counts them; a real one as it forgets them.
             plates_forgotten: if dry_run {
@@ -258,7 +286,13 @@ impl Store {
             writer_longest_ms: 0.0,
             log_seq: None,
         };
-        if dry_run || (report.removed() == 0 && read_days.is_empty() && folder_days.is_empty()) {
+        if dry_run
+            || (report.removed() == 0
+                && read_days.is_empty()
+                && folder_days.is_empty()
+                && pg_read_days.is_empty()
+                && pg_picture_days.is_empty())
+        {
             return Ok(report);
         }
 
@@ -319,8 +353,13 @@ impl Store {
                 )?;
             }
             crate::sharing::purge_documents_before(tx, docs_cut)?;
-            if !read_days.is_empty() {
-                let before = read_days.iter().map(|f| f.day).max().unwrap_or(i32::MIN) + 1;
+            let last_removed = read_days
+                .iter()
+                .map(|f| f.day)
+                .chain(pg_read_days.iter().copied())
+                .max();
+            if let Some(last) = last_removed {
+                let before = last + 1;
                 tx.execute(
                     "INSERT INTO meta(key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = CASE
@@ -347,9 +386,21 @@ impl Store {
             }
         }
         writer.add(started);
+        for &day in &pg_read_days {
+            let started = Instant::now();
+            self.pg_drop_day(day)?;
+            writer.add(started);
+        }
+        for &day in &pg_picture_days {
+            if !pg_read_days.contains(&day) {
+                let started = Instant::now();
+                self.pg_clear_pictures(day)?;
+                writer.add(started);
+            }
+        }
         // The dictionary forgets the removed days' plates a part at a
         // time, so searches and ingest wait for one part, not for all.
-        if !read_days.is_empty() {
+        if !read_days.is_empty() || !pg_read_days.is_empty() {
             let mut from = 0;
             loop {
                 let started = Instant::now();
@@ -387,6 +438,9 @@ impl Store {
     /// The oldest read kept in a day file (held copies aside): what purge
     /// compliance is judged on.
     pub fn oldest_read_ms(&self) -> Result<Option<i64>, StoreError> {
+        if self.on_postgres() {
+            return self.pg_oldest_read_ms();
+        }
         for f in self.day_files() {
             let conn = f.reader()?;
             let min: Option<i64> =

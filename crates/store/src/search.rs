@@ -94,22 +94,38 @@ impl ReadQuery {
 pub struct Cursor {
     pub day: i32,
     pub rowid: i64,
+    /// On PostgreSQL, whose rows have no number, the id of the last read:
+    /// reads are ordered by (time, id) there, and a page goes on after
+    /// both (see `crate::postgres::plane`).
+    pub tie: Option<[u8; 16]>,
 }
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.day, self.rowid)
+        match self.tie {
+            None => format!("{}.{}", self.day, self.rowid),
+            Some(id) => format!("{}.{}.{}", self.day, self.rowid, hex::encode(id)),
+        }
     }
 
     pub fn decode(s: &str) -> Result<Cursor, StoreError> {
         let bad = || StoreError::BadCursor(s.chars().take(64).collect());
-        let (d, r) = s.split_once('.').ok_or_else(bad)?;
-        let day: i32 = d.parse().map_err(|_| bad())?;
-        let rowid: i64 = r.parse().map_err(|_| bad())?;
+        let mut parts = s.splitn(3, '.');
+        let day: i32 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        let rowid: i64 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
         if !(0..DAY_MS * partition::SEQ_PER_MS).contains(&rowid) {
             return Err(bad());
         }
-        Ok(Cursor { day, rowid })
+        let tie = match parts.next() {
+            None => None,
+            Some(t) => Some(
+                hex::decode(t)
+                    .ok()
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .ok_or_else(bad)?,
+            ),
+        };
+        Ok(Cursor { day, rowid, tie })
     }
 }
 
@@ -202,6 +218,7 @@ impl RowContext<'_> {
             locator: Cursor {
                 day: self.day,
                 rowid,
+                tie: None,
             },
         })
     }
@@ -380,12 +397,34 @@ impl Store {
                 .collect(),
             None => Vec::new(),
         };
+        let candidates = &plan.candidates;
+        let plates_matched = candidates.as_ref().map_or(0, Vec::len);
+        if self.on_postgres() {
+            let reads = self.pg_page(&crate::postgres::plane::PageQuery {
+                q,
+                candidates: candidates.as_deref(),
+                camera_num,
+                area_sql: q
+                    .area
+                    .as_ref()
+                    .map(|area| area_condition(area, &fixed_inside)),
+                cameras: &cameras,
+                limit,
+            })?;
+            let next = (reads.len() >= limit)
+                .then(|| reads.last().map(|r| r.locator))
+                .flatten();
+            return Ok(SearchPage {
+                reads,
+                next,
+                plates_matched,
+                total: None,
+            });
+        }
         let canvass_groups = q
             .area
             .as_ref()
             .and_then(|area| canvass_index::groups_for(area, &fixed_inside));
-        let candidates = &plan.candidates;
-        let plates_matched = candidates.as_ref().map_or(0, Vec::len);
         let mut days: Vec<_> = self
             .day_files()
             .into_iter()
@@ -551,6 +590,9 @@ impl Store {
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
         let camera_num = self.camera_num(q)?;
+        if self.on_postgres() {
+            return self.pg_count(q, cands, camera_num, cap);
+        }
         let (filters, extra) = row_filters(q, camera_num);
         let by_index = format!(
             "SELECT count(*) FROM reads r INDEXED BY reads_plate WHERE r.plate = ? AND r.rid BETWEEN ? AND ?{filters}"
@@ -653,7 +695,7 @@ impl Store {
 
     /// Every camera's id and fixed position, by number, for turning rows
     /// into [`StoredRead`]s.
-    fn camera_map(&self) -> Result<std::sync::Arc<CameraMap>, StoreError> {
+    pub(crate) fn camera_map(&self) -> Result<std::sync::Arc<CameraMap>, StoreError> {
         Ok(self
             .cameras
             .read()
@@ -686,6 +728,9 @@ impl Store {
         id: ReadId,
         ts_ms: i64,
     ) -> Result<Option<StoredRead>, StoreError> {
+        if self.on_postgres() {
+            return self.pg_find_read_at(id, ts_ms);
+        }
         let day = partition::day_of(ts_ms);
         let Some(file) = self.day_files().into_iter().find(|f| f.day == day) else {
             return Ok(None);

@@ -573,6 +573,7 @@ impl postgres::types::ToSql for Bound {
             }
             (Value::Text(s), &Type::INT8) => put(s.trim().parse::<i64>()?, ty, out),
             (Value::Blob(b), &Type::BYTEA) => put(b.as_slice(), ty, out),
+            (Value::Blob(b), &Type::UUID) => put(uuid::Uuid::from_slice(b)?, ty, out),
             (v, t) => Err(format!("a {:?} value cannot go in a {t} column", v.data_type()).into()),
         }
     }

@@ -745,13 +745,17 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
     let (pool, _) = pg::open(&url).expect("open");
     let key = platekeeper_store::at_rest::DataKey::generate().expect("key");
     let other = platekeeper_store::at_rest::DataKey::generate().expect("key");
+    let (key, other) = (
+        platekeeper_store::at_rest::PictureKey::new(&key),
+        platekeeper_store::at_rest::PictureKey::new(&other),
+    );
     let picture = b"\xFF\xD8\xFF\xE0 a JPEG of plate 7ABC123 at Main and 5th".to_vec();
     let day = 20_400;
     let mut c = pool.get().expect("c");
     let mut tx = c.transaction().expect("tx");
     let r = pg::pictures::put(
         &mut tx,
-        &key,
+        Some(&key),
         day,
         platekeeper_core::ImageKind::Jpeg,
         &picture,
@@ -760,7 +764,7 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
     // Stored once per day, however many reads carry it.
     pg::pictures::put(
         &mut tx,
-        &key,
+        Some(&key),
         day,
         platekeeper_core::ImageKind::Jpeg,
         &picture,
@@ -768,7 +772,7 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
     .expect("again");
     pg::pictures::put(
         &mut tx,
-        &key,
+        Some(&key),
         day + 1,
         platekeeper_core::ImageKind::Jpeg,
         b"next day",
@@ -776,7 +780,7 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
     .expect("next day");
     tx.commit().expect("commit");
     assert_eq!(
-        pg::pictures::get(&mut *c, &key, day, &r)
+        pg::pictures::get(&mut *c, Some(&key), day, &r)
             .expect("get")
             .as_deref(),
         Some(&picture[..])
@@ -795,137 +799,46 @@ fn pictures_leave_the_node_sealed_and_are_dropped_with_their_day() {
     assert_eq!(n, 1);
     // Another key, an altered copy, or a picture moved under another name
     // is refused, not shown.
-    assert!(pg::pictures::get(&mut *c, &other, day, &r).is_err());
+    assert!(pg::pictures::get(&mut *c, Some(&other), day, &r).is_err());
     insider(&url)
         .execute(
             "UPDATE pictures SET sealed = overlay(sealed placing '\\x00'::bytea from 40 for 1) WHERE day = $1",
             &[&day],
         )
         .expect("alter");
-    assert!(pg::pictures::get(&mut *c, &key, day, &r).is_err());
+    assert!(pg::pictures::get(&mut *c, Some(&key), day, &r).is_err());
     // Retention drops the day's partition.
     assert_eq!(
         pg::pictures::drop_days_before(&mut c, day + 1).expect("drop"),
         1
     );
     assert_eq!(
-        pg::pictures::get(&mut *c, &key, day, &r).expect("gone"),
+        pg::pictures::get(&mut *c, Some(&key), day, &r).expect("gone"),
         None
     );
 }
 
-#[test]
-fn cameras_keep_their_rules_and_log_and_a_revocation_holds_everywhere() {
-    use pg::cameras;
-    use platekeeper_store::{Actor, CameraKind, NewCamera, StoreError};
-    let Some(url) = fresh_database() else { return };
-    let (pool, _) = pg::open(&url).expect("open");
-    let admin = Actor::system("test-admin");
-    let now = 1_800_000_000_000;
-    let new = |id: &str| NewCamera {
-        id: id.into(),
-        name: "Main and 5th".into(),
-        kind: CameraKind::Fixed,
-        position: Some(platekeeper_core::GeoPoint {
-            lat: 37.8,
-            lon: -122.27,
-        }),
-    };
-    let mut c = pool.get().expect("c");
-    let (cam, key) = cameras::create(&mut c, new("cam-1"), &admin, now).expect("create");
-    assert_eq!(cam.num, 1);
-    assert_eq!(cam.home_micro(), Some((37_800_000, -122_270_000)));
-    assert!(key.starts_with("pkc_"));
-    // Refused as on the embedded store, and nothing logged for them.
-    let e = cameras::create(&mut c, new("cam-1"), &admin, now).expect_err("twice");
-    assert!(matches!(e, StoreError::CameraExists(_)), "{e}");
-    let e = cameras::create(&mut c, new("bad id!"), &admin, now).expect_err("id");
-    assert!(e.to_string().contains("letters, digits"), "{e}");
-    let mut blank = new("cam-2");
-    blank.name = "  ".into();
-    assert!(cameras::create(&mut c, blank, &admin, now).is_err());
-    assert!(cameras::rename(&mut c, "cam-1", "a\u{0}b", &admin, now).is_err());
-    assert!(cameras::rotate_key(&mut c, "cam-1", -1, &admin, now).is_err());
-    assert!(cameras::revoke(&mut c, "cam-1", "", &admin, now).is_err());
-    assert!(matches!(
-        cameras::rename(&mut c, "nope", "x", &admin, now),
-        Err(StoreError::UnknownCamera(_))
-    ));
-
-    // The key works from another connection (another node) too.
-    let mut other = pool.get().expect("second connection");
-    assert_eq!(
-        cameras::authenticate(&mut *other, &key, now)
-            .expect("auth")
-            .map(|c| c.id),
-        Some("cam-1".to_string())
-    );
-    assert!(cameras::authenticate(&mut *other, "pkc_wrong", now)
-        .expect("auth")
-        .is_none());
-
-    // Rotation with a grace period: both keys work until it ends.
-    let (_, new_key) = cameras::rotate_key(&mut c, "cam-1", 60_000, &admin, now).expect("rotate");
-    assert!(cameras::authenticate(&mut *other, &key, now + 59_000)
-        .expect("a")
-        .is_some());
-    assert!(cameras::authenticate(&mut *other, &key, now + 60_000)
-        .expect("a")
-        .is_none());
-    assert!(cameras::authenticate(&mut *other, &new_key, now + 60_000)
-        .expect("a")
-        .is_some());
-    let renamed = cameras::rename(&mut c, "cam-1", "Main & 5th (north)", &admin, now).expect("r");
-    assert_eq!(renamed.name, "Main & 5th (north)");
-
-    // Revoked on one node: refused on the other at once.
-    cameras::revoke(&mut c, "cam-1", "stolen from the pole", &admin, now).expect("revoke");
-    assert!(cameras::authenticate(&mut *other, &new_key, now)
-        .expect("a")
-        .is_none());
-    assert!(cameras::revoke(&mut c, "cam-1", "again", &admin, now).is_err());
-    let (back, newest) = cameras::rotate_key(&mut c, "cam-1", 60_000, &admin, now).expect("back");
-    assert_eq!(back.revoked_at_ms, None);
-    assert_eq!(
-        back.old_key_until_ms, None,
-        "a revoked camera's old key is not brought back"
-    );
-    assert!(cameras::authenticate(&mut *other, &newest, now)
-        .expect("a")
-        .is_some());
-    assert!(cameras::authenticate(&mut *other, &new_key, now)
-        .expect("a")
-        .is_none());
-    assert_eq!(cameras::all(&mut *other).expect("all").len(), 1);
-
-    // Every change logged, in the chain, with the embedded store's kinds.
-    let kinds: Vec<String> = pg::log::read_entries(&mut *c)
-        .expect("log")
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "log_started",
-            "camera_registered",
-            "camera_key_rotated",
-            "camera_renamed",
-            "camera_revoked",
-            "camera_key_rotated"
-        ]
-    );
-    assert!(pg::log::verify(&mut c, None).expect("verify").ok);
+/// A store on the database, as a node opens it.
+fn store_on(url: &DatabaseUrl) -> (tempfile::TempDir, platekeeper_store::Store) {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = platekeeper_store::Store::open_with(
+        dir.path(),
+        platekeeper_store::OpenOptions {
+            database: Some(url.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("open on postgres");
+    (dir, store)
 }
 
 #[test]
 fn policy_changes_are_judged_logged_and_never_undo_each_other() {
     use platekeeper_store::{Actor, Confirm, PolicyOutcome};
     let Some(url) = fresh_database() else { return };
-    let (pool, _) = pg::open(&url).expect("open");
+    let (_dir, store) = store_on(&url);
     let admin = Actor::system("test-admin");
-    let mut c = pool.get().expect("c");
-    let p = pg::settings::policy(&mut *c).expect("policy");
+    let p = store.policy();
     assert_eq!(
         p.retention.access_log_days, 730,
         "the defaults until one is set"
@@ -934,46 +847,30 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
     // A weakening waits for its confirmation, and nothing is stored.
     let mut weaker = p.clone();
     weaker.retention.access_log_days = 400;
-    let out = pg::settings::update_policy(
-        &mut c,
-        |_| Ok(weaker.clone()),
-        Confirm::Fields(&[]),
-        &admin,
-        1_000,
-    )
-    .expect("update");
+    let out = store
+        .update_policy(|_| Ok(weaker.clone()), Confirm::Fields(&[]), &admin, 1_000)
+        .expect("update");
     let PolicyOutcome::NeedsConfirmation(w) = out else {
         panic!("{out:?}")
     };
     assert_eq!(w[0].field, "retention.access_log_days");
-    assert_eq!(
-        pg::settings::policy(&mut *c)
-            .expect("p")
-            .retention
-            .access_log_days,
-        730
-    );
+    assert_eq!(store_on(&url).1.policy().retention.access_log_days, 730);
     let confirm = ["retention.access_log_days".to_string()];
-    let out = pg::settings::update_policy(
-        &mut c,
-        |_| Ok(weaker.clone()),
-        Confirm::Fields(&confirm),
-        &admin,
-        2_000,
-    )
-    .expect("update");
+    let out = store
+        .update_policy(
+            |_| Ok(weaker.clone()),
+            Confirm::Fields(&confirm),
+            &admin,
+            2_000,
+        )
+        .expect("update");
     assert!(
         matches!(out, PolicyOutcome::Applied(ref ch) if ch.changes.len() == 1),
         "{out:?}"
     );
-    assert_eq!(
-        pg::settings::policy(&mut *c)
-            .expect("p")
-            .retention
-            .access_log_days,
-        400
-    );
-    let entries = pg::log::read_entries(&mut *c).expect("log");
+    assert_eq!(store_on(&url).1.policy().retention.access_log_days, 400);
+    let (pool, _) = pg::open(&url).expect("open");
+    let entries = pg::log::read_entries(&mut *pool.get().expect("c")).expect("log");
     let last = entries.last().expect("entry");
     assert_eq!(last.kind, "policy_changed");
     let d: serde_json::Value = serde_json::from_str(&last.details).expect("json");
@@ -987,37 +884,42 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
     assert_eq!(d["weakenings_confirmed"], "named by the administrator");
     // The same policy again: nothing changed, nothing logged.
     let n = entries.len();
-    pg::settings::update_policy(&mut c, |_| Ok(weaker.clone()), Confirm::All, &admin, 3_000)
+    store
+        .update_policy(|_| Ok(weaker.clone()), Confirm::All, &admin, 3_000)
         .expect("same");
-    assert_eq!(pg::log::read_entries(&mut *c).expect("log").len(), n);
+    assert_eq!(
+        pg::log::read_entries(&mut *pool.get().expect("c"))
+            .expect("log")
+            .len(),
+        n
+    );
     // A rule switched off is refused outright.
-    let e = pg::settings::update_policy(
-        &mut c,
-        |old| {
-            let mut p = old.clone();
-            p.retention.reads_days = 0;
-            Ok(p)
-        },
-        Confirm::All,
-        &admin,
-        4_000,
-    )
-    .expect_err("invalid");
+    let e = store
+        .update_policy(
+            |old| {
+                let mut p = old.clone();
+                p.retention.reads_days = 0;
+                Ok(p)
+            },
+            Confirm::All,
+            &admin,
+            4_000,
+        )
+        .expect_err("invalid");
     assert!(
         matches!(e, platekeeper_store::StoreError::InvalidPolicy(_)),
         "{e}"
     );
-    drop(c);
 
-    // Two administrators on two connections change different fields at
-    // once: both changes stand.
-    let pool = std::sync::Arc::new(pool);
-    let a = {
-        let (pool, admin) = (pool.clone(), admin.clone());
-        std::thread::spawn(move || {
+    // Two administrators on two nodes change different fields at once:
+    // both changes stand (each is judged inside the log's lock against
+    // the policy the other left).
+    let other = std::thread::spawn({
+        let (url, admin) = (url.clone(), admin.clone());
+        move || {
+            let (_dir, node) = store_on(&url);
             for i in 0..10 {
-                pg::settings::update_policy(
-                    &mut pool.get().expect("c"),
+                node.update_policy(
                     |old| {
                         let mut p = old.clone();
                         p.retention.access_log_days = 800 + i;
@@ -1029,24 +931,24 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
                 )
                 .expect("a");
             }
-        })
-    };
+        }
+    });
     for i in 0..10 {
-        pg::settings::update_policy(
-            &mut pool.get().expect("c"),
-            |old| {
-                let mut p = old.clone();
-                p.retention.audit_documents_days = 1_900 + i;
-                Ok(p)
-            },
-            Confirm::All,
-            &admin,
-            5_000,
-        )
-        .expect("b");
+        store
+            .update_policy(
+                |old| {
+                    let mut p = old.clone();
+                    p.retention.audit_documents_days = 1_900 + i;
+                    Ok(p)
+                },
+                Confirm::All,
+                &admin,
+                5_000,
+            )
+            .expect("b");
     }
-    a.join().expect("thread");
-    let p = pg::settings::policy(&mut *pool.get().expect("c")).expect("p");
+    other.join().expect("thread");
+    let p = store_on(&url).1.policy();
     assert_eq!(
         (
             p.retention.access_log_days,
@@ -1054,34 +956,34 @@ fn policy_changes_are_judged_logged_and_never_undo_each_other() {
         ),
         (809, 1_909)
     );
-    assert!(
-        pg::log::verify(&mut pool.get().expect("c"), None)
-            .expect("v")
-            .ok
-    );
+    assert!(store.verify_log().expect("v").ok);
 }
 
 #[test]
 fn a_statement_on_a_connection_the_server_dropped_is_a_transient_store_error() {
     let Some(url) = fresh_database() else { return };
-    let (pool, _) = pg::open(&url).expect("open");
-    let mut c = pool.get().expect("c");
-    let pid: i32 = c
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let (_dir, store) = store_on(&url);
+    assert!(store.accounts().expect("works").is_empty());
+    let name = url
+        .to_string()
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next().map(str::to_string))
+        .expect("database name");
     admin()
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
         .expect("terminate");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let e = pg::cameras::all(&mut *c).expect_err("the session is gone");
+    let e = store.accounts().expect_err("the session is gone");
     match &e {
         platekeeper_store::StoreError::Postgres(p) => assert!(p.is_transient(), "{e}"),
         other => panic!("{other}"),
     }
-    drop(c);
     // The pool does not lend the dead connection again.
-    assert!(pg::cameras::all(&mut *pool.get().expect("c")).is_ok());
+    assert!(store.accounts().is_ok());
 }
 
 #[test]

@@ -226,6 +226,60 @@ pub fn tamper(dir: &std::path::Path, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
+/// Pictures the store in `dir` keeps: (of stored days, held copies) —
+/// files in its folder, or rows in its database.
+pub fn pictures_stored(dir: &std::path::Path) -> (usize, usize) {
+    if on_postgres() {
+        return as_insider(dir, |c| {
+            let mut n = |sql: &str| c.query_one(sql, &[]).unwrap().get::<_, i64>(0) as usize;
+            (
+                n("SELECT count(*) FROM pictures"),
+                n("SELECT count(*) FROM held_pictures"),
+            )
+        });
+    }
+    fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+    let images = dir.join("images");
+    let all = files(&images);
+    let held = all
+        .iter()
+        .filter(|p| p.starts_with(images.join("held")))
+        .count();
+    (all.len() - held, held)
+}
+
+/// Days of reads the store in `dir` keeps: day files, or partitions.
+pub fn read_days_stored(dir: &std::path::Path) -> usize {
+    if on_postgres() {
+        return as_insider(dir, |c| {
+            c.query_one(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'reads'::regclass",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0) as usize
+        });
+    }
+    std::fs::read_dir(dir.join("reads"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Rewrites the log behind the server's back, consistently (every hash
 /// recomputed, the head file or head row moved to match): entries from
 /// `keep` on are dropped, entry 2's details changed when `edit`.

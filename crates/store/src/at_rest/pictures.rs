@@ -51,7 +51,8 @@ pub fn sealed_under(bytes: &[u8]) -> Option<KeyId> {
 }
 
 impl PictureKey {
-    pub(crate) fn new(data: &DataKey) -> PictureKey {
+    /// The key pictures are sealed with, derived from the data key.
+    pub fn new(data: &DataKey) -> PictureKey {
         let mut id = [0u8; ID_LEN];
         if let Ok(bytes) = hex::decode(data.id().0) {
             id.copy_from_slice(&bytes[..ID_LEN]);

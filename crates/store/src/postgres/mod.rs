@@ -1,37 +1,34 @@
 //! The PostgreSQL backend (issue 25): the store on a database an agency's
 //! IT runs, replicates and backs up.
 //!
-//! What is here so far, and shared with the embedded store:
+//! `Store::open_with(dir, OpenOptions { database: Some(url), .. })`
+//! (`--database` on the command line) puts the whole store here. What is
+//! PostgreSQL's own:
 //! * [`url`]: `--database postgres://…` read and checked (TLS
 //!   `verify-full` off loopback; the password never shown);
 //! * [`connect`]: connections told apart by what went wrong (unreachable,
 //!   wrong password, no such database, not allowed, busy), and a pool;
 //! * [`migrate`]: the schema `platekeeper`, versioned and upgraded in
 //!   place; another application's database and a newer schema refused;
-//! * [`log`]: the audit log, the same hash chain as `crate::log`, its
-//!   appends serialized by a row lock on the chain's head;
-//! * [`reads`]: reads partitioned by UTC day, idempotent ingest, the
-//!   exact search, the distinct plates for the dictionary, retention by
-//!   dropping days;
+//! * [`log`]: the audit log's transactions: appends serialized by a row
+//!   lock on the chain's head, the walk in one snapshot, checkpoints;
+//! * [`reads`]: reads partitioned by UTC day, idempotent batch ingest,
+//!   the searches' fetches, retention by dropping days;
 //! * [`pictures`]: sealed with the data key before they leave the node,
 //!   partitioned by day;
-//! * [`cameras`]: registration, keys (checked in the database, so a
-//!   revocation holds on every node), rotation, revocation, renaming,
-//!   with the embedded store's rules and log entries;
-//! * [`settings`]: the agency's policy, changed by the embedded store's
-//!   own decision (weakenings confirmed, logged with old and new values).
+//! * `plane`: the store's read operations on the above.
 //!
-//! The rest of the store (accounts, hot lists, holds, …) is not
-//! on PostgreSQL yet, so no command offers `--database`: see the README's
-//! "PostgreSQL backend" section for where this stands.
+//! Everything else — accounts, sessions, passkeys, devices, cameras, hot
+//! lists, alerts, holds, sharing, corrections, reports, the policy, the
+//! log's entries — is the embedded store's own code, run on a PostgreSQL
+//! transaction through `crate::sql`.
 
-pub mod cameras;
 pub mod connect;
 pub mod log;
 pub mod migrate;
 pub mod pictures;
+pub(crate) mod plane;
 pub mod reads;
-pub mod settings;
 mod tls;
 pub mod url;
 

@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 
 use super::PgError;
 use crate::at_rest::pictures::PictureKey;
-use crate::at_rest::DataKey;
 use crate::images::ImageRef;
 use crate::partition;
 
@@ -31,32 +30,45 @@ fn table(day: i32) -> String {
     )
 }
 
-/// Seals and stores a picture of a read on `day`; returns its reference.
-/// The caller commits `tx` with the read that names it, so a committed
-/// read never names a missing picture.
-pub fn put(
-    tx: &mut postgres::Transaction<'_>,
-    key: &DataKey,
-    day: i32,
+/// A picture's reference and the bytes to store: sealed under the data
+/// key, or (a store without one, as the embedded store's plain files)
+/// as they are.
+pub fn seal(
+    key: Option<&PictureKey>,
     kind: ImageKind,
     bytes: &[u8],
-) -> Result<ImageRef, PgError> {
-    let q = |e: postgres::Error| PgError::Query(e.to_string());
+) -> Result<(ImageRef, Vec<u8>), PgError> {
     let r = ImageRef {
         sha256: Sha256::digest(bytes).into(),
         kind,
     };
-    let sealed = PictureKey::new(key)
-        .seal(&r.sha256, bytes)
-        .map_err(|e| PgError::Query(format!("sealing a picture: {e}")))?;
+    let stored = match key {
+        Some(key) => key
+            .seal(&r.sha256, bytes)
+            .map_err(|e| PgError::Query(format!("sealing a picture: {e}")))?,
+        None => bytes.to_vec(),
+    };
+    Ok((r, stored))
+}
+
+/// Stores a picture (as [`seal`] made it) of a read on `day`, once per
+/// day however many reads carry it.
+pub fn insert(
+    client: &mut impl GenericClient,
+    day: i32,
+    r: &ImageRef,
+    stored: &[u8],
+) -> Result<(), PgError> {
+    let q = |e: postgres::Error| super::connect::statement_error(e);
     let name = table(day);
-    let exists: bool = tx
+    let exists: bool = client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
         .map_err(q)?
         .get(0);
     if !exists {
         // Serialized with the reads' partitions: `IF NOT EXISTS` alone
         // fails when two sessions make the same table at once.
+        let mut tx = client.transaction().map_err(q)?;
         tx.batch_execute(&format!(
             "SELECT pg_advisory_xact_lock({});
              CREATE TABLE IF NOT EXISTS {name} PARTITION OF pictures FOR VALUES FROM ({day}) TO ({})",
@@ -64,36 +76,102 @@ pub fn put(
             day + 1
         ))
         .map_err(q)?;
+        tx.commit().map_err(q)?;
     }
-    tx.execute(
-        "INSERT INTO pictures(day, sha256, kind, sealed) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (day, sha256) DO NOTHING",
-        &[&day, &&r.sha256[..], &(r.kind_code() as i16), &sealed],
-    )
-    .map_err(q)?;
+    client
+        .execute(
+            "INSERT INTO pictures(day, sha256, kind, sealed) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (day, sha256) DO NOTHING",
+            &[&day, &&r.sha256[..], &(r.kind_code() as i16), &stored],
+        )
+        .map_err(q)?;
+    Ok(())
+}
+
+/// Seals and stores a picture of a read on `day`; returns its reference.
+pub fn put(
+    client: &mut impl GenericClient,
+    key: Option<&PictureKey>,
+    day: i32,
+    kind: ImageKind,
+    bytes: &[u8],
+) -> Result<ImageRef, PgError> {
+    let (r, stored) = seal(key, kind, bytes)?;
+    insert(client, day, &r, &stored)?;
     Ok(r)
 }
 
-/// A picture of a read on `day`, opened: refused if it was altered, moved
-/// to another name, or sealed under another key.
+/// A picture of a read on `day` (or its held copy, once the day is
+/// purged), opened: refused if it was altered, moved to another name, or
+/// sealed under another key (or sealed at all, for a store without one).
 pub fn get(
     client: &mut impl GenericClient,
-    key: &DataKey,
+    key: Option<&PictureKey>,
     day: i32,
     r: &ImageRef,
 ) -> Result<Option<Vec<u8>>, PgError> {
+    let q = |e: postgres::Error| super::connect::statement_error(e);
     let row = client
         .query_opt(
-            "SELECT sealed FROM pictures WHERE day = $1 AND sha256 = $2",
+            "SELECT sealed FROM pictures WHERE day = $1 AND sha256 = $2
+             UNION ALL SELECT sealed FROM held_pictures WHERE sha256 = $2
+             LIMIT 1",
             &[&day, &&r.sha256[..]],
         )
-        .map_err(|e| PgError::Query(e.to_string()))?;
+        .map_err(q)?;
     let Some(row) = row else { return Ok(None) };
-    let sealed: Vec<u8> = row.get(0);
-    PictureKey::new(key)
-        .open(&r.sha256, sealed)
-        .map(Some)
-        .map_err(|e| PgError::Query(format!("picture {}: {e}", hex::encode(r.sha256))))
+    let stored: Vec<u8> = row.get(0);
+    let bad = |e: crate::at_rest::PictureError| {
+        PgError::Query(format!("picture {}: {e}", hex::encode(r.sha256)))
+    };
+    match key {
+        Some(key) => key.open(&r.sha256, stored).map(Some).map_err(bad),
+        None if crate::at_rest::pictures::sealed_under(&stored).is_some() => {
+            Err(bad(crate::at_rest::PictureError::Tampered))
+        }
+        None => Ok(Some(stored)),
+    }
+}
+
+/// Keeps a copy of a picture of `day` for a legal hold, past the day's
+/// purge.
+pub fn hold(client: &mut impl GenericClient, day: i32, r: &ImageRef) -> Result<(), PgError> {
+    client
+        .execute(
+            "INSERT INTO held_pictures(sha256, kind, sealed)
+             SELECT sha256, kind, sealed FROM pictures WHERE day = $1 AND sha256 = $2
+             ON CONFLICT (sha256) DO NOTHING",
+            &[&day, &&r.sha256[..]],
+        )
+        .map_err(super::connect::statement_error)?;
+    Ok(())
+}
+
+/// Drops a held copy no hold needs any more; whether there was one.
+pub fn release_held(client: &mut impl GenericClient, r: &ImageRef) -> Result<bool, PgError> {
+    Ok(client
+        .execute(
+            "DELETE FROM held_pictures WHERE sha256 = $1",
+            &[&&r.sha256[..]],
+        )
+        .map_err(super::connect::statement_error)?
+        > 0)
+}
+
+/// Pictures stored for `day`.
+pub fn count_day(client: &mut impl GenericClient, day: i32) -> Result<u64, PgError> {
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM pictures WHERE day = $1", &[&day])
+        .map_err(super::connect::statement_error)?
+        .get(0);
+    Ok(n as u64)
+}
+
+/// Drops the pictures of `day` (retention), its whole partition.
+pub fn drop_day(client: &mut impl GenericClient, day: i32) -> Result<(), PgError> {
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table(day)))
+        .map_err(super::connect::statement_error)
 }
 
 /// Drops the pictures of days before `day` (retention), whole partitions.

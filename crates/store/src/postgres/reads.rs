@@ -25,6 +25,7 @@ use platekeeper_core::NewRead;
 use postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::images::ImageRef;
 use crate::ingest::IngestStatus;
 use crate::partition::{self, DAY_MS};
 
@@ -36,6 +37,9 @@ pub struct PgRead {
     pub meta: i64,
     pub id: Uuid,
     pub pos: Option<i64>,
+    /// The plate crop and the vehicle picture, stored in `pictures`.
+    pub plate_image: Option<ImageRef>,
+    pub vehicle_image: Option<ImageRef>,
 }
 
 impl PgRead {
@@ -54,6 +58,8 @@ impl PgRead {
             ),
             id: read.id.0,
             pos: partition::stored_pos(read, home)?,
+            plate_image: None,
+            vehicle_image: None,
         })
     }
 
@@ -63,8 +69,12 @@ impl PgRead {
     }
 }
 
+/// A read row's columns, in [`row_read`]'s order.
+pub(crate) const COLUMNS: &str =
+    "ts, plate, meta, id, pos, plate_sha, plate_kind, vehicle_sha, vehicle_kind";
+
 /// The partition of one day: `reads_dYYYYMMDD`.
-fn partition_name(day: i32) -> String {
+pub(crate) fn partition_name(day: i32) -> String {
     let file = partition::file_name(day);
     format!("reads_d{}", file.trim_end_matches(".db").replace('-', ""))
 }
@@ -174,18 +184,43 @@ pub fn ingest(
         let meta: Vec<i64> = items.iter().map(|&i| reads[i].meta).collect();
         let id: Vec<Uuid> = items.iter().map(|&i| reads[i].id).collect();
         let pos: Vec<Option<i64>> = items.iter().map(|&i| reads[i].pos).collect();
+        let sha = |f: fn(&PgRead) -> &Option<ImageRef>| -> Vec<Option<Vec<u8>>> {
+            items
+                .iter()
+                .map(|&i| f(&reads[i]).as_ref().map(|r| r.sha256.to_vec()))
+                .collect()
+        };
+        let kind = |f: fn(&PgRead) -> &Option<ImageRef>| -> Vec<Option<i16>> {
+            items
+                .iter()
+                .map(|&i| f(&reads[i]).as_ref().map(|r| r.kind_code() as i16))
+                .collect()
+        };
+        let (plate_sha, plate_kind) = (sha(|r| &r.plate_image), kind(|r| &r.plate_image));
+        let (vehicle_sha, vehicle_kind) = (sha(|r| &r.vehicle_image), kind(|r| &r.vehicle_image));
         let table = partition_name(day);
         stored.extend(tx.query(
             &format!(
-                "INSERT INTO {table}(ts, plate, meta, id, pos)
-                 SELECT n.ts, n.plate, n.meta, n.id, n.pos
-                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[], $5::bigint[])
-                      AS n(ts, plate, meta, id, pos)
+                "INSERT INTO {table}({COLUMNS})
+                 SELECT n.ts, n.plate, n.meta, n.id, n.pos, n.ps, n.pk, n.vs, n.vk
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[], $5::bigint[],
+                             $6::bytea[], $7::smallint[], $8::bytea[], $9::smallint[])
+                      AS n(ts, plate, meta, id, pos, ps, pk, vs, vk)
                  WHERE NOT EXISTS (
                      SELECT 1 FROM {table} r WHERE r.plate = n.plate AND r.ts = n.ts AND r.id = n.id)
                  RETURNING id, ts"
             ),
-            &[&ts, &plate, &meta, &id, &pos],
+            &[
+                &ts,
+                &plate,
+                &meta,
+                &id,
+                &pos,
+                &plate_sha,
+                &plate_kind,
+                &vehicle_sha,
+                &vehicle_kind,
+            ],
         )?);
     }
     tx.commit()?;
@@ -209,8 +244,10 @@ pub fn exact(
     limit: i64,
 ) -> Result<Vec<PgRead>, postgres::Error> {
     let rows = client.query(
-        "SELECT ts, plate, meta, id, pos FROM reads
-         WHERE plate = $1 AND ts BETWEEN $2 AND $3 ORDER BY ts DESC LIMIT $4",
+        &format!(
+            "SELECT {COLUMNS} FROM reads
+             WHERE plate = $1 AND ts BETWEEN $2 AND $3 ORDER BY ts DESC, id DESC LIMIT $4"
+        ),
         &[&plate, &from_ms, &to_ms, &limit],
     )?;
     Ok(rows.iter().map(row_read).collect())
@@ -276,13 +313,21 @@ pub fn seal_day(client: &mut postgres::Client, day: i32) -> Result<(), postgres:
     ))
 }
 
-fn row_read(r: &postgres::Row) -> PgRead {
+pub(crate) fn row_read(r: &postgres::Row) -> PgRead {
+    let image = |sha: usize, kind: usize| {
+        let sha: Option<Vec<u8>> = r.get(sha);
+        let kind: Option<i16> = r.get(kind);
+        sha.zip(kind)
+            .and_then(|(s, k)| ImageRef::from_parts(&s, k.into()))
+    };
     PgRead {
         ts_ms: r.get(0),
         plate: r.get(1),
         meta: r.get(2),
         id: r.get(3),
         pos: r.get(4),
+        plate_image: image(5, 6),
+        vehicle_image: image(7, 8),
     }
 }
 
@@ -320,8 +365,8 @@ pub fn of_spans(
         }
         let rows = client.query(
             &format!(
-                "SELECT ts, plate, meta, id, pos FROM {}
-                 WHERE plate = ANY($1) AND ts BETWEEN $2 AND $3 ORDER BY ts DESC LIMIT $4",
+                "SELECT {COLUMNS} FROM {}
+                 WHERE plate = ANY($1) AND ts BETWEEN $2 AND $3 ORDER BY ts DESC, id DESC LIMIT $4",
                 partition_name(day)
             ),
             &[&codes, &from_ms, &to_ms, &((limit - out.len()) as i64)],
@@ -354,9 +399,9 @@ pub fn in_window(
     let max = max.clamp(1, MAX_CANVASS_CANDIDATES);
     let rows = client.query(
         &format!(
-            "SELECT ts, plate, meta, id, pos FROM reads
+            "SELECT {COLUMNS} FROM reads
              WHERE ts BETWEEN $1 AND $2 AND (pos IS NOT NULL OR (meta & {}) = ANY($3))
-             ORDER BY ts DESC LIMIT $4",
+             ORDER BY ts DESC, id DESC LIMIT $4",
             partition::CAM_MASK
         ),
         &[&from_ms, &to_ms, &cameras, &(max + 1)],

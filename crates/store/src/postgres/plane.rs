@@ -1,0 +1,546 @@
+//! The store's reads on PostgreSQL: what [`crate::Store`] does with its
+//! day files on the embedded backend — ingest, the searches' reads, one
+//! read by id, corrections' rewrite of a row, retention's removal of
+//! days — done on the day-partitioned `reads` table ([`super::reads`]).
+//! The searches' planning (checks, the plate dictionary's candidates,
+//! access and log) is the embedded store's own; only where the rows come
+//! from differs.
+//!
+//! Order and paging: a day file numbers its rows, so a page ends at a
+//! row number. A partition has no such number (a unique index for it
+//! would cost about 22 bytes a read), so reads are ordered by (time, id)
+//! and a page's cursor carries the id of its last read as the tiebreak
+//! ([`crate::search::Cursor::tie`]): two reads of the same millisecond
+//! are never skipped or repeated across a page boundary.
+
+use std::sync::atomic::Ordering;
+
+use platekeeper_core::{GeoPoint, Plate, ReadId, Region};
+use uuid::Uuid;
+
+use super::connect::{off_runtime, statement_error, PgPool};
+use super::reads::{self, PgRead, COLUMNS};
+use crate::cameras::CameraMap;
+use crate::dictionary::PlateSpan;
+use crate::ingest::{IngestItem, IngestStatus};
+use crate::partition::{self, DAY_MS};
+use crate::search::{Cursor, ReadQuery, StoredRead};
+use crate::{Store, StoreError};
+
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Postgres(statement_error(e))
+}
+
+/// Rows fetched at a time when an area may reject some of them.
+const AREA_CHUNK: i64 = 2_000;
+
+/// A row as search returns it.
+fn stored(r: &PgRead, cameras: &CameraMap) -> Result<StoredRead, StoreError> {
+    let (cam, confidence, state, heading) = partition::unpack_meta(r.meta);
+    let (camera, home) = cameras
+        .get(&cam)
+        .cloned()
+        .unwrap_or_else(|| (format!("#{cam}"), None));
+    let day = partition::day_of(r.ts_ms);
+    Ok(StoredRead {
+        id: ReadId(r.id),
+        plate: Plate::from_code(r.plate)
+            .ok_or_else(|| StoreError::Corrupt(format!("plate code {}", r.plate)))?,
+        region: state.and_then(Region::from_code),
+        ts_ms: r.ts_ms,
+        position: r
+            .position_micro(home)
+            .map(|(a, b)| GeoPoint::from_micro(a, b)),
+        camera,
+        heading,
+        confidence,
+        plate_image: r.plate_image,
+        vehicle_image: r.vehicle_image,
+        locator: Cursor {
+            day,
+            rowid: partition::rowid_base(r.ts_ms),
+            tie: Some(*r.id.as_bytes()),
+        },
+    })
+}
+
+/// SQL conditions for a query's camera and state (integers, written in).
+fn filters(q: &ReadQuery, camera_num: Option<u32>) -> String {
+    let mut sql = String::new();
+    if let Some(n) = camera_num {
+        sql.push_str(&format!(" AND (r.meta & {}) = {n}", partition::CAM_MASK));
+    }
+    if let Some(region) = q.region {
+        sql.push_str(&format!(
+            " AND ((r.meta >> {}) & 127) = {}",
+            partition::STATE_SHIFT,
+            region.code()
+        ));
+    }
+    sql
+}
+
+/// What one page of a search asks of the days' partitions.
+pub(crate) struct PageQuery<'a> {
+    pub q: &'a ReadQuery,
+    pub candidates: Option<&'a [PlateSpan]>,
+    pub camera_num: Option<u32>,
+    /// The area's SQL prefilter (`crate::search`'s), if any.
+    pub area_sql: Option<String>,
+    pub cameras: &'a CameraMap,
+    pub limit: usize,
+}
+
+impl Store {
+    fn pg(&self) -> Option<(&PgPool, &reads::Days)> {
+        match &self.main {
+            crate::Main::Postgres { pool, days, .. } => Some((pool, days)),
+            crate::Main::Embedded { .. } => None,
+        }
+    }
+
+    /// Whether the store is on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.pg().is_some()
+    }
+
+    /// [`Store::ingest`] on PostgreSQL: one transaction for the batch,
+    /// acknowledged once committed; pictures stored before it (a crash
+    /// between leaves pictures no read names, removed with their day, as
+    /// the embedded store's files are).
+    pub(crate) fn pg_ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestStatus>, StoreError> {
+        let (pool, days) = self.pg().ok_or(StoreError::Poisoned)?;
+        let mut packed = Vec::with_capacity(items.len());
+        {
+            let cams = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
+            for item in items {
+                let cam = cams
+                    .get(item.camera)
+                    .ok_or_else(|| StoreError::UnknownCamera(item.camera.to_string()))?;
+                let r = &item.read;
+                let mut row = PgRead::pack(item.camera, cam.home_micro(), r).ok_or_else(|| {
+                    StoreError::InvalidCamera(format!(
+                        "read {} has no position and camera {} has none registered",
+                        r.id, cam.id
+                    ))
+                })?;
+                let day = partition::day_of(r.ts_ms);
+                let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
+                    img.as_ref()
+                        .map(|(kind, bytes)| self.images.put(day, *kind, bytes))
+                        .transpose()
+                };
+                row.plate_image = image(&r.plate_image)?;
+                row.vehicle_image = image(&r.vehicle_image)?;
+                packed.push(row);
+            }
+        }
+        let purged_before = self.purged_before.load(Ordering::SeqCst);
+        let statuses = off_runtime(|| -> Result<_, StoreError> {
+            let mut conn = pool.get()?;
+            reads::ingest(&mut conn, days, &packed, purged_before).map_err(db)
+        })?;
+        let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
+        for (item, status) in items.iter().zip(&statuses) {
+            if *status == IngestStatus::Accepted {
+                dict.observe(&item.read.plate, partition::day_of(item.read.ts_ms));
+            }
+        }
+        Ok(statuses)
+    }
+
+    /// The days with reads in `[first, last]`, newest first.
+    fn pg_days(conn: &mut postgres::Client, first: i32, last: i32) -> Result<Vec<i32>, StoreError> {
+        Ok(conn
+            .query(
+                "SELECT day FROM read_days WHERE day BETWEEN $1 AND $2 ORDER BY day DESC",
+                &[&first, &last],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// One page of a planned search's reads (see [`crate::search`]):
+    /// day by day from the newest, each day's partition asked for the
+    /// candidates' plates read that day (or, without a plate, the window),
+    /// after the cursor, newest first.
+    pub(crate) fn pg_page(&self, p: &PageQuery<'_>) -> Result<Vec<StoredRead>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        let q = p.q;
+        let from = q.from_ms.unwrap_or(i64::MIN / 4);
+        let to = q.to_ms.unwrap_or(i64::MAX / 4);
+        let mut sql_filters = filters(q, p.camera_num);
+        if let Some(area) = &p.area_sql {
+            sql_filters.push_str(" AND ");
+            sql_filters.push_str(area);
+        }
+        let keep = |read: &StoredRead| match (&q.area, read.position) {
+            (Some(area), Some(pos)) => area.contains(pos),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            let mut last = partition::day_of(to);
+            if let Some(c) = q.cursor {
+                last = last.min(c.day);
+            }
+            let mut out: Vec<StoredRead> = Vec::new();
+            for day in Self::pg_days(&mut conn, partition::day_of(from), last)? {
+                let codes: Option<Vec<i64>> = p.candidates.map(|c| {
+                    c.iter()
+                        .filter(|s| s.maybe_on(day))
+                        .map(|s| s.plate.code())
+                        .collect()
+                });
+                if codes.as_ref().is_some_and(Vec::is_empty) {
+                    continue;
+                }
+                let lo = from.max(day as i64 * DAY_MS);
+                let hi = to.min((day as i64 + 1) * DAY_MS - 1);
+                // After the cursor: (time, id) below the last read's.
+                let mut after: Option<(i64, Uuid)> = q.cursor.filter(|c| c.day == day).map(|c| {
+                    let ts = partition::rowid_time(c.day, c.rowid);
+                    (ts, c.tie.map(Uuid::from_bytes).unwrap_or(Uuid::nil()))
+                });
+                loop {
+                    let want = (p.limit - out.len()) as i64;
+                    let batch = if q.area.is_some() {
+                        want.max(AREA_CHUNK)
+                    } else {
+                        want
+                    };
+                    let plate_sql = if codes.is_some() {
+                        " AND r.plate = ANY($3)"
+                    } else {
+                        " AND $3::bigint[] IS NULL"
+                    };
+                    let after_sql = if after.is_some() {
+                        " AND (r.ts, r.id) < ($4, $5)"
+                    } else {
+                        " AND $4::bigint IS NULL AND $5::uuid IS NULL"
+                    };
+                    let sql = format!(
+                        "SELECT {} FROM {} r WHERE r.ts BETWEEN $1 AND $2{plate_sql}{after_sql}{sql_filters}
+                         ORDER BY r.ts DESC, r.id DESC LIMIT $6",
+                        COLUMNS
+                            .split(", ")
+                            .map(|c| format!("r.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        reads::partition_name(day)
+                    );
+                    let rows = conn
+                        .query(
+                            &sql,
+                            &[
+                                &lo,
+                                &hi,
+                                &codes,
+                                &after.map(|a| a.0),
+                                &after.map(|a| a.1),
+                                &batch,
+                            ],
+                        )
+                        .map_err(db)?;
+                    let fetched = rows.len() as i64;
+                    for row in &rows {
+                        let r = reads::row_read(row);
+                        after = Some((r.ts_ms, r.id));
+                        let read = stored(&r, p.cameras)?;
+                        if keep(&read) {
+                            out.push(read);
+                            if out.len() >= p.limit {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                    if fetched < batch {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many reads of the candidates' plates a query without an area
+    /// matches, counted in each day's partition; stops past `cap`.
+    pub(crate) fn pg_count(
+        &self,
+        q: &ReadQuery,
+        candidates: &[PlateSpan],
+        camera_num: Option<u32>,
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        let from = q.from_ms.unwrap_or(i64::MIN / 4);
+        let to = q.to_ms.unwrap_or(i64::MAX / 4);
+        let sql_filters = filters(q, camera_num);
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            let mut count = 0usize;
+            for day in Self::pg_days(&mut conn, partition::day_of(from), partition::day_of(to))? {
+                let codes: Vec<i64> = candidates
+                    .iter()
+                    .filter(|s| s.maybe_on(day))
+                    .map(|s| s.plate.code())
+                    .collect();
+                if codes.is_empty() {
+                    continue;
+                }
+                let n: i64 = conn
+                    .query_one(
+                        &format!(
+                            "SELECT count(*) FROM {} r WHERE r.plate = ANY($1)
+                             AND r.ts BETWEEN $2 AND $3{sql_filters}",
+                            reads::partition_name(day)
+                        ),
+                        &[&codes, &from, &to],
+                    )
+                    .map_err(db)?
+                    .get(0);
+                count += n as usize;
+                if count > cap {
+                    break;
+                }
+            }
+            Ok(count)
+        })
+    }
+
+    /// One read by id and time, from its day's partition.
+    pub(crate) fn pg_find_read_at(
+        &self,
+        id: ReadId,
+        ts_ms: i64,
+    ) -> Result<Option<StoredRead>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        let day = partition::day_of(ts_ms);
+        let cameras = self.camera_map()?;
+        let row = off_runtime(|| -> Result<_, StoreError> {
+            let mut conn = pool.get()?;
+            if !Self::pg_days(&mut conn, day, day)?.contains(&day) {
+                return Ok(None);
+            }
+            Ok(conn
+                .query_opt(
+                    &format!(
+                        "SELECT {COLUMNS} FROM {} WHERE ts = $1 AND id = $2",
+                        reads::partition_name(day)
+                    ),
+                    &[&ts_ms, &id.0],
+                )
+                .map_err(db)?
+                .map(|r| reads::row_read(&r)))
+        })?;
+        row.map(|r| stored(&r, &cameras)).transpose()
+    }
+
+    /// Reads stored, all days.
+    pub(crate) fn pg_read_count(&self) -> Result<u64, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let n: i64 = pool
+                .get()?
+                .query_one("SELECT count(*) FROM reads", &[])
+                .map_err(db)?
+                .get(0);
+            Ok(n as u64)
+        })
+    }
+
+    /// Bytes the reads and pictures take in the database.
+    pub(crate) fn pg_bytes(&self) -> Result<u64, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            let reads = reads::bytes(&mut *conn).map_err(db)?;
+            let pictures: i64 = conn
+                .query_one(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent = 'pictures'::regclass",
+                    &[],
+                )
+                .map_err(db)?
+                .get(0);
+            Ok((reads + pictures).max(0) as u64)
+        })
+    }
+
+    /// The days with reads, oldest first, and how many each holds.
+    pub(crate) fn pg_day_counts(&self) -> Result<Vec<(i32, u64)>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            let days: Vec<i32> = conn
+                .query("SELECT day FROM read_days ORDER BY day", &[])
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut out = Vec::with_capacity(days.len());
+            for day in days {
+                let n: i64 = conn
+                    .query_one(
+                        &format!("SELECT count(*) FROM {}", reads::partition_name(day)),
+                        &[],
+                    )
+                    .map_err(db)?
+                    .get(0);
+                out.push((day, n as u64));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Removes a day past retention: its reads' partition and its
+    /// pictures', each dropped whole (a moment's lock, never rows deleted
+    /// under ingest).
+    pub(crate) fn pg_drop_day(&self, day: i32) -> Result<(), StoreError> {
+        let (pool, days) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| -> Result<(), StoreError> {
+            let mut conn = pool.get()?;
+            let mut tx = conn.transaction().map_err(db)?;
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS {}; DELETE FROM read_days WHERE day = {day};",
+                reads::partition_name(day)
+            ))
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            super::pictures::drop_day(&mut *conn, day)?;
+            Ok(())
+        })?;
+        days.forget();
+        Ok(())
+    }
+
+    /// Removes a day's pictures past image retention, keeping its reads
+    /// (which then name none).
+    pub(crate) fn pg_clear_pictures(&self, day: i32) -> Result<u64, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| -> Result<u64, StoreError> {
+            let mut conn = pool.get()?;
+            let n = super::pictures::count_day(&mut *conn, day)?;
+            let mut tx = conn.transaction().map_err(db)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET plate_sha = NULL, plate_kind = NULL, vehicle_sha = NULL, vehicle_kind = NULL
+                     WHERE plate_sha IS NOT NULL OR vehicle_sha IS NOT NULL",
+                    reads::partition_name(day)
+                ),
+                &[],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            super::pictures::drop_day(&mut *conn, day)?;
+            Ok(n)
+        })
+    }
+
+    /// The days whose pictures are stored, oldest first.
+    pub(crate) fn pg_picture_days(&self) -> Result<Vec<i32>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            Ok(pool
+                .get()?
+                .query("SELECT DISTINCT day FROM pictures ORDER BY day", &[])
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
+    /// Whether any read of `plate` is still stored on the days `span`
+    /// may have it.
+    pub(crate) fn pg_has_plate(&self, plate: &Plate, span: &PlateSpan) -> Result<bool, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            for day in Self::pg_days(&mut conn, i32::MIN, i32::MAX)? {
+                if !span.maybe_on(day) {
+                    continue;
+                }
+                let found = conn
+                    .query_opt(
+                        &format!(
+                            "SELECT 1 FROM {} WHERE plate = $1 LIMIT 1",
+                            reads::partition_name(day)
+                        ),
+                        &[&plate.code()],
+                    )
+                    .map_err(db)?
+                    .is_some();
+                if found {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// The oldest read kept.
+    pub(crate) fn pg_oldest_read_ms(&self) -> Result<Option<i64>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            for day in Self::pg_days(&mut conn, i32::MIN, i32::MAX)?
+                .into_iter()
+                .rev()
+            {
+                let min: Option<i64> = conn
+                    .query_one(
+                        &format!("SELECT min(ts) FROM {}", reads::partition_name(day)),
+                        &[],
+                    )
+                    .map_err(db)?
+                    .get(0);
+                if min.is_some() {
+                    return Ok(min);
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Compacts finished days (see [`Store::seal_finished_days`]).
+    pub(crate) fn pg_seal_days(&self, before: i32) -> Result<Vec<i32>, StoreError> {
+        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
+        off_runtime(|| {
+            let mut conn = pool.get()?;
+            let days: Vec<i32> = conn
+                .query(
+                    "SELECT day FROM read_days WHERE day < $1 AND sealed_at IS NULL ORDER BY day",
+                    &[&before],
+                )
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for &day in &days {
+                reads::seal_day(&mut conn, day).map_err(db)?;
+                conn.execute(
+                    "UPDATE read_days SET sealed_at = now() WHERE day = $1",
+                    &[&day],
+                )
+                .map_err(db)?;
+            }
+            Ok(days)
+        })
+    }
+}
+
+/// Fills `dictionary` from the database at open: every plate of every
+/// day (the cache a node rebuilds).
+pub(crate) fn load_dictionary(
+    pool: &PgPool,
+    dictionary: &mut crate::dictionary::PlateDictionary,
+) -> Result<(), StoreError> {
+    let mut conn = pool.get()?;
+    reads::load_dictionary(&mut *conn, dictionary).map_err(db)?;
+    Ok(())
+}
