@@ -376,7 +376,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sample_file = dir.join(SAMPLE_FILE);
     let (store, end, ingest) = if args.reuse {
         let (end, sample) = read_sample(&sample_file)?;
-        let store = crate::keys::open(&dir, data_key.clone())?;
+        let store = crate::keys::open_in(&dir, data_key.clone(), args.key.database()?)?;
         say(format!(
             "measuring queries on the store in {} ({} reads)",
             dir.display(),
@@ -385,7 +385,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (store, end, Ingested::Reused(sample))
     } else {
         let end = now_ms();
-        let store = crate::keys::open(&dir, data_key.clone())?;
+        let store = crate::keys::open_in(&dir, data_key.clone(), args.key.database()?)?;
         let cameras = register_cameras(&store, args.seed, end)?;
         say(format!(
             "ingesting {} synthetic reads into {} …",

@@ -209,6 +209,40 @@ impl<V> HasHead for Logged<V> {
     }
 }
 
+/// Reads returned per statement that records them (each row three
+/// parameters, well under either backend's limit).
+const RETURNED_PER_STATEMENT: usize = 200;
+
+/// Records which reads access `access_id` returned, a few hundred rows
+/// per statement: one round trip per statement to PostgreSQL, so a row
+/// at a time cost a search more than the search itself.
+fn record_returned(
+    tx: &dyn Sql,
+    access_id: i64,
+    returned: &[(ReadId, i64)],
+) -> Result<(), StoreError> {
+    for chunk in returned.chunks(RETURNED_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(?1, ?{}, ?{})", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let ids: Vec<[u8; 16]> = chunk.iter().map(|(id, _)| *id.as_bytes()).collect();
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&access_id];
+        for ((_, ts), id) in chunk.iter().zip(&ids) {
+            params.push(id);
+            params.push(ts);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO access_reads(access_id, read_id, ts) VALUES {}
+                 ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            ),
+            params.as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Appends an entry to the audit log and returns it once durable.
     pub fn log_event(&self, new: NewEntry) -> Result<LogEntry, StoreError> {
@@ -320,13 +354,7 @@ impl Store {
         };
         let logged = self.with_log(|tx, head| {
             let e = log::append(tx, head, entry)?;
-            for (id, ts) in &returned {
-                tx.execute(
-                    "INSERT INTO access_reads(access_id, read_id, ts) VALUES (?1, ?2, ?3)
-                     ON CONFLICT DO NOTHING",
-                    params![e.seq, &id.as_bytes()[..], ts],
-                )?;
-            }
+            record_returned(tx, e.seq, &returned)?;
             let receipt = Receipt { access_id: e.seq };
             let (changed, head) = change(tx, e.as_head(), &receipt, &value)?;
             Ok(Logged {
