@@ -302,3 +302,58 @@ async fn one_camera_flooding_pictures_cannot_make_another_wait() {
     assert_eq!(recognition.pending(flood_num), 0, "places given back");
     assert_eq!(recognition.in_progress(), 0);
 }
+
+/// R10.1 / issue 25: the database goes away under a camera's upload. The
+/// camera is told 503 `database_unavailable` with `Retry-After` — never a
+/// 2xx for a read that was not committed — and the same batch sent again
+/// once the connections are renewed is stored, once. (PostgreSQL only:
+/// the embedded store has no connection to lose.)
+#[tokio::test]
+async fn a_lost_database_answers_503_with_retry_after_and_the_resend_is_stored_once() {
+    if !support::on_postgres() {
+        return;
+    }
+    let api = support::api().await;
+    let key = api.camera_key("cam-db").await;
+    let reads = serde_json::json!([{
+        "id": "00000000-0000-4000-8000-0000000000d1",
+        "plate": "8DBL055",
+        "ts": platekeeper_core::read::format_time_ms(api.now() - 60_000)
+    }]);
+    support::drop_connections(api.store.dir());
+    let mut refused = 0;
+    let accepted = loop {
+        let res = api
+            .respond(
+                axum::http::Request::post("/api/v1/reads")
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(
+                        serde_json::json!({ "reads": reads }).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        let status = res.status();
+        let retry = res.headers().get("retry-after").cloned();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if status.is_success() {
+            break v;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "database_unavailable", "{v}");
+        assert_eq!(retry.as_ref().and_then(|h| h.to_str().ok()), Some("5"));
+        refused += 1;
+        assert!(refused <= 16, "the pool keeps lending dead connections");
+    };
+    assert!(refused >= 1, "the dropped connection was not noticed");
+    assert_eq!(accepted["accepted"], 1, "{accepted}");
+    // Sent once more: a duplicate, not a second copy.
+    let (s, v) = api.post_reads(&key, reads).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["duplicates"], 1, "{v}");
+    assert_eq!(api.store.read_count().unwrap(), 1);
+}

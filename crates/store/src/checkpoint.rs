@@ -619,6 +619,17 @@ fn startup_problem(
     Ok(v.problem.filter(|_| !v.ok))
 }
 
+/// What to look at when `c` was signed with another key than the one
+/// the store signs with now (`store_key`): not a failure of the proof.
+fn key_note(store_key: Option<&str>, c: &Checkpoint) -> Option<String> {
+    store_key.filter(|k| *k != c.public_key).map(|k| {
+        format!(
+            "the checkpoint was signed with key {}; this store now signs with key {k}: check which one is the agency's",
+            c.public_key
+        )
+    })
+}
+
 /// Checks the log in `conn` against `c`, a checkpoint kept elsewhere.
 fn prove_conn(
     conn: &Connection,
@@ -627,15 +638,7 @@ fn prove_conn(
 ) -> Result<CheckpointProof, StoreError> {
     let log = log::verify_conn(conn, dir)?;
     let store_public_key = latest_stored(conn)?.map(|s| s.public_key);
-    let note = store_public_key
-        .as_ref()
-        .filter(|k| **k != c.public_key)
-        .map(|k| {
-            format!(
-                "the checkpoint was signed with key {}; this store now signs with key {k}: check which one is the agency's",
-                c.public_key
-            )
-        });
+    let note = key_note(store_public_key.as_deref(), c);
     let mut proof = CheckpointProof {
         ok: false,
         checkpoint: c.clone(),
@@ -885,15 +888,7 @@ impl Store {
                 })?;
                 let store_public_key =
                     latest_stored(&crate::sql::Pg::new(&mut *conn))?.map(|s| s.public_key);
-                let note = store_public_key
-                    .as_ref()
-                    .filter(|k| **k != c.public_key)
-                    .map(|k| {
-                        format!(
-                            "the checkpoint was signed with key {}; this store now signs with key {k}: check which one is the agency's",
-                            c.public_key
-                        )
-                    });
+                let note = key_note(store_public_key.as_deref(), c);
                 Ok(CheckpointProof {
                     ok: problem.is_none() && log.ok,
                     checkpoint: c.clone(),

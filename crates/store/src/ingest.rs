@@ -112,21 +112,13 @@ impl Store {
         items
             .iter()
             .map(|item| {
-                let cam = cams
-                    .get(item.camera)
-                    .ok_or_else(|| StoreError::UnknownCamera(item.camera.to_string()))?;
+                let cam = camera_of(&cams, item)?;
                 let r = &item.read;
-                let pos = partition::stored_pos(r, cam.home_micro()).ok_or_else(|| {
-                    StoreError::InvalidCamera(format!(
-                        "read {} has no position and camera {} has none registered",
-                        r.id, cam.id
-                    ))
-                })?;
+                let pos = partition::stored_pos(r, cam.home_micro())
+                    .ok_or_else(|| unplaced(item, cam))?;
                 let day = partition::day_of(r.ts_ms);
                 let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
-                    img.as_ref()
-                        .map(|(kind, bytes)| self.images.put(day, *kind, bytes))
-                        .transpose()
+                    self.put_picture(day, img)
                 };
                 Ok(Row {
                     day,
@@ -143,6 +135,37 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// The camera a read came from (registered, or the batch is refused).
+pub(crate) fn camera_of<'a>(
+    cams: &'a crate::cameras::CameraRegistry,
+    item: &IngestItem,
+) -> Result<&'a crate::Camera, StoreError> {
+    cams.get(item.camera)
+        .ok_or_else(|| StoreError::UnknownCamera(item.camera.to_string()))
+}
+
+/// A read with no position of its own from a camera with none.
+pub(crate) fn unplaced(item: &IngestItem, cam: &crate::Camera) -> StoreError {
+    StoreError::InvalidCamera(format!(
+        "read {} has no position and camera {} has none registered",
+        item.read.id, cam.id
+    ))
+}
+
+impl Store {
+    /// Stores one of a read's pictures, if it has it, with the read's day.
+    pub(crate) fn put_picture(
+        &self,
+        day: i32,
+        picture: &Option<(platekeeper_core::ImageKind, Vec<u8>)>,
+    ) -> Result<Option<crate::images::ImageRef>, StoreError> {
+        picture
+            .as_ref()
+            .map(|(kind, bytes)| self.images.put(day, *kind, bytes))
+            .transpose()
     }
 }
 

@@ -226,6 +226,30 @@ pub fn tamper(dir: &std::path::Path, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
+/// Ends every session the store in `dir` has with its database, as a
+/// database restart or a network cut would (PostgreSQL only).
+pub fn drop_connections(dir: &std::path::Path) {
+    let url = database_for(dir).expect("a PostgreSQL store").to_string();
+    let name = url
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .unwrap()
+        .to_string();
+    let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").unwrap();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
 /// Pictures the store in `dir` keeps: (of stored days, held copies) —
 /// files in its folder, or rows in its database.
 pub fn pictures_stored(dir: &std::path::Path) -> (usize, usize) {

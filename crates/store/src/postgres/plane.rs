@@ -22,7 +22,7 @@ use super::connect::{off_runtime, statement_error, PgPool};
 use super::reads::{self, PgRead, COLUMNS};
 use crate::cameras::CameraMap;
 use crate::dictionary::PlateSpan;
-use crate::ingest::{IngestItem, IngestStatus};
+use crate::ingest::{camera_of, unplaced, IngestItem, IngestStatus};
 use crate::partition::{self, DAY_MS};
 use crate::search::{Cursor, ReadQuery, StoredRead};
 use crate::{Store, StoreError};
@@ -114,24 +114,13 @@ impl Store {
         {
             let cams = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
             for item in items {
-                let cam = cams
-                    .get(item.camera)
-                    .ok_or_else(|| StoreError::UnknownCamera(item.camera.to_string()))?;
+                let cam = camera_of(&cams, item)?;
                 let r = &item.read;
-                let mut row = PgRead::pack(item.camera, cam.home_micro(), r).ok_or_else(|| {
-                    StoreError::InvalidCamera(format!(
-                        "read {} has no position and camera {} has none registered",
-                        r.id, cam.id
-                    ))
-                })?;
+                let mut row = PgRead::pack(item.camera, cam.home_micro(), r)
+                    .ok_or_else(|| unplaced(item, cam))?;
                 let day = partition::day_of(r.ts_ms);
-                let image = |img: &Option<(platekeeper_core::ImageKind, Vec<u8>)>| {
-                    img.as_ref()
-                        .map(|(kind, bytes)| self.images.put(day, *kind, bytes))
-                        .transpose()
-                };
-                row.plate_image = image(&r.plate_image)?;
-                row.vehicle_image = image(&r.vehicle_image)?;
+                row.plate_image = self.put_picture(day, &r.plate_image)?;
+                row.vehicle_image = self.put_picture(day, &r.vehicle_image)?;
                 packed.push(row);
             }
         }
