@@ -138,13 +138,20 @@ fn load_or_create(path: &Path) -> anyhow::Result<DataKey> {
 
 /// `keys encrypt`: a plain store encrypted under the key in `key_file`
 /// (made if missing).
-pub fn encrypt(data: &Path, key_file: &Path) -> anyhow::Result<()> {
+pub fn encrypt(data: &Path, key_file: &Path, database: Option<&str>) -> anyhow::Result<()> {
     if std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
         bail!("{KEY_ENV} is set: `keys encrypt` takes the new key from --key-file only");
     }
+    let database = DatabaseUrl::from_option_or_env(database)?;
     let _lock = lock_data_dir(data)?;
     let to = load_or_create(key_file)?;
-    run_rekey(data, None, &to)?;
+    match &database {
+        Some(url) => {
+            reseal_database(url, None, &to)?;
+            at_rest::mark_database_store(data, None, &to)?;
+        }
+        None => run_rekey(data, None, &to)?,
+    }
     println!(
         "{} is encrypted under key {}; start the server with --key-file {}",
         data.display(),
@@ -163,9 +170,16 @@ pub fn rotate(data: &Path, current: &KeyArgs, new_key_file: &Path) -> anyhow::Re
     if current.key_file.as_deref() == Some(new_key_file) {
         bail!("--new-key-file must be a new file, not the current key's");
     }
+    let database = current.database()?;
     let _lock = lock_data_dir(data)?;
     let to = load_or_create(new_key_file)?;
-    run_rekey(data, Some(&from), &to)?;
+    match &database {
+        Some(url) => {
+            reseal_database(url, Some(&from), &to)?;
+            at_rest::mark_database_store(data, Some(&from), &to)?;
+        }
+        None => run_rekey(data, Some(&from), &to)?,
+    }
     println!(
         "{} is now encrypted under key {} ({}); start the server with --key-file {}. \
          Keep the old key (id {}) only as long as backups made under it are kept.",
@@ -175,6 +189,39 @@ pub fn rotate(data: &Path, current: &KeyArgs, new_key_file: &Path) -> anyhow::Re
         new_key_file.display(),
         from.id()
     );
+    Ok(())
+}
+
+/// Seals a PostgreSQL store's pictures again under `to` (from `from`, or
+/// as given when the store had no key), before the data folder's marker
+/// changes: an interrupted run leaves the folder naming the old key, and
+/// running the command again finishes the pictures (those already under
+/// `to` are left).
+fn reseal_database(url: &DatabaseUrl, from: Option<&DataKey>, to: &DataKey) -> anyhow::Result<()> {
+    hold_key_privately();
+    let (pool, _) = platekeeper_store::postgres::open(url)?;
+    let mut conn = pool.get()?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} pictures ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let from = from.map(at_rest::PictureKey::new);
+    let changed = platekeeper_store::postgres::pictures::reseal(
+        &mut conn,
+        from.as_ref(),
+        &at_rest::PictureKey::new(to),
+        &to.id(),
+        |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .with_context(|| {
+        format!("sealing the pictures in {url} again (it can be run again to finish)")
+    })?;
+    bar.finish_and_clear();
+    println!("sealed {changed} pictures in {url} under key {}", to.id());
     Ok(())
 }
 

@@ -178,6 +178,10 @@ enum KeysWhat {
         data: PathBuf,
         #[arg(long, value_name = "FILE")]
         key_file: PathBuf,
+        /// A store in this PostgreSQL database (or PLATEKEEPER_DATABASE):
+        /// its pictures are sealed under the key too.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Re-encrypt a store (the server stopped) from its current key
     /// (--key-file or PLATEKEEPER_DATA_KEY) to the key in
@@ -459,7 +463,11 @@ fn main() -> anyhow::Result<()> {
         Command::Purge { data, key, dry_run } => retention::purge(&data, &key, dry_run),
         Command::Keys { what } => match what {
             KeysWhat::Init { key_file } => keys::init(&key_file),
-            KeysWhat::Encrypt { data, key_file } => keys::encrypt(&data, &key_file),
+            KeysWhat::Encrypt {
+                data,
+                key_file,
+                database,
+            } => keys::encrypt(&data, &key_file, database.as_deref()),
             KeysWhat::Rotate {
                 data,
                 key,

@@ -299,6 +299,60 @@ fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
     assert!(ok, "{err}");
     assert!(out.contains("audit log intact"), "{out}");
 
+    // The data key on a store in PostgreSQL: `keys encrypt` and `keys
+    // rotate` take --database (pictures sealed anew; see the store's
+    // tests), and the store then opens under the new key only.
+    let keys = tempfile::tempdir().expect("dir");
+    let (k1, k2) = (keys.path().join("k1"), keys.path().join("k2"));
+    let (k1_s, k2_s) = (k1.to_str().expect("p"), k2.to_str().expect("p"));
+    let (ok, out, err) = run(&[
+        "keys",
+        "encrypt",
+        "--data",
+        data_s,
+        "--key-file",
+        k1_s,
+        "--database",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("sealed 0 pictures"), "{out}");
+    let (ok, _, err) = run(&[
+        "keys",
+        "rotate",
+        "--data",
+        data_s,
+        "--key-file",
+        k1_s,
+        "--new-key-file",
+        k2_s,
+        "--database",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "purge",
+        "--data",
+        data_s,
+        "--database",
+        &url,
+        "--key-file",
+        k2_s,
+        "--dry-run",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "purge",
+        "--data",
+        data_s,
+        "--database",
+        &url,
+        "--key-file",
+        k1_s,
+        "--dry-run",
+    ]);
+    assert!(!ok && err.contains("key"), "the old key is refused: {err}");
+
     // Nothing of the agency's data in the folder: its key files only.
     let left: Vec<String> = std::fs::read_dir(data.path())
         .expect("dir")
@@ -307,7 +361,13 @@ fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
         .collect();
     for name in &left {
         assert!(
-            ["checkpoint.key", "platekeeper.lock", "exports"].contains(&name.as_str())
+            [
+                "checkpoint.key",
+                "platekeeper.lock",
+                "exports",
+                "encryption.json"
+            ]
+            .contains(&name.as_str())
                 || name.starts_with(".platekeeper"),
             "{name} in the data folder of a PostgreSQL store: {left:?}"
         );

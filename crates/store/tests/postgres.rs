@@ -1060,3 +1060,120 @@ fn the_pool_never_opens_more_than_its_limit_and_a_busy_pool_is_transient() {
     let seen = peak.load(std::sync::atomic::Ordering::Relaxed);
     assert!((1..=3).contains(&seen), "{seen} connections open at once");
 }
+
+/// `keys encrypt` and `keys rotate` on a store in PostgreSQL: its
+/// pictures (and held copies) are sealed anew under the new key; a second
+/// run finds nothing left to do; the store opened with the new key shows
+/// the picture, and the old key opens it no more.
+#[test]
+fn pictures_are_sealed_anew_when_the_key_changes() {
+    use platekeeper_store::at_rest::{DataKey, PictureKey};
+    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem};
+    let Some(url) = fresh_database() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let open = |key: Option<&std::sync::Arc<DataKey>>| {
+        platekeeper_store::Store::open_with(
+            dir.path(),
+            platekeeper_store::OpenOptions {
+                database: Some(url.clone()),
+                key: key.cloned(),
+                ..Default::default()
+            },
+        )
+    };
+    let picture = b"\xFF\xD8\xFF\xE0 the rear of a grey sedan".to_vec();
+    let now = 1_800_000_000_000;
+    let mut read = new_read("7ABC123", now - 60_000, true);
+    read.vehicle_image = Some((platekeeper_core::ImageKind::Jpeg, picture.clone()));
+    let (id, ts) = (read.id, read.ts_ms);
+    {
+        let store = open(None).expect("plain store");
+        let cam = store
+            .create_camera(
+                platekeeper_store::NewCamera {
+                    id: "cam-1".into(),
+                    name: "Broadway".into(),
+                    kind: platekeeper_store::CameraKind::Mobile,
+                    position: None,
+                },
+                &platekeeper_store::Actor::system("test"),
+                now,
+            )
+            .expect("camera")
+            .0;
+        store
+            .ingest(&[IngestItem {
+                camera: cam.num,
+                read,
+            }])
+            .expect("ingest");
+    }
+    let shown = |store: &platekeeper_store::Store| {
+        let access = Access::new(AccessRequest {
+            username: "analyst1".into(),
+            affiliation: "Test PD".into(),
+            kind: AccessKind::Search,
+            query: serde_json::json!({"read": id.to_string()}),
+            purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "key change test")
+                .expect("purpose"),
+            client: None,
+            role: None,
+        });
+        store.read_image(&access, id, ts, false).map(|sealed| {
+            store
+                .release(access, sealed, now)
+                .expect("release")
+                .value()
+                .0
+                .clone()
+        })
+    };
+    let (pool, _) = pg::open(&url).expect("pool");
+    let k1 = std::sync::Arc::new(DataKey::generate().expect("key"));
+    let k2 = std::sync::Arc::new(DataKey::generate().expect("key"));
+    let reseal = |from: Option<&std::sync::Arc<DataKey>>, to: &std::sync::Arc<DataKey>| {
+        let n = pg::pictures::reseal(
+            &mut pool.get().expect("c"),
+            from.map(|k| PictureKey::new(k)).as_ref(),
+            &PictureKey::new(to),
+            &to.id(),
+            |_, _| {},
+        )
+        .expect("reseal");
+        // Then the folder's marker, as `keys encrypt` / `keys rotate` do.
+        platekeeper_store::at_rest::mark_database_store(dir.path(), from.map(|k| &**k), to)
+            .expect("marker");
+        n
+    };
+    assert_eq!(reseal(None, &k1), 1);
+    assert_eq!(
+        pg::pictures::reseal(
+            &mut pool.get().expect("c"),
+            None,
+            &PictureKey::new(&k1),
+            &k1.id(),
+            |_, _| {}
+        )
+        .expect("again"),
+        0,
+        "a second run has nothing left to do"
+    );
+    assert_eq!(
+        shown(&open(Some(&k1)).expect("k1")).expect("shown"),
+        picture
+    );
+    assert_eq!(reseal(Some(&k1), &k2), 1);
+    assert_eq!(
+        shown(&open(Some(&k2)).expect("k2")).expect("shown"),
+        picture
+    );
+    assert!(
+        open(Some(&k1)).is_err(),
+        "the folder says which key the store is under now"
+    );
+    let stored: Vec<u8> = insider(&url)
+        .query_one("SELECT sealed FROM pictures", &[])
+        .expect("row")
+        .get(0);
+    assert!(!stored.windows(10).any(|w| w == b"grey sedan"));
+}

@@ -341,6 +341,44 @@ pub(crate) fn check_folder(dir: &Path, key: Option<&DataKey>) -> Result<Cipher, 
     })
 }
 
+/// Records in the data folder of a store kept in PostgreSQL that the
+/// store is now under `to` (it was under `from`, or had no key), once
+/// its pictures were sealed again (`postgres::pictures::reseal`). The
+/// folder holds no database of its own: a folder that does is the
+/// embedded store's, whose key changes with [`rekey::rekey`].
+pub fn mark_database_store(
+    dir: &Path,
+    from: Option<&DataKey>,
+    to: &DataKey,
+) -> Result<(), StoreError> {
+    if dir.join("platekeeper.db").exists() {
+        return Err(StoreError::Encryption(format!(
+            "{} holds an embedded store: change its key without --database",
+            dir.display()
+        )));
+    }
+    match (Marker::read(dir)?, from) {
+        // Done already (a run finished again).
+        (Some(m), _) if m.key_id == to.id().0 => return Ok(()),
+        (Some(m), Some(k)) if m.key_id != k.id().0 => {
+            return Err(StoreError::WrongKey {
+                given: k.id().0,
+                expected: m.key_id,
+            })
+        }
+        (Some(m), None) => {
+            return Err(StoreError::Encryption(format!(
+                "{} is already under key {}; to change its key use `platekeeper keys rotate`",
+                dir.display(),
+                m.key_id
+            )))
+        }
+        _ => {}
+    }
+    crate::private::create_dir(dir)?;
+    Marker::new(&to.id(), None, PageHmac::default()).write(dir)
+}
+
 fn write_marker_of(dir: &Path, cipher: &Cipher) -> Result<(), StoreError> {
     match (cipher.key_id(), cipher.page_hmac()) {
         (Some(id), Some(h)) => Marker::new(id, None, h).write(dir),

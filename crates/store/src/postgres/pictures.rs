@@ -195,3 +195,95 @@ pub fn drop_days_before(client: &mut postgres::Client, day: i32) -> Result<usize
     }
     Ok(old.len())
 }
+
+/// Seals every picture (and every held copy) again under `to`, taking
+/// each from `from` (`None`: a store without a data key, whose pictures
+/// are as given): `keys encrypt` and `keys rotate` on a store in
+/// PostgreSQL. A picture already under `to` is left, so an interrupted
+/// run is finished by running it again. `progress` is told (done,
+/// total). Returns the pictures sealed anew.
+pub fn reseal(
+    client: &mut postgres::Client,
+    from: Option<&PictureKey>,
+    to: &PictureKey,
+    to_id: &crate::at_rest::KeyId,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, PgError> {
+    const BATCH: i64 = 500;
+    let q = super::connect::statement_error;
+    let total: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pictures) + (SELECT count(*) FROM held_pictures)",
+            &[],
+        )
+        .map_err(q)?
+        .get(0);
+    let (mut done, mut changed) = (0u64, 0u64);
+    let open = |sha: &[u8; 32], stored: Vec<u8>| -> Result<Vec<u8>, PgError> {
+        let bad = |e: crate::at_rest::PictureError| {
+            PgError::Query(format!("picture {}: {e}", hex::encode(sha)))
+        };
+        match from {
+            Some(key) => key.open(sha, stored).map_err(bad),
+            None if crate::at_rest::pictures::sealed_under(&stored).is_some() => {
+                Err(bad(crate::at_rest::PictureError::Tampered))
+            }
+            None => Ok(stored),
+        }
+    };
+    // (table, key columns' condition after the last row, its order)
+    for held in [false, true] {
+        let mut after: (i32, Vec<u8>) = (i32::MIN, Vec::new());
+        loop {
+            let rows = if held {
+                client.query(
+                    "SELECT 0, sha256, sealed FROM held_pictures WHERE sha256 > $1
+                     ORDER BY sha256 LIMIT $2",
+                    &[&after.1, &BATCH],
+                )
+            } else {
+                client.query(
+                    "SELECT day, sha256, sealed FROM pictures WHERE (day, sha256) > ($1, $2)
+                     ORDER BY day, sha256 LIMIT $3",
+                    &[&after.0, &after.1, &BATCH],
+                )
+            }
+            .map_err(q)?;
+            let mut tx = client.transaction().map_err(q)?;
+            for r in &rows {
+                let (day, sha_v, stored): (i32, Vec<u8>, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+                done += 1;
+                after = (day, sha_v.clone());
+                if crate::at_rest::pictures::sealed_under(&stored).as_ref() == Some(to_id) {
+                    continue;
+                }
+                let sha: [u8; 32] = sha_v
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| PgError::Query("a picture's name is not a SHA-256".into()))?;
+                let sealed = to
+                    .seal(&sha, &open(&sha, stored)?)
+                    .map_err(|e| PgError::Query(format!("sealing a picture: {e}")))?;
+                if held {
+                    tx.execute(
+                        "UPDATE held_pictures SET sealed = $2 WHERE sha256 = $1",
+                        &[&sha_v, &sealed],
+                    )
+                } else {
+                    tx.execute(
+                        "UPDATE pictures SET sealed = $3 WHERE day = $1 AND sha256 = $2",
+                        &[&day, &sha_v, &sealed],
+                    )
+                }
+                .map_err(q)?;
+                changed += 1;
+            }
+            tx.commit().map_err(q)?;
+            progress(done, total.max(0) as u64);
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(changed)
+}
