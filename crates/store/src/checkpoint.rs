@@ -375,7 +375,13 @@ pub(crate) fn newest_checkpoint_problem(
     if let Some((_, p)) = check_one(conn, &c, Some(store_id), head, anchor)? {
         return Ok(Some(p));
     }
-    Ok(key.filter(|k| k.public_key() != c.public_key).map(|k| {
+    Ok(replaced_key(key, &c))
+}
+
+/// The problem when `c` was signed with another key than the server's
+/// own (`key`, when known): the signing key was replaced.
+fn replaced_key(key: Option<&CheckpointKey>, c: &Checkpoint) -> Option<String> {
+    key.filter(|k| k.public_key() != c.public_key).map(|k| {
         format!(
             "the checkpoint of entry {} signed {} was signed with key {}, not with this server's key {} ({}): the key was replaced",
             c.entries,
@@ -384,7 +390,7 @@ pub(crate) fn newest_checkpoint_problem(
             k.public_key(),
             k.path().display()
         )
-    }))
+    })
 }
 
 /// Checks the log that ends at `head` against every checkpoint kept with
@@ -596,15 +602,8 @@ fn startup_problem(
         if let Some((_, p)) = check_one(conn, c, Some(&store_id), head, anchor)? {
             return Ok(Some(p));
         }
-        if let Some(k) = key.filter(|k| k.public_key() != c.public_key) {
-            return Ok(Some(format!(
-                "the checkpoint of entry {} signed {} was signed with key {}, not with this server's key {} ({}): the key was replaced",
-                c.entries,
-                c.time,
-                c.public_key,
-                k.public_key(),
-                k.path().display()
-            )));
+        if let Some(p) = replaced_key(key, c) {
+            return Ok(Some(p));
         }
         if c.entries > from.seq {
             if let Some(hash) = hex::decode(&c.head).ok().and_then(|h| h.try_into().ok()) {

@@ -357,62 +357,37 @@ pub(crate) trait PgHandle {
     ) -> Result<u64, postgres::Error>;
 }
 
+/// Implements [`PgHandle`] for `$t` by sending each call to `$to`
+/// (the client itself, or what a wrapper holds).
 macro_rules! pg_handle {
-    ($($t:ty),*) => {$(
+    ($t:ty, |$s:ident| $to:expr) => {
         impl PgHandle for $t {
             fn pg_query(
                 &mut self,
                 sql: &str,
                 params: &[&(dyn postgres::types::ToSql + Sync)],
             ) -> Result<Vec<postgres::Row>, postgres::Error> {
-                postgres::GenericClient::query(self, sql, params)
+                let $s = self;
+                postgres::GenericClient::query($to, sql, params)
             }
             fn pg_execute(
                 &mut self,
                 sql: &str,
                 params: &[&(dyn postgres::types::ToSql + Sync)],
             ) -> Result<u64, postgres::Error> {
-                postgres::GenericClient::execute(self, sql, params)
+                let $s = self;
+                postgres::GenericClient::execute($to, sql, params)
             }
         }
-    )*};
+    };
 }
 
-pg_handle!(postgres::Client, postgres::Transaction<'_>);
-
-impl PgHandle for crate::postgres::connect::PgConn<'_> {
-    fn pg_query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        (**self).pg_query(sql, params)
-    }
-    fn pg_execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
-        (**self).pg_execute(sql, params)
-    }
-}
-
-impl<T: PgHandle + ?Sized> PgHandle for &mut T {
-    fn pg_query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        (**self).pg_query(sql, params)
-    }
-    fn pg_execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
-        (**self).pg_execute(sql, params)
-    }
-}
+pg_handle!(postgres::Client, |c| c);
+pg_handle!(postgres::Transaction<'_>, |t| t);
+pg_handle!(crate::postgres::connect::PgConn<'_>, |c| &mut **c);
+pg_handle!(&mut postgres::Client, |c| &mut **c);
+pg_handle!(&mut postgres::Transaction<'_>, |t| &mut **t);
+pg_handle!(&mut crate::postgres::connect::PgConn<'_>, |c| &mut ***c);
 
 /// A PostgreSQL connection or transaction seen as [`Sql`].
 pub(crate) struct Pg<C: PgHandle + Send>(RefCell<C>);

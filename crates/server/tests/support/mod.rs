@@ -186,18 +186,22 @@ pub fn store_options(
     }
 }
 
+/// The name of the database of the store in `dir`.
+fn database_name(dir: &std::path::Path) -> String {
+    let url = database_for(dir).expect("a PostgreSQL store").to_string();
+    url.rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .unwrap()
+        .to_string()
+}
+
 /// Runs `f` with a superuser's connection to the database of the store
 /// in `dir` (the insider who can write it), on a thread of its own.
 fn as_insider<T: Send>(
     dir: &std::path::Path,
     f: impl FnOnce(&mut postgres::Client) -> T + Send,
 ) -> T {
-    let url = database_for(dir).expect("a PostgreSQL store").to_string();
-    let name = url
-        .rsplit_once('/')
-        .and_then(|(_, d)| d.split('?').next())
-        .unwrap()
-        .to_string();
+    let name = database_name(dir);
     let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     let target = format!("{base}/{name}");
@@ -229,12 +233,7 @@ pub fn tamper(dir: &std::path::Path, sql: &str) {
 /// Ends every session the store in `dir` has with its database, as a
 /// database restart or a network cut would (PostgreSQL only).
 pub fn drop_connections(dir: &std::path::Path) {
-    let url = database_for(dir).expect("a PostgreSQL store").to_string();
-    let name = url
-        .rsplit_once('/')
-        .and_then(|(_, d)| d.split('?').next())
-        .unwrap()
-        .to_string();
+    let name = database_name(dir);
     let admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").unwrap();
     std::thread::spawn(move || {
         let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();

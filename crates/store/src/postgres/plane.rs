@@ -384,15 +384,7 @@ impl Store {
         off_runtime(|| {
             let mut conn = pool.get()?;
             let reads = reads::bytes(&mut *conn).map_err(db)?;
-            let pictures: i64 = conn
-                .query_one(
-                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
-                     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                     WHERE i.inhparent = 'pictures'::regclass",
-                    &[],
-                )
-                .map_err(db)?
-                .get(0);
+            let pictures = reads::partitions_bytes(&mut *conn, "pictures").map_err(db)?;
             Ok((reads + pictures).max(0) as u64)
         })
     }

@@ -294,11 +294,19 @@ pub fn drop_days_before(
 /// Bytes the reads take on disk: every partition's table, indexes and
 /// TOAST (`pg_total_relation_size`).
 pub fn bytes(client: &mut impl GenericClient) -> Result<i64, postgres::Error> {
+    partitions_bytes(client, "reads")
+}
+
+/// Bytes the partitions of the table `parent` take on disk.
+pub(crate) fn partitions_bytes(
+    client: &mut impl GenericClient,
+    parent: &str,
+) -> Result<i64, postgres::Error> {
     let row = client.query_one(
         "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'reads'::regclass",
-        &[],
+         WHERE i.inhparent = $1::text::regclass",
+        &[&parent],
     )?;
     Ok(row.get(0))
 }
