@@ -1,7 +1,7 @@
 //! `platekeeper admin create`, `platekeeper admin unlock` and
 //! `platekeeper audit verify`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use platekeeper_store::admin_requests::{self, AdminAction, AdminRequest};
@@ -218,4 +218,51 @@ pub fn verify(data: &Path, key: &KeyArgs, checkpoint: Option<&Path>) -> anyhow::
     } else {
         bail!("checkpoint check FAILED: {}", p.problem.unwrap_or_default())
     }
+}
+
+/// `platekeeper migrate`: the embedded store in `data` into the database
+/// `to`, with a line per step and the comparison at the end.
+pub fn migrate(data: &Path, key_file: Option<PathBuf>, to: Option<&str>) -> anyhow::Result<()> {
+    let url =
+        platekeeper_store::postgres::DatabaseUrl::from_option_or_env(to)?.ok_or_else(|| {
+            anyhow::anyhow!("name the target database with --to URL (or PLATEKEEPER_DATABASE)")
+        })?;
+    let keys = crate::keys::KeyArgs {
+        key_file,
+        database: None,
+    };
+    let (_lock, store) = crate::keys::open_locked(data, &keys)?;
+    let started = std::time::Instant::now();
+    let report = store.transfer_to(&url, |step| {
+        eprintln!("  {step} ({:.0} s)", started.elapsed().as_secs_f64());
+    })?;
+    for (table, a, b) in &report.tables {
+        if a != b {
+            eprintln!("  {table}: {a} rows here, {b} there");
+        }
+    }
+    println!(
+        "{} reads ({} there), {} pictures ({} there), log head {} ({} there){}",
+        report.reads_source,
+        report.reads_target,
+        report.pictures_source,
+        report.pictures_target,
+        report.head_source,
+        report.head_target,
+        if report.resumed {
+            "; an earlier run finished"
+        } else {
+            ""
+        }
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    if !report.matches() {
+        anyhow::bail!("the target does not match the store yet: run the command again to finish");
+    }
+    println!(
+        "moved {} into {url} in {:.0} s; start the server with --database and the same --key-file and checkpoint key",
+        data.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

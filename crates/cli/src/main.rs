@@ -111,6 +111,22 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Moves an embedded store (the server stopped) into an empty
+    /// PostgreSQL database: every read, picture, account, the whole log
+    /// with its chain unchanged, hot lists, holds, sharing records,
+    /// settings. Resumable: run it again to finish a stopped run.
+    Migrate {
+        #[arg(long, default_value = "./platekeeper-data")]
+        data: PathBuf,
+        /// The data key of an encrypted store (--key-file or
+        /// PLATEKEEPER_DATA_KEY).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The target database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+        /// (or PLATEKEEPER_DATABASE).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+    },
     /// Applies retention now: removes what is past each class's period
     /// (the server also does this daily).
     Purge {
@@ -461,6 +477,7 @@ fn main() -> anyhow::Result<()> {
             None => admin::verify(&data, &key, checkpoint.as_deref()),
         },
         Command::Purge { data, key, dry_run } => retention::purge(&data, &key, dry_run),
+        Command::Migrate { data, key_file, to } => admin::migrate(&data, key_file, to.as_deref()),
         Command::Keys { what } => match what {
             KeysWhat::Init { key_file } => keys::init(&key_file),
             KeysWhat::Encrypt {

@@ -373,3 +373,45 @@ fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
         );
     }
 }
+
+/// `platekeeper migrate` (issue 26 item 3): an embedded store moves into
+/// an empty database with its log's head unchanged; a second run is
+/// refused.
+#[test]
+fn migrate_moves_an_embedded_store_with_its_log_head() {
+    let Some((url, _)) = fresh_database() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("dir");
+    let data_s = data.path().to_str().expect("path");
+    let (ok, _, err) = run(&[
+        "admin",
+        "create",
+        "--data",
+        data_s,
+        "--username",
+        "capt",
+        "--name",
+        "Dana Reyes",
+        "--title",
+        "Captain",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, here, err) = run(&["audit", "verify", "--data", data_s]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["migrate", "--data", data_s, "--to", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("moved"), "{out}");
+    let (ok, there, err) = run(&["audit", "verify", "--database", &url]);
+    assert!(ok, "{err}");
+    let head = |s: &str| {
+        s.split("head ")
+            .nth(1)
+            .and_then(|h| h.split_whitespace().next())
+            .map(str::to_string)
+    };
+    assert_eq!(head(&here), head(&there), "{here} / {there}");
+    assert!(head(&here).is_some());
+    let (ok, _, err) = run(&["migrate", "--data", data_s, "--to", &url]);
+    assert!(!ok && err.contains("already"), "{err}");
+}

@@ -1177,3 +1177,159 @@ fn pictures_are_sealed_anew_when_the_key_changes() {
         .get(0);
     assert!(!stored.windows(10).any(|w| w == b"grey sedan"));
 }
+
+/// Issue 26 item 3: an embedded store moved into PostgreSQL with
+/// everything as it was — the log's chain and head unchanged, every read
+/// and picture (still sealed under the same key), accounts, hot lists —
+/// then opened there as a store; a second run is refused; a run stopped
+/// part way is finished by running it again.
+#[test]
+fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
+    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem, Store};
+    let Some(url) = fresh_database() else { return };
+    let source_dir = tempfile::tempdir().expect("dir");
+    let key = std::sync::Arc::new(platekeeper_store::at_rest::DataKey::generate().expect("key"));
+    let open = |dir: &std::path::Path, database: Option<DatabaseUrl>| {
+        Store::open_with(
+            dir,
+            platekeeper_store::OpenOptions {
+                key: Some(key.clone()),
+                database,
+                ..Default::default()
+            },
+        )
+    };
+    let now = 1_800_000_000_000;
+    let admin = platekeeper_store::Actor::system("test");
+    let picture = b"\xFF\xD8\xFF\xE0 plate crop of 7MOV001".to_vec();
+    let (read_id, read_ts) = {
+        let store = open(source_dir.path(), None).expect("embedded");
+        let cam = store
+            .create_camera(
+                platekeeper_store::NewCamera {
+                    id: "cam-1".into(),
+                    name: "Broadway".into(),
+                    kind: platekeeper_store::CameraKind::Mobile,
+                    position: None,
+                },
+                &admin,
+                now - 5 * DAY,
+            )
+            .expect("camera")
+            .0;
+        let mut items = Vec::new();
+        for i in 0..300i64 {
+            let mut r = new_read(
+                &format!("7MOV{:03}", i % 50),
+                now - (i % 3) * DAY - i * 1_000,
+                false,
+            );
+            if i == 1 {
+                r.plate_image = Some((platekeeper_core::ImageKind::Jpeg, picture.clone()));
+            }
+            items.push(IngestItem {
+                camera: cam.num,
+                read: r,
+            });
+        }
+        let with_picture = (items[1].read.id, items[1].read.ts_ms);
+        store.ingest(&items).expect("ingest");
+        store
+            .create_user(
+                platekeeper_store::NewUser {
+                    username: "officer1".into(),
+                    name: "Sam Lee".into(),
+                    role: platekeeper_core::Role::Officer,
+                    title: None,
+                },
+                &admin,
+                now,
+            )
+            .expect("user");
+        store
+            .create_hotlist(
+                platekeeper_store::NewHotList {
+                    name: "Stolen".into(),
+                    kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
+                    retention_days: 30,
+                    fuzzy: false,
+                },
+                &admin,
+                now,
+            )
+            .expect("hot list");
+        with_picture
+    };
+    let source = open(source_dir.path(), None).expect("embedded again");
+    let before = source.verify_log().expect("verify");
+
+    let report = source.transfer_to(&url, |_| {}).expect("transfer");
+    assert!(report.matches(), "{report:?}");
+    assert_eq!(report.reads_target, 300);
+    assert_eq!(report.pictures_target, 1);
+    assert_eq!(
+        report.head_target, before.head,
+        "the same chain, the same head"
+    );
+    assert!(
+        matches!(
+            source.transfer_to(&url, |_| {}),
+            Err(platekeeper_store::StoreError::Conflict {
+                code: "already_migrated",
+                ..
+            })
+        ),
+        "a second run is refused"
+    );
+
+    let target_dir = tempfile::tempdir().expect("dir");
+    let moved = open(target_dir.path(), Some(url.clone())).expect("opens on postgres");
+    let after = moved.verify_log().expect("verify");
+    assert!(after.ok, "{after:?}");
+    assert_eq!(
+        (after.entries, after.head.clone()),
+        (before.entries, before.head.clone())
+    );
+    assert_eq!(moved.read_count().expect("count"), 300);
+    assert_eq!(moved.distinct_plates(), source.distinct_plates());
+    assert!(moved.account("officer1").expect("account").is_some());
+    assert_eq!(moved.hotlists().expect("lists").len(), 1);
+    let access = Access::new(AccessRequest {
+        username: "analyst1".into(),
+        affiliation: "Test PD".into(),
+        kind: AccessKind::Search,
+        query: serde_json::json!({"read": read_id.to_string()}),
+        purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "migration test")
+            .expect("purpose"),
+        client: None,
+        role: None,
+    });
+    let sealed = moved
+        .read_image(&access, read_id, read_ts, true)
+        .expect("the picture, opened with the same key");
+    assert_eq!(
+        moved
+            .release(access, sealed, now)
+            .expect("release")
+            .value()
+            .0,
+        picture
+    );
+
+    // Stopped part way (simulated on a second database): reads of a day
+    // and the end of the log missing, no "done" mark; a second run
+    // finishes it.
+    let Some(url2) = fresh_database() else { return };
+    source.transfer_to(&url2, |_| {}).expect("first");
+    let mut insider2 = insider(&url2);
+    insider2
+        .batch_execute(&format!(
+            "DELETE FROM meta WHERE key = 'transfer_done';
+             DELETE FROM reads WHERE ts > {};
+             DELETE FROM log WHERE seq > 3;",
+            now - DAY
+        ))
+        .expect("cut");
+    let again = source.transfer_to(&url2, |_| {}).expect("resumed");
+    assert!(again.resumed && again.matches(), "{again:?}");
+}

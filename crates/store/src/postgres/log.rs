@@ -97,9 +97,28 @@ pub fn verify(
         .read_only(true)
         .start()?;
     let head_row = head(&mut tx)?;
-    let stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM log ORDER BY seq"))?;
-    let portal = tx.bind(&stmt, &[])?;
-    let mut walk = ChainWalk::new(Head::GENESIS, None);
+    // Where a purge cut the log's start (`crate::retention`): the walk
+    // starts from the entry it recorded.
+    let anchor = tx
+        .query_opt("SELECT value FROM meta WHERE key = 'log_anchor'", &[])?
+        .map(|r| r.get::<_, String>(0));
+    let anchor = match anchor {
+        None => None,
+        Some(text) => match parse_anchor(&text) {
+            Some(a) => Some(a),
+            None => {
+                return Ok(ChainWalk::new(Head::GENESIS, None).bad_end(format!(
+                    "the record of where the purge cut the log ({text:?}) is damaged"
+                )))
+            }
+        },
+    };
+    let stmt = tx.prepare(&format!(
+        "SELECT {COLUMNS} FROM log WHERE seq > $1 ORDER BY seq"
+    ))?;
+    let start = anchor.unwrap_or(Head::GENESIS);
+    let portal = tx.bind(&stmt, &[&start.seq])?;
+    let mut walk = ChainWalk::new(start, anchor);
     loop {
         let rows = tx.query_portal(&portal, WALK_BATCH)?;
         if rows.is_empty() {
@@ -145,6 +164,15 @@ pub fn verify(
         }
     }
     Ok(walk.finish())
+}
+
+/// `seq:hash` as `crate::retention` records a purge's cut.
+fn parse_anchor(text: &str) -> Option<Head> {
+    let (seq, hash) = text.split_once(':')?;
+    Some(Head {
+        seq: seq.parse().ok()?,
+        hash: hex::decode(hash).ok()?.try_into().ok()?,
+    })
 }
 
 fn row_entry(r: &postgres::Row) -> Result<LogEntry, postgres::Error> {

@@ -30,6 +30,7 @@ pub mod pictures;
 pub(crate) mod plane;
 pub mod reads;
 mod tls;
+pub mod transfer;
 pub mod url;
 
 pub use connect::{PgConn, PgPool};
