@@ -414,6 +414,21 @@ impl Store {
             let next = (reads.len() >= limit)
                 .then(|| reads.last().map(|r| r.locator))
                 .flatten();
+            // A plate this node had not seen (read through another
+            // node): learnt from what came back, and not counted as
+            // matched when nothing did.
+            let mut plates_matched = plates_matched;
+            if let Some([span]) = candidates.as_deref() {
+                if span.first_day == i32::MIN {
+                    let mut dict = self.dictionary.write().map_err(|_| StoreError::Poisoned)?;
+                    for r in &reads {
+                        dict.observe(&r.plate, r.locator.day);
+                    }
+                    if reads.is_empty() && q.cursor.is_none() {
+                        plates_matched = 0;
+                    }
+                }
+            }
             return Ok(SearchPage {
                 reads,
                 next,
@@ -709,7 +724,18 @@ impl Store {
         if pattern.is_literal() && !pattern.is_fuzzy() {
             let plate = Plate::parse(pattern.as_str())
                 .map_err(|e| StoreError::QueryTooBroad(format!("plate: {e}")))?;
-            return Ok(dict.get(&plate).into_iter().collect());
+            return Ok(match dict.get(&plate) {
+                Some(span) => vec![span],
+                // On PostgreSQL another node may have stored this plate's
+                // first reads: the database is asked, on every day.
+                None if self.on_postgres() => vec![PlateSpan {
+                    plate,
+                    first_day: i32::MIN,
+                    last_day: i32::MAX,
+                    recent: u32::MAX,
+                }],
+                None => Vec::new(),
+            });
         }
         let found = dict.matching(pattern, MAX_PATTERN_CANDIDATES);
         if found.len() > MAX_PATTERN_CANDIDATES {

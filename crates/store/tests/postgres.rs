@@ -1333,3 +1333,87 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     let again = source.transfer_to(&url2, |_| {}).expect("resumed");
     assert!(again.resumed && again.matches(), "{again:?}");
 }
+
+/// Issue 26 item 1 (a start): a plate first read through one node is
+/// found by an exact search on another node at once, though that node's
+/// plate dictionary had never seen it; the node learns it from the
+/// answer.
+#[test]
+fn an_exact_search_on_one_node_finds_a_plate_ingested_on_another() {
+    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem, ReadQuery};
+    let Some(url) = fresh_database() else { return };
+    let (_a_dir, a) = store_on(&url);
+    let (_b_dir, b) = store_on(&url);
+    let now = 1_800_000_000_000;
+    let cam = a
+        .create_camera(
+            platekeeper_store::NewCamera {
+                id: "cam-1".into(),
+                name: "Broadway".into(),
+                kind: platekeeper_store::CameraKind::Mobile,
+                position: None,
+            },
+            &platekeeper_store::Actor::system("test"),
+            now,
+        )
+        .expect("camera")
+        .0;
+    a.ingest(&[IngestItem {
+        camera: cam.num,
+        read: new_read("4NOD123", now - 1_000, false),
+    }])
+    .expect("ingest on node A");
+    let search = |store: &platekeeper_store::Store, plate: &str| {
+        let access = Access::new(AccessRequest {
+            username: "analyst1".into(),
+            affiliation: "Test PD".into(),
+            kind: AccessKind::Search,
+            query: serde_json::json!({"plate": plate}),
+            purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "two nodes")
+                .expect("purpose"),
+            client: None,
+            role: None,
+        });
+        let q = ReadQuery {
+            plate: Some(platekeeper_core::PlatePattern::parse(plate, false).expect("pattern")),
+            ..ReadQuery::default()
+        };
+        let found = store.search(&access, &q).expect("search");
+        store
+            .release(access, found, now)
+            .expect("release")
+            .value()
+            .clone()
+    };
+    assert_eq!(b.distinct_plates(), 0, "node B has not seen it");
+    let page = search(&b, "4NOD123");
+    assert_eq!((page.reads.len(), page.plates_matched), (1, 1));
+    assert_eq!(b.distinct_plates(), 1, "and has learnt it");
+    let none = search(&b, "4NOD999");
+    assert_eq!((none.reads.len(), none.plates_matched), (0, 0));
+}
+
+/// Issue 26 item 1: scheduled work runs on one node of the cluster; when
+/// that node goes, another takes it over.
+#[test]
+fn one_node_leads_the_scheduled_work_and_another_takes_over() {
+    let Some(url) = fresh_database() else { return };
+    let (_a_dir, a) = store_on(&url);
+    let (_b_dir, b) = store_on(&url);
+    assert!(a.leads_maintenance().expect("a"));
+    assert!(
+        a.leads_maintenance().expect("a again"),
+        "it keeps the lease"
+    );
+    assert!(!b.leads_maintenance().expect("b"), "one leader at a time");
+    drop(a);
+    let mut took_over = false;
+    for _ in 0..50 {
+        if b.leads_maintenance().expect("b") {
+            took_over = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(took_over, "the lease passes on when its node goes");
+}

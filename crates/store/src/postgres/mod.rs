@@ -33,6 +33,8 @@ mod tls;
 pub mod transfer;
 pub mod url;
 
+/// The client crate, for the types the store keeps (a lease's session).
+pub(crate) use ::postgres as postgres_client;
 pub use connect::{PgConn, PgPool};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 pub use url::{DatabaseUrl, TlsMode, DATABASE_ENV};

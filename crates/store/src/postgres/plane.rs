@@ -104,6 +104,41 @@ impl Store {
         self.pg().is_some()
     }
 
+    /// Whether this node runs the cluster's scheduled work now (purge,
+    /// inactivity suspension, hot-list expiry, sealing, checkpoints), so
+    /// that it runs once across nodes, not once per node. Embedded: always
+    /// (the data folder's lock already makes one process its owner). On
+    /// PostgreSQL: the node whose session holds the advisory lock
+    /// `(1347, -1)`; a session of its own keeps it for as long as the node
+    /// lives, and when the node dies its session ends, the lock is freed,
+    /// and the next node to ask takes over.
+    pub fn leads_maintenance(&self) -> Result<bool, StoreError> {
+        let crate::Main::Postgres { pool, lease, .. } = &self.main else {
+            return Ok(true);
+        };
+        let mut lease = lease.lock().map_err(|_| StoreError::Poisoned)?;
+        if lease.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(true);
+        }
+        if let Some(dead) = lease.take() {
+            off_runtime(move || drop(dead));
+        }
+        let (got, client) = off_runtime(|| -> Result<_, StoreError> {
+            let mut client = super::connect::connect(pool.url())?;
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock(1347, -1)", &[])
+                .map_err(db)?
+                .get(0);
+            Ok((got, client))
+        })?;
+        if got {
+            *lease = Some(client);
+        } else {
+            off_runtime(move || drop(client));
+        }
+        Ok(got)
+    }
+
     /// [`Store::ingest`] on PostgreSQL: one transaction for the batch,
     /// acknowledged once committed; pictures stored before it (a crash
     /// between leaves pictures no read names, removed with their day, as
