@@ -28,6 +28,7 @@ pub mod log;
 pub mod migrate;
 pub mod pictures;
 pub(crate) mod plane;
+pub mod plates;
 pub mod reads;
 mod tls;
 pub mod transfer;

@@ -208,7 +208,7 @@ pub fn ingest(
                       AS n(ts, plate, meta, id, pos, ps, pk, vs, vk)
                  WHERE NOT EXISTS (
                      SELECT 1 FROM {table} r WHERE r.plate = n.plate AND r.ts = n.ts AND r.id = n.id)
-                 RETURNING id, ts"
+                 RETURNING id, ts, plate"
             ),
             &[
                 &ts,
@@ -223,6 +223,13 @@ pub fn ingest(
             ],
         )?);
     }
+    // Every node's plate dictionary learns the plates stored (delivered
+    // with the commit).
+    let new_plates: Vec<(i64, i32)> = stored
+        .iter()
+        .map(|r| (r.get::<_, i64>(2), partition::day_of(r.get::<_, i64>(1))))
+        .collect();
+    super::plates::notify(&mut tx, &new_plates)?;
     tx.commit()?;
     let accepted: std::collections::HashSet<(Uuid, i64)> =
         stored.iter().map(|r| (r.get(0), r.get(1))).collect();

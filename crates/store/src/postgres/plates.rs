@@ -1,0 +1,203 @@
+//! The plates other nodes store (issue 26 item 1): every node keeps the
+//! plate dictionary that pattern searches run over in its own memory, so
+//! each batch's transaction tells the others which plates it stored, and
+//! on which days, with `NOTIFY` (delivered when, and only if, it commits),
+//! and each node's listener adds them to its dictionary.
+//!
+//! A listener that loses its connection reconnects with back-off and then
+//! reads every day's plates again (what it may have missed meanwhile).
+//! Delivery follows the commit by the time a notification takes to reach
+//! the other node (milliseconds on a local network): a pattern search
+//! sent to another node in that moment may miss the newest plate; an
+//! exact search does not (it asks the database for a plate its node has
+//! not seen).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::{DatabaseUrl, PgError};
+use crate::dictionary::PlateDictionary;
+
+/// The channel the notifications go on.
+pub const CHANNEL: &str = "platekeeper_plates";
+
+/// Longest payload sent (PostgreSQL's limit is 8,000 bytes).
+const MAX_PAYLOAD: usize = 7_800;
+
+/// How often a listener checks that its store is still open.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Tells every node, in `tx`, the (plate code, day) pairs a batch stored:
+/// `day:code,code;day:code…`, as many notifications as the limit needs.
+pub(crate) fn notify(
+    tx: &mut postgres::Transaction<'_>,
+    stored: &[(i64, i32)],
+) -> Result<(), postgres::Error> {
+    let mut pairs: Vec<(i32, i64)> = stored.iter().map(|&(code, day)| (day, code)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut payload = String::new();
+    let mut day_open: Option<i32> = None;
+    let mut send = |payload: &mut String| -> Result<(), postgres::Error> {
+        if !payload.is_empty() {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload.as_str()])?;
+            payload.clear();
+        }
+        Ok(())
+    };
+    for (day, code) in pairs {
+        if payload.len() > MAX_PAYLOAD {
+            send(&mut payload)?;
+            day_open = None;
+        }
+        if day_open != Some(day) {
+            if !payload.is_empty() {
+                payload.push(';');
+            }
+            payload.push_str(&format!("{day}:{code}"));
+            day_open = Some(day);
+        } else {
+            payload.push_str(&format!(",{code}"));
+        }
+    }
+    send(&mut payload)
+}
+
+/// The (plate code, day) pairs of one payload; what does not parse is
+/// skipped (it came from nobody who follows this format).
+pub(crate) fn parse(payload: &str) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    for group in payload.split(';') {
+        let Some((day, codes)) = group.split_once(':') else {
+            continue;
+        };
+        let Ok(day) = day.parse::<i32>() else {
+            continue;
+        };
+        out.extend(
+            codes
+                .split(',')
+                .filter_map(|c| c.parse::<i64>().ok())
+                .map(|c| (c, day)),
+        );
+    }
+    out
+}
+
+fn apply(dictionary: &RwLock<PlateDictionary>, pairs: &[(i64, i32)]) {
+    if let Ok(mut dict) = dictionary.write() {
+        for &(code, day) in pairs {
+            if let Some(plate) = platekeeper_core::Plate::from_code(code) {
+                dict.observe(&plate, day);
+            }
+        }
+    }
+}
+
+/// A node's listener: a thread with a session of its own, stopped when
+/// dropped.
+pub(crate) struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Starts listening before returning, so that nothing committed after
+    /// this call is missed by the dictionary the caller loads next.
+    pub(crate) fn start(
+        url: DatabaseUrl,
+        dictionary: Arc<RwLock<PlateDictionary>>,
+    ) -> Result<Listener, PgError> {
+        let mut client = super::connect::connect(&url)?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(super::connect::statement_error)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("plate-listener".into())
+            .spawn({
+                let stop = stop.clone();
+                move || listen(client, url, dictionary, stop)
+            })
+            .map_err(|e| PgError::Query(format!("starting the plate listener: {e}")))?;
+        Ok(Listener {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn listen(
+    mut client: postgres::Client,
+    url: DatabaseUrl,
+    dictionary: Arc<RwLock<PlateDictionary>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::SeqCst) {
+        let lost = {
+            let mut notes = client.notifications();
+            let mut iter = notes.timeout_iter(POLL);
+            loop {
+                match iter.next() {
+                    Ok(Some(n)) => apply(&dictionary, &parse(n.payload())),
+                    Ok(None) => break false,
+                    Err(_) => break true,
+                }
+            }
+        };
+        if !lost && !client.is_closed() {
+            continue;
+        }
+        // The session is gone: a new one, then every plate again.
+        tracing::warn!("the plate listener lost its database connection; reconnecting");
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            let Ok(mut fresh) = super::connect::connect(&url) else {
+                continue;
+            };
+            if fresh.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+                continue;
+            }
+            if let Ok(mut dict) = dictionary.write() {
+                if super::reads::load_dictionary(&mut fresh, &mut dict).is_err() {
+                    continue;
+                }
+            }
+            client = fresh;
+            backoff = Duration::from_millis(100);
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_junk_is_skipped() {
+        assert_eq!(
+            parse("20400:5,7;20401:9"),
+            vec![(5, 20400), (7, 20400), (9, 20401)]
+        );
+        assert_eq!(parse("nonsense;20400:x,3;:4"), vec![(3, 20400)]);
+        assert!(parse("").is_empty());
+    }
+}
