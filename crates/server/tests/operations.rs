@@ -320,6 +320,11 @@ async fn a_lost_database_answers_503_with_retry_after_and_the_resend_is_stored_o
         "plate": "8DBL055",
         "ts": platekeeper_core::read::format_time_ms(api.now() - 60_000)
     }]);
+    // The camera's registration told every node (this one too) to reload
+    // its cameras; that reload is let happen first, so the next request
+    // is the one that meets the dead connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api.store.camera("cam-db").is_some());
     support::drop_connections(api.store.dir());
     let mut refused = 0;
     let accepted = loop {

@@ -165,6 +165,7 @@ impl Store {
     /// stored and before acknowledging them (R3.3). A read already
     /// alerted on for an entry (a re-send) is not alerted again.
     pub fn match_hot(&self, reads: &[HotCheck<'_>], now_ms: i64) -> Result<Vec<Alert>, StoreError> {
+        self.refresh_stale();
         let mut hits: Vec<(usize, i64)> = Vec::new();
         {
             let m = self.hot.read().map_err(|_| StoreError::Poisoned)?;

@@ -382,6 +382,7 @@ impl Store {
     /// key, or the key its last rotation replaced while the grace period
     /// lasts. A revoked camera's keys match nothing.
     pub fn authenticate_camera(&self, key: &str, now_ms: i64) -> Option<Camera> {
+        self.refresh_stale();
         let cams = self.cameras.read().ok()?;
         let hash = key_hash(key.trim());
         let num = match cams.by_key.get(&hash) {
@@ -515,11 +516,13 @@ impl Store {
     }
 
     pub fn camera(&self, id: &str) -> Option<Camera> {
+        self.refresh_stale();
         let cams = self.cameras.read().ok()?;
         cams.by_id.get(id).and_then(|n| cams.by_num.get(n)).cloned()
     }
 
     pub fn cameras(&self) -> Vec<Camera> {
+        self.refresh_stale();
         let mut all: Vec<Camera> = self
             .cameras
             .read()

@@ -53,6 +53,7 @@ impl Store {
     /// Stores a batch; returns one status per item, in order. Reads must
     /// already have passed `RawRead::validate`; the camera must exist.
     pub fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestStatus>, StoreError> {
+        self.refresh_stale();
         if self.on_postgres() {
             return self.pg_ingest(items);
         }

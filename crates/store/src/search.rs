@@ -300,6 +300,7 @@ impl SearchPlan {
 impl Store {
     /// Checks a query and resolves its plate pattern (see [`SearchPlan`]).
     pub fn plan(&self, q: ReadQuery) -> Result<SearchPlan, StoreError> {
+        self.refresh_stale();
         q.check()?;
         if let Some(id) = &q.camera {
             if self.camera(id).is_none() {

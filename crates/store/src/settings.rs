@@ -123,6 +123,7 @@ pub(crate) fn decide(
 
 impl Store {
     pub fn policy(&self) -> AgencyPolicy {
+        self.refresh_stale();
         // Never the defaults in place of the agency's settings: a lock
         // poisoned by a panic elsewhere still holds the last policy set
         // (the defaults would, for one, shorten retention at the next

@@ -1437,3 +1437,62 @@ fn one_node_leads_the_scheduled_work_and_another_takes_over() {
     }
     assert!(took_over, "the lease passes on when its node goes");
 }
+
+/// Issue 26 item 1: a camera revoked, or the policy changed, on one node
+/// holds on the others as soon as the change's notification arrives (they
+/// drop their cached copy and read it again).
+#[test]
+fn a_revocation_or_a_policy_change_on_one_node_holds_on_the_others() {
+    use platekeeper_store::{Actor, Confirm};
+    let Some(url) = fresh_database() else { return };
+    let (_a_dir, a) = store_on(&url);
+    let (_b_dir, b) = store_on(&url);
+    let admin = Actor::system("test");
+    let now = 1_800_000_000_000;
+    let (_, key) = a
+        .create_camera(
+            platekeeper_store::NewCamera {
+                id: "cam-1".into(),
+                name: "Broadway".into(),
+                kind: platekeeper_store::CameraKind::Mobile,
+                position: None,
+            },
+            &admin,
+            now,
+        )
+        .expect("camera");
+    let eventually = |f: &dyn Fn() -> bool| {
+        (0..100).any(|_| {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            false
+        })
+    };
+    assert!(
+        eventually(&|| b.authenticate_camera(&key, now).is_some()),
+        "node B learns of the new camera"
+    );
+    a.revoke_camera("cam-1", "stolen from the patrol car", &admin, now + 1)
+        .expect("revoke");
+    assert!(
+        eventually(&|| b.authenticate_camera(&key, now + 2).is_none()),
+        "node B refuses the revoked key"
+    );
+    a.update_policy(
+        |old| {
+            let mut p = old.clone();
+            p.retention.audit_documents_days = 1_900;
+            Ok(p)
+        },
+        Confirm::All,
+        &admin,
+        now + 3,
+    )
+    .expect("policy");
+    assert!(
+        eventually(&|| b.policy().retention.audit_documents_days == 1_900),
+        "node B applies the new policy"
+    );
+}

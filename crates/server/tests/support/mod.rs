@@ -238,8 +238,11 @@ pub fn drop_connections(dir: &std::path::Path) {
     std::thread::spawn(move || {
         let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
         c.execute(
+            // The node's listener stays: the requests' connections are
+            // what this cuts.
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
+             WHERE datname = $1 AND pid <> pg_backend_pid()
+               AND application_name <> 'platekeeper-listener'",
             &[&name],
         )
         .unwrap();

@@ -414,6 +414,19 @@ pub(crate) fn with_log<T: HasHead>(
                 "UPDATE log_head SET seq = $1, hash = $2",
                 &[&h.seq, &&h.hash[..]],
             )?;
+            // Other nodes drop the caches this change makes stale (its
+            // entries' kinds say which), when it commits.
+            let kinds: Vec<String> = tx
+                .query("SELECT DISTINCT kind FROM log WHERE seq > $1", &[&head.seq])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for topic in super::plates::topics_of(kinds.iter().map(String::as_str)) {
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&super::plates::CHANGES, &topic],
+                )?;
+            }
         }
         tx.commit()
     })

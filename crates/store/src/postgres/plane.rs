@@ -104,6 +104,52 @@ impl Store {
         self.pg().is_some()
     }
 
+    /// Reloads the caches another node's change made stale (cameras and
+    /// their keys, the hot-list matcher, the policy), as its notification
+    /// said; a reload that fails leaves the cache marked and is tried at
+    /// the next use. Nothing to do on the embedded store.
+    pub(crate) fn refresh_stale(&self) {
+        use crate::cameras::CameraRegistry;
+        let stale = &self.stale;
+        let retry = |flag: &std::sync::atomic::AtomicBool, what: &str, e: StoreError| {
+            tracing::warn!(error = %e, "{what} changed on another node but could not be reloaded");
+            flag.store(true, Ordering::SeqCst);
+        };
+        if stale.cameras.swap(false, Ordering::SeqCst) {
+            match self.reader().and_then(|r| CameraRegistry::load(&*r)) {
+                // Never waiting on a lock this thread may hold (a change
+                // that reads the policy while it holds the cameras): then
+                // the next use reloads.
+                Ok(reg) => match self.cameras.try_write() {
+                    Ok(mut c) => *c = reg,
+                    Err(_) => stale.cameras.store(true, Ordering::SeqCst),
+                },
+                Err(e) => retry(&stale.cameras, "cameras", e),
+            }
+        }
+        if stale.hotlists.swap(false, Ordering::SeqCst) {
+            match self
+                .reader()
+                .and_then(|r| crate::hotlists::load_matcher(&*r))
+            {
+                Ok(m) => match self.hot.try_write() {
+                    Ok(mut h) => *h = m,
+                    Err(_) => stale.hotlists.store(true, Ordering::SeqCst),
+                },
+                Err(e) => retry(&stale.hotlists, "hot lists", e),
+            }
+        }
+        if stale.policy.swap(false, Ordering::SeqCst) {
+            match self.reader().and_then(|r| crate::settings::load(&*r)) {
+                Ok(p) => match self.policy.try_write() {
+                    Ok(mut current) => *current = p,
+                    Err(_) => stale.policy.store(true, Ordering::SeqCst),
+                },
+                Err(e) => retry(&stale.policy, "the policy", e),
+            }
+        }
+    }
+
     /// Whether this node runs the cluster's scheduled work now (purge,
     /// inactivity suspension, hot-list expiry, sealing, checkpoints), so
     /// that it runs once across nodes, not once per node. Embedded: always

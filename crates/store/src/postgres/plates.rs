@@ -24,6 +24,58 @@ use crate::dictionary::PlateDictionary;
 /// The channel the notifications go on.
 pub const CHANNEL: &str = "platekeeper_plates";
 
+/// The channel on which a committed change names the node caches it makes
+/// stale: `cameras`, `hotlists`, `policy`.
+pub const CHANGES: &str = "platekeeper_changes";
+
+/// Which of a node's caches another node's change made stale; the store
+/// reloads one from the database the next time it uses it.
+#[derive(Default)]
+pub(crate) struct Stale {
+    pub cameras: AtomicBool,
+    pub hotlists: AtomicBool,
+    pub policy: AtomicBool,
+}
+
+impl Stale {
+    fn mark(&self, topic: &str) {
+        let flag = match topic {
+            "cameras" => &self.cameras,
+            "hotlists" => &self.hotlists,
+            "policy" => &self.policy,
+            _ => return,
+        };
+        flag.store(true, Ordering::SeqCst);
+    }
+
+    fn all(&self) {
+        for t in ["cameras", "hotlists", "policy"] {
+            self.mark(t);
+        }
+    }
+}
+
+/// The caches a committed change with log entries of these kinds makes
+/// stale on other nodes.
+pub(crate) fn topics_of<'a>(kinds: impl Iterator<Item = &'a str>) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for k in kinds {
+        let t = if k.starts_with("camera_") {
+            "cameras"
+        } else if k.starts_with("hotlist_") {
+            "hotlists"
+        } else if k == "policy_changed" {
+            "policy"
+        } else {
+            continue;
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// Longest payload sent (PostgreSQL's limit is 8,000 bytes).
 const MAX_PAYLOAD: usize = 7_800;
 
@@ -97,6 +149,13 @@ fn apply(dictionary: &RwLock<PlateDictionary>, pairs: &[(i64, i32)]) {
     }
 }
 
+/// What a listener's session runs first: it names itself (so the
+/// database's administrators see which sessions are listeners) and
+/// listens on both channels.
+fn listen_sql() -> String {
+    format!("SET application_name = 'platekeeper-listener'; LISTEN {CHANNEL}; LISTEN {CHANGES}")
+}
+
 /// A node's listener: a thread with a session of its own, stopped when
 /// dropped.
 pub(crate) struct Listener {
@@ -110,17 +169,18 @@ impl Listener {
     pub(crate) fn start(
         url: DatabaseUrl,
         dictionary: Arc<RwLock<PlateDictionary>>,
+        stale: Arc<Stale>,
     ) -> Result<Listener, PgError> {
         let mut client = super::connect::connect(&url)?;
         client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&listen_sql())
             .map_err(super::connect::statement_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("plate-listener".into())
             .spawn({
                 let stop = stop.clone();
-                move || listen(client, url, dictionary, stop)
+                move || listen(client, url, dictionary, stale, stop)
             })
             .map_err(|e| PgError::Query(format!("starting the plate listener: {e}")))?;
         Ok(Listener {
@@ -143,6 +203,7 @@ fn listen(
     mut client: postgres::Client,
     url: DatabaseUrl,
     dictionary: Arc<RwLock<PlateDictionary>>,
+    stale: Arc<Stale>,
     stop: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -152,6 +213,7 @@ fn listen(
             let mut iter = notes.timeout_iter(POLL);
             loop {
                 match iter.next() {
+                    Ok(Some(n)) if n.channel() == CHANGES => stale.mark(n.payload()),
                     Ok(Some(n)) => apply(&dictionary, &parse(n.payload())),
                     Ok(None) => break false,
                     Err(_) => break true,
@@ -172,9 +234,11 @@ fn listen(
             let Ok(mut fresh) = super::connect::connect(&url) else {
                 continue;
             };
-            if fresh.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+            if fresh.batch_execute(&listen_sql()).is_err() {
                 continue;
             }
+            // What changed meanwhile is unknown: every cache reloads.
+            stale.all();
             if let Ok(mut dict) = dictionary.write() {
                 if super::reads::load_dictionary(&mut fresh, &mut dict).is_err() {
                     continue;
