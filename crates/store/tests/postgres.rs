@@ -1070,7 +1070,7 @@ fn the_pool_never_opens_more_than_its_limit_and_a_busy_pool_is_transient() {
 #[test]
 fn pictures_are_sealed_anew_when_the_key_changes() {
     use platekeeper_store::at_rest::{DataKey, PictureKey};
-    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem};
+    use platekeeper_store::IngestItem;
     let Some(url) = fresh_database() else { return };
     let dir = tempfile::tempdir().expect("dir");
     let open = |key: Option<&std::sync::Arc<DataKey>>| {
@@ -1090,17 +1090,7 @@ fn pictures_are_sealed_anew_when_the_key_changes() {
     let (id, ts) = (read.id, read.ts_ms);
     {
         let store = open(None).expect("plain store");
-        let cam = store
-            .create_camera(
-                platekeeper_store::NewCamera {
-                    id: "cam-1".into(),
-                    name: "Broadway".into(),
-                    kind: platekeeper_store::CameraKind::Mobile,
-                    position: None,
-                },
-                &platekeeper_store::Actor::system("test"),
-                now,
-            )
+        let cam = broadway(&store, &platekeeper_store::Actor::system("test"), now)
             .expect("camera")
             .0;
         store
@@ -1111,16 +1101,10 @@ fn pictures_are_sealed_anew_when_the_key_changes() {
             .expect("ingest");
     }
     let shown = |store: &platekeeper_store::Store| {
-        let access = Access::new(AccessRequest {
-            username: "analyst1".into(),
-            affiliation: "Test PD".into(),
-            kind: AccessKind::Search,
-            query: serde_json::json!({"read": id.to_string()}),
-            purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "key change test")
-                .expect("purpose"),
-            client: None,
-            role: None,
-        });
+        let access = analyst_access(
+            serde_json::json!({"read": id.to_string()}),
+            "key change test",
+        );
         store.read_image(&access, id, ts, false).map(|sealed| {
             store
                 .release(access, sealed, now)
@@ -1187,7 +1171,7 @@ fn pictures_are_sealed_anew_when_the_key_changes() {
 /// part way is finished by running it again.
 #[test]
 fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
-    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem, Store};
+    use platekeeper_store::{IngestItem, Store};
     let Some(url) = fresh_database() else { return };
     let source_dir = tempfile::tempdir().expect("dir");
     let key = std::sync::Arc::new(platekeeper_store::at_rest::DataKey::generate().expect("key"));
@@ -1206,19 +1190,7 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     let picture = b"\xFF\xD8\xFF\xE0 plate crop of 7MOV001".to_vec();
     let (read_id, read_ts) = {
         let store = open(source_dir.path(), None).expect("embedded");
-        let cam = store
-            .create_camera(
-                platekeeper_store::NewCamera {
-                    id: "cam-1".into(),
-                    name: "Broadway".into(),
-                    kind: platekeeper_store::CameraKind::Mobile,
-                    position: None,
-                },
-                &admin,
-                now - 5 * DAY,
-            )
-            .expect("camera")
-            .0;
+        let cam = broadway(&store, &admin, now - 5 * DAY).expect("camera").0;
         let mut items = Vec::new();
         for i in 0..300i64 {
             let mut r = new_read(
@@ -1296,16 +1268,10 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     assert_eq!(moved.distinct_plates(), source.distinct_plates());
     assert!(moved.account("officer1").expect("account").is_some());
     assert_eq!(moved.hotlists().expect("lists").len(), 1);
-    let access = Access::new(AccessRequest {
-        username: "analyst1".into(),
-        affiliation: "Test PD".into(),
-        kind: AccessKind::Search,
-        query: serde_json::json!({"read": read_id.to_string()}),
-        purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "migration test")
-            .expect("purpose"),
-        client: None,
-        role: None,
-    });
+    let access = analyst_access(
+        serde_json::json!({"read": read_id.to_string()}),
+        "migration test",
+    );
     let sealed = moved
         .read_image(&access, read_id, read_ts, true)
         .expect("the picture, opened with the same key");
@@ -1342,22 +1308,12 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
 /// commit's notification has arrived.
 #[test]
 fn searches_on_one_node_find_plates_ingested_on_another() {
-    use platekeeper_store::{Access, AccessKind, AccessRequest, IngestItem, ReadQuery};
+    use platekeeper_store::{IngestItem, ReadQuery};
     let Some(url) = fresh_database() else { return };
     let (_a_dir, a) = store_on(&url);
     let (_b_dir, b) = store_on(&url);
     let now = 1_800_000_000_000;
-    let cam = a
-        .create_camera(
-            platekeeper_store::NewCamera {
-                id: "cam-1".into(),
-                name: "Broadway".into(),
-                kind: platekeeper_store::CameraKind::Mobile,
-                position: None,
-            },
-            &platekeeper_store::Actor::system("test"),
-            now,
-        )
+    let cam = broadway(&a, &platekeeper_store::Actor::system("test"), now)
         .expect("camera")
         .0;
     a.ingest(&[IngestItem {
@@ -1366,16 +1322,7 @@ fn searches_on_one_node_find_plates_ingested_on_another() {
     }])
     .expect("ingest on node A");
     let search = |store: &platekeeper_store::Store, plate: &str| {
-        let access = Access::new(AccessRequest {
-            username: "analyst1".into(),
-            affiliation: "Test PD".into(),
-            kind: AccessKind::Search,
-            query: serde_json::json!({"plate": plate}),
-            purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", "two nodes")
-                .expect("purpose"),
-            client: None,
-            role: None,
-        });
+        let access = analyst_access(serde_json::json!({"plate": plate}), "two nodes");
         let q = ReadQuery {
             plate: Some(platekeeper_core::PlatePattern::parse(plate, false).expect("pattern")),
             ..ReadQuery::default()
@@ -1449,18 +1396,7 @@ fn a_revocation_or_a_policy_change_on_one_node_holds_on_the_others() {
     let (_b_dir, b) = store_on(&url);
     let admin = Actor::system("test");
     let now = 1_800_000_000_000;
-    let (_, key) = a
-        .create_camera(
-            platekeeper_store::NewCamera {
-                id: "cam-1".into(),
-                name: "Broadway".into(),
-                kind: platekeeper_store::CameraKind::Mobile,
-                position: None,
-            },
-            &admin,
-            now,
-        )
-        .expect("camera");
+    let (_, key) = broadway(&a, &admin, now).expect("camera");
     let eventually = |f: &dyn Fn() -> bool| {
         (0..100).any(|_| {
             if f() {
@@ -1495,4 +1431,35 @@ fn a_revocation_or_a_policy_change_on_one_node_holds_on_the_others() {
         eventually(&|| b.policy().retention.audit_documents_days == 1_900),
         "node B applies the new policy"
     );
+}
+
+/// Registers the test's camera `cam-1` on `store`; returns it and its key.
+fn broadway(
+    store: &platekeeper_store::Store,
+    actor: &platekeeper_store::Actor,
+    now_ms: i64,
+) -> Result<(platekeeper_store::Camera, String), platekeeper_store::StoreError> {
+    store.create_camera(
+        platekeeper_store::NewCamera {
+            id: "cam-1".into(),
+            name: "Broadway".into(),
+            kind: platekeeper_store::CameraKind::Mobile,
+            position: None,
+        },
+        actor,
+        now_ms,
+    )
+}
+
+/// An analyst's access for `query`, with a purpose naming `why`.
+fn analyst_access(query: serde_json::Value, why: &str) -> platekeeper_store::Access {
+    platekeeper_store::Access::new(platekeeper_store::AccessRequest {
+        username: "analyst1".into(),
+        affiliation: "Test PD".into(),
+        kind: platekeeper_store::AccessKind::Search,
+        query,
+        purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", why).expect("purpose"),
+        client: None,
+        role: None,
+    })
 }
