@@ -186,7 +186,7 @@ impl Store {
         };
         // The first day with the plate, or the first error, ends the look.
         let seen = if self.on_postgres() {
-            self.pg_has_plate(plate, &span)
+            self.pg_has_plate(plate)
         } else {
             self.day_files()
                 .iter()

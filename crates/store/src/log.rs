@@ -154,6 +154,7 @@ pub fn entry_hash(e: &LogEntry) -> [u8; 32] {
 pub(crate) fn append(tx: &dyn Sql, head: Head, new: NewEntry) -> Result<LogEntry, StoreError> {
     let e = chained(head, new);
     insert(tx, &e)?;
+    tx.appended(&e.kind);
     Ok(e)
 }
 

@@ -94,6 +94,10 @@ pub(crate) trait Sql {
     /// The id the last `INSERT` on this connection gave its row
     /// (PostgreSQL: the last value of the identity that insert drew).
     fn last_insert_rowid(&self) -> Result<i64, StoreError>;
+    /// Told the kind of each log entry appended through it
+    /// (`crate::log::append`): a PostgreSQL transaction keeps them, to
+    /// tell other nodes which of their caches the change makes stale.
+    fn appended(&self, _kind: &str) {}
 }
 
 /// Connections that are SQLite connections underneath speak as one.
@@ -389,12 +393,18 @@ pg_handle!(&mut postgres::Client, |c| &mut **c);
 pg_handle!(&mut postgres::Transaction<'_>, |t| &mut **t);
 pg_handle!(&mut crate::postgres::connect::PgConn<'_>, |c| &mut ***c);
 
-/// A PostgreSQL connection or transaction seen as [`Sql`].
-pub(crate) struct Pg<C: PgHandle + Send>(RefCell<C>);
+/// A PostgreSQL connection or transaction seen as [`Sql`], with the
+/// kinds of the log entries appended through it.
+pub(crate) struct Pg<C: PgHandle + Send>(RefCell<C>, RefCell<Vec<String>>);
 
 impl<C: PgHandle + Send> Pg<C> {
     pub(crate) fn new(handle: C) -> Pg<C> {
-        Pg(RefCell::new(handle))
+        Pg(RefCell::new(handle), RefCell::new(Vec::new()))
+    }
+
+    /// The kinds of the log entries appended through it so far.
+    pub(crate) fn appended_kinds(&self) -> Vec<String> {
+        self.1.borrow().clone()
     }
 }
 
@@ -427,6 +437,10 @@ impl<C: PgHandle + Send> Sql for Pg<C> {
         let handle = &mut *handle;
         let rows = off_runtime(|| handle.pg_query(&sql, &refs)).map_err(pg_error)?;
         rows.iter().map(from_pg).collect()
+    }
+
+    fn appended(&self, kind: &str) {
+        self.1.borrow_mut().push(kind.to_string());
     }
 
     fn last_insert_rowid(&self) -> Result<i64, StoreError> {

@@ -398,7 +398,11 @@ pub(crate) fn with_log<T: HasHead>(
         seq: row.get(0),
         hash: hash32(row.get(1)),
     };
-    let value = match f(&Pg::new(&mut tx), head) {
+    let pg = Pg::new(&mut tx);
+    let outcome = f(&pg, head);
+    let kinds = pg.appended_kinds();
+    drop(pg);
+    let value = match outcome {
         Ok(v) => v,
         Err(e) => {
             // Rolled back here, not by the drop (which may be on an async
@@ -416,11 +420,6 @@ pub(crate) fn with_log<T: HasHead>(
             )?;
             // Other nodes drop the caches this change makes stale (its
             // entries' kinds say which), when it commits.
-            let kinds: Vec<String> = tx
-                .query("SELECT DISTINCT kind FROM log WHERE seq > $1", &[&head.seq])?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
             for topic in super::plates::topics_of(kinds.iter().map(String::as_str)) {
                 tx.execute(
                     "SELECT pg_notify($1, $2)",

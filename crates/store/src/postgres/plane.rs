@@ -115,7 +115,7 @@ impl Store {
             tracing::warn!(error = %e, "{what} changed on another node but could not be reloaded");
             flag.store(true, Ordering::SeqCst);
         };
-        if stale.cameras.swap(false, Ordering::SeqCst) {
+        if stale.cameras.load(Ordering::Relaxed) && stale.cameras.swap(false, Ordering::SeqCst) {
             match self.reader().and_then(|r| CameraRegistry::load(&*r)) {
                 // Never waiting on a lock this thread may hold (a change
                 // that reads the policy while it holds the cameras): then
@@ -127,7 +127,7 @@ impl Store {
                 Err(e) => retry(&stale.cameras, "cameras", e),
             }
         }
-        if stale.hotlists.swap(false, Ordering::SeqCst) {
+        if stale.hotlists.load(Ordering::Relaxed) && stale.hotlists.swap(false, Ordering::SeqCst) {
             match self
                 .reader()
                 .and_then(|r| crate::hotlists::load_matcher(&*r))
@@ -139,7 +139,7 @@ impl Store {
                 Err(e) => retry(&stale.hotlists, "hot lists", e),
             }
         }
-        if stale.policy.swap(false, Ordering::SeqCst) {
+        if stale.policy.load(Ordering::Relaxed) && stale.policy.swap(false, Ordering::SeqCst) {
             match self.reader().and_then(|r| crate::settings::load(&*r)) {
                 Ok(p) => match self.policy.try_write() {
                     Ok(mut current) => *current = p,
@@ -221,15 +221,7 @@ impl Store {
 
     /// The days with reads in `[first, last]`, newest first.
     fn pg_days(conn: &mut postgres::Client, first: i32, last: i32) -> Result<Vec<i32>, StoreError> {
-        Ok(conn
-            .query(
-                "SELECT day FROM read_days WHERE day BETWEEN $1 AND $2 ORDER BY day DESC",
-                &[&first, &last],
-            )
-            .map_err(db)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        reads::days_between(conn, first, last).map_err(db)
     }
 
     /// One page of a planned search's reads (see [`crate::search`]):
@@ -554,31 +546,19 @@ impl Store {
         })
     }
 
-    /// Whether any read of `plate` is still stored on the days `span`
-    /// may have it.
-    pub(crate) fn pg_has_plate(&self, plate: &Plate, span: &PlateSpan) -> Result<bool, StoreError> {
+    /// Whether any read of `plate` is still stored (one statement: each
+    /// day's (plate, time) index is asked once).
+    pub(crate) fn pg_has_plate(&self, plate: &Plate) -> Result<bool, StoreError> {
         let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
         off_runtime(|| {
-            let mut conn = pool.get()?;
-            for day in Self::pg_days(&mut conn, i32::MIN, i32::MAX)? {
-                if !span.maybe_on(day) {
-                    continue;
-                }
-                let found = conn
-                    .query_opt(
-                        &format!(
-                            "SELECT 1 FROM {} WHERE plate = $1 LIMIT 1",
-                            reads::partition_name(day)
-                        ),
-                        &[&plate.code()],
-                    )
-                    .map_err(db)?
-                    .is_some();
-                if found {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+            Ok(pool
+                .get()?
+                .query_opt(
+                    "SELECT 1 FROM reads WHERE plate = $1 LIMIT 1",
+                    &[&plate.code()],
+                )
+                .map_err(db)?
+                .is_some())
         })
     }
 
@@ -631,15 +611,4 @@ impl Store {
             Ok(days)
         })
     }
-}
-
-/// Fills `dictionary` from the database at open: every plate of every
-/// day (the cache a node rebuilds).
-pub(crate) fn load_dictionary(
-    pool: &PgPool,
-    dictionary: &mut crate::dictionary::PlateDictionary,
-) -> Result<(), StoreError> {
-    let mut conn = pool.get()?;
-    reads::load_dictionary(&mut *conn, dictionary).map_err(db)?;
-    Ok(())
 }

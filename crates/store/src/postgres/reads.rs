@@ -360,14 +360,7 @@ pub fn of_spans(
     limit: usize,
 ) -> Result<Vec<PgRead>, postgres::Error> {
     let (first, last) = (partition::day_of(from_ms), partition::day_of(to_ms));
-    let days: Vec<i32> = client
-        .query(
-            "SELECT day FROM read_days WHERE day BETWEEN $1 AND $2 ORDER BY day DESC",
-            &[&first, &last],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let days = days_between(client, first, last)?;
     let mut out = Vec::new();
     for day in days {
         let codes: Vec<i64> = spans
@@ -392,6 +385,22 @@ pub fn of_spans(
         }
     }
     Ok(out)
+}
+
+/// The days with reads in `[first, last]`, newest first.
+pub fn days_between(
+    client: &mut impl GenericClient,
+    first: i32,
+    last: i32,
+) -> Result<Vec<i32>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT day FROM read_days WHERE day BETWEEN $1 AND $2 ORDER BY day DESC",
+            &[&first, &last],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// The most candidates one canvass fetches: a window wider than this

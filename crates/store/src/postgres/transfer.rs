@@ -312,7 +312,7 @@ impl Store {
 
         // Reads, day by day, with their pictures' names; then the
         // pictures themselves, as sealed.
-        let cams_of_day = |file: &crate::partition::DayFile| -> Result<Vec<PgRead>, StoreError> {
+        let day_rows = |file: &crate::partition::DayFile| -> Result<Vec<PgRead>, StoreError> {
             let day_conn = file.reader()?;
             let mut stmt = day_conn.prepare(
                 "SELECT r.rid, r.plate, r.meta, r.pos, r.id,
@@ -338,7 +338,7 @@ impl Store {
         let mut reads_source = 0u64;
         let mut pictures_source = 0u64;
         for file in self.day_files() {
-            let rows = cams_of_day(&file)?;
+            let rows = day_rows(&file)?;
             reads_source += rows.len() as u64;
             for batch in rows.chunks(READ_BATCH) {
                 reads::ingest(&mut conn, &days, batch, i32::MIN).map_err(db)?;
