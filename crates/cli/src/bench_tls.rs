@@ -112,8 +112,6 @@ pub fn run(json_only: bool, reads: u64, queries: usize) -> anyhow::Result<()> {
             store: store.clone(),
             clock: platekeeper_server::system_clock(),
             recognition: Default::default(),
-            links: Default::default(),
-            throttle: Default::default(),
             ops: Default::default(),
             devices: authority,
             passkey_rp: Default::default(),

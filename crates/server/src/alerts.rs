@@ -102,8 +102,8 @@ impl AlertHub {
     pub fn start_with(store: Arc<Store>, session_recheck: Duration) -> Arc<AlertHub> {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         let (dtx, drx) = mpsc::unbounded_channel();
-        tokio::spawn(log_deliveries(store, drx));
-        Arc::new(AlertHub {
+        tokio::spawn(log_deliveries(store.clone(), drx));
+        let hub = Arc::new(AlertHub {
             tx,
             positions: Mutex::new(HashMap::new()),
             connected: AtomicUsize::new(0),
@@ -111,7 +111,15 @@ impl AlertHub {
             delivered: Mutex::new(Default::default()),
             deliveries: dtx,
             session_recheck,
-        })
+        });
+        // Alerts other nodes raise or re-send (PostgreSQL; issue 26): the
+        // listener hands over their ids, this node loads and sends them.
+        let (rtx, rrx) = mpsc::unbounded_channel();
+        store.on_other_nodes_alerts(Box::new(move |ids| {
+            let _ = rtx.send(ids);
+        }));
+        tokio::spawn(relay_other_nodes(store, Arc::downgrade(&hub), rrx));
+        hub
     }
 
     /// Sends alerts to every connected stream.
@@ -197,6 +205,33 @@ impl Drop for Connected {
                     streams.remove(&self.1);
                 }
             }
+        }
+    }
+}
+
+/// Sends down this node's streams the alerts other nodes announced; ends
+/// with the hub.
+async fn relay_other_nodes(
+    store: Arc<Store>,
+    hub: std::sync::Weak<AlertHub>,
+    mut ids: mpsc::UnboundedReceiver<Vec<i64>>,
+) {
+    while let Some(mut batch) = ids.recv().await {
+        while let Ok(more) = ids.try_recv() {
+            batch.extend(more);
+        }
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.alerts_to_relay(&batch)).await {
+            Ok(Ok(alerts)) => {
+                metrics::counter!("platekeeper_alerts_relayed_total")
+                    .increment(alerts.len() as u64);
+                hub.publish(alerts);
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "loading another node's alerts failed"),
+            Err(e) => tracing::error!(error = %e, "relaying another node's alerts failed"),
         }
     }
 }

@@ -4,14 +4,15 @@
 //! an `Authorization` header must read the whole body into a blob first).
 //!
 //! A link is a capability, so it is made as weak as it can be: random
-//! (256 bits), good once, for two minutes, only while the session that
-//! asked for it lives, and kept in memory only (a restart ends every
-//! link). Nothing leaves when the link is made: fetching it runs the
-//! export then, with every check and log entry of the direct route, as
-//! the person whose session asked for it.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! (256 bits), good once, for two minutes, only from the address that
+//! asked for it and only while the session that asked for it lives.
+//! Nothing leaves when the link is made: fetching it runs the export
+//! then, with every check and log entry of the direct route, as the
+//! person whose session asked for it. Links are kept in the store, so a
+//! link made through one node of a cluster is good on any other (issue
+//! 26); the row is found by the secret's hash and what it carries is
+//! sealed with a key only the secret gives
+//! (`platekeeper_store::shared_state`).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -20,7 +21,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use platekeeper_core::read::format_time_ms;
-use platekeeper_store::credentials::{random_bytes, token_hash};
+use platekeeper_store::credentials::random_bytes;
+use platekeeper_store::shared_state::StoredLink;
+use platekeeper_store::Store;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,76 +91,81 @@ pub struct NewLink {
     pub expires_at: String,
 }
 
-struct Link {
+/// What a link carries, sealed in its row.
+#[derive(Serialize, Deserialize)]
+struct Carried {
     /// The bearer token of the session that asked for it.
+    session: String,
+    target: LinkTarget,
+}
+
+/// A link being fetched.
+struct Link {
     session: String,
     /// The address that asked for it: only that address may fetch it, so
     /// the fetch is logged with the requester's own address, and a link
     /// copied out of a log or a proxy elsewhere is worth nothing.
     client: Option<String>,
-    username: String,
     target: LinkTarget,
-    expires_ms: i64,
 }
 
-/// The links not yet fetched, by the SHA-256 of their secret.
-#[derive(Default)]
-pub struct DownloadLinks {
-    links: Mutex<HashMap<[u8; 32], Link>>,
-}
-
-impl DownloadLinks {
-    /// A new link to `target` for `username`'s `session`, and when it
-    /// expires.
-    fn issue(
-        &self,
-        session: &str,
-        client: Option<String>,
-        username: &str,
-        target: LinkTarget,
-        now_ms: i64,
-    ) -> Result<(String, i64), ApiError> {
-        let mut links = self.links.lock().map_err(|_| poisoned())?;
-        links.retain(|_, l| l.expires_ms > now_ms);
-        let held = links.values().filter(|l| l.username == username).count();
-        if held >= MAX_LINKS_PER_PERSON || links.len() >= MAX_LINKS {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_links",
-                format!(
-                    "{held} of your download links are waiting to be fetched \
-                     (at most {MAX_LINKS_PER_PERSON}, {MAX_LINKS} for everyone); fetch them \
-                     or wait two minutes for them to expire"
-                ),
-            ));
-        }
-        let secret = format!("{PREFIX}{}", hex::encode(random_bytes::<32>()?));
-        let expires_ms = now_ms + LINK_LIFETIME_MS;
-        links.insert(
-            token_hash(&secret),
-            Link {
-                session: session.to_string(),
-                client,
-                username: username.to_string(),
-                target,
-                expires_ms,
-            },
-        );
-        Ok((secret, expires_ms))
-    }
-
-    /// Takes the link `secret` names, if it is unexpired: a link is good
-    /// once, whether or not its download then succeeds.
-    fn redeem(&self, secret: &str, now_ms: i64) -> Result<Option<Link>, ApiError> {
-        let mut links = self.links.lock().map_err(|_| poisoned())?;
-        Ok(links
-            .remove(&token_hash(secret))
-            .filter(|l| l.expires_ms > now_ms))
+/// A new link to `target` for `username`'s `session`, and when it
+/// expires. Blocks: call it off the async threads.
+fn issue(
+    store: &Store,
+    session: &str,
+    client: Option<String>,
+    username: &str,
+    target: LinkTarget,
+    now_ms: i64,
+) -> Result<(String, i64), ApiError> {
+    let secret = format!("{PREFIX}{}", hex::encode(random_bytes::<32>()?));
+    let expires_ms = now_ms + LINK_LIFETIME_MS;
+    let payload = serde_json::to_vec(&Carried {
+        session: session.to_string(),
+        target,
+    })
+    .map_err(|e| ApiError::internal(format!("download link: {e}")))?;
+    let link = StoredLink {
+        username: username.to_string(),
+        client,
+        payload,
+    };
+    match store.put_link(
+        &secret,
+        &link,
+        expires_ms,
+        now_ms,
+        MAX_LINKS_PER_PERSON,
+        MAX_LINKS,
+    )? {
+        Ok(()) => Ok((secret, expires_ms)),
+        Err(full) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_links",
+            format!(
+                "{} of your download links are waiting to be fetched \
+                 (at most {MAX_LINKS_PER_PERSON}, {MAX_LINKS} for everyone); fetch them \
+                 or wait two minutes for them to expire",
+                full.held
+            ),
+        )),
     }
 }
 
-fn poisoned() -> ApiError {
-    ApiError::internal("the download links' table is unusable")
+/// Takes the link `secret` names, if it is unexpired: a link is good
+/// once, whether or not its download then succeeds. Blocks.
+fn redeem(store: &Store, secret: &str, now_ms: i64) -> Result<Option<Link>, ApiError> {
+    let Some(stored) = store.take_link(secret, now_ms)? else {
+        return Ok(None);
+    };
+    let carried: Carried = serde_json::from_slice(&stored.payload)
+        .map_err(|e| ApiError::internal(format!("download link: {e}")))?;
+    Ok(Some(Link {
+        session: carried.session,
+        client: stored.client,
+        target: carried.target,
+    }))
 }
 
 /// Make a download link: one fetch, within two minutes, while this
@@ -193,13 +201,11 @@ pub async fn create_link(
             crate::search::may_export_search(&state, &who, search).await?;
         }
     }
-    let (secret, expires_ms) = state.links.issue(
-        &token,
-        client,
-        &who.account.username,
-        target,
-        state.now_ms(),
-    )?;
+    let store = state.store.clone();
+    let username = who.account.username.clone();
+    let now = state.now_ms();
+    let (secret, expires_ms) =
+        crate::blocking(move || issue(&store, &token, client, &username, target, now)).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewLink {
@@ -231,9 +237,10 @@ pub async fn fetch_link(
     let Ok(Path(secret)) = path else {
         return Err(gone());
     };
-    let link = state
-        .links
-        .redeem(&secret, state.now_ms())?
+    let store = state.store.clone();
+    let now = state.now_ms();
+    let link = crate::blocking(move || redeem(&store, &secret, now))
+        .await?
         .filter(|l| l.client == client)
         .ok_or_else(gone)?;
     let session = SessionUser::of_token(&state, link.session, client, device).await?;
@@ -260,52 +267,47 @@ pub async fn fetch_link(
 mod tests {
     use super::*;
 
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn a_link_is_good_once_and_until_it_expires() {
-        let links = DownloadLinks::default();
+        let (_d, s) = store();
         let t = LinkTarget::Evidence {
             hold_id: 7,
             purpose: None,
         };
-        let (a, exp) = links
-            .issue("pks_one", None, "ana", t.clone(), 1_000)
-            .unwrap();
+        let (a, exp) = issue(&s, "pks_one", None, "ana", t.clone(), 1_000).unwrap();
         assert_eq!(exp, 1_000 + LINK_LIFETIME_MS);
         assert!(a.starts_with(PREFIX) && a.len() == PREFIX.len() + 64);
-        let got = links.redeem(&a, 2_000).unwrap().unwrap();
+        let got = redeem(&s, &a, 2_000).unwrap().unwrap();
         assert_eq!((got.session.as_str(), got.target), ("pks_one", t.clone()));
-        assert!(links.redeem(&a, 2_000).unwrap().is_none(), "used once");
-        let (b, _) = links
-            .issue("pks_one", None, "ana", t.clone(), 1_000)
-            .unwrap();
-        assert!(links.redeem(&b, exp).unwrap().is_none(), "expired");
-        assert!(links.redeem("pkl_00", 1_000).unwrap().is_none());
+        assert!(redeem(&s, &a, 2_000).unwrap().is_none(), "used once");
+        let (b, _) = issue(&s, "pks_one", None, "ana", t.clone(), 1_000).unwrap();
+        assert!(redeem(&s, &b, exp).unwrap().is_none(), "expired");
+        assert!(redeem(&s, "pkl_00", 1_000).unwrap().is_none());
     }
 
     #[test]
     fn a_person_holds_few_links_and_expired_ones_make_room() {
-        let links = DownloadLinks::default();
+        let (_d, s) = store();
         let t = || LinkTarget::SharingExport { request_id: 1 };
         for i in 0..MAX_LINKS_PER_PERSON {
             // However many sessions they open.
-            links
-                .issue(&format!("pks_{i}"), None, "ana", t(), 0)
-                .unwrap();
+            issue(&s, &format!("pks_{i}"), None, "ana", t(), 0).unwrap();
         }
-        let err = links.issue("pks_9", None, "ana", t(), 0).unwrap_err();
+        let err = issue(&s, "pks_9", None, "ana", t(), 0).unwrap_err();
         assert_eq!(err.code, "too_many_links");
-        links
-            .issue("pks_b", None, "bo", t(), 0)
-            .expect("another person has their own");
-        links
-            .issue("pks_0", None, "ana", t(), LINK_LIFETIME_MS)
+        issue(&s, "pks_b", None, "bo", t(), 0).expect("another person has their own");
+        issue(&s, "pks_0", None, "ana", t(), LINK_LIFETIME_MS)
             .expect("the first ones have expired");
         for i in 0..MAX_LINKS {
-            let _ = links.issue("pks_x", None, &format!("u{i}"), t(), LINK_LIFETIME_MS);
+            let _ = issue(&s, "pks_x", None, &format!("u{i}"), t(), LINK_LIFETIME_MS);
         }
-        let err = links
-            .issue("pks_y", None, "zed", t(), LINK_LIFETIME_MS)
-            .unwrap_err();
+        let err = issue(&s, "pks_y", None, "zed", t(), LINK_LIFETIME_MS).unwrap_err();
         assert_eq!(err.code, "too_many_links", "the table has a size");
     }
 }

@@ -501,13 +501,11 @@ pub async fn sign_in_options(
 ) -> Result<Json<SignInOptions>, axum::response::Response> {
     use axum::response::IntoResponse;
     let now = state.now_ms();
-    if let Some(until) = state
-        .throttle
-        .wait_until(client.as_deref(), &body.username, now)
+    if let Some(until) =
+        crate::throttle::check(&state.store, client.as_deref(), &body.username, now).await
     {
         return Err(crate::sessions::too_many_attempts(until - now));
     }
-    let throttle = state.throttle.clone();
     let username = body.username.clone();
     let addr = client.clone();
     let store = state.store.clone();
@@ -548,11 +546,15 @@ pub async fn sign_in_options(
         }))
     })
     .await;
-    match &outcome {
-        Err(e) if matches!(e.code, "invalid_credentials" | "account_locked") => {
-            throttle.failed(addr.as_deref(), &username, now);
-        }
-        _ => {}
+    if matches!(&outcome, Err(e) if matches!(e.code, "invalid_credentials" | "account_locked")) {
+        crate::throttle::record(
+            &state.store,
+            addr.as_deref(),
+            &username,
+            crate::throttle::Outcome::Failed,
+            now,
+        )
+        .await;
     }
     outcome.map_err(IntoResponse::into_response)
 }

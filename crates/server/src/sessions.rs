@@ -18,7 +18,7 @@ use crate::accountability::{
     affiliation, suspend_if_inactive, ClientAddr, DeviceSeen, SessionUser,
 };
 use crate::json::ApiJson;
-use crate::{blocking, ApiError, AppState};
+use crate::{blocking, throttle, ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -83,26 +83,25 @@ pub async fn sign_in(
     // Throttled before anything else: no password check, no count toward
     // the account's lock, no log entry (issue 22 finding 7).
     let now = state.now_ms();
-    if let Some(until) = state
-        .throttle
-        .wait_until(client.as_deref(), &body.username, now)
+    if let Some(until) = throttle::check(&state.store, client.as_deref(), &body.username, now).await
     {
         return Err(too_many_attempts(until - now));
     }
-    let throttle = state.throttle.clone();
+    let store = state.store.clone();
     let username = body.username.clone();
     let addr = client.clone();
     let outcome = checked_sign_in(state, client, rp, body).await;
-    match &outcome {
-        Ok(_) => throttle.succeeded(addr.as_deref(), &username),
+    let counted = match &outcome {
+        Ok(_) => throttle::Outcome::Succeeded,
         // Only a wrong password or code, or a locked account, is a failed
         // guess; a refusal after the right credentials (training, …) is not.
         Err(e) if matches!(e.code, "invalid_credentials" | "account_locked") => {
-            if let Some(b) = throttle.failed(addr.as_deref(), &username, now) {
-                tracing::warn!(client = ?addr, username = %username, scope = b.scope.as_str(), failures = b.failures, "sign-ins throttled");
-            }
+            throttle::Outcome::Failed
         }
-        Err(_) => {}
+        Err(_) => throttle::Outcome::Other,
+    };
+    if let Some(b) = throttle::record(&store, addr.as_deref(), &username, counted, now).await {
+        tracing::warn!(client = ?addr, username = %username, scope = b.scope.as_str(), failures = b.failures, "sign-ins throttled");
     }
     outcome.map_err(IntoResponse::into_response)
 }

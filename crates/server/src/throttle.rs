@@ -20,13 +20,16 @@
 //!
 //! An IPv6 client counts by its /64 (one subscriber's network), so a
 //! client cannot escape by changing the low bits of its address. The
-//! state is in memory: a restart forgets it, which only gives back the
-//! free allowances. Failures are forgotten after an hour without one; the
-//! tables are bounded.
+//! counters are in the store (`platekeeper_store::shared_state`), so every
+//! node of a cluster counts the same failures and a guesser gains nothing
+//! by reaching another node (issue 26). These functions block: call them
+//! off the async threads. Failures are forgotten after an hour without
+//! one.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
+
+use platekeeper_store::Store;
 
 /// One back-off schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,58 +72,6 @@ pub const PER_ADDRESS: Schedule = Schedule {
 /// Failures are forgotten after this long without another.
 pub const FORGET_AFTER_MS: i64 = 3_600_000;
 
-/// Most addresses (and address-username pairs) remembered.
-const MAX_SLOTS: usize = 50_000;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    failures: u32,
-    last_failure_ms: i64,
-    blocked_until_ms: i64,
-}
-
-#[derive(Default)]
-struct Table(HashMap<String, Slot>);
-
-impl Table {
-    fn blocked_until(&self, key: &str, now_ms: i64) -> Option<i64> {
-        self.0
-            .get(key)
-            .map(|s| s.blocked_until_ms)
-            .filter(|&u| u > now_ms)
-    }
-
-    /// Records a failure; returns the new wait's end if one starts.
-    fn fail(&mut self, key: String, schedule: Schedule, now_ms: i64) -> Option<i64> {
-        if self.0.len() >= MAX_SLOTS && !self.0.contains_key(&key) {
-            self.0
-                .retain(|_, s| now_ms - s.last_failure_ms < FORGET_AFTER_MS);
-            if self.0.len() >= MAX_SLOTS {
-                // Still full: forget the longest-quiet one.
-                if let Some(k) = self
-                    .0
-                    .iter()
-                    .min_by_key(|(_, s)| s.last_failure_ms)
-                    .map(|(k, _)| k.clone())
-                {
-                    self.0.remove(&k);
-                }
-            }
-        }
-        let slot = self.0.entry(key).or_default();
-        if now_ms - slot.last_failure_ms >= FORGET_AFTER_MS {
-            *slot = Slot::default();
-        }
-        slot.failures += 1;
-        slot.last_failure_ms = now_ms;
-        let delay = schedule.delay_ms(slot.failures);
-        (delay > 0).then(|| {
-            slot.blocked_until_ms = now_ms + delay;
-            slot.blocked_until_ms
-        })
-    }
-}
-
 /// Where a wait came from, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -145,13 +96,6 @@ pub struct Backoff {
     pub failures: u32,
 }
 
-/// The server's sign-in throttle.
-#[derive(Default)]
-pub struct SignInThrottle {
-    addresses: Mutex<Table>,
-    pairs: Mutex<Table>,
-}
-
 /// The part of an address that identifies a client: the whole IPv4
 /// address, an IPv6 address's /64.
 pub fn address_key(client: Option<&str>) -> String {
@@ -168,63 +112,117 @@ pub fn address_key(client: Option<&str>) -> String {
     }
 }
 
-fn pair_key(address: &str, username: &str) -> String {
+/// The counters' keys: `a ADDRESS` and `p ADDRESS USERNAME`.
+fn keys(client: Option<&str>, username: &str) -> (String, String) {
+    let a = address_key(client);
     let user: String = username.trim().to_lowercase().chars().take(64).collect();
-    format!("{address} {user}")
+    (format!("a {a}"), format!("p {a} {user}"))
 }
 
-impl SignInThrottle {
-    /// When the client may try again, if it must wait now.
-    pub fn wait_until(&self, client: Option<&str>, username: &str, now_ms: i64) -> Option<i64> {
-        let a = address_key(client);
-        let by_address = self
-            .addresses
-            .lock()
-            .ok()
-            .and_then(|t| t.blocked_until(&a, now_ms));
-        let by_pair = self
-            .pairs
-            .lock()
-            .ok()
-            .and_then(|t| t.blocked_until(&pair_key(&a, username), now_ms));
-        by_address.max(by_pair)
-    }
+/// When the client may try again, if it must wait now. A store that
+/// cannot answer holds nobody up (the sign-in that follows needs the
+/// same store and fails on its own).
+pub fn wait_until(store: &Store, client: Option<&str>, username: &str, now_ms: i64) -> Option<i64> {
+    let (a, p) = keys(client, username);
+    store
+        .failures_blocked_until(&[&a, &p], now_ms)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the sign-in throttle failed");
+            None
+        })
+}
 
-    /// Records a failed sign-in; returns the wait it starts, if any (the
-    /// longer of the two).
-    pub fn failed(&self, client: Option<&str>, username: &str, now_ms: i64) -> Option<Backoff> {
-        let a = address_key(client);
-        let pair = self.pairs.lock().ok().and_then(|mut t| {
-            let key = pair_key(&a, username);
-            let until = t.fail(key.clone(), PER_USER, now_ms)?;
-            Some(Backoff {
-                scope: Scope::AddressAndUser,
-                until_ms: until,
-                failures: t.0.get(&key).map_or(0, |s| s.failures),
-            })
-        });
-        let address = self.addresses.lock().ok().and_then(|mut t| {
-            let until = t.fail(a.clone(), PER_ADDRESS, now_ms)?;
-            Some(Backoff {
-                scope: Scope::Address,
-                until_ms: until,
-                failures: t.0.get(&a).map_or(0, |s| s.failures),
-            })
-        });
-        match (pair, address) {
-            (Some(p), Some(a)) => Some(if a.until_ms > p.until_ms { a } else { p }),
-            (p, a) => p.or(a),
+/// Records a failed sign-in; returns the wait it starts, if any (the
+/// longer of the two).
+pub fn failed(store: &Store, client: Option<&str>, username: &str, now_ms: i64) -> Option<Backoff> {
+    let (a, p) = keys(client, username);
+    let count = |key: &str, schedule: Schedule, scope: Scope| match store.count_address_failure(
+        key,
+        now_ms,
+        FORGET_AFTER_MS,
+        |n| schedule.delay_ms(n),
+    ) {
+        Ok((failures, until)) => until.map(|until_ms| Backoff {
+            scope,
+            until_ms,
+            failures,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "counting a failed sign-in failed");
+            None
         }
+    };
+    let pair = count(&p, PER_USER, Scope::AddressAndUser);
+    let address = count(&a, PER_ADDRESS, Scope::Address);
+    match (pair, address) {
+        (Some(p), Some(a)) => Some(if a.until_ms > p.until_ms { a } else { p }),
+        (p, a) => p.or(a),
     }
+}
 
-    /// A successful sign-in clears the failures of its own username from
-    /// its address (a person who mistyped), not the address's: a valid
-    /// account must not reset the spraying allowance.
-    pub fn succeeded(&self, client: Option<&str>, username: &str) {
-        if let Ok(mut t) = self.pairs.lock() {
-            t.0.remove(&pair_key(&address_key(client), username));
-        }
+/// A successful sign-in clears the failures of its own username from
+/// its address (a person who mistyped), not the address's: a valid
+/// account must not reset the spraying allowance.
+pub fn succeeded(store: &Store, client: Option<&str>, username: &str) {
+    let (_, p) = keys(client, username);
+    if let Err(e) = store.clear_failures(&p) {
+        tracing::error!(error = %e, "clearing sign-in failures failed");
     }
+}
+
+/// What a sign-in's outcome does to the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// A wrong password or code, or a locked account: a failed guess.
+    Failed,
+    /// Anything else (training lapsed, …): not a guess.
+    Other,
+}
+
+/// [`wait_until`], off the async threads.
+pub async fn check(
+    store: &Arc<Store>,
+    client: Option<&str>,
+    username: &str,
+    now_ms: i64,
+) -> Option<i64> {
+    let (s, c, u) = (
+        store.clone(),
+        client.map(str::to_owned),
+        username.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || wait_until(&s, c.as_deref(), &u, now_ms))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Counts a sign-in's outcome, off the async threads; returns the wait a
+/// failure starts.
+pub async fn record(
+    store: &Arc<Store>,
+    client: Option<&str>,
+    username: &str,
+    outcome: Outcome,
+    now_ms: i64,
+) -> Option<Backoff> {
+    let (s, c, u) = (
+        store.clone(),
+        client.map(str::to_owned),
+        username.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || match outcome {
+        Outcome::Succeeded => {
+            succeeded(&s, c.as_deref(), &u);
+            None
+        }
+        Outcome::Failed => failed(&s, c.as_deref(), &u, now_ms),
+        Outcome::Other => None,
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 #[cfg(test)]
@@ -232,6 +230,12 @@ mod tests {
     use super::*;
 
     const T: i64 = 1_795_000_000_000;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
 
     #[test]
     fn back_off_doubles_after_the_free_failures_up_to_a_cap() {
@@ -247,55 +251,57 @@ mod tests {
 
     #[test]
     fn one_address_guessing_one_account_waits() {
-        let t = SignInThrottle::default();
+        let (_d, t) = store();
         let ip = Some("203.0.113.9");
         for i in 0..3 {
-            assert_eq!(t.wait_until(ip, "capt", T + i), None);
-            assert_eq!(t.failed(ip, "capt", T + i), None);
+            assert_eq!(wait_until(&t, ip, "capt", T + i), None);
+            assert_eq!(failed(&t, ip, "capt", T + i), None);
         }
-        let b = t.failed(ip, "capt", T + 3).unwrap();
+        let b = failed(&t, ip, "capt", T + 3).unwrap();
         assert_eq!(b.scope, Scope::AddressAndUser);
         assert_eq!(b.until_ms, T + 3 + 2_000);
-        assert_eq!(t.wait_until(ip, "CAPT ", T + 4), Some(T + 2_003));
-        assert_eq!(t.wait_until(ip, "capt", T + 2_003), None);
+        assert_eq!(wait_until(&t, ip, "CAPT ", T + 4), Some(T + 2_003));
+        assert_eq!(wait_until(&t, ip, "capt", T + 2_003), None);
         // Another address, or another account from this one, is not held.
-        assert_eq!(t.wait_until(Some("203.0.113.10"), "capt", T + 4), None);
-        assert_eq!(t.wait_until(ip, "officer1", T + 4), None);
+        assert_eq!(wait_until(&t, Some("203.0.113.10"), "capt", T + 4), None);
+        assert_eq!(wait_until(&t, ip, "officer1", T + 4), None);
         // An hour quiet forgets.
-        assert_eq!(t.failed(ip, "capt", T + 4 + FORGET_AFTER_MS), None);
+        assert_eq!(failed(&t, ip, "capt", T + 4 + FORGET_AFTER_MS), None);
     }
 
     #[test]
     fn spraying_many_accounts_from_one_address_waits_and_ipv6_counts_by_64() {
-        let t = SignInThrottle::default();
+        let (_d, t) = store();
         let mut last = None;
         for i in 0..21 {
             // Each from another address of the same /64.
             let ip = format!("2001:db8:1:2::{i:x}");
-            last = t.failed(Some(&ip), &format!("user{i}"), T + i as i64);
+            last = failed(&t, Some(&ip), &format!("user{i}"), T + i as i64);
         }
         let b = last.unwrap();
         assert_eq!(b.scope, Scope::Address);
         assert_eq!(b.failures, 21);
-        assert!(t
-            .wait_until(Some("2001:db8:1:2:ffff::1"), "anyone", T + 30)
-            .is_some());
-        assert!(t
-            .wait_until(Some("2001:db8:1:3::1"), "anyone", T + 30)
-            .is_none());
+        assert!(wait_until(&t, Some("2001:db8:1:2:ffff::1"), "anyone", T + 30).is_some());
+        assert!(wait_until(&t, Some("2001:db8:1:3::1"), "anyone", T + 30).is_none());
         assert_eq!(address_key(Some("::ffff:192.0.2.1")), "192.0.2.1");
     }
 
     #[test]
     fn success_clears_the_persons_failures_not_the_addresses() {
-        let t = SignInThrottle::default();
+        let (_d, t) = store();
         let ip = Some("198.51.100.7");
         for i in 0..4 {
-            t.failed(ip, "jdoe", T + i);
+            failed(&t, ip, "jdoe", T + i);
         }
-        assert!(t.wait_until(ip, "jdoe", T + 5).is_some());
-        t.succeeded(ip, "jdoe");
-        assert!(t.wait_until(ip, "jdoe", T + 5).is_none());
-        assert_eq!(t.addresses.lock().unwrap().0["198.51.100.7"].failures, 4);
+        assert!(wait_until(&t, ip, "jdoe", T + 5).is_some());
+        succeeded(&t, ip, "jdoe");
+        assert!(wait_until(&t, ip, "jdoe", T + 5).is_none());
+        // The address's own count goes on: the 21st failure starts its wait.
+        for i in 0..16 {
+            assert!(wait_until(&t, ip, "x", T + 6 + i).is_none());
+            failed(&t, ip, &format!("other{i}"), T + 6 + i);
+        }
+        let b = failed(&t, ip, "other16", T + 30).unwrap();
+        assert_eq!((b.scope, b.failures), (Scope::Address, 21));
     }
 }

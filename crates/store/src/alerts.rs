@@ -225,6 +225,8 @@ impl Store {
                     }
                 }
             }
+            let ids: Vec<i64> = alerts.iter().map(|a| a.id).collect();
+            crate::postgres::alert_bus::announce(tx, &self.alert_relay.node, &ids)?;
             Ok(alerts)
         })
     }
@@ -443,8 +445,24 @@ impl Store {
                     out.push(alert_row(r)?);
                 }
             }
+            // Every node's streams re-send it, not only this one's.
+            let ids: Vec<i64> = out.iter().map(|a| a.id).collect();
+            crate::postgres::alert_bus::announce(tx, &self.alert_relay.node, &ids)?;
             Ok(out)
         })
+    }
+
+    /// Alerts by id, for sending down this node's streams alerts another
+    /// node raised or re-sent ([`Store::on_other_nodes_alerts`]): not an
+    /// access of its own, as with the alerts this node raises; each
+    /// person's first delivery is logged by the server's alert hub. Ids
+    /// that name no alert are skipped.
+    pub fn alerts_to_relay(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids.iter().take(1_000) {
+            out.extend(self.alert_unlogged(id)?);
+        }
+        Ok(out)
     }
 }
 

@@ -103,6 +103,7 @@ pub(crate) fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(crate::checkpoint::SCHEMA)?;
     conn.execute_batch(crate::devices::SCHEMA)?;
     conn.execute_batch(crate::passkeys::SCHEMA)?;
+    conn.execute_batch(crate::shared_state::SCHEMA)?;
     crate::accounts::migrate(conn)?;
     crate::cameras::migrate(conn)?;
     conn.execute(

@@ -1463,3 +1463,129 @@ fn analyst_access(query: serde_json::Value, why: &str) -> platekeeper_store::Acc
         role: None,
     })
 }
+
+/// Issue 26 item 1: an alert raised through node A, and its re-send, are
+/// handed to node B (which loads them to send down its own streams);
+/// node A does not hear its own.
+#[test]
+fn alerts_raised_or_re_sent_on_one_node_reach_the_others() {
+    use platekeeper_store::{Actor, HotCheck};
+    use std::sync::{Arc, Mutex};
+    let Some(url) = fresh_database() else { return };
+    let (_a_dir, a) = store_on(&url);
+    let (_b_dir, b) = store_on(&url);
+    let heard = |s: &platekeeper_store::Store| {
+        let got: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let g = got.clone();
+        s.on_other_nodes_alerts(Box::new(move |ids| g.lock().unwrap().extend(ids)));
+        got
+    };
+    let (on_a, on_b) = (heard(&a), heard(&b));
+    let admin = Actor::system("test");
+    let now = 1_800_000_000_000;
+    let (cam, _) = broadway(&a, &admin, now).expect("camera");
+    let list = a
+        .create_hotlist(
+            platekeeper_store::NewHotList {
+                name: "Stolen".into(),
+                kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
+                retention_days: 30,
+                fuzzy: false,
+            },
+            &admin,
+            now,
+        )
+        .expect("list");
+    a.add_hot_entry(
+        list.id,
+        platekeeper_core::hotlist::EntryDraft {
+            pattern: platekeeper_core::PlatePattern::parse("7HOT001", false).expect("plate"),
+            state: None,
+            reason: "stolen".into(),
+            case_number: None,
+            expires_at_ms: now + 86_400_000,
+            details: vec![],
+        },
+        &admin,
+        now,
+    )
+    .expect("entry");
+    let read = new_read("7HOT001", now - 1_000, false);
+    let raised = a
+        .match_hot(
+            &[HotCheck {
+                read: &read,
+                camera: &cam,
+            }],
+            now,
+        )
+        .expect("match");
+    assert_eq!(raised.len(), 1);
+    let id = raised[0].id;
+    let wait_for = |got: &Arc<Mutex<Vec<i64>>>, n: usize| {
+        (0..100).any(|_| {
+            if got.lock().unwrap().len() >= n {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            false
+        })
+    };
+    assert!(wait_for(&on_b, 1), "node B hears of the alert");
+    assert_eq!(*on_b.lock().unwrap(), vec![id]);
+    let relayed = b.alerts_to_relay(&[id, 987_654]).expect("load");
+    assert_eq!(relayed.len(), 1, "an unknown id is skipped");
+    assert_eq!(relayed[0].plate, "7HOT001");
+    // Unacknowledged, it is re-sent once, by whichever node asks first,
+    // and every other node hears of that too.
+    let due = a
+        .alerts_to_resend(now + 120_000, 60_000, 5)
+        .expect("re-send");
+    assert_eq!(due.len(), 1);
+    assert!(b
+        .alerts_to_resend(now + 120_000, 60_000, 5)
+        .expect("re-send on B")
+        .is_empty());
+    assert!(wait_for(&on_b, 2), "node B hears of the re-send");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(on_a.lock().unwrap().is_empty(), "A does not hear itself");
+}
+
+/// Issue 26 item 1: a download link made through one node is taken once
+/// through any node, and sign-in failures counted through two nodes add
+/// up.
+#[test]
+fn links_and_sign_in_failures_are_shared_by_the_nodes() {
+    use platekeeper_store::shared_state::StoredLink;
+    let Some(url) = fresh_database() else { return };
+    let (_a_dir, a) = store_on(&url);
+    let (_b_dir, b) = store_on(&url);
+    let link = StoredLink {
+        username: "ana".into(),
+        client: Some("192.0.2.7".into()),
+        payload: b"sealed session".to_vec(),
+    };
+    a.put_link("pkl_two", &link, 2_000, 1_000, 4, 256)
+        .expect("put")
+        .expect("room");
+    assert_eq!(b.take_link("pkl_two", 1_500).expect("take"), Some(link));
+    assert_eq!(a.take_link("pkl_two", 1_500).expect("again"), None, "once");
+    let delay = |n: u32| if n >= 4 { 2_000 } else { 0 };
+    for (i, node) in [&a, &b, &a].into_iter().enumerate() {
+        assert_eq!(
+            node.count_address_failure("p 192.0.2.7 ana", 10 + i as i64, 3_600_000, delay)
+                .expect("count")
+                .1,
+            None
+        );
+    }
+    let (n, until) = b
+        .count_address_failure("p 192.0.2.7 ana", 20, 3_600_000, delay)
+        .expect("fourth");
+    assert_eq!((n, until), (4, Some(2_020)));
+    assert_eq!(
+        a.failures_blocked_until(&["p 192.0.2.7 ana"], 30)
+            .expect("read"),
+        Some(2_020)
+    );
+}

@@ -55,9 +55,7 @@ pub async fn api() -> Api {
         store: store.clone(),
         clock,
         recognition: Default::default(),
-        links: Default::default(),
         ops: Default::default(),
-        throttle: Default::default(),
         devices: Default::default(),
         passkey_rp: Default::default(),
     };

@@ -13,7 +13,7 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
@@ -440,6 +441,26 @@ CREATE TABLE held_pictures(
     kind SMALLINT NOT NULL,
     sealed BYTEA NOT NULL
 );
+";
+
+/// Version 8: what several nodes must see alike (issue 26): download
+/// links not yet fetched, sign-in failures by address
+/// (`crate::shared_state`).
+const V8: &str = "
+CREATE TABLE download_links(
+    hash BYTEA PRIMARY KEY,
+    username TEXT NOT NULL,
+    client TEXT,
+    sealed BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE signin_failures(
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    last_failure_at BIGINT NOT NULL,
+    blocked_until BIGINT NOT NULL
+);
+CREATE INDEX signin_failures_last ON signin_failures(last_failure_at);
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates

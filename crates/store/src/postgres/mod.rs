@@ -23,6 +23,7 @@
 //! log's entries — is the embedded store's own code, run on a PostgreSQL
 //! transaction through `crate::sql`.
 
+pub mod alert_bus;
 pub mod connect;
 pub mod log;
 pub mod migrate;

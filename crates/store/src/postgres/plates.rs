@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
+use super::alert_bus::{AlertRelay, CHANNEL as ALERTS};
 use super::{DatabaseUrl, PgError};
 use crate::dictionary::PlateDictionary;
 
@@ -151,9 +152,11 @@ fn apply(dictionary: &RwLock<PlateDictionary>, pairs: &[(i64, i32)]) {
 
 /// What a listener's session runs first: it names itself (so the
 /// database's administrators see which sessions are listeners) and
-/// listens on both channels.
+/// listens on every channel (plates, changes, alerts).
 fn listen_sql() -> String {
-    format!("SET application_name = 'platekeeper-listener'; LISTEN {CHANNEL}; LISTEN {CHANGES}")
+    format!(
+        "SET application_name = 'platekeeper-listener'; LISTEN {CHANNEL}; LISTEN {CHANGES}; LISTEN {ALERTS}"
+    )
 }
 
 /// A node's listener: a thread with a session of its own, stopped when
@@ -170,6 +173,7 @@ impl Listener {
         url: DatabaseUrl,
         dictionary: Arc<RwLock<PlateDictionary>>,
         stale: Arc<Stale>,
+        alerts: Arc<AlertRelay>,
     ) -> Result<Listener, PgError> {
         let mut client = super::connect::connect(&url)?;
         client
@@ -180,7 +184,7 @@ impl Listener {
             .name("plate-listener".into())
             .spawn({
                 let stop = stop.clone();
-                move || listen(client, url, dictionary, stale, stop)
+                move || listen(client, url, dictionary, stale, alerts, stop)
             })
             .map_err(|e| PgError::Query(format!("starting the plate listener: {e}")))?;
         Ok(Listener {
@@ -204,6 +208,7 @@ fn listen(
     url: DatabaseUrl,
     dictionary: Arc<RwLock<PlateDictionary>>,
     stale: Arc<Stale>,
+    alerts: Arc<AlertRelay>,
     stop: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -214,6 +219,7 @@ fn listen(
             loop {
                 match iter.next() {
                     Ok(Some(n)) if n.channel() == CHANGES => stale.mark(n.payload()),
+                    Ok(Some(n)) if n.channel() == ALERTS => alerts.heard(n.payload()),
                     Ok(Some(n)) => apply(&dictionary, &parse(n.payload())),
                     Ok(None) => break false,
                     Err(_) => break true,
