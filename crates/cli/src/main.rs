@@ -77,6 +77,11 @@ enum Command {
         /// only on localhost.
         #[arg(long, value_parser = platekeeper_server::passkeys::parse_public_url)]
         public_url: Option<platekeeper_server::passkeys::Url>,
+        /// This node's name in its log lines, health check and metrics
+        /// (or PLATEKEEPER_NODE_NAME); the machine's name by default.
+        /// Give each node of a cluster its own.
+        #[arg(long, value_name = "NAME")]
+        node_name: Option<String>,
         #[command(flatten)]
         limits: ServeLimits,
     },
@@ -364,6 +369,37 @@ fn init_logging() {
         .init();
 }
 
+/// As [`init_logging`], every line starting `node=NAME` so that the logs
+/// of a cluster's nodes, gathered in one place, say which node wrote
+/// what (issue 26).
+fn init_node_logging(node: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let prefix: &'static [u8] = Box::leak(format!("node={node} ").into_bytes().into_boxed_slice());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || NodeLine(prefix))
+        .init();
+}
+
+/// Writes each log event to stderr after the node's name, in one write
+/// (the formatter hands over a whole event at a time).
+struct NodeLine(&'static [u8]);
+
+impl std::io::Write for NodeLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut line = Vec::with_capacity(self.0.len() + buf.len());
+        line.extend_from_slice(self.0);
+        line.extend_from_slice(buf);
+        std::io::stderr().lock().write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Keeps glibc from returning the recognizer's buffers to the kernel
 /// after every photo. Each network layer allocates a tensor of a few MB;
 /// by default glibc serves those with fresh `mmap`s and trims the heap
@@ -413,8 +449,14 @@ fn main() -> anyhow::Result<()> {
             trusted_proxy,
             public_url,
             limits,
+            node_name,
         } => {
-            init_logging();
+            let node = platekeeper_server::node_name(
+                &node_name
+                    .or_else(|| std::env::var("PLATEKEEPER_NODE_NAME").ok())
+                    .unwrap_or_default(),
+            );
+            init_node_logging(&node);
             let data_key = key.load()?;
             let _lock = keys::check_and_lock(&data, data_key.as_deref())?;
             let mut config = platekeeper_server::Config::new(data.clone(), listen);
@@ -429,6 +471,7 @@ fn main() -> anyhow::Result<()> {
                 .map(|(cert, key)| platekeeper_server::TlsFiles { cert, key });
             config.trusted_proxies = trusted_proxy;
             config.public_url = public_url;
+            config.node_name = node;
             let scheme = if config.tls.is_some() {
                 "https"
             } else {

@@ -4,195 +4,15 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_platekeeper");
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    /// Starts `platekeeper <args>` and waits for its "listening on" line.
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start platekeeper");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(i) = line
-                    .find("listening on http://")
-                    .map(|i| i + "listening on ".len())
-                {
-                    let _ = tx.send(
-                        line[i..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or("")
-                            .to_string(),
-                    );
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("server printed its address");
-        Server { child, url }
-    }
-
-    fn serve(data: &Path) -> Server {
-        Server::start(&[
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn post(url: &str, key: Option<&str>, body: &Value) -> Result<Value, (u16, Value)> {
-    let mut req = ureq::post(url).timeout(Duration::from_secs(30));
-    if let Some(k) = key {
-        req = req.set("Authorization", &format!("Bearer {k}"));
-    }
-    match req.send_json(body.clone()) {
-        Ok(r) => Ok(r.into_json().unwrap_or(Value::Null)),
-        Err(ureq::Error::Status(code, r)) => Err((code, r.into_json().unwrap_or(Value::Null))),
-        Err(e) => Err((0, json!(e.to_string()))),
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn ts(ms: i64) -> String {
-    platekeeper_core::read::format_time_ms(ms)
-}
-
-const PASSWORD: &str = "a long admin password";
-
-/// `platekeeper admin create` on a stopped data folder; returns
-/// (username, one-time password, TOTP secret).
-fn admin_create(data: &Path) -> (String, String, String) {
-    let (ok, out, err) = run(&[
-        "admin",
-        "create",
-        "--data",
-        data.to_str().unwrap(),
-        "--username",
-        "capt",
-        "--name",
-        "Dana Reyes",
-        "--title",
-        "Captain",
-    ]);
-    assert!(ok, "{err}");
-    let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    (
-        v["username"].as_str().unwrap().into(),
-        v["one_time_password"].as_str().unwrap().into(),
-        v["totp_secret"].as_str().unwrap().into(),
-    )
-}
-
-fn code(secret: &str, ahead_s: u64) -> String {
-    platekeeper_store::credentials::totp_code(secret, (now_ms() / 1000) as u64 + ahead_s).unwrap()
-}
-
-/// Signs the administrator in for the first time, changes the one-time
-/// password, signs in again, and records the administrator's own training
-/// so searches are allowed. Returns the session token.
-fn admin_session(url: &str, admin: &(String, String, String)) -> String {
-    let (user, otp, secret) = admin;
-    let first = post(
-        &format!("{url}/api/v1/session"),
-        None,
-        &json!({"username": user, "password": otp, "totp": code(secret, 0)}),
-    )
-    .expect("first sign-in");
-    assert_eq!(first["next"], json!(["change_password"]));
-    let t = first["token"].as_str().unwrap();
-    post(
-        &format!("{url}/api/v1/me/password"),
-        Some(t),
-        &json!({"current": otp, "new": PASSWORD}),
-    )
-    .expect("password changed");
-    // The next time step's code: the one above cannot be used twice.
-    let second = post(
-        &format!("{url}/api/v1/session"),
-        None,
-        &json!({"username": user, "password": PASSWORD, "totp": code(secret, 30)}),
-    )
-    .expect("second sign-in");
-    assert_eq!(second["next"], json!([]));
-    let token = second["token"].as_str().unwrap().to_string();
-    let today = ts(now_ms())[..10].to_string();
-    let next_year = ts(now_ms() + 300 * 86_400_000)[..10].to_string();
-    post(
-        &format!("{url}/api/v1/users/{user}/training"),
-        Some(&token),
-        &json!({"course": "ALPR use and privacy", "completed_on": today, "expires_on": next_year}),
-    )
-    .expect("training recorded");
-    token
-}
-
-fn create_camera(url: &str, token: &str, id: &str) -> String {
-    let cam = post(
-        &format!("{url}/api/v1/cameras"),
-        Some(token),
-        &json!({"id": id, "name": "Test camera", "kind": "fixed", "lat": 37.8044, "lon": -122.2712}),
-    )
-    .expect("camera created");
-    cam["api_key"].as_str().unwrap().to_string()
-}
-
-fn purpose() -> Value {
-    json!({"case_number": "26-000999", "offense": "10851 VC", "reason": "durability test"})
-}
-
-/// Every read a camera can see in the last `window_ms`, by paging.
-fn all_reads(url: &str, token: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
-    let mut body = json!({"camera": camera, "from": ts(from), "to": ts(to), "limit": 1000, "purpose": purpose()});
-    let mut out = Vec::new();
-    loop {
-        let page = post(&format!("{url}/api/v1/search"), Some(token), &body).expect("search");
-        out.extend(page["results"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => body["cursor"] = json!(c),
-            None => return out,
-        }
-    }
-}
+mod common;
+use common::*;
 
 #[test]
 fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
@@ -300,18 +120,6 @@ fn acknowledged_reads_survive_a_kill_and_nothing_half_written_appears() {
         (Some(0), Some(500))
     );
     server.kill();
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run platekeeper");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 /// Issue 22 finding 7: `admin unlock` lifts an administrator's lock while

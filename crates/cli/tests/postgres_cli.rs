@@ -6,47 +6,8 @@
 
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_platekeeper");
-
-fn fresh_database() -> Option<(String, String)> {
-    let (Ok(app), Ok(admin)) = (
-        std::env::var("PLATEKEEPER_TEST_DATABASE"),
-        std::env::var("PLATEKEEPER_TEST_PG_ADMIN"),
-    ) else {
-        assert!(
-            std::env::var_os("PLATEKEEPER_REQUIRE_POSTGRES").is_none(),
-            "PLATEKEEPER_REQUIRE_POSTGRES is set but no PostgreSQL was started"
-        );
-        eprintln!("skipped: no PostgreSQL (run under scripts/with-postgres)");
-        return None;
-    };
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!(
-        "pk_cli_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let psql = format!(
-        "{}/psql",
-        std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
-    );
-    let out = Command::new(&psql)
-        .args([
-            &admin,
-            "-c",
-            &format!("CREATE DATABASE {name} OWNER platekeeper"),
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (base, _) = app.rsplit_once('/').expect("url");
-    let (admin_base, _) = admin.rsplit_once('/').expect("url");
-    Some((format!("{base}/{name}"), format!("{admin_base}/{name}")))
-}
+mod common;
+use common::{fresh_database, BIN};
 
 #[test]
 fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {

@@ -212,6 +212,11 @@ impl DeviceAuthority {
         Ok(())
     }
 
+    /// Whether this node knows the agency's device authority yet.
+    pub fn has_authority(&self) -> bool {
+        self.verifier.read().map(|v| v.is_some()).unwrap_or(false)
+    }
+
     fn set(&self, ca: &DeviceCa) -> Result<(), CertError> {
         let mut roots = RootCertStore::empty();
         roots

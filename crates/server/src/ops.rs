@@ -55,6 +55,12 @@ pub fn register_metrics() -> Option<&'static PrometheusHandle> {
 pub struct Ops {
     pub metrics: MetricsAccess,
     pub storage: Arc<Storage>,
+    /// This node's name in the health check, the metrics and the logs
+    /// (issue 26: several nodes behind one address).
+    pub node: String,
+    /// Whether this node held the scheduled-work lease at its last
+    /// maintenance run.
+    pub leads: Arc<AtomicBool>,
 }
 
 /// Who may read `/metrics` on this listener.
@@ -228,6 +234,15 @@ pub struct Health {
     /// and auditors at `GET /api/v1/audit/verify`); or `degraded` (with
     /// 503) when something in `problems` stops part of the service.
     pub status: String,
+    /// The node that answered (`--node-name`, or the machine's name).
+    pub node: String,
+    /// Where the main tables are, and whether this node writes there
+    /// now (`primary: false` is a standby: degraded).
+    #[schema(value_type = Object)]
+    pub database: platekeeper_store::postgres::DatabaseState,
+    /// Whether this node runs the cluster's scheduled work (purge,
+    /// suspensions, hot-list expiry): exactly one node should.
+    pub leads_scheduled_work: bool,
     pub log_alarm: bool,
     pub database_bytes: u64,
     pub distinct_plates: usize,
@@ -243,10 +258,23 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 503, description = "Degraded (a `Health` with its problems) or the database unreadable (an error)", body = Health)), tag = "operations")]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let ok = blocking(move || Ok(store.access_count()?)).await;
+    let ok = blocking(move || {
+        store.access_count()?;
+        Ok(store.database_state()?)
+    })
+    .await;
     match ok {
-        Ok(_) => {
-            let problems: Vec<Problem> = state.ops.storage.problem().into_iter().collect();
+        Ok(database) => {
+            let mut problems: Vec<Problem> = state.ops.storage.problem().into_iter().collect();
+            if !database.primary {
+                problems.push(Problem {
+                    code: "database_read_only".into(),
+                    message: format!(
+                        "the database server this node reaches ({}) is a standby and takes no writes; name the primary (or every host, with target_session_attrs=read-write) in --database",
+                        database.server.as_deref().unwrap_or("?")
+                    ),
+                });
+            }
             let status = if problems.is_empty() {
                 StatusCode::OK
             } else {
@@ -261,6 +289,9 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
                     "ok"
                 }
                 .into(),
+                node: state.ops.node.clone(),
+                database,
+                leads_scheduled_work: state.ops.leads.load(Ordering::Relaxed),
                 log_alarm: state.store.log_alarm().is_some(),
                 database_bytes: state.store.database_bytes(),
                 distinct_plates: state.store.distinct_plates(),
@@ -273,7 +304,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(
-                serde_json::json!({"error": {"code": "database_unavailable", "message": e.message}}),
+                serde_json::json!({"node": state.ops.node, "error": {"code": "database_unavailable", "message": e.message}}),
             ),
         )
             .into_response(),
@@ -296,6 +327,13 @@ pub async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> 
     metrics::gauge!("platekeeper_cameras").set(state.store.cameras().len() as f64);
     metrics::gauge!("platekeeper_hotlist_entries").set(state.store.hot_entry_count() as f64);
     metrics::gauge!("platekeeper_alert_streams").set(state.alerts.connected() as f64);
+    metrics::gauge!("platekeeper_leads_scheduled_work").set(
+        if state.ops.leads.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
     // Durable commits of logged changes and the changes they held since
     // start: their ratio is how far group commit shares the disk's sync
     // (issue 28).

@@ -81,6 +81,19 @@ fn filters(q: &ReadQuery, camera_num: Option<u32>) -> String {
 }
 
 /// What one page of a search asks of the days' partitions.
+/// Where a store's main tables are, as the health check shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DatabaseState {
+    /// `embedded` or `postgres`.
+    pub backend: &'static str,
+    /// Whether this node's database takes writes (false: a standby,
+    /// still in recovery).
+    pub primary: bool,
+    /// The server answering, `ADDRESS:PORT` (PostgreSQL only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
 pub(crate) struct PageQuery<'a> {
     pub q: &'a ReadQuery,
     pub candidates: Option<&'a [PlateSpan]>,
@@ -97,6 +110,32 @@ impl Store {
             crate::Main::Postgres { pool, days, .. } => Some((pool, days)),
             crate::Main::Embedded { .. } => None,
         }
+    }
+
+    /// Where the main tables are and whether this node can write there
+    /// now: for the health check (issue 26). On PostgreSQL it asks the
+    /// server (one round trip on a pooled session).
+    pub fn database_state(&self) -> Result<DatabaseState, StoreError> {
+        let Some((pool, _)) = self.pg() else {
+            return Ok(DatabaseState {
+                backend: "embedded",
+                primary: true,
+                server: None,
+            });
+        };
+        let mut conn = pool.get()?;
+        let row = off_runtime(|| {
+            conn.query_one(
+                "SELECT pg_is_in_recovery(), coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'local socket')",
+                &[],
+            )
+        })
+        .map_err(db)?;
+        Ok(DatabaseState {
+            backend: "postgres",
+            primary: !row.get::<_, bool>(0),
+            server: Some(row.get(1)),
+        })
     }
 
     /// Whether the store is on PostgreSQL.
@@ -163,8 +202,19 @@ impl Store {
             return Ok(true);
         };
         let mut lease = lease.lock().map_err(|_| StoreError::Poisoned)?;
-        if lease.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(true);
+        // The lease is as good as its session: asked, not assumed (an
+        // idle session does not notice its server died; after a
+        // fail-over the new primary holds no lock, and another node may
+        // take the lease there).
+        if let Some(c) = lease.as_mut() {
+            let alive = !c.is_closed()
+                && off_runtime(|| c.is_valid(std::time::Duration::from_secs(5)).is_ok());
+            if alive {
+                return Ok(true);
+            }
+            tracing::warn!(
+                "the scheduled-work lease's database session is gone; asking for the lease again"
+            );
         }
         if let Some(dead) = lease.take() {
             off_runtime(move || drop(dead));

@@ -1,5 +1,11 @@
-//! `--database postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=…]`:
+//! `--database postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]…]/DB[?sslmode=…]`:
 //! read, checked, and shown without its password.
+//!
+//! Several hosts (a primary and its standbys, as libpq takes them) are
+//! tried in order; with `target_session_attrs=read-write`, the default
+//! when several are named, a connection is kept only on the one that
+//! accepts writes, so after a standby is promoted every new connection
+//! finds the new primary by itself (issue 26 item 2).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +50,16 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
+/// Most hosts one URL may name (a primary and its standbys).
+const MAX_HOSTS: usize = 8;
+
+/// Which server a connection may stay on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Session {
+    ReadWrite,
+    Any,
+}
+
 /// How long a connection attempt may take before the server is called
 /// unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,22 +101,36 @@ impl DatabaseUrl {
                 "the database URL names no user (postgres://USER@HOST/DATABASE)",
             ));
         }
-        if hostport.is_empty() || hostport.contains(',') {
+        if hostport.is_empty() {
             return Err(bad(
-                "the database URL must name one host (postgres://USER@HOST[:PORT]/DATABASE)",
+                "the database URL must name a host (postgres://USER@HOST[:PORT][,HOST[:PORT]…]/DATABASE)",
             ));
         }
-        let (host, port) = split_host_port(hostport)?;
+        let mut hosts = Vec::new();
+        for one in hostport.split(',') {
+            if one.is_empty() {
+                return Err(bad(
+                    "the database URL names an empty host in its list (HOST[:PORT],HOST[:PORT]…)",
+                ));
+            }
+            let (host, port) = split_host_port(one)?;
+            hosts.push((unescape(host, "host")?, port));
+        }
+        if hosts.len() > MAX_HOSTS {
+            return Err(bad(format!(
+                "the database URL names {} hosts; at most {MAX_HOSTS}",
+                hosts.len()
+            )));
+        }
         let user = unescape(user, "user")?;
         let database = unescape(database, "database")?;
-        let host = unescape(host, "host")?;
 
         let mut config = postgres::Config::new();
+        config.user(&user).dbname(&database);
+        for (host, port) in &hosts {
+            config.host(host).port(*port);
+        }
         config
-            .user(&user)
-            .dbname(&database)
-            .host(&host)
-            .port(port)
             .application_name("platekeeper")
             // Every table is in the schema `platekeeper` (see `migrate`).
             .options("-c search_path=platekeeper")
@@ -110,11 +140,26 @@ impl DatabaseUrl {
             config.password(unescape(p, "password")?);
         }
 
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false);
+        let is_loopback = |host: &str| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false)
+        };
+        let loopback = hosts.iter().all(|(h, _)| is_loopback(h));
+        let not_loopback = hosts
+            .iter()
+            .find(|(h, _)| !is_loopback(h))
+            .map(|(h, _)| h.clone())
+            .unwrap_or_default();
+        // With several hosts, only the one that takes writes will do,
+        // unless the URL says otherwise (a read-only replica's URL).
+        let mut session = if hosts.len() > 1 {
+            Session::ReadWrite
+        } else {
+            Session::Any
+        };
         let mut tls = if loopback {
             TlsMode::Disable
         } else {
@@ -133,7 +178,7 @@ impl DatabaseUrl {
                         "disable" if loopback => TlsMode::Disable,
                         "disable" => {
                             return Err(bad(format!(
-                                "sslmode=disable is allowed only to a loopback address, not {host}: plate data and passwords would cross the network in clear"
+                                "sslmode=disable is allowed only to a loopback address, not {not_loopback}: plate data and passwords would cross the network in clear"
                             )))
                         }
                         "allow" | "prefer" | "require" | "verify-ca" => {
@@ -158,23 +203,50 @@ impl DatabaseUrl {
                 "application_name" => {
                     config.application_name(&value);
                 }
+                "target_session_attrs" => {
+                    session = match value.as_str() {
+                        "read-write" => Session::ReadWrite,
+                        "any" => Session::Any,
+                        other => {
+                            return Err(bad(format!(
+                                "target_session_attrs={other:?} is not one Platekeeper knows (read-write, any)"
+                            )))
+                        }
+                    }
+                }
                 other => {
                     return Err(bad(format!(
-                        "the database URL's option {other:?} is not one Platekeeper knows (sslmode, sslrootcert, connect_timeout, application_name)"
+                        "the database URL's option {other:?} is not one Platekeeper knows (sslmode, sslrootcert, connect_timeout, application_name, target_session_attrs)"
                     )))
                 }
             }
         }
+        config.target_session_attrs(match session {
+            Session::ReadWrite => postgres::config::TargetSessionAttrs::ReadWrite,
+            Session::Any => postgres::config::TargetSessionAttrs::Any,
+        });
+        let shown_hosts: Vec<String> = hosts
+            .iter()
+            .map(|(host, port)| {
+                if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            })
+            .collect();
         let shown = format!(
-            "postgres://{user}@{}:{port}/{database}{}",
-            if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            },
+            "postgres://{user}@{}/{database}{}{}",
+            shown_hosts.join(","),
             match tls {
                 TlsMode::Disable => "?sslmode=disable",
                 TlsMode::VerifyFull => "?sslmode=verify-full",
+            },
+            match (hosts.len() > 1, session) {
+                (true, Session::Any) => "&target_session_attrs=any",
+                (true, Session::ReadWrite) => "&target_session_attrs=read-write",
+                (false, Session::ReadWrite) => "&target_session_attrs=read-write",
+                (false, Session::Any) => "",
             }
         );
         Ok(DatabaseUrl {
@@ -294,6 +366,37 @@ mod tests {
     }
 
     #[test]
+    fn several_hosts_are_tried_in_order_and_only_a_primary_is_kept() {
+        let u = DatabaseUrl::parse("postgres://pk:pw@127.0.0.1:5433,[::1]:5434/alpr").unwrap();
+        assert_eq!(u.config.get_ports(), &[5433, 5434]);
+        assert_eq!(u.config.get_hosts().len(), 2);
+        assert_eq!(
+            u.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        assert_eq!(u.tls(), TlsMode::Disable, "every host is loopback");
+        assert_eq!(
+            u.to_string(),
+            "postgres://pk@127.0.0.1:5433,[::1]:5434/alpr?sslmode=disable&target_session_attrs=read-write"
+        );
+        let r = DatabaseUrl::parse(
+            "postgres://pk@db1.agency.gov,db2.agency.gov/alpr?target_session_attrs=any",
+        )
+        .unwrap();
+        assert_eq!(r.tls(), TlsMode::VerifyFull);
+        assert_eq!(r.config.get_ports(), &[5432, 5432]);
+        assert_eq!(
+            r.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::Any
+        );
+        let one = DatabaseUrl::parse("postgres://pk@127.0.0.1/alpr").unwrap();
+        assert_eq!(
+            one.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::Any
+        );
+    }
+
+    #[test]
     fn refuses_what_is_not_a_safe_database_address() {
         for (text, says) in [
             ("mysql://pk@h/db", "must start with postgres://"),
@@ -302,8 +405,17 @@ mod tests {
             ("postgres://pk@h/", "names no database"),
             ("postgres://h/db", "names no user"),
             ("postgres://:pw@h/db", "names no user"),
-            ("postgres://pk@/db", "one host"),
-            ("postgres://pk@a,b/db", "one host"),
+            ("postgres://pk@/db", "must name a host"),
+            ("postgres://pk@a,,b/db", "empty host"),
+            ("postgres://pk@a,b:x/db", "not a port"),
+            (
+                "postgres://pk@127.0.0.1,db.agency.gov/db?sslmode=disable",
+                "only to a loopback",
+            ),
+            (
+                "postgres://pk@h/db?target_session_attrs=primary",
+                "read-write, any",
+            ),
             ("postgres://pk@h:0/db", "not a port"),
             ("postgres://pk@h:99999/db", "not a port"),
             ("postgres://pk@h:x/db", "not a port"),
@@ -329,6 +441,7 @@ mod tests {
             assert!(e.contains(says), "{text}: {e}");
         }
         assert!(err(&format!("postgres://pk@h/{}", "d".repeat(5000))).contains("4096"));
+        assert!(err(&format!("postgres://pk@{}/db", ["h"; 9].join(","))).contains("at most 8"));
         // A password in a refused URL is not repeated in the error.
         assert!(!err("postgres://pk:hunter2@h:x/db").contains("hunter2"));
     }
