@@ -60,7 +60,9 @@ pub struct BenchArgs {
     /// or `tls` (an exact search over HTTP, HTTPS and HTTPS with the
     /// device check, kept and new connections, on `--reads` reads) or
     /// `postgres` (the PostgreSQL backend's ingest, size, exact search and
-    /// audit log, on the empty database --database names).
+    /// audit log, on the empty database --database names) or `cluster`
+    /// (ingest through one and two `serve` nodes, and alert delivery
+    /// across nodes, on the empty database --database names).
     #[arg(long, default_value = "reads")]
     suite: String,
     /// Measure only these query kinds (exact, wildcard, substring, fuzzy,
@@ -336,8 +338,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 args.days,
             )
         }
+        "cluster" => {
+            return crate::bench_cluster::run(args.json, args.key.database.as_deref(), args.seed)
+        }
         other => {
-            bail!("--suite {other:?} must be reads, hotlists, audit, evidence, tls or postgres")
+            bail!("--suite {other:?} must be reads, hotlists, audit, evidence, tls, postgres or cluster")
         }
     }
     let data_key = args.data_key()?;

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_audit;
+mod bench_cluster;
 mod bench_evidence;
 mod bench_hotlists;
 mod bench_postgres;
@@ -82,6 +83,13 @@ enum Command {
         /// Give each node of a cluster its own.
         #[arg(long, value_name = "NAME")]
         node_name: Option<String>,
+        /// A hot standby of --database that searches of reads run on (the
+        /// access is still logged on the primary first); searches go to
+        /// the primary while it cannot be reached. A standby replays a
+        /// little behind: a read acknowledged a moment ago may not be
+        /// found yet.
+        #[arg(long, value_name = "URL")]
+        read_database: Option<String>,
         #[command(flatten)]
         limits: ServeLimits,
     },
@@ -450,6 +458,7 @@ fn main() -> anyhow::Result<()> {
             public_url,
             limits,
             node_name,
+            read_database,
         } => {
             let node = platekeeper_server::node_name(
                 &node_name
@@ -462,6 +471,13 @@ fn main() -> anyhow::Result<()> {
             let mut config = platekeeper_server::Config::new(data.clone(), listen);
             config.data_key = data_key;
             config.database = key.database()?;
+            config.read_database = read_database
+                .as_deref()
+                .map(platekeeper_store::postgres::DatabaseUrl::parse)
+                .transpose()?;
+            if config.read_database.is_some() && config.database.is_none() {
+                anyhow::bail!("--read-database needs --database (or PLATEKEEPER_DATABASE): searches go to a standby of the primary");
+            }
             config.max_body_bytes = max_body_mb.saturating_mul(1024 * 1024);
             limits.apply(&mut config);
             config.checkpoint_key = checkpoint_key;

@@ -454,26 +454,129 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
     let base = now_ms() - 3_600_000;
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let cameras = |offset: u64, timings: &[Timing]| -> Vec<std::thread::JoinHandle<()>> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                camera(
+                    vec![a.url.clone()],
+                    k.clone(),
+                    i as u64 * 100_000 + offset,
+                    base,
+                    stop.clone(),
+                    acked.clone(),
+                    timings[i].clone(),
+                )
+            })
+            .collect()
+    };
     let timings: Vec<Timing> = names.iter().map(|_| Arc::default()).collect();
-    let senders: Vec<_> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            camera(
-                vec![a.url.clone()],
-                k.clone(),
-                i as u64 * 100_000,
-                base,
-                stop.clone(),
-                acked.clone(),
-                timings[i].clone(),
-            )
-        })
-        .collect();
+    let senders = cameras(0, &timings);
     until("reads acknowledged", Duration::from_secs(60), || {
         acked.lock().unwrap().len() >= 2_000
     });
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    stop.store(false, Ordering::Relaxed);
+
+    // A second node searching on the standby (`--read-database`): its
+    // searches find the reads and run there; a database holding another
+    // store is refused as a read database.
+    let standby = std::env::var("PLATEKEEPER_TEST_STANDBY_DATABASE").expect("standby URL");
+    let reader = Server::start(&[
+        "serve",
+        "--data",
+        data.join("reader").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &database,
+        "--read-database",
+        &standby,
+        "--checkpoint-key",
+        key.to_str().unwrap(),
+        "--node-name",
+        "reader",
+    ]);
+    let h = get(&format!("{}/healthz", reader.url), "").expect("health");
+    assert_eq!(h["database"]["read_database"]["reachable"], true, "{h}");
+    let standby_port = standby
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        h["database"]["read_database"]["server"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(standby_port)),
+        "{h}"
+    );
+    let searched_there = || -> i64 {
+        let out = std::process::Command::new(format!(
+            "{}/psql",
+            std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
+        ))
+        .args([
+            "-XAt",
+            &std::env::var("PLATEKEEPER_TEST_STANDBY_ADMIN").expect("standby admin"),
+            "-c",
+            // The standby's sessions of the node, by the last statement
+            // each ran: a search of reads shows there.
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'platekeeper' AND query LIKE '%FROM reads%'",
+        ])
+        .output()
+        .expect("psql");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(-1)
+    };
+    let before_search = searched_there();
+    let probe = batch(0, 1, base)[0]["plate"].as_str().unwrap().to_string();
+    until(
+        "the standby to find a read",
+        Duration::from_secs(10),
+        || {
+            post(
+            &format!("{}/api/v1/search", reader.url),
+            Some(&token),
+            &json!({"plate": probe, "from": ts(base - 1_000), "to": ts(now_ms()), "purpose": purpose()}),
+        )
+        .map(|v| !v["results"].as_array().unwrap().is_empty())
+        .unwrap_or(false)
+        },
+    );
+    assert!(
+        searched_there() > before_search,
+        "the search ran on the standby"
+    );
+    drop(reader);
+    let (ok, _, err) = run(&[
+        "serve",
+        "--data",
+        data.join("wrong").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &database,
+        "--read-database",
+        &format!("{}/postgres", standby.rsplit_once('/').unwrap().0),
+        "--checkpoint-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("does not hold this store"), "{err}");
+
+    // Sustained ingest again, and the primary killed under it.
     let before = acked.lock().unwrap().len();
+    let senders = cameras(50_000, &timings);
+    until("ingest under way", Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= before + 500
+    });
+
     let sh = |cmd: &str| {
         let out = std::process::Command::new("bash")
             .args(["-c", cmd])

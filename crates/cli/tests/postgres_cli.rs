@@ -175,6 +175,7 @@ fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
             data.path(),
             platekeeper_store::OpenOptions {
                 database: Some(parsed),
+                read_database: None,
                 ..Default::default()
             },
         )

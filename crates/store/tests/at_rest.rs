@@ -23,6 +23,7 @@ fn open(dir: &Path, key: Option<&Arc<DataKey>>) -> Result<Store, StoreError> {
         OpenOptions {
             key: key.cloned(),
             database: None,
+            read_database: None,
             now_ms: Some(NOW),
             ..OpenOptions::default()
         },

@@ -20,6 +20,7 @@ fn options(dir: &Path) -> OpenOptions {
         now_ms: Some(NOW - 900 * DAY),
         key: None,
         database: None,
+        read_database: None,
     }
 }
 

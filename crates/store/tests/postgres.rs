@@ -827,6 +827,7 @@ fn store_on(url: &DatabaseUrl) -> (tempfile::TempDir, platekeeper_store::Store) 
         dir.path(),
         platekeeper_store::OpenOptions {
             database: Some(url.clone()),
+            read_database: None,
             ..Default::default()
         },
     )
@@ -1078,6 +1079,7 @@ fn pictures_are_sealed_anew_when_the_key_changes() {
             dir.path(),
             platekeeper_store::OpenOptions {
                 database: Some(url.clone()),
+                read_database: None,
                 key: key.cloned(),
                 ..Default::default()
             },

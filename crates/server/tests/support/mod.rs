@@ -181,6 +181,7 @@ pub fn store_options(
         now_ms: Some(now_ms),
         key: Some(test_key()),
         database: database_for(dir),
+        read_database: None,
     }
 }
 

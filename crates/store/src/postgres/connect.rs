@@ -11,6 +11,7 @@ use postgres::Client;
 
 use super::url::{DatabaseUrl, TlsMode};
 use super::PgError;
+use crate::StoreError;
 
 /// Opens one connection to the database `url` names.
 pub fn connect(url: &DatabaseUrl) -> Result<Client, PgError> {
@@ -28,6 +29,33 @@ pub fn connect(url: &DatabaseUrl) -> Result<Client, PgError> {
         }
     };
     result.map_err(|e| classify(url, e))
+}
+
+/// A pool on a hot standby of `primary`'s database, for searches: refused
+/// unless its log begins with the primary's first entry (the same store),
+/// so a wrong URL cannot answer searches with another agency's reads.
+pub(crate) fn open_replica(primary: &PgPool, url: &DatabaseUrl) -> Result<PgPool, StoreError> {
+    let first = |pool: &PgPool| -> Result<Option<Vec<u8>>, StoreError> {
+        // A database without the table holds no store: no first entry.
+        let row = pool
+            .get()?
+            .query_opt("SELECT hash FROM log WHERE seq = 1", &[])
+            .ok()
+            .flatten();
+        Ok(row.map(|r| r.get(0)))
+    };
+    let replica = PgPool::open(url)?;
+    let (ours, theirs) = (first(primary)?, first(&replica)?);
+    if ours.is_none() || ours != theirs {
+        return Err(StoreError::Conflict {
+            code: "read_database_mismatch",
+            message: format!(
+                "the read database {url} does not hold this store (its audit log does not begin with the primary's first entry); give a standby of {}",
+                primary.url()
+            ),
+        });
+    }
+    Ok(replica)
 }
 
 /// Debian's bundle of the system's trusted roots (ca-certificates).

@@ -39,7 +39,7 @@ pub mod url;
 pub(crate) use ::postgres as postgres_client;
 pub use connect::{PgConn, PgPool};
 pub use migrate::{Migrated, SCHEMA_VERSION};
-pub use plane::DatabaseState;
+pub use plane::{DatabaseState, ReadDatabaseState};
 pub use url::{DatabaseUrl, TlsMode, DATABASE_ENV};
 
 /// What can go wrong with the PostgreSQL backend, each naming the

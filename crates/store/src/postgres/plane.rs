@@ -92,6 +92,22 @@ pub struct DatabaseState {
     /// The server answering, `ADDRESS:PORT` (PostgreSQL only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The standby searches run on (`--read-database`), if one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_database: Option<ReadDatabaseState>,
+}
+
+/// The standby searches run on, as the health check shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReadDatabaseState {
+    /// Whether it answered; searches run on the primary while it does not.
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// How far behind the primary its last replayed change is, in ms
+    /// (absent on a server that is not a standby, or before any replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_lag_ms: Option<i64>,
 }
 
 pub(crate) struct PageQuery<'a> {
@@ -112,6 +128,25 @@ impl Store {
         }
     }
 
+    /// A session for searching reads: on the read database when one is
+    /// set (`--read-database`), else, or when it cannot be reached, on the
+    /// primary (a search is slower rather than refused). Call off the
+    /// async threads.
+    fn search_conn(&self) -> Result<super::PgConn<'_>, StoreError> {
+        let crate::Main::Postgres { pool, replica, .. } = &self.main else {
+            return Err(StoreError::Poisoned);
+        };
+        if let Some(r) = replica {
+            match r.get() {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the read database is unreachable; searching on the primary")
+                }
+            }
+        }
+        Ok(pool.get()?)
+    }
+
     /// Where the main tables are and whether this node can write there
     /// now: for the health check (issue 26). On PostgreSQL it asks the
     /// server (one round trip on a pooled session).
@@ -121,20 +156,49 @@ impl Store {
                 backend: "embedded",
                 primary: true,
                 server: None,
+                read_database: None,
             });
         };
-        let mut conn = pool.get()?;
+        const WHERE: &str =
+            "coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'local socket')";
         let row = off_runtime(|| {
-            conn.query_one(
-                "SELECT pg_is_in_recovery(), coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'local socket')",
-                &[],
-            )
-        })
-        .map_err(db)?;
+            pool.get()?
+                .query_one(&format!("SELECT pg_is_in_recovery(), {WHERE}"), &[])
+                .map_err(db)
+        })?;
+        let read_database = match &self.main {
+            crate::Main::Postgres {
+                replica: Some(r), ..
+            } => Some(off_runtime(|| {
+                let asked = r.get().map_err(StoreError::from).and_then(|mut c| {
+                    c.query_one(
+                        &format!(
+                            "SELECT {WHERE}, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint"
+                        ),
+                        &[],
+                    )
+                    .map_err(db)
+                });
+                match asked {
+                    Ok(row) => ReadDatabaseState {
+                        reachable: true,
+                        server: Some(row.get(0)),
+                        replay_lag_ms: row.get(1),
+                    },
+                    Err(_) => ReadDatabaseState {
+                        reachable: false,
+                        server: None,
+                        replay_lag_ms: None,
+                    },
+                }
+            })),
+            _ => None,
+        };
         Ok(DatabaseState {
             backend: "postgres",
             primary: !row.get::<_, bool>(0),
             server: Some(row.get(1)),
+            read_database,
         })
     }
 
@@ -279,7 +343,6 @@ impl Store {
     /// candidates' plates read that day (or, without a plate, the window),
     /// after the cursor, newest first.
     pub(crate) fn pg_page(&self, p: &PageQuery<'_>) -> Result<Vec<StoredRead>, StoreError> {
-        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
         let q = p.q;
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
@@ -305,7 +368,7 @@ impl Store {
             )
         });
         off_runtime(|| {
-            let mut conn = pool.get()?;
+            let mut conn = self.search_conn()?;
             // One plate (an exact search) and no area: one statement on
             // the parent table, whose (plate, time) index scans merge
             // across the window's partitions in order — fewer round trips
@@ -424,12 +487,11 @@ impl Store {
         camera_num: Option<u32>,
         cap: usize,
     ) -> Result<usize, StoreError> {
-        let (pool, _) = self.pg().ok_or(StoreError::Poisoned)?;
         let from = q.from_ms.unwrap_or(i64::MIN / 4);
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
         let sql_filters = filters(q, camera_num);
         off_runtime(|| {
-            let mut conn = pool.get()?;
+            let mut conn = self.search_conn()?;
             let mut count = 0usize;
             for day in Self::pg_days(&mut conn, partition::day_of(from), partition::day_of(to))? {
                 let codes: Vec<i64> = candidates
