@@ -1234,6 +1234,32 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
                 now,
             )
             .expect("hot list");
+        // A hold on one read, a correction of another.
+        let access_of = |kind, why: &str| {
+            platekeeper_store::Access::new(platekeeper_store::AccessRequest {
+                kind,
+                ..analyst_request(serde_json::json!({"migration": why}), why)
+            })
+        };
+        store
+            .place_hold(
+                access_of(platekeeper_store::AccessKind::Hold, "hold"),
+                &[(items[5].read.id, items[5].read.ts_ms)],
+                &admin,
+                now,
+            )
+            .expect("hold");
+        store
+            .correct_read(
+                access_of(platekeeper_store::AccessKind::Correction, "correction"),
+                items[6].read.id,
+                items[6].read.ts_ms,
+                (platekeeper_core::Plate::parse("7MOV999").expect("plate"), None),
+                "the camera read an 8 as a 0",
+                &admin,
+                now,
+            )
+            .expect("correction");
         with_picture
     };
     let source = open(source_dir.path(), None).expect("embedded again");
@@ -1270,6 +1296,25 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     assert_eq!(moved.distinct_plates(), source.distinct_plates());
     assert!(moved.account("officer1").expect("account").is_some());
     assert_eq!(moved.hotlists().expect("lists").len(), 1);
+    let holds = moved.holds(true, None, None, 10).expect("holds");
+    assert_eq!(
+        (holds.len(), holds[0].reads),
+        (1, 1),
+        "the hold and its kept read"
+    );
+    let fixed = moved.corrections(None).expect("corrections");
+    assert_eq!(
+        (fixed.len(), fixed[0].new_plate.as_str()),
+        (1, "7MOV999")
+    );
+    let access = analyst_access(serde_json::json!({"plate": "7MOV999"}), "migration test");
+    let q = platekeeper_store::ReadQuery {
+        plate: Some(platekeeper_core::PlatePattern::parse("7MOV999", false).expect("pattern")),
+        ..Default::default()
+    };
+    let found = moved.search(&access, &q).expect("search");
+    let page = moved.release(access, found, now).expect("release");
+    assert_eq!(page.value().reads.len(), 1, "the corrected read, by its new plate");
     let access = analyst_access(
         serde_json::json!({"read": read_id.to_string()}),
         "migration test",
@@ -1455,7 +1500,12 @@ fn broadway(
 
 /// An analyst's access for `query`, with a purpose naming `why`.
 fn analyst_access(query: serde_json::Value, why: &str) -> platekeeper_store::Access {
-    platekeeper_store::Access::new(platekeeper_store::AccessRequest {
+    platekeeper_store::Access::new(analyst_request(query, why))
+}
+
+/// An analyst's search request for `query`, with a purpose naming `why`.
+fn analyst_request(query: serde_json::Value, why: &str) -> platekeeper_store::AccessRequest {
+    platekeeper_store::AccessRequest {
         username: "analyst1".into(),
         affiliation: "Test PD".into(),
         kind: platekeeper_store::AccessKind::Search,
@@ -1463,7 +1513,7 @@ fn analyst_access(query: serde_json::Value, why: &str) -> platekeeper_store::Acc
         purpose: platekeeper_core::Purpose::new("24-0001", "459 PC", why).expect("purpose"),
         client: None,
         role: None,
-    })
+    }
 }
 
 /// Issue 26 item 1: an alert raised through node A, and its re-send, are
