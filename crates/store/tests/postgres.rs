@@ -1254,7 +1254,10 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
                 access_of(platekeeper_store::AccessKind::Correction, "correction"),
                 items[6].read.id,
                 items[6].read.ts_ms,
-                (platekeeper_core::Plate::parse("7MOV999").expect("plate"), None),
+                (
+                    platekeeper_core::Plate::parse("7MOV999").expect("plate"),
+                    None,
+                ),
                 "the camera read an 8 as a 0",
                 &admin,
                 now,
@@ -1303,10 +1306,7 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
         "the hold and its kept read"
     );
     let fixed = moved.corrections(None).expect("corrections");
-    assert_eq!(
-        (fixed.len(), fixed[0].new_plate.as_str()),
-        (1, "7MOV999")
-    );
+    assert_eq!((fixed.len(), fixed[0].new_plate.as_str()), (1, "7MOV999"));
     let access = analyst_access(serde_json::json!({"plate": "7MOV999"}), "migration test");
     let q = platekeeper_store::ReadQuery {
         plate: Some(platekeeper_core::PlatePattern::parse("7MOV999", false).expect("pattern")),
@@ -1314,7 +1314,11 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     };
     let found = moved.search(&access, &q).expect("search");
     let page = moved.release(access, found, now).expect("release");
-    assert_eq!(page.value().reads.len(), 1, "the corrected read, by its new plate");
+    assert_eq!(
+        page.value().reads.len(),
+        1,
+        "the corrected read, by its new plate"
+    );
     let access = analyst_access(
         serde_json::json!({"read": read_id.to_string()}),
         "migration test",

@@ -120,6 +120,29 @@ pub(crate) struct PageQuery<'a> {
     pub limit: usize,
 }
 
+/// Puts `value` in `lock`, waiting up to 50 ms for other threads' guards
+/// (held for microseconds) to go, but never blocking: this thread may
+/// hold the lock itself (a change that reads the policy while it holds
+/// the cameras), and then the next use reloads instead.
+fn replace<T>(lock: &std::sync::RwLock<T>, value: T) -> bool {
+    for _ in 0..50 {
+        match lock.try_write() {
+            Ok(mut held) => {
+                *held = value;
+                return true;
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                *p.into_inner() = value;
+                return true;
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+        }
+    }
+    false
+}
+
 impl Store {
     fn pg(&self) -> Option<(&PgPool, &reads::Days)> {
         match &self.main {
@@ -214,43 +237,31 @@ impl Store {
     pub(crate) fn refresh_stale(&self) {
         use crate::cameras::CameraRegistry;
         let stale = &self.stale;
-        let retry = |flag: &std::sync::atomic::AtomicBool, what: &str, e: StoreError| {
+        let failed = |what: &str, e: StoreError| {
             tracing::warn!(error = %e, "{what} changed on another node but could not be reloaded");
-            flag.store(true, Ordering::SeqCst);
+            false
         };
-        if stale.cameras.load(Ordering::Relaxed) && stale.cameras.swap(false, Ordering::SeqCst) {
-            match self.reader().and_then(|r| CameraRegistry::load(&*r)) {
-                // Never waiting on a lock this thread may hold (a change
-                // that reads the policy while it holds the cameras): then
-                // the next use reloads.
-                Ok(reg) => match self.cameras.try_write() {
-                    Ok(mut c) => *c = reg,
-                    Err(_) => stale.cameras.store(true, Ordering::SeqCst),
-                },
-                Err(e) => retry(&stale.cameras, "cameras", e),
-            }
-        }
-        if stale.hotlists.load(Ordering::Relaxed) && stale.hotlists.swap(false, Ordering::SeqCst) {
+        stale.cameras.refresh(
+            || match self.reader().and_then(|r| CameraRegistry::load(&*r)) {
+                Ok(reg) => replace(&self.cameras, reg),
+                Err(e) => failed("cameras", e),
+            },
+        );
+        stale.hotlists.refresh(|| {
             match self
                 .reader()
                 .and_then(|r| crate::hotlists::load_matcher(&*r))
             {
-                Ok(m) => match self.hot.try_write() {
-                    Ok(mut h) => *h = m,
-                    Err(_) => stale.hotlists.store(true, Ordering::SeqCst),
-                },
-                Err(e) => retry(&stale.hotlists, "hot lists", e),
+                Ok(m) => replace(&self.hot, m),
+                Err(e) => failed("hot lists", e),
             }
-        }
-        if stale.policy.load(Ordering::Relaxed) && stale.policy.swap(false, Ordering::SeqCst) {
-            match self.reader().and_then(|r| crate::settings::load(&*r)) {
-                Ok(p) => match self.policy.try_write() {
-                    Ok(mut current) => *current = p,
-                    Err(_) => stale.policy.store(true, Ordering::SeqCst),
-                },
-                Err(e) => retry(&stale.policy, "the policy", e),
-            }
-        }
+        });
+        stale.policy.refresh(
+            || match self.reader().and_then(|r| crate::settings::load(&*r)) {
+                Ok(p) => replace(&self.policy, p),
+                Err(e) => failed("the policy", e),
+            },
+        );
     }
 
     /// Whether this node runs the cluster's scheduled work now (purge,

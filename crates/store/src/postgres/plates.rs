@@ -12,8 +12,8 @@
 //! exact search does not (it asks the database for a plate its node has
 //! not seen).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -33,20 +33,56 @@ pub const CHANGES: &str = "platekeeper_changes";
 /// reloads one from the database the next time it uses it.
 #[derive(Default)]
 pub(crate) struct Stale {
-    pub cameras: AtomicBool,
-    pub hotlists: AtomicBool,
-    pub policy: AtomicBool,
+    pub cameras: Staleness,
+    pub hotlists: Staleness,
+    pub policy: Staleness,
+}
+
+/// One cache's state: changes heard of, and the last of them reloaded. A
+/// use that finds it behind reloads it, or waits for the reload another
+/// thread has begun, so no request goes on with the old cache while a
+/// reload is under way (two cameras' requests at once, one reloading: the
+/// other used to find the mark cleared and the new camera unknown).
+#[derive(Default)]
+pub(crate) struct Staleness {
+    heard: AtomicU64,
+    loaded: AtomicU64,
+    reloading: Mutex<()>,
+}
+
+impl Staleness {
+    fn mark(&self) {
+        self.heard.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs `reload` if a change was heard since the last one, unless
+    /// another thread's reload covered it meanwhile; `reload` says whether
+    /// it replaced the cache (if not, the next use tries again).
+    pub(crate) fn refresh(&self, reload: impl FnOnce() -> bool) {
+        if self.loaded.load(Ordering::SeqCst) >= self.heard.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(_one_at_a_time) = self.reloading.lock() else {
+            return;
+        };
+        let target = self.heard.load(Ordering::SeqCst);
+        if self.loaded.load(Ordering::SeqCst) >= target {
+            return;
+        }
+        if reload() {
+            self.loaded.fetch_max(target, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Stale {
     fn mark(&self, topic: &str) {
-        let flag = match topic {
-            "cameras" => &self.cameras,
-            "hotlists" => &self.hotlists,
-            "policy" => &self.policy,
-            _ => return,
-        };
-        flag.store(true, Ordering::SeqCst);
+        match topic {
+            "cameras" => self.cameras.mark(),
+            "hotlists" => self.hotlists.mark(),
+            "policy" => self.policy.mark(),
+            _ => {}
+        }
     }
 
     fn all(&self) {
@@ -260,6 +296,49 @@ fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_use_during_a_reload_waits_for_it_and_a_failed_reload_is_retried() {
+        use std::sync::atomic::AtomicUsize;
+        let flag = Arc::new(Staleness::default());
+        let cache = Arc::new(AtomicUsize::new(1));
+        flag.mark();
+        let reloading = {
+            let (flag, cache) = (flag.clone(), cache.clone());
+            std::thread::spawn(move || {
+                flag.refresh(|| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    cache.store(2, Ordering::SeqCst);
+                    true
+                })
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        // Another request meanwhile: it must not go on with the old cache.
+        let mut reloads = 0;
+        flag.refresh(|| {
+            reloads += 1;
+            true
+        });
+        assert_eq!(cache.load(Ordering::SeqCst), 2, "waited for the reload");
+        assert_eq!(reloads, 0, "and did not reload again");
+        reloading.join().unwrap();
+        // A reload that could not replace the cache leaves it stale.
+        flag.mark();
+        flag.refresh(|| false);
+        let mut again = false;
+        flag.refresh(|| {
+            again = true;
+            true
+        });
+        assert!(again);
+        let mut once_more = false;
+        flag.refresh(|| {
+            once_more = true;
+            true
+        });
+        assert!(!once_more, "up to date");
+    }
 
     #[test]
     fn payloads_round_trip_and_junk_is_skipped() {
