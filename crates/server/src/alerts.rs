@@ -47,6 +47,9 @@ const CHANNEL_CAPACITY: usize = 4_096;
 pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
 /// A position older than this does not place the person anywhere.
 const POSITION_FRESH_MS: i64 = 30 * 60_000;
+/// How long a stream uses the position it read from the store before
+/// reading it again.
+const POSITION_RECHECK: Duration = Duration::from_secs(10);
 /// Streams one person may hold open (a car's laptop, a phone, a desk and
 /// one to spare): each costs the server a task and a connection.
 pub const MAX_STREAMS_PER_PERSON: usize = 4;
@@ -183,11 +186,10 @@ impl AlertHub {
             .unwrap_or(false)
     }
 
-    fn position(&self, username: &str, now_ms: i64) -> Option<GeoPoint> {
+    /// The position this node was last sent for `username`, and when.
+    fn position(&self, username: &str) -> Option<(GeoPoint, i64)> {
         let map = self.positions.lock().ok()?;
-        map.get(username)
-            .filter(|(_, at)| now_ms - at <= POSITION_FRESH_MS)
-            .map(|(p, _)| *p)
+        map.get(username).copied()
     }
 }
 
@@ -332,6 +334,8 @@ pub async fn stream(
         recheck,
         token,
         near_m: params.near_m,
+        stored_position: None,
+        position_asked: None,
         _guard: guard,
         done: false,
     };
@@ -351,6 +355,10 @@ struct StreamState {
     recheck: tokio::time::Interval,
     token: String,
     near_m: Option<f64>,
+    /// The person's position as the store had it (sent through any
+    /// node), and when it was last asked for.
+    stored_position: Option<(GeoPoint, i64)>,
+    position_asked: Option<std::time::Instant>,
     _guard: Connected,
     done: bool,
 }
@@ -366,6 +374,7 @@ impl StreamState {
                 got = self.rx.recv() => match got {
                     Ok(alert) => {
                         let now = self.state.now_ms();
+                        self.ask_position(&alert).await;
                         if !self.wants(&alert, now) {
                             continue;
                         }
@@ -433,14 +442,46 @@ impl StreamState {
         }
     }
 
+    /// Reads the person's position from the store when an alert needs it
+    /// and the copy is older than [`POSITION_RECHECK`]: a car may send its
+    /// position to another node of a cluster than the one holding this
+    /// stream (issue 26).
+    async fn ask_position(&mut self, alert: &Alert) {
+        if self.near_m.is_none() || alert.position.is_none() {
+            return;
+        }
+        if self
+            .position_asked
+            .is_some_and(|t| t.elapsed() < POSITION_RECHECK)
+        {
+            return;
+        }
+        self.position_asked = Some(std::time::Instant::now());
+        let store = self.state.store.clone();
+        let user = self.who.account.username.clone();
+        let since = self.state.now_ms() - POSITION_FRESH_MS;
+        match tokio::task::spawn_blocking(move || store.position(&user, since)).await {
+            Ok(Ok(p)) => self.stored_position = p,
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading a position failed"),
+            Err(e) => tracing::warn!(error = %e, "reading a position failed"),
+        }
+    }
+
     /// Whether this person gets the alert: all of them, unless they asked
     /// for alerts near them and a recent position puts this one too far.
+    /// The newest position known wins: the one sent to this node, or the
+    /// store's (sent to any node).
     fn wants(&self, alert: &Alert, now_ms: i64) -> bool {
         let (Some(m), Some(at)) = (self.near_m, alert.position) else {
             return true;
         };
-        match self.hub.position(&self.who.account.username, now_ms) {
-            Some(me) => Area::circle(me, m).map(|a| a.contains(at)).unwrap_or(true),
+        let here = self.hub.position(&self.who.account.username);
+        let newest = match (here, self.stored_position) {
+            (Some(a), Some(b)) => Some(if a.1 >= b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        match newest.filter(|(_, t)| now_ms - t <= POSITION_FRESH_MS) {
+            Some((me, _)) => Area::circle(me, m).map(|a| a.contains(at)).unwrap_or(true),
             None => true,
         }
     }
@@ -738,7 +779,9 @@ pub struct PositionBody {
 }
 
 /// Where the person is now (a patrol car's GPS), for `near_m` alert
-/// filtering. Kept in memory only, for 30 minutes.
+/// filtering: counts for 30 minutes. Kept in the store, the last one only
+/// (no trail), so a stream held on another node of a cluster uses it
+/// within 10 s.
 #[utoipa::path(
     post,
     path = "/api/v1/me/position",
@@ -757,12 +800,16 @@ pub async fn set_position(
     who.require(Right::ViewAlerts)?;
     let p = GeoPoint::new(body.lat, body.lon)
         .map_err(|e| ApiError::unprocessable("invalid_position", e.to_string()))?;
+    let now = state.now_ms();
+    let store = state.store.clone();
+    let user = who.account.username.clone();
+    blocking(move || Ok(store.set_position(&user, p, now)?)).await?;
     state
         .alerts
         .positions
         .lock()
         .map_err(|_| ApiError::internal("position table poisoned"))?
-        .insert(who.account.username.clone(), (p, state.now_ms()));
+        .insert(who.account.username.clone(), (p, now));
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -1006,3 +1006,94 @@ async fn a_large_list_is_searched_by_plate() {
     let (_, v) = find("").await;
     assert_eq!(plates(&v).len(), 4, "no filter: every entry");
 }
+
+/// `near_m`: someone who asked for alerts near them gets the hits within
+/// that distance of their last position and not the others; a position
+/// sent through another node of a cluster (so only in the store) counts
+/// as well when it is the newest (issue 26).
+#[tokio::test]
+async fn alerts_near_me_follow_the_position_sent_through_any_node() {
+    let api = api().await;
+    let list = api.new_list("SVS daily", "stolen_vehicle", false).await;
+    for plate in ["7NEAR01", "7FAR001", "7NEAR02"] {
+        let (s, v) = api
+            .add(
+                list,
+                &api.admin,
+                json!({"plate": plate, "reason": "stolen 10851 VC", "expires_at": expires(10)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/me/position",
+            Some(&api.officer),
+            Some(json!({"lat": 37.8044, "lon": -122.2712})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let mut near = api
+        .open_stream("/api/v1/alerts/stream?near_m=2000", &api.officer)
+        .await;
+    let mut everything = api.open_stream("/api/v1/alerts/stream", &api.admin).await;
+    let key = api.camera_key("cam-near").await;
+    let at = |n: u32, plate: &str, lat: f64, lon: f64| {
+        let mut r = read(n, plate, "CA");
+        r["lat"] = json!(lat);
+        r["lon"] = json!(lon);
+        r
+    };
+    api.ingest(
+        &key,
+        json!([
+            at(1, "7FAR001", 34.0522, -118.2437), // Los Angeles
+            at(2, "7NEAR01", 37.8050, -122.2700), // Oakland, 130 m away
+        ]),
+    )
+    .await;
+    let (_, got) = near.next(WAIT).await.expect("the near hit");
+    assert_eq!(got["plate"], "7NEAR01", "the far hit is not sent: {got}");
+    for _ in 0..2 {
+        everything
+            .next(WAIT)
+            .await
+            .expect("all hits without near_m");
+    }
+    // The officer drives south; the car's position goes through another
+    // node, so this node's own copy is older than the store's.
+    let la = platekeeper_core::GeoPoint::new(34.0522, -118.2437).unwrap();
+    api.store
+        .set_position("officer1", la, api.now() + 1_000)
+        .unwrap();
+    api.advance(2_000);
+    drop(near);
+    let mut near = api
+        .open_stream("/api/v1/alerts/stream?near_m=2000", &api.officer)
+        .await;
+    api.ingest(&key, json!([at(3, "7NEAR02", 34.0530, -118.2440)]))
+        .await;
+    let (_, got) = near
+        .next(WAIT)
+        .await
+        .expect("the hit near the new position");
+    assert_eq!(got["plate"], "7NEAR02", "{got}");
+    // Out of range input is refused and changes nothing.
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/me/position",
+            Some(&api.officer),
+            Some(json!({"lat": 95.0, "lon": 0.0})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_position"))
+    );
+    assert_eq!(
+        api.store.position("officer1", 0).unwrap().map(|p| p.0),
+        Some(la)
+    );
+}

@@ -1,6 +1,7 @@
 //! Short-lived state every node must see alike (issue 26 item 1): the
-//! download links not yet fetched and the sign-in failures counted by
-//! client address. Both lived in one server's memory; with several nodes
+//! download links not yet fetched, the sign-in failures counted by
+//! client address, and where each officer last said they were (for
+//! alerts near them). Both lived in one server's memory; with several nodes
 //! behind a load balancer, a link made on one node must be good on
 //! another, and a guesser must not get a fresh allowance by reaching
 //! another node. Kept in the main database on both backends (written
@@ -37,6 +38,12 @@ CREATE TABLE IF NOT EXISTS signin_failures(
     blocked_until INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS signin_failures_last ON signin_failures(last_failure_at);
+CREATE TABLE IF NOT EXISTS positions(
+    username TEXT PRIMARY KEY,
+    lat INTEGER NOT NULL,
+    lon INTEGER NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// A download link as it was stored, opened with its secret.
@@ -220,6 +227,43 @@ impl Store {
         })
     }
 
+    /// Where `username` is now (only the last position is kept: no trail
+    /// of an officer's movements).
+    pub fn set_position(
+        &self,
+        username: &str,
+        at: platekeeper_core::GeoPoint,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (lat, lon) = at.to_micro();
+        self.unlogged(|tx| {
+            tx.execute(
+                "INSERT INTO positions(username, lat, lon, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(username) DO UPDATE SET lat = excluded.lat, lon = excluded.lon, at = excluded.at",
+                params![username, lat, lon, now_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The last position `username` sent, and when, if it is newer than
+    /// `since_ms`.
+    pub fn position(
+        &self,
+        username: &str,
+        since_ms: i64,
+    ) -> Result<Option<(platekeeper_core::GeoPoint, i64)>, StoreError> {
+        let conn = self.reader()?;
+        let row: Option<(i32, i32, i64)> = conn
+            .query_row(
+                "SELECT lat, lon, at FROM positions WHERE username = ?1 AND at > ?2",
+                params![username, since_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(lat, lon, at)| (platekeeper_core::GeoPoint::from_micro(lat, lon), at)))
+    }
+
     /// Forgets `key`'s failures.
     pub fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
         self.unlogged(|tx| tx.execute("DELETE FROM signin_failures WHERE key = ?1", [key]))?;
@@ -288,6 +332,19 @@ mod tests {
         s.put_link("pkl_d", &link("ana"), 300, 100, 2, 3)
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn only_the_last_position_is_kept_and_an_old_one_is_not_given() {
+        let (_dir, s) = store();
+        let here = platekeeper_core::GeoPoint::new(37.8044, -122.2712).unwrap();
+        let there = platekeeper_core::GeoPoint::new(34.0522, -118.2437).unwrap();
+        assert_eq!(s.position("ana", 0).unwrap(), None);
+        s.set_position("ana", here, 1_000).unwrap();
+        s.set_position("ana", there, 2_000).unwrap();
+        assert_eq!(s.position("ana", 0).unwrap(), Some((there, 2_000)));
+        assert_eq!(s.position("ana", 2_000).unwrap(), None, "too old");
+        assert_eq!(s.position("bo", 0).unwrap(), None);
     }
 
     #[test]

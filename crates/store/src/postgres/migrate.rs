@@ -13,7 +13,7 @@ use super::url::DatabaseUrl;
 use super::{connect::classify, PgError};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 9;
 
 /// Each version's statements, applied in order inside one transaction
 /// with the version's row, so a version is there whole or not at all.
@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ];
 
 /// Version 1: the audit log, one hash chain whose head row serializes
@@ -461,6 +462,17 @@ CREATE TABLE signin_failures(
     blocked_until BIGINT NOT NULL
 );
 CREATE INDEX signin_failures_last ON signin_failures(last_failure_at);
+";
+
+/// Version 9: each officer's last position, for alerts near them on
+/// whichever node holds their stream (`crate::shared_state`).
+const V9: &str = "
+CREATE TABLE positions(
+    username TEXT PRIMARY KEY,
+    lat INTEGER NOT NULL,
+    lon INTEGER NOT NULL,
+    at BIGINT NOT NULL
+);
 ";
 
 /// The advisory lock two nodes starting at once take, so one migrates
