@@ -18,6 +18,42 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
+/// A cluster being built: a temporary folder with a data folder per
+/// node, the checkpoint key the nodes share, and the first administrator,
+/// made on `database`.
+struct Cluster {
+    dir: tempfile::TempDir,
+    database: String,
+    admin: (String, String, String),
+}
+
+impl Cluster {
+    fn new(database: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a");
+        std::fs::create_dir_all(&first).unwrap();
+        let admin = admin_create_with(&first, &["--database", database]);
+        Cluster {
+            dir,
+            database: database.to_string(),
+            admin,
+        }
+    }
+
+    fn data(&self, node: &str) -> std::path::PathBuf {
+        self.dir.path().join(node)
+    }
+
+    fn key(&self) -> std::path::PathBuf {
+        self.dir.path().join("checkpoint.key")
+    }
+
+    /// Starts node `name` (its data folder `data(name)`).
+    fn node(&self, name: &str) -> Server {
+        node(&self.data(name), &self.database, &self.key(), name)
+    }
+}
+
 /// A node of the cluster: `serve` on its own data folder and port, on
 /// the shared database, signing checkpoints with the shared key.
 fn node(data: &Path, database: &str, key: &Path, name: &str) -> Server {
@@ -198,14 +234,11 @@ fn three_nodes_on_one_database_act_as_one() {
     let Some((database, _)) = fresh_database() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("checkpoint.key");
-    let data = |n: &str| dir.path().join(n);
-    std::fs::create_dir_all(data("a")).unwrap();
-    let admin = admin_create_with(&data("a"), &["--database", &database]);
-    let a = node(&data("a"), &database, &key, "node-a");
-    let b = node(&data("b"), &database, &key, "node-b");
-    let c = node(&data("c"), &database, &key, "node-c");
+    let cluster = Cluster::new(&database);
+    let admin = cluster.admin.clone();
+    let a = cluster.node("a");
+    let b = cluster.node("b");
+    let c = cluster.node("c");
 
     // Signed in through A; the session works on B and C.
     let token = admin_session(&a.url, &admin);
@@ -227,7 +260,7 @@ fn three_nodes_on_one_database_act_as_one() {
             .count()
             == 1
     });
-    for (n, name) in [(&a, "node-a"), (&b, "node-b"), (&c, "node-c")] {
+    for (n, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
         let h = get(&format!("{}/healthz", n.url), "").expect("health");
         assert_eq!(h["node"], name, "{h}");
         assert_eq!(h["database"]["backend"], "postgres", "{h}");
@@ -356,7 +389,7 @@ fn three_nodes_on_one_database_act_as_one() {
         nodes.iter().filter(|n| leads(n)).count() == 1
     });
     drop(nodes);
-    log_verifies(&data("a"), &database);
+    log_verifies(&cluster.data("a"), &database);
 }
 
 /// A node killed with SIGKILL during sustained ingest from cameras that
@@ -367,14 +400,10 @@ fn a_node_killed_during_ingest_loses_no_acknowledged_read() {
     let Some((database, _)) = fresh_database() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("checkpoint.key");
-    let data = |n: &str| dir.path().join(n);
-    std::fs::create_dir_all(data("a")).unwrap();
-    let admin = admin_create_with(&data("a"), &["--database", &database]);
-    let a = node(&data("a"), &database, &key, "node-a");
-    let b = node(&data("b"), &database, &key, "node-b");
-    let token = admin_session(&a.url, &admin);
+    let cluster = Cluster::new(&database);
+    let a = cluster.node("a");
+    let b = cluster.node("b");
+    let token = admin_session(&a.url, &cluster.admin);
     let names = ["cam-1", "cam-2", "cam-3"];
     let keys: Vec<String> = names
         .iter()
@@ -417,7 +446,7 @@ fn a_node_killed_during_ingest_loses_no_acknowledged_read() {
     let acked = acked.lock().unwrap().clone();
     check_stored_once(&b.url, &token, &names, &acked, base);
     drop(b);
-    log_verifies(&data("a"), &database);
+    log_verifies(&cluster.data("a"), &database);
 }
 
 /// The standby is promoted after the primary is killed under ingest:
@@ -439,13 +468,10 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         eprintln!("skipped: no standby (run under scripts/with-postgres --standby)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("checkpoint.key");
-    let data = dir.path().join("a");
-    std::fs::create_dir_all(&data).unwrap();
-    let admin = admin_create_with(&data, &["--database", &database]);
-    let a = node(&data, &database, &key, "node-a");
-    let token = admin_session(&a.url, &admin);
+    let cluster = Cluster::new(&database);
+    let (data, key) = (cluster.data("a"), cluster.key());
+    let a = cluster.node("a");
+    let token = admin_session(&a.url, &cluster.admin);
     let names = ["cam-1", "cam-2"];
     let keys: Vec<String> = names
         .iter()
@@ -516,20 +542,12 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         "{h}"
     );
     let searched_there = || -> i64 {
-        let out = std::process::Command::new(format!(
-            "{}/psql",
-            std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
-        ))
-        .args([
-            "-XAt",
+        // The standby's sessions of the node, by the last statement each
+        // ran: a search of reads shows there.
+        let out = psql(
             &std::env::var("PLATEKEEPER_TEST_STANDBY_ADMIN").expect("standby admin"),
-            "-c",
-            // The standby's sessions of the node, by the last statement
-            // each ran: a search of reads shows there.
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'platekeeper' AND query LIKE '%FROM reads%'",
-        ])
-        .output()
-        .expect("psql");
+        );
         String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()

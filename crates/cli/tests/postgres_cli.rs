@@ -7,7 +7,7 @@
 use std::process::Command;
 
 mod common;
-use common::{fresh_database, BIN};
+use common::{fresh_database, psql, BIN};
 
 #[test]
 fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
@@ -91,18 +91,10 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
     assert!(String::from_utf8_lossy(&proven.stdout).contains("extends the checkpoint of entry 41"));
 
     // An insider edits one entry: verify fails and names it.
-    let psql = format!(
-        "{}/psql",
-        std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("bin")
+    let edit = psql(
+        &insider,
+        "UPDATE platekeeper.log SET username = 'nobody' WHERE seq = 17",
     );
-    let edit = Command::new(&psql)
-        .args([
-            &insider,
-            "-c",
-            "UPDATE platekeeper.log SET username = 'nobody' WHERE seq = 17",
-        ])
-        .output()
-        .expect("psql");
     assert!(edit.status.success());
     let bad = Command::new(BIN)
         .args(["audit", "verify", "--database", &url])

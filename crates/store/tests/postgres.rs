@@ -1222,18 +1222,7 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
                 now,
             )
             .expect("user");
-        store
-            .create_hotlist(
-                platekeeper_store::NewHotList {
-                    name: "Stolen".into(),
-                    kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
-                    retention_days: 30,
-                    fuzzy: false,
-                },
-                &admin,
-                now,
-            )
-            .expect("hot list");
+        stolen_list(&store, &admin, now);
         // A hold on one read, a correction of another.
         let access_of = |kind, why: &str| {
             platekeeper_store::Access::new(platekeeper_store::AccessRequest {
@@ -1484,6 +1473,26 @@ fn a_revocation_or_a_policy_change_on_one_node_holds_on_the_others() {
     );
 }
 
+/// Makes the test's hot list "Stolen" on `store`.
+fn stolen_list(
+    store: &platekeeper_store::Store,
+    actor: &platekeeper_store::Actor,
+    now_ms: i64,
+) -> platekeeper_store::HotList {
+    store
+        .create_hotlist(
+            platekeeper_store::NewHotList {
+                name: "Stolen".into(),
+                kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
+                retention_days: 30,
+                fuzzy: false,
+            },
+            actor,
+            now_ms,
+        )
+        .expect("hot list")
+}
+
 /// Registers the test's camera `cam-1` on `store`; returns it and its key.
 fn broadway(
     store: &platekeeper_store::Store,
@@ -1540,18 +1549,7 @@ fn alerts_raised_or_re_sent_on_one_node_reach_the_others() {
     let admin = Actor::system("test");
     let now = 1_800_000_000_000;
     let (cam, _) = broadway(&a, &admin, now).expect("camera");
-    let list = a
-        .create_hotlist(
-            platekeeper_store::NewHotList {
-                name: "Stolen".into(),
-                kind: platekeeper_core::hotlist::ListKind::StolenVehicle,
-                retention_days: 30,
-                fuzzy: false,
-            },
-            &admin,
-            now,
-        )
-        .expect("list");
+    let list = stolen_list(&a, &admin, now);
     a.add_hot_entry(
         list.id,
         platekeeper_core::hotlist::EntryDraft {

@@ -234,18 +234,7 @@ pub fn fresh_database() -> Option<(String, String)> {
         std::process::id(),
         NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
-    let psql = format!(
-        "{}/psql",
-        std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("pg bin")
-    );
-    let out = Command::new(&psql)
-        .args([
-            &admin,
-            "-c",
-            &format!("CREATE DATABASE {name} OWNER platekeeper"),
-        ])
-        .output()
-        .expect("psql");
+    let out = psql(&admin, &format!("CREATE DATABASE {name} OWNER platekeeper"));
     assert!(
         out.status.success(),
         "{}",
@@ -254,4 +243,13 @@ pub fn fresh_database() -> Option<(String, String)> {
     let (base, _) = app.rsplit_once('/').expect("url");
     let (admin_base, _) = admin.rsplit_once('/').expect("url");
     Some((format!("{base}/{name}"), format!("{admin_base}/{name}")))
+}
+
+/// `psql -XAt URL -c SQL` with the test server's own client.
+pub fn psql(url: &str, sql: &str) -> std::process::Output {
+    let bin = std::env::var("PLATEKEEPER_TEST_PG_BIN").expect("PLATEKEEPER_TEST_PG_BIN");
+    Command::new(format!("{bin}/psql"))
+        .args(["-XAt", url, "-c", sql])
+        .output()
+        .expect("psql")
 }
