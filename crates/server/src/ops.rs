@@ -327,6 +327,8 @@ pub async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> 
     metrics::gauge!("platekeeper_cameras").set(state.store.cameras().len() as f64);
     metrics::gauge!("platekeeper_hotlist_entries").set(state.store.hot_entry_count() as f64);
     metrics::gauge!("platekeeper_alert_streams").set(state.alerts.connected() as f64);
+    // Which node this is, for a dashboard that joins the nodes' series.
+    metrics::gauge!("platekeeper_node_info", "node" => state.ops.node.clone()).set(1.0);
     metrics::gauge!("platekeeper_leads_scheduled_work").set(
         if state.ops.leads.load(Ordering::Relaxed) {
             1.0

@@ -119,6 +119,10 @@ async fn metrics_answer_only_with_the_token_or_on_their_own_listener() {
         v.as_str().unwrap().contains("platekeeper_distinct_plates"),
         "{v}"
     );
+    assert!(
+        v.as_str().unwrap().contains("platekeeper_node_info{node="),
+        "the node is named: {v}"
+    );
     assert!(matches!(own, MetricsAccess::Off), "no metrics listener");
 
     // A metrics listener: the main address answers 404, the listener
@@ -184,6 +188,19 @@ async fn a_full_disk_is_answered_507_and_reported_by_the_health_check() {
     assert_eq!(
         (s, v["status"].as_str()),
         (StatusCode::OK, Some("ok")),
+        "{v}"
+    );
+    // Which database, and whether it takes writes (issue 26).
+    let backend = if support::on_postgres() {
+        "postgres"
+    } else {
+        "embedded"
+    };
+    assert_eq!(v["database"]["backend"], backend, "{v}");
+    assert_eq!(v["database"]["primary"], true, "{v}");
+    assert_eq!(
+        v["database"]["server"].is_string(),
+        support::on_postgres(),
         "{v}"
     );
     let (s, _, v) = send(&roomy, post_reads(&key, json!([read(1, "8DSK001")]))).await;
