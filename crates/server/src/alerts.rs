@@ -225,15 +225,19 @@ async fn relay_other_nodes(
         let Some(hub) = hub.upgrade() else {
             return;
         };
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.alerts_to_relay(&batch)).await {
-            Ok(Ok(alerts)) => {
-                metrics::counter!("platekeeper_alerts_relayed_total")
-                    .increment(alerts.len() as u64);
-                hub.publish(alerts);
+        // A burst (a re-send of many) goes in pieces, each sent as soon
+        // as it is loaded.
+        for piece in batch.chunks(500) {
+            let (s, piece) = (store.clone(), piece.to_vec());
+            match tokio::task::spawn_blocking(move || s.alerts_to_relay(&piece)).await {
+                Ok(Ok(alerts)) => {
+                    metrics::counter!("platekeeper_alerts_relayed_total")
+                        .increment(alerts.len() as u64);
+                    hub.publish(alerts);
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "loading another node's alerts failed"),
+                Err(e) => tracing::error!(error = %e, "relaying another node's alerts failed"),
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "loading another node's alerts failed"),
-            Err(e) => tracing::error!(error = %e, "relaying another node's alerts failed"),
         }
     }
 }

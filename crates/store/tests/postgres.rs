@@ -1643,3 +1643,122 @@ fn links_and_sign_in_failures_are_shared_by_the_nodes() {
         Some(2_020)
     );
 }
+
+/// Issue 26 item 2: with a read database, searches run there (a role
+/// that may only read, standing in for a standby); when it cannot be
+/// reached they run on the primary, so a search is slower rather than
+/// refused; a read database that does not hold this store is refused.
+#[test]
+fn searches_use_the_read_database_and_fall_back_to_the_primary() {
+    use platekeeper_store::{IngestItem, ReadQuery};
+    let Some(url) = fresh_database() else { return };
+    let now = 1_800_000_000_000;
+    let (_a_dir, a) = store_on(&url);
+    let cam = broadway(&a, &platekeeper_store::Actor::system("test"), now)
+        .expect("camera")
+        .0;
+    a.ingest(&[IngestItem {
+        camera: cam.num,
+        read: new_read("5RDB001", now - 1_000, false),
+    }])
+    .expect("ingest");
+    // A role that may only read the store's tables.
+    let reader = format!("pk_reader_{}", hex(4));
+    let mut su = insider(&url);
+    su.batch_execute(&format!(
+        "CREATE ROLE {reader} LOGIN PASSWORD 'read-only-pw';
+         GRANT USAGE ON SCHEMA platekeeper TO {reader};
+         GRANT SELECT ON ALL TABLES IN SCHEMA platekeeper TO {reader};"
+    ))
+    .expect("reader role");
+    let app = std::env::var("PLATEKEEPER_TEST_DATABASE").expect("url");
+    let (_, host_and_db) = app.rsplit_once('@').expect("url");
+    let (host, _) = host_and_db.rsplit_once('/').expect("url");
+    let db = url.to_string();
+    let name = db
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .expect("name");
+    let read_url = DatabaseUrl::parse(&format!("postgres://{reader}:read-only-pw@{host}/{name}"))
+        .expect("url");
+    let dir = tempfile::tempdir().expect("dir");
+    let b = platekeeper_store::Store::open_with(
+        dir.path(),
+        platekeeper_store::OpenOptions {
+            database: Some(url.clone()),
+            read_database: Some(read_url.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("open with a read database");
+    let state = b.database_state().expect("state");
+    let rd = state.read_database.expect("a read database");
+    assert!(rd.reachable, "{rd:?}");
+    let search = |store: &platekeeper_store::Store| {
+        let access = analyst_access(serde_json::json!({"plate": "5RDB001"}), "read database");
+        let q = ReadQuery {
+            plate: Some(platekeeper_core::PlatePattern::parse("5RDB001", false).expect("pattern")),
+            ..ReadQuery::default()
+        };
+        let found = store.search(&access, &q).expect("search");
+        store
+            .release(access, found, now)
+            .expect("release")
+            .value()
+            .reads
+            .len()
+    };
+    assert_eq!(search(&b), 1);
+    let reader_sessions = |su: &mut postgres::Client| -> i64 {
+        su.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&reader],
+        )
+        .expect("sessions")
+        .get(0)
+    };
+    assert!(
+        reader_sessions(&mut su) > 0,
+        "searched through the read role"
+    );
+    // The read database goes away: searches go on, on the primary.
+    su.batch_execute(&format!(
+        "ALTER ROLE {reader} NOLOGIN;
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{reader}';"
+    ))
+    .expect("cut the reader off");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(search(&b), 1, "searched on the primary");
+    assert!(
+        !b.database_state()
+            .expect("state")
+            .read_database
+            .expect("rd")
+            .reachable
+    );
+    drop(b);
+    // A database that does not hold this store is refused as its reader.
+    let Some(other) = fresh_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let refused = platekeeper_store::Store::open_with(
+        dir.path(),
+        platekeeper_store::OpenOptions {
+            database: Some(url.clone()),
+            read_database: Some(other),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(platekeeper_store::StoreError::Conflict {
+                code: "read_database_mismatch",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+}

@@ -151,23 +151,40 @@ impl Store {
         }
     }
 
-    /// A session for searching reads: on the read database when one is
-    /// set (`--read-database`), else, or when it cannot be reached, on the
-    /// primary (a search is slower rather than refused). Call off the
-    /// async threads.
-    fn search_conn(&self) -> Result<super::PgConn<'_>, StoreError> {
+    /// Runs `f` on a session for searching reads: on the read database
+    /// when one is set (`--read-database`), else, or when it cannot be
+    /// reached or its session is lost part way, on the primary (a search
+    /// is slower rather than refused). Call off the async threads.
+    fn with_search_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let crate::Main::Postgres { pool, replica, .. } = &self.main else {
             return Err(StoreError::Poisoned);
         };
         if let Some(r) = replica {
-            match r.get() {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the read database is unreachable; searching on the primary")
+            let tried = r
+                .get()
+                .map_err(StoreError::from)
+                .and_then(|mut c| f(&mut c));
+            match tried {
+                Err(StoreError::Postgres(e)) if e.is_transient() => {
+                    // Said once a minute, not once a search.
+                    static LAST_SAID: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    let minute = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() / 60)
+                        .unwrap_or(0);
+                    if LAST_SAID.swap(minute, Ordering::Relaxed) != minute {
+                        tracing::warn!(error = %e, "the read database is unreachable; searching on the primary");
+                    }
                 }
+                other => return other,
             }
         }
-        Ok(pool.get()?)
+        let mut conn = pool.get()?;
+        f(&mut conn)
     }
 
     /// Where the main tables are and whether this node can write there
@@ -379,7 +396,7 @@ impl Store {
             )
         });
         off_runtime(|| {
-            let mut conn = self.search_conn()?;
+            self.with_search_conn(|conn| {
             // One plate (an exact search) and no area: one statement on
             // the parent table, whose (plate, time) index scans merge
             // across the window's partitions in order — fewer round trips
@@ -416,7 +433,7 @@ impl Store {
                 last = last.min(c.day);
             }
             let mut out: Vec<StoredRead> = Vec::new();
-            for day in Self::pg_days(&mut conn, partition::day_of(from), last)? {
+            for day in Self::pg_days(conn, partition::day_of(from), last)? {
                 let codes: Option<Vec<i64>> = p.candidates.map(|c| {
                     c.iter()
                         .filter(|s| s.maybe_on(day))
@@ -486,6 +503,7 @@ impl Store {
                 }
             }
             Ok(out)
+            })
         })
     }
 
@@ -502,34 +520,35 @@ impl Store {
         let to = q.to_ms.unwrap_or(i64::MAX / 4);
         let sql_filters = filters(q, camera_num);
         off_runtime(|| {
-            let mut conn = self.search_conn()?;
-            let mut count = 0usize;
-            for day in Self::pg_days(&mut conn, partition::day_of(from), partition::day_of(to))? {
-                let codes: Vec<i64> = candidates
-                    .iter()
-                    .filter(|s| s.maybe_on(day))
-                    .map(|s| s.plate.code())
-                    .collect();
-                if codes.is_empty() {
-                    continue;
-                }
-                let n: i64 = conn
-                    .query_one(
-                        &format!(
-                            "SELECT count(*) FROM {} r WHERE r.plate = ANY($1)
+            self.with_search_conn(|conn| {
+                let mut count = 0usize;
+                for day in Self::pg_days(conn, partition::day_of(from), partition::day_of(to))? {
+                    let codes: Vec<i64> = candidates
+                        .iter()
+                        .filter(|s| s.maybe_on(day))
+                        .map(|s| s.plate.code())
+                        .collect();
+                    if codes.is_empty() {
+                        continue;
+                    }
+                    let n: i64 = conn
+                        .query_one(
+                            &format!(
+                                "SELECT count(*) FROM {} r WHERE r.plate = ANY($1)
                              AND r.ts BETWEEN $2 AND $3{sql_filters}",
-                            reads::partition_name(day)
-                        ),
-                        &[&codes, &from, &to],
-                    )
-                    .map_err(db)?
-                    .get(0);
-                count += n as usize;
-                if count > cap {
-                    break;
+                                reads::partition_name(day)
+                            ),
+                            &[&codes, &from, &to],
+                        )
+                        .map_err(db)?
+                        .get(0);
+                    count += n as usize;
+                    if count > cap {
+                        break;
+                    }
                 }
-            }
-            Ok(count)
+                Ok(count)
+            })
         })
     }
 
