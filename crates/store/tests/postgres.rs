@@ -1762,3 +1762,37 @@ fn searches_use_the_read_database_and_fall_back_to_the_primary() {
         refused.err()
     );
 }
+
+/// Issue 26 item 2: when the server goes (a restart, a fail-over), every
+/// idle pooled session went with it: the first request that finds one
+/// lost has the pool drop the others, so one request fails, not one per
+/// pooled session.
+#[test]
+fn one_lost_session_empties_the_pool_of_the_others() {
+    let Some(url) = fresh_database() else { return };
+    let (pool, _) = pg::open(&url).expect("open");
+    let pids: Vec<i32> = {
+        let mut held: Vec<_> = (0..4).map(|_| pool.get().expect("c")).collect();
+        held.iter_mut()
+            .map(|c| {
+                c.query_one("SELECT pg_backend_pid()", &[])
+                    .expect("pid")
+                    .get(0)
+            })
+            .collect()
+    };
+    admin()
+        .execute(
+            "SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p",
+            &[&pids],
+        )
+        .expect("terminate");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let failures = (0..4)
+        .filter(|_| {
+            let mut c = pool.get().expect("c");
+            c.query_one("SELECT 1", &[]).is_err()
+        })
+        .count();
+    assert!(failures <= 1, "{failures} requests failed on lost sessions");
+}

@@ -325,8 +325,21 @@ impl Drop for PgConn<'_> {
             return;
         };
         if client.is_closed() {
-            off_runtime(move || drop(client));
-            self.pool.release_slot();
+            // A session lost while in use: its server most likely went
+            // (a restart, a fail-over), and with it every idle session
+            // opened to it. They are dropped now rather than each failing
+            // one request later; the next requests connect afresh, to the
+            // new primary where the URL names several hosts (issue 26).
+            let idle = match self.pool.state.lock() {
+                Ok(mut state) => {
+                    let idle = std::mem::take(&mut state.idle);
+                    state.open = state.open.saturating_sub(idle.len() + 1);
+                    idle
+                }
+                Err(_) => Vec::new(),
+            };
+            off_runtime(move || drop((client, idle)));
+            self.pool.freed.notify_all();
             return;
         }
         if let Ok(mut state) = self.pool.state.lock() {
