@@ -83,11 +83,12 @@ enum Command {
         /// Give each node of a cluster its own.
         #[arg(long, value_name = "NAME")]
         node_name: Option<String>,
-        /// A hot standby of --database that searches of reads run on (the
-        /// access is still logged on the primary first); searches go to
-        /// the primary while it cannot be reached. A standby replays a
-        /// little behind: a read acknowledged a moment ago may not be
-        /// found yet.
+        /// A hot standby of --database that searches of reads run on (or
+        /// PLATEKEEPER_READ_DATABASE; the access is still logged on the
+        /// primary first); searches go to the primary while it cannot be
+        /// reached, for 30 s after it fails, and while it is more than
+        /// 16 MiB of WAL behind. A standby replays a little behind: a read
+        /// acknowledged a moment ago may not be found yet.
         #[arg(long, value_name = "URL")]
         read_database: Option<String>,
         #[command(flatten)]
@@ -471,10 +472,10 @@ fn main() -> anyhow::Result<()> {
             let mut config = platekeeper_server::Config::new(data.clone(), listen);
             config.data_key = data_key;
             config.database = key.database()?;
-            config.read_database = read_database
-                .as_deref()
-                .map(platekeeper_store::postgres::DatabaseUrl::parse)
-                .transpose()?;
+            config.read_database =
+                platekeeper_store::postgres::DatabaseUrl::reading_from_option_or_env(
+                    read_database.as_deref(),
+                )?;
             if config.read_database.is_some() && config.database.is_none() {
                 anyhow::bail!("--read-database needs --database (or PLATEKEEPER_DATABASE): searches go to a standby of the primary");
             }

@@ -343,8 +343,11 @@ fn three_nodes_on_one_database_act_as_one() {
         .unwrap();
     assert_eq!(csv.lines().filter(|l| l.contains("8CLU555")).count(), 5);
     assert!(
-        ureq::get(&format!("{}{path}", c.url)).call().is_err(),
-        "once"
+        matches!(
+            ureq::get(&format!("{}{path}", c.url)).call(),
+            Err(ureq::Error::Status(404, _))
+        ),
+        "a link is good once, on any node"
     );
 
     // Failed sign-ins spread over the nodes count together: the fourth
@@ -572,6 +575,54 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         searched_there() > before_search,
         "the search ran on the standby"
     );
+    // The standby stops replaying and falls more than 16 MiB behind:
+    // searches go to the primary, and find a read the standby lacks.
+    let standby_admin = std::env::var("PLATEKEEPER_TEST_STANDBY_ADMIN").expect("standby admin");
+    let primary_admin = std::env::var("PLATEKEEPER_TEST_PG_ADMIN").expect("primary admin");
+    assert!(psql(&standby_admin, "SELECT pg_wal_replay_pause()")
+        .status
+        .success());
+    let filler = psql(
+        &primary_admin,
+        "CREATE TABLE pk_wal_filler AS SELECT g FROM generate_series(1, 700000) g; DROP TABLE pk_wal_filler",
+    );
+    assert!(
+        filler.status.success(),
+        "{}",
+        String::from_utf8_lossy(&filler.stderr)
+    );
+    let fresh = json!({"id": "00000000-0000-4000-a000-000000000001", "plate": "8LAG001", "state": "CA",
+                       "ts": ts(now_ms() - 1_000), "lat": 37.8044, "lon": -122.2712});
+    post(
+        &format!("{}/api/v1/reads", a.url),
+        Some(&keys[0]),
+        &json!({"reads": [fresh]}),
+    )
+    .expect("a read while the standby is paused");
+    until(
+        "the primary to answer for the paused standby",
+        Duration::from_secs(10),
+        || {
+            post(
+            &format!("{}/api/v1/search", reader.url),
+            Some(&token),
+            &json!({"plate": "8LAG001", "from": ts(now_ms() - 60_000), "to": ts(now_ms()), "purpose": purpose()}),
+        )
+        .map(|v| v["results"].as_array().is_some_and(|r| r.len() == 1))
+        .unwrap_or(false)
+        },
+    );
+    let h = get(&format!("{}/healthz", reader.url), "").expect("health");
+    assert_eq!(h["database"]["read_database"]["in_use"], false, "{h}");
+    assert!(
+        h["database"]["read_database"]["replay_lag_bytes"]
+            .as_i64()
+            .is_some_and(|b| b > 16 << 20),
+        "{h}"
+    );
+    assert!(psql(&standby_admin, "SELECT pg_wal_replay_resume()")
+        .status
+        .success());
     drop(reader);
     let (ok, _, err) = run(&[
         "serve",

@@ -501,10 +501,10 @@ pub async fn sign_in_options(
 ) -> Result<Json<SignInOptions>, axum::response::Response> {
     use axum::response::IntoResponse;
     let now = state.now_ms();
-    if let Some(until) =
-        crate::throttle::check(&state.store, client.as_deref(), &body.username, now).await
-    {
-        return Err(crate::sessions::too_many_attempts(until - now));
+    match crate::throttle::check(&state.store, client.as_deref(), &body.username, now).await {
+        Ok(Some(until)) => return Err(crate::sessions::too_many_attempts(until - now)),
+        Ok(None) => {}
+        Err(e) => return Err(e.into_response()),
     }
     let username = body.username.clone();
     let addr = client.clone();

@@ -83,9 +83,10 @@ pub async fn sign_in(
     // Throttled before anything else: no password check, no count toward
     // the account's lock, no log entry (issue 22 finding 7).
     let now = state.now_ms();
-    if let Some(until) = throttle::check(&state.store, client.as_deref(), &body.username, now).await
-    {
-        return Err(too_many_attempts(until - now));
+    match throttle::check(&state.store, client.as_deref(), &body.username, now).await {
+        Ok(Some(until)) => return Err(too_many_attempts(until - now)),
+        Ok(None) => {}
+        Err(e) => return Err(e.into_response()),
     }
     let store = state.store.clone();
     let username = body.username.clone();

@@ -119,17 +119,15 @@ fn keys(client: Option<&str>, username: &str) -> (String, String) {
     (format!("a {a}"), format!("p {a} {user}"))
 }
 
-/// When the client may try again, if it must wait now. A store that
-/// cannot answer holds nobody up (the sign-in that follows needs the
-/// same store and fails on its own).
-pub fn wait_until(store: &Store, client: Option<&str>, username: &str, now_ms: i64) -> Option<i64> {
+/// When the client may try again, if it must wait now.
+pub fn wait_until(
+    store: &Store,
+    client: Option<&str>,
+    username: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, platekeeper_store::StoreError> {
     let (a, p) = keys(client, username);
-    store
-        .failures_blocked_until(&[&a, &p], now_ms)
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading the sign-in throttle failed");
-            None
-        })
+    store.failures_blocked_until(&[&a, &p], now_ms)
 }
 
 /// Records a failed sign-in; returns the wait it starts, if any (the
@@ -180,22 +178,22 @@ pub enum Outcome {
     Other,
 }
 
-/// [`wait_until`], off the async threads.
+/// [`wait_until`], off the async threads. A throttle that cannot be read
+/// refuses the attempt (503, as the store's error says), rather than let
+/// it through unthrottled: a flood that keeps the database busy must not
+/// also switch the throttle off.
 pub async fn check(
     store: &Arc<Store>,
     client: Option<&str>,
     username: &str,
     now_ms: i64,
-) -> Option<i64> {
+) -> Result<Option<i64>, crate::ApiError> {
     let (s, c, u) = (
         store.clone(),
         client.map(str::to_owned),
         username.to_owned(),
     );
-    tokio::task::spawn_blocking(move || wait_until(&s, c.as_deref(), &u, now_ms))
-        .await
-        .ok()
-        .flatten()
+    crate::blocking(move || Ok(wait_until(&s, c.as_deref(), &u, now_ms)?)).await
 }
 
 /// Counts a sign-in's outcome, off the async threads; returns the wait a
@@ -254,17 +252,20 @@ mod tests {
         let (_d, t) = store();
         let ip = Some("203.0.113.9");
         for i in 0..3 {
-            assert_eq!(wait_until(&t, ip, "capt", T + i), None);
+            assert_eq!(wait_until(&t, ip, "capt", T + i).unwrap(), None);
             assert_eq!(failed(&t, ip, "capt", T + i), None);
         }
         let b = failed(&t, ip, "capt", T + 3).unwrap();
         assert_eq!(b.scope, Scope::AddressAndUser);
         assert_eq!(b.until_ms, T + 3 + 2_000);
-        assert_eq!(wait_until(&t, ip, "CAPT ", T + 4), Some(T + 2_003));
-        assert_eq!(wait_until(&t, ip, "capt", T + 2_003), None);
+        assert_eq!(wait_until(&t, ip, "CAPT ", T + 4).unwrap(), Some(T + 2_003));
+        assert_eq!(wait_until(&t, ip, "capt", T + 2_003).unwrap(), None);
         // Another address, or another account from this one, is not held.
-        assert_eq!(wait_until(&t, Some("203.0.113.10"), "capt", T + 4), None);
-        assert_eq!(wait_until(&t, ip, "officer1", T + 4), None);
+        assert_eq!(
+            wait_until(&t, Some("203.0.113.10"), "capt", T + 4).unwrap(),
+            None
+        );
+        assert_eq!(wait_until(&t, ip, "officer1", T + 4).unwrap(), None);
         // An hour quiet forgets.
         assert_eq!(failed(&t, ip, "capt", T + 4 + FORGET_AFTER_MS), None);
     }
@@ -281,8 +282,14 @@ mod tests {
         let b = last.unwrap();
         assert_eq!(b.scope, Scope::Address);
         assert_eq!(b.failures, 21);
-        assert!(wait_until(&t, Some("2001:db8:1:2:ffff::1"), "anyone", T + 30).is_some());
-        assert!(wait_until(&t, Some("2001:db8:1:3::1"), "anyone", T + 30).is_none());
+        assert!(
+            wait_until(&t, Some("2001:db8:1:2:ffff::1"), "anyone", T + 30)
+                .unwrap()
+                .is_some()
+        );
+        assert!(wait_until(&t, Some("2001:db8:1:3::1"), "anyone", T + 30)
+            .unwrap()
+            .is_none());
         assert_eq!(address_key(Some("::ffff:192.0.2.1")), "192.0.2.1");
     }
 
@@ -293,12 +300,12 @@ mod tests {
         for i in 0..4 {
             failed(&t, ip, "jdoe", T + i);
         }
-        assert!(wait_until(&t, ip, "jdoe", T + 5).is_some());
+        assert!(wait_until(&t, ip, "jdoe", T + 5).unwrap().is_some());
         succeeded(&t, ip, "jdoe");
-        assert!(wait_until(&t, ip, "jdoe", T + 5).is_none());
+        assert!(wait_until(&t, ip, "jdoe", T + 5).unwrap().is_none());
         // The address's own count goes on: the 21st failure starts its wait.
         for i in 0..16 {
-            assert!(wait_until(&t, ip, "x", T + 6 + i).is_none());
+            assert!(wait_until(&t, ip, "x", T + 6 + i).unwrap().is_none());
             failed(&t, ip, &format!("other{i}"), T + 6 + i);
         }
         let b = failed(&t, ip, "other16", T + 30).unwrap();

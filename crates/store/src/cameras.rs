@@ -332,6 +332,9 @@ impl Store {
         let name = name.as_str();
         let (key, hash) = new_key()?;
         let micro = new.position.map(GeoPoint::to_micro);
+        // Another node's change first (a rotation there must not be
+        // undone from this node's older copy).
+        self.refresh_stale();
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         if cams.by_id.contains_key(&new.id) {
             return Err(StoreError::CameraExists(new.id));
@@ -409,6 +412,9 @@ impl Store {
     ) -> Result<(Camera, String), StoreError> {
         check_grace(grace_ms)?;
         let (key, hash) = new_key()?;
+        // Another node's change first (a rotation there must not be
+        // undone from this node's older copy).
+        self.refresh_stale();
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
             .num_of(id)
@@ -446,6 +452,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Camera, StoreError> {
         let reason = check_revoke_reason(reason)?;
+        // Another node's change first (a rotation there must not be
+        // undone from this node's older copy).
+        self.refresh_stale();
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
             .num_of(id)
@@ -488,6 +497,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Camera, StoreError> {
         let name = check_rename(name)?;
+        // Another node's change first (a rotation there must not be
+        // undone from this node's older copy).
+        self.refresh_stale();
         let mut cams = self.cameras.write().map_err(|_| StoreError::Poisoned)?;
         let num = cams
             .num_of(id)

@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS positions(
 ) WITHOUT ROWID;
 ";
 
+/// Most sign-in failure counters kept: past it the longest-quiet go first
+/// (someone spraying from many addresses cannot grow the table without
+/// end; at about 100 bytes a row, 10 MB).
+pub const MAX_FAILURE_ROWS: i64 = 100_000;
+
+/// How long an officer's position counts (and is kept).
+pub const POSITION_KEPT_MS: i64 = 30 * 60_000;
+
 /// A download link as it was stored, opened with its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLink {
@@ -213,6 +221,16 @@ impl Store {
                 params![key, now_ms, forget_after_ms],
                 |r| r.get(0),
             )?;
+            let rows: i64 =
+                tx.query_row("SELECT count(*) FROM signin_failures", (), |r| r.get(0))?;
+            if rows > MAX_FAILURE_ROWS {
+                tx.execute(
+                    "DELETE FROM signin_failures WHERE key IN (
+                         SELECT key FROM signin_failures WHERE key <> ?2
+                         ORDER BY last_failure_at LIMIT ?1)",
+                    params![rows - MAX_FAILURE_ROWS, key],
+                )?;
+            }
             let failures = u32::try_from(failures).unwrap_or(u32::MAX);
             let wait = delay(failures);
             if wait <= 0 {
@@ -237,6 +255,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (lat, lon) = at.to_micro();
         self.unlogged(|tx| {
+            // Positions that no longer count are not kept either.
+            tx.execute(
+                "DELETE FROM positions WHERE at <= ?1",
+                [now_ms - POSITION_KEPT_MS],
+            )?;
             tx.execute(
                 "INSERT INTO positions(username, lat, lon, at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(username) DO UPDATE SET lat = excluded.lat, lon = excluded.lon, at = excluded.at",
@@ -262,6 +285,17 @@ impl Store {
             )
             .optional()?;
         Ok(row.map(|(lat, lon, at)| (platekeeper_core::GeoPoint::from_micro(lat, lon), at)))
+    }
+
+    /// Forgets where everyone was more than [`POSITION_KEPT_MS`] ago
+    /// (the scheduled work calls it; a position that old no longer counts).
+    pub fn forget_old_positions(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.unlogged(|tx| {
+            tx.execute(
+                "DELETE FROM positions WHERE at <= ?1",
+                [now_ms - POSITION_KEPT_MS],
+            )
+        })
     }
 
     /// Forgets `key`'s failures.
@@ -345,6 +379,67 @@ mod tests {
         assert_eq!(s.position("ana", 0).unwrap(), Some((there, 2_000)));
         assert_eq!(s.position("ana", 2_000).unwrap(), None, "too old");
         assert_eq!(s.position("bo", 0).unwrap(), None);
+    }
+
+    #[test]
+    fn the_failure_counters_have_a_size() {
+        let (dir, s) = store();
+        {
+            let mut c = rusqlite::Connection::open(dir.path().join("platekeeper.db")).unwrap();
+            let tx = c.transaction().unwrap();
+            for i in 0..MAX_FAILURE_ROWS {
+                tx.execute(
+                    "INSERT INTO signin_failures VALUES (?1, 1, ?2, 0)",
+                    params![format!("a 10.{i}"), 1_000 + i],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let delay = |_| 0;
+        assert_eq!(
+            s.count_address_failure("a new", 2_000_000, 3_600_000_000, delay)
+                .unwrap()
+                .0,
+            1
+        );
+        let c = rusqlite::Connection::open(dir.path().join("platekeeper.db")).unwrap();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM signin_failures"),
+            MAX_FAILURE_ROWS
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM signin_failures WHERE key = 'a new'"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM signin_failures WHERE key = 'a 10.0'"),
+            0,
+            "the longest-quiet went"
+        );
+    }
+
+    #[test]
+    fn positions_older_than_half_an_hour_are_not_kept() {
+        let (dir, s) = store();
+        let here = platekeeper_core::GeoPoint::new(37.8044, -122.2712).unwrap();
+        s.set_position("ana", here, 1_000).unwrap();
+        s.set_position("bo", here, 2_000 + POSITION_KEPT_MS)
+            .unwrap();
+        let rows = || -> i64 {
+            rusqlite::Connection::open(dir.path().join("platekeeper.db"))
+                .unwrap()
+                .query_row("SELECT count(*) FROM positions", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(), 1, "ana's went when bo's came");
+        assert_eq!(
+            s.forget_old_positions(3_000 + 2 * POSITION_KEPT_MS)
+                .unwrap(),
+            1
+        );
+        assert_eq!(rows(), 0);
     }
 
     #[test]

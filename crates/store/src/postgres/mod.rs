@@ -31,6 +31,7 @@ pub mod pictures;
 pub(crate) mod plane;
 pub mod plates;
 pub mod reads;
+pub(crate) mod replica;
 mod tls;
 pub mod transfer;
 pub mod url;
@@ -40,7 +41,7 @@ pub(crate) use ::postgres as postgres_client;
 pub use connect::{PgConn, PgPool};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 pub use plane::{DatabaseState, ReadDatabaseState};
-pub use url::{DatabaseUrl, TlsMode, DATABASE_ENV};
+pub use url::{DatabaseUrl, TlsMode, DATABASE_ENV, READ_DATABASE_ENV};
 
 /// What can go wrong with the PostgreSQL backend, each naming the
 /// database by its URL without the password.

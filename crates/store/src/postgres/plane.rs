@@ -104,10 +104,13 @@ pub struct ReadDatabaseState {
     pub reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// How far behind the primary its last replayed change is, in ms
-    /// (absent on a server that is not a standby, or before any replay).
+    /// How many bytes of WAL it had yet to replay at the last check
+    /// (absent before the first search asked).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replay_lag_ms: Option<i64>,
+    pub replay_lag_bytes: Option<i64>,
+    /// Whether searches run there now (false for 30 s after a failure,
+    /// and while it is more than 16 MiB of WAL behind).
+    pub in_use: bool,
 }
 
 pub(crate) struct PageQuery<'a> {
@@ -162,25 +165,22 @@ impl Store {
         let crate::Main::Postgres { pool, replica, .. } = &self.main else {
             return Err(StoreError::Poisoned);
         };
-        if let Some(r) = replica {
-            let tried = r
+        if let Some(pool) = replica.as_ref().and_then(|r| r.usable(pool)) {
+            // Any failure on the standby (lost, unreachable, a statement
+            // cancelled by replay) sends this search to the primary and
+            // the next ones too, for a while.
+            match pool
                 .get()
                 .map_err(StoreError::from)
-                .and_then(|mut c| f(&mut c));
-            match tried {
-                Err(StoreError::Postgres(e)) if e.is_transient() => {
-                    // Said once a minute, not once a search.
-                    static LAST_SAID: std::sync::atomic::AtomicU64 =
-                        std::sync::atomic::AtomicU64::new(0);
-                    let minute = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs() / 60)
-                        .unwrap_or(0);
-                    if LAST_SAID.swap(minute, Ordering::Relaxed) != minute {
-                        tracing::warn!(error = %e, "the read database is unreachable; searching on the primary");
+                .and_then(|mut c| f(&mut c))
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a search failed on the read database; running it on the primary");
+                    if let Some(r) = replica {
+                        r.failed();
                     }
                 }
-                other => return other,
             }
         }
         let mut conn = pool.get()?;
@@ -210,25 +210,23 @@ impl Store {
             crate::Main::Postgres {
                 replica: Some(r), ..
             } => Some(off_runtime(|| {
-                let asked = r.get().map_err(StoreError::from).and_then(|mut c| {
-                    c.query_one(
-                        &format!(
-                            "SELECT {WHERE}, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint"
-                        ),
-                        &[],
-                    )
-                    .map_err(db)
+                let asked = r.pool().ok_or(StoreError::Poisoned).and_then(|pool| {
+                    pool.get()?
+                        .query_one(&format!("SELECT {WHERE}"), &[])
+                        .map_err(db)
                 });
                 match asked {
                     Ok(row) => ReadDatabaseState {
                         reachable: true,
                         server: Some(row.get(0)),
-                        replay_lag_ms: row.get(1),
+                        replay_lag_bytes: r.lag_bytes(),
+                        in_use: r.in_use(),
                     },
                     Err(_) => ReadDatabaseState {
                         reachable: false,
                         server: None,
-                        replay_lag_ms: None,
+                        replay_lag_bytes: r.lag_bytes(),
+                        in_use: false,
                     },
                 }
             })),
@@ -335,17 +333,22 @@ impl Store {
         let (pool, days) = self.pg().ok_or(StoreError::Poisoned)?;
         let mut packed = Vec::with_capacity(items.len());
         {
+            // The cameras' lock only while the rows are packed: the
+            // pictures go to the database after, so a cache reload (another
+            // node's camera change) never waits behind uploads.
             let cams = self.cameras.read().map_err(|_| StoreError::Poisoned)?;
             for item in items {
                 let cam = camera_of(&cams, item)?;
-                let r = &item.read;
-                let mut row = PgRead::pack(item.camera, cam.home_micro(), r)
+                let row = PgRead::pack(item.camera, cam.home_micro(), &item.read)
                     .ok_or_else(|| unplaced(item, cam))?;
-                let day = partition::day_of(r.ts_ms);
-                row.plate_image = self.put_picture(day, &r.plate_image)?;
-                row.vehicle_image = self.put_picture(day, &r.vehicle_image)?;
                 packed.push(row);
             }
+        }
+        for (row, item) in packed.iter_mut().zip(items) {
+            let r = &item.read;
+            let day = partition::day_of(r.ts_ms);
+            row.plate_image = self.put_picture(day, &r.plate_image)?;
+            row.vehicle_image = self.put_picture(day, &r.vehicle_image)?;
         }
         let purged_before = self.purged_before.load(Ordering::SeqCst);
         let statuses = off_runtime(|| -> Result<_, StoreError> {

@@ -62,9 +62,11 @@ impl Staleness {
         if self.loaded.load(Ordering::SeqCst) >= self.heard.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(_one_at_a_time) = self.reloading.lock() else {
-            return;
-        };
+        // A reload that panicked elsewhere must not stop reloads for good.
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = self.heard.load(Ordering::SeqCst);
         if self.loaded.load(Ordering::SeqCst) >= target {
             return;

@@ -15,6 +15,10 @@ use super::PgError;
 /// The environment variable that may hold the URL instead of the option.
 pub const DATABASE_ENV: &str = "PLATEKEEPER_DATABASE";
 
+/// The environment variable that may hold the read database's URL (keeps
+/// its password out of the process list).
+pub const READ_DATABASE_ENV: &str = "PLATEKEEPER_READ_DATABASE";
+
 /// How the connection to the database is protected (libpq's `sslmode`
 /// names). `verify-full` is what an agency should run: the server's
 /// certificate is checked against the trusted roots and its host name.
@@ -72,6 +76,17 @@ impl DatabaseUrl {
     /// Reads a URL. The password, if any, never appears in an error or
     /// in how the URL is shown.
     pub fn parse(text: &str) -> Result<DatabaseUrl, PgError> {
+        DatabaseUrl::parse_as(text, Session::ReadWrite)
+    }
+
+    /// Reads the URL of a database only read from (`--read-database`):
+    /// with several hosts, any that answers will do (standbys take no
+    /// writes), unless the URL says otherwise.
+    pub fn parse_for_reading(text: &str) -> Result<DatabaseUrl, PgError> {
+        DatabaseUrl::parse_as(text, Session::Any)
+    }
+
+    fn parse_as(text: &str, several: Session) -> Result<DatabaseUrl, PgError> {
         let text = text.trim();
         if text.len() > 4096 {
             return Err(bad("the database URL is longer than 4096 characters"));
@@ -156,7 +171,7 @@ impl DatabaseUrl {
         // With several hosts, only the one that takes writes will do,
         // unless the URL says otherwise (a read-only replica's URL).
         let mut session = if hosts.len() > 1 {
-            Session::ReadWrite
+            several
         } else {
             Session::Any
         };
@@ -255,6 +270,20 @@ impl DatabaseUrl {
             root_cert,
             shown,
         })
+    }
+
+    /// The read database's URL from `--read-database` or, when that is
+    /// absent, [`READ_DATABASE_ENV`].
+    pub fn reading_from_option_or_env(
+        option: Option<&str>,
+    ) -> Result<Option<DatabaseUrl>, PgError> {
+        match option {
+            Some(u) => DatabaseUrl::parse_for_reading(u).map(Some),
+            None => match std::env::var(READ_DATABASE_ENV) {
+                Ok(u) if !u.trim().is_empty() => DatabaseUrl::parse_for_reading(&u).map(Some),
+                _ => Ok(None),
+            },
+        }
     }
 
     /// The URL from `--database` or, when that is absent, the environment.
@@ -388,6 +417,13 @@ mod tests {
         assert_eq!(
             r.config.get_target_session_attrs(),
             postgres::config::TargetSessionAttrs::Any
+        );
+        let standbys =
+            DatabaseUrl::parse_for_reading("postgres://pk@127.0.0.1:1,127.0.0.1:2/alpr").unwrap();
+        assert_eq!(
+            standbys.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::Any,
+            "any standby will do for reading"
         );
         let one = DatabaseUrl::parse("postgres://pk@127.0.0.1/alpr").unwrap();
         assert_eq!(
