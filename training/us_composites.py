@@ -18,6 +18,11 @@ A US plate is 305 mm wide; the photo's own plate (520 mm in Europe,
 plate on that car would be. Every held crop is used once, the photos in
 turn. Output: `NAME.jpg` and `NAME.txt` (`file x y w h plate`), the road-
 photo layout `platekeeper eval` reads.
+
+With `--small` (issue 27 item 4, the kind of photo the detector missed
+most): frames 1280, 1600 and 1920 wide in turn (16:9), each pasted plate
+40 to 90 pixels wide (drawn evenly from the crop's index), wherever the
+photo's own plate was.
 """
 import argparse
 import os
@@ -41,9 +46,10 @@ def photos_of(root, part):
     ]
 
 
-def composite(photo, region, box, crop):
+def composite(photo, region, box, crop, frame=(WIDTH, HEIGHT), plate_w=None):
+    WIDTH, HEIGHT = frame
     img = Image.open(photo).convert("RGB")
-    # Fill 1920x1080, then cut the 16:9 window that holds the plate.
+    # Fill the frame, then cut the 16:9 window that holds the plate.
     s = max(WIDTH / img.size[0], HEIGHT / img.size[1])
     img = img.resize((round(img.size[0] * s), round(img.size[1] * s)), Image.BICUBIC)
     bx, by, bw, bh = (v * s for v in box)
@@ -52,7 +58,7 @@ def composite(photo, region, box, crop):
     img = img.crop((ox, oy, ox + WIDTH, oy + HEIGHT))
     bx, by = bx - ox, by - oy
     train_detector.cover_plate(img, (bx, by, bw, bh))
-    w = bw * US_PLATE_MM / PLATE_MM[region]
+    w = plate_w if plate_w else bw * US_PLATE_MM / PLATE_MM[region]
     h = w * crop.size[1] / crop.size[0]
     x, y = round(bx + bw / 2 - w / 2), round(by + bh / 2 - h / 2)
     w, h = max(1, round(w)), max(1, round(h))
@@ -65,6 +71,8 @@ def main():
     ap.add_argument("--crops", required=True)
     ap.add_argument("--photos", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--small", action="store_true",
+                    help="plates 40-90 px wide in frames 1280-1920 wide (the stand-in for small plates)")
     ap.add_argument("--part", choices=["held", "train"], default="held",
                     help="held: the reported set; train: crops and photos the models trained on, for tuning constants")
     a = ap.parse_args()
@@ -75,7 +83,12 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     for i, (crop_path, plate) in enumerate(crops):
         photo, region, box = photos[i % len(photos)]
-        img, (x, y, w, h) = composite(photo, region, box, Image.open(crop_path).convert("RGB"))
+        crop = Image.open(crop_path).convert("RGB")
+        if a.small:
+            fw = (1280, 1600, 1920)[i % 3]
+            img, (x, y, w, h) = composite(photo, region, box, crop, (fw, fw * 9 // 16), 40 + (i * 37) % 51)
+        else:
+            img, (x, y, w, h) = composite(photo, region, box, crop)
         name = f"us{i:03d}_{os.path.splitext(os.path.basename(crop_path))[0]}.jpg"
         img.save(os.path.join(a.out, name), quality=92)
         with open(os.path.join(a.out, name[:-4] + ".txt"), "w") as f:
