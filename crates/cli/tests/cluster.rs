@@ -164,6 +164,19 @@ fn camera(
     })
 }
 
+/// Stops the cameras and waits for them; the ids acknowledged so far.
+fn stop_cameras(
+    stop: &AtomicBool,
+    senders: Vec<std::thread::JoinHandle<()>>,
+    acked: &Mutex<Vec<String>>,
+) -> Vec<String> {
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    acked.lock().unwrap().clone()
+}
+
 /// Every acknowledged id is stored, once, and nothing else from these
 /// cameras is.
 fn check_stored_once(url: &str, token: &str, cameras: &[&str], acked: &[String], from: i64) {
@@ -442,11 +455,7 @@ fn a_node_killed_during_ingest_loses_no_acknowledged_read() {
         Duration::from_secs(60),
         || acked.lock().unwrap().len() >= before + 3_000,
     );
-    stop.store(true, Ordering::Relaxed);
-    for s in senders {
-        s.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = stop_cameras(&stop, senders, &acked);
     check_stored_once(&b.url, &token, &names, &acked, base);
     drop(b);
     log_verifies(&cluster.data("a"), &database);
@@ -504,10 +513,7 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
     until("reads acknowledged", Duration::from_secs(60), || {
         acked.lock().unwrap().len() >= 2_000
     });
-    stop.store(true, Ordering::Relaxed);
-    for s in senders {
-        s.join().unwrap();
-    }
+    stop_cameras(&stop, senders, &acked);
     stop.store(false, Ordering::Relaxed);
 
     // A second node searching on the standby (`--read-database`): its
@@ -680,11 +686,7 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         Duration::from_secs(60),
         || acked.lock().unwrap().len() >= before + 2_000,
     );
-    stop.store(true, Ordering::Relaxed);
-    for s in senders {
-        s.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = stop_cameras(&stop, senders, &acked);
     check_stored_once(&a.url, &token, &names, &acked, base);
     // The log goes on on the new primary, and verifies whole.
     let h = get(&format!("{}/healthz", a.url), "").expect("health");
