@@ -164,17 +164,71 @@ fn camera(
     })
 }
 
-/// Stops the cameras and waits for them; the ids acknowledged so far.
-fn stop_cameras(
-    stop: &AtomicBool,
-    senders: Vec<std::thread::JoinHandle<()>>,
-    acked: &Mutex<Vec<String>>,
-) -> Vec<String> {
-    stop.store(true, Ordering::Relaxed);
-    for s in senders {
-        s.join().unwrap();
+/// Cameras registered through one node, sending batches as [`camera`]
+/// does, with what was acknowledged to them.
+struct Fleet {
+    names: Vec<&'static str>,
+    keys: Vec<String>,
+    /// Their reads are dated from this time on (within the last hour).
+    base: i64,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fleet {
+    fn register(url: &str, token: &str, names: &[&'static str]) -> Fleet {
+        Fleet {
+            names: names.to_vec(),
+            keys: names.iter().map(|n| create_camera(url, token, n)).collect(),
+            base: now_ms() - 3_600_000,
+            stop: Arc::default(),
+            acked: Arc::default(),
+        }
     }
-    acked.lock().unwrap().clone()
+
+    /// Every camera sending to `urls` (batches numbered from `offset` on,
+    /// apart per camera), timed by `timings` where given.
+    fn start(
+        &self,
+        urls: &[String],
+        offset: u64,
+        timings: &[Timing],
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        self.stop.store(false, Ordering::Relaxed);
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                camera(
+                    urls.to_vec(),
+                    k.clone(),
+                    i as u64 * 100_000 + offset,
+                    self.base,
+                    self.stop.clone(),
+                    self.acked.clone(),
+                    timings.get(i).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops the cameras and waits for them; the ids acknowledged so far.
+    fn stop(&self, senders: Vec<std::thread::JoinHandle<()>>) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for s in senders {
+            s.join().unwrap();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+
+    /// Every acknowledged id is stored once (see [`check_stored_once`]).
+    fn check_stored_once(&self, url: &str, token: &str, acked: &[String]) {
+        check_stored_once(url, token, &self.names, acked, self.base);
+    }
 }
 
 /// Every acknowledged id is stored, once, and nothing else from these
@@ -420,43 +474,22 @@ fn a_node_killed_during_ingest_loses_no_acknowledged_read() {
     let a = cluster.node("a");
     let b = cluster.node("b");
     let token = admin_session(&a.url, &cluster.admin);
-    let names = ["cam-1", "cam-2", "cam-3"];
-    let keys: Vec<String> = names
-        .iter()
-        .map(|n| create_camera(&a.url, &token, n))
-        .collect();
-    let base = now_ms() - 3_600_000;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let senders: Vec<_> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            camera(
-                vec![a.url.clone(), b.url.clone()],
-                k.clone(),
-                i as u64 * 100_000,
-                base,
-                stop.clone(),
-                acked.clone(),
-                Arc::default(),
-            )
-        })
-        .collect();
+    let fleet = Fleet::register(&a.url, &token, &["cam-1", "cam-2", "cam-3"]);
+    let senders = fleet.start(&[a.url.clone(), b.url.clone()], 0, &[]);
     until(
         "reads acknowledged by node A",
         Duration::from_secs(60),
-        || acked.lock().unwrap().len() >= 3_000,
+        || fleet.acked() >= 3_000,
     );
-    let before = acked.lock().unwrap().len();
+    let before = fleet.acked();
     a.kill();
     until(
         "ingest going on through node B",
         Duration::from_secs(60),
-        || acked.lock().unwrap().len() >= before + 3_000,
+        || fleet.acked() >= before + 3_000,
     );
-    let acked = stop_cameras(&stop, senders, &acked);
-    check_stored_once(&b.url, &token, &names, &acked, base);
+    let acked = fleet.stop(senders);
+    fleet.check_stored_once(&b.url, &token, &acked);
     drop(b);
     log_verifies(&cluster.data("a"), &database);
 }
@@ -473,48 +506,24 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         std::env::var("PLATEKEEPER_TEST_PG_KILL_PRIMARY"),
         std::env::var("PLATEKEEPER_TEST_PG_PROMOTE"),
     ) else {
-        assert!(
-            std::env::var_os("PLATEKEEPER_REQUIRE_STANDBY").is_none(),
-            "PLATEKEEPER_REQUIRE_STANDBY is set but no standby was started"
+        skip(
+            "PLATEKEEPER_REQUIRE_STANDBY",
+            "no standby (run under scripts/with-postgres --standby)",
         );
-        eprintln!("skipped: no standby (run under scripts/with-postgres --standby)");
         return;
     };
     let cluster = Cluster::new(&database);
     let (data, key) = (cluster.data("a"), cluster.key());
     let a = cluster.node("a");
     let token = admin_session(&a.url, &cluster.admin);
-    let names = ["cam-1", "cam-2"];
-    let keys: Vec<String> = names
-        .iter()
-        .map(|n| create_camera(&a.url, &token, n))
-        .collect();
-    let base = now_ms() - 3_600_000;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let cameras = |offset: u64, timings: &[Timing]| -> Vec<std::thread::JoinHandle<()>> {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| {
-                camera(
-                    vec![a.url.clone()],
-                    k.clone(),
-                    i as u64 * 100_000 + offset,
-                    base,
-                    stop.clone(),
-                    acked.clone(),
-                    timings[i].clone(),
-                )
-            })
-            .collect()
-    };
-    let timings: Vec<Timing> = names.iter().map(|_| Arc::default()).collect();
-    let senders = cameras(0, &timings);
+    let fleet = Fleet::register(&a.url, &token, &["cam-1", "cam-2"]);
+    let nodes = [a.url.clone()];
+    let timings: Vec<Timing> = fleet.names.iter().map(|_| Arc::default()).collect();
+    let senders = fleet.start(&nodes, 0, &timings);
     until("reads acknowledged", Duration::from_secs(60), || {
-        acked.lock().unwrap().len() >= 2_000
+        fleet.acked() >= 2_000
     });
-    stop_cameras(&stop, senders, &acked);
-    stop.store(false, Ordering::Relaxed);
+    fleet.stop(senders);
 
     // A second node searching on the standby (`--read-database`): its
     // searches find the reads and run there; a database holding another
@@ -563,7 +572,10 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
             .unwrap_or(-1)
     };
     let before_search = searched_there();
-    let probe = batch(0, 1, base)[0]["plate"].as_str().unwrap().to_string();
+    let probe = batch(0, 1, fleet.base)[0]["plate"]
+        .as_str()
+        .unwrap()
+        .to_string();
     until(
         "the standby to find a read",
         Duration::from_secs(10),
@@ -571,7 +583,7 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
             post(
             &format!("{}/api/v1/search", reader.url),
             Some(&token),
-            &json!({"plate": probe, "from": ts(base - 1_000), "to": ts(now_ms()), "purpose": purpose()}),
+            &json!({"plate": probe, "from": ts(fleet.base - 1_000), "to": ts(now_ms()), "purpose": purpose()}),
         )
         .map(|v| !v["results"].as_array().unwrap().is_empty())
         .unwrap_or(false)
@@ -601,7 +613,7 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
                        "ts": ts(now_ms() - 1_000), "lat": 37.8044, "lon": -122.2712});
     post(
         &format!("{}/api/v1/reads", a.url),
-        Some(&keys[0]),
+        Some(&fleet.keys[0]),
         &json!({"reads": [fresh]}),
     )
     .expect("a read while the standby is paused");
@@ -646,10 +658,10 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
     assert!(!ok && err.contains("does not hold this store"), "{err}");
 
     // Sustained ingest again, and the primary killed under it.
-    let before = acked.lock().unwrap().len();
-    let senders = cameras(50_000, &timings);
+    let before = fleet.acked();
+    let senders = fleet.start(&nodes, 50_000, &timings);
     until("ingest under way", Duration::from_secs(30), || {
-        acked.lock().unwrap().len() >= before + 500
+        fleet.acked() >= before + 500
     });
 
     let sh = |cmd: &str| {
@@ -684,10 +696,10 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
     until(
         "more reads on the new primary",
         Duration::from_secs(60),
-        || acked.lock().unwrap().len() >= before + 2_000,
+        || fleet.acked() >= before + 2_000,
     );
-    let acked = stop_cameras(&stop, senders, &acked);
-    check_stored_once(&a.url, &token, &names, &acked, base);
+    let acked = fleet.stop(senders);
+    fleet.check_stored_once(&a.url, &token, &acked);
     // The log goes on on the new primary, and verifies whole.
     let h = get(&format!("{}/healthz", a.url), "").expect("health");
     assert_eq!(h["database"]["primary"], true, "{h}");

@@ -7,7 +7,7 @@
 use std::process::Command;
 
 mod common;
-use common::{fresh_database, psql, BIN};
+use common::{admin_create, admin_create_with, fresh_database, psql, run, BIN};
 
 #[test]
 fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
@@ -124,15 +124,6 @@ fn bench_writes_through_postgres_and_audit_verify_finds_an_edit() {
     assert!(!err.contains("wrong-"), "{err}");
 }
 
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `--database` on the commands that open a store (R10.1): the
 /// administrator, an import, retention and a purge all land in the
 /// database, and the data folder keeps nothing of the agency's data (no
@@ -144,22 +135,8 @@ fn the_store_commands_work_on_postgres_and_leave_the_data_folder_empty() {
     };
     let data = tempfile::tempdir().expect("dir");
     let data_s = data.path().to_str().expect("path");
-    let (ok, out, err) = run(&[
-        "admin",
-        "create",
-        "--data",
-        data_s,
-        "--database",
-        &url,
-        "--username",
-        "capt",
-        "--name",
-        "Dana Reyes",
-        "--title",
-        "Captain",
-    ]);
-    assert!(ok, "{err}");
-    assert!(out.contains("capt"), "{out}");
+    let (username, _, _) = admin_create_with(data.path(), &["--database", &url]);
+    assert_eq!(username, "capt");
     // A camera, registered as the server would.
     {
         let parsed = platekeeper_store::postgres::DatabaseUrl::parse(&url).expect("url");
@@ -338,19 +315,7 @@ fn migrate_moves_an_embedded_store_with_its_log_head() {
     };
     let data = tempfile::tempdir().expect("dir");
     let data_s = data.path().to_str().expect("path");
-    let (ok, _, err) = run(&[
-        "admin",
-        "create",
-        "--data",
-        data_s,
-        "--username",
-        "capt",
-        "--name",
-        "Dana Reyes",
-        "--title",
-        "Captain",
-    ]);
-    assert!(ok, "{err}");
+    admin_create(data.path());
     let (ok, here, err) = run(&["audit", "verify", "--data", data_s]);
     assert!(ok, "{err}");
     let (ok, out, err) = run(&["migrate", "--data", data_s, "--to", &url]);

@@ -1296,15 +1296,8 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
     );
     let fixed = moved.corrections(None).expect("corrections");
     assert_eq!((fixed.len(), fixed[0].new_plate.as_str()), (1, "7MOV999"));
-    let access = analyst_access(serde_json::json!({"plate": "7MOV999"}), "migration test");
-    let q = platekeeper_store::ReadQuery {
-        plate: Some(platekeeper_core::PlatePattern::parse("7MOV999", false).expect("pattern")),
-        ..Default::default()
-    };
-    let found = moved.search(&access, &q).expect("search");
-    let page = moved.release(access, found, now).expect("release");
     assert_eq!(
-        page.value().reads.len(),
+        search_plate(&moved, "7MOV999", now).reads.len(),
         1,
         "the corrected read, by its new plate"
     );
@@ -1348,32 +1341,13 @@ fn an_embedded_store_moves_into_postgres_whole_and_resumably() {
 /// commit's notification has arrived.
 #[test]
 fn searches_on_one_node_find_plates_ingested_on_another() {
-    use platekeeper_store::{IngestItem, ReadQuery};
+    use platekeeper_store::IngestItem;
     let Some(url) = fresh_database() else { return };
     let (_a_dir, a) = store_on(&url);
     let (_b_dir, b) = store_on(&url);
     let now = 1_800_000_000_000;
-    let cam = broadway(&a, &platekeeper_store::Actor::system("test"), now)
-        .expect("camera")
-        .0;
-    a.ingest(&[IngestItem {
-        camera: cam.num,
-        read: new_read("4NOD123", now - 1_000, false),
-    }])
-    .expect("ingest on node A");
-    let search = |store: &platekeeper_store::Store, plate: &str| {
-        let access = analyst_access(serde_json::json!({"plate": plate}), "two nodes");
-        let q = ReadQuery {
-            plate: Some(platekeeper_core::PlatePattern::parse(plate, false).expect("pattern")),
-            ..ReadQuery::default()
-        };
-        let found = store.search(&access, &q).expect("search");
-        store
-            .release(access, found, now)
-            .expect("release")
-            .value()
-            .clone()
-    };
+    let cam = one_read(&a, "4NOD123", now);
+    let search = |store: &platekeeper_store::Store, plate: &str| search_plate(store, plate, now);
     let page = search(&b, "4NOD123");
     assert_eq!((page.reads.len(), page.plates_matched), (1, 1));
     let none = search(&b, "4NOD999");
@@ -1471,6 +1445,44 @@ fn a_revocation_or_a_policy_change_on_one_node_holds_on_the_others() {
         eventually(&|| b.policy().retention.audit_documents_days == 1_900),
         "node B applies the new policy"
     );
+}
+
+/// An analyst's search for `plate` (a pattern may hold `*`), released.
+fn search_plate(
+    store: &platekeeper_store::Store,
+    plate: &str,
+    now_ms: i64,
+) -> platekeeper_store::SearchPage {
+    let access = analyst_access(serde_json::json!({"plate": plate}), "a test's search");
+    let q = platekeeper_store::ReadQuery {
+        plate: Some(platekeeper_core::PlatePattern::parse(plate, false).expect("pattern")),
+        ..Default::default()
+    };
+    let found = store.search(&access, &q).expect("search");
+    store
+        .release(access, found, now_ms)
+        .expect("release")
+        .value()
+        .clone()
+}
+
+/// Registers `cam-1` on `store` and stores one read of `plate` through it
+/// a second before `now_ms`; returns the camera.
+fn one_read(
+    store: &platekeeper_store::Store,
+    plate: &str,
+    now_ms: i64,
+) -> platekeeper_store::Camera {
+    let cam = broadway(store, &platekeeper_store::Actor::system("test"), now_ms)
+        .expect("camera")
+        .0;
+    store
+        .ingest(&[platekeeper_store::IngestItem {
+            camera: cam.num,
+            read: new_read(plate, now_ms - 1_000, false),
+        }])
+        .expect("ingest");
+    cam
 }
 
 /// Makes the test's hot list "Stolen" on `store`.
@@ -1650,18 +1662,10 @@ fn links_and_sign_in_failures_are_shared_by_the_nodes() {
 /// refused; a read database that does not hold this store is refused.
 #[test]
 fn searches_use_the_read_database_and_fall_back_to_the_primary() {
-    use platekeeper_store::{IngestItem, ReadQuery};
     let Some(url) = fresh_database() else { return };
     let now = 1_800_000_000_000;
     let (_a_dir, a) = store_on(&url);
-    let cam = broadway(&a, &platekeeper_store::Actor::system("test"), now)
-        .expect("camera")
-        .0;
-    a.ingest(&[IngestItem {
-        camera: cam.num,
-        read: new_read("5RDB001", now - 1_000, false),
-    }])
-    .expect("ingest");
+    one_read(&a, "5RDB001", now);
     // A role that may only read the store's tables.
     let reader = format!("pk_reader_{}", hex(4));
     let mut su = insider(&url);
@@ -1694,20 +1698,7 @@ fn searches_use_the_read_database_and_fall_back_to_the_primary() {
     let state = b.database_state().expect("state");
     let rd = state.read_database.expect("a read database");
     assert!(rd.reachable, "{rd:?}");
-    let search = |store: &platekeeper_store::Store| {
-        let access = analyst_access(serde_json::json!({"plate": "5RDB001"}), "read database");
-        let q = ReadQuery {
-            plate: Some(platekeeper_core::PlatePattern::parse("5RDB001", false).expect("pattern")),
-            ..ReadQuery::default()
-        };
-        let found = store.search(&access, &q).expect("search");
-        store
-            .release(access, found, now)
-            .expect("release")
-            .value()
-            .reads
-            .len()
-    };
+    let search = |store: &platekeeper_store::Store| search_plate(store, "5RDB001", now).reads.len();
     assert_eq!(search(&b), 1);
     // The read role's sessions, by the last statement each ran: the
     // search shows there (opening ran only the log's first entry).

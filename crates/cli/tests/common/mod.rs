@@ -221,11 +221,10 @@ pub fn fresh_database() -> Option<(String, String)> {
         std::env::var("PLATEKEEPER_TEST_DATABASE"),
         std::env::var("PLATEKEEPER_TEST_PG_ADMIN"),
     ) else {
-        assert!(
-            std::env::var_os("PLATEKEEPER_REQUIRE_POSTGRES").is_none(),
-            "PLATEKEEPER_REQUIRE_POSTGRES is set but no PostgreSQL was started"
+        skip(
+            "PLATEKEEPER_REQUIRE_POSTGRES",
+            "no PostgreSQL (run under scripts/with-postgres)",
         );
-        eprintln!("skipped: no PostgreSQL (run under scripts/with-postgres)");
         return None;
     };
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -252,4 +251,15 @@ pub fn psql(url: &str, sql: &str) -> std::process::Output {
         .args(["-XAt", url, "-c", sql])
         .output()
         .expect("psql")
+}
+
+/// A test whose server the test scripts start is skipped without it,
+/// unless `require` is set: the scripts set it, and there a missing
+/// server is a failure, not a skip.
+pub fn skip(require: &str, missing: &str) {
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set, but {missing}"
+    );
+    eprintln!("skipped: {missing}");
 }
