@@ -118,7 +118,8 @@ pub(crate) fn open_main(url: &DatabaseUrl, now_ms: i64) -> Result<PgPool, PgErro
     Ok(pool)
 }
 
-fn now_ms() -> i64 {
+/// The wall clock, in ms since 1970.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -295,18 +295,30 @@ impl Store {
         // The lease is as good as its session: asked, not assumed (an
         // idle session does not notice its server died; after a
         // fail-over the new primary holds no lock, and another node may
-        // take the lease there).
-        if let Some(c) = lease.as_mut() {
-            let alive = !c.is_closed()
-                && off_runtime(|| c.is_valid(std::time::Duration::from_secs(5)).is_ok());
-            if alive {
-                return Ok(true);
+        // take the lease there). A node without the lease asks again on
+        // the same session, not on a new connection each time.
+        if let Some((c, held)) = lease.as_mut() {
+            let asked = off_runtime(|| -> Result<bool, StoreError> {
+                if *held {
+                    c.is_valid(std::time::Duration::from_secs(5)).map_err(db)?;
+                    return Ok(true);
+                }
+                Ok(c.query_one("SELECT pg_try_advisory_lock(1347, -1)", &[])
+                    .map_err(db)?
+                    .get(0))
+            });
+            match asked {
+                Ok(got) => {
+                    *held = got;
+                    return Ok(got);
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the scheduled-work lease's database session is gone; asking for the lease again"
+                ),
             }
-            tracing::warn!(
-                "the scheduled-work lease's database session is gone; asking for the lease again"
-            );
         }
-        if let Some(dead) = lease.take() {
+        if let Some((dead, _)) = lease.take() {
             off_runtime(move || drop(dead));
         }
         let (got, client) = off_runtime(|| -> Result<_, StoreError> {
@@ -317,11 +329,7 @@ impl Store {
                 .get(0);
             Ok((got, client))
         })?;
-        if got {
-            *lease = Some(client);
-        } else {
-            off_runtime(move || drop(client));
-        }
+        *lease = Some((client, got));
         Ok(got)
     }
 
@@ -437,12 +445,7 @@ impl Store {
             }
             let mut out: Vec<StoredRead> = Vec::new();
             for day in Self::pg_days(conn, partition::day_of(from), last)? {
-                let codes: Option<Vec<i64>> = p.candidates.map(|c| {
-                    c.iter()
-                        .filter(|s| s.maybe_on(day))
-                        .map(|s| s.plate.code())
-                        .collect()
-                });
+                let codes: Option<Vec<i64>> = p.candidates.map(|c| reads::codes_on(c, day));
                 if codes.as_ref().is_some_and(Vec::is_empty) {
                     continue;
                 }
@@ -526,11 +529,7 @@ impl Store {
             self.with_search_conn(|conn| {
                 let mut count = 0usize;
                 for day in Self::pg_days(conn, partition::day_of(from), partition::day_of(to))? {
-                    let codes: Vec<i64> = candidates
-                        .iter()
-                        .filter(|s| s.maybe_on(day))
-                        .map(|s| s.plate.code())
-                        .collect();
+                    let codes = reads::codes_on(candidates, day);
                     if codes.is_empty() {
                         continue;
                     }

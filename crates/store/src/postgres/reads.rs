@@ -346,6 +346,16 @@ pub(crate) fn row_read(r: &postgres::Row) -> PgRead {
     }
 }
 
+/// The codes of the plates among `spans` the dictionary says were read on
+/// `day`: what a day's partition is asked for.
+pub(crate) fn codes_on(spans: &[crate::dictionary::PlateSpan], day: i32) -> Vec<i64> {
+    spans
+        .iter()
+        .filter(|s| s.maybe_on(day))
+        .map(|s| s.plate.code())
+        .collect()
+}
+
 /// The reads of the plates the dictionary found (`spans`) in
 /// `[from_ms, to_ms]`, newest first, at most `limit`: day by day from the
 /// newest, each day's partition asked only for the plates the dictionary
@@ -363,11 +373,7 @@ pub fn of_spans(
     let days = days_between(client, first, last)?;
     let mut out = Vec::new();
     for day in days {
-        let codes: Vec<i64> = spans
-            .iter()
-            .filter(|s| s.maybe_on(day))
-            .map(|s| s.plate.code())
-            .collect();
+        let codes = codes_on(spans, day);
         if codes.is_empty() {
             continue;
         }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::connect::{open_replica, PgPool};
-use super::DatabaseUrl;
+use super::{now_ms, DatabaseUrl};
 use crate::StoreError;
 
 /// How long a standby that failed is left alone.
@@ -32,18 +32,11 @@ pub(crate) struct Replica {
     lag_bytes: AtomicI64,
 }
 
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Says `what` at most once a minute (a search a second must not write a
 /// warning a second).
 fn warn_now_and_then(what: &str, e: &dyn std::fmt::Display) {
     static LAST_SAID: AtomicI64 = AtomicI64::new(0);
-    let minute = wall_ms() / 60_000;
+    let minute = now_ms() / 60_000;
     if LAST_SAID.swap(minute, Ordering::Relaxed) != minute {
         tracing::warn!(error = %e, "{what}; searching on the primary");
     }
@@ -75,7 +68,7 @@ impl Replica {
 
     /// The standby to search on now, or `None` (search on the primary).
     pub(crate) fn usable(&self, primary: &PgPool) -> Option<Arc<PgPool>> {
-        let now = wall_ms();
+        let now = now_ms();
         if now < self.skip_until_ms.load(Ordering::Relaxed) {
             return None;
         }
@@ -124,7 +117,7 @@ impl Replica {
     /// Leaves the standby alone for a while (it failed a search).
     pub(crate) fn failed(&self) {
         self.skip_until_ms
-            .store(wall_ms() + SKIP_AFTER_FAILURE_MS, Ordering::Relaxed);
+            .store(now_ms() + SKIP_AFTER_FAILURE_MS, Ordering::Relaxed);
         self.lag_bytes.store(-1, Ordering::Relaxed);
     }
 
@@ -136,7 +129,7 @@ impl Replica {
     /// Whether searches go to the standby now (not skipped after a
     /// failure or for its lag).
     pub(crate) fn in_use(&self) -> bool {
-        wall_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
+        now_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
             && self.lag_bytes().is_none_or(|b| b <= MAX_LAG_BYTES)
     }
 

@@ -432,12 +432,7 @@ impl Store {
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('transfer_done', $1)
                  ON CONFLICT (key) DO NOTHING",
-                &[&platekeeper_core::read::format_time_ms(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as i64)
-                        .unwrap_or(0),
-                )],
+                &[&platekeeper_core::read::format_time_ms(super::now_ms())],
             )
             .map_err(db)?;
         }
