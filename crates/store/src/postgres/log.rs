@@ -420,10 +420,10 @@ pub(crate) fn with_log<T: HasHead>(
             )?;
             // Other nodes drop the caches this change makes stale (its
             // entries' kinds say which), when it commits.
-            for topic in super::plates::topics_of(kinds.iter().map(String::as_str)) {
+            for topic in super::listener::topics_of(kinds.iter().map(String::as_str)) {
                 tx.execute(
                     "SELECT pg_notify($1, $2)",
-                    &[&super::plates::CHANGES, &topic],
+                    &[&super::listener::CHANGES, &topic],
                 )?;
             }
         }

@@ -25,11 +25,11 @@
 
 pub mod alert_bus;
 pub mod connect;
+pub mod listener;
 pub mod log;
 pub mod migrate;
 pub mod pictures;
 pub(crate) mod plane;
-pub mod plates;
 pub mod reads;
 pub(crate) mod replica;
 mod tls;

@@ -229,7 +229,7 @@ pub fn ingest(
         .iter()
         .map(|r| (r.get::<_, i64>(2), partition::day_of(r.get::<_, i64>(1))))
         .collect();
-    super::plates::notify(&mut tx, &new_plates)?;
+    super::listener::notify(&mut tx, &new_plates)?;
     tx.commit()?;
     let accepted: std::collections::HashSet<(Uuid, i64)> =
         stored.iter().map(|r| (r.get(0), r.get(1))).collect();

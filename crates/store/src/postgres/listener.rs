@@ -1,11 +1,17 @@
-//! The plates other nodes store (issue 26 item 1): every node keeps the
-//! plate dictionary that pattern searches run over in its own memory, so
-//! each batch's transaction tells the others which plates it stored, and
-//! on which days, with `NOTIFY` (delivered when, and only if, it commits),
-//! and each node's listener adds them to its dictionary.
+//! What a node hears of the other nodes' commits (issue 26 item 1), on a
+//! session of its own, by `NOTIFY` (delivered when, and only if, the
+//! transaction commits):
+//!
+//! * the plates another node stored, and on which days (`CHANNEL`): every
+//!   node keeps the plate dictionary that pattern searches run over in
+//!   its own memory, and adds them to it;
+//! * which of its caches another node's change made stale (`CHANGES`:
+//!   cameras, hot lists, the policy), reloaded at their next use;
+//! * alerts another node raised or re-sent (`super::alert_bus`).
 //!
 //! A listener that loses its connection reconnects with back-off and then
-//! reads every day's plates again (what it may have missed meanwhile).
+//! reads every day's plates again and marks every cache stale (what it may
+//! have missed meanwhile).
 //! Delivery follows the commit by the time a notification takes to reach
 //! the other node (milliseconds on a local network): a pattern search
 //! sent to another node in that moment may miss the newest plate; an
