@@ -178,6 +178,10 @@ enum Command {
         /// instead of the one built in.
         #[arg(long)]
         ocr_model: Option<PathBuf>,
+        /// Score this plate detector (ONNX, as `training/` exports it)
+        /// instead of the one built in.
+        #[arg(long)]
+        detector_model: Option<PathBuf>,
     },
     /// Evidence packages.
     Evidence {
@@ -561,7 +565,16 @@ fn main() -> anyhow::Result<()> {
             split,
             verbose,
             ocr_model,
-        } => vision::evaluate(&dataset, &split, verbose, ocr_model.as_deref()),
+            detector_model,
+        } => vision::evaluate(
+            &dataset,
+            &split,
+            verbose,
+            vision::Models {
+                ocr: ocr_model.as_deref(),
+                detector: detector_model.as_deref(),
+            },
+        ),
         Command::Totp { secret } => {
             let now = (now_ms() / 1000).max(0) as u64;
             match platekeeper_store::credentials::totp_code(secret.trim(), now) {

@@ -84,14 +84,37 @@ fn run(
     }
 }
 
+/// Models to score in place of the built-in ones (a newly trained one,
+/// before it replaces the built-in).
+#[derive(Clone, Copy, Default)]
+pub struct Models<'a> {
+    pub ocr: Option<&'a Path>,
+    pub detector: Option<&'a Path>,
+}
+
+impl Models<'_> {
+    fn load(self) -> anyhow::Result<Recognizer> {
+        let read = |path: Option<&Path>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
+            path.map(|p| {
+                std::fs::read(p).with_context(|| format!("reading the {what} {}", p.display()))
+            })
+            .transpose()
+        };
+        let ocr = read(self.ocr, "character model")?;
+        let detector = read(self.detector, "plate detector")?;
+        Recognizer::from_onnx(
+            detector
+                .as_deref()
+                .unwrap_or(platekeeper_vision::DETECTOR_ONNX),
+            ocr.as_deref().unwrap_or(platekeeper_vision::OCR_ONNX),
+        )
+        .context("loading the recognition models")
+    }
+}
+
 /// Scores a labelled folder; progress on stderr, the summary as the last
 /// stdout line.
-pub fn evaluate(
-    dataset: &Path,
-    split: &str,
-    verbose: bool,
-    ocr_model: Option<&Path>,
-) -> anyhow::Result<()> {
+pub fn evaluate(dataset: &Path, split: &str, verbose: bool, models: Models) -> anyhow::Result<()> {
     let split = Split::parse(split)
         .with_context(|| format!("--split must be all, held or train, not {split:?}"))?;
     let samples = eval::load(dataset, split)?;
@@ -100,62 +123,34 @@ pub fn evaluate(
         "no labelled images in {} for that split",
         dataset.display()
     );
-    let rec = match ocr_model {
-        None => Recognizer::embedded(),
-        Some(path) => {
-            let onnx = std::fs::read(path)
-                .with_context(|| format!("reading the character model {}", path.display()))?;
-            Recognizer::with_ocr(&onnx)
-        }
-    }
-    .context("loading the recognition models")?;
+    let rec = models.load()?;
     let crops = samples.iter().all(|s| s.truth.is_none());
     let mut outcomes = Vec::with_capacity(samples.len());
     let mut unreadable = 0usize;
-    for s in &samples {
+    for plates in eval::by_image(&samples) {
+        let image = &plates[0].image;
         let start = Instant::now();
-        let result = read_file(&s.image).and_then(|b| run(&rec, &b, crops));
+        let result = read_file(image).and_then(|b| run(&rec, &b, crops));
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        let o = match result {
+        match result {
             Ok(readings) => {
-                let o = eval::judge(s, &readings, ms);
+                let got = eval::judge_image(plates, &readings, ms);
                 if verbose {
-                    let got = readings.first().map_or("-", |r| r.text.as_str());
-                    // The runners-up with their confidences show how close
-                    // a miss was, which is what re-ranking constants move.
-                    let runners: Vec<String> = readings
-                        .first()
-                        .map(|r| {
-                            r.candidates
-                                .iter()
-                                .take(3)
-                                .map(|c| format!("{}:{:.3}", c.text, c.confidence))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    eprintln!(
-                        "{} truth={} read={} top1={} rank={} {:.1} ms [{}]",
-                        s.image.display(),
-                        s.plate,
-                        got,
-                        o.top1,
-                        o.rank.map_or("-".to_string(), |k| k.to_string()),
-                        ms,
-                        runners.join(" ")
-                    );
+                    for (s, o) in plates.iter().zip(&got) {
+                        eprintln!("{}", describe(s, o, &readings, ms));
+                    }
                 }
-                o
+                outcomes.extend(got);
             }
             Err(e) => {
                 unreadable += 1;
-                eprintln!("{}: {e}", s.image.display());
-                Outcome {
-                    ms,
+                eprintln!("{}: {e}", image.display());
+                outcomes.extend(plates.iter().enumerate().map(|(i, _)| Outcome {
+                    ms: (i == 0).then_some(ms),
                     ..Outcome::default()
-                }
+                }));
             }
-        };
-        outcomes.push(o);
+        }
     }
     #[derive(Serialize)]
     struct Report {
@@ -175,4 +170,36 @@ pub fn evaluate(
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// One verbose line: the plate, what was read over it, and the runners-up
+/// with their confidences (how close a miss was, which is what the
+/// re-ranking constants move).
+fn describe(s: &eval::Sample, o: &Outcome, readings: &[PlateReading], ms: f64) -> String {
+    let scored = match s.truth {
+        Some(t) => readings
+            .iter()
+            .find(|r| platekeeper_vision::detect::iou(&r.rect(), &t) >= eval::FOUND_IOU),
+        None => readings.first(),
+    };
+    let runners: Vec<String> = scored
+        .map(|r| {
+            r.candidates
+                .iter()
+                .take(3)
+                .map(|c| format!("{}:{:.3}", c.text, c.confidence))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} truth={} read={} top1={} rank={} iou={} {:.1} ms [{}]",
+        s.image.display(),
+        s.plate,
+        scored.map_or("-", |r| r.text.as_str()),
+        o.top1,
+        o.rank.map_or("-".to_string(), |k| k.to_string()),
+        o.iou.map_or("-".to_string(), |v| format!("{v:.2}")),
+        ms,
+        runners.join(" ")
+    )
 }

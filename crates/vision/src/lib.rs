@@ -24,8 +24,9 @@ pub use candidates::Candidate;
 pub use decode::{decode, MAX_PIXELS};
 pub use resample::Rect;
 
-const DETECTOR_ONNX: &[u8] = include_bytes!("../models/detector.onnx");
-const OCR_ONNX: &[u8] = include_bytes!("../models/ocr.onnx");
+/// The built-in models (see `models/MODEL_CARD_*.md`).
+pub const DETECTOR_ONNX: &[u8] = include_bytes!("../models/detector.onnx");
+pub const OCR_ONNX: &[u8] = include_bytes!("../models/ocr.onnx");
 
 /// Readings returned per plate.
 pub const TOP_N: usize = 10;
@@ -134,12 +135,6 @@ impl Recognizer {
     /// The models compiled into this binary.
     pub fn embedded() -> Result<Recognizer, VisionError> {
         Recognizer::from_onnx(DETECTOR_ONNX, OCR_ONNX)
-    }
-
-    /// The built-in detector with another character model (to score a
-    /// newly trained one before it replaces the built-in).
-    pub fn with_ocr(ocr: &[u8]) -> Result<Recognizer, VisionError> {
-        Recognizer::from_onnx(DETECTOR_ONNX, ocr)
     }
 
     pub fn from_onnx(detector: &[u8], ocr: &[u8]) -> Result<Recognizer, VisionError> {
