@@ -79,6 +79,22 @@ def _fonts():
 
 BOLD_FONTS, ANY_FONTS = _fonts()
 
+# Typefaces near the state dies (issue 27 item 3): DIN-like, geometric and
+# condensed grotesques, from Debian packages `setup.sh` installs. A serial
+# is drawn in one of them at DIE_SHARE, in any bold font otherwise.
+DIE_FONT_NAMES = {
+    "OSP-DIN.ttf", "LeagueSpartan-Bold.otf", "LeagueSpartan-SemiBold.otf",
+    "Inter-SemiBold.otf", "Inter-Bold.otf", "B612-Bold.otf",
+    "NimbusSansNarrow-Bold.otf", "RobotoCondensed-Bold.ttf",
+    "DejaVuSansCondensed-Bold.ttf", "LiberationSansNarrow-Bold.ttf",
+}
+DIE_FONTS = sorted({f for f in ANY_FONTS if f.rsplit("/", 1)[-1] in DIE_FONT_NAMES})
+DIE_SHARE = 0.5
+# Shares of plates with a frame reaching over the serial's lower edge, and
+# of pictures taken by night in infrared.
+FRAME_OVER_SERIAL = 0.08
+INFRARED = 0.12
+
 
 def random_serial(rng: random.Random) -> str:
     if rng.random() < 0.12:
@@ -199,7 +215,7 @@ def render_plate(rng: random.Random, text: str | None = None):
     if len(serial) >= 5 and rng.random() < 0.3:
         cut = rng.randint(2, len(serial) - 2)
         shown = serial[:cut] + " " + serial[cut:]
-    serial_font = rng.choice(BOLD_FONTS)
+    serial_font = rng.choice(DIE_FONTS if DIE_FONTS and rng.random() < DIE_SHARE else BOLD_FONTS)
     layer = _text_layer(shown, serial_font, 100, rng.uniform(0.02, 0.25), rng)
     th = int(H * rng.uniform(0.36, 0.52))
     # A plate with a mark beside the serial leaves it room, the serial
@@ -240,6 +256,11 @@ def render_plate(rng: random.Random, text: str | None = None):
         d.rectangle((0, H - rng.randint(20, 40), W, H), fill=fc)
         if rng.random() < 0.4:
             d.rectangle((0, 0, W, rng.randint(12, 30)), fill=fc)
+    if rng.random() < FRAME_OVER_SERIAL:
+        # A deep dealer surround hiding the serial's feet (the label keeps
+        # every character: they are still legible to a person).
+        fc = rng.choice([(10, 10, 10), (180, 180, 185), (40, 40, 90)])
+        d.rectangle((0, int(ty + th * rng.uniform(0.84, 0.93)), W, H), fill=fc)
     return img, serial, state
 
 
@@ -383,10 +404,21 @@ def degrade(img: Image.Image, rng: random.Random) -> Image.Image:
     # Light: contrast, brightness, gamma, colour cast.
     a = (a - 128) * rng.uniform(0.45, 1.3) + 128 + rng.uniform(-60, 45)
     a = a * np.array([rng.uniform(0.8, 1.2) for _ in range(3)], dtype=np.float32)
-    if rng.random() < 0.2:
+    ir = rng.random()
+    if ir < 0.2:
         # Night: dark with an IR-like flat look.
         g = a.mean(axis=2, keepdims=True)
         a = np.repeat(g, 3, axis=2) * rng.uniform(0.25, 0.6)
+    elif ir < 0.2 + INFRARED:
+        # Night infrared: grey, the retroreflective sheeting near white and
+        # the ink dark (high contrast), the brightest parts blooming over
+        # the strokes beside them.
+        g = a.mean(axis=2)
+        g = np.clip((g - g.mean()) * rng.uniform(1.4, 2.4) + rng.uniform(150, 215), 0, 255)
+        glow = Image.fromarray(np.clip((g - 190) * 4, 0, 255).astype(np.uint8))
+        glow = glow.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 3.5) * max(w, 64) / 256))
+        g = g + np.asarray(glow, dtype=np.float32) * rng.uniform(0.2, 0.7)
+        a = np.repeat(g[..., None], 3, axis=2)
     if rng.random() < 0.25:
         # Glare: a bright soft ellipse.
         yy, xx = np.mgrid[0:h, 0:w]

@@ -9,7 +9,8 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -q
   apt-get install -y -q python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 \
     fonts-freefont-ttf fonts-croscore fonts-crosextra-carlito fonts-roboto-unhinted \
-    fonts-open-sans fonts-cantarell fonts-noto-mono fonts-urw-base35
+    fonts-open-sans fonts-cantarell fonts-noto-mono fonts-urw-base35 \
+    fonts-opendin fonts-league-spartan fonts-inter fonts-b612
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q -r "$here/requirements.txt"

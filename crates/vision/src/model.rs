@@ -18,9 +18,24 @@ pub struct Net {
 
 impl Net {
     pub fn load(bytes: &[u8], shape: &[usize]) -> Result<Net, VisionError> {
+        Net::load_edited(bytes, shape, |_| Ok(()))
+    }
+
+    /// Loads the graph in `bytes` after `edit` has changed it (a graph
+    /// whose shapes are constants, made for another input size).
+    pub fn load_edited(
+        bytes: &[u8],
+        shape: &[usize],
+        edit: impl FnOnce(&mut tract_onnx::pb::ModelProto) -> Result<(), VisionError>,
+    ) -> Result<Net, VisionError> {
         let err = |e: TractError| VisionError::Model(format!("{e:#}"));
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(bytes))
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx
+            .proto_model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(err)?;
+        edit(&mut proto)?;
+        let plan = onnx
+            .model_for_proto_model(&proto)
             .map_err(err)?
             .with_input_fact(0, f32::fact(shape).into())
             .map_err(err)?
@@ -32,6 +47,11 @@ impl Net {
             plan,
             shape: shape.to_vec(),
         })
+    }
+
+    /// The input shape the network was loaded for.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
     }
 
     /// Runs the network on `input` (row-major, `shape()` elements) and

@@ -16,6 +16,12 @@ pub struct Rect {
     pub h: f32,
 }
 
+impl Rect {
+    pub fn centre(&self) -> (f32, f32) {
+        (self.x + self.w / 2.0, self.y + self.h / 2.0)
+    }
+}
+
 /// Samples `rect` of `img` to `out_w x out_h`, calling `put(ox, oy, rgb)`
 /// with channel values 0..=255. Parts of `rect` outside the picture read
 /// as the nearest edge pixel.
