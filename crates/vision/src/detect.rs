@@ -143,7 +143,8 @@ pub const TILE_FROM_WIDTH: f32 = 1280.0;
 /// first pass gets a closer look when that pass found a plate elsewhere.
 /// Chosen on the two-car stand-in (`training/us_composites.py
 /// --two-cars`) against its cost on the one-car composites: 0.1 found
-/// 1.6 points more plates than 0.2 for 2.5 times the added time.
+/// 1.6 points more plates than 0.2, and added 1.3 to 5 times as much
+/// time (three runs by turns, the machine shared with training).
 pub const HINT_SCORE: f32 = 0.2;
 /// Most closer looks per frame beyond the first pass's plates.
 pub const MAX_LOOKS: usize = 2;
