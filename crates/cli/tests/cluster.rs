@@ -382,12 +382,8 @@ fn three_nodes_on_one_database_act_as_one() {
 
     // Searched through B: the exact plate and a pattern.
     for plate in ["8CLU555", "8CLU*"] {
-        let found = post(
-            &format!("{}/api/v1/search", b.url),
-            Some(&token),
-            &json!({"plate": plate, "from": ts(now - 60_000), "to": ts(now + 60_000), "purpose": purpose()}),
-        )
-        .expect("search");
+        let found =
+            search_plate(&b.url, &token, plate, now - 60_000, now + 60_000).expect("search");
         assert_eq!(
             found["results"].as_array().map(Vec::len),
             Some(5),
@@ -580,13 +576,9 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         "the standby to find a read",
         Duration::from_secs(10),
         || {
-            post(
-            &format!("{}/api/v1/search", reader.url),
-            Some(&token),
-            &json!({"plate": probe, "from": ts(fleet.base - 1_000), "to": ts(now_ms()), "purpose": purpose()}),
-        )
-        .map(|v| !v["results"].as_array().unwrap().is_empty())
-        .unwrap_or(false)
+            search_plate(&reader.url, &token, &probe, fleet.base - 1_000, now_ms())
+                .map(|v| !v["results"].as_array().unwrap().is_empty())
+                .unwrap_or(false)
         },
     );
     assert!(
@@ -621,13 +613,9 @@ fn the_primary_killed_and_the_standby_promoted_loses_nothing_acknowledged() {
         "the primary to answer for the paused standby",
         Duration::from_secs(10),
         || {
-            post(
-            &format!("{}/api/v1/search", reader.url),
-            Some(&token),
-            &json!({"plate": "8LAG001", "from": ts(now_ms() - 60_000), "to": ts(now_ms()), "purpose": purpose()}),
-        )
-        .map(|v| v["results"].as_array().is_some_and(|r| r.len() == 1))
-        .unwrap_or(false)
+            search_plate(&reader.url, &token, "8LAG001", now_ms() - 60_000, now_ms())
+                .map(|v| v["results"].as_array().is_some_and(|r| r.len() == 1))
+                .unwrap_or(false)
         },
     );
     let h = get(&format!("{}/healthz", reader.url), "").expect("health");

@@ -186,6 +186,22 @@ pub fn purpose() -> Value {
     json!({"case_number": "26-000999", "offense": "10851 VC", "reason": "durability test"})
 }
 
+/// A search for `plate` (exact or pattern) between `from` and `to`, with
+/// the test purpose; the first page of results.
+pub fn search_plate(
+    url: &str,
+    token: &str,
+    plate: &str,
+    from: i64,
+    to: i64,
+) -> Result<Value, (u16, Value)> {
+    post(
+        &format!("{url}/api/v1/search"),
+        Some(token),
+        &json!({"plate": plate, "from": ts(from), "to": ts(to), "purpose": purpose()}),
+    )
+}
+
 /// Every read a camera can see in the last `window_ms`, by paging.
 pub fn all_reads(url: &str, token: &str, camera: &str, from: i64, to: i64) -> Vec<Value> {
     let mut body = json!({"camera": camera, "from": ts(from), "to": ts(to), "limit": 1000, "purpose": purpose()});
