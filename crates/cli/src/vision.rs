@@ -176,12 +176,7 @@ pub fn evaluate(dataset: &Path, split: &str, verbose: bool, models: Models) -> a
 /// with their confidences (how close a miss was, which is what the
 /// re-ranking constants move).
 fn describe(s: &eval::Sample, o: &Outcome, readings: &[PlateReading], ms: f64) -> String {
-    let scored = match s.truth {
-        Some(t) => readings
-            .iter()
-            .find(|r| platekeeper_vision::detect::iou(&r.rect(), &t) >= eval::FOUND_IOU),
-        None => readings.first(),
-    };
+    let scored = eval::scored(s, readings);
     let runners: Vec<String> = scored
         .map(|r| {
             r.candidates

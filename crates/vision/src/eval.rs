@@ -226,13 +226,18 @@ pub fn judge_image(plates: &[Sample], readings: &[PlateReading], ms: f64) -> Vec
         .collect()
 }
 
-/// Judges the readings of one sample: the reading that overlaps the truth
-/// box (best first) is the one scored; for a crop, the first reading.
-pub fn judge(sample: &Sample, readings: &[PlateReading]) -> Outcome {
-    let matched = match sample.truth {
+/// The reading scored for a sample: the first (best) that overlaps the
+/// truth box enough; for a crop, the first reading.
+pub fn scored<'a>(sample: &Sample, readings: &'a [PlateReading]) -> Option<&'a PlateReading> {
+    match sample.truth {
         None => readings.first(),
         Some(t) => readings.iter().find(|r| iou(&r.rect(), &t) >= FOUND_IOU),
-    };
+    }
+}
+
+/// Judges the readings of one sample against the [`scored`] reading.
+pub fn judge(sample: &Sample, readings: &[PlateReading]) -> Outcome {
+    let matched = scored(sample, readings);
     let overlap = sample.truth.map(|t| match matched {
         Some(r) => iou(&r.rect(), &t),
         None => readings
