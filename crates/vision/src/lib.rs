@@ -16,6 +16,7 @@ pub mod formats;
 mod model;
 pub mod ocr;
 pub mod resample;
+mod threads;
 
 use image::RgbImage;
 use serde::Serialize;
@@ -177,43 +178,20 @@ impl Recognizer {
         self.read_rect(img, whole, whole, 1.0)
     }
 
-    /// Reads `crop` once per [`VIEW_SHIFTS`], the views on threads of
-    /// their own (a camera's picture waits for its slowest plate, and the
-    /// target machine has two cores), and merges the readings.
+    /// Reads `crop` once per [`VIEW_SHIFTS`], the views side by side
+    /// (see [`threads::each`]), and merges the readings.
     fn read_views(
         &self,
         img: &RgbImage,
         crop: Rect,
     ) -> Result<Vec<candidates::Ranked>, VisionError> {
-        let read = |dx: f32| -> Result<Vec<candidates::Ranked>, VisionError> {
+        let views = threads::each(&VIEW_SHIFTS, |&dx| {
             let view = Rect {
                 x: crop.x + crop.w * dx,
                 ..crop
             };
             Ok(candidates::rank(&self.ocr.read(img, view)?, TOP_N))
-        };
-        let views =
-            std::thread::scope(|s| {
-                // A view whose thread cannot be started (the system is out of
-                // threads) is read here instead, after the first.
-                let others: Vec<_> = VIEW_SHIFTS[1..]
-                    .iter()
-                    .map(|&dx| {
-                        std::thread::Builder::new()
-                            .spawn_scoped(s, move || read(dx))
-                            .map_err(|_| dx)
-                    })
-                    .collect();
-                let mut views = vec![read(VIEW_SHIFTS[0])];
-                views.extend(others.into_iter().map(|h| match h {
-                    Ok(h) => h.join().unwrap_or_else(|_| {
-                        Err(VisionError::Model("a reading thread failed".into()))
-                    }),
-                    Err(dx) => read(dx),
-                }));
-                views
-            });
-        let views = views.into_iter().collect::<Result<Vec<_>, _>>()?;
+        })?;
         Ok(candidates::merge(views, TOP_N))
     }
 
