@@ -4,7 +4,7 @@
 
 use image::RgbImage;
 
-use crate::model::Net;
+use crate::model::{parse, Net};
 use crate::resample::{sample, Rect};
 use crate::VisionError;
 
@@ -51,10 +51,11 @@ pub const LOOK_H: usize = INPUT_H / 2;
 
 impl Detector {
     pub fn load(onnx: &[u8]) -> Result<Detector, VisionError> {
+        let proto = parse(onnx)?;
         let resized = |h: usize, w: usize| {
-            Net::load_edited(onnx, &[1, 3, h, w], |proto| {
-                upsampling_for(proto, h as i64, w as i64)
-            })
+            let mut sized = proto.clone();
+            upsampling_for(&mut sized, h as i64, w as i64)?;
+            Net::from_proto(&sized, &[1, 3, h, w])
         };
         Ok(Detector {
             band: resized(BAND_H, INPUT_W)?,
@@ -109,7 +110,7 @@ impl Detector {
     /// picture's pixels, not yet suppressed. The input is worked in bands
     /// ([`BAND_H`]), side by side.
     fn pass(&self, img: &RgbImage, src: Rect, least: f32) -> Result<Vec<Detection>, VisionError> {
-        let (input, scale, (_, ch)) = letterbox(img, src, INPUT_W, INPUT_H);
+        let (input, scale, ch) = letterbox(img, src, INPUT_W, INPUT_H);
         // (first row, the rows its plates' centre cells may lie on); the
         // second band starts on a multiple of DEEPEST, so both see every
         // feature cell where the whole input would.
@@ -122,33 +123,17 @@ impl Detector {
         };
         let plane = INPUT_W * INPUT_H;
         let found = crate::threads::each(&bands, |(top, centres)| {
-            let mut band = vec![0f32; 3 * BAND_H * INPUT_W];
-            let rows = BAND_H.min(INPUT_H - top) * INPUT_W;
-            for (c, to) in band.chunks_exact_mut(BAND_H * INPUT_W).enumerate() {
-                let from = c * plane + top * INPUT_W;
-                to[..rows].copy_from_slice(&input[from..from + rows]);
-            }
-            let mut found = infer(&self.band, band, 1.0, least, |gy| {
+            let rows = top * INPUT_W..(top + BAND_H) * INPUT_W;
+            let band = (0..3)
+                .flat_map(|c| &input[c * plane..][rows.clone()])
+                .copied()
+                .collect();
+            let at = (src.x, src.y + *top as f32 / scale);
+            infer(&self.band, band, scale, at, least, |gy| {
                 centres.contains(&(top + gy * STRIDE + STRIDE / 2))
-            })?;
-            for d in &mut found {
-                d.rect.y += *top as f32;
-            }
-            Ok(found)
-        })?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|d| Detection {
-                rect: Rect {
-                    x: src.x + d.rect.x / scale,
-                    y: src.y + d.rect.y / scale,
-                    w: d.rect.w / scale,
-                    h: d.rect.h / scale,
-                },
-                ..d
             })
-            .collect())
+        })?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// As [`Detector::pass`] through the closer looks' smaller network.
@@ -159,24 +144,14 @@ impl Detector {
         least: f32,
     ) -> Result<Vec<Detection>, VisionError> {
         let (input, scale, _) = letterbox(img, src, LOOK_W, LOOK_H);
-        let mut found = infer(&self.look, input, scale, least, |_| true)?;
-        for d in &mut found {
-            d.rect.x += src.x;
-            d.rect.y += src.y;
-        }
-        Ok(found)
+        infer(&self.look, input, scale, (src.x, src.y), least, |_| true)
     }
 }
 
 /// `src` of `img` shrunk or enlarged to fit `in_w`×`in_h`, top-left
 /// aligned on black, as three planes of 0..1; with the scale and the
-/// size the picture takes in it.
-fn letterbox(
-    img: &RgbImage,
-    src: Rect,
-    in_w: usize,
-    in_h: usize,
-) -> (Vec<f32>, f32, (usize, usize)) {
+/// rows the picture takes in it.
+fn letterbox(img: &RgbImage, src: Rect, in_w: usize, in_h: usize) -> (Vec<f32>, f32, usize) {
     let scale = (in_w as f32 / src.w).min(in_h as f32 / src.h);
     let cw = ((src.w * scale).round() as usize).clamp(1, in_w);
     let ch = ((src.h * scale).round() as usize).clamp(1, in_h);
@@ -188,16 +163,18 @@ fn letterbox(
         input[plane + i] = p[1] / 255.0;
         input[2 * plane + i] = p[2] / 255.0;
     });
-    (input, scale, (cw, ch))
+    (input, scale, ch)
 }
 
 /// Runs the detector `net` on `input` and returns its centre-map peaks
 /// scoring `least` or more on the grid rows `keep_row` accepts, as boxes
-/// in input pixels divided by `scale`.
+/// in the picture's pixels: input pixels divided by `scale`, moved by
+/// `at` (where the input's corner lies in the picture).
 fn infer(
     net: &Net,
     input: Vec<f32>,
     scale: f32,
+    at: (f32, f32),
     least: f32,
     keep_row: impl Fn(usize) -> bool,
 ) -> Result<Vec<Detection>, VisionError> {
@@ -216,7 +193,12 @@ fn infer(
             "unexpected detector outputs {hs:?} {gs:?}"
         )));
     }
-    Ok(peaks(&heat, &geom, gw, gh, scale, least, keep_row))
+    let mut found = peaks(&heat, &geom, gw, gh, scale, least, keep_row);
+    for d in &mut found {
+        d.rect.x += at.0;
+        d.rect.y += at.1;
+    }
+    Ok(found)
 }
 
 /// Frames at least this wide get the second pass (at 1280 a quarter is
@@ -352,12 +334,6 @@ fn suppress(mut found: Vec<Detection>) -> Vec<Detection> {
     kept
 }
 
-/// Peaks of the centre map (local 3x3 maxima over MIN_SCORE) to boxes in
-/// the original picture's pixels, overlapping ones suppressed.
-pub fn decode(heat: &[f32], geom: &[f32], gw: usize, gh: usize, scale: f32) -> Vec<Detection> {
-    suppress(peaks(heat, geom, gw, gh, scale, MIN_SCORE, |_| true))
-}
-
 /// Every local 3x3 maximum of the centre map scoring `least` or more on
 /// a grid row `keep_row` accepts, as a box in the input's pixels divided
 /// by `scale`.
@@ -434,7 +410,7 @@ mod tests {
         geom[plane + i] = 0.5;
         geom[2 * plane + i] = (64.0f32 / 8.0).ln();
         geom[3 * plane + i] = (16.0f32 / 8.0).ln();
-        let got = decode(&heat, &geom, gw, gh, 0.5);
+        let got = suppress(peaks(&heat, &geom, gw, gh, 0.5, MIN_SCORE, |_| true));
         assert_eq!(got.len(), 1);
         let r = got[0].rect;
         // Centre (2.5 * 8, 3.5 * 8) = (20, 28) at scale 0.5 → (40, 56).
@@ -573,7 +549,7 @@ mod tests {
             };
             let banded = det.pass(&frame, all, MIN_SCORE).unwrap();
             let (input, scale, _) = letterbox(&frame, all, INPUT_W, INPUT_H);
-            let whole = infer(&whole_net, input, scale, MIN_SCORE, |_| true).unwrap();
+            let whole = infer(&whole_net, input, scale, (0.0, 0.0), MIN_SCORE, |_| true).unwrap();
             let on = |found: &[Detection]| -> Vec<Detection> {
                 found
                     .iter()

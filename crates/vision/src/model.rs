@@ -16,33 +16,37 @@ pub struct Net {
     shape: Vec<usize>,
 }
 
+/// The ONNX graph in `bytes`, not yet planned for an input size.
+pub fn parse(bytes: &[u8]) -> Result<tract_onnx::pb::ModelProto, VisionError> {
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(model_error)
+}
+
+fn model_error(e: TractError) -> VisionError {
+    VisionError::Model(format!("{e:#}"))
+}
+
 impl Net {
     pub fn load(bytes: &[u8], shape: &[usize]) -> Result<Net, VisionError> {
-        Net::load_edited(bytes, shape, |_| Ok(()))
+        Net::from_proto(&parse(bytes)?, shape)
     }
 
-    /// Loads the graph in `bytes` after `edit` has changed it (a graph
-    /// whose shapes are constants, made for another input size).
-    pub fn load_edited(
-        bytes: &[u8],
+    /// Plans the graph `proto` (as [`parse`] read it, perhaps then edited:
+    /// a graph whose shapes are constants, made for another input size).
+    pub fn from_proto(
+        proto: &tract_onnx::pb::ModelProto,
         shape: &[usize],
-        edit: impl FnOnce(&mut tract_onnx::pb::ModelProto) -> Result<(), VisionError>,
     ) -> Result<Net, VisionError> {
-        let err = |e: TractError| VisionError::Model(format!("{e:#}"));
-        let onnx = tract_onnx::onnx();
-        let mut proto = onnx
-            .proto_model_for_read(&mut std::io::Cursor::new(bytes))
-            .map_err(err)?;
-        edit(&mut proto)?;
-        let plan = onnx
-            .model_for_proto_model(&proto)
-            .map_err(err)?
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(proto)
+            .map_err(model_error)?
             .with_input_fact(0, f32::fact(shape).into())
-            .map_err(err)?
+            .map_err(model_error)?
             .into_optimized()
-            .map_err(err)?
+            .map_err(model_error)?
             .into_runnable()
-            .map_err(err)?;
+            .map_err(model_error)?;
         Ok(Net {
             plan,
             shape: shape.to_vec(),
@@ -57,16 +61,15 @@ impl Net {
     /// Runs the network on `input` (row-major, `shape()` elements) and
     /// returns every output as (shape, values).
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<Output>, VisionError> {
-        let err = |e: TractError| VisionError::Model(format!("{e:#}"));
         // Moves the buffer into the tensor (the detector's is 3 MB).
         let array = tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&self.shape), input)
             .map_err(|e| VisionError::Model(format!("input does not fit {:?}: {e}", self.shape)))?;
         let tensor = Tensor::from(array);
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(err)?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(model_error)?;
         outputs
             .iter()
             .map(|t| {
-                let view = t.to_array_view::<f32>().map_err(err)?;
+                let view = t.to_array_view::<f32>().map_err(model_error)?;
                 Ok((view.shape().to_vec(), view.iter().copied().collect()))
             })
             .collect()
