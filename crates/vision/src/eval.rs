@@ -205,6 +205,10 @@ pub struct Outcome {
     /// The time the recognizer took on the plate's photo, given on the
     /// photo's first plate only so that a photo counts once.
     pub ms: Option<f64>,
+    /// The photo's readings that no labelled plate is judged by (a box
+    /// elsewhere, a second box on a plate, one too loose to count), on
+    /// the photo's first plate only; `None` for a crop.
+    pub extra: Option<usize>,
 }
 
 /// The samples in runs of one image each (consecutive samples of the same
@@ -216,11 +220,22 @@ pub fn by_image(samples: &[Sample]) -> impl Iterator<Item = &[Sample]> {
 /// Judges the readings of one photo against each of its labelled plates;
 /// the photo's time goes on the first.
 pub fn judge_image(plates: &[Sample], readings: &[PlateReading], ms: f64) -> Vec<Outcome> {
+    let used: Vec<usize> = plates
+        .iter()
+        .filter_map(|s| scored(s, readings))
+        .filter_map(|m| readings.iter().position(|r| std::ptr::eq(r, m)))
+        .collect();
+    let extra = readings
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used.contains(i))
+        .count();
     plates
         .iter()
         .enumerate()
         .map(|(i, s)| Outcome {
             ms: (i == 0).then_some(ms),
+            extra: (i == 0 && s.truth.is_some()).then_some(extra),
             ..judge(s, readings)
         })
         .collect()
@@ -264,7 +279,7 @@ pub fn judge(sample: &Sample, readings: &[PlateReading]) -> Outcome {
         rank,
         char_accuracy: (1.0 - dist / sample.plate.len().max(1) as f64).max(0.0),
         iou: overlap,
-        ms: None,
+        ..Outcome::default()
     }
 }
 
@@ -291,6 +306,11 @@ pub struct Summary {
     pub p10_iou: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loose_boxes: Option<usize>,
+    /// Readings no labelled plate is judged by, in all (road photos
+    /// only; see [`Outcome::extra`]). On a stand-in some are real,
+    /// unlabelled plates of the background photos.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_readings: Option<usize>,
 }
 
 /// The value at fraction `p` of sorted `v` (nearest rank), 0 when empty.
@@ -328,6 +348,7 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
         median_iou: photos.then(|| percentile(&ious, 0.5)),
         p10_iou: photos.then(|| percentile(&ious, 0.1)),
         loose_boxes: photos.then(|| ious.iter().filter(|&&v| v < f64::from(TIGHT_IOU)).count()),
+        extra_readings: photos.then(|| outcomes.iter().filter_map(|o| o.extra).sum()),
     }
 }
 
@@ -441,12 +462,24 @@ mod tests {
         assert_eq!(by_image(&samples).count(), 1);
         // One reading only, over the first plate: it must not also count
         // for the second.
-        let got = judge_image(&samples, &[reading("AAA111", [100, 100, 80, 40])], 12.0);
+        // Two more readings: a second box on the first plate and a box
+        // elsewhere, both extra.
+        let got = judge_image(
+            &samples,
+            &[
+                reading("AAA111", [100, 100, 80, 40]),
+                reading("AAA11", [104, 100, 80, 40]),
+                reading("XYZ", [300, 300, 80, 40]),
+            ],
+            12.0,
+        );
         assert_eq!(got.len(), 2);
         assert!(got[0].found && got[0].top1 && got[0].ms == Some(12.0));
         assert!(!got[1].found && got[1].ms.is_none());
+        assert_eq!((got[0].extra, got[1].extra), (Some(2), None));
         let sum = summarize(&got);
         assert_eq!((sum.images, sum.plates), (1, 2));
+        assert_eq!(sum.extra_readings, Some(2));
         assert!((sum.found_rate - 0.5).abs() < 1e-9);
         assert_eq!(sum.median_ms, 12.0);
         assert_eq!(
@@ -468,9 +501,10 @@ mod tests {
             &[reading("ABC123", [0, 0, 9, 9])],
             3.0,
         );
-        assert_eq!(o[0].iou, None);
+        assert_eq!((o[0].iou, o[0].extra), (None, None));
         let sum = summarize(&o);
         assert_eq!((sum.median_iou, sum.loose_boxes), (None, None));
+        assert_eq!(sum.extra_readings, None);
     }
 
     #[test]
