@@ -275,8 +275,13 @@ pub const REDRAW_FILL: f32 = 100.0;
 /// the `w`×`h` frame.
 fn redraw_window(rect: Rect, first: f32, w: f32, h: f32) -> Rect {
     let scale = (REDRAW_FILL / rect.w).clamp(first, first * LOOK_ZOOM);
-    let (lw, lh) = (LOOK_W as f32 / scale, LOOK_H as f32 / scale);
-    let (cx, cy) = rect.centre();
+    let size = (LOOK_W as f32 / scale, LOOK_H as f32 / scale);
+    centred_window(rect.centre(), size, w, h)
+}
+
+/// A window of `lw`×`lh` centred on (`cx`, `cy`), moved as little as
+/// needed to lie in the `w`×`h` frame.
+fn centred_window((cx, cy): (f32, f32), (lw, lh): (f32, f32), w: f32, h: f32) -> Rect {
     Rect {
         x: (cx - lw / 2.0).clamp(0.0, (w - lw).max(0.0)),
         y: (cy - lh / 2.0).clamp(0.0, (h - lh).max(0.0)),
@@ -317,12 +322,7 @@ fn closer_looks(
         if found.iter().any(|d| inside(&d.rect)) || looks.iter().any(|l| inside(&inner(l))) {
             continue;
         }
-        looks.push(Rect {
-            x: (cx - lw / 2.0).clamp(0.0, (w - lw).max(0.0)),
-            y: (cy - lh / 2.0).clamp(0.0, (h - lh).max(0.0)),
-            w: lw,
-            h: lh,
-        });
+        looks.push(centred_window((cx, cy), (lw, lh), w, h));
     }
     looks
 }
