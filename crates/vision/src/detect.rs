@@ -89,7 +89,7 @@ impl Detector {
             w,
             h,
         };
-        let first = (INPUT_W as f32 / w).min(INPUT_H as f32 / h);
+        let first = fit_scale(whole, INPUT_W, INPUT_H);
         let (found, mut hints): (Vec<Detection>, Vec<Detection>) = self
             .pass(img, whole, HINT_SCORE)?
             .into_iter()
@@ -103,8 +103,7 @@ impl Detector {
                 for quarter in parts {
                     all.extend(self.pass(img, quarter, MIN_SCORE)?);
                 }
-                let seen_at = (INPUT_W as f32 / parts[0].w).min(INPUT_H as f32 / parts[0].h);
-                (suppress(all), seen_at)
+                (suppress(all), fit_scale(parts[0], INPUT_W, INPUT_H))
             }
             found => (found, first),
         };
@@ -182,7 +181,7 @@ impl Detector {
 /// aligned on black, as three planes of 0..1; with the scale and the
 /// rows the picture takes in it.
 fn letterbox(img: &RgbImage, src: Rect, in_w: usize, in_h: usize) -> (Vec<f32>, f32, usize) {
-    let scale = (in_w as f32 / src.w).min(in_h as f32 / src.h);
+    let scale = fit_scale(src, in_w, in_h);
     let cw = ((src.w * scale).round() as usize).clamp(1, in_w);
     let ch = ((src.h * scale).round() as usize).clamp(1, in_h);
     let plane = in_w * in_h;
@@ -194,6 +193,11 @@ fn letterbox(img: &RgbImage, src: Rect, in_w: usize, in_h: usize) -> (Vec<f32>, 
         input[2 * plane + i] = p[2] / 255.0;
     });
     (input, scale, ch)
+}
+
+/// The scale at which `src` fits `in_w`×`in_h` whole.
+fn fit_scale(src: Rect, in_w: usize, in_h: usize) -> f32 {
+    (in_w as f32 / src.w).min(in_h as f32 / src.h)
 }
 
 /// Runs the detector `net` on `input` and returns its centre-map peaks
@@ -597,11 +601,7 @@ mod tests {
 
     #[test]
     fn the_upsampling_shapes_are_only_resized_to_whole_feature_cells() {
-        let onnx = tract_onnx::prelude::Framework::proto_model_for_read(
-            &tract_onnx::onnx(),
-            &mut std::io::Cursor::new(crate::DETECTOR_ONNX),
-        )
-        .unwrap();
+        let onnx = parse(crate::DETECTOR_ONNX).unwrap();
         for (h, w) in [(192, 400), (100, 160), (200, 640), (0, 0), (-32, 640)] {
             let mut p = onnx.clone();
             assert!(upsampling_for(&mut p, h, w).is_err(), "{h}x{w}");

@@ -460,10 +460,9 @@ mod tests {
         };
         let samples = [plate(100.0, "AAA111"), plate(600.0, "BBB222")];
         assert_eq!(by_image(&samples).count(), 1);
-        // One reading only, over the first plate: it must not also count
-        // for the second.
-        // Two more readings: a second box on the first plate and a box
-        // elsewhere, both extra.
+        // One reading over the first plate, which must not also count for
+        // the second; and two extra: a second box on the first plate and
+        // a box elsewhere.
         let got = judge_image(
             &samples,
             &[
